@@ -1,0 +1,206 @@
+//! The `headwater` command line (clap): `run` and `validate`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::common::prepare;
+use crate::config::connector::load_file;
+use crate::config::watcher::DirectoryWatcher;
+use crate::config::worker::WorkerConfig;
+
+/// A Kafka Connect-style connector host for feature-store ingestion.
+#[derive(Debug, Parser)]
+#[command(name = "headwater", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the host in the foreground until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Check connector config files; print every problem and exit non-zero if any.
+    Validate {
+        /// Connector config files (.json or .properties).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Worker config file (TOML). Without it, defaults serve the demo.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of connector configs to run and watch (overrides the worker config).
+    #[arg(long)]
+    connectors_dir: Option<PathBuf>,
+    /// Directory for offsets, dead letters and caches (overrides the worker config).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the REST API (overrides the worker config).
+    #[arg(long)]
+    rest_listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEADWATER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            init_tracing(args.log_format);
+            match run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "Headwater stopped on an error.");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate { files } => validate(&files),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut worker = match &args.config {
+        Some(path) => WorkerConfig::load(path)?,
+        None => WorkerConfig::default(),
+    };
+    if let Some(dir) = args.connectors_dir {
+        worker.connectors_dir = dir;
+    }
+    if let Some(dir) = args.data_dir {
+        worker.data_dir = dir;
+    }
+    if let Some(addr) = args.rest_listen {
+        worker.rest.listen = addr;
+    }
+    std::fs::create_dir_all(&worker.data_dir)
+        .with_context(|| format!("creating data directory {}", worker.data_dir.display()))?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("headwater")
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(serve(worker))
+}
+
+async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %worker.data_dir.display(),
+        connectors_dir = %worker.connectors_dir.display(),
+        bus = ?worker.bus.kind,
+        "Headwater starting."
+    );
+    let runtime = Arc::new(crate::runtime(&worker.data_dir));
+    let cancel = CancellationToken::new();
+    let watcher = DirectoryWatcher::new(&worker.connectors_dir, Arc::clone(&runtime));
+    let mut watch_task = tokio::spawn(watcher.run(cancel.clone()));
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "Shutting down.");
+            Ok(())
+        }
+        result = &mut watch_task => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+            Err(e) => Err(anyhow::Error::new(e).context("connector watcher panicked")),
+        },
+    };
+    cancel.cancel();
+    if !watch_task.is_finished() {
+        let _ = watch_task.await;
+    }
+    runtime.shutdown().await;
+    outcome
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("Cannot install signal handlers; stop with SIGKILL.");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let registry = crate::connectors::registry();
+    let mut invalid = 0;
+    for file in files {
+        match validate_file(&registry, file) {
+            Ok(summary) => println!("{}: OK: {summary}", file.display()),
+            Err(message) => {
+                invalid += 1;
+                println!("{}: INVALID\n{message}", file.display());
+            }
+        }
+    }
+    if invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{invalid} of {} config file(s) invalid", files.len());
+        ExitCode::FAILURE
+    }
+}
+
+fn validate_file(
+    registry: &crate::core::registry::Registry,
+    file: &Path,
+) -> Result<String, String> {
+    let config = load_file(file).map_err(|e| format!("  {e}"))?;
+    let prepared = prepare(registry, &config, Path::new("var")).map_err(|e| {
+        e.to_string()
+            .lines()
+            .map(|l| format!("  {}", l.trim_start()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let mut summary = format!(
+        "connector '{}' ({} {})",
+        config.name,
+        prepared.connector_type.as_str(),
+        prepared.class
+    );
+    for key in &prepared.unused_keys {
+        summary.push_str(&format!("\n  warning: unknown key {key:?} is ignored"));
+    }
+    Ok(summary)
+}

@@ -1,0 +1,144 @@
+//! The worker config: where the host keeps its state and how it talks to the world.
+//!
+//! A TOML file (`headwater run --config worker.toml`); every field has a default, and command
+//! line flags override the file.
+//!
+//! ```toml
+//! data_dir = "var"              # offsets, dead letters, plugin cache
+//! connectors_dir = "connectors.d"
+//!
+//! [rest]
+//! listen = "127.0.0.1:8083"
+//!
+//! [bus]
+//! kind = "embedded"             # in-process topics; no Kafka needed
+//!
+//! [kafka]
+//! bootstrap_servers = "127.0.0.1:9092"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Which bus carries topics between sources and sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process topic router: a local source feeds the local sinks subscribed to its topics.
+    /// This is the default.
+    #[default]
+    Embedded,
+}
+
+/// `[rest]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestConfig {
+    /// Address of the REST API. Default `127.0.0.1:8083` (Kafka Connect's port, loopback only).
+    pub listen: SocketAddr,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
+        }
+    }
+}
+
+/// `[bus]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    pub kind: BusKind,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Kafka bootstrap servers, `host:port[,host:port]`. Unset: no Kafka.
+    pub bootstrap_servers: Option<String>,
+}
+
+/// The whole worker config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Directory for offsets, dead letters and caches. Default `var`.
+    pub data_dir: PathBuf,
+    /// Directory watched for connector configs. Default `connectors.d`.
+    pub connectors_dir: PathBuf,
+    pub rest: RestConfig,
+    pub bus: BusConfig,
+    pub kafka: KafkaConfig,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("var"),
+            connectors_dir: PathBuf::from("connectors.d"),
+            rest: RestConfig::default(),
+            bus: BusConfig::default(),
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+/// Why the worker config could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerConfigError {
+    #[error("reading worker config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("worker config {path}: {source}")]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl WorkerConfig {
+    pub fn load(path: &Path) -> Result<Self, WorkerConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkerConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| WorkerConfigError::Toml {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c: WorkerConfig =
+            toml::from_str("data_dir = \"/tmp/x\"\n[rest]\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.rest.listen.port(), 9000);
+        assert_eq!(c.connectors_dir, PathBuf::from("connectors.d"));
+        assert_eq!(c.bus.kind, BusKind::Embedded);
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_named() {
+        let err = toml::from_str::<WorkerConfig>("data_dri = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `data_dri`"), "{err}");
+        let err = toml::from_str::<WorkerConfig>("[bus]\nkind = \"carrier-pigeon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `carrier-pigeon`"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The FileSink task: each record as one JSON line
+//! `{"topic","partition","offset","timestamp","headers","key","value"}`, key and value as the
+//! configured converters write them (with the JSON converter, exactly its JSON). Lines are
+//! appended and synced at every flush.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::FileError;
+use super::sink_config::FileSinkConfig;
+use crate::converters::Converter;
+use crate::core::dlq::bytes_json;
+use crate::core::error::{ConnectorError, RecordError, Stage};
+use crate::core::record::Record;
+use crate::core::task::{BuildContext, Sink};
+use crate::core::transform::DATA_EXCEPTION;
+
+/// `headwater.file.FileSink`.
+pub struct FileSink {
+    config: FileSinkConfig,
+    key_converter: Converter,
+    value_converter: Converter,
+    file: Option<File>,
+    buffer: Vec<u8>,
+}
+
+impl FileSink {
+    pub fn new(config: FileSinkConfig, ctx: &BuildContext) -> Self {
+        Self {
+            config,
+            key_converter: ctx.key_converter,
+            value_converter: ctx.value_converter,
+            file: None,
+            buffer: Vec::new(),
+        }
+    }
+
+    fn write_error(&self, source: std::io::Error) -> ConnectorError {
+        ConnectorError::retriable(
+            "writing the FileSink output",
+            FileError::Write {
+                path: self.config.file.display().to_string(),
+                source,
+            },
+        )
+    }
+
+    fn line(&self, record: &mut Record) -> Result<Value, RecordError> {
+        let convert_error = |stage, e: crate::core::record::ParseError| {
+            RecordError::new(
+                stage,
+                "headwater.file.FileSink",
+                DATA_EXCEPTION,
+                e.to_string(),
+            )
+        };
+        let key = self
+            .key_converter
+            .render(&mut record.key)
+            .map_err(|e| convert_error(Stage::KeyConverter, e))?;
+        let value = self
+            .value_converter
+            .render(&mut record.value)
+            .map_err(|e| convert_error(Stage::ValueConverter, e))?;
+        let headers: Vec<Value> = record
+            .headers
+            .iter()
+            .map(|h| json!({ "key": h.key, "value": bytes_json(h.value.as_ref()) }))
+            .collect();
+        Ok(json!({
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": record.timestamp,
+            "headers": headers,
+            "key": key,
+            "value": value,
+        }))
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        if let Some(dir) = self.config.file.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| self.write_error(e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.config.file)
+            .map_err(|e| self.write_error(e))?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
+        let mut failed = Vec::new();
+        for mut record in records {
+            match self.line(&mut record) {
+                Ok(line) => {
+                    serde_json::to_writer(&mut self.buffer, &line)
+                        .expect("writing JSON to a Vec cannot fail");
+                    self.buffer.push(b'\n');
+                }
+                Err(e) => failed.push((record, e)),
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(ConnectorError::fatal(
+                "writing the FileSink output",
+                "flush called before open",
+            ));
+        };
+        let result = file.write_all(&self.buffer).and_then(|()| file.sync_data());
+        result.map_err(|e| self.write_error(e))?;
+        self.buffer.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,407 @@
+//! The FileSource task: finds files, reads them in order, follows new files and appended data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use serde_json::{Value, json};
+
+use super::FileError;
+use super::reader::{self, Chunk, Content};
+use super::source_config::{FileSourceConfig, Format};
+use crate::core::error::{ConnectorError, RecordError, Stage};
+use crate::core::record::{Payload, Position, Record};
+use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
+use crate::core::time::timestamp_millis;
+use crate::core::transform::DATA_EXCEPTION;
+use crate::offsets::partition_key;
+
+const COMPONENT: &str = "headwater.file.FileSource";
+
+/// Read progress of one file.
+struct FileState {
+    format: Format,
+    partition: Value,
+    partition_key: Arc<str>,
+    position: u64,
+    /// Size seen at the previous poll: a file that stopped growing may end without a newline.
+    last_size: Option<u64>,
+    /// CSV header and the position after it.
+    csv_header: Option<Vec<String>>,
+    parquet: Option<ParquetRecordBatchReader>,
+    /// Parquet files are immutable: once read to the end they are done.
+    done: bool,
+    /// `key=value` directory names of the path (Hive-style partitions).
+    path_fields: Vec<(String, String)>,
+}
+
+/// `headwater.file.FileSource`.
+pub struct FileSource {
+    config: FileSourceConfig,
+    connector: Arc<str>,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+impl FileSource {
+    pub fn new(config: FileSourceConfig, ctx: &BuildContext) -> Self {
+        Self {
+            config,
+            connector: Arc::from(ctx.connector.as_str()),
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Adds files matching the pattern that are not tracked yet.
+    fn discover(&mut self, ctx: &SourceContext) {
+        let paths = match glob::glob(&self.config.pattern) {
+            Ok(paths) => paths,
+            Err(e) => {
+                tracing::error!(connector = %self.connector, error = %e, "Invalid path pattern.");
+                return;
+            }
+        };
+        for entry in paths {
+            let path = match entry {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(connector = %self.connector, error = %e, "Cannot read a matched path.");
+                    continue;
+                }
+            };
+            if self.files.contains_key(&path) || !path.is_file() {
+                continue;
+            }
+            let Some(format) = self.config.format.or_else(|| Format::of_path(&path)) else {
+                tracing::warn!(
+                    connector = %self.connector,
+                    file = %path.display(),
+                    "Skipping a file of unknown format; set `format` or use a .jsonl, .csv or .parquet extension."
+                );
+                continue;
+            };
+            let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            let partition = json!({ "path": absolute.display().to_string() });
+            let position = ctx
+                .committed(&partition)
+                .and_then(|o| o.get("position"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            tracing::debug!(connector = %self.connector, file = %path.display(), position, "New file.");
+            self.files.insert(
+                path.clone(),
+                FileState {
+                    format,
+                    partition_key: Arc::from(partition_key(&partition)),
+                    partition,
+                    position,
+                    last_size: None,
+                    csv_header: None,
+                    parquet: None,
+                    done: false,
+                    path_fields: path_fields(&path),
+                },
+            );
+        }
+    }
+
+    /// Reads the next chunk of `path`, or `None` if it has nothing new.
+    async fn read_chunk(&mut self, path: &Path) -> Result<Option<Chunk>, FileError> {
+        let batch = self.config.batch_max_records;
+        let delimiter = self.config.csv_delimiter;
+        let infer = self.config.csv_infer_types;
+        let Some(state) = self.files.get_mut(path) else {
+            return Ok(None);
+        };
+        if state.done {
+            return Ok(None);
+        }
+        let size = std::fs::metadata(path).map(|m| m.len()).ok();
+        // Unchanged since the last time this file had nothing new: it stopped growing.
+        let final_tail = size.is_some() && size == state.last_size;
+        let owned = path.to_path_buf();
+        let position = state.position;
+        match state.format {
+            Format::Jsonl => {
+                if size.is_some_and(|s| s <= position) {
+                    state.last_size = size;
+                    return Ok(None);
+                }
+                let chunk =
+                    spawn_blocking(move || reader::read_jsonl(&owned, position, batch, final_tail))
+                        .await?;
+                Ok(nonempty(chunk, position, state, size))
+            }
+            Format::Csv => {
+                if state.csv_header.is_none() {
+                    let header_path = owned.clone();
+                    let Some((header, after)) =
+                        spawn_blocking(move || reader::read_csv_header(&header_path, delimiter))
+                            .await?
+                    else {
+                        return Ok(None);
+                    };
+                    state.csv_header = Some(header);
+                    state.position = state.position.max(after);
+                }
+                let position = state.position;
+                if size.is_some_and(|s| s <= position) {
+                    state.last_size = size;
+                    return Ok(None);
+                }
+                let header = state.csv_header.clone().unwrap_or_default();
+                let chunk = spawn_blocking(move || {
+                    reader::read_csv(
+                        &owned, &header, position, batch, final_tail, delimiter, infer,
+                    )
+                })
+                .await?;
+                Ok(nonempty(chunk, position, state, size))
+            }
+            Format::Parquet => {
+                let mut parquet = match state.parquet.take() {
+                    Some(r) => r,
+                    None => {
+                        let p = owned.clone();
+                        spawn_blocking(move || reader::open_parquet(&p, position, batch)).await?
+                    }
+                };
+                let (chunk, parquet) = spawn_blocking(move || {
+                    let chunk = reader::read_parquet(&owned, &mut parquet, position);
+                    chunk.map(|c| (c, parquet))
+                })
+                .await?;
+                match chunk {
+                    Some(chunk) => {
+                        state.parquet = Some(parquet);
+                        Ok(Some(chunk))
+                    }
+                    None => {
+                        state.done = true;
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a chunk into records, applying the time field, the time window and path fields.
+    fn to_batch(&self, path: &Path, chunk: Chunk) -> SourceBatch {
+        let state = self
+            .files
+            .get(path)
+            .expect("chunks come from tracked files");
+        let mut batch = SourceBatch {
+            records: Vec::with_capacity(chunk.items.len()),
+            failed: Vec::new(),
+            offsets: vec![(state.partition.clone(), json!({ "position": chunk.end }))],
+            bytes: chunk.bytes,
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        for item in chunk.items {
+            let position = Position {
+                source: Arc::clone(&self.connector),
+                partition: Arc::clone(&state.partition_key),
+                offset: item.end,
+            };
+            let mut record = Record::new(self.config.topic.clone(), Payload::null());
+            record.offset = i64::try_from(item.start).unwrap_or(i64::MAX);
+            record.position = Some(position);
+            record.timestamp = Some(now);
+            let (payload, parsed) = match item.content {
+                Content::Json(bytes) => (Payload::json_bytes(bytes), None),
+                Content::Row(value) => (Payload::null(), Some(value)),
+                Content::Invalid(bytes, reason) => {
+                    record.value = Payload::json_bytes(bytes);
+                    let message = format!("{} at byte {}: {reason}", path.display(), item.start);
+                    batch.failed.push((record, value_error(message)));
+                    continue;
+                }
+            };
+            match self.finish_value(path, state, payload, parsed, item.start) {
+                Ok((value, timestamp)) => {
+                    if let Some(ts) = timestamp {
+                        if self.config.from_ms.is_some_and(|from| ts < from)
+                            || self.config.until_ms.is_some_and(|until| ts >= until)
+                        {
+                            continue;
+                        }
+                        record.timestamp = Some(ts);
+                    }
+                    record.value = value;
+                    batch.records.push(record);
+                }
+                Err((value, error)) => {
+                    record.value = value;
+                    batch.failed.push((record, error));
+                }
+            }
+        }
+        batch
+    }
+
+    /// Parses only when something needs the structure (a time field, path fields, a CSV row).
+    // The error carries the payload back so the dead letter keeps it; errors are rare.
+    #[allow(clippy::result_large_err)]
+    fn finish_value(
+        &self,
+        path: &Path,
+        state: &FileState,
+        payload: Payload,
+        parsed: Option<Value>,
+        start: u64,
+    ) -> Result<(Payload, Option<i64>), (Payload, RecordError)> {
+        let needs_parse = parsed.is_some()
+            || self.config.timestamp_field.is_some()
+            || (self.config.partition_fields_from_path && !state.path_fields.is_empty());
+        if !needs_parse {
+            return Ok((payload, None));
+        }
+        let raw = payload.raw().cloned();
+        let mut value = match parsed {
+            Some(v) => v,
+            None => match raw.as_deref().map(serde_json::from_slice::<Value>) {
+                Some(Ok(v)) => v,
+                _ => Value::Null,
+            },
+        };
+        let mut timestamp = None;
+        if let Some(field) = &self.config.timestamp_field {
+            let found = value.get(field);
+            match found.and_then(timestamp_millis) {
+                Some(ts) => timestamp = Some(ts),
+                None => {
+                    let got = found.map_or("nothing".to_owned(), |v| v.to_string());
+                    let message = format!(
+                        "{} at position {start}: field {field:?} (timestamp.field): expected \
+                         epoch milliseconds or an ISO-8601 date-time, got {got}",
+                        path.display()
+                    );
+                    let payload = match raw {
+                        Some(r) => Payload::json_bytes(r),
+                        None => Payload::value(value),
+                    };
+                    return Err((payload, value_error(message)));
+                }
+            }
+        }
+        let mut modified = false;
+        if self.config.partition_fields_from_path
+            && let Value::Object(map) = &mut value
+        {
+            for (k, v) in &state.path_fields {
+                if !map.contains_key(k) {
+                    map.insert(k.clone(), Value::String(v.clone()));
+                    modified = true;
+                }
+            }
+        }
+        let payload = match raw {
+            Some(r) if !modified => Payload::json_parsed(r, value),
+            _ => Payload::value(value),
+        };
+        Ok((payload, timestamp))
+    }
+}
+
+/// A chunk that consumed something; otherwise remembers the size, so that next time a final
+/// line without a newline counts as complete.
+fn nonempty(
+    chunk: Chunk,
+    position: u64,
+    state: &mut FileState,
+    size: Option<u64>,
+) -> Option<Chunk> {
+    if chunk.end > position {
+        Some(chunk)
+    } else {
+        state.last_size = size;
+        None
+    }
+}
+
+fn value_error(message: String) -> RecordError {
+    RecordError::new(Stage::ValueConverter, COMPONENT, DATA_EXCEPTION, message)
+}
+
+/// `date=2024-01-01` style directory names of a path, outermost first.
+fn path_fields(path: &Path) -> Vec<(String, String)> {
+    path.parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .filter_map(|c| {
+            let s = c.as_os_str().to_str()?;
+            let (k, v) = s.split_once('=')?;
+            (!k.is_empty()).then(|| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+async fn spawn_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, FileError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(FileError::Read {
+            path: "<reader task>".into(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
+fn io_failure(e: FileError) -> ConnectorError {
+    // A vanished or unreadable file may come back (NFS hiccup, permissions fixed): retriable.
+    ConnectorError::retriable("reading input file", e)
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+        let poll = self.config.poll_interval;
+        loop {
+            self.discover(ctx);
+            let mut progressed = false;
+            let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+            for path in paths {
+                while let Some(chunk) = self.read_chunk(&path).await.map_err(io_failure)? {
+                    progressed = true;
+                    let end = chunk.end;
+                    let batch = self.to_batch(&path, chunk);
+                    ctx.send(batch).await?;
+                    if let Some(state) = self.files.get_mut(&path) {
+                        state.position = end;
+                    }
+                    if ctx.cancellation().is_cancelled() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !progressed {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = ctx.cancellation().cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_partition_fields_come_from_directories() {
+        let fields = path_fields(Path::new(
+            "/data/tx/date=2024-01-02/region=eu/part-0.parquet",
+        ));
+        assert_eq!(
+            fields,
+            [
+                ("date".to_string(), "2024-01-02".to_string()),
+                ("region".to_string(), "eu".to_string())
+            ]
+        );
+        assert!(path_fields(Path::new("plain/file.jsonl")).is_empty());
+    }
+}

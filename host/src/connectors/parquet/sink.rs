@@ -1,0 +1,377 @@
+//! The ParquetSink task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use parquet::file::properties::WriterProperties;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::ParquetError;
+use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
+use super::encode::{Row, encode, infer};
+use super::file::{OpenFile, Positions};
+use super::recovery::recover;
+use super::schema::{connect_schema, merge, prepare_connect_value};
+use crate::core::error::{ConnectorError, RecordError, Stage};
+use crate::core::record::Record;
+use crate::core::task::{BuildContext, Sink};
+use crate::core::time::{date_of_millis, timestamp_millis};
+use crate::core::transform::DATA_EXCEPTION;
+use crate::offsets::file_stem;
+
+const COMPONENT: &str = "headwater.parquet.ParquetSink";
+
+/// `(topic, date)`.
+type PartitionKey = (String, String);
+
+/// A record ready for a partition: its row, Connect schema, size and position.
+struct Prepared {
+    record: Record,
+    row: Row,
+    connect_schema: Option<Value>,
+}
+
+/// `headwater.parquet.ParquetSink`.
+pub struct ParquetSink {
+    config: ParquetSinkConfig,
+    stem: String,
+    open: HashMap<PartitionKey, OpenFile>,
+    /// Positions held by committed files or by records already taken into open files.
+    accepted: Positions,
+    next_file: u64,
+    props: WriterProperties,
+}
+
+fn record_error(message: impl Into<String>) -> RecordError {
+    RecordError::new(Stage::TaskPut, COMPONENT, DATA_EXCEPTION, message)
+}
+
+fn fatal(e: ParquetError) -> ConnectorError {
+    ConnectorError::retriable("writing Parquet", e)
+}
+
+impl ParquetSink {
+    pub fn new(config: ParquetSinkConfig, ctx: &BuildContext) -> Self {
+        let props = WriterProperties::builder()
+            .set_compression(config.compression)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("headwater {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self {
+            config,
+            stem: file_stem(&ctx.connector),
+            open: HashMap::new(),
+            accepted: Positions::new(),
+            next_file: 0,
+            props,
+        }
+    }
+
+    /// The date partition and row of a record, or why it has none.
+    // The error hands the record back for the dead-letter queue; errors are rare.
+    #[allow(clippy::result_large_err)]
+    fn prepare(
+        &self,
+        mut record: Record,
+    ) -> Result<(PartitionKey, Prepared), (Record, RecordError)> {
+        let millis = match &self.config.partition_field {
+            Some(field) => {
+                let found = match record.value.get() {
+                    Ok(data) => data.value.get(field).cloned(),
+                    Err(e) => {
+                        return Err((record, record_error(format!("value is not JSON: {e}"))));
+                    }
+                };
+                match found.as_ref().and_then(timestamp_millis) {
+                    Some(ms) => ms,
+                    None => {
+                        let got = found.map_or("nothing".to_owned(), |v| v.to_string());
+                        let message = format!(
+                            "partition.field {field:?}: expected epoch milliseconds or an ISO-8601 \
+                             date-time, got {got}"
+                        );
+                        return Err((record, record_error(message)));
+                    }
+                }
+            }
+            None => record
+                .timestamp
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        };
+        let Some(date) = date_of_millis(millis) else {
+            return Err((
+                record,
+                record_error(format!("timestamp {millis} is out of range")),
+            ));
+        };
+        // Untouched JSON objects are decoded straight from their bytes, unless they may be a
+        // JsonConverter envelope (then the schema decides the columns).
+        let raw_object = record
+            .value
+            .raw()
+            .filter(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
+            .filter(|b| memchr::memmem::find(b, b"\"schema\"").is_none())
+            .cloned();
+        let (row, connect_schema) = match raw_object {
+            Some(raw) if record.value.parsed().is_none_or(|d| d.schema.is_none()) => {
+                (Row::Raw(raw), None)
+            }
+            _ => match record.value.get() {
+                Ok(data) => {
+                    let mut value = data.value.clone();
+                    if let Some(schema) = &data.schema {
+                        prepare_connect_value(&mut value, schema);
+                    }
+                    (Row::from_value(value), data.schema.clone())
+                }
+                Err(e) => return Err((record, record_error(format!("value is not JSON: {e}")))),
+            },
+        };
+        if matches!(&row, Row::Value(Value::Object(m)) if m.is_empty()) && record.value.is_null() {
+            return Err((
+                record,
+                record_error("tombstone (null value) has no row to write"),
+            ));
+        }
+        Ok((
+            (record.topic.clone(), date),
+            Prepared {
+                record,
+                row,
+                connect_schema,
+            },
+        ))
+    }
+
+    fn partition_dir(&self, key: &PartitionKey) -> PathBuf {
+        self.config
+            .path
+            .join(&key.0)
+            .join(format!("date={}", key.1))
+    }
+
+    fn new_file_name(&mut self) -> String {
+        self.next_file += 1;
+        format!(
+            "part-{}-{}-{:05}.parquet",
+            self.stem,
+            chrono::Utc::now().timestamp_millis(),
+            self.next_file
+        )
+    }
+
+    /// The schema for a new file holding `rows`.
+    fn schema_for(&self, connect: &Option<Value>, rows: &[&Prepared]) -> Result<SchemaRef, String> {
+        if let Some((_, schema)) = &self.config.schema {
+            return Ok(Arc::clone(schema));
+        }
+        if let Some(connect) = connect {
+            return connect_schema(connect).map(Arc::new);
+        }
+        let rows: Vec<Row> = rows.iter().map(|p| p.row.clone()).collect();
+        infer(&rows).map(Arc::new).map_err(|e| e.to_string())
+    }
+
+    fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {
+        if let Some(file) = self.open.remove(key) {
+            let rows = file.rows;
+            let (path, _) = file.commit()?;
+            tracing::debug!(file = %path.display(), rows, "Committed Parquet file.");
+        }
+        Ok(())
+    }
+
+    /// Writes one partition's records of a batch, evolving the schema or isolating bad records
+    /// when a chunk does not encode.
+    fn write_partition(
+        &mut self,
+        key: PartitionKey,
+        group: Vec<Prepared>,
+        failed: &mut Vec<(Record, RecordError)>,
+    ) -> Result<(), ParquetError> {
+        // Records with a different Connect schema than the open file start a new file.
+        let mut start = 0;
+        while start < group.len() {
+            let connect = group[start].connect_schema.clone();
+            let end = group[start..]
+                .iter()
+                .position(|p| p.connect_schema != connect)
+                .map_or(group.len(), |i| start + i);
+            let run: Vec<&Prepared> = group[start..end].iter().collect();
+            self.write_run(&key, &connect, &run, failed)?;
+            start = end;
+        }
+        for p in group {
+            if let Some(pos) = &p.record.position
+                && let Some(file) = self.open.get_mut(&key)
+            {
+                file.note_position(
+                    (Arc::clone(&pos.source), Arc::clone(&pos.partition)),
+                    pos.offset,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn write_run(
+        &mut self,
+        key: &PartitionKey,
+        connect: &Option<Value>,
+        run: &[&Prepared],
+        failed: &mut Vec<(Record, RecordError)>,
+    ) -> Result<(), ParquetError> {
+        if self
+            .open
+            .get(key)
+            .is_some_and(|f| f.connect_schema != *connect)
+        {
+            self.commit(key)?;
+        }
+        let schema = match self.open.get(key) {
+            Some(f) => Arc::clone(&f.schema),
+            None => match self.schema_for(connect, run) {
+                Ok(s) => s,
+                Err(e) => {
+                    for p in run {
+                        failed.push((
+                            p.record.clone(),
+                            record_error(format!("no usable schema: {e}")),
+                        ));
+                    }
+                    return Ok(());
+                }
+            },
+        };
+        let rows: Vec<Row> = run.iter().map(|p| p.row.clone()).collect();
+        let bytes: u64 = run.iter().map(|p| p.record.approx_size() as u64).sum();
+        let (batch, schema) = match encode(&schema, &rows) {
+            Ok(batch) => (batch, schema),
+            Err(first_error) => {
+                // New fields or widened types: merge, roll to a new file, try again.
+                let evolved = (self.config.schema.is_none() && connect.is_none())
+                    .then(|| infer(&rows).ok())
+                    .flatten()
+                    .map(|newer| Arc::new(merge(&schema, &newer)))
+                    .filter(|merged| *merged != schema);
+                match evolved.and_then(|s| encode(&s, &rows).ok().map(|b| (b, s))) {
+                    Some((batch, merged)) => {
+                        tracing::info!(topic = %key.0, "Record schema changed; starting a new Parquet file.");
+                        self.commit(key)?;
+                        (batch, merged)
+                    }
+                    None => {
+                        // Isolate the records that cannot be encoded.
+                        let mut good = Vec::new();
+                        for (row, p) in rows.iter().zip(run) {
+                            match encode(&schema, std::slice::from_ref(row)) {
+                                Ok(_) => good.push(row.clone()),
+                                Err(e) => failed.push((
+                                    p.record.clone(),
+                                    record_error(format!("does not fit the Parquet schema: {e}")),
+                                )),
+                            }
+                        }
+                        if good.is_empty() {
+                            tracing::debug!(error = %first_error, "No record of the chunk fits the schema.");
+                            return Ok(());
+                        }
+                        match encode(&schema, &good) {
+                            Ok(batch) => (batch, schema),
+                            Err(e) => {
+                                for p in run {
+                                    failed.push((p.record.clone(), record_error(e.to_string())));
+                                }
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if !self.open.contains_key(key) {
+            let dir = self.partition_dir(key);
+            let name = self.new_file_name();
+            let file = OpenFile::create(&dir, &name, schema, connect.clone(), self.props.clone())?;
+            self.open.insert(key.clone(), file);
+        }
+        let file = self.open.get_mut(key).expect("opened above");
+        file.write(&batch, bytes)
+    }
+}
+
+#[async_trait]
+impl Sink for ParquetSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        let root = self.config.path.clone();
+        let stem = self.stem.clone();
+        let recovered = tokio::task::spawn_blocking(move || recover(&root, &stem))
+            .await
+            .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?
+            .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?;
+        self.accepted = recovered;
+        Ok(())
+    }
+
+    fn already_written(&self, record: &Record) -> bool {
+        record.position.as_ref().is_some_and(|p| {
+            self.accepted
+                .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
+                .is_some_and(|done| p.offset <= *done)
+        })
+    }
+
+    async fn write(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
+        let mut failed = Vec::new();
+        let mut groups: Vec<(PartitionKey, Vec<Prepared>)> = Vec::new();
+        for record in records {
+            if let Some(p) = &record.position {
+                let entry = self
+                    .accepted
+                    .entry((Arc::clone(&p.source), Arc::clone(&p.partition)))
+                    .or_insert(p.offset);
+                *entry = (*entry).max(p.offset);
+            }
+            match self.prepare(record) {
+                Ok((key, prepared)) => match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, group)) => group.push(prepared),
+                    None => groups.push((key, vec![prepared])),
+                },
+                Err(failure) => failed.push(failure),
+            }
+        }
+        for (key, group) in groups {
+            self.write_partition(key, group, &mut failed)
+                .map_err(fatal)?;
+        }
+        Ok(failed)
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        let keys: Vec<PartitionKey> = self.open.keys().cloned().collect();
+        for key in keys {
+            self.commit(&key).map_err(fatal)?;
+        }
+        Ok(())
+    }
+
+    fn flush_due(&self) -> bool {
+        let rows: u64 = self.open.values().map(|f| f.rows).sum();
+        let bytes: u64 = self.open.values().map(|f| f.bytes).sum();
+        rows >= self.config.flush_rows || bytes >= self.config.flush_bytes
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|f| f.opened + self.config.rotate_interval)
+            .min()
+    }
+}

@@ -1,0 +1,226 @@
+//! The embedded bus: an in-process topic router from local sources to the local sinks
+//! subscribed to each topic.
+//!
+//! Each sink has a bounded inbox, so a slow sink makes [`Bus::publish`] wait and thereby slows
+//! every source feeding it: memory stays bounded by inbox capacity × batch size. Records of a
+//! topic nobody subscribes to are discarded with a warning (there is no broker to keep them);
+//! sinks are started before sources so nothing is published before its subscribers exist.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use regex::Regex;
+use tokio::sync::mpsc;
+
+use super::ack::{AckToken, OffsetTracker};
+use super::record::Record;
+
+/// Batches a sink's inbox holds before publishers wait.
+pub const INBOX_CAPACITY: usize = 4;
+
+/// A sink's topic subscription: `topics` or `topics.regex`.
+#[derive(Debug, Clone)]
+pub enum TopicSelector {
+    List(HashSet<String>),
+    /// Matched against the whole topic name, as Kafka does.
+    Regex(Regex),
+}
+
+impl TopicSelector {
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Self::List(topics) => topics.contains(topic),
+            Self::Regex(re) => re.is_match(topic),
+        }
+    }
+}
+
+/// Part of one source batch handed to one sink.
+#[derive(Debug)]
+pub struct Delivery {
+    pub records: Vec<Record>,
+    pub ack: AckToken,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    id: u64,
+    connector: String,
+    selector: TopicSelector,
+    inbox: mpsc::Sender<Delivery>,
+}
+
+#[derive(Debug, Default)]
+struct BusState {
+    next_id: u64,
+    subscribers: Vec<Arc<Subscriber>>,
+    /// Topic → subscribers, filled on first use, cleared when subscriptions change.
+    routes: HashMap<String, Vec<Arc<Subscriber>>>,
+    /// Topics already warned about having no subscriber.
+    warned: HashSet<String>,
+}
+
+/// The router. Cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct Bus {
+    state: RwLock<BusState>,
+}
+
+/// A sink's subscription; dropping it does not unsubscribe (call [`Bus::unsubscribe`]).
+#[derive(Debug)]
+pub struct Subscription {
+    pub id: u64,
+    pub inbox: mpsc::Receiver<Delivery>,
+}
+
+impl Bus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BusState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BusState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self, connector: &str, selector: TopicSelector) -> Subscription {
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let mut state = self.write();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.subscribers.push(Arc::new(Subscriber {
+            id,
+            connector: connector.to_owned(),
+            selector,
+            inbox: tx,
+        }));
+        state.routes.clear();
+        state.warned.clear();
+        Subscription { id, inbox: rx }
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        let mut state = self.write();
+        state.subscribers.retain(|s| s.id != id);
+        state.routes.clear();
+    }
+
+    /// Names of the sink connectors subscribed to `topic`.
+    pub fn subscribers_of(&self, topic: &str) -> Vec<String> {
+        self.read()
+            .subscribers
+            .iter()
+            .filter(|s| s.selector.matches(topic))
+            .map(|s| s.connector.clone())
+            .collect()
+    }
+
+    fn route(&self, topic: &str) -> Vec<Arc<Subscriber>> {
+        if let Some(route) = self.read().routes.get(topic) {
+            return route.clone();
+        }
+        let mut state = self.write();
+        let route: Vec<Arc<Subscriber>> = state
+            .subscribers
+            .iter()
+            .filter(|s| s.selector.matches(topic))
+            .cloned()
+            .collect();
+        if route.is_empty() && state.warned.insert(topic.to_owned()) {
+            tracing::warn!(
+                topic,
+                "No sink subscribes to this topic; its records are discarded."
+            );
+        }
+        state.routes.insert(topic.to_owned(), route.clone());
+        route
+    }
+
+    /// Routes a source batch to its subscribers and registers it with the source's tracker,
+    /// which commits `offsets` once every receiving sink acked. Waits while an inbox is full.
+    /// Returns the number of records that found no subscriber.
+    pub async fn publish(
+        &self,
+        records: Vec<Record>,
+        offsets: Vec<(serde_json::Value, serde_json::Value)>,
+        tracker: &Arc<OffsetTracker>,
+    ) -> usize {
+        let mut per_sink: Vec<(Arc<Subscriber>, Vec<Record>)> = Vec::new();
+        let mut discarded = 0;
+        let mut last_topic: Option<(String, Vec<Arc<Subscriber>>)> = None;
+        for record in records {
+            let route = match &last_topic {
+                Some((topic, route)) if *topic == record.topic => route.clone(),
+                _ => {
+                    let route = self.route(&record.topic);
+                    last_topic = Some((record.topic.clone(), route.clone()));
+                    route
+                }
+            };
+            if route.is_empty() {
+                discarded += 1;
+                continue;
+            }
+            let (last, rest) = route.split_last().expect("route is not empty");
+            for sub in rest {
+                push_for(&mut per_sink, sub, record.clone());
+            }
+            push_for(&mut per_sink, last, record);
+        }
+        let tokens = tracker.begin(offsets, per_sink.len());
+        for ((sub, records), ack) in per_sink.into_iter().zip(tokens) {
+            if sub.inbox.send(Delivery { records, ack }).await.is_err() {
+                // The sink stopped between routing and sending: its token is dropped unacked,
+                // which holds the source position back until a restart replays the batch.
+                tracing::warn!(
+                    sink = %sub.connector,
+                    "Sink stopped while records were being delivered; they will be replayed after a restart."
+                );
+            }
+        }
+        discarded
+    }
+}
+
+fn push_for(per_sink: &mut Vec<(Arc<Subscriber>, Vec<Record>)>, sub: &Arc<Subscriber>, r: Record) {
+    match per_sink.iter_mut().find(|(s, _)| s.id == sub.id) {
+        Some((_, records)) => records.push(r),
+        None => per_sink.push((Arc::clone(sub), vec![r])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::Payload;
+    use crate::offsets::SourceOffsets;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn routes_by_topic_and_commits_after_every_sink_acks() {
+        let bus = Bus::new();
+        let mut a = bus.subscribe("a", TopicSelector::List(["t1".to_string()].into()));
+        let mut b = bus.subscribe("b", TopicSelector::Regex(Regex::new("^t.*$").unwrap()));
+        let tracker = OffsetTracker::new(SourceOffsets::default());
+        let records = vec![
+            Record::new("t1", Payload::value(json!(1))),
+            Record::new("t2", Payload::value(json!(2))),
+            Record::new("x", Payload::value(json!(3))),
+        ];
+        let discarded = bus
+            .publish(records, vec![(json!({"p": 1}), json!({"o": 3}))], &tracker)
+            .await;
+        assert_eq!(discarded, 1);
+        let da = a.inbox.recv().await.unwrap();
+        let db = b.inbox.recv().await.unwrap();
+        assert_eq!(da.records.len(), 1);
+        assert_eq!(db.records.len(), 2);
+        da.ack.ack();
+        assert!(tracker.take_dirty().is_none());
+        db.ack.ack();
+        assert!(tracker.take_dirty().is_some());
+    }
+}

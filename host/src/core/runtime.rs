@@ -1,0 +1,580 @@
+//! The runtime: starts, stops, pauses and restarts connectors, and shuts down gracefully.
+//!
+//! Lifetimes: a sink subscribes to the bus when it starts, so it never misses records of a
+//! source started after it; stopping a sink unsubscribes it, drains its inbox, flushes and acks.
+//! A source task runs with a committer beside it that persists the tracker's committed offsets.
+//! On shutdown, sources stop first, then sinks flush what they hold, then the committers write
+//! the final offsets: a clean stop replays nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ack::{AckToken, OffsetTracker};
+use super::bus::{Bus, Delivery, Subscription};
+use super::error::ConnectorError;
+use super::metrics::{ConnectorMetrics, MetricsSnapshot};
+use super::registry::Registry;
+use super::reporter::ErrorReporter;
+use super::retry::Retry;
+use super::status::{ConnectorStatus, State, StatusBoard};
+use super::task::{Sink, Source, SourceContext, TargetState, Task};
+use super::transform::Chain;
+use crate::config::common::{Prepared, prepare};
+use crate::config::connector::{ConfigErrors, ConnectorConfig};
+use crate::offsets::OffsetStore;
+
+/// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
+/// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
+const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause between attempts to persist offsets after a failed write.
+const OFFSET_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+struct SourceHandle {
+    run: JoinHandle<()>,
+    committer: JoinHandle<()>,
+    stop_committer: CancellationToken,
+    tracker: Arc<OffsetTracker>,
+}
+
+enum Handle {
+    Source(SourceHandle),
+    Sink(JoinHandle<()>),
+}
+
+struct Running {
+    config: ConnectorConfig,
+    cancel: CancellationToken,
+    target: watch::Sender<TargetState>,
+    handle: Handle,
+}
+
+struct Shared {
+    data_dir: PathBuf,
+    registry: Registry,
+    bus: Arc<Bus>,
+    offsets: OffsetStore,
+    status: StatusBoard,
+    metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
+}
+
+/// Runs connectors. One per process.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("data_dir", &self.shared.data_dir)
+            .finish()
+    }
+}
+
+impl Runtime {
+    pub fn new(data_dir: &Path, registry: Registry) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                data_dir: data_dir.to_path_buf(),
+                registry,
+                bus: Bus::new(),
+                offsets: OffsetStore::new(data_dir),
+                status: StatusBoard::default(),
+                metrics: Mutex::new(HashMap::new()),
+            }),
+            running: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// Validates a config without running it.
+    pub fn validate(&self, config: &ConnectorConfig) -> Result<Prepared, ConfigErrors> {
+        prepare(&self.shared.registry, config, &self.shared.data_dir)
+    }
+
+    /// Starts a connector, or restarts it if its config changed. An invalid config leaves a
+    /// running instance of the same connector untouched.
+    pub async fn apply(&self, config: ConnectorConfig) -> Result<Applied, ConfigErrors> {
+        let mut running = self.running.lock().await;
+        if running
+            .get(&config.name)
+            .is_some_and(|r| r.config == config)
+        {
+            return Ok(Applied::Unchanged);
+        }
+        let prepared = self.validate(&config)?;
+        for key in &prepared.unused_keys {
+            tracing::warn!(connector = %config.name, key = %key, "Unknown configuration key; it is ignored.");
+        }
+        let applied = match running.remove(&config.name) {
+            Some(old) => {
+                self.shared
+                    .status
+                    .set(&config.name, State::Restarting, None);
+                stop_one(old).await;
+                Applied::Updated
+            }
+            None => Applied::Created,
+        };
+        let name = config.name.clone();
+        match self.start(prepared).await {
+            Ok(started) => {
+                running.insert(name.clone(), started);
+                tracing::info!(connector = %name, action = ?applied, "Connector started.");
+            }
+            Err(e) => self.fail(&name, &e),
+        }
+        Ok(applied)
+    }
+
+    /// Records that a connector's config is invalid (for status), without touching a running
+    /// instance.
+    pub fn report_invalid(&self, name: &str, errors: &ConfigErrors) {
+        tracing::error!(connector = %name, error = %errors, "Invalid connector config.");
+        if self
+            .shared
+            .status
+            .get(name)
+            .is_none_or(|s| s.state != State::Running)
+        {
+            self.shared
+                .status
+                .set(name, State::Failed, Some(errors.to_string()));
+        }
+    }
+
+    /// Stops and forgets a connector. Its offsets stay (as in Kafka Connect).
+    pub async fn remove(&self, name: &str) -> bool {
+        let old = self.running.lock().await.remove(name);
+        let found = old.is_some();
+        if let Some(old) = old {
+            stop_one(old).await;
+            tracing::info!(connector = %name, "Connector stopped.");
+        }
+        self.shared.status.remove(name);
+        found
+    }
+
+    pub async fn pause(&self, name: &str) -> bool {
+        self.set_target(name, TargetState::Paused).await
+    }
+
+    pub async fn resume(&self, name: &str) -> bool {
+        self.set_target(name, TargetState::Started).await
+    }
+
+    async fn set_target(&self, name: &str, target: TargetState) -> bool {
+        let running = self.running.lock().await;
+        let Some(r) = running.get(name) else {
+            return false;
+        };
+        r.target.send_replace(target);
+        if self
+            .shared
+            .status
+            .get(name)
+            .is_some_and(|s| s.state != State::Failed)
+        {
+            let state = match target {
+                TargetState::Started => State::Running,
+                TargetState::Paused => State::Paused,
+            };
+            self.shared.status.set(name, state, None);
+        }
+        true
+    }
+
+    pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
+        self.shared.status.get(name)
+    }
+
+    pub fn statuses(&self) -> BTreeMap<String, ConnectorStatus> {
+        self.shared.status.all()
+    }
+
+    pub fn metrics(&self, name: &str) -> Option<MetricsSnapshot> {
+        let metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        metrics.get(name).map(|m| m.snapshot())
+    }
+
+    /// Names of running connectors and the config each runs with.
+    pub async fn configs(&self) -> BTreeMap<String, ConnectorConfig> {
+        let running = self.running.lock().await;
+        running
+            .iter()
+            .map(|(k, v)| (k.clone(), v.config.clone()))
+            .collect()
+    }
+
+    /// Stops everything: sources, then sinks (final flush), then the offset committers.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        let all: Vec<(String, Running)> = std::mem::take(&mut *running).into_iter().collect();
+        let (sources, sinks): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(_, r)| matches!(r.handle, Handle::Source(_)));
+        let mut committers = Vec::new();
+        for (_, r) in &sources {
+            r.cancel.cancel();
+        }
+        for (name, r) in sources {
+            if let Handle::Source(h) = r.handle {
+                await_task(&name, h.run).await;
+                committers.push((name, h.committer, h.stop_committer));
+            }
+        }
+        for (_, r) in &sinks {
+            r.cancel.cancel();
+        }
+        for (name, r) in sinks {
+            if let Handle::Sink(h) = r.handle {
+                await_task(&name, h).await;
+            }
+        }
+        for (name, committer, stop) in committers {
+            stop.cancel();
+            await_task(&name, committer).await;
+        }
+        tracing::info!("All connectors stopped.");
+    }
+
+    fn metrics_for(&self, name: &str) -> Arc<ConnectorMetrics> {
+        let mut metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(metrics.entry(name.to_owned()).or_default())
+    }
+
+    async fn start(&self, prepared: Prepared) -> Result<Running, ConnectorError> {
+        let name = prepared.config.name.clone();
+        let cancel = CancellationToken::new();
+        let (target_tx, target_rx) = watch::channel(TargetState::Started);
+        let metrics = self.metrics_for(&name);
+        let reporter = Arc::new(ErrorReporter::new(
+            Arc::from(name.as_str()),
+            prepared.policy.clone(),
+            &self.shared.data_dir,
+            Arc::clone(&metrics),
+        ));
+        let chain = Arc::new(prepared.chain);
+        self.shared.status.set(&name, State::Running, None);
+        let handle = match prepared.task {
+            Task::Sink(sink) => {
+                let selector = prepared
+                    .topics
+                    .expect("prepare sets topics for every sink connector");
+                let subscription = self.shared.bus.subscribe(&name, selector);
+                let runner = SinkRunner {
+                    name: name.clone(),
+                    shared: Arc::clone(&self.shared),
+                    chain,
+                    reporter,
+                    metrics,
+                    cancel: cancel.clone(),
+                    target: target_rx,
+                    held: Vec::new(),
+                };
+                Handle::Sink(tokio::spawn(runner.run(sink, subscription)))
+            }
+            Task::Source(source) => {
+                // Starting from scratch after a read error would re-emit everything: refuse.
+                let committed = self
+                    .shared
+                    .offsets
+                    .load(&name)
+                    .map_err(|e| ConnectorError::fatal("loading committed offsets", e))?;
+                let tracker = OffsetTracker::new(committed.clone());
+                let stop_committer = CancellationToken::new();
+                let committer = tokio::spawn(commit_loop(
+                    name.clone(),
+                    Arc::clone(&tracker),
+                    self.shared.offsets.clone(),
+                    stop_committer.clone(),
+                ));
+                let ctx = SourceContext {
+                    connector: Arc::from(name.as_str()),
+                    committed,
+                    chain,
+                    reporter: Arc::clone(&reporter),
+                    bus: Arc::clone(&self.shared.bus),
+                    tracker: Arc::clone(&tracker),
+                    cancel: cancel.clone(),
+                    target: target_rx,
+                    metrics,
+                };
+                let run = tokio::spawn(run_source(
+                    name.clone(),
+                    Arc::clone(&self.shared),
+                    source,
+                    ctx,
+                    reporter,
+                ));
+                Handle::Source(SourceHandle {
+                    run,
+                    committer,
+                    stop_committer,
+                    tracker,
+                })
+            }
+        };
+        Ok(Running {
+            config: prepared.config,
+            cancel,
+            target: target_tx,
+            handle,
+        })
+    }
+
+    fn fail(&self, name: &str, error: &ConnectorError) {
+        fail(&self.shared, name, error);
+    }
+}
+
+fn fail(shared: &Shared, name: &str, error: &ConnectorError) {
+    let trace = error.trace();
+    tracing::error!(connector = %name, error = %trace, "Connector task failed.");
+    shared.status.set(name, State::Failed, Some(trace));
+}
+
+async fn await_task(name: &str, handle: JoinHandle<()>) {
+    if let Err(e) = handle.await {
+        tracing::error!(connector = %name, error = %e, "Connector task panicked.");
+    }
+}
+
+async fn stop_one(r: Running) {
+    r.cancel.cancel();
+    match r.handle {
+        Handle::Sink(h) => await_task(&r.config.name, h).await,
+        Handle::Source(h) => {
+            await_task(&r.config.name, h.run).await;
+            let deadline = tokio::time::Instant::now() + SOURCE_DRAIN_TIMEOUT;
+            while h.tracker.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            h.stop_committer.cancel();
+            await_task(&r.config.name, h.committer).await;
+        }
+    }
+}
+
+async fn persist(name: &str, tracker: &OffsetTracker, store: &OffsetStore) -> bool {
+    let Some(offsets) = tracker.take_dirty() else {
+        return true;
+    };
+    let store = store.clone();
+    let owned = name.to_owned();
+    let result = tokio::task::spawn_blocking(move || store.save(&owned, &offsets)).await;
+    match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(connector = %name, error = %e, "Could not persist source offsets; will retry.");
+            tracker.mark_dirty();
+            false
+        }
+        Err(e) => {
+            tracing::error!(connector = %name, error = %e, "Offset writer panicked; will retry.");
+            tracker.mark_dirty();
+            false
+        }
+    }
+}
+
+/// Persists a source's committed offsets whenever they advance, and once more when stopped.
+async fn commit_loop(
+    name: String,
+    tracker: Arc<OffsetTracker>,
+    store: OffsetStore,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tracker.changed() => {}
+            _ = stop.cancelled() => break,
+        }
+        if !persist(&name, &tracker, &store).await {
+            tokio::select! {
+                _ = tokio::time::sleep(OFFSET_RETRY_DELAY) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+    }
+    persist(&name, &tracker, &store).await;
+}
+
+async fn run_source(
+    name: String,
+    shared: Arc<Shared>,
+    mut source: Box<dyn Source>,
+    mut ctx: SourceContext,
+    reporter: Arc<ErrorReporter>,
+) {
+    let cancel = ctx.cancel.clone();
+    let mut retry = Retry::new(reporter.policy());
+    let result = loop {
+        match source.run(&mut ctx).await {
+            Ok(()) => break Ok(()),
+            Err(e) => {
+                if let Err(e) = retry.backoff(e, &cancel, "source task").await {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => {}
+        Err(_) if cancel.is_cancelled() => {}
+        Err(e) => fail(&shared, &name, &e),
+    }
+}
+
+struct SinkRunner {
+    name: String,
+    shared: Arc<Shared>,
+    chain: Arc<Chain>,
+    reporter: Arc<ErrorReporter>,
+    metrics: Arc<ConnectorMetrics>,
+    cancel: CancellationToken,
+    target: watch::Receiver<TargetState>,
+    /// Tokens of records written but not yet flushed.
+    held: Vec<AckToken>,
+}
+
+impl SinkRunner {
+    async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
+        let result = self.serve(&mut sink, &mut sub).await;
+        // Graceful part: no new deliveries, take what is queued, flush it.
+        self.shared.bus.unsubscribe(sub.id);
+        sub.inbox.close();
+        let result = match result {
+            Ok(()) => self.drain(&mut sink, &mut sub).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            fail(&self.shared, &self.name, &e);
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.open().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
+            }
+        }
+        loop {
+            let started = *self.target.borrow_and_update() == TargetState::Started;
+            if !started && !self.held.is_empty() {
+                // Paused: make what we hold durable, then idle.
+                self.flush(sink).await?;
+            }
+            let deadline = sink.flush_deadline().filter(|_| !self.held.is_empty());
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(()),
+                changed = self.target.changed() => if changed.is_err() { return Ok(()) },
+                delivery = sub.inbox.recv(), if started => match delivery {
+                    Some(d) => self.handle(sink, d).await?,
+                    None => return Ok(()),
+                },
+                _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
+            }
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        while let Ok(d) = sub.inbox.try_recv() {
+            self.handle(sink, d).await?;
+        }
+        if !self.held.is_empty() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        delivery: Delivery,
+    ) -> Result<(), ConnectorError> {
+        let Delivery { records, ack } = delivery;
+        let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
+        self.metrics.add_in(records.len() as u64, bytes as u64);
+        let before = records.len();
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|r| !sink.already_written(r))
+            .collect();
+        self.metrics.add_dropped((before - records.len()) as u64);
+        let out = self.chain.apply_batch(records);
+        self.reporter.report(out.failed)?;
+        self.metrics.add_dropped(out.dropped as u64);
+        let written = out.kept.len();
+        let failed = sink.write(out.kept).await?;
+        self.metrics.add_out((written - failed.len()) as u64);
+        self.reporter.report(failed)?;
+        self.held.push(ack);
+        if sink.flush_due() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.flush().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "flushing sink").await?,
+            }
+        }
+        for token in self.held.drain(..) {
+            token.ack();
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,213 @@
+//! What a connector implements: a [`Source`] or a [`Sink`], and the [`ConnectorPlugin`] that
+//! builds one from config. The runtime drives them; see `runtime.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ack::OffsetTracker;
+use super::bus::Bus;
+use super::error::{ConnectorError, RecordError};
+use super::metrics::ConnectorMetrics;
+use super::record::Record;
+use super::reporter::ErrorReporter;
+use super::transform::Chain;
+use crate::config::options::{ConfigKey, Options};
+use crate::offsets::SourceOffsets;
+
+/// Whether a connector produces or consumes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorType {
+    Source,
+    Sink,
+}
+
+impl ConnectorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Sink => "sink",
+        }
+    }
+}
+
+/// What a plugin may use while building its task. Building must not do I/O: `headwater
+/// validate` builds tasks too.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    pub connector: String,
+    pub data_dir: PathBuf,
+    /// `key.converter` and `value.converter` as configured (sinks that serialize use them).
+    pub key_converter: crate::converters::Converter,
+    pub value_converter: crate::converters::Converter,
+}
+
+/// A built, not yet running, task.
+pub enum Task {
+    Source(Box<dyn Source>),
+    Sink(Box<dyn Sink>),
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Source(_) => f.write_str("Task::Source"),
+            Self::Sink(_) => f.write_str("Task::Sink"),
+        }
+    }
+}
+
+/// A connector class: its names, its documented keys, and how to build its task.
+pub trait ConnectorPlugin: Send + Sync {
+    /// Headwater's class name, e.g. `headwater.file.FileSource`.
+    fn class(&self) -> &'static str;
+    /// Other accepted class names (Kafka Connect's or Debezium's).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn connector_type(&self) -> ConnectorType;
+    /// Every connector-specific key, documented.
+    fn keys(&self) -> &'static [ConfigKey];
+    /// Pulls the connector's own keys out of `options` and builds the task. Problems are
+    /// recorded in `options`; `None` when the config is invalid.
+    fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task>;
+}
+
+/// A source task. `run` reads from its system until cancelled (or, for finite sources, until
+/// done) and hands records to [`SourceContext::send`].
+#[async_trait]
+pub trait Source: Send {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError>;
+}
+
+/// A sink task. The runtime calls `write` with each batch, then `flush` whenever
+/// `flush_due` says so, at `flush_deadline`, and before stopping; records are acknowledged to
+/// their sources only after a successful flush.
+#[async_trait]
+pub trait Sink: Send {
+    /// Prepares the sink (connects, recovers state). Called before the first write.
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Whether this sink already durably holds the record (after a crash between its commit
+    /// and the source's offset commit). Such records are acknowledged without being written.
+    fn already_written(&self, _record: &Record) -> bool {
+        false
+    }
+
+    /// Takes a batch; may buffer. Returns the records it could not write, for the DLQ.
+    async fn write(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&mut self) -> Result<(), ConnectorError>;
+
+    /// True when buffered data should be flushed now (a size threshold was reached).
+    fn flush_due(&self) -> bool {
+        true
+    }
+
+    /// The latest time buffered data may wait before a flush (a time threshold).
+    fn flush_deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// The requested state of a running connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Started,
+    Paused,
+}
+
+/// What a source task uses to emit records and read its committed offsets.
+#[derive(Debug)]
+pub struct SourceContext {
+    pub(super) connector: Arc<str>,
+    pub(super) committed: SourceOffsets,
+    pub(super) chain: Arc<Chain>,
+    pub(super) reporter: Arc<ErrorReporter>,
+    pub(super) bus: Arc<Bus>,
+    pub(super) tracker: Arc<OffsetTracker>,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Receiver<TargetState>,
+    pub(super) metrics: Arc<ConnectorMetrics>,
+}
+
+/// One poll's worth of source output.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub records: Vec<Record>,
+    /// Records that could not be read (a malformed line), for the error policy.
+    pub failed: Vec<(Record, RecordError)>,
+    /// The source offsets (partition, offset) reached after this batch.
+    pub offsets: Vec<(Value, Value)>,
+    /// Bytes read, for metrics.
+    pub bytes: u64,
+}
+
+impl SourceContext {
+    pub fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    /// The offset committed for `partition` before this task started.
+    pub fn committed(&self, partition: &Value) -> Option<&Value> {
+        self.committed.get(partition)
+    }
+
+    /// Cancelled when the task must stop; select on it while waiting for data.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    pub fn metrics(&self) -> &ConnectorMetrics {
+        &self.metrics
+    }
+
+    /// Waits while the connector is paused. Returns false if the task was cancelled meanwhile.
+    async fn wait_until_started(&mut self) -> bool {
+        loop {
+            if *self.target.borrow_and_update() == TargetState::Started {
+                return true;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                changed = self.target.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    /// Runs the batch through the connector's transforms, reports failures per the error
+    /// policy, and publishes the rest. Waits while paused and while sinks are busy.
+    pub async fn send(&mut self, batch: SourceBatch) -> Result<(), ConnectorError> {
+        if !self.wait_until_started().await {
+            return Ok(());
+        }
+        let SourceBatch {
+            records,
+            mut failed,
+            offsets,
+            bytes,
+        } = batch;
+        self.metrics
+            .add_in((records.len() + failed.len()) as u64, bytes);
+        let out = self.chain.apply_batch(records);
+        failed.extend(out.failed);
+        self.reporter.report(failed)?;
+        self.metrics.add_dropped(out.dropped as u64);
+        let published = out.kept.len();
+        let discarded = self.bus.publish(out.kept, offsets, &self.tracker).await;
+        self.metrics.add_dropped(discarded as u64);
+        self.metrics.add_out((published - discarded) as u64);
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! Headwater: a Kafka Connect-style connector host for feature-store ingestion.
+//!
+//! - [`core`]: records, the transform chain, the embedded bus, acknowledgements, error
+//!   handling and the runtime. It names no connector.
+//! - [`config`]: connector configs (Kafka Connect JSON), providers, validation, the worker
+//!   config and the `connectors.d/` watcher.
+//! - [`connectors`]: one module per connector; [`connectors::registry`] lists them.
+//! - [`transforms`]: Kafka Connect's SMTs and predicates.
+//! - [`converters`]: key and value converters.
+//! - [`offsets`]: durable source offsets.
+
+// Tests may unwrap: a panic is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod converters;
+pub mod core;
+pub mod offsets;
+pub mod transforms;
+
+use std::path::Path;
+
+use crate::core::runtime::Runtime;
+
+/// A runtime with every connector this build knows.
+pub fn runtime(data_dir: &Path) -> Runtime {
+    Runtime::new(data_dir, connectors::registry())
+}

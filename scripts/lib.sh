@@ -1,0 +1,9 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+
+headwater_cache_dir() {
+    printf '%s' "${HEADWATER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/headwater}"
+}
+
+tansu_bin() {
+    printf '%s/tansu/bin/tansu' "$(headwater_cache_dir)"
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Starts and stops the real services tests and benchmarks talk to, on free loopback ports.
+#
+#   scripts/service.sh start postgres|redis|tansu STATE_DIR
+#       Starts the service with its files under STATE_DIR, waits until it answers, and prints
+#       KEY=VALUE lines: PORT, PID and URL (plus PGUSER for postgres). Exits non-zero with the
+#       reason (and the service's log) if it cannot start.
+#   scripts/service.sh stop STATE_DIR
+#       Stops the service started in STATE_DIR (by its PID) and waits for it to exit.
+#
+# Install the services first with scripts/setup.sh.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+die() { echo "service.sh: $*" >&2; exit 1; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # PORT PID LOG SECONDS
+    local port=$1 pid=$2 log=$3 deadline=$((SECONDS + $4))
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "--- log ($log) ---" >&2; tail -n 30 "$log" >&2 || true
+            die "the service exited before listening on port $port"
+        fi
+        if [ $SECONDS -ge "$deadline" ]; then
+            echo "--- log ($log) ---" >&2; tail -n 30 "$log" >&2 || true
+            die "the service did not listen on port $port within $4 s"
+        fi
+        sleep 0.05
+    done
+}
+
+pg_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+    done
+    command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return; }
+    die "PostgreSQL is not installed (run scripts/setup.sh)"
+}
+
+# Runs a command as the postgres user when we are root (PostgreSQL refuses to run as root).
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start_postgres() {
+    local state=$1 bin port
+    bin="$(pg_bin)"
+    port="$(free_port)"
+    mkdir -p "$state/data"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$state"
+    as_pg "$bin/initdb" -D "$state/data" -U postgres --auth=trust -E UTF8 >"$state/initdb.log" 2>&1 \
+        || { cat "$state/initdb.log" >&2; die "initdb failed"; }
+    cat >>"$state/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$state'
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    as_pg "$bin/pg_ctl" -D "$state/data" -l "$state/postgres.log" -w -t 30 start >/dev/null \
+        || { tail -n 30 "$state/postgres.log" >&2; die "PostgreSQL did not start"; }
+    local pid
+    pid="$(head -n 1 "$state/data/postmaster.pid")"
+    echo "$pid" >"$state/pid"
+    echo postgres >"$state/kind"
+    echo "PORT=$port"
+    echo "PID=$pid"
+    echo "PGUSER=postgres"
+    echo "URL=postgresql://postgres@127.0.0.1:$port/postgres"
+}
+
+start_redis() {
+    local state=$1 port
+    command -v redis-server >/dev/null || die "redis-server is not installed (run scripts/setup.sh)"
+    port="$(free_port)"
+    mkdir -p "$state"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$state" --daemonize yes --pidfile "$state/redis.pid" \
+        --logfile "$state/redis.log" >/dev/null
+    local deadline=$((SECONDS + 10))
+    while [ ! -s "$state/redis.pid" ]; do
+        [ $SECONDS -ge $deadline ] && { tail -n 30 "$state/redis.log" >&2; die "Redis did not start"; }
+        sleep 0.05
+    done
+    local pid
+    pid="$(cat "$state/redis.pid")"
+    wait_for_port "$port" "$pid" "$state/redis.log" 10
+    echo "$pid" >"$state/pid"
+    echo redis >"$state/kind"
+    echo "PORT=$port"
+    echo "PID=$pid"
+    echo "URL=redis://127.0.0.1:$port"
+}
+
+start_tansu() {
+    local state=$1 port bin
+    bin="$(tansu_bin)"
+    [ -x "$bin" ] || die "tansu is not built at $bin (run scripts/setup.sh)"
+    port="$(free_port)"
+    mkdir -p "$state"
+    setsid "$bin" broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine memory://tansu/ --silent \
+        >"$state/tansu.log" 2>&1 </dev/null &
+    local pid=$!
+    wait_for_port "$port" "$pid" "$state/tansu.log" 20
+    echo "$pid" >"$state/pid"
+    echo tansu >"$state/kind"
+    echo "PORT=$port"
+    echo "PID=$pid"
+    echo "URL=127.0.0.1:$port"
+}
+
+stop_service() {
+    local state=$1
+    [ -f "$state/pid" ] || die "no service was started in $state"
+    local pid kind
+    pid="$(cat "$state/pid")"
+    kind="$(cat "$state/kind" 2>/dev/null || echo unknown)"
+    if [ "$kind" = postgres ]; then
+        as_pg "$(pg_bin)/pg_ctl" -D "$state/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+        sleep 0.05
+    done
+    rm -f "$state/pid"
+}
+
+case "${1:-}" in
+    start)
+        [ $# -eq 3 ] || die "usage: service.sh start postgres|redis|tansu STATE_DIR"
+        case "$2" in
+            postgres) start_postgres "$3" ;;
+            redis) start_redis "$3" ;;
+            tansu) start_tansu "$3" ;;
+            *) die "unknown service '$2' (expected postgres, redis or tansu)" ;;
+        esac
+        ;;
+    stop)
+        [ $# -eq 2 ] || die "usage: service.sh stop STATE_DIR"
+        stop_service "$2"
+        ;;
+    *) die "usage: service.sh start postgres|redis|tansu STATE_DIR | stop STATE_DIR" ;;
+esac

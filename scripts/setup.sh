@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what Headwater's demo, tests and benchmarks need on a fresh machine.
+# Idempotent: every step checks first and does nothing when already done.
+#
+#   scripts/setup.sh           everything (tests need all of it)
+#   scripts/setup.sh --demo    only what the demo needs (a Rust toolchain)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+mode="${1:-all}"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if ! need_cmd cargo; then
+    echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+# Build tools for crates that compile C (zstd, librdkafka later).
+apt_install build-essential pkg-config
+
+if [ "$mode" = "--demo" ]; then
+    exit 0
+fi
+
+# Services the integration tests start on loopback ports.
+apt_install postgresql redis-server python3-pip
+
+# WASM plugins are built for this target.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    log "adding Rust target wasm32-wasip2"
+    rustup target add wasm32-wasip2 >/dev/null
+fi
+
+# pyarrow and duckdb read our Parquet output in the tests: the proof that other tools can.
+if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
+    log "installing pyarrow and duckdb (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyarrow duckdb
+fi
+
+# tansu: a Kafka-protocol broker written in Rust (see shared/reference/kafka-broker.md).
+# Built once, in debug (4 min instead of 17, same throughput for tests), outside the work tree.
+if [ ! -x "$(tansu_bin)" ]; then
+    log "building the tansu broker into $(headwater_cache_dir) (once, ~4 min)"
+    cargo install tansu --version 0.6.0 --locked --features dynostore --debug \
+        --root "$(headwater_cache_dir)/tansu" --quiet
+fi
+log "ready"

@@ -1,0 +1,153 @@
+//! Bad records go to the dead-letter queue with the reason, or fail the task under
+//! `errors.tolerance=none`.
+
+use std::fs;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Workspace, jsonl, parquet_rows};
+
+fn header<'a>(dead_letter: &'a Value, key: &str) -> &'a str {
+    dead_letter["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["key"] == key)
+        .and_then(|h| h["value"].as_str())
+        .unwrap_or_else(|| panic!("no header {key} in {dead_letter}"))
+}
+
+#[test]
+fn malformed_lines_and_wrong_types_land_in_the_dlq_with_the_reason() {
+    let ws = Workspace::new();
+    let input = ws.path("in/tx.jsonl");
+    fs::write(
+        &input,
+        concat!(
+            "{\"id\": 1, \"amount\": 10.5}\n",
+            "{\"id\": 2, \"amount\": \n",
+            "{\"id\": 3, \"amount\": \"n/a\"}\n",
+            "{\"id\": 4, \"amount\": 7.25}\n",
+        ),
+    )
+    .unwrap();
+    ws.put_config(
+        "source.json",
+        &json!({"name": "bad-source", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": input.display().to_string(),
+            "topic": "tx",
+            "errors.tolerance": "all",
+        }}),
+    );
+    ws.put_config(
+        "sink.json",
+        &json!({"name": "bad-sink", "config": {
+            "connector.class": "headwater.parquet.ParquetSink",
+            "topics": "tx",
+            "path": ws.path("out/tx").display().to_string(),
+            "rotate.interval.ms": "200",
+            "errors.tolerance": "all",
+            "schema": json!({"type": "struct", "fields": [
+                {"field": "id", "type": "int64", "optional": false},
+                {"field": "amount", "type": "double", "optional": true}
+            ]}).to_string(),
+        }}),
+    );
+    let host = ws.start();
+    let out = ws.path("out/tx");
+    host.wait_for("the good rows", || {
+        (parquet_rows(&out).len() >= 2).then_some(())
+    });
+    let source_dlq = ws.path("var/dlq/bad-source.jsonl");
+    let sink_dlq = ws.path("var/dlq/bad-sink.jsonl");
+    host.wait_for("both dead letters", || {
+        (jsonl(&source_dlq).len() == 1 && jsonl(&sink_dlq).len() == 1).then_some(())
+    });
+    assert!(host.stop().success());
+
+    let ids: Vec<i64> = parquet_rows(&out)
+        .iter()
+        .map(|(_, r)| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 4]);
+
+    let malformed = &jsonl(&source_dlq)[0];
+    assert_eq!(
+        malformed["value"],
+        json!("{\"id\": 2, \"amount\": "),
+        "original bytes kept"
+    );
+    assert_eq!(
+        header(malformed, "__connect.errors.stage"),
+        "VALUE_CONVERTER"
+    );
+    assert_eq!(
+        header(malformed, "__connect.errors.connector.name"),
+        "bad-source"
+    );
+    assert!(header(malformed, "__connect.errors.exception.message").contains("invalid JSON"));
+
+    let wrong_type = &jsonl(&sink_dlq)[0];
+    assert_eq!(
+        wrong_type["value"],
+        json!("{\"id\": 3, \"amount\": \"n/a\"}")
+    );
+    assert_eq!(header(wrong_type, "__connect.errors.stage"), "TASK_PUT");
+    assert_eq!(
+        header(wrong_type, "__connect.errors.class.name"),
+        "headwater.parquet.ParquetSink"
+    );
+    let message = header(wrong_type, "__connect.errors.exception.message");
+    assert!(
+        message.contains("does not fit the Parquet schema") && message.contains("n/a"),
+        "{message}"
+    );
+}
+
+#[test]
+fn tolerance_none_fails_the_task_and_keeps_the_position_before_the_bad_record() {
+    let ws = Workspace::new();
+    let input = ws.path("in/tx.jsonl");
+    fs::write(&input, "{\"id\": 1}\n{\"id\": \n{\"id\": 3}\n").unwrap();
+    ws.put_config(
+        "source.json",
+        &json!({"name": "strict-source", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": input.display().to_string(),
+            "topic": "tx",
+            "batch.max.records": "1",
+        }}),
+    );
+    ws.put_config(
+        "sink.json",
+        &json!({"name": "strict-sink", "config": {
+            "connector.class": "headwater.file.FileSink",
+            "topics": "tx",
+            "file": ws.path("out/tx.jsonl").display().to_string(),
+        }}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Tolerance exceeded in error handler");
+    let log = host.log();
+    assert!(
+        log.contains("connector=strict-source") && log.contains("Connector task failed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("invalid JSON"),
+        "the trace names the cause: {log}"
+    );
+    assert!(host.stop().success());
+    let out = jsonl(&ws.path("out/tx.jsonl"));
+    assert_eq!(out.len(), 1, "nothing after the bad record was delivered");
+    let offsets: Value =
+        serde_json::from_slice(&fs::read(ws.path("var/offsets/strict-source.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        offsets["offsets"][0]["offset"]["position"],
+        json!(10),
+        "position stays before the bad line"
+    );
+    assert!(!ws.path("var/dlq/strict-source.jsonl").exists());
+}

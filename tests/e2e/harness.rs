@@ -1,0 +1,276 @@
+//! Shared fixtures: a workspace directory, the `headwater` binary running in it, waiting for
+//! conditions, reading Parquet output back, and the real services of `scripts/service.sh`.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+/// Generous upper bound for conditions that normally hold within a second or two; it only
+/// matters when something is broken (then the test fails with the host's log).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A scratch directory with `connectors.d/`, `var/` (data dir) and `in/`/`out/` folders.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        for sub in ["connectors.d", "var", "in", "out"] {
+            fs::create_dir_all(dir.path().join(sub)).expect("create workspace dirs");
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn connectors_dir(&self) -> PathBuf {
+        self.path("connectors.d")
+    }
+
+    /// Writes `connectors.d/<file>` atomically (temp file + rename, as editors do).
+    pub fn put_config(&self, file: &str, config: &Value) {
+        let tmp = self.connectors_dir().join(format!(".{file}.swp"));
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(config).expect("serialize config"),
+        )
+        .expect("write config");
+        fs::rename(&tmp, self.connectors_dir().join(file)).expect("rename config");
+    }
+
+    pub fn remove_config(&self, file: &str) {
+        fs::remove_file(self.connectors_dir().join(file)).expect("remove config");
+    }
+
+    pub fn start(&self) -> Host {
+        Host::start(self.dir.path())
+    }
+}
+
+/// A running `headwater run`.
+pub struct Host {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Host {
+    fn start(root: &Path) -> Host {
+        let log = root.join("host.log");
+        let log_file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open host log");
+        let child = Command::new(env!("CARGO_BIN_EXE_headwater"))
+            .current_dir(root)
+            .args([
+                "run",
+                "--connectors-dir",
+                "connectors.d",
+                "--data-dir",
+                "var",
+            ])
+            .env("HEADWATER_LOG", "info,headwater=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start headwater");
+        Host {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("host is running").id()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("-TERM");
+        let mut child = self.child.take().expect("host is running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for host") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("headwater did not stop on SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no cleanup of any kind.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("host is running");
+        child.kill().expect("kill -9 headwater");
+        child.wait().expect("reap headwater");
+    }
+
+    /// Polls `f` until it returns `Some`, failing with the host's log after [`PATIENCE`].
+    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; host log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for(&format!("log line {needle:?}"), || {
+            self.log().contains(needle).then_some(())
+        });
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every committed `.parquet` file under `root`, sorted.
+pub fn parquet_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".parquet") && !name.starts_with('.') {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The record batches of one Parquet file.
+pub fn read_batches(path: &Path) -> Vec<RecordBatch> {
+    let file = File::open(path).expect("open parquet file");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("read parquet footer")
+        .build()
+        .expect("build parquet reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("read parquet rows")
+}
+
+/// Every row under `root` as JSON, with the file it is in.
+pub fn parquet_rows(root: &Path) -> Vec<(PathBuf, Value)> {
+    let mut rows = Vec::new();
+    for path in parquet_files(root) {
+        for batch in read_batches(&path) {
+            let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+            writer.write(&batch).expect("rows to JSON");
+            writer.finish().expect("finish JSON");
+            let values: Vec<Value> =
+                serde_json::from_slice(&writer.into_inner()).expect("parse JSON rows");
+            rows.extend(values.into_iter().map(|v| (path.clone(), v)));
+        }
+    }
+    rows
+}
+
+/// Lines of a JSONL file (empty if it does not exist yet).
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}
+
+/// A real service started by `scripts/service.sh`, stopped on drop.
+pub struct Service {
+    pub port: u16,
+    pub url: String,
+    state: tempfile::TempDir,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+impl Service {
+    /// Starts `kind` (postgres, redis, tansu); fails the test with the script's reason if it
+    /// cannot.
+    pub fn start(kind: &str) -> Service {
+        let state = tempfile::tempdir().expect("service state dir");
+        let output = Command::new(repo_root().join("scripts/service.sh"))
+            .args(["start", kind])
+            .arg(state.path())
+            .output()
+            .expect("run scripts/service.sh");
+        assert!(
+            output.status.success(),
+            "{kind} could not start:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("service.sh printed no {key}: {stdout}"))
+                .to_owned()
+        };
+        Service {
+            port: get("PORT").parse().expect("numeric port"),
+            url: get("URL"),
+            state,
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/service.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
+    }
+}

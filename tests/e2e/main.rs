@@ -1,0 +1,14 @@
+//! End-to-end tests: the `headwater` binary on real files, and the real services the later
+//! connectors need (PostgreSQL, Redis, a Kafka-protocol broker), all on loopback.
+//!
+//! One test binary with a module per area (wasmtime's `tests/all` layout).
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod crash;
+mod file_to_parquet;
+mod harness;
+mod services;
+mod validate;
+mod watcher;

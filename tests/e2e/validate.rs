@@ -1,0 +1,80 @@
+//! `headwater validate`: every problem named, non-zero exit.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::harness::Workspace;
+
+fn validate(files: &[std::path::PathBuf]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .arg("validate")
+        .args(files)
+        .output()
+        .expect("run headwater validate");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn valid_configs_pass_and_every_problem_is_named() {
+    let ws = Workspace::new();
+    let good = ws.path("good.json");
+    std::fs::write(
+        &good,
+        json!({"name": "good", "config": {
+            "connector.class": "headwater.file.FileSource", "path": "in/*.jsonl", "topic": "t",
+            "transforms": "r",
+            "transforms.r.type": "org.apache.kafka.connect.transforms.RegexRouter",
+            "transforms.r.regex": "(.*)", "transforms.r.replacement": "$1-copy",
+            "some.extra": "x",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, out) = validate(std::slice::from_ref(&good));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("OK: connector 'good' (source headwater.file.FileSource)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unknown key \"some.extra\" is ignored"),
+        "{out}"
+    );
+
+    let bad = ws.path("bad.json");
+    std::fs::write(
+        &bad,
+        json!({"name": "bad", "config": {
+            "connector.class": "FileSource",
+            "poll.interval.ms": "soon",
+            "errors.tolerance": "some",
+            "transforms": "x",
+            "transforms.x.type": "org.example.Nope",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let unknown = ws.path("unknown.properties");
+    std::fs::write(
+        &unknown,
+        "name=unknown\nconnector.class=com.example.Missing\n",
+    )
+    .unwrap();
+    let (ok, out) = validate(&[good, bad, unknown]);
+    assert!(!ok);
+    for expected in [
+        "Connector 'bad' configuration is invalid and contains the following 5 error(s):",
+        "errors.tolerance: expected one of none, all, got \"some\"",
+        "transforms.x.type: unknown transformation class \"org.example.Nope\"; known classes: org.apache.kafka.connect.transforms.Cast$Key",
+        "poll.interval.ms: expected a positive integer, got \"soon\"",
+        "topic: missing required key, which has no default value",
+        "path: missing required key: set `path` (or `file`)",
+        "connector.class: unknown connector class \"com.example.Missing\"; known classes: headwater.file.FileSink, headwater.file.FileSource, headwater.parquet.ParquetSink",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

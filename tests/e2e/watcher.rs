@@ -1,0 +1,136 @@
+//! connectors.d: add, change, remove, invalid files.
+
+use std::fs;
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Host, Workspace, jsonl};
+
+fn append(ws: &Workspace, rel: &str, values: impl IntoIterator<Item = Value>) {
+    let mut f = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(ws.path(rel))
+        .unwrap();
+    for v in values {
+        writeln!(f, "{v}").unwrap();
+    }
+}
+
+fn source(ws: &Workspace) -> Value {
+    json!({"name": "watch-source", "config": {
+        "connector.class": "headwater.file.FileSource",
+        "path": ws.path("in/events.jsonl").display().to_string(),
+        "topic": "events",
+        "poll.interval.ms": "50",
+    }})
+}
+
+fn sink(ws: &Workspace, out: &str) -> Value {
+    json!({"name": "watch-sink", "config": {
+        "connector.class": "headwater.file.FileSink",
+        "topics": "events",
+        "file": ws.path(out).display().to_string(),
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }})
+}
+
+fn wait_lines(host: &Host, ws: &Workspace, rel: &str, n: usize) {
+    host.wait_for(&format!("{n} lines in {rel}"), || {
+        (jsonl(&ws.path(rel)).len() >= n).then_some(())
+    });
+}
+
+/// Waits until the source committed everything in its input, i.e. read the whole file.
+fn wait_source_caught_up(host: &Host, ws: &Workspace) {
+    let size = fs::metadata(ws.path("in/events.jsonl")).unwrap().len();
+    host.wait_for("the source to read its whole input", || {
+        let offsets: Value =
+            serde_json::from_slice(&fs::read(ws.path("var/offsets/watch-source.json")).ok()?)
+                .ok()?;
+        (offsets["offsets"][0]["offset"]["position"].as_u64()? == size).then_some(())
+    });
+}
+
+#[test]
+fn files_added_changed_broken_and_removed_drive_the_connectors() {
+    let ws = Workspace::new();
+    append(&ws, "in/events.jsonl", (0..5).map(|i| json!({"n": i})));
+    let host = ws.start();
+
+    // Added: both connectors start.
+    ws.put_config("sink.json", &sink(&ws, "out/a.jsonl"));
+    ws.put_config("source.json", &source(&ws));
+    wait_lines(&host, &ws, "out/a.jsonl", 5);
+    assert_eq!(jsonl(&ws.path("out/a.jsonl"))[4]["value"], json!({"n": 4}));
+
+    // Changed: the sink restarts with its new output file.
+    ws.put_config("sink.json", &sink(&ws, "out/b.jsonl"));
+    host.wait_for_log("action=Updated");
+    append(&ws, "in/events.jsonl", (5..8).map(|i| json!({"n": i})));
+    wait_lines(&host, &ws, "out/b.jsonl", 3);
+    assert_eq!(
+        jsonl(&ws.path("out/a.jsonl")).len(),
+        5,
+        "the old sink stopped"
+    );
+
+    // Broken files are reported and change nothing.
+    fs::write(
+        ws.connectors_dir().join("broken.json"),
+        "{\"name\": \"x\", \"config\": {",
+    )
+    .unwrap();
+    host.wait_for_log("Invalid connector config file");
+    ws.put_config(
+        "unknown.json",
+        &json!({"name": "mystery", "config": {"connector.class": "com.example.Nope"}}),
+    );
+    host.wait_for_log(
+        "unknown connector class \"com.example.Nope\"; known classes: headwater.file.FileSink",
+    );
+    let mut bad_sink = sink(&ws, "out/c.jsonl");
+    bad_sink["config"]["topics"] = json!("");
+    ws.put_config("sink.json", &bad_sink);
+    host.wait_for_log("Must configure one of topics or topics.regex");
+    append(&ws, "in/events.jsonl", (8..10).map(|i| json!({"n": i})));
+    wait_lines(&host, &ws, "out/b.jsonl", 5);
+    assert!(
+        !ws.path("out/c.jsonl").exists(),
+        "the invalid version never ran"
+    );
+
+    // Removed: the sink stops; the source goes on without it.
+    ws.remove_config("sink.json");
+    host.wait_for_log("Connector stopped. connector=watch-sink");
+    append(&ws, "in/events.jsonl", (10..12).map(|i| json!({"n": i})));
+    wait_source_caught_up(&host, &ws);
+    assert_eq!(jsonl(&ws.path("out/b.jsonl")).len(), 5);
+    assert!(host.stop().success());
+}
+
+#[test]
+fn several_quick_writes_start_the_connector_once() {
+    let ws = Workspace::new();
+    append(&ws, "in/events.jsonl", (0..3).map(|i| json!({"n": i})));
+    let host = ws.start();
+    ws.put_config("source.json", &source(&ws));
+    // An editor that writes the file in pieces.
+    let text = serde_json::to_string_pretty(&sink(&ws, "out/a.jsonl")).unwrap();
+    let path = ws.connectors_dir().join("sink.json");
+    let mut f = fs::File::create(&path).unwrap();
+    for chunk in text.as_bytes().chunks(text.len() / 3 + 1) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+    }
+    drop(f);
+    wait_lines(&host, &ws, "out/a.jsonl", 3);
+    let starts = host
+        .log()
+        .matches("Connector started. connector=watch-sink action=Created")
+        .count();
+    assert_eq!(starts, 1, "started once; log:\n{}", host.log());
+    assert!(host.stop().success());
+}
