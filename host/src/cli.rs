@@ -162,7 +162,7 @@ async fn shutdown_signal() -> &'static str {
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {
-    let registry = crate::connectors::registry();
+    let registry = crate::registry();
     let mut invalid = 0;
     for file in files {
         match validate_file(&registry, file) {

@@ -24,7 +24,12 @@ use std::path::Path;
 
 use crate::core::runtime::Runtime;
 
+/// Every connector class this build knows.
+pub fn registry() -> core::registry::Registry {
+    connectors::registry()
+}
+
 /// A runtime with every connector this build knows.
 pub fn runtime(data_dir: &Path) -> Runtime {
-    Runtime::new(data_dir, connectors::registry())
+    Runtime::new(data_dir, registry())
 }

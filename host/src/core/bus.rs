@@ -139,6 +139,66 @@ impl Bus {
         route
     }
 
+    /// Splits a batch by subscriber. The common case, every record going to the same
+    /// subscribers, moves the batch as it is (cloning it only for additional subscribers).
+    fn split(&self, records: Vec<Record>) -> Split {
+        // Distinct routes of this batch, and which one each record takes.
+        let mut routes: Vec<Vec<Arc<Subscriber>>> = Vec::new();
+        let mut route_of = Vec::with_capacity(records.len());
+        let mut last: Option<(&str, usize)> = None;
+        for record in &records {
+            let index = match last {
+                Some((topic, index)) if topic == record.topic => index,
+                _ => {
+                    let route = self.route(&record.topic);
+                    match routes.iter().position(|r| same_route(r, &route)) {
+                        Some(index) => index,
+                        None => {
+                            routes.push(route);
+                            routes.len() - 1
+                        }
+                    }
+                }
+            };
+            last = Some((record.topic.as_str(), index));
+            route_of.push(index);
+        }
+        if routes.len() <= 1 {
+            let Some((last, rest)) = routes.first().and_then(|r| r.split_last()) else {
+                return Split {
+                    deliveries: Vec::new(),
+                    discarded: records.len(),
+                };
+            };
+            let mut deliveries: Vec<(Arc<Subscriber>, Vec<Record>)> = rest
+                .iter()
+                .map(|sub| (Arc::clone(sub), records.clone()))
+                .collect();
+            deliveries.push((Arc::clone(last), records));
+            return Split {
+                deliveries,
+                discarded: 0,
+            };
+        }
+        let capacity = records.len();
+        let mut deliveries = Vec::new();
+        let mut discarded = 0;
+        for (record, index) in records.into_iter().zip(route_of) {
+            let Some((last, rest)) = routes[index].split_last() else {
+                discarded += 1;
+                continue;
+            };
+            for sub in rest {
+                push_for(&mut deliveries, sub, record.clone(), capacity);
+            }
+            push_for(&mut deliveries, last, record, capacity);
+        }
+        Split {
+            deliveries,
+            discarded,
+        }
+    }
+
     /// Routes a source batch to its subscribers and registers it with the source's tracker,
     /// which commits `offsets` once every receiving sink acked. Waits while an inbox is full.
     /// Returns the number of records that found no subscriber.
@@ -148,28 +208,9 @@ impl Bus {
         offsets: Vec<(serde_json::Value, serde_json::Value)>,
         tracker: &Arc<OffsetTracker>,
     ) -> usize {
-        let mut per_sink: Vec<(Arc<Subscriber>, Vec<Record>)> = Vec::new();
-        let mut discarded = 0;
-        let mut last_topic: Option<(String, Vec<Arc<Subscriber>>)> = None;
-        for record in records {
-            let route = match &last_topic {
-                Some((topic, route)) if *topic == record.topic => route.clone(),
-                _ => {
-                    let route = self.route(&record.topic);
-                    last_topic = Some((record.topic.clone(), route.clone()));
-                    route
-                }
-            };
-            if route.is_empty() {
-                discarded += 1;
-                continue;
-            }
-            let (last, rest) = route.split_last().expect("route is not empty");
-            for sub in rest {
-                push_for(&mut per_sink, sub, record.clone());
-            }
-            push_for(&mut per_sink, last, record);
-        }
+        let per_sink = self.split(records);
+        let discarded = per_sink.discarded;
+        let per_sink = per_sink.deliveries;
         let tokens = tracker.begin(offsets, per_sink.len());
         for ((sub, records), ack) in per_sink.into_iter().zip(tokens) {
             if sub.inbox.send(Delivery { records, ack }).await.is_err() {
@@ -185,11 +226,30 @@ impl Bus {
     }
 }
 
-fn push_for(per_sink: &mut Vec<(Arc<Subscriber>, Vec<Record>)>, sub: &Arc<Subscriber>, r: Record) {
+/// A batch split by subscriber.
+struct Split {
+    deliveries: Vec<(Arc<Subscriber>, Vec<Record>)>,
+    discarded: usize,
+}
+
+fn push_for(
+    per_sink: &mut Vec<(Arc<Subscriber>, Vec<Record>)>,
+    sub: &Arc<Subscriber>,
+    r: Record,
+    capacity: usize,
+) {
     match per_sink.iter_mut().find(|(s, _)| s.id == sub.id) {
         Some((_, records)) => records.push(r),
-        None => per_sink.push((Arc::clone(sub), vec![r])),
+        None => {
+            let mut records = Vec::with_capacity(capacity);
+            records.push(r);
+            per_sink.push((Arc::clone(sub), records));
+        }
     }
+}
+
+fn same_route(a: &[Arc<Subscriber>], b: &[Arc<Subscriber>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.id == y.id)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! `{"position": <n>}` where `n` is the byte offset after the last record read (JSONL, CSV) or
 //! the number of rows read (Parquet). A restart resumes there.
 
+mod json_field;
 mod reader;
 mod sink;
 mod sink_config;

@@ -13,9 +13,13 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use serde_json::{Map, Value};
 
 use super::FileError;
+use super::json_field::validate_and_extract;
 
-/// Bytes read from a text file per chunk (a longer line is read whole anyway).
-const CHUNK_BYTES: usize = 4 << 20;
+/// Most bytes read from a text file per chunk (a longer line is read whole anyway).
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Fewest bytes read per chunk.
+const MIN_READ_BYTES: usize = 64 << 10;
 
 /// One record read from a file.
 #[derive(Debug)]
@@ -29,8 +33,9 @@ pub struct Item {
 
 #[derive(Debug)]
 pub enum Content {
-    /// A JSON text (a JSONL line, or a Parquet row rendered as JSON).
-    Json(Bytes),
+    /// A JSON text (a JSONL line, or a Parquet row rendered as JSON), with the value of the
+    /// requested top-level field (see `field` of the read functions) when it has it.
+    Json(Bytes, Option<Value>),
     /// A CSV row as an object.
     Row(Value),
     /// Bytes that are not a valid record, and why.
@@ -57,32 +62,37 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
 type Line = (u64, u64, Bytes);
 
 /// Reads complete lines from `start`, at most `max_lines` of them (blank lines are skipped but
-/// consumed). Returns the lines with their positions and the position after the last one.
+/// consumed), reading about `hint_bytes` (what `max_lines` lines are expected to take). Returns
+/// the lines with their positions and the position after the last one.
 fn read_lines(
     path: &Path,
     start: u64,
     max_lines: usize,
+    hint_bytes: usize,
     final_tail: bool,
 ) -> Result<(Vec<Line>, u64), FileError> {
     let mut file = File::open(path).map_err(read_error(path))?;
     file.seek(SeekFrom::Start(start))
         .map_err(read_error(path))?;
-    let mut buf = Vec::with_capacity(CHUNK_BYTES.min(1 << 16));
+    let mut want = hint_bytes.clamp(MIN_READ_BYTES, CHUNK_BYTES);
+    // One spare byte: `read_to_end` then sees the limit without growing (and copying) the buffer.
+    let mut buf = Vec::with_capacity(want + 1);
     // Read a chunk; if it holds no newline and is not at EOF, keep reading (one long line).
     let mut at_eof = false;
     loop {
         let before = buf.len();
         (&mut file)
-            .take(CHUNK_BYTES as u64)
+            .take(want as u64)
             .read_to_end(&mut buf)
             .map_err(read_error(path))?;
-        if buf.len() - before < CHUNK_BYTES {
+        if buf.len() - before < want {
             at_eof = true;
             break;
         }
         if buf[before..].contains(&b'\n') {
             break;
         }
+        want = CHUNK_BYTES;
     }
     let complete = match buf.iter().rposition(|b| *b == b'\n') {
         Some(i) => i + 1,
@@ -114,19 +124,22 @@ fn read_lines(
     Ok((lines, start + offset as u64))
 }
 
-/// JSONL: each non-blank line is one JSON value, checked for validity here.
+/// JSONL: each non-blank line is one JSON value, checked for validity here; `field`'s value is
+/// extracted in the same pass.
 pub fn read_jsonl(
     path: &Path,
     start: u64,
     max_records: usize,
+    hint_bytes: usize,
     final_tail: bool,
+    field: Option<&str>,
 ) -> Result<Chunk, FileError> {
-    let (lines, end) = read_lines(path, start, max_records, final_tail)?;
+    let (lines, end) = read_lines(path, start, max_records, hint_bytes, final_tail)?;
     let items = lines
         .into_iter()
         .map(|(start, end, line)| {
-            let content = match serde_json::from_slice::<serde::de::IgnoredAny>(&line) {
-                Ok(_) => Content::Json(line),
+            let content = match validate_and_extract(&line, field) {
+                Ok(value) => Content::Json(line, value),
                 Err(e) => Content::Invalid(line, format!("invalid JSON: {e}")),
             };
             Item {
@@ -148,7 +161,7 @@ pub fn read_csv_header(
     path: &Path,
     delimiter: u8,
 ) -> Result<Option<(Vec<String>, u64)>, FileError> {
-    let (lines, _) = read_lines(path, 0, 1, false)?;
+    let (lines, _) = read_lines(path, 0, 1, MIN_READ_BYTES, false)?;
     let Some((_, end, line)) = lines.into_iter().next() else {
         return Ok(None);
     };
@@ -196,16 +209,27 @@ fn csv_cell(cell: &str, infer: bool) -> Value {
 }
 
 /// CSV rows from `start` (past the header), as objects keyed by the header.
+/// How a CSV file is read.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub infer_types: bool,
+}
+
 pub fn read_csv(
     path: &Path,
     header: &[String],
     start: u64,
     max_records: usize,
+    hint_bytes: usize,
     final_tail: bool,
-    delimiter: u8,
-    infer: bool,
+    options: CsvOptions,
 ) -> Result<Chunk, FileError> {
-    let (lines, end) = read_lines(path, start, max_records, final_tail)?;
+    let (lines, end) = read_lines(path, start, max_records, hint_bytes, final_tail)?;
+    let CsvOptions {
+        delimiter,
+        infer_types: infer,
+    } = options;
     let mut items = Vec::with_capacity(lines.len());
     let mut record = csv::StringRecord::new();
     for (line_start, line_end, line) in lines {
@@ -271,6 +295,7 @@ pub fn read_parquet(
     path: &Path,
     reader: &mut ParquetRecordBatchReader,
     start: u64,
+    field: Option<&str>,
 ) -> Result<Option<Chunk>, FileError> {
     let Some(batch) = reader.next() else {
         return Ok(None);
@@ -292,10 +317,16 @@ pub fn read_parquet(
             .iter()
             .position(|b| *b == b'\n')
             .map_or(text.len(), |i| offset + i);
+        let line = text.slice(offset..end);
+        let content = match field.map(|f| validate_and_extract(&line, Some(f))) {
+            Some(Ok(value)) => Content::Json(line, value),
+            None => Content::Json(line, None),
+            Some(Err(e)) => Content::Invalid(line, format!("row is not valid JSON: {e}")),
+        };
         items.push(Item {
             start: row,
             end: row + 1,
-            content: Content::Json(text.slice(offset..end)),
+            content,
         });
         row += 1;
         offset = end + 1;
@@ -318,16 +349,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, "{\"a\":1}\n\n{\"a\":\n{\"a\":3}").unwrap();
-        let chunk = read_jsonl(&path, 0, 10, false).unwrap();
+        let chunk = read_jsonl(&path, 0, 10, 0, false, None).unwrap();
         assert_eq!(chunk.items.len(), 2, "the unterminated last line waits");
         assert!(
             matches!(chunk.items[1].content, Content::Invalid(_, ref m) if m.contains("invalid JSON"))
         );
         assert_eq!(chunk.end, 15);
-        let rest = read_jsonl(&path, chunk.end, 10, true).unwrap();
+        let rest = read_jsonl(&path, chunk.end, 10, 0, true, None).unwrap();
         assert_eq!(rest.items.len(), 1);
         assert_eq!(rest.end, 22);
-        let limited = read_jsonl(&path, 0, 1, false).unwrap();
+        let limited = read_jsonl(&path, 0, 1, 0, false, None).unwrap();
         assert_eq!(limited.items.len(), 1);
         assert_eq!(limited.end, 8);
     }
@@ -342,14 +373,18 @@ mod tests {
         )
         .unwrap();
         let (header, start) = read_csv_header(&path, b',').unwrap().unwrap();
-        let chunk = read_csv(&path, &header, start, 10, false, b',', true).unwrap();
+        let options = CsvOptions {
+            delimiter: b',',
+            infer_types: true,
+        };
+        let chunk = read_csv(&path, &header, start, 10, 0, false, options).unwrap();
         let rows: Vec<_> = chunk
             .items
             .iter()
             .map(|i| match &i.content {
                 Content::Row(v) => v.clone(),
                 Content::Invalid(_, m) => json!(m),
-                Content::Json(_) => json!(null),
+                Content::Json(..) => json!(null),
             })
             .collect();
         assert_eq!(

@@ -35,7 +35,12 @@ struct FileState {
     done: bool,
     /// `key=value` directory names of the path (Hive-style partitions).
     path_fields: Vec<(String, String)>,
+    /// Average bytes per record seen so far: sizes the next read.
+    avg_record_bytes: usize,
 }
+
+/// Bytes per record assumed before a file's first chunk.
+const INITIAL_RECORD_BYTES: usize = 256;
 
 /// `headwater.file.FileSource`.
 pub struct FileSource {
@@ -101,6 +106,7 @@ impl FileSource {
                     parquet: None,
                     done: false,
                     path_fields: path_fields(&path),
+                    avg_record_bytes: INITIAL_RECORD_BYTES,
                 },
             );
         }
@@ -122,15 +128,23 @@ impl FileSource {
         let final_tail = size.is_some() && size == state.last_size;
         let owned = path.to_path_buf();
         let position = state.position;
+        let field = self.config.timestamp_field.clone();
+        // A little more than a batch's worth, so one read usually fills one batch.
+        let hint = batch * state.avg_record_bytes * 9 / 8 + 4096;
+        let csv = reader::CsvOptions {
+            delimiter,
+            infer_types: infer,
+        };
         match state.format {
             Format::Jsonl => {
                 if size.is_some_and(|s| s <= position) {
                     state.last_size = size;
                     return Ok(None);
                 }
-                let chunk =
-                    spawn_blocking(move || reader::read_jsonl(&owned, position, batch, final_tail))
-                        .await?;
+                let chunk = spawn_blocking(move || {
+                    reader::read_jsonl(&owned, position, batch, hint, final_tail, field.as_deref())
+                })
+                .await?;
                 Ok(nonempty(chunk, position, state, size))
             }
             Format::Csv => {
@@ -152,9 +166,7 @@ impl FileSource {
                 }
                 let header = state.csv_header.clone().unwrap_or_default();
                 let chunk = spawn_blocking(move || {
-                    reader::read_csv(
-                        &owned, &header, position, batch, final_tail, delimiter, infer,
-                    )
+                    reader::read_csv(&owned, &header, position, batch, hint, final_tail, csv)
                 })
                 .await?;
                 Ok(nonempty(chunk, position, state, size))
@@ -168,7 +180,8 @@ impl FileSource {
                     }
                 };
                 let (chunk, parquet) = spawn_blocking(move || {
-                    let chunk = reader::read_parquet(&owned, &mut parquet, position);
+                    let chunk =
+                        reader::read_parquet(&owned, &mut parquet, position, field.as_deref());
                     chunk.map(|c| (c, parquet))
                 })
                 .await?;
@@ -210,8 +223,8 @@ impl FileSource {
             record.position = Some(position);
             record.timestamp = Some(now);
             let (payload, parsed) = match item.content {
-                Content::Json(bytes) => (Payload::json_bytes(bytes), None),
-                Content::Row(value) => (Payload::null(), Some(value)),
+                Content::Json(bytes, field) => (Payload::json_bytes(bytes), Parsed::Field(field)),
+                Content::Row(value) => (Payload::null(), Parsed::Whole(value)),
                 Content::Invalid(bytes, reason) => {
                     record.value = Payload::json_bytes(bytes);
                     let message = format!("{} at byte {}: {reason}", path.display(), item.start);
@@ -241,7 +254,8 @@ impl FileSource {
         batch
     }
 
-    /// Parses only when something needs the structure (a time field, path fields, a CSV row).
+    /// Reads the event time and adds path fields. JSON texts stay unparsed unless path fields
+    /// must be added: the time field was extracted while the line was validated.
     // The error carries the payload back so the dead letter keeps it; errors are rare.
     #[allow(clippy::result_large_err)]
     fn finish_value(
@@ -249,60 +263,71 @@ impl FileSource {
         path: &Path,
         state: &FileState,
         payload: Payload,
-        parsed: Option<Value>,
+        parsed: Parsed,
         start: u64,
     ) -> Result<(Payload, Option<i64>), (Payload, RecordError)> {
-        let needs_parse = parsed.is_some()
-            || self.config.timestamp_field.is_some()
-            || (self.config.partition_fields_from_path && !state.path_fields.is_empty());
-        if !needs_parse {
-            return Ok((payload, None));
-        }
-        let raw = payload.raw().cloned();
-        let mut value = match parsed {
-            Some(v) => v,
-            None => match raw.as_deref().map(serde_json::from_slice::<Value>) {
-                Some(Ok(v)) => v,
-                _ => Value::Null,
-            },
+        let add_path_fields =
+            self.config.partition_fields_from_path && !state.path_fields.is_empty();
+        let (field, whole) = match parsed {
+            Parsed::Field(field) => (field, None),
+            Parsed::Whole(value) => {
+                let field = self
+                    .config
+                    .timestamp_field
+                    .as_ref()
+                    .and_then(|f| value.get(f).cloned());
+                (field, Some(value))
+            }
         };
         let mut timestamp = None;
-        if let Some(field) = &self.config.timestamp_field {
-            let found = value.get(field);
-            match found.and_then(timestamp_millis) {
+        if let Some(name) = &self.config.timestamp_field {
+            match field.as_ref().and_then(timestamp_millis) {
                 Some(ts) => timestamp = Some(ts),
                 None => {
-                    let got = found.map_or("nothing".to_owned(), |v| v.to_string());
+                    let got = field.map_or("nothing".to_owned(), |v| v.to_string());
                     let message = format!(
-                        "{} at position {start}: field {field:?} (timestamp.field): expected \
+                        "{} at position {start}: field {name:?} (timestamp.field): expected \
                          epoch milliseconds or an ISO-8601 date-time, got {got}",
                         path.display()
                     );
-                    let payload = match raw {
-                        Some(r) => Payload::json_bytes(r),
-                        None => Payload::value(value),
+                    let payload = match whole {
+                        Some(v) => Payload::value(v),
+                        None => payload,
                     };
                     return Err((payload, value_error(message)));
                 }
             }
         }
-        let mut modified = false;
-        if self.config.partition_fields_from_path
-            && let Value::Object(map) = &mut value
+        if !add_path_fields {
+            let payload = match whole {
+                Some(v) => Payload::value(v),
+                None => payload,
+            };
+            return Ok((payload, timestamp));
+        }
+        let mut payload = match whole {
+            Some(v) => Payload::value(v),
+            None => payload,
+        };
+        if let Ok(data) = payload.get_mut()
+            && let Value::Object(map) = &mut data.value
         {
             for (k, v) in &state.path_fields {
                 if !map.contains_key(k) {
                     map.insert(k.clone(), Value::String(v.clone()));
-                    modified = true;
                 }
             }
         }
-        let payload = match raw {
-            Some(r) if !modified => Payload::json_parsed(r, value),
-            _ => Payload::value(value),
-        };
         Ok((payload, timestamp))
     }
+}
+
+/// What the reader already knows of a record's structure.
+enum Parsed {
+    /// A JSON text, with the value of `timestamp.field` when it was requested and present.
+    Field(Option<Value>),
+    /// An already structured record (a CSV row).
+    Whole(Value),
 }
 
 /// A chunk that consumed something; otherwise remembers the size, so that next time a final

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_json::ReaderBuilder;
+use arrow_json::reader::Decoder;
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use bytes::Bytes;
 use serde_json::Value;
@@ -39,14 +40,50 @@ impl Row {
     }
 }
 
+/// Buffers reused across batches: the text of raw rows and a decoder for the current schema.
+#[derive(Default)]
+pub struct Scratch {
+    text: Vec<u8>,
+    decoder: Option<(SchemaRef, usize, Decoder)>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch").finish_non_exhaustive()
+    }
+}
+
+/// Smallest decoder batch size: decoders are reused, so size them for typical batches.
+const MIN_DECODER_ROWS: usize = 8192;
+
+impl Scratch {
+    /// A decoder for `schema` that holds `rows` rows, reusing the last one when it fits.
+    fn decoder(&mut self, schema: &SchemaRef, rows: usize) -> Result<Decoder, ArrowError> {
+        match self.decoder.take() {
+            Some((s, capacity, decoder)) if Arc::ptr_eq(&s, schema) && capacity >= rows => {
+                Ok(decoder)
+            }
+            _ => ReaderBuilder::new(Arc::clone(schema))
+                .with_strict_mode(true)
+                .with_batch_size(rows.max(MIN_DECODER_ROWS))
+                .build_decoder(),
+        }
+    }
+}
+
 /// Encodes rows with `schema`; fields not in the schema are an error (strict mode), so that
 /// new fields are noticed rather than silently dropped.
-pub fn encode(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, ArrowError> {
-    let mut decoder = ReaderBuilder::new(Arc::clone(schema))
-        .with_strict_mode(true)
-        .with_batch_size(rows.len().max(1))
-        .build_decoder()?;
-    // Rows keep their order: consecutive structured rows are serialized together.
+pub fn encode<'a>(
+    schema: &SchemaRef,
+    rows: impl ExactSizeIterator<Item = &'a Row> + Clone,
+    scratch: &mut Scratch,
+) -> Result<RecordBatch, ArrowError> {
+    let count = rows.len();
+    let mut decoder = scratch.decoder(schema, count)?;
+    let text = &mut scratch.text;
+    text.clear();
+    // Rows keep their order: consecutive raw rows are decoded in one call, consecutive
+    // structured rows serialized together.
     let mut values: Vec<&Value> = Vec::new();
     for row in rows {
         match row {
@@ -55,23 +92,35 @@ pub fn encode(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, ArrowErro
                     decoder.serialize(&values)?;
                     values.clear();
                 }
-                decoder.decode(bytes)?;
-                decoder.decode(b"\n")?;
+                text.extend_from_slice(bytes);
+                text.push(b'\n');
             }
-            Row::Value(v) => values.push(v),
+            Row::Value(v) => {
+                if !text.is_empty() {
+                    decoder.decode(text)?;
+                    text.clear();
+                }
+                values.push(v);
+            }
         }
+    }
+    if !text.is_empty() {
+        decoder.decode(text)?;
     }
     if !values.is_empty() {
         decoder.serialize(&values)?;
     }
-    Ok(decoder
+    let batch = decoder
         .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema))))
+        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema)));
+    // Only a decoder that finished cleanly is reused; one that failed may hold half a row.
+    scratch.decoder = Some((Arc::clone(schema), count.max(MIN_DECODER_ROWS), decoder));
+    Ok(batch)
 }
 
 /// The schema arrow-json infers for these rows.
-pub fn infer(rows: &[Row]) -> Result<Schema, ArrowError> {
-    let values = rows.iter().map(Row::to_value);
+pub fn infer<'a>(rows: impl Iterator<Item = &'a Row>) -> Result<Schema, ArrowError> {
+    let values = rows.map(Row::to_value);
     let schema = arrow_json::reader::infer_json_schema_from_iterator(values)?;
     Ok(without_null_types(&schema))
 }
@@ -89,14 +138,22 @@ mod tests {
             Row::Raw(Bytes::from_static(br#"{"id": 1, "name": "a"}"#)),
             Row::from_value(json!({"id": 2, "name": "b"})),
         ];
-        let schema = Arc::new(infer(&rows).unwrap());
-        let batch = encode(&schema, &rows).unwrap();
+        let schema = Arc::new(infer(rows.iter()).unwrap());
+        let mut scratch = Scratch::default();
+        let batch = encode(&schema, rows.iter(), &mut scratch).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let ids = batch.column(0).as_primitive::<Int64Type>();
         assert_eq!(ids.values(), &[1, 2]);
         let extra = vec![Row::from_value(json!({"id": 3, "surprise": true}))];
-        assert!(encode(&schema, &extra).is_err());
+        assert!(encode(&schema, extra.iter(), &mut scratch).is_err());
         let wrong = vec![Row::from_value(json!({"id": "three"}))];
-        assert!(encode(&schema, &wrong).is_err());
+        assert!(encode(&schema, wrong.iter(), &mut scratch).is_err());
+        // After failures the scratch still encodes good rows.
+        assert_eq!(
+            encode(&schema, rows.iter(), &mut scratch)
+                .unwrap()
+                .num_rows(),
+            2
+        );
     }
 }

@@ -15,12 +15,45 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::ParquetError;
+use crate::core::record::Position;
 
 /// Footer key holding the newest source positions a file contains.
 pub const POSITIONS_KEY: &str = "headwater.positions";
 
 /// `(source connector, source partition)` → newest offset.
 pub type Positions = HashMap<(Arc<str>, Arc<str>), u64>;
+
+fn insert_max(into: &mut Positions, p: &Position, offset: u64) {
+    let entry = into
+        .entry((Arc::clone(&p.source), Arc::clone(&p.partition)))
+        .or_insert(offset);
+    *entry = (*entry).max(offset);
+}
+
+/// Folds positions into per-partition maxima. Consecutive positions of one source partition
+/// (the common case) cost a pointer comparison instead of hashing two strings.
+pub fn fold_positions<'a>(into: &mut Positions, positions: impl Iterator<Item = &'a Position>) {
+    let mut run: Option<(&Position, u64)> = None;
+    for p in positions {
+        match &mut run {
+            Some((first, max))
+                if Arc::ptr_eq(&first.source, &p.source)
+                    && Arc::ptr_eq(&first.partition, &p.partition) =>
+            {
+                *max = (*max).max(p.offset);
+            }
+            _ => {
+                if let Some((first, max)) = run.take() {
+                    insert_max(into, first, max);
+                }
+                run = Some((p, p.offset));
+            }
+        }
+    }
+    if let Some((first, max)) = run {
+        insert_max(into, first, max);
+    }
+}
 
 #[derive(Debug)]
 pub struct OpenFile {
@@ -82,11 +115,6 @@ impl OpenFile {
         self.rows += batch.num_rows() as u64;
         self.bytes += bytes;
         Ok(())
-    }
-
-    pub fn note_position(&mut self, key: (Arc<str>, Arc<str>), offset: u64) {
-        let entry = self.positions.entry(key).or_insert(offset);
-        *entry = (*entry).max(offset);
     }
 
     /// Writes the footer (with the positions), syncs, and renames the file into place.

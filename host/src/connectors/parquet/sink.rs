@@ -12,12 +12,12 @@ use tokio::time::Instant;
 
 use super::ParquetError;
 use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
-use super::encode::{Row, encode, infer};
-use super::file::{OpenFile, Positions};
+use super::encode::{Row, Scratch, encode, infer};
+use super::file::{OpenFile, Positions, fold_positions};
 use super::recovery::recover;
 use super::schema::{connect_schema, merge, prepare_connect_value};
 use crate::core::error::{ConnectorError, RecordError, Stage};
-use crate::core::record::Record;
+use crate::core::record::{Position, Record};
 use crate::core::task::{BuildContext, Sink};
 use crate::core::time::{date_of_millis, timestamp_millis};
 use crate::core::transform::DATA_EXCEPTION;
@@ -25,8 +25,14 @@ use crate::offsets::file_stem;
 
 const COMPONENT: &str = "headwater.parquet.ParquetSink";
 
-/// `(topic, date)`.
-type PartitionKey = (String, String);
+/// `(topic, days since the epoch)`: the `date=` partition.
+type PartitionKey = (String, i64);
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Finds `"schema"` in raw JSON: such an object may be a JsonConverter envelope.
+static SCHEMA_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"schema\""));
 
 /// A record ready for a partition: its row, Connect schema, size and position.
 struct Prepared {
@@ -42,8 +48,11 @@ pub struct ParquetSink {
     open: HashMap<PartitionKey, OpenFile>,
     /// Positions held by committed files or by records already taken into open files.
     accepted: Positions,
+    /// The most recently updated entry of `accepted`, checked by pointer before hashing.
+    last_accepted: Option<(Position, u64)>,
     next_file: u64,
     props: WriterProperties,
+    scratch: Scratch,
 }
 
 fn record_error(message: impl Into<String>) -> RecordError {
@@ -66,18 +75,17 @@ impl ParquetSink {
             stem: file_stem(&ctx.connector),
             open: HashMap::new(),
             accepted: Positions::new(),
+            last_accepted: None,
             next_file: 0,
             props,
+            scratch: Scratch::default(),
         }
     }
 
     /// The date partition and row of a record, or why it has none.
     // The error hands the record back for the dead-letter queue; errors are rare.
     #[allow(clippy::result_large_err)]
-    fn prepare(
-        &self,
-        mut record: Record,
-    ) -> Result<(PartitionKey, Prepared), (Record, RecordError)> {
+    fn prepare(&self, mut record: Record) -> Result<(i64, Prepared), (Record, RecordError)> {
         let millis = match &self.config.partition_field {
             Some(field) => {
                 let found = match record.value.get() {
@@ -102,19 +110,20 @@ impl ParquetSink {
                 .timestamp
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
         };
-        let Some(date) = date_of_millis(millis) else {
+        if chrono::DateTime::from_timestamp_millis(millis).is_none() {
             return Err((
                 record,
                 record_error(format!("timestamp {millis} is out of range")),
             ));
-        };
+        }
+        let day = millis.div_euclid(MILLIS_PER_DAY);
         // Untouched JSON objects are decoded straight from their bytes, unless they may be a
         // JsonConverter envelope (then the schema decides the columns).
         let raw_object = record
             .value
             .raw()
             .filter(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
-            .filter(|b| memchr::memmem::find(b, b"\"schema\"").is_none())
+            .filter(|b| SCHEMA_KEY.find(b).is_none())
             .cloned();
         let (row, connect_schema) = match raw_object {
             Some(raw) if record.value.parsed().is_none_or(|d| d.schema.is_none()) => {
@@ -131,14 +140,8 @@ impl ParquetSink {
                 Err(e) => return Err((record, record_error(format!("value is not JSON: {e}")))),
             },
         };
-        if matches!(&row, Row::Value(Value::Object(m)) if m.is_empty()) && record.value.is_null() {
-            return Err((
-                record,
-                record_error("tombstone (null value) has no row to write"),
-            ));
-        }
         Ok((
-            (record.topic.clone(), date),
+            day,
             Prepared {
                 record,
                 row,
@@ -148,10 +151,8 @@ impl ParquetSink {
     }
 
     fn partition_dir(&self, key: &PartitionKey) -> PathBuf {
-        self.config
-            .path
-            .join(&key.0)
-            .join(format!("date={}", key.1))
+        let date = date_of_millis(key.1 * MILLIS_PER_DAY).unwrap_or_default();
+        self.config.path.join(&key.0).join(format!("date={date}"))
     }
 
     fn new_file_name(&mut self) -> String {
@@ -172,8 +173,9 @@ impl ParquetSink {
         if let Some(connect) = connect {
             return connect_schema(connect).map(Arc::new);
         }
-        let rows: Vec<Row> = rows.iter().map(|p| p.row.clone()).collect();
-        infer(&rows).map(Arc::new).map_err(|e| e.to_string())
+        infer(rows.iter().map(|p| &p.row))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 
     fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {
@@ -203,17 +205,15 @@ impl ParquetSink {
                 .map_or(group.len(), |i| start + i);
             let run: Vec<&Prepared> = group[start..end].iter().collect();
             self.write_run(&key, &connect, &run, failed)?;
-            start = end;
-        }
-        for p in group {
-            if let Some(pos) = &p.record.position
-                && let Some(file) = self.open.get_mut(&key)
-            {
-                file.note_position(
-                    (Arc::clone(&pos.source), Arc::clone(&pos.partition)),
-                    pos.offset,
+            // The run's positions belong to the file it went into (a roll may have committed
+            // the previous one).
+            if let Some(file) = self.open.get_mut(&key) {
+                fold_positions(
+                    &mut file.positions,
+                    run.iter().filter_map(|p| p.record.position.as_ref()),
                 );
             }
+            start = end;
         }
         Ok(())
     }
@@ -247,18 +247,22 @@ impl ParquetSink {
                 }
             },
         };
-        let rows: Vec<Row> = run.iter().map(|p| p.row.clone()).collect();
+        let rows = run.iter().map(|p| &p.row);
         let bytes: u64 = run.iter().map(|p| p.record.approx_size() as u64).sum();
-        let (batch, schema) = match encode(&schema, &rows) {
+        let (batch, schema) = match encode(&schema, rows.clone(), &mut self.scratch) {
             Ok(batch) => (batch, schema),
             Err(first_error) => {
                 // New fields or widened types: merge, roll to a new file, try again.
                 let evolved = (self.config.schema.is_none() && connect.is_none())
-                    .then(|| infer(&rows).ok())
+                    .then(|| infer(rows.clone()).ok())
                     .flatten()
                     .map(|newer| Arc::new(merge(&schema, &newer)))
                     .filter(|merged| *merged != schema);
-                match evolved.and_then(|s| encode(&s, &rows).ok().map(|b| (b, s))) {
+                match evolved.and_then(|s| {
+                    encode(&s, rows.clone(), &mut self.scratch)
+                        .ok()
+                        .map(|b| (b, s))
+                }) {
                     Some((batch, merged)) => {
                         tracing::info!(topic = %key.0, "Record schema changed; starting a new Parquet file.");
                         self.commit(key)?;
@@ -267,9 +271,9 @@ impl ParquetSink {
                     None => {
                         // Isolate the records that cannot be encoded.
                         let mut good = Vec::new();
-                        for (row, p) in rows.iter().zip(run) {
-                            match encode(&schema, std::slice::from_ref(row)) {
-                                Ok(_) => good.push(row.clone()),
+                        for p in run {
+                            match encode(&schema, std::iter::once(&p.row), &mut self.scratch) {
+                                Ok(_) => good.push(&p.row),
                                 Err(e) => failed.push((
                                     p.record.clone(),
                                     record_error(format!("does not fit the Parquet schema: {e}")),
@@ -280,7 +284,7 @@ impl ParquetSink {
                             tracing::debug!(error = %first_error, "No record of the chunk fits the schema.");
                             return Ok(());
                         }
-                        match encode(&schema, &good) {
+                        match encode(&schema, good.iter().copied(), &mut self.scratch) {
                             Ok(batch) => (batch, schema),
                             Err(e) => {
                                 for p in run {
@@ -319,6 +323,12 @@ impl Sink for ParquetSink {
 
     fn already_written(&self, record: &Record) -> bool {
         record.position.as_ref().is_some_and(|p| {
+            if let Some((last, done)) = &self.last_accepted
+                && Arc::ptr_eq(&last.source, &p.source)
+                && Arc::ptr_eq(&last.partition, &p.partition)
+            {
+                return p.offset <= *done;
+            }
             self.accepted
                 .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
                 .is_some_and(|done| p.offset <= *done)
@@ -330,20 +340,43 @@ impl Sink for ParquetSink {
         records: Vec<Record>,
     ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
         let mut failed = Vec::new();
-        let mut groups: Vec<(PartitionKey, Vec<Prepared>)> = Vec::new();
-        for record in records {
-            if let Some(p) = &record.position {
-                let entry = self
+        fold_positions(
+            &mut self.accepted,
+            records.iter().filter_map(|r| r.position.as_ref()),
+        );
+        self.last_accepted = records
+            .last()
+            .and_then(|r| r.position.clone())
+            .and_then(|p| {
+                let done = *self
                     .accepted
-                    .entry((Arc::clone(&p.source), Arc::clone(&p.partition)))
-                    .or_insert(p.offset);
-                *entry = (*entry).max(p.offset);
+                    .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))?;
+                Some((p, done))
+            });
+        let mut groups: Vec<(PartitionKey, Vec<Prepared>)> = Vec::new();
+        let capacity = records.len();
+        for record in records {
+            if record.value.is_null() {
+                // A tombstone deletes nothing in an append-only offline store.
+                continue;
             }
             match self.prepare(record) {
-                Ok((key, prepared)) => match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, group)) => group.push(prepared),
-                    None => groups.push((key, vec![prepared])),
-                },
+                Ok((day, prepared)) => {
+                    let topic = &prepared.record.topic;
+                    match groups
+                        .iter_mut()
+                        .rev()
+                        .find(|((t, d), _)| *d == day && t == topic)
+                    {
+                        Some((_, group)) => group.push(prepared),
+                        None => {
+                            let key = (topic.clone(), day);
+                            let mut group = Vec::with_capacity(capacity);
+                            group.push(prepared);
+                            groups.push((key, group));
+                        }
+                    }
+                }
                 Err(failure) => failed.push(failure),
             }
         }

@@ -1,0 +1,121 @@
+//! One pass over a JSON text that both validates it and extracts one top-level field, without
+//! building the rest of the tree: the file source's hot path when `timestamp.field` is set.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// Validates `text` as JSON and returns the value of the top-level `field` when `text` is an
+/// object that has it.
+pub fn validate_and_extract(text: &[u8], field: Option<&str>) -> serde_json::Result<Option<Value>> {
+    match field {
+        None => serde_json::from_slice::<IgnoredAny>(text).map(|_| None),
+        Some(field) => {
+            let mut de = serde_json::Deserializer::from_slice(text);
+            let found = FieldOf(field).deserialize(&mut de)?;
+            de.end()?;
+            Ok(found)
+        }
+    }
+}
+
+struct FieldOf<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for FieldOf<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+/// Whether a map key equals the wanted field name, without allocating it.
+struct KeyIs<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldOf<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(is_field) = map.next_key_seed(KeyIs(self.0))? {
+            if is_field {
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn extracts_the_field_and_validates_the_rest() {
+        let text = br#"{"a": {"ts": 1}, "ts": "2024-01-01", "b": [1, {"ts": 2}]}"#;
+        assert_eq!(
+            validate_and_extract(text, Some("ts")).unwrap(),
+            Some(json!("2024-01-01"))
+        );
+        assert_eq!(
+            validate_and_extract(br#"{"t\u0073": 5}"#, Some("ts")).unwrap(),
+            Some(json!(5))
+        );
+        assert_eq!(validate_and_extract(b"[1, 2]", Some("ts")).unwrap(), None);
+        assert_eq!(validate_and_extract(br#"{"x": 1}"#, None).unwrap(), None);
+        assert!(validate_and_extract(br#"{"ts": 1,}"#, Some("ts")).is_err());
+        assert!(validate_and_extract(br#"{"ts": 1} trailing"#, Some("ts")).is_err());
+    }
+}
