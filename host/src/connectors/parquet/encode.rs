@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn raw_and_value_rows_encode_alike_and_unknown_fields_fail() {
-        let rows = vec![
+        let rows = [
             Row::Raw(Bytes::from_static(br#"{"id": 1, "name": "a"}"#)),
             Row::from_value(json!({"id": 2, "name": "b"})),
         ];
@@ -144,9 +144,9 @@ mod tests {
         assert_eq!(batch.num_rows(), 2);
         let ids = batch.column(0).as_primitive::<Int64Type>();
         assert_eq!(ids.values(), &[1, 2]);
-        let extra = vec![Row::from_value(json!({"id": 3, "surprise": true}))];
+        let extra = [Row::from_value(json!({"id": 3, "surprise": true}))];
         assert!(encode(&schema, extra.iter(), &mut scratch).is_err());
-        let wrong = vec![Row::from_value(json!({"id": "three"}))];
+        let wrong = [Row::from_value(json!({"id": "three"}))];
         assert!(encode(&schema, wrong.iter(), &mut scratch).is_err());
         // After failures the scratch still encodes good rows.
         assert_eq!(

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -55,11 +57,65 @@ pub fn fold_positions<'a>(into: &mut Positions, positions: impl Iterator<Item = 
     }
 }
 
-#[derive(Debug)]
+/// Batches queued for a file's writer thread before `write` waits: bounds memory.
+const WRITER_QUEUE_BATCHES: usize = 2;
+
+/// What the sink asks of a file's writer thread.
+enum Command {
+    Write(RecordBatch),
+    /// Write the footer (with these key-value entries) and hand the file back.
+    Finish(Vec<KeyValue>),
+}
+
+/// The thread that encodes and compresses one file's row groups, so that Parquet encoding
+/// (about half of the sink's work) runs beside the JSON decoding of the next batch.
+struct WriterThread {
+    commands: SyncSender<Command>,
+    handle: JoinHandle<Result<File, ParquetError>>,
+}
+
+impl WriterThread {
+    fn spawn(mut writer: ArrowWriter<File>, path: String) -> Result<Self, ParquetError> {
+        let (commands, inbox) = sync_channel::<Command>(WRITER_QUEUE_BATCHES);
+        let thread_path = path.clone();
+        let handle = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn(move || {
+                let write_error = |source| ParquetError::Write {
+                    path: thread_path.clone(),
+                    source,
+                };
+                for command in inbox {
+                    match command {
+                        Command::Write(batch) => writer.write(&batch).map_err(write_error)?,
+                        Command::Finish(metadata) => {
+                            for kv in metadata {
+                                writer.append_key_value_metadata(kv);
+                            }
+                            return writer.into_inner().map_err(write_error);
+                        }
+                    }
+                }
+                Err(ParquetError::Abandoned { path: thread_path })
+            })
+            .map_err(|source| ParquetError::Create { path, source })?;
+        Ok(Self { commands, handle })
+    }
+
+    /// The thread's result once it stopped (after an error, or after `Finish`).
+    fn join(self) -> Result<File, ParquetError> {
+        drop(self.commands);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(ParquetError::WriterPanicked))
+    }
+}
+
+/// One open Parquet file.
 pub struct OpenFile {
     tmp_path: PathBuf,
     final_path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: Option<WriterThread>,
     pub schema: SchemaRef,
     /// The Connect schema of the records in this file, when they came with one.
     pub connect_schema: Option<Value>,
@@ -67,6 +123,15 @@ pub struct OpenFile {
     pub bytes: u64,
     pub opened: Instant,
     pub positions: Positions,
+}
+
+impl std::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFile")
+            .field("path", &self.tmp_path)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OpenFile {
@@ -92,10 +157,11 @@ impl OpenFile {
                     source,
                 }
             })?;
+        let writer = WriterThread::spawn(writer, tmp_path.display().to_string())?;
         Ok(Self {
             tmp_path,
             final_path,
-            writer,
+            writer: Some(writer),
             schema,
             connect_schema,
             rows: 0,
@@ -105,14 +171,20 @@ impl OpenFile {
         })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch, bytes: u64) -> Result<(), ParquetError> {
-        self.writer
-            .write(batch)
-            .map_err(|source| ParquetError::Write {
+    /// Queues a batch for the writer thread. Blocks while the thread is
+    /// [`WRITER_QUEUE_BATCHES`] behind: that is the sink's backpressure.
+    pub fn write(&mut self, batch: RecordBatch, bytes: u64) -> Result<(), ParquetError> {
+        let rows = batch.num_rows() as u64;
+        let writer = self.writer.as_ref().ok_or(ParquetError::WriterPanicked)?;
+        if writer.commands.send(Command::Write(batch)).is_err() {
+            // The thread stopped on an error: report it.
+            let writer = self.writer.take().ok_or(ParquetError::WriterPanicked)?;
+            writer.join()?;
+            return Err(ParquetError::Abandoned {
                 path: self.tmp_path.display().to_string(),
-                source,
-            })?;
-        self.rows += batch.num_rows() as u64;
+            });
+        }
+        self.rows += rows;
         self.bytes += bytes;
         Ok(())
     }
@@ -127,15 +199,14 @@ impl OpenFile {
                 json!({ "source": &**source, "partition": &**partition, "offset": offset })
             })
             .collect();
-        self.writer.append_key_value_metadata(KeyValue::new(
+        let metadata = vec![KeyValue::new(
             POSITIONS_KEY.to_owned(),
             Value::Array(positions).to_string(),
-        ));
-        let write_error = |source| ParquetError::Write {
-            path: self.tmp_path.display().to_string(),
-            source,
-        };
-        let file = self.writer.into_inner().map_err(write_error)?;
+        )];
+        let writer = self.writer.take().ok_or(ParquetError::WriterPanicked)?;
+        // A failed send means the thread already stopped on an error, which join returns.
+        let _ = writer.commands.send(Command::Finish(metadata));
+        let file = writer.join()?;
         let commit_error = |source| ParquetError::Commit {
             path: self.final_path.display().to_string(),
             source,

@@ -43,6 +43,10 @@ pub enum ParquetError {
         path: String,
         source: parquet::errors::ParquetError,
     },
+    #[error("the writer of Parquet file {path} stopped before the file was committed")]
+    Abandoned { path: String },
+    #[error("a Parquet writer thread panicked")]
+    WriterPanicked,
     #[error("scanning output directory {path}: {source}")]
     Scan {
         path: String,

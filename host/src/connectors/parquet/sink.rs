@@ -304,7 +304,7 @@ impl ParquetSink {
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(key).expect("opened above");
-        file.write(&batch, bytes)
+        file.write(batch, bytes)
     }
 }
 
