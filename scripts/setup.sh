@@ -16,6 +16,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
 
+# apt-get's own chatter (debconf notes) goes to a log; failures still show it.
+apt_log="${TMPDIR:-/tmp}/headwater-setup-apt.log"
+
 apt_install() {
     local missing=()
     for pkg in "$@"; do
@@ -25,8 +28,12 @@ apt_install() {
     log "installing Debian packages: ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "setup: installing ${missing[*]} failed" >&2
+        exit 1
+    fi
 }
 
 if ! need_cmd cargo; then
@@ -42,7 +49,7 @@ if [ "$mode" = "--demo" ]; then
 fi
 
 # Services the integration tests start on loopback ports.
-apt_install postgresql redis-server python3-pip
+apt_install postgresql redis-server
 
 # WASM plugins are built for this target.
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

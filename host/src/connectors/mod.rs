@@ -16,3 +16,100 @@ pub fn registry() -> Registry {
         Arc::new(parquet::ParquetSinkPlugin),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::common::{COMMON_KEYS, SINK_KEYS};
+    use crate::config::connector::parse_json;
+    use crate::core::status::State;
+
+    #[test]
+    fn every_key_is_documented_here_and_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        let registry = registry();
+        let keys = registry
+            .plugins()
+            .iter()
+            .flat_map(|p| p.keys().iter().map(move |k| (p.class(), k)))
+            .chain(COMMON_KEYS.iter().chain(SINK_KEYS).map(|k| ("common", k)));
+        for (class, key) in keys {
+            assert!(
+                key.doc.trim().ends_with('.') && key.doc.len() > 10,
+                "{class} key {} needs a documentation sentence",
+                key.name
+            );
+            assert!(
+                readme.contains(&format!("`{}`", key.name)),
+                "README.md does not document {class} key `{}`",
+                key.name
+            );
+        }
+    }
+
+    fn config(value: serde_json::Value) -> crate::config::connector::ConnectorConfig {
+        parse_json(&value.to_string(), "test", None).unwrap()
+    }
+
+    async fn wait_for_lines(path: &std::path::Path, n: usize) {
+        for _ in 0..600 {
+            let lines = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .count();
+            if lines >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{} never reached {n} lines", path.display());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paused_connectors_hold_records_and_resume_delivers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        let output = dir.path().join("out.jsonl");
+        std::fs::write(&input, "{\"n\":1}\n").unwrap();
+        let runtime = crate::runtime(&dir.path().join("var"));
+        runtime
+            .apply(config(json!({"name": "sink", "config": {
+                "connector.class": "headwater.file.FileSink",
+                "topics": "t", "file": output.display().to_string()}})))
+            .await
+            .unwrap();
+        runtime
+            .apply(config(json!({"name": "source", "config": {
+                "connector.class": "headwater.file.FileSource",
+                "path": input.display().to_string(), "topic": "t", "poll.interval.ms": "20"}})))
+            .await
+            .unwrap();
+        wait_for_lines(&output, 1).await;
+
+        assert!(runtime.pause("source").await);
+        assert_eq!(runtime.status("source").unwrap().state, State::Paused);
+        std::fs::write(&input, "{\"n\":1}\n{\"n\":2}\n").unwrap();
+        // The source reads the new line but holds it while paused.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = std::fs::read_to_string(&output).unwrap().lines().count();
+        assert_eq!(held, 1, "nothing is delivered while paused");
+
+        assert!(runtime.resume("source").await);
+        wait_for_lines(&output, 2).await;
+        assert_eq!(runtime.metrics("sink").unwrap().records_out, 2);
+        runtime.shutdown().await;
+        let offsets = crate::offsets::OffsetStore::new(&dir.path().join("var"))
+            .load("source")
+            .unwrap();
+        let (_, offset) = offsets.iter().next().unwrap();
+        assert_eq!(
+            offset,
+            &json!({"position": 16}),
+            "shutdown committed everything"
+        );
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, then checks formatting, lints,
+# the layout rule, and runs every test (unit and end-to-end, against real services).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== layout: only connectors/ and lib.rs name crate::connectors"
+if grep -rn "crate::connectors" host/src --include='*.rs' | grep -v '^host/src/connectors/' | grep -v '^host/src/lib.rs:'; then
+    echo "the core, config, transforms and CLI must not depend on connectors" >&2
+    exit 1
+fi
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
+else
+    cargo test --workspace --quiet
+fi
