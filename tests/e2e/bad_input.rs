@@ -151,3 +151,53 @@ fn tolerance_none_fails_the_task_and_keeps_the_position_before_the_bad_record() 
     );
     assert!(!ws.path("var/dlq/strict-source.jsonl").exists());
 }
+
+#[test]
+fn a_failed_sink_holds_its_sources_back_and_gets_every_record_once_fixed() {
+    let ws = Workspace::new();
+    let input = ws.path("in/events.jsonl");
+    fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3}\n").unwrap();
+    // The sink's output directory cannot be created: a file stands in its place.
+    fs::write(ws.path("out/blocked"), "not a directory").unwrap();
+    let sink = |file: &str| {
+        json!({"name": "fragile-sink", "config": {
+            "connector.class": "headwater.file.FileSink",
+            "topics": "events",
+            "file": ws.path(file).display().to_string(),
+        }})
+    };
+    ws.put_config("sink.json", &sink("out/blocked/events.jsonl"));
+    ws.put_config(
+        "source.json",
+        &json!({"name": "steady-source", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": input.display().to_string(),
+            "topic": "events",
+            "poll.interval.ms": "50",
+        }}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Connector task failed. connector=fragile-sink");
+    // The source read its input, but nothing was acknowledged: no committed position.
+    let offsets = ws.path("var/offsets/steady-source.json");
+    assert!(!offsets.exists(), "offsets committed past a failed sink");
+
+    ws.put_config("sink.json", &sink("out/events.jsonl"));
+    host.wait_for_log(
+        "Replaying records a failed sink never acknowledged. connector=steady-source",
+    );
+    let out = ws.path("out/events.jsonl");
+    host.wait_for("all three records", || {
+        (jsonl(&out).len() >= 3).then_some(())
+    });
+    host.wait_for("the committed position", || {
+        let value: Value = serde_json::from_slice(&fs::read(&offsets).ok()?).ok()?;
+        (value["offsets"][0]["offset"]["position"] == json!(27)).then_some(())
+    });
+    assert!(host.stop().success());
+    let values: Vec<Value> = jsonl(&out)
+        .into_iter()
+        .map(|l| l["value"]["payload"].clone())
+        .collect();
+    assert_eq!(values, [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
+}

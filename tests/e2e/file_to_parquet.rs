@@ -274,3 +274,35 @@ print(t.num_rows, n, total, days)
         "200 200 300.0 1"
     );
 }
+
+#[test]
+fn an_unreadable_parquet_input_waits_and_a_deleted_file_is_let_go() {
+    let ws = Workspace::new();
+    let dir = ws.path("in/tx/date=2024-01-05");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("a.jsonl"), format!("{}\n", tx(1, 5, 1.0, true))).unwrap();
+    // Still being copied in: not a Parquet file yet.
+    fs::write(dir.join("b.parquet"), b"PAR1 half a file").unwrap();
+    source_and_sink(&ws, false);
+    let host = ws.start();
+    let out = ws.path("out/offline");
+    host.wait_for("the JSONL row", || {
+        (!parquet_rows(&out).is_empty()).then_some(())
+    });
+    host.wait_for_log("Cannot open a Parquet file yet; will retry.");
+    // The copy completes (atomically, as copy tools do).
+    write_parquet_input(&ws.path("in/b.tmp"), &[tx(2, 5, 2.0, false)]);
+    fs::rename(ws.path("in/b.tmp"), dir.join("b.parquet")).unwrap();
+    host.wait_for("the Parquet row", || {
+        (parquet_rows(&out).len() >= 2).then_some(())
+    });
+    fs::remove_file(dir.join("a.jsonl")).unwrap();
+    host.wait_for_log("Input file disappeared; no longer reading it.");
+    assert!(host.stop().success());
+    let mut ids: Vec<i64> = parquet_rows(&out)
+        .iter()
+        .map(|(_, r)| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+}

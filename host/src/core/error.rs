@@ -54,8 +54,12 @@ impl ConnectorError {
         let mut out = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            out.push_str("\nCaused by: ");
-            out.push_str(&cause.to_string());
+            // Most messages here already end with their cause's text: list only what is new.
+            let text = cause.to_string();
+            if !out.contains(&text) {
+                out.push_str("\nCaused by: ");
+                out.push_str(&text);
+            }
             source = cause.source();
         }
         out

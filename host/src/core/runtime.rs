@@ -23,7 +23,7 @@ use super::registry::Registry;
 use super::reporter::ErrorReporter;
 use super::retry::Retry;
 use super::status::{ConnectorStatus, State, StatusBoard};
-use super::task::{Sink, Source, SourceContext, TargetState, Task};
+use super::task::{ConnectorType, Sink, Source, SourceContext, TargetState, Task};
 use super::transform::Chain;
 use crate::config::common::{Prepared, prepare};
 use crate::config::connector::{ConfigErrors, ConnectorConfig};
@@ -128,23 +128,41 @@ impl Runtime {
         for key in &prepared.unused_keys {
             tracing::warn!(connector = %config.name, key = %key, "Unknown configuration key; it is ignored.");
         }
-        let applied = match running.remove(&config.name) {
-            Some(old) => {
-                self.shared
-                    .status
-                    .set(&config.name, State::Restarting, None);
-                stop_one(old).await;
-                Applied::Updated
-            }
-            None => Applied::Created,
-        };
         let name = config.name.clone();
-        match self.start(prepared).await {
+        let old = running.remove(&name);
+        let replaced_failed_sink = old.is_some()
+            && self.is_failed(&name)
+            && prepared.connector_type == ConnectorType::Sink;
+        let applied = if old.is_some() {
+            self.shared.status.set(&name, State::Restarting, None);
+            Applied::Updated
+        } else {
+            Applied::Created
+        };
+        // A new sink subscribes before the old one stops, so its topics are never without a
+        // subscriber (records published meanwhile may reach both: at-least-once, never lost).
+        // A new source starts after the old one wrote its final offsets.
+        let old = match (old, prepared.connector_type) {
+            (Some(old), ConnectorType::Source) => {
+                stop_one(old).await;
+                None
+            }
+            (old, _) => old,
+        };
+        let started = self.start(prepared).await;
+        if let Some(old) = old {
+            stop_one(old).await;
+        }
+        match started {
             Ok(started) => {
+                self.shared.status.set(&name, State::Running, None);
                 running.insert(name.clone(), started);
                 tracing::info!(connector = %name, action = ?applied, "Connector started.");
             }
             Err(e) => self.fail(&name, &e),
+        }
+        if replaced_failed_sink {
+            self.replay_unacknowledged(&mut running).await;
         }
         Ok(applied)
     }
@@ -167,14 +185,62 @@ impl Runtime {
 
     /// Stops and forgets a connector. Its offsets stay (as in Kafka Connect).
     pub async fn remove(&self, name: &str) -> bool {
-        let old = self.running.lock().await.remove(name);
+        let mut running = self.running.lock().await;
+        let old = running.remove(name);
         let found = old.is_some();
+        let failed_sink = self.is_failed(name)
+            && old
+                .as_ref()
+                .is_some_and(|r| matches!(r.handle, Handle::Sink(_)));
         if let Some(old) = old {
             stop_one(old).await;
             tracing::info!(connector = %name, "Connector stopped.");
         }
         self.shared.status.remove(name);
+        if failed_sink {
+            self.replay_unacknowledged(&mut running).await;
+        }
         found
+    }
+
+    fn is_failed(&self, name: &str) -> bool {
+        self.shared
+            .status
+            .get(name)
+            .is_some_and(|s| s.state == State::Failed)
+    }
+
+    /// After a failed sink is replaced or removed, the batches it held will never be
+    /// acknowledged. Sources with unacknowledged batches restart from their committed offsets,
+    /// so those records reach the sinks now subscribed (sinks that already have some of them
+    /// see them again: at-least-once).
+    async fn replay_unacknowledged(&self, running: &mut BTreeMap<String, Running>) {
+        let stalled: Vec<String> = running
+            .iter()
+            .filter(|(_, r)| matches!(&r.handle, Handle::Source(h) if h.tracker.in_flight() > 0))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stalled {
+            let Some(old) = running.remove(&name) else {
+                continue;
+            };
+            let config = old.config.clone();
+            stop_one(old).await;
+            tracing::info!(connector = %name, "Replaying records a failed sink never acknowledged.");
+            let started = match self.validate(&config) {
+                Ok(prepared) => self.start(prepared).await,
+                Err(errors) => {
+                    self.report_invalid(&name, &errors);
+                    continue;
+                }
+            };
+            match started {
+                Ok(r) => {
+                    running.insert(name, r);
+                }
+                Err(e) => self.fail(&name, &e),
+            }
+        }
     }
 
     pub async fn pause(&self, name: &str) -> bool {
@@ -470,16 +536,22 @@ struct SinkRunner {
 
 impl SinkRunner {
     async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
-        let result = self.serve(&mut sink, &mut sub).await;
-        // Graceful part: no new deliveries, take what is queued, flush it.
-        self.shared.bus.unsubscribe(sub.id);
-        sub.inbox.close();
-        let result = match result {
-            Ok(()) => self.drain(&mut sink, &mut sub).await,
+        let result = match self.serve(&mut sink, &mut sub).await {
+            // Graceful part: no new deliveries, take what is queued, flush it.
+            Ok(()) => {
+                self.shared.bus.unsubscribe(sub.id);
+                sub.inbox.close();
+                self.drain(&mut sink, &mut sub).await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {
             fail(&self.shared, &self.name, &e);
+            // A failed sink keeps its subscription without reading it: its inbox fills and
+            // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
+            // would let sources commit records no sink received.
+            self.cancel.cancelled().await;
+            self.shared.bus.unsubscribe(sub.id);
         }
     }
 

@@ -205,7 +205,12 @@ impl SourceContext {
         self.reporter.report(failed)?;
         self.metrics.add_dropped(out.dropped as u64);
         let published = out.kept.len();
-        let discarded = self.bus.publish(out.kept, offsets, &self.tracker).await;
+        // A stopped (or failed) sink may never make room: stopping must not wait for it. An
+        // interrupted publish leaves its batch unacknowledged, to be replayed.
+        let discarded = tokio::select! {
+            discarded = self.bus.publish(out.kept, offsets, &self.tracker) => discarded,
+            _ = self.cancel.cancelled() => return Ok(()),
+        };
         self.metrics.add_dropped(discarded as u64);
         self.metrics.add_out((published - discarded) as u64);
         Ok(())

@@ -37,6 +37,8 @@ struct FileState {
     path_fields: Vec<(String, String)>,
     /// Average bytes per record seen so far: sizes the next read.
     avg_record_bytes: usize,
+    /// A Parquet file that could not be opened was reported once.
+    open_failed: bool,
 }
 
 /// Bytes per record assumed before a file's first chunk.
@@ -107,6 +109,7 @@ impl FileSource {
                     done: false,
                     path_fields: path_fields(&path),
                     avg_record_bytes: INITIAL_RECORD_BYTES,
+                    open_failed: false,
                 },
             );
         }
@@ -117,13 +120,23 @@ impl FileSource {
         let batch = self.config.batch_max_records;
         let delimiter = self.config.csv_delimiter;
         let infer = self.config.csv_infer_types;
+        let size = match std::fs::metadata(path) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Deleted or rotated away: forget it; if it comes back, it resumes from its
+                // committed offset.
+                tracing::warn!(connector = %self.connector, file = %path.display(), "Input file disappeared; no longer reading it.");
+                self.files.remove(path);
+                return Ok(None);
+            }
+            Err(_) => None,
+        };
         let Some(state) = self.files.get_mut(path) else {
             return Ok(None);
         };
         if state.done {
             return Ok(None);
         }
-        let size = std::fs::metadata(path).map(|m| m.len()).ok();
         // Unchanged since the last time this file had nothing new: it stopped growing.
         let final_tail = size.is_some() && size == state.last_size;
         let owned = path.to_path_buf();
@@ -176,7 +189,19 @@ impl FileSource {
                     Some(r) => r,
                     None => {
                         let p = owned.clone();
-                        spawn_blocking(move || reader::open_parquet(&p, position, batch)).await?
+                        match spawn_blocking(move || reader::open_parquet(&p, position, batch))
+                            .await
+                        {
+                            Ok(r) => r,
+                            // Most likely still being written: try again at the next poll.
+                            Err(e) => {
+                                if !state.open_failed {
+                                    tracing::warn!(connector = %self.connector, error = %e, "Cannot open a Parquet file yet; will retry.");
+                                    state.open_failed = true;
+                                }
+                                return Ok(None);
+                            }
+                        }
                     }
                 };
                 let (chunk, parquet) = spawn_blocking(move || {
