@@ -20,7 +20,7 @@ fi
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
+    cargo nextest run --workspace --cargo-quiet --no-fail-fast --status-level fail --final-status-level fail
 else
     cargo test --workspace --quiet
 fi

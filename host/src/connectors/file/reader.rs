@@ -192,6 +192,11 @@ fn csv_cell(cell: &str, infer: bool) -> Value {
     if cell.is_empty() {
         return Value::Null;
     }
+    // Codes such as zip codes or account numbers keep their leading zeros as text.
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    if digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.") {
+        return Value::String(cell.to_owned());
+    }
     if let Ok(i) = cell.parse::<i64>() {
         return Value::from(i);
     }

@@ -22,6 +22,9 @@ use crate::core::record::Position;
 /// Footer key holding the newest source positions a file contains.
 pub const POSITIONS_KEY: &str = "headwater.positions";
 
+/// Footer key naming the sink connector that wrote a file: recovery trusts only its own files.
+pub const CONNECTOR_KEY: &str = "headwater.connector";
+
 /// `(source connector, source partition)` → newest offset.
 pub type Positions = HashMap<(Arc<str>, Arc<str>), u64>;
 
@@ -189,9 +192,9 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Writes the footer (with the positions), syncs, and renames the file into place.
-    /// Returns the final path and the positions it holds.
-    pub fn commit(mut self) -> Result<(PathBuf, Positions), ParquetError> {
+    /// Writes the footer (with the connector's name and the positions), syncs, and renames the
+    /// file into place. Returns the final path and the positions it holds.
+    pub fn commit(mut self, connector: &str) -> Result<(PathBuf, Positions), ParquetError> {
         let positions: Vec<Value> = self
             .positions
             .iter()
@@ -199,10 +202,13 @@ impl OpenFile {
                 json!({ "source": &**source, "partition": &**partition, "offset": offset })
             })
             .collect();
-        let metadata = vec![KeyValue::new(
-            POSITIONS_KEY.to_owned(),
-            Value::Array(positions).to_string(),
-        )];
+        let metadata = vec![
+            KeyValue::new(CONNECTOR_KEY.to_owned(), connector.to_owned()),
+            KeyValue::new(
+                POSITIONS_KEY.to_owned(),
+                Value::Array(positions).to_string(),
+            ),
+        ];
         let writer = self.writer.take().ok_or(ParquetError::WriterPanicked)?;
         // A failed send means the thread already stopped on an error, which join returns.
         let _ = writer.commands.send(Command::Finish(metadata));
@@ -226,8 +232,8 @@ impl OpenFile {
 /// `(source connector, source partition, offset)` as stored in a footer.
 pub type PositionEntry = (Arc<str>, Arc<str>, u64);
 
-/// Reads the positions out of a committed file's footer.
-pub fn read_positions(path: &Path) -> Result<Vec<PositionEntry>, ParquetError> {
+/// Reads the positions out of a committed file's footer, if `connector` wrote the file.
+pub fn read_positions(path: &Path, connector: &str) -> Result<Vec<PositionEntry>, ParquetError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let recover_error = |source| ParquetError::Recover {
         path: path.display().to_string(),
@@ -238,11 +244,15 @@ pub fn read_positions(path: &Path) -> Result<Vec<PositionEntry>, ParquetError> {
     let Some(kv) = reader.metadata().file_metadata().key_value_metadata() else {
         return Ok(Vec::new());
     };
-    let Some(text) = kv
-        .iter()
-        .find(|kv| kv.key == POSITIONS_KEY)
-        .and_then(|kv| kv.value.as_deref())
-    else {
+    let value_of = |key: &str| {
+        kv.iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_deref())
+    };
+    if value_of(CONNECTOR_KEY) != Some(connector) {
+        return Ok(Vec::new());
+    }
+    let Some(text) = value_of(POSITIONS_KEY) else {
         return Ok(Vec::new());
     };
     let entries: Vec<Value> = serde_json::from_str(text).unwrap_or_default();

@@ -7,8 +7,9 @@ use std::path::Path;
 use super::ParquetError;
 use super::file::{Positions, read_positions};
 
-/// Scans `root` for this connector's files (`part-<stem>-*.parquet`).
-pub fn recover(root: &Path, stem: &str) -> Result<Positions, ParquetError> {
+/// Scans `root` for the files of `connector` (named `part-<stem>-*.parquet`, and naming the
+/// connector in their footer: another connector's stem may start with this one's).
+pub fn recover(root: &Path, connector: &str, stem: &str) -> Result<Positions, ParquetError> {
     let mut positions = Positions::new();
     if !root.exists() {
         return Ok(positions);
@@ -30,7 +31,7 @@ pub fn recover(root: &Path, stem: &str) -> Result<Positions, ParquetError> {
                 tracing::info!(file = %path.display(), "Removing an uncommitted Parquet file left by a crash.");
                 std::fs::remove_file(&path).map_err(scan_error)?;
             } else if name.starts_with(&prefix) && name.ends_with(".parquet") {
-                for (source, partition, offset) in read_positions(&path)? {
+                for (source, partition, offset) in read_positions(&path, connector)? {
                     let entry = positions.entry((source, partition)).or_insert(offset);
                     *entry = (*entry).max(offset);
                 }

@@ -44,6 +44,7 @@ struct Prepared {
 /// `headwater.parquet.ParquetSink`.
 pub struct ParquetSink {
     config: ParquetSinkConfig,
+    connector: String,
     stem: String,
     open: HashMap<PartitionKey, OpenFile>,
     /// Positions held by committed files or by records already taken into open files.
@@ -72,6 +73,7 @@ impl ParquetSink {
             .build();
         Self {
             config,
+            connector: ctx.connector.clone(),
             stem: file_stem(&ctx.connector),
             open: HashMap::new(),
             accepted: Positions::new(),
@@ -181,7 +183,7 @@ impl ParquetSink {
     fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {
         if let Some(file) = self.open.remove(key) {
             let rows = file.rows;
-            let (path, _) = file.commit()?;
+            let (path, _) = file.commit(&self.connector)?;
             tracing::debug!(file = %path.display(), rows, "Committed Parquet file.");
         }
         Ok(())
@@ -313,7 +315,8 @@ impl Sink for ParquetSink {
     async fn open(&mut self) -> Result<(), ConnectorError> {
         let root = self.config.path.clone();
         let stem = self.stem.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover(&root, &stem))
+        let connector = self.connector.clone();
+        let recovered = tokio::task::spawn_blocking(move || recover(&root, &connector, &stem))
             .await
             .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?
             .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?;
