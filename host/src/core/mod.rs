@@ -12,6 +12,8 @@ pub mod registry;
 pub mod reporter;
 pub mod retry;
 pub mod runtime;
+mod sink_runner;
+mod source_runner;
 pub mod status;
 pub mod task;
 pub mod time;

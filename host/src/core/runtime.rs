@@ -15,16 +15,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::ack::{AckToken, OffsetTracker};
-use super::bus::{Bus, Delivery, Subscription};
+use super::ack::OffsetTracker;
+use super::bus::Bus;
 use super::error::ConnectorError;
 use super::metrics::{ConnectorMetrics, MetricsSnapshot};
 use super::registry::Registry;
 use super::reporter::ErrorReporter;
-use super::retry::Retry;
+use super::sink_runner::SinkRunner;
+use super::source_runner::{commit_loop, run_source};
 use super::status::{ConnectorStatus, State, StatusBoard};
-use super::task::{ConnectorType, Sink, Source, SourceContext, TargetState, Task};
-use super::transform::Chain;
+use super::task::{ConnectorType, SourceContext, TargetState, Task};
 use crate::config::common::{Prepared, prepare};
 use crate::config::connector::{ConfigErrors, ConnectorConfig};
 use crate::offsets::OffsetStore;
@@ -32,9 +32,6 @@ use crate::offsets::OffsetStore;
 /// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
 /// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
 const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Pause between attempts to persist offsets after a failed write.
-const OFFSET_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// What `apply` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +60,13 @@ struct Running {
     handle: Handle,
 }
 
-struct Shared {
-    data_dir: PathBuf,
-    registry: Registry,
-    bus: Arc<Bus>,
-    offsets: OffsetStore,
-    status: StatusBoard,
-    metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
+pub(super) struct Shared {
+    pub(super) data_dir: PathBuf,
+    pub(super) registry: Registry,
+    pub(super) bus: Arc<Bus>,
+    pub(super) offsets: OffsetStore,
+    pub(super) status: StatusBoard,
+    pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
 }
 
 /// Runs connectors. One per process.
@@ -424,7 +421,7 @@ impl Runtime {
     }
 }
 
-fn fail(shared: &Shared, name: &str, error: &ConnectorError) {
+pub(super) fn fail(shared: &Shared, name: &str, error: &ConnectorError) {
     let trace = error.trace();
     tracing::error!(connector = %name, error = %trace, "Connector task failed.");
     shared.status.set(name, State::Failed, Some(trace));
@@ -449,204 +446,5 @@ async fn stop_one(r: Running) {
             h.stop_committer.cancel();
             await_task(&r.config.name, h.committer).await;
         }
-    }
-}
-
-async fn persist(name: &str, tracker: &OffsetTracker, store: &OffsetStore) -> bool {
-    let Some(offsets) = tracker.take_dirty() else {
-        return true;
-    };
-    let store = store.clone();
-    let owned = name.to_owned();
-    let result = tokio::task::spawn_blocking(move || store.save(&owned, &offsets)).await;
-    match result {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::error!(connector = %name, error = %e, "Could not persist source offsets; will retry.");
-            tracker.mark_dirty();
-            false
-        }
-        Err(e) => {
-            tracing::error!(connector = %name, error = %e, "Offset writer panicked; will retry.");
-            tracker.mark_dirty();
-            false
-        }
-    }
-}
-
-/// Persists a source's committed offsets whenever they advance, and once more when stopped.
-async fn commit_loop(
-    name: String,
-    tracker: Arc<OffsetTracker>,
-    store: OffsetStore,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = tracker.changed() => {}
-            _ = stop.cancelled() => break,
-        }
-        if !persist(&name, &tracker, &store).await {
-            tokio::select! {
-                _ = tokio::time::sleep(OFFSET_RETRY_DELAY) => {}
-                _ = stop.cancelled() => break,
-            }
-        }
-    }
-    persist(&name, &tracker, &store).await;
-}
-
-async fn run_source(
-    name: String,
-    shared: Arc<Shared>,
-    mut source: Box<dyn Source>,
-    mut ctx: SourceContext,
-    reporter: Arc<ErrorReporter>,
-) {
-    let cancel = ctx.cancel.clone();
-    let mut retry = Retry::new(reporter.policy());
-    let result = loop {
-        match source.run(&mut ctx).await {
-            Ok(()) => break Ok(()),
-            Err(e) => {
-                if let Err(e) = retry.backoff(e, &cancel, "source task").await {
-                    break Err(e);
-                }
-            }
-        }
-    };
-    match result {
-        Ok(()) => {}
-        Err(_) if cancel.is_cancelled() => {}
-        Err(e) => fail(&shared, &name, &e),
-    }
-}
-
-struct SinkRunner {
-    name: String,
-    shared: Arc<Shared>,
-    chain: Arc<Chain>,
-    reporter: Arc<ErrorReporter>,
-    metrics: Arc<ConnectorMetrics>,
-    cancel: CancellationToken,
-    target: watch::Receiver<TargetState>,
-    /// Tokens of records written but not yet flushed.
-    held: Vec<AckToken>,
-}
-
-impl SinkRunner {
-    async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
-        let result = match self.serve(&mut sink, &mut sub).await {
-            // Graceful part: no new deliveries, take what is queued, flush it.
-            Ok(()) => {
-                self.shared.bus.unsubscribe(sub.id);
-                sub.inbox.close();
-                self.drain(&mut sink, &mut sub).await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            fail(&self.shared, &self.name, &e);
-            // A failed sink keeps its subscription without reading it: its inbox fills and
-            // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
-            // would let sources commit records no sink received.
-            self.cancel.cancelled().await;
-            self.shared.bus.unsubscribe(sub.id);
-        }
-    }
-
-    async fn serve(
-        &mut self,
-        sink: &mut Box<dyn Sink>,
-        sub: &mut Subscription,
-    ) -> Result<(), ConnectorError> {
-        let mut retry = Retry::new(self.reporter.policy());
-        loop {
-            match sink.open().await {
-                Ok(()) => break,
-                Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
-            }
-        }
-        loop {
-            let started = *self.target.borrow_and_update() == TargetState::Started;
-            if !started && !self.held.is_empty() {
-                // Paused: make what we hold durable, then idle.
-                self.flush(sink).await?;
-            }
-            let deadline = sink.flush_deadline().filter(|_| !self.held.is_empty());
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Ok(()),
-                changed = self.target.changed() => if changed.is_err() { return Ok(()) },
-                delivery = sub.inbox.recv(), if started => match delivery {
-                    Some(d) => self.handle(sink, d).await?,
-                    None => return Ok(()),
-                },
-                _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
-            }
-        }
-    }
-
-    async fn drain(
-        &mut self,
-        sink: &mut Box<dyn Sink>,
-        sub: &mut Subscription,
-    ) -> Result<(), ConnectorError> {
-        while let Ok(d) = sub.inbox.try_recv() {
-            self.handle(sink, d).await?;
-        }
-        if !self.held.is_empty() {
-            self.flush(sink).await?;
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        sink: &mut Box<dyn Sink>,
-        delivery: Delivery,
-    ) -> Result<(), ConnectorError> {
-        let Delivery { records, ack } = delivery;
-        let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
-        self.metrics.add_in(records.len() as u64, bytes as u64);
-        let before = records.len();
-        let records: Vec<_> = records
-            .into_iter()
-            .filter(|r| !sink.already_written(r))
-            .collect();
-        self.metrics.add_dropped((before - records.len()) as u64);
-        let out = self.chain.apply_batch(records);
-        self.reporter.report(out.failed)?;
-        self.metrics.add_dropped(out.dropped as u64);
-        let written = out.kept.len();
-        let failed = sink.write(out.kept).await?;
-        self.metrics.add_out((written - failed.len()) as u64);
-        self.reporter.report(failed)?;
-        self.held.push(ack);
-        if sink.flush_due() {
-            self.flush(sink).await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
-        let mut retry = Retry::new(self.reporter.policy());
-        loop {
-            match sink.flush().await {
-                Ok(()) => break,
-                Err(e) => retry.backoff(e, &self.cancel, "flushing sink").await?,
-            }
-        }
-        for token in self.held.drain(..) {
-            token.ack();
-        }
-        Ok(())
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

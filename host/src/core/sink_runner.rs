@@ -1,0 +1,146 @@
+//! Running a sink task: deliveries in, transforms, writes, flushes on size and time, and
+//! acknowledgements after each successful flush.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::ack::AckToken;
+use super::bus::{Delivery, Subscription};
+use super::error::ConnectorError;
+use super::metrics::ConnectorMetrics;
+use super::reporter::ErrorReporter;
+use super::retry::Retry;
+use super::runtime::{Shared, fail};
+use super::task::{Sink, TargetState};
+use super::transform::Chain;
+
+pub(super) struct SinkRunner {
+    pub(super) name: String,
+    pub(super) shared: Arc<Shared>,
+    pub(super) chain: Arc<Chain>,
+    pub(super) reporter: Arc<ErrorReporter>,
+    pub(super) metrics: Arc<ConnectorMetrics>,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Receiver<TargetState>,
+    /// Tokens of records written but not yet flushed.
+    pub(super) held: Vec<AckToken>,
+}
+
+impl SinkRunner {
+    pub(super) async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
+        let result = match self.serve(&mut sink, &mut sub).await {
+            // Graceful part: no new deliveries, take what is queued, flush it.
+            Ok(()) => {
+                self.shared.bus.unsubscribe(sub.id);
+                sub.inbox.close();
+                self.drain(&mut sink, &mut sub).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            fail(&self.shared, &self.name, &e);
+            // A failed sink keeps its subscription without reading it: its inbox fills and
+            // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
+            // would let sources commit records no sink received.
+            self.cancel.cancelled().await;
+            self.shared.bus.unsubscribe(sub.id);
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.open().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
+            }
+        }
+        loop {
+            let started = *self.target.borrow_and_update() == TargetState::Started;
+            if !started && !self.held.is_empty() {
+                // Paused: make what we hold durable, then idle.
+                self.flush(sink).await?;
+            }
+            let deadline = sink.flush_deadline().filter(|_| !self.held.is_empty());
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(()),
+                changed = self.target.changed() => if changed.is_err() { return Ok(()) },
+                delivery = sub.inbox.recv(), if started => match delivery {
+                    Some(d) => self.handle(sink, d).await?,
+                    None => return Ok(()),
+                },
+                _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
+            }
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        while let Ok(d) = sub.inbox.try_recv() {
+            self.handle(sink, d).await?;
+        }
+        if !self.held.is_empty() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        delivery: Delivery,
+    ) -> Result<(), ConnectorError> {
+        let Delivery { records, ack } = delivery;
+        let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
+        self.metrics.add_in(records.len() as u64, bytes as u64);
+        let before = records.len();
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|r| !sink.already_written(r))
+            .collect();
+        self.metrics.add_dropped((before - records.len()) as u64);
+        let out = self.chain.apply_batch(records);
+        self.reporter.report(out.failed)?;
+        self.metrics.add_dropped(out.dropped as u64);
+        let written = out.kept.len();
+        let failed = sink.write(out.kept).await?;
+        self.metrics.add_out((written - failed.len()) as u64);
+        self.reporter.report(failed)?;
+        self.held.push(ack);
+        if sink.flush_due() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.flush().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "flushing sink").await?,
+            }
+        }
+        for token in self.held.drain(..) {
+            token.ack();
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
