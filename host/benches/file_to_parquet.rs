@@ -114,8 +114,14 @@ fn headwater(input: &Path, work: &Path, rows: usize, timestamp_field: bool) -> D
         )
         .expect("source config");
         let started = Instant::now();
-        runtime.apply(sink).await.expect("start sink");
-        runtime.apply(source).await.expect("start source");
+        runtime
+            .apply(sink, headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start sink");
+        runtime
+            .apply(source, headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start source");
         loop {
             let written = runtime.metrics("bench-sink").map_or(0, |m| m.records_out);
             if written as usize >= rows {

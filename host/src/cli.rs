@@ -124,6 +124,10 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
         "Headwater starting."
     );
     let runtime = Arc::new(crate::runtime(&worker.data_dir));
+    runtime
+        .restore()
+        .await
+        .context("restoring connectors created over REST and target states")?;
     let cancel = CancellationToken::new();
     let watcher = DirectoryWatcher::new(&worker.connectors_dir, Arc::clone(&runtime));
     let mut watch_task = tokio::spawn(watcher.run(cancel.clone()));

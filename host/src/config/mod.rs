@@ -5,5 +5,6 @@ pub mod common;
 pub mod connector;
 pub mod options;
 pub mod providers;
+pub mod store;
 pub mod watcher;
 pub mod worker;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::connector::{ConnectorConfig, is_config_file, load_file};
-use crate::core::runtime::Runtime;
+use crate::core::runtime::{Origin, Runtime, RuntimeError};
 use crate::core::task::ConnectorType;
 
 /// How long the directory must be quiet before it is read again.
@@ -146,7 +146,15 @@ impl DirectoryWatcher {
         let kept: std::collections::HashSet<&String> = names_by_file.values().collect();
         for name in self.names_by_file.values() {
             if !kept.contains(name) {
-                self.runtime.remove(name).await;
+                // Only connectors this directory defined; a REST-created one of the same name
+                // was never ours.
+                if let Err(e) = self
+                    .runtime
+                    .remove(name, Some(&Origin::File(PathBuf::new())))
+                    .await
+                {
+                    tracing::debug!(connector = %name, error = %e, "Connector already gone.");
+                }
             }
         }
         // Sinks before sources, so a source never publishes before its subscribers exist.
@@ -169,11 +177,14 @@ impl DirectoryWatcher {
         });
         for (path, config) in ordered {
             let name = config.name.clone();
-            if let Err(errors) = self.runtime.apply(config).await {
-                let message = errors.to_string();
+            let origin = Origin::File(path.clone());
+            if let Err(error) = self.runtime.apply(config, origin).await {
+                let message = error.to_string();
                 if self.reported.get(&path) != Some(&message) {
-                    tracing::error!(file = %path.display(), "Connector config rejected.");
-                    self.runtime.report_invalid(&name, &errors);
+                    tracing::error!(file = %path.display(), error = %message, "Connector config rejected.");
+                    if let RuntimeError::Invalid(errors) = &error {
+                        self.runtime.report_invalid(&name, errors);
+                    }
                 }
                 reported.insert(path, message);
             }

@@ -26,6 +26,7 @@ mod tests {
     use super::*;
     use crate::config::common::{COMMON_KEYS, SINK_KEYS};
     use crate::config::connector::parse_json;
+    use crate::core::runtime::Origin;
     use crate::core::status::State;
 
     #[test]
@@ -77,15 +78,21 @@ mod tests {
         std::fs::write(&input, "{\"n\":1}\n").unwrap();
         let runtime = crate::runtime(&dir.path().join("var"));
         runtime
-            .apply(config(json!({"name": "sink", "config": {
+            .apply(
+                config(json!({"name": "sink", "config": {
                 "connector.class": "headwater.file.FileSink",
-                "topics": "t", "file": output.display().to_string()}})))
+                "topics": "t", "file": output.display().to_string()}})),
+                Origin::Rest,
+            )
             .await
             .unwrap();
         runtime
-            .apply(config(json!({"name": "source", "config": {
+            .apply(
+                config(json!({"name": "source", "config": {
                 "connector.class": "headwater.file.FileSource",
-                "path": input.display().to_string(), "topic": "t", "poll.interval.ms": "20"}})))
+                "path": input.display().to_string(), "topic": "t", "poll.interval.ms": "20"}})),
+                Origin::Rest,
+            )
             .await
             .unwrap();
         wait_for_lines(&output, 1).await;

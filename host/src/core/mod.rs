@@ -6,6 +6,7 @@ pub mod ack;
 pub mod bus;
 pub mod dlq;
 pub mod error;
+pub mod launch;
 pub mod metrics;
 pub mod record;
 pub mod registry;

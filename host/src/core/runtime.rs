@@ -1,37 +1,35 @@
-//! The runtime: starts, stops, pauses and restarts connectors, and shuts down gracefully.
+//! The runtime: knows every connector (its config, where it was defined, its target state) and
+//! runs a task for each one that is not STOPPED; starts, stops, pauses, restarts and shuts down.
 //!
 //! Lifetimes: a sink subscribes to the bus when it starts, so it never misses records of a
 //! source started after it; stopping a sink unsubscribes it, drains its inbox, flushes and acks.
-//! A source task runs with a committer beside it that persists the tracker's committed offsets.
-//! On shutdown, sources stop first, then sinks flush what they hold, then the committers write
-//! the final offsets: a clean stop replays nothing.
+//! A source task runs with a committer beside it that persists the offsets its sinks
+//! acknowledged. On shutdown, sources stop first, then sinks flush what they hold, then the
+//! committers write the final offsets: a clean stop replays nothing.
+//!
+//! Authority: a connector belongs to where it was defined. A connector defined by a file in
+//! `connectors.d/` is changed by editing or removing that file; the REST API may pause, resume,
+//! stop and restart it but refuses (409) to change or delete its config, so the file and the
+//! running connector never silently diverge. Connectors created over REST are stored in
+//! `<data dir>/connectors.json` with every connector's target state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
-use super::ack::OffsetTracker;
 use super::bus::Bus;
 use super::error::ConnectorError;
+use super::launch::{Running, TopicSet, start, stop, stop_all};
 use super::metrics::{ConnectorMetrics, MetricsSnapshot};
 use super::registry::Registry;
-use super::reporter::ErrorReporter;
-use super::sink_runner::SinkRunner;
-use super::source_runner::{commit_loop, run_source};
 use super::status::{ConnectorStatus, State, StatusBoard};
-use super::task::{ConnectorType, SourceContext, TargetState, Task};
+use super::task::{ConnectorType, TargetState};
 use crate::config::common::{Prepared, prepare};
 use crate::config::connector::{ConfigErrors, ConnectorConfig};
-use crate::offsets::OffsetStore;
-
-/// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
-/// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
-const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::config::store::{ConnectorStore, StoredConnector, Target};
+use crate::offsets::{OffsetStore, SourceOffsets};
 
 /// What `apply` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,23 +39,48 @@ pub enum Applied {
     Unchanged,
 }
 
-struct SourceHandle {
-    run: JoinHandle<()>,
-    committer: JoinHandle<()>,
-    stop_committer: CancellationToken,
-    tracker: Arc<OffsetTracker>,
+/// Where a connector was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Rest,
 }
 
-enum Handle {
-    Source(SourceHandle),
-    Sink(JoinHandle<()>),
+/// Why a runtime operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
-struct Running {
+/// A connector as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectorView {
+    pub name: String,
+    pub config: BTreeMap<String, String>,
+    pub connector_type: ConnectorType,
+    pub origin: Origin,
+    pub target: Target,
+    pub status: ConnectorStatus,
+    /// False when STOPPED (Kafka Connect then lists no tasks).
+    pub has_task: bool,
+}
+
+struct Entry {
     config: ConnectorConfig,
-    cancel: CancellationToken,
-    target: watch::Sender<TargetState>,
-    handle: Handle,
+    origin: Origin,
+    target: Target,
+    connector_type: ConnectorType,
+    task: Option<Running>,
+    topics: Arc<TopicSet>,
 }
 
 pub(super) struct Shared {
@@ -72,7 +95,10 @@ pub(super) struct Shared {
 /// Runs connectors. One per process.
 pub struct Runtime {
     shared: Arc<Shared>,
-    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    store: ConnectorStore,
+    /// Target states restored for file-defined connectors the watcher has not applied yet.
+    restored_targets: Mutex<BTreeMap<String, Target>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -80,6 +106,14 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("data_dir", &self.shared.data_dir)
             .finish()
+    }
+}
+
+fn task_state(target: Target) -> Option<TargetState> {
+    match target {
+        Target::Started => Some(TargetState::Started),
+        Target::Paused => Some(TargetState::Paused),
+        Target::Stopped => None,
     }
 }
 
@@ -94,7 +128,9 @@ impl Runtime {
                 status: StatusBoard::default(),
                 metrics: Mutex::new(HashMap::new()),
             }),
-            running: tokio::sync::Mutex::new(BTreeMap::new()),
+            entries: tokio::sync::Mutex::new(BTreeMap::new()),
+            store: ConnectorStore::new(data_dir),
+            restored_targets: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -111,57 +147,210 @@ impl Runtime {
         prepare(&self.shared.registry, config, &self.shared.data_dir)
     }
 
-    /// Starts a connector, or restarts it if its config changed. An invalid config leaves a
-    /// running instance of the same connector untouched.
-    pub async fn apply(&self, config: ConnectorConfig) -> Result<Applied, ConfigErrors> {
-        let mut running = self.running.lock().await;
-        if running
-            .get(&config.name)
-            .is_some_and(|r| r.config == config)
-        {
-            return Ok(Applied::Unchanged);
+    /// Restores what `connectors.json` remembers: REST-created connectors start in their target
+    /// state; target states of file-defined connectors wait for the watcher to apply the file.
+    pub async fn restore(&self) -> Result<(), RuntimeError> {
+        let stored = self
+            .store
+            .load()
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        for (name, connector) in stored {
+            match connector.config {
+                Some(config) => {
+                    let config = ConnectorConfig {
+                        name: name.clone(),
+                        config,
+                    };
+                    if let Err(e) = self
+                        .apply_inner(config, Origin::Rest, Some(connector.target), false)
+                        .await
+                    {
+                        tracing::error!(connector = %name, error = %e, "Cannot restore a connector created over REST.");
+                    }
+                }
+                None => {
+                    self.restored().insert(name, connector.target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restored(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Target>> {
+        self.restored_targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a connector, or updates it if its config changed (restarting its task). An
+    /// invalid config leaves a running instance of the same connector untouched.
+    pub async fn apply(
+        &self,
+        config: ConnectorConfig,
+        origin: Origin,
+    ) -> Result<Applied, RuntimeError> {
+        self.apply_inner(config, origin, None, true).await
+    }
+
+    /// `POST /connectors`: creates a connector that must not exist yet.
+    pub async fn create(
+        &self,
+        config: ConnectorConfig,
+        initial: Target,
+    ) -> Result<(), RuntimeError> {
+        if self.entries.lock().await.contains_key(&config.name) {
+            return Err(RuntimeError::Conflict(format!(
+                "Connector {} already exists",
+                config.name
+            )));
+        }
+        self.apply_inner(config, Origin::Rest, Some(initial), true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn apply_inner(
+        &self,
+        config: ConnectorConfig,
+        origin: Origin,
+        initial: Option<Target>,
+        persist: bool,
+    ) -> Result<Applied, RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let name = config.name.clone();
+        if let Some(existing) = entries.get(&name) {
+            match (&existing.origin, &origin) {
+                (Origin::Rest, Origin::File(path)) => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} was created over the REST API; the file {} is ignored \
+                         (delete the connector over REST first)",
+                        path.display()
+                    )));
+                }
+                (Origin::File(path), Origin::Rest) => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} is defined by the file {}; edit or remove that file \
+                         to change it",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+            if existing.config == config {
+                return Ok(Applied::Unchanged);
+            }
         }
         let prepared = self.validate(&config)?;
         for key in &prepared.unused_keys {
-            tracing::warn!(connector = %config.name, key = %key, "Unknown configuration key; it is ignored.");
+            tracing::warn!(connector = %name, key = %key, "Unknown configuration key; it is ignored.");
         }
-        let name = config.name.clone();
-        let old = running.remove(&name);
-        let replaced_failed_sink = old.is_some()
-            && self.is_failed(&name)
-            && prepared.connector_type == ConnectorType::Sink;
+        let connector_type = prepared.connector_type;
+        let old = entries.remove(&name);
         let applied = if old.is_some() {
-            self.shared.status.set(&name, State::Restarting, None);
             Applied::Updated
         } else {
             Applied::Created
         };
+        let target = old
+            .as_ref()
+            .map(|e| e.target)
+            .or_else(|| self.restored().remove(&name))
+            .or(initial)
+            .unwrap_or_default();
+        let replaced_failed_sink =
+            old.is_some() && self.is_failed(&name) && connector_type == ConnectorType::Sink;
+        let topics = old
+            .as_ref()
+            .map_or_else(Arc::default, |e| Arc::clone(&e.topics));
+        let mut old_task = old.and_then(|e| e.task);
+        if old_task.is_some() {
+            self.shared.status.set(&name, State::Restarting, None);
+        }
         // A new sink subscribes before the old one stops, so its topics are never without a
         // subscriber (records published meanwhile may reach both: at-least-once, never lost).
         // A new source starts after the old one wrote its final offsets.
-        let old = match (old, prepared.connector_type) {
-            (Some(old), ConnectorType::Source) => {
-                stop_one(old).await;
-                None
-            }
-            (old, _) => old,
-        };
-        let started = self.start(prepared).await;
-        if let Some(old) = old {
-            stop_one(old).await;
+        if connector_type == ConnectorType::Source
+            && let Some(task) = old_task.take()
+        {
+            stop(task).await;
         }
-        match started {
-            Ok(started) => {
-                self.shared.status.set(&name, State::Running, None);
-                running.insert(name.clone(), started);
-                tracing::info!(connector = %name, action = ?applied, "Connector started.");
-            }
-            Err(e) => self.fail(&name, &e),
+        let task = self.start_task(prepared, target, &topics);
+        if let Some(task) = old_task {
+            stop(task).await;
         }
+        if target == Target::Stopped {
+            self.shared.status.set(&name, State::Stopped, None);
+        }
+        entries.insert(
+            name.clone(),
+            Entry {
+                config,
+                origin,
+                target,
+                connector_type,
+                task,
+                topics,
+            },
+        );
+        tracing::info!(connector = %name, action = ?applied, "Connector started.");
         if replaced_failed_sink {
-            self.replay_unacknowledged(&mut running).await;
+            self.replay_unacknowledged(&mut entries).await;
+        }
+        if persist {
+            self.persist(&entries);
         }
         Ok(applied)
+    }
+
+    /// Starts the task of a prepared connector unless its target is STOPPED.
+    fn start_task(
+        &self,
+        prepared: Prepared,
+        target: Target,
+        topics: &Arc<TopicSet>,
+    ) -> Option<Running> {
+        let initial = task_state(target)?;
+        let name = prepared.config.name.clone();
+        let metrics = self.metrics_for(&name);
+        match start(&self.shared, prepared, initial, metrics, Arc::clone(topics)) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                self.fail(&name, &e);
+                None
+            }
+        }
+    }
+
+    fn persist(&self, entries: &BTreeMap<String, Entry>) {
+        let mut stored: BTreeMap<String, StoredConnector> = self
+            .restored()
+            .iter()
+            .map(|(name, target)| {
+                (
+                    name.clone(),
+                    StoredConnector {
+                        target: *target,
+                        config: None,
+                    },
+                )
+            })
+            .collect();
+        for (name, entry) in entries {
+            let config = match entry.origin {
+                Origin::Rest => Some(entry.config.config.clone()),
+                Origin::File(_) => None,
+            };
+            stored.insert(
+                name.clone(),
+                StoredConnector {
+                    target: entry.target,
+                    config,
+                },
+            );
+        }
+        if let Err(e) = self.store.save(&stored) {
+            tracing::error!(error = %e, "Cannot persist connector configs and target states.");
+        }
     }
 
     /// Records that a connector's config is invalid (for status), without touching a running
@@ -180,24 +369,109 @@ impl Runtime {
         }
     }
 
-    /// Stops and forgets a connector. Its offsets stay (as in Kafka Connect).
-    pub async fn remove(&self, name: &str) -> bool {
-        let mut running = self.running.lock().await;
-        let old = running.remove(name);
-        let found = old.is_some();
-        let failed_sink = self.is_failed(name)
-            && old
-                .as_ref()
-                .is_some_and(|r| matches!(r.handle, Handle::Sink(_)));
-        if let Some(old) = old {
-            stop_one(old).await;
-            tracing::info!(connector = %name, "Connector stopped.");
+    /// Stops and forgets a connector. Its offsets stay (as in Kafka Connect). With
+    /// `from` set, a connector defined elsewhere is not touched (409).
+    pub async fn remove(&self, name: &str, from: Option<&Origin>) -> Result<(), RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let Some(entry) = entries.get(name) else {
+            return Err(RuntimeError::NotFound(name.to_owned()));
+        };
+        match (from, &entry.origin) {
+            (Some(Origin::Rest), Origin::File(path)) => {
+                return Err(RuntimeError::Conflict(format!(
+                    "connector {name} is defined by the file {}; remove that file to delete it",
+                    path.display()
+                )));
+            }
+            (Some(Origin::File(_)), Origin::Rest) => {
+                return Err(RuntimeError::Conflict(format!(
+                    "connector {name} was created over the REST API"
+                )));
+            }
+            _ => {}
         }
+        let entry = entries.remove(name).expect("checked above");
+        let failed_sink = self.is_failed(name) && entry.connector_type == ConnectorType::Sink;
+        if let Some(task) = entry.task {
+            stop(task).await;
+        }
+        tracing::info!(connector = %name, "Connector stopped.");
         self.shared.status.remove(name);
         if failed_sink {
-            self.replay_unacknowledged(&mut running).await;
+            self.replay_unacknowledged(&mut entries).await;
         }
-        found
+        self.persist(&entries);
+        Ok(())
+    }
+
+    /// Pauses, resumes or stops a connector; the target state persists across restarts.
+    pub async fn set_target(&self, name: &str, target: Target) -> Result<(), RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        entry.target = target;
+        match (task_state(target), entry.task.as_ref()) {
+            (Some(state), Some(task)) => {
+                task.target.send_replace(state);
+                if !self.is_failed(name) {
+                    let shown = match state {
+                        TargetState::Started => State::Running,
+                        TargetState::Paused => State::Paused,
+                    };
+                    self.shared.status.set(name, shown, None);
+                }
+            }
+            (Some(_), None) => {
+                let config = entry.config.clone();
+                let topics = Arc::clone(&entry.topics);
+                let prepared = self.validate(&config)?;
+                let task = self.start_task(prepared, target, &topics);
+                if let Some(entry) = entries.get_mut(name) {
+                    entry.task = task;
+                }
+            }
+            (None, _) => {
+                if let Some(task) = entry.task.take() {
+                    stop(task).await;
+                }
+                self.shared.status.set(name, State::Stopped, None);
+            }
+        }
+        self.persist(&entries);
+        Ok(())
+    }
+
+    pub async fn pause(&self, name: &str) -> bool {
+        self.set_target(name, Target::Paused).await.is_ok()
+    }
+
+    pub async fn resume(&self, name: &str) -> bool {
+        self.set_target(name, Target::Started).await.is_ok()
+    }
+
+    /// Restarts a connector's task (one task per connector: the connector and its task restart
+    /// together). With `only_failed`, only a FAILED one. Returns whether it restarted.
+    pub async fn restart(&self, name: &str, only_failed: bool) -> Result<bool, RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        if entry.target == Target::Stopped || (only_failed && !self.is_failed(name)) {
+            return Ok(false);
+        }
+        self.shared.status.set(name, State::Restarting, None);
+        if let Some(task) = entry.task.take() {
+            stop(task).await;
+        }
+        let prepared = self.validate(&entry.config)?;
+        let topics = Arc::clone(&entry.topics);
+        let target = entry.target;
+        let task = self.start_task(prepared, target, &topics);
+        if let Some(entry) = entries.get_mut(name) {
+            entry.task = task;
+        }
+        Ok(true)
     }
 
     fn is_failed(&self, name: &str) -> bool {
@@ -211,62 +485,22 @@ impl Runtime {
     /// acknowledged. Sources with unacknowledged batches restart from their committed offsets,
     /// so those records reach the sinks now subscribed (sinks that already have some of them
     /// see them again: at-least-once).
-    async fn replay_unacknowledged(&self, running: &mut BTreeMap<String, Running>) {
-        let stalled: Vec<String> = running
-            .iter()
-            .filter(|(_, r)| matches!(&r.handle, Handle::Source(h) if h.tracker.in_flight() > 0))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stalled {
-            let Some(old) = running.remove(&name) else {
+    async fn replay_unacknowledged(&self, entries: &mut BTreeMap<String, Entry>) {
+        for (name, entry) in entries.iter_mut() {
+            if entry.task.as_ref().is_none_or(|t| t.in_flight() == 0) {
                 continue;
-            };
-            let config = old.config.clone();
-            stop_one(old).await;
+            }
+            if let Some(task) = entry.task.take() {
+                stop(task).await;
+            }
             tracing::info!(connector = %name, "Replaying records a failed sink never acknowledged.");
-            let started = match self.validate(&config) {
-                Ok(prepared) => self.start(prepared).await,
-                Err(errors) => {
-                    self.report_invalid(&name, &errors);
-                    continue;
+            match self.validate(&entry.config) {
+                Ok(prepared) => {
+                    entry.task = self.start_task(prepared, entry.target, &entry.topics);
                 }
-            };
-            match started {
-                Ok(r) => {
-                    running.insert(name, r);
-                }
-                Err(e) => self.fail(&name, &e),
+                Err(errors) => self.report_invalid(name, &errors),
             }
         }
-    }
-
-    pub async fn pause(&self, name: &str) -> bool {
-        self.set_target(name, TargetState::Paused).await
-    }
-
-    pub async fn resume(&self, name: &str) -> bool {
-        self.set_target(name, TargetState::Started).await
-    }
-
-    async fn set_target(&self, name: &str, target: TargetState) -> bool {
-        let running = self.running.lock().await;
-        let Some(r) = running.get(name) else {
-            return false;
-        };
-        r.target.send_replace(target);
-        if self
-            .shared
-            .status
-            .get(name)
-            .is_some_and(|s| s.state != State::Failed)
-        {
-            let state = match target {
-                TargetState::Started => State::Running,
-                TargetState::Paused => State::Paused,
-            };
-            self.shared.status.set(name, state, None);
-        }
-        true
     }
 
     pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
@@ -286,44 +520,149 @@ impl Runtime {
         metrics.get(name).map(|m| m.snapshot())
     }
 
-    /// Names of running connectors and the config each runs with.
-    pub async fn configs(&self) -> BTreeMap<String, ConnectorConfig> {
-        let running = self.running.lock().await;
-        running
+    /// Every connector's counters.
+    pub fn all_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
+        let metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        metrics
             .iter()
-            .map(|(k, v)| (k.clone(), v.config.clone()))
+            .map(|(name, m)| (name.clone(), m.snapshot()))
             .collect()
+    }
+
+    fn view(&self, entry: &Entry) -> ConnectorView {
+        let status = self
+            .shared
+            .status
+            .get(&entry.config.name)
+            .unwrap_or(ConnectorStatus {
+                state: State::Unassigned,
+                trace: None,
+            });
+        ConnectorView {
+            name: entry.config.name.clone(),
+            config: entry.config.config.clone(),
+            connector_type: entry.connector_type,
+            origin: entry.origin.clone(),
+            target: entry.target,
+            status,
+            has_task: entry.target != Target::Stopped,
+        }
+    }
+
+    /// Every connector, by name.
+    pub async fn connectors(&self) -> Vec<ConnectorView> {
+        let entries = self.entries.lock().await;
+        entries.values().map(|e| self.view(e)).collect()
+    }
+
+    pub async fn connector(&self, name: &str) -> Result<ConnectorView, RuntimeError> {
+        let entries = self.entries.lock().await;
+        entries
+            .get(name)
+            .map(|e| self.view(e))
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))
+    }
+
+    /// Topics the connector produced to or consumed from since it was created or reset.
+    pub async fn topics(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Ok(entry.topics.list())
+    }
+
+    pub async fn reset_topics(&self, name: &str) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        entry.topics.clear();
+        Ok(())
+    }
+
+    /// The committed source offsets of a connector (sinks have none on the embedded bus).
+    pub async fn offsets(&self, name: &str) -> Result<SourceOffsets, RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        if entry.connector_type == ConnectorType::Sink {
+            return Ok(SourceOffsets::default());
+        }
+        self.shared
+            .offsets
+            .load(name)
+            .map_err(|e| RuntimeError::Internal(e.to_string()))
+    }
+
+    fn require_stopped(entry: &Entry) -> Result<(), RuntimeError> {
+        if entry.target != Target::Stopped || entry.task.is_some() {
+            return Err(RuntimeError::BadRequest(
+                "Connectors must be in the STOPPED state before their offsets can be modified. \
+                 This can be done for the specified connector by issuing a 'PUT' request to the \
+                 '/connectors/{connector}/stop' endpoint"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, forgets) the offsets of some source partitions. STOPPED only.
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        changes: Vec<(Value, Option<Value>)>,
+    ) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Self::require_stopped(entry)?;
+        if entry.connector_type == ConnectorType::Sink {
+            return Err(RuntimeError::BadRequest(format!(
+                "connector {name} is a sink: on the embedded bus it has no offsets to alter"
+            )));
+        }
+        let mut offsets = self
+            .shared
+            .offsets
+            .load(name)
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        for (partition, offset) in changes {
+            match offset {
+                Some(offset) => offsets.insert(partition, offset),
+                None => offsets.remove(&partition),
+            }
+        }
+        self.shared
+            .offsets
+            .save(name, &offsets)
+            .map_err(|e| RuntimeError::Internal(e.to_string()))
+    }
+
+    /// Forgets every offset of a connector. STOPPED only.
+    pub async fn reset_offsets(&self, name: &str) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Self::require_stopped(entry)?;
+        self.shared
+            .offsets
+            .delete(name)
+            .map_err(|e| RuntimeError::Internal(e.to_string()))
     }
 
     /// Stops everything: sources, then sinks (final flush), then the offset committers.
     pub async fn shutdown(&self) {
-        let mut running = self.running.lock().await;
-        let all: Vec<(String, Running)> = std::mem::take(&mut *running).into_iter().collect();
-        let (sources, sinks): (Vec<_>, Vec<_>) = all
-            .into_iter()
-            .partition(|(_, r)| matches!(r.handle, Handle::Source(_)));
-        let mut committers = Vec::new();
-        for (_, r) in &sources {
-            r.cancel.cancel();
-        }
-        for (name, r) in sources {
-            if let Handle::Source(h) = r.handle {
-                await_task(&name, h.run).await;
-                committers.push((name, h.committer, h.stop_committer));
-            }
-        }
-        for (_, r) in &sinks {
-            r.cancel.cancel();
-        }
-        for (name, r) in sinks {
-            if let Handle::Sink(h) = r.handle {
-                await_task(&name, h).await;
-            }
-        }
-        for (name, committer, stop) in committers {
-            stop.cancel();
-            await_task(&name, committer).await;
-        }
+        let mut entries = self.entries.lock().await;
+        let tasks: Vec<Running> = entries.values_mut().filter_map(|e| e.task.take()).collect();
+        stop_all(tasks).await;
         tracing::info!("All connectors stopped.");
     }
 
@@ -336,86 +675,6 @@ impl Runtime {
         Arc::clone(metrics.entry(name.to_owned()).or_default())
     }
 
-    async fn start(&self, prepared: Prepared) -> Result<Running, ConnectorError> {
-        let name = prepared.config.name.clone();
-        let cancel = CancellationToken::new();
-        let (target_tx, target_rx) = watch::channel(TargetState::Started);
-        let metrics = self.metrics_for(&name);
-        let reporter = Arc::new(ErrorReporter::new(
-            Arc::from(name.as_str()),
-            prepared.policy.clone(),
-            &self.shared.data_dir,
-            Arc::clone(&metrics),
-        ));
-        let chain = Arc::new(prepared.chain);
-        self.shared.status.set(&name, State::Running, None);
-        let handle = match prepared.task {
-            Task::Sink(sink) => {
-                let selector = prepared
-                    .topics
-                    .expect("prepare sets topics for every sink connector");
-                let subscription = self.shared.bus.subscribe(&name, selector);
-                let runner = SinkRunner {
-                    name: name.clone(),
-                    shared: Arc::clone(&self.shared),
-                    chain,
-                    reporter,
-                    metrics,
-                    cancel: cancel.clone(),
-                    target: target_rx,
-                    held: Vec::new(),
-                };
-                Handle::Sink(tokio::spawn(runner.run(sink, subscription)))
-            }
-            Task::Source(source) => {
-                // Starting from scratch after a read error would re-emit everything: refuse.
-                let committed = self
-                    .shared
-                    .offsets
-                    .load(&name)
-                    .map_err(|e| ConnectorError::fatal("loading committed offsets", e))?;
-                let tracker = OffsetTracker::new(committed.clone());
-                let stop_committer = CancellationToken::new();
-                let committer = tokio::spawn(commit_loop(
-                    name.clone(),
-                    Arc::clone(&tracker),
-                    self.shared.offsets.clone(),
-                    stop_committer.clone(),
-                ));
-                let ctx = SourceContext {
-                    connector: Arc::from(name.as_str()),
-                    committed,
-                    chain,
-                    reporter: Arc::clone(&reporter),
-                    bus: Arc::clone(&self.shared.bus),
-                    tracker: Arc::clone(&tracker),
-                    cancel: cancel.clone(),
-                    target: target_rx,
-                    metrics,
-                };
-                let run = tokio::spawn(run_source(
-                    name.clone(),
-                    Arc::clone(&self.shared),
-                    source,
-                    ctx,
-                    reporter,
-                ));
-                Handle::Source(SourceHandle {
-                    run,
-                    committer,
-                    stop_committer,
-                    tracker,
-                })
-            }
-        };
-        Ok(Running {
-            config: prepared.config,
-            cancel,
-            target: target_tx,
-            handle,
-        })
-    }
-
     fn fail(&self, name: &str, error: &ConnectorError) {
         fail(&self.shared, name, error);
     }
@@ -425,26 +684,4 @@ pub(super) fn fail(shared: &Shared, name: &str, error: &ConnectorError) {
     let trace = error.trace();
     tracing::error!(connector = %name, error = %trace, "Connector task failed.");
     shared.status.set(name, State::Failed, Some(trace));
-}
-
-async fn await_task(name: &str, handle: JoinHandle<()>) {
-    if let Err(e) = handle.await {
-        tracing::error!(connector = %name, error = %e, "Connector task panicked.");
-    }
-}
-
-async fn stop_one(r: Running) {
-    r.cancel.cancel();
-    match r.handle {
-        Handle::Sink(h) => await_task(&r.config.name, h).await,
-        Handle::Source(h) => {
-            await_task(&r.config.name, h.run).await;
-            let deadline = tokio::time::Instant::now() + SOURCE_DRAIN_TIMEOUT;
-            while h.tracker.in_flight() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            h.stop_committer.cancel();
-            await_task(&r.config.name, h.committer).await;
-        }
-    }
 }

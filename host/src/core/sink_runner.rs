@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::ack::AckToken;
 use super::bus::{Delivery, Subscription};
 use super::error::ConnectorError;
+use super::launch::TopicSet;
 use super::metrics::ConnectorMetrics;
 use super::reporter::ErrorReporter;
 use super::retry::Retry;
@@ -22,6 +23,7 @@ pub(super) struct SinkRunner {
     pub(super) chain: Arc<Chain>,
     pub(super) reporter: Arc<ErrorReporter>,
     pub(super) metrics: Arc<ConnectorMetrics>,
+    pub(super) topics: Arc<TopicSet>,
     pub(super) cancel: CancellationToken,
     pub(super) target: watch::Receiver<TargetState>,
     /// Tokens of records written but not yet flushed.
@@ -101,6 +103,7 @@ impl SinkRunner {
         delivery: Delivery,
     ) -> Result<(), ConnectorError> {
         let Delivery { records, ack } = delivery;
+        self.topics.note(&records);
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
         self.metrics.add_in(records.len() as u64, bytes as u64);
         let before = records.len();

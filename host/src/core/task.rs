@@ -140,6 +140,7 @@ pub struct SourceContext {
     pub(super) cancel: CancellationToken,
     pub(super) target: watch::Receiver<TargetState>,
     pub(super) metrics: Arc<ConnectorMetrics>,
+    pub(super) topics: Arc<super::launch::TopicSet>,
 }
 
 /// One poll's worth of source output.
@@ -204,6 +205,7 @@ impl SourceContext {
         failed.extend(out.failed);
         self.reporter.report(failed)?;
         self.metrics.add_dropped(out.dropped as u64);
+        self.topics.note(&out.kept);
         let published = out.kept.len();
         // A stopped (or failed) sink may never make room: stopping must not wait for it. An
         // interrupted publish leaves its batch unacknowledged, to be replayed.

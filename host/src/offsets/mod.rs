@@ -51,6 +51,10 @@ impl SourceOffsets {
             .insert(partition_key(&partition), (partition, offset));
     }
 
+    pub fn remove(&mut self, partition: &Value) {
+        self.entries.remove(&partition_key(partition));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

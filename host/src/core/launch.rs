@@ -1,0 +1,246 @@
+//! Starting and stopping one connector's task: wiring a built task to the bus, its transform
+//! chain, error reporter, offsets and metrics.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ack::OffsetTracker;
+use super::error::ConnectorError;
+use super::metrics::ConnectorMetrics;
+use super::record::Record;
+use super::reporter::ErrorReporter;
+use super::runtime::Shared;
+use super::sink_runner::SinkRunner;
+use super::source_runner::{commit_loop, run_source};
+use super::status::State;
+use super::task::{SourceContext, TargetState, Task};
+use crate::config::common::Prepared;
+
+/// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
+/// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
+const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The topics a connector produced to or consumed from (Kafka Connect's topic tracking).
+#[derive(Debug, Default)]
+pub struct TopicSet {
+    topics: Mutex<BTreeSet<String>>,
+}
+
+impl TopicSet {
+    /// Notes the topics of a batch (one lock per batch; consecutive duplicates skipped).
+    pub fn note(&self, records: &[Record]) {
+        let mut last: Option<&str> = None;
+        let mut new: Vec<&str> = Vec::new();
+        for r in records {
+            if last != Some(r.topic.as_str()) && !new.contains(&r.topic.as_str()) {
+                new.push(&r.topic);
+            }
+            last = Some(&r.topic);
+        }
+        if new.is_empty() {
+            return;
+        }
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for t in new {
+            if !topics.contains(t) {
+                topics.insert(t.to_owned());
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+pub(super) struct SourceHandle {
+    run: JoinHandle<()>,
+    committer: JoinHandle<()>,
+    stop_committer: CancellationToken,
+    pub(super) tracker: Arc<OffsetTracker>,
+}
+
+pub(super) enum Handle {
+    Source(SourceHandle),
+    Sink(JoinHandle<()>),
+}
+
+/// A running task.
+pub(super) struct Running {
+    pub(super) name: String,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Sender<TargetState>,
+    pub(super) handle: Handle,
+}
+
+impl Running {
+    /// Batches sent but not yet acknowledged by every sink (sources only).
+    pub(super) fn in_flight(&self) -> usize {
+        match &self.handle {
+            Handle::Source(h) => h.tracker.in_flight(),
+            Handle::Sink(_) => 0,
+        }
+    }
+
+    pub(super) fn is_source(&self) -> bool {
+        matches!(self.handle, Handle::Source(_))
+    }
+}
+
+/// Starts `prepared` in `initial` state.
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    prepared: Prepared,
+    initial: TargetState,
+    metrics: Arc<ConnectorMetrics>,
+    topics: Arc<TopicSet>,
+) -> Result<Running, ConnectorError> {
+    let name = prepared.config.name.clone();
+    let cancel = CancellationToken::new();
+    let (target_tx, target_rx) = watch::channel(initial);
+    let reporter = Arc::new(ErrorReporter::new(
+        Arc::from(name.as_str()),
+        prepared.policy.clone(),
+        &shared.data_dir,
+        Arc::clone(&metrics),
+    ));
+    let chain = Arc::new(prepared.chain);
+    let handle = match prepared.task {
+        Task::Sink(sink) => {
+            let selector = prepared
+                .topics
+                .expect("prepare sets topics for every sink connector");
+            let subscription = shared.bus.subscribe(&name, selector);
+            let runner = SinkRunner {
+                name: name.clone(),
+                shared: Arc::clone(shared),
+                chain,
+                reporter,
+                metrics,
+                topics,
+                cancel: cancel.clone(),
+                target: target_rx,
+                held: Vec::new(),
+            };
+            Handle::Sink(tokio::spawn(runner.run(sink, subscription)))
+        }
+        Task::Source(source) => {
+            // Starting from scratch after a read error would re-emit everything: refuse.
+            let committed = shared
+                .offsets
+                .load(&name)
+                .map_err(|e| ConnectorError::fatal("loading committed offsets", e))?;
+            let tracker = OffsetTracker::new(committed.clone());
+            let stop_committer = CancellationToken::new();
+            let committer = tokio::spawn(commit_loop(
+                name.clone(),
+                Arc::clone(&tracker),
+                shared.offsets.clone(),
+                stop_committer.clone(),
+            ));
+            let ctx = SourceContext {
+                connector: Arc::from(name.as_str()),
+                committed,
+                chain,
+                reporter: Arc::clone(&reporter),
+                bus: Arc::clone(&shared.bus),
+                tracker: Arc::clone(&tracker),
+                cancel: cancel.clone(),
+                target: target_rx,
+                metrics,
+                topics,
+            };
+            let run = tokio::spawn(run_source(
+                name.clone(),
+                Arc::clone(shared),
+                source,
+                ctx,
+                reporter,
+            ));
+            Handle::Source(SourceHandle {
+                run,
+                committer,
+                stop_committer,
+                tracker,
+            })
+        }
+    };
+    let state = match initial {
+        TargetState::Started => State::Running,
+        TargetState::Paused => State::Paused,
+    };
+    shared.status.set(&name, state, None);
+    Ok(Running {
+        name,
+        cancel,
+        target: target_tx,
+        handle,
+    })
+}
+
+pub(super) async fn await_task(name: &str, handle: JoinHandle<()>) {
+    if let Err(e) = handle.await {
+        tracing::error!(connector = %name, error = %e, "Connector task panicked.");
+    }
+}
+
+/// Stops a task: a sink drains and flushes; a source stops reading, gives its sinks
+/// [`SOURCE_DRAIN_TIMEOUT`] to acknowledge, and writes its final offsets.
+pub(super) async fn stop(r: Running) {
+    r.cancel.cancel();
+    match r.handle {
+        Handle::Sink(h) => await_task(&r.name, h).await,
+        Handle::Source(h) => {
+            await_task(&r.name, h.run).await;
+            let deadline = tokio::time::Instant::now() + SOURCE_DRAIN_TIMEOUT;
+            while h.tracker.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            h.stop_committer.cancel();
+            await_task(&r.name, h.committer).await;
+        }
+    }
+}
+
+/// Stops many tasks the way a shutdown must: sources first, then sinks (which flush and ack
+/// what the sources sent), then the sources' committers (which write the final offsets).
+pub(super) async fn stop_all(tasks: Vec<Running>) {
+    let (sources, sinks): (Vec<_>, Vec<_>) = tasks.into_iter().partition(Running::is_source);
+    for r in sources.iter().chain(&sinks) {
+        if r.is_source() {
+            r.cancel.cancel();
+        }
+    }
+    let mut committers = Vec::new();
+    for r in sources {
+        if let Handle::Source(h) = r.handle {
+            await_task(&r.name, h.run).await;
+            committers.push((r.name, h.committer, h.stop_committer));
+        }
+    }
+    for r in &sinks {
+        r.cancel.cancel();
+    }
+    for r in sinks {
+        if let Handle::Sink(h) = r.handle {
+            await_task(&r.name, h).await;
+        }
+    }
+    for (name, committer, stop) in committers {
+        stop.cancel();
+        await_task(&name, committer).await;
+    }
+}
