@@ -123,6 +123,8 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
         bus = ?worker.bus.kind,
         "Headwater starting."
     );
+    // Bind first: a taken port should stop the host before any connector starts.
+    let listener = crate::rest::bind(worker.rest.listen).await?;
     let runtime = Arc::new(crate::runtime(&worker.data_dir));
     runtime
         .restore()
@@ -131,6 +133,19 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let watcher = DirectoryWatcher::new(&worker.connectors_dir, Arc::clone(&runtime));
     let mut watch_task = tokio::spawn(watcher.run(cancel.clone()));
+    let token = std::env::var("HEADWATER_REST_TOKEN")
+        .ok()
+        .or(worker.rest.token.clone())
+        .filter(|t| !t.is_empty());
+    let worker_id = listener
+        .local_addr()
+        .map_or_else(|_| worker.rest.listen.to_string(), |a| a.to_string());
+    let state = crate::rest::AppState {
+        runtime: Arc::clone(&runtime),
+        worker_id,
+        token: token.map(Arc::from),
+    };
+    let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "Shutting down.");
@@ -141,10 +156,18 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
             Ok(Err(e)) => Err(anyhow::Error::new(e)),
             Err(e) => Err(anyhow::Error::new(e).context("connector watcher panicked")),
         },
+        result = &mut rest_task => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+            Err(e) => Err(anyhow::Error::new(e).context("REST server panicked")),
+        },
     };
     cancel.cancel();
     if !watch_task.is_finished() {
         let _ = watch_task.await;
+    }
+    if !rest_task.is_finished() {
+        let _ = rest_task.await;
     }
     runtime.shutdown().await;
     outcome

@@ -18,6 +18,7 @@ pub mod connectors;
 pub mod converters;
 pub mod core;
 pub mod offsets;
+pub mod rest;
 pub mod transforms;
 
 use std::path::Path;

@@ -78,6 +78,9 @@ impl Host {
                 "connectors.d",
                 "--data-dir",
                 "var",
+                // A free port: tests run side by side.
+                "--rest-listen",
+                "127.0.0.1:0",
             ])
             .env("HEADWATER_LOG", "info,headwater=debug")
             .stdin(Stdio::null())

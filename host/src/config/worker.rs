@@ -9,6 +9,7 @@
 //!
 //! [rest]
 //! listen = "127.0.0.1:8083"
+//! token = "s3cret"              # optional bearer token (or HEADWATER_REST_TOKEN)
 //!
 //! [bus]
 //! kind = "embedded"             # in-process topics; no Kafka needed
@@ -38,12 +39,16 @@ pub enum BusKind {
 pub struct RestConfig {
     /// Address of the REST API. Default `127.0.0.1:8083` (Kafka Connect's port, loopback only).
     pub listen: SocketAddr,
+    /// Bearer token every request (but `/health`) must carry. The `HEADWATER_REST_TOKEN`
+    /// environment variable sets it too. Default: none.
+    pub token: Option<String>,
 }
 
 impl Default for RestConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
+            token: None,
         }
     }
 }

@@ -198,12 +198,6 @@ impl Runtime {
         config: ConnectorConfig,
         initial: Target,
     ) -> Result<(), RuntimeError> {
-        if self.entries.lock().await.contains_key(&config.name) {
-            return Err(RuntimeError::Conflict(format!(
-                "Connector {} already exists",
-                config.name
-            )));
-        }
         self.apply_inner(config, Origin::Rest, Some(initial), true)
             .await
             .map(|_| ())
@@ -218,6 +212,13 @@ impl Runtime {
     ) -> Result<Applied, RuntimeError> {
         let mut entries = self.entries.lock().await;
         let name = config.name.clone();
+        // An initial state means "create": the connector must not exist yet (checked under
+        // the lock, so two concurrent creates cannot both succeed).
+        if initial.is_some() && entries.contains_key(&name) {
+            return Err(RuntimeError::Conflict(format!(
+                "Connector {name} already exists"
+            )));
+        }
         if let Some(existing) = entries.get(&name) {
             match (&existing.origin, &origin) {
                 (Origin::Rest, Origin::File(path)) => {

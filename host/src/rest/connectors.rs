@@ -1,0 +1,473 @@
+//! `/connectors/...`: Kafka Connect's connector endpoints.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::{ApiError, JsonBody};
+use crate::config::connector::ConnectorConfig;
+use crate::config::store::Target;
+use crate::core::runtime::{Applied, ConnectorView, Origin};
+use crate::core::status::ConnectorStatus;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/connectors", get(list).post(create))
+        .route("/connectors/{name}", get(info).delete(delete))
+        .route(
+            "/connectors/{name}/config",
+            get(get_config).put(put_config).patch(patch_config),
+        )
+        .route("/connectors/{name}/status", get(status))
+        .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/tasks-config", get(tasks_config))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route("/connectors/{name}/restart", post(restart))
+        .route("/connectors/{name}/pause", put(pause))
+        .route("/connectors/{name}/resume", put(resume))
+        .route("/connectors/{name}/stop", put(stop))
+        .route("/connectors/{name}/topics", get(topics))
+        .route("/connectors/{name}/topics/reset", put(reset_topics))
+        .route(
+            "/connectors/{name}/offsets",
+            get(get_offsets).patch(alter_offsets).delete(reset_offsets),
+        )
+}
+
+/// `ConnectorInfo`.
+fn info_json(view: &ConnectorView) -> Value {
+    let tasks = if view.has_task {
+        vec![json!({ "connector": view.name, "task": 0 })]
+    } else {
+        Vec::new()
+    };
+    json!({
+        "name": view.name,
+        "config": view.config,
+        "tasks": tasks,
+        "type": view.connector_type.as_str(),
+    })
+}
+
+fn state_json(status: &ConnectorStatus, worker_id: &str) -> Value {
+    let mut state = Map::new();
+    state.insert("state".into(), json!(status.state.as_str()));
+    state.insert("worker_id".into(), json!(worker_id));
+    if let Some(trace) = status.trace.as_deref().filter(|t| !t.is_empty()) {
+        state.insert("trace".into(), json!(trace));
+    }
+    Value::Object(state)
+}
+
+fn task_json(status: &ConnectorStatus, worker_id: &str) -> Value {
+    let mut task = state_json(status, worker_id);
+    task["id"] = json!(0);
+    task
+}
+
+/// `ConnectorStateInfo`.
+fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
+    let tasks = if view.has_task {
+        vec![task_json(&view.status, worker_id)]
+    } else {
+        Vec::new()
+    };
+    json!({
+        "name": view.name,
+        "connector": state_json(&view.status, worker_id),
+        "tasks": tasks,
+        "type": view.connector_type.as_str(),
+    })
+}
+
+fn created(name: &str, body: Value) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/connectors/{name}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    (StatusCode::CREATED, headers, Json(body)).into_response()
+}
+
+/// `GET /connectors[?expand=status&expand=info]`.
+async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<Value> {
+    let expand: Vec<String> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("expand="))
+        .map(str::to_owned)
+        .collect();
+    let views = state.runtime.connectors().await;
+    let wants_status = expand.iter().any(|e| e == "status");
+    let wants_info = expand.iter().any(|e| e == "info");
+    if !wants_status && !wants_info {
+        return Json(json!(views.iter().map(|v| &v.name).collect::<Vec<_>>()));
+    }
+    let mut out = Map::new();
+    for view in &views {
+        let mut entry = Map::new();
+        if wants_status {
+            entry.insert("status".into(), status_json(view, &state.worker_id));
+        }
+        if wants_info {
+            entry.insert("info".into(), info_json(view));
+        }
+        out.insert(view.name.clone(), Value::Object(entry));
+    }
+    Json(Value::Object(out))
+}
+
+/// String values of a JSON config object (numbers and booleans as their text).
+fn config_map(value: &Map<String, Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    value
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "config key {k:?}: expected a string value, got {other}"
+                    )));
+                }
+            };
+            Ok((k.clone(), text))
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRequest {
+    name: Option<String>,
+    config: Option<Map<String, Value>>,
+    initial_state: Option<String>,
+}
+
+/// `POST /connectors`.
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateRequest>,
+) -> Result<Response, ApiError> {
+    let name = request
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Connector name must be set"))?;
+    let config = config_map(&request.config.unwrap_or_default())?;
+    check_name(&name, &config)?;
+    let initial = match request.initial_state.as_deref() {
+        None | Some("RUNNING") => Target::Started,
+        Some("PAUSED") => Target::Paused,
+        Some("STOPPED") => Target::Stopped,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid initial_state {other:?}: expected RUNNING, PAUSED or STOPPED"
+            )));
+        }
+    };
+    state
+        .runtime
+        .create(
+            ConnectorConfig {
+                name: name.clone(),
+                config,
+            },
+            initial,
+        )
+        .await?;
+    let view = state.runtime.connector(&name).await?;
+    Ok(created(&name, info_json(&view)))
+}
+
+fn check_name(name: &str, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    match config.get("name") {
+        Some(inner) if inner.trim() != name => Err(ApiError::bad_request(format!(
+            "Connector name configuration ({inner}) doesn't match connector name in the URL ({name})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn info(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(info_json(&state.runtime.connector(&name).await?)))
+}
+
+async fn get_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.runtime.connector(&name).await?.config)))
+}
+
+/// `PUT /connectors/{name}/config`: creates (201) or updates (200).
+async fn put_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let config = config_map(&body)?;
+    check_name(&name, &config)?;
+    let applied = state
+        .runtime
+        .apply(
+            ConnectorConfig {
+                name: name.clone(),
+                config,
+            },
+            Origin::Rest,
+        )
+        .await?;
+    let view = state.runtime.connector(&name).await?;
+    Ok(if applied == Applied::Created {
+        created(&name, info_json(&view))
+    } else {
+        Json(info_json(&view)).into_response()
+    })
+}
+
+/// `PATCH /connectors/{name}/config`: merges; `null` removes a key.
+async fn patch_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut config = state.runtime.connector(&name).await?.config;
+    for (key, value) in &body {
+        if value.is_null() {
+            config.remove(key);
+        } else {
+            let single = Map::from_iter([(key.clone(), value.clone())]);
+            config.extend(config_map(&single)?);
+        }
+    }
+    check_name(&name, &config)?;
+    state
+        .runtime
+        .apply(
+            ConnectorConfig {
+                name: name.clone(),
+                config,
+            },
+            Origin::Rest,
+        )
+        .await?;
+    Ok(Json(info_json(&state.runtime.connector(&name).await?)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.runtime.remove(&name, Some(&Origin::Rest)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.runtime.connector(&name).await?;
+    Ok(Json(status_json(&view, &state.worker_id)))
+}
+
+async fn tasks(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.runtime.connector(&name).await?;
+    let tasks: Vec<Value> = if view.has_task {
+        vec![json!({ "id": { "connector": view.name, "task": 0 }, "config": view.config })]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!(tasks)))
+}
+
+async fn tasks_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.runtime.connector(&name).await?;
+    let mut out = Map::new();
+    if view.has_task {
+        out.insert(format!("{}-0", view.name), json!(view.config));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// The connector, if `task` names its one task.
+async fn with_task(state: &AppState, name: &str, task: &str) -> Result<ConnectorView, ApiError> {
+    let view = state.runtime.connector(name).await?;
+    if task != "0" || !view.has_task {
+        return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+    }
+    Ok(view)
+}
+
+async fn task_status(
+    State(state): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let view = with_task(&state, &name, &task).await?;
+    Ok(Json(task_json(&view.status, &state.worker_id)))
+}
+
+async fn restart_task(
+    State(state): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    with_task(&state, &name, &task).await?;
+    state.runtime.restart(&name, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartFlags {
+    #[serde(default)]
+    include_tasks: bool,
+    #[serde(default)]
+    only_failed: bool,
+}
+
+/// `POST /connectors/{name}/restart`: 204 without flags; with flags, 202 and the status with
+/// the instances being restarted shown RESTARTING (KIP-745).
+async fn restart(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(flags): Query<RestartFlags>,
+) -> Result<Response, ApiError> {
+    let before = state.runtime.connector(&name).await?;
+    let restarted = state.runtime.restart(&name, flags.only_failed).await?;
+    if !flags.include_tasks && !flags.only_failed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let mut body = status_json(&before, &state.worker_id);
+    if restarted {
+        body["connector"]["state"] = json!("RESTARTING");
+        if flags.include_tasks
+            && let Some(task) = body["tasks"].get_mut(0)
+        {
+            task["state"] = json!("RESTARTING");
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn set(state: &AppState, name: &str, target: Target) -> Result<(), ApiError> {
+    state.runtime.set_target(name, target).await?;
+    Ok(())
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set(&state, &name, Target::Paused).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set(&state, &name, Target::Started).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn stop(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set(&state, &name, Target::Stopped).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn topics(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let topics = state.runtime.topics(&name).await?;
+    let mut body = Map::new();
+    body.insert(name, json!({ "topics": topics }));
+    Ok(Json(Value::Object(body)))
+}
+
+async fn reset_topics(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.runtime.reset_topics(&name).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn get_offsets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let offsets = state.runtime.offsets(&name).await?;
+    let list: Vec<Value> = offsets
+        .iter()
+        .map(|(p, o)| json!({ "partition": p, "offset": o }))
+        .collect();
+    Ok(Json(json!({ "offsets": list })))
+}
+
+#[derive(Debug, Deserialize)]
+struct OffsetsRequest {
+    offsets: Option<Vec<OffsetEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OffsetEntry {
+    partition: Option<Value>,
+    offset: Option<Value>,
+}
+
+/// `PATCH /connectors/{name}/offsets` (STOPPED connectors only).
+async fn alter_offsets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<OffsetsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let entries = request.offsets.filter(|o| !o.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("The offsets to alter must be specified and non-empty")
+    })?;
+    let mut changes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let partition = entry.partition.filter(Value::is_object).ok_or_else(|| {
+            ApiError::bad_request("Every offset entry needs a \"partition\" object")
+        })?;
+        changes.push((partition, entry.offset.filter(|o| !o.is_null())));
+    }
+    state.runtime.alter_offsets(&name, changes).await?;
+    Ok(Json(
+        json!({ "message": "The offsets for this connector have been altered successfully" }),
+    ))
+}
+
+/// `DELETE /connectors/{name}/offsets` (STOPPED connectors only).
+async fn reset_offsets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.runtime.reset_offsets(&name).await?;
+    Ok(Json(
+        json!({ "message": "The offsets for this connector have been reset successfully" }),
+    ))
+}

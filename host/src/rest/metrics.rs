@@ -1,0 +1,105 @@
+//! `GET /metrics`: every connector's counters in the Prometheus text format, rendered with
+//! `prometheus-client` from the runtime's counters at scrape time.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::core::metrics::MetricsSnapshot;
+use crate::core::runtime::Runtime;
+use crate::core::status::State as ConnectorState;
+
+type Field = fn(&MetricsSnapshot) -> u64;
+
+/// Counter name (without `_total`), help, and which counter of the snapshot it shows.
+const COUNTERS: [(&str, &str, Field); 6] = [
+    (
+        "headwater_connector_records_in",
+        "Records a source read or a sink received.",
+        |m| m.records_in,
+    ),
+    (
+        "headwater_connector_records_out",
+        "Records a source published or a sink wrote.",
+        |m| m.records_out,
+    ),
+    (
+        "headwater_connector_bytes_in",
+        "Bytes a source read or a sink received.",
+        |m| m.bytes_in,
+    ),
+    (
+        "headwater_connector_errors",
+        "Records that failed a stage.",
+        |m| m.errors,
+    ),
+    (
+        "headwater_connector_dead_letters",
+        "Records written to the dead-letter queue.",
+        |m| m.dead_letters,
+    ),
+    (
+        "headwater_connector_records_dropped",
+        "Records dropped on purpose (filters, time windows, no subscriber, already written).",
+        |m| m.dropped,
+    ),
+];
+
+#[derive(Debug)]
+struct RuntimeCollector(Arc<Runtime>);
+
+impl Collector for RuntimeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.all_metrics();
+        for (name, help, field) in COUNTERS {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (connector, m) in &snapshot {
+                let labels = [("connector", connector.as_str())];
+                ConstCounter::new(field(m)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let statuses = self.0.statuses();
+        let mut metric = encoder.encode_descriptor(
+            "headwater_connector_running",
+            "1 when the connector's task is RUNNING, 0 otherwise.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (connector, status) in &statuses {
+            let labels = [
+                ("connector", connector.as_str()),
+                ("state", status.state.as_str()),
+            ];
+            let up = i64::from(status.state == ConnectorState::Running);
+            ConstGauge::new(up).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(RuntimeCollector(Arc::clone(&state.runtime))));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -1,0 +1,150 @@
+//! The Kafka Connect–compatible REST API (axum), plus `/metrics` and `/health`.
+//!
+//! Endpoints, bodies, status codes and error messages follow Kafka Connect's
+//! (`../shared/reference/connect-debezium.md` §1). Every error body is
+//! `{"error_code": <status>, "message": ".."}`. The API listens on loopback by default; with a
+//! token configured (`[rest] token` or `HEADWATER_REST_TOKEN`), every request but `/health`
+//! needs `Authorization: Bearer <token>`. Request bodies are capped at [`MAX_BODY_BYTES`].
+
+mod connectors;
+mod error;
+mod metrics;
+mod plugins;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::runtime::Runtime;
+
+pub use error::ApiError;
+
+/// Largest accepted request body (a connector config is a few kilobytes).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    /// This host's identity in statuses (`worker_id`): its REST address.
+    pub worker_id: String,
+    /// Bearer token every request must carry, if set.
+    pub token: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("worker_id", &self.worker_id)
+            .field("token", &self.token.as_ref().map(|_| "[hidden]"))
+            .finish()
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .merge(connectors::routes())
+        .merge(plugins::routes())
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route("/health", get(health))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn root() -> impl IntoResponse {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("HEADWATER_COMMIT").unwrap_or("unknown"),
+        "kafka_cluster_id": "headwater-embedded",
+    }))
+}
+
+/// Liveness and readiness: the host answers once connectors were restored and the watcher
+/// started, so a 200 means ready.
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({
+        "status": "healthy",
+        "message": "Worker has completed startup and is ready to handle requests.",
+    }))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("HTTP 404 Not Found: {}", request.uri().path()))
+}
+
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        next.run(request).await
+    } else {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Missing or invalid bearer token: send 'Authorization: Bearer <token>'",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        response
+    }
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why the REST server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("binding the REST API to {addr}: {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Binds the API's address (port 0 picks a free port: see the listener's `local_addr`).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), BindError> {
+    let addr = listener.local_addr().map_err(|source| BindError {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    tracing::info!(addr = %addr, "REST API listening.");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,674 @@
+//! The API through `oneshot` (no socket), against a real runtime running real connectors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AppState, router};
+use crate::config::connector::ConnectorConfig;
+use crate::core::runtime::{Origin, Runtime};
+
+struct Api {
+    app: Router,
+    runtime: Arc<Runtime>,
+    dir: tempfile::TempDir,
+}
+
+impl Api {
+    fn new() -> Self {
+        Self::with_token(None)
+    }
+
+    fn with_token(token: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, token)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, token: Option<&str>) -> Self {
+        let runtime = Arc::new(crate::runtime(&dir.path().join("var")));
+        let app = router(AppState {
+            runtime: Arc::clone(&runtime),
+            worker_id: "127.0.0.1:8083".into(),
+            token: token.map(Arc::from),
+        });
+        Self { app, runtime, dir }
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.raw(method, uri, body.map(|b| b.to_string()), None)
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, value)
+    }
+
+    fn source_config(&self) -> Value {
+        json!({
+            "connector.class": "headwater.file.FileSource",
+            "path": self.path("in.jsonl"),
+            "topic": "events",
+            "poll.interval.ms": "20",
+        })
+    }
+
+    fn sink_config(&self) -> Value {
+        json!({
+            "connector.class": "headwater.file.FileSink",
+            "topics": "events",
+            "file": self.path("out.jsonl"),
+        })
+    }
+
+    async fn wait_for_output(&self, lines: usize) {
+        for _ in 0..500 {
+            let n = std::fs::read_to_string(self.path("out.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .count();
+            if n >= lines {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("never saw {lines} output lines");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_health_and_unknown_paths() {
+    let api = Api::new();
+    let (status, _, body) = api.call(Method::GET, "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let (status, _, body) = api.call(Method::GET, "/health", None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("healthy"))
+    );
+    let (status, _, body) = api.call(Method::GET, "/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error_code"], 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_read_update_and_delete_connectors() {
+    let api = Api::new();
+    std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n").unwrap();
+    let (status, headers, body) = api
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(json!({"name": " sink ", "config": api.sink_config()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(headers[header::LOCATION], "/connectors/sink");
+    assert_eq!(body["name"], "sink");
+    assert_eq!(body["type"], "sink");
+    assert_eq!(body["tasks"], json!([{"connector": "sink", "task": 0}]));
+
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(json!({"name": "sink", "config": api.sink_config()})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::CONFLICT, Some("Connector sink already exists"))
+    );
+
+    let mut mismatched = api.source_config();
+    mismatched["name"] = json!("other");
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(json!({"name": "source", "config": mismatched})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "Connector name configuration (other) doesn't match connector name in the URL (source)"
+    );
+
+    let (status, _, body) = api
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(json!({"name": "bad", "config": {"connector.class": "FileSource"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Connector configuration is invalid and contains the following 2 error(s):"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("topic: missing required key"), "{message}");
+
+    let (status, _, body) = api
+        .raw(
+            Method::POST,
+            "/connectors",
+            Some("{\"name\": ".into()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], 400);
+
+    // PUT creates (201) then updates (200).
+    let (status, headers, _) = api
+        .call(
+            Method::PUT,
+            "/connectors/source/config",
+            Some(api.source_config()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers[header::LOCATION], "/connectors/source");
+    api.wait_for_output(1).await;
+    let mut updated = api.source_config();
+    updated["poll.interval.ms"] = json!(30);
+    let (status, _, body) = api
+        .call(Method::PUT, "/connectors/source/config", Some(updated))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["config"]["poll.interval.ms"], "30");
+
+    // PATCH merges; null removes.
+    let (status, _, body) = api
+        .call(
+            Method::PATCH,
+            "/connectors/source/config",
+            Some(json!({"poll.interval.ms": null, "batch.max.records": "10"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["config"].get("poll.interval.ms").is_none());
+    assert_eq!(body["config"]["batch.max.records"], "10");
+    let (status, _, _) = api
+        .call(Method::PATCH, "/connectors/ghost/config", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, _, list) = api.call(Method::GET, "/connectors", None).await;
+    assert_eq!(list, json!(["sink", "source"]));
+    let (_, _, expanded) = api
+        .call(Method::GET, "/connectors?expand=status&expand=info", None)
+        .await;
+    assert_eq!(
+        expanded["source"]["status"]["connector"]["state"],
+        "RUNNING"
+    );
+    assert_eq!(expanded["sink"]["info"]["type"], "sink");
+    let (_, _, config) = api.call(Method::GET, "/connectors/sink/config", None).await;
+    assert_eq!(config["topics"], "events");
+    let (_, _, tasks) = api.call(Method::GET, "/connectors/sink/tasks", None).await;
+    assert_eq!(tasks[0]["id"], json!({"connector": "sink", "task": 0}));
+    let (_, _, task) = api
+        .call(Method::GET, "/connectors/sink/tasks/0/status", None)
+        .await;
+    assert_eq!(
+        task,
+        json!({"id": 0, "state": "RUNNING", "worker_id": "127.0.0.1:8083"})
+    );
+    let (status, _, body) = api
+        .call(Method::GET, "/connectors/sink/tasks/3/status", None)
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Unknown task: sink-3"))
+    );
+    let (_, _, topics) = api
+        .call(Method::GET, "/connectors/source/topics", None)
+        .await;
+    assert_eq!(topics, json!({"source": {"topics": ["events"]}}));
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/source/topics/reset", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, _, topics) = api
+        .call(Method::GET, "/connectors/source/topics", None)
+        .await;
+    assert_eq!(topics, json!({"source": {"topics": []}}));
+
+    let (status, _, _) = api.call(Method::DELETE, "/connectors/source", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, body) = api.call(Method::GET, "/connectors/source", None).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Connector source not found"))
+    );
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_restart_and_offsets_follow_kafka_connect() {
+    let api = Api::new();
+    std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n").unwrap();
+    api.call(
+        Method::PUT,
+        "/connectors/sink/config",
+        Some(api.sink_config()),
+    )
+    .await;
+    api.call(
+        Method::PUT,
+        "/connectors/source/config",
+        Some(api.source_config()),
+    )
+    .await;
+    api.wait_for_output(1).await;
+
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/source/pause", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, _, s) = api
+        .call(Method::GET, "/connectors/source/status", None)
+        .await;
+    assert_eq!(
+        (
+            s["connector"]["state"].as_str(),
+            s["tasks"][0]["state"].as_str()
+        ),
+        (Some("PAUSED"), Some("PAUSED"))
+    );
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/source/resume", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, _, _) = api
+        .call(Method::POST, "/connectors/source/restart", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, s) = api
+        .call(
+            Method::POST,
+            "/connectors/source/restart?includeTasks=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(s["connector"]["state"], "RESTARTING");
+    assert_eq!(s["tasks"][0]["state"], "RESTARTING");
+    let (status, _, s) = api
+        .call(
+            Method::POST,
+            "/connectors/source/restart?includeTasks=true&onlyFailed=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        s["connector"]["state"], "RUNNING",
+        "not failed: not restarted"
+    );
+
+    // Offsets can only change while STOPPED.
+    let change = json!({"offsets": [{"partition": {"path": api.path("in.jsonl")}, "offset": {"position": 0}}]});
+    let (status, _, body) = api
+        .call(
+            Method::PATCH,
+            "/connectors/source/offsets",
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Connectors must be in the STOPPED state")
+    );
+    let (status, _, _) = api.call(Method::PUT, "/connectors/source/stop", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, _, s) = api
+        .call(Method::GET, "/connectors/source/status", None)
+        .await;
+    assert_eq!(
+        (s["connector"]["state"].as_str(), s["tasks"].clone()),
+        (Some("STOPPED"), json!([]))
+    );
+    let (_, _, info) = api.call(Method::GET, "/connectors/source", None).await;
+    assert_eq!(info["tasks"], json!([]));
+    let (_, _, offsets) = api
+        .call(Method::GET, "/connectors/source/offsets", None)
+        .await;
+    assert_eq!(offsets["offsets"][0]["offset"], json!({"position": 8}));
+    let (status, _, body) = api
+        .call(Method::PATCH, "/connectors/source/offsets", Some(change))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["message"],
+        "The offsets for this connector have been altered successfully"
+    );
+    let (status, _, _) = api
+        .call(
+            Method::PATCH,
+            "/connectors/source/offsets",
+            Some(json!({"offsets": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Rewound to 0: resuming replays the line.
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/source/resume", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    api.wait_for_output(2).await;
+    api.call(Method::PUT, "/connectors/source/stop", None).await;
+    let (status, _, body) = api
+        .call(Method::DELETE, "/connectors/source/offsets", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["message"],
+        "The offsets for this connector have been reset successfully"
+    );
+    let (_, _, offsets) = api
+        .call(Method::GET, "/connectors/source/offsets", None)
+        .await;
+    assert_eq!(offsets, json!({"offsets": []}));
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_describe_and_validate_configs() {
+    let api = Api::new();
+    let (_, _, plugins) = api.call(Method::GET, "/connector-plugins", None).await;
+    let classes: Vec<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["class"].as_str().unwrap())
+        .collect();
+    assert!(classes.contains(&"headwater.file.FileSource"));
+    assert!(
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] == "source" || p["type"] == "sink")
+    );
+    let (_, _, all) = api
+        .call(Method::GET, "/connector-plugins?connectorsOnly=false", None)
+        .await;
+    let types: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    for t in ["transformation", "predicate", "converter"] {
+        assert!(types.contains(&t), "{t} missing");
+    }
+
+    let (status, _, keys) = api
+        .call(
+            Method::GET,
+            "/connector-plugins/headwater.file.FileSource/config",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let topic = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "topic")
+        .unwrap();
+    assert_eq!(topic["required"], true);
+    assert_eq!(topic["type"], "STRING");
+    assert!(topic["documentation"].as_str().unwrap().len() > 10);
+    let (status, _, keys) = api
+        .call(
+            Method::GET,
+            "/connector-plugins/org.apache.kafka.connect.transforms.Cast$Value/config",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys[0]["name"], "spec");
+
+    let (status, _, result) = api
+        .call(Method::PUT, "/connector-plugins/FileSource/config/validate",
+              Some(json!({"connector.class": "headwater.file.FileSource", "path": "x", "poll.interval.ms": "soon"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(result["error_count"], 2);
+    let errors_of = |name: &str| {
+        result["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["value"]["name"] == name)
+            .map(|c| c["value"]["errors"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        errors_of("topic"),
+        json!(["missing required key, which has no default value"])
+    );
+    assert_eq!(
+        errors_of("poll.interval.ms"),
+        json!(["expected a positive integer, got \"soon\""])
+    );
+    assert_eq!(errors_of("path"), json!([]));
+    let (status, _, _) = api
+        .call(
+            Method::PUT,
+            "/connector-plugins/ParquetSink/config/validate",
+            Some(json!({"connector.class": "headwater.file.FileSource"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_defined_connectors_refuse_rest_edits() {
+    let api = Api::new();
+    let config = ConnectorConfig {
+        name: "from-file".into(),
+        config: serde_json::from_value(api.sink_config()).unwrap(),
+    };
+    api.runtime
+        .apply(config, Origin::File("connectors.d/from-file.json".into()))
+        .await
+        .unwrap();
+    let (status, _, body) = api
+        .call(
+            Method::PUT,
+            "/connectors/from-file/config",
+            Some(api.sink_config()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is defined by the file connectors.d/from-file.json")
+    );
+    let (status, _, _) = api
+        .call(Method::DELETE, "/connectors/from-file", None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/from-file/pause", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "lifecycle operations are allowed"
+    );
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_connectors_and_target_states_survive_a_restart() {
+    let api = Api::new();
+    api.call(
+        Method::PUT,
+        "/connectors/sink/config",
+        Some(api.sink_config()),
+    )
+    .await;
+    api.call(Method::PUT, "/connectors/sink/pause", None).await;
+    api.runtime.shutdown().await;
+    let Api { dir, .. } = api;
+    let again = Api::in_dir(dir, None);
+    again.runtime.restore().await.unwrap();
+    let (status, _, s) = again
+        .call(Method::GET, "/connectors/sink/status", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s["connector"]["state"], "PAUSED");
+    again.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_leave_one_consistent_config() {
+    let api = Arc::new(Api::new());
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let api = Arc::clone(&api);
+        handles.push(tokio::spawn(async move {
+            let mut config = api.sink_config();
+            config["file"] = json!(api.path(&format!("out-{i}.jsonl")));
+            api.call(Method::PUT, "/connectors/sink/config", Some(config))
+                .await
+                .0
+        }));
+    }
+    let mut created = 0;
+    for h in handles {
+        let status = h.await.unwrap();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{status}"
+        );
+        created += usize::from(status == StatusCode::CREATED);
+    }
+    assert_eq!(created, 1, "exactly one PUT created the connector");
+    let (_, _, config) = api.call(Method::GET, "/connectors/sink/config", None).await;
+    let (_, _, s) = api.call(Method::GET, "/connectors/sink/status", None).await;
+    assert_eq!(s["connector"]["state"], "RUNNING");
+    assert!(config["file"].as_str().unwrap().contains("out-"));
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_everything_but_health() {
+    let api = Api::with_token(Some("s3cret"));
+    let (status, headers, body) = api.raw(Method::GET, "/connectors", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(body["error_code"], 401);
+    let (status, _, _) = api
+        .raw(Method::GET, "/connectors", None, Some("wrong"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = api
+        .raw(Method::GET, "/connectors", None, Some("s3cret"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api.raw(Method::GET, "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_counters_moving() {
+    let api = Api::new();
+    std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
+    api.call(
+        Method::PUT,
+        "/connectors/sink/config",
+        Some(api.sink_config()),
+    )
+    .await;
+    api.call(
+        Method::PUT,
+        "/connectors/source/config",
+        Some(api.source_config()),
+    )
+    .await;
+    api.wait_for_output(2).await;
+    let (status, headers, body) = api.call(Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains("headwater_connector_records_out_total{connector=\"sink\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("headwater_connector_records_in_total{connector=\"source\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("headwater_connector_running{connector=\"source\",state=\"RUNNING\"} 1"),
+        "{text}"
+    );
+    std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n").unwrap();
+    api.wait_for_output(3).await;
+    let (_, _, body) = api.call(Method::GET, "/metrics", None).await;
+    assert!(
+        body.as_str()
+            .unwrap()
+            .contains("headwater_connector_records_out_total{connector=\"sink\"} 3")
+    );
+    api.runtime.shutdown().await;
+}
