@@ -60,11 +60,14 @@ impl Workspace {
 pub struct Host {
     child: Option<Child>,
     log: PathBuf,
+    /// Where this run's lines start in the log (earlier runs of the workspace come before).
+    log_start: usize,
 }
 
 impl Host {
     fn start(root: &Path) -> Host {
         let log = root.join("host.log");
+        let log_start = fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let log_file = File::options()
             .create(true)
             .append(true)
@@ -91,11 +94,14 @@ impl Host {
         Host {
             child: Some(child),
             log,
+            log_start,
         }
     }
 
+    /// This run's log lines.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        let all = fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(all.get(self.log_start..).unwrap_or_default()).into_owned()
     }
 
     fn pid(&self) -> u32 {

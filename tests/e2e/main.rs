@@ -9,6 +9,7 @@ mod bad_input;
 mod crash;
 mod file_to_parquet;
 mod harness;
+mod rest;
 mod services;
 mod validate;
 mod watcher;

@@ -1,0 +1,95 @@
+//! The REST API over a real socket: a connector created over HTTP runs, and comes back with
+//! its target state after the host restarts.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Host, Workspace, jsonl};
+
+/// The port the host's REST API bound (it listens on port 0).
+fn rest_port(host: &Host) -> u16 {
+    host.wait_for("the REST address in the log", || {
+        let log = host.log();
+        let line = log.lines().find(|l| l.contains("REST API listening."))?;
+        line.rsplit("addr=127.0.0.1:").next()?.trim().parse().ok()
+    })
+}
+
+/// One HTTP/1.1 request; returns the status code and the JSON body (Null if none).
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to the REST API");
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    // Chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'.
+    let start = body.find(['{', '[']);
+    let end = body.rfind(['}', ']']);
+    let value = match (start, end) {
+        (Some(s), Some(e)) => serde_json::from_str(&body[s..=e]).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, value)
+}
+
+#[test]
+fn connectors_created_over_http_run_and_persist_across_restarts() {
+    let ws = Workspace::new();
+    let input = ws.path("in/events.jsonl");
+    std::fs::write(&input, "{\"n\": 1}\n").unwrap();
+    let host = ws.start();
+    let port = rest_port(&host);
+
+    let sink = json!({"name": "http-sink", "config": {
+        "connector.class": "headwater.file.FileSink",
+        "topics": "events",
+        "file": ws.path("out/events.jsonl").display().to_string(),
+    }});
+    let (status, body) = http(port, "POST", "/connectors", Some(&sink));
+    assert_eq!(status, 201, "{body}");
+    let source = json!({
+        "connector.class": "headwater.file.FileSource",
+        "path": input.display().to_string(),
+        "topic": "events",
+        "poll.interval.ms": "50",
+    });
+    let (status, _) = http(port, "PUT", "/connectors/http-source/config", Some(&source));
+    assert_eq!(status, 201);
+    let out = ws.path("out/events.jsonl");
+    host.wait_for("the first record", || {
+        (jsonl(&out).len() == 1).then_some(())
+    });
+    let (status, _) = http(port, "PUT", "/connectors/http-source/stop", None);
+    assert_eq!(status, 204);
+    assert!(host.stop().success());
+
+    // Both come back; the source stays STOPPED, so a new line is not read until resumed.
+    std::fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n").unwrap();
+    let host = ws.start();
+    let port = rest_port(&host);
+    let (_, names) = http(port, "GET", "/connectors", None);
+    assert_eq!(names, json!(["http-sink", "http-source"]));
+    let (_, status) = http(port, "GET", "/connectors/http-source/status", None);
+    assert_eq!(status["connector"]["state"], "STOPPED");
+    assert_eq!(jsonl(&out).len(), 1);
+    let (code, _) = http(port, "PUT", "/connectors/http-source/resume", None);
+    assert_eq!(code, 202);
+    host.wait_for("the second record", || {
+        (jsonl(&out).len() == 2).then_some(())
+    });
+    let (code, body) = http(port, "GET", "/connectors/nope", None);
+    assert_eq!((code, body["error_code"].clone()), (404, json!(404)));
+    assert!(host.stop().success());
+}
