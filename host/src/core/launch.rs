@@ -134,6 +134,7 @@ pub(super) fn start(
                 cancel: cancel.clone(),
                 target: target_rx,
                 held: Vec::new(),
+                held_newest_event: None,
             };
             Handle::Sink(tokio::spawn(runner.run(sink, subscription)))
         }

@@ -1,9 +1,58 @@
-//! Per-connector counters, the same for every connector (Vector's uniform telemetry). They are
-//! plain atomics here; the REST issue exports them in Prometheus format.
+//! Per-connector telemetry, the same for every connector (Vector's uniform telemetry): plain
+//! atomics updated on the hot path, read by the REST API's `/metrics` at scrape time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
+/// Upper bounds (seconds) of the latency histograms: 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A fixed-bucket latency histogram.
 #[derive(Debug, Default)]
+pub struct Histogram {
+    /// One count per bucket of [`LATENCY_BUCKETS`], plus the overflow bucket.
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A histogram's state: per-bucket counts (not cumulative), total and sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound in seconds, count in this bucket)`; the last bound is +Inf.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let index = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[index].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.counts)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        HistogramSnapshot {
+            count: buckets.iter().map(|(_, c)| c).sum(),
+            buckets,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct ConnectorMetrics {
     records_in: AtomicU64,
     records_out: AtomicU64,
@@ -11,10 +60,32 @@ pub struct ConnectorMetrics {
     errors: AtomicU64,
     dead_letters: AtomicU64,
     dropped: AtomicU64,
+    /// Time to take one batch through transforms into the bus (sources) or the sink.
+    pub batch_latency: Histogram,
+    /// Time of a sink's flush (what makes records durable).
+    pub flush_latency: Histogram,
+    /// Newest event time (epoch ms) a sink has made durable; `i64::MIN` before the first.
+    newest_event_ms: AtomicI64,
 }
 
-/// A point-in-time copy of a connector's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+impl Default for ConnectorMetrics {
+    fn default() -> Self {
+        Self {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            batch_latency: Histogram::default(),
+            flush_latency: Histogram::default(),
+            newest_event_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+/// A point-in-time copy of a connector's telemetry.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsSnapshot {
     /// Records read by a source or received by a sink.
     pub records_in: u64,
@@ -27,6 +98,10 @@ pub struct MetricsSnapshot {
     pub dead_letters: u64,
     /// Records dropped on purpose (a Filter, an outside time window, no subscriber).
     pub dropped: u64,
+    pub batch_latency: HistogramSnapshot,
+    pub flush_latency: HistogramSnapshot,
+    /// Newest event time (epoch ms) a sink made durable, if any.
+    pub newest_event_ms: Option<i64>,
 }
 
 impl ConnectorMetrics {
@@ -46,7 +121,12 @@ impl ConnectorMetrics {
     pub fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
+    /// Notes that records with event times up to `event_ms` are durable in the sink.
+    pub fn note_durable_event(&self, event_ms: i64) {
+        self.newest_event_ms.fetch_max(event_ms, Ordering::Relaxed);
+    }
     pub fn snapshot(&self) -> MetricsSnapshot {
+        let newest = self.newest_event_ms.load(Ordering::Relaxed);
         MetricsSnapshot {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
@@ -54,6 +134,28 @@ impl ConnectorMetrics {
             errors: self.errors.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            batch_latency: self.batch_latency.snapshot(),
+            flush_latency: self.flush_latency.snapshot(),
+            newest_event_ms: (newest != i64::MIN).then_some(newest),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_land_in_their_buckets() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.buckets[0], (0.0005, 1));
+        assert_eq!(s.buckets[3], (0.005, 1));
+        assert_eq!(s.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert!((s.sum_seconds - 60.0033).abs() < 1e-6);
     }
 }

@@ -28,6 +28,8 @@ pub(super) struct SinkRunner {
     pub(super) target: watch::Receiver<TargetState>,
     /// Tokens of records written but not yet flushed.
     pub(super) held: Vec<AckToken>,
+    /// Newest event time among the records the held tokens cover.
+    pub(super) held_newest_event: Option<i64>,
 }
 
 impl SinkRunner {
@@ -102,6 +104,7 @@ impl SinkRunner {
         sink: &mut Box<dyn Sink>,
         delivery: Delivery,
     ) -> Result<(), ConnectorError> {
+        let started = std::time::Instant::now();
         let Delivery { records, ack } = delivery;
         self.topics.note(&records);
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
@@ -116,10 +119,13 @@ impl SinkRunner {
         self.reporter.report(out.failed)?;
         self.metrics.add_dropped(out.dropped as u64);
         let written = out.kept.len();
+        let newest_event = out.kept.iter().filter_map(|r| r.timestamp).max();
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
         self.reporter.report(failed)?;
         self.held.push(ack);
+        self.held_newest_event = self.held_newest_event.max(newest_event);
+        self.metrics.batch_latency.observe(started.elapsed());
         if sink.flush_due() {
             self.flush(sink).await?;
         }
@@ -127,12 +133,17 @@ impl SinkRunner {
     }
 
     async fn flush(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        let started = std::time::Instant::now();
         let mut retry = Retry::new(self.reporter.policy());
         loop {
             match sink.flush().await {
                 Ok(()) => break,
                 Err(e) => retry.backoff(e, &self.cancel, "flushing sink").await?,
             }
+        }
+        self.metrics.flush_latency.observe(started.elapsed());
+        if let Some(event_ms) = self.held_newest_event.take() {
+            self.metrics.note_durable_event(event_ms);
         }
         for token in self.held.drain(..) {
             token.ack();

@@ -193,6 +193,7 @@ impl SourceContext {
         if !self.wait_until_started().await {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let SourceBatch {
             records,
             mut failed,
@@ -215,6 +216,7 @@ impl SourceContext {
         };
         self.metrics.add_dropped(discarded as u64);
         self.metrics.add_out((published - discarded) as u64);
+        self.metrics.batch_latency.observe(started.elapsed());
         Ok(())
     }
 }

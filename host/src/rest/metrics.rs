@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::core::metrics::MetricsSnapshot;
+use crate::core::metrics::{HistogramSnapshot, MetricsSnapshot};
 use crate::core::runtime::Runtime;
 use crate::core::status::State as ConnectorState;
 
@@ -55,6 +55,21 @@ const COUNTERS: [(&str, &str, Field); 6] = [
     ),
 ];
 
+type HistogramField = fn(&MetricsSnapshot) -> &HistogramSnapshot;
+
+const HISTOGRAMS: [(&str, &str, HistogramField); 2] = [
+    (
+        "headwater_connector_batch_latency_seconds",
+        "Time to take one batch through the transforms to the bus (sources) or into the sink.",
+        |m| &m.batch_latency,
+    ),
+    (
+        "headwater_connector_flush_latency_seconds",
+        "Time of one sink flush (what makes written records durable).",
+        |m| &m.flush_latency,
+    ),
+];
+
 #[derive(Debug)]
 struct RuntimeCollector(Arc<Runtime>);
 
@@ -66,6 +81,30 @@ impl Collector for RuntimeCollector {
             for (connector, m) in &snapshot {
                 let labels = [("connector", connector.as_str())];
                 ConstCounter::new(field(m)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        for (name, help, field) in HISTOGRAMS {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for (connector, m) in &snapshot {
+                let labels = [("connector", connector.as_str())];
+                let h = field(m);
+                metric
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)?;
+            }
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut metric = encoder.encode_descriptor(
+            "headwater_connector_freshness_seconds",
+            "Now minus the newest event time a sink has made durable.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (connector, m) in &snapshot {
+            if let Some(event_ms) = m.newest_event_ms {
+                let labels = [("connector", connector.as_str())];
+                let age = (now_ms - event_ms) as f64 / 1000.0;
+                ConstGauge::new(age).encode(metric.encode_family(&labels)?)?;
             }
         }
         let statuses = self.0.statuses();

@@ -662,6 +662,13 @@ async fn metrics_show_the_counters_moving() {
         text.contains("headwater_connector_running{connector=\"source\",state=\"RUNNING\"} 1"),
         "{text}"
     );
+    for expected in [
+        "headwater_connector_flush_latency_seconds_count{connector=\"sink\"}",
+        "headwater_connector_batch_latency_seconds_bucket{le=\"+Inf\",connector=\"source\"}",
+        "headwater_connector_freshness_seconds{connector=\"sink\"}",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in {text}");
+    }
     std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n").unwrap();
     api.wait_for_output(3).await;
     let (_, _, body) = api.call(Method::GET, "/metrics", None).await;
