@@ -132,7 +132,18 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
         .context("restoring connectors created over REST and target states")?;
     let cancel = CancellationToken::new();
     let watcher = DirectoryWatcher::new(&worker.connectors_dir, Arc::clone(&runtime));
-    let mut watch_task = tokio::spawn(watcher.run(cancel.clone()));
+    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+    let mut watch_task = tokio::spawn(watcher.run(cancel.clone(), Some(loaded_tx)));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn({
+        let ready = Arc::clone(&ready);
+        async move {
+            if loaded_rx.await.is_ok() {
+                ready.store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!("Connectors loaded; ready.");
+            }
+        }
+    });
     let token = std::env::var("HEADWATER_REST_TOKEN")
         .ok()
         .or(worker.rest.token.clone())
@@ -144,6 +155,7 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
         runtime: Arc::clone(&runtime),
         worker_id,
         token: token.map(Arc::from),
+        ready,
     };
     let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
     let outcome = tokio::select! {

@@ -58,9 +58,13 @@ impl DirectoryWatcher {
         }
     }
 
-    /// Reads the directory once and applies it (the initial load), then follows changes until
-    /// `cancel` fires.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), WatchError> {
+    /// Reads the directory once and applies it (the initial load; `loaded` is notified then),
+    /// then follows changes until `cancel` fires.
+    pub async fn run(
+        mut self,
+        cancel: CancellationToken,
+        loaded: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), WatchError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| WatchError::Create {
             path: self.dir.clone(),
             source,
@@ -85,6 +89,9 @@ impl DirectoryWatcher {
             })?;
         tracing::info!(dir = %self.dir.display(), "Watching connector configs.");
         self.sync().await;
+        if let Some(loaded) = loaded {
+            let _ = loaded.send(());
+        }
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),

@@ -13,6 +13,7 @@ mod plugins;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -38,6 +39,9 @@ pub struct AppState {
     pub worker_id: String,
     /// Bearer token every request must carry, if set.
     pub token: Option<Arc<str>>,
+    /// Set once connectors were restored and `connectors.d/` was loaded: `/health` answers 503
+    /// before.
+    pub ready: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,13 +75,22 @@ async fn root() -> impl IntoResponse {
     }))
 }
 
-/// Liveness and readiness: the host answers once connectors were restored and the watcher
-/// started, so a 200 means ready.
-async fn health() -> impl IntoResponse {
-    axum::Json(json!({
-        "status": "healthy",
-        "message": "Worker has completed startup and is ready to handle requests.",
-    }))
+/// Liveness and readiness (Kafka Connect 4.0's `/health`): 503 `starting` until connectors
+/// were restored and `connectors.d/` loaded, then 200 `healthy`.
+async fn health(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        axum::Json(json!({
+            "status": "healthy",
+            "message": "Worker has completed startup and is ready to handle requests.",
+        }))
+        .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting", "message": "Worker is still starting up." })),
+        )
+            .into_response()
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -36,6 +36,7 @@ impl Api {
             runtime: Arc::clone(&runtime),
             worker_id: "127.0.0.1:8083".into(),
             token: token.map(Arc::from),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         });
         Self { app, runtime, dir }
     }
@@ -678,4 +679,38 @@ async fn metrics_show_the_counters_moving() {
             .contains("headwater_connector_records_out_total{connector=\"sink\"} 3")
     );
     api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_starting_until_loaded_and_big_bodies_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(crate::runtime(dir.path()));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = router(AppState {
+        runtime,
+        worker_id: "w".into(),
+        token: None,
+        ready: Arc::clone(&ready),
+    });
+    let get = |app: Router| async move {
+        let request = Request::get("/health").body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap().status()
+    };
+    assert_eq!(get(app.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+    ready.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(get(app.clone()).await, StatusCode::OK);
+
+    let huge = format!(
+        "{{\"name\": \"x\", \"config\": {{\"k\": \"{}\"}}}}",
+        "a".repeat(super::MAX_BODY_BYTES)
+    );
+    let request = Request::post("/connectors")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(huge))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error_code"], 413);
 }
