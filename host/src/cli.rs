@@ -1,4 +1,5 @@
-//! The `headwater` command line (clap): `run` and `validate`.
+//! The `headwater` command line (clap): `run`, `validate` and `connectors` (a client of a running
+//! host's REST API, in [`crate::client`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::{self, Client, ClientError};
 use crate::config::common::prepare;
 use crate::config::connector::load_file;
 use crate::config::watcher::DirectoryWatcher;
@@ -31,6 +33,97 @@ enum Command {
         /// Connector config files (.json or .properties).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Manage the connectors of a running host through its REST API.
+    Connectors(ConnectorsArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectorsArgs {
+    /// Base URL of the host's REST API.
+    #[arg(long, global = true, default_value = client::DEFAULT_URL)]
+    url: String,
+    /// Bearer token, if the host requires one.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADWATER_REST_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Print the API's JSON bodies (pretty) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ConnectorsCommand,
+}
+
+// By hand: the token must never show in a debug print.
+impl std::fmt::Debug for ConnectorsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorsArgs")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[hidden]"))
+            .field("json", &self.json)
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorsCommand {
+    /// List connectors: NAME, TYPE, STATE, TASKS.
+    List,
+    /// Show a connector's and its tasks' states and workers, and the trace of a failure.
+    Status {
+        /// Connector name.
+        name: String,
+    },
+    /// Create a connector from a config file (Kafka Connect JSON or .properties).
+    Create {
+        /// Connector config file.
+        file: PathBuf,
+    },
+    /// Print a connector's config as sorted `key = value` lines.
+    Config {
+        /// Connector name.
+        name: String,
+    },
+    /// Pause a connector.
+    Pause {
+        /// Connector name.
+        name: String,
+    },
+    /// Resume a paused or stopped connector.
+    Resume {
+        /// Connector name.
+        name: String,
+    },
+    /// Restart a connector.
+    Restart {
+        /// Connector name.
+        name: String,
+        /// Restart its tasks too.
+        #[arg(long)]
+        include_tasks: bool,
+        /// Restart only instances that FAILED.
+        #[arg(long)]
+        only_failed: bool,
+    },
+    /// Stop a connector (no task; offsets may then be changed).
+    Stop {
+        /// Connector name.
+        name: String,
+    },
+    /// Delete a connector (its offsets are kept).
+    Delete {
+        /// Connector name.
+        name: String,
+    },
+    /// Show a source connector's offsets: PARTITION, OFFSET.
+    Offsets {
+        /// Connector name.
+        name: String,
     },
 }
 
@@ -88,7 +181,83 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Validate { files } => validate(&files),
+        Command::Connectors(args) => connectors(&args),
     }
+}
+
+/// Runs one `connectors` command: prints a table or the API's JSON body, or the error and
+/// exits 1.
+fn connectors(args: &ConnectorsArgs) -> ExitCode {
+    let client = Client::new(&args.url, args.token.as_deref());
+    match connectors_command(&client, &args.command) {
+        Ok((body, text)) => {
+            if args.json {
+                if let Some(body) = body {
+                    println!("{}", pretty(&body));
+                }
+            } else {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if args.json
+                && let Some(body) = e.api_body()
+            {
+                println!("{}", pretty(body));
+            }
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pretty(body: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string())
+}
+
+/// The API's body (if any) and its rendering for people.
+fn connectors_command(
+    client: &Client,
+    command: &ConnectorsCommand,
+) -> Result<(Option<serde_json::Value>, String), ClientError> {
+    let shown = |body: serde_json::Value, render: &dyn Fn(&serde_json::Value) -> String| {
+        let text = render(&body);
+        (Some(body), text)
+    };
+    let done = |body: Option<serde_json::Value>, text: String| (body, text + "\n");
+    Ok(match command {
+        ConnectorsCommand::List => shown(client.list()?, &client::render_list),
+        ConnectorsCommand::Status { name } => shown(client.status(name)?, &client::render_status),
+        ConnectorsCommand::Create { file } => {
+            let request = client::create_request(file)?;
+            shown(client.create(&request)?, &client::render_created)
+        }
+        ConnectorsCommand::Config { name } => shown(client.config(name)?, &client::render_config),
+        ConnectorsCommand::Pause { name } => {
+            done(client.pause(name)?, format!("Connector {name} paused."))
+        }
+        ConnectorsCommand::Resume { name } => {
+            done(client.resume(name)?, format!("Connector {name} resumed."))
+        }
+        ConnectorsCommand::Restart {
+            name,
+            include_tasks,
+            only_failed,
+        } => match client.restart(name, *include_tasks, *only_failed)? {
+            Some(status) => shown(status, &client::render_status),
+            None => done(None, format!("Connector {name} restarted.")),
+        },
+        ConnectorsCommand::Stop { name } => {
+            done(client.stop(name)?, format!("Connector {name} stopped."))
+        }
+        ConnectorsCommand::Delete { name } => {
+            done(client.delete(name)?, format!("Connector {name} deleted."))
+        }
+        ConnectorsCommand::Offsets { name } => shown(client.offsets(name)?, &|body| {
+            client::render_offsets(name, body)
+        }),
+    })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

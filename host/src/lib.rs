@@ -8,11 +8,13 @@
 //! - [`transforms`]: Kafka Connect's SMTs and predicates.
 //! - [`converters`]: key and value converters.
 //! - [`offsets`]: durable source offsets.
+//! - [`client`]: `headwater connectors ...`, a command-line client of the REST API.
 
 // Tests may unwrap: a panic is how they fail.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connectors;
 pub mod converters;

@@ -171,6 +171,15 @@ impl Drop for Host {
     }
 }
 
+/// The port the host's REST API bound (it listens on port 0), from its log line.
+pub fn rest_port(host: &Host) -> u16 {
+    host.wait_for("the REST address in the log", || {
+        let log = host.log();
+        let line = log.lines().find(|l| l.contains("REST API listening."))?;
+        line.rsplit("addr=127.0.0.1:").next()?.trim().parse().ok()
+    })
+}
+
 /// Every committed `.parquet` file under `root`, sorted.
 pub fn parquet_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

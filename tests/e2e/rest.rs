@@ -6,16 +6,7 @@ use std::net::TcpStream;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Host, Workspace, jsonl};
-
-/// The port the host's REST API bound (it listens on port 0).
-fn rest_port(host: &Host) -> u16 {
-    host.wait_for("the REST address in the log", || {
-        let log = host.log();
-        let line = log.lines().find(|l| l.contains("REST API listening."))?;
-        line.rsplit("addr=127.0.0.1:").next()?.trim().parse().ok()
-    })
-}
+use crate::harness::{Workspace, jsonl, rest_port};
 
 /// One HTTP/1.1 request; returns the status code and the JSON body (Null if none).
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
