@@ -264,6 +264,20 @@ async fn create_read_update_and_delete_connectors() {
         (status, body["message"].as_str()),
         (StatusCode::NOT_FOUND, Some("Unknown task: sink-3"))
     );
+    let (_, _, tasks_config) = api
+        .call(Method::GET, "/connectors/sink/tasks-config", None)
+        .await;
+    assert_eq!(tasks_config["sink-0"]["topics"], "events");
+    let (status, _, _) = api
+        .call(Method::POST, "/connectors/sink/tasks/0/restart", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = api
+        .call(Method::POST, "/connectors/sink/tasks/1/restart", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, info) = api.call(Method::GET, "/connectors/sink", None).await;
+    assert_eq!(info["config"]["topics"], "events");
     let (_, _, topics) = api
         .call(Method::GET, "/connectors/source/topics", None)
         .await;
