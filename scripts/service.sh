@@ -7,6 +7,9 @@
 #       reason (and the service's log) if it cannot start.
 #   scripts/service.sh stop STATE_DIR
 #       Stops the service started in STATE_DIR (by its PID) and waits for it to exit.
+#   scripts/service.sh restart STATE_DIR
+#       Starts it again on the same port, with its data (Redis keeps an append-only file in
+#       STATE_DIR, synced at every write, so a restart loses nothing that was acknowledged).
 #
 # Install the services first with scripts/setup.sh.
 set -euo pipefail
@@ -86,11 +89,13 @@ CONF
 }
 
 start_redis() {
-    local state=$1 port
+    local state=$1 port=${2:-}
     command -v redis-server >/dev/null || die "redis-server is not installed (run scripts/setup.sh)"
-    port="$(free_port)"
+    [ -n "$port" ] || port="$(free_port)"
     mkdir -p "$state"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    rm -f "$state/redis.pid"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly yes --appendfsync always --appenddirname aof \
         --dir "$state" --daemonize yes --pidfile "$state/redis.pid" \
         --logfile "$state/redis.log" >/dev/null
     local deadline=$((SECONDS + 10))
@@ -102,6 +107,7 @@ start_redis() {
     pid="$(cat "$state/redis.pid")"
     wait_for_port "$port" "$pid" "$state/redis.log" 10
     echo "$pid" >"$state/pid"
+    echo "$port" >"$state/port"
     echo redis >"$state/kind"
     echo "PORT=$port"
     echo "PID=$pid"
@@ -159,6 +165,12 @@ case "${1:-}" in
     stop)
         [ $# -eq 2 ] || die "usage: service.sh stop STATE_DIR"
         stop_service "$2"
+        ;;
+    restart)
+        [ $# -eq 2 ] || die "usage: service.sh restart STATE_DIR"
+        [ "$(cat "$2/kind" 2>/dev/null)" = redis ] || die "restart is implemented for redis"
+        [ -f "$2/pid" ] && stop_service "$2"
+        start_redis "$2" "$(cat "$2/port")"
         ;;
     *) die "usage: service.sh start postgres|redis|tansu STATE_DIR | stop STATE_DIR" ;;
 esac

@@ -284,6 +284,32 @@ impl Service {
     }
 }
 
+impl Service {
+    /// `kill -9`: the service dies without any cleanup.
+    pub fn kill9(&self) {
+        let pid = fs::read_to_string(self.state.path().join("pid")).expect("service pid file");
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -9 {pid} failed");
+    }
+
+    /// Starts the service again on the same port with its data.
+    pub fn restart(&self) {
+        let output = Command::new(repo_root().join("scripts/service.sh"))
+            .arg("restart")
+            .arg(self.state.path())
+            .output()
+            .expect("run scripts/service.sh restart");
+        assert!(
+            output.status.success(),
+            "restart failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join("scripts/service.sh"))

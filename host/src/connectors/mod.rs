@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod parquet;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub fn registry() -> Registry {
         Arc::new(file::FileSourcePlugin),
         Arc::new(file::FileSinkPlugin),
         Arc::new(parquet::ParquetSinkPlugin),
+        Arc::new(redis::RedisSinkPlugin),
     ])
 }
 

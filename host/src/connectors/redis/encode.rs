@@ -1,0 +1,266 @@
+//! A record as a Redis operation: an upsert of an entity's fields, or a delete.
+
+use serde_json::{Map, Value};
+
+use super::config::{Layout, RedisSinkConfig};
+use crate::core::error::{RecordError, Stage};
+use crate::core::record::Record;
+use crate::core::time::timestamp_millis;
+use crate::core::transform::DATA_EXCEPTION;
+
+const COMPONENT: &str = "headwater.redis.RedisSink";
+
+/// What one record does to Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Upsert {
+        key: String,
+        /// Hash layout: fields to set (`Some`) or remove (`None`, the value was null).
+        fields: Vec<(String, Option<String>)>,
+        /// String layout: the value as JSON.
+        json: String,
+        event_ms: Option<i64>,
+    },
+    Delete {
+        key: String,
+        event_ms: Option<i64>,
+    },
+}
+
+fn error(message: impl Into<String>) -> RecordError {
+    RecordError::new(Stage::TaskPut, COMPONENT, DATA_EXCEPTION, message)
+}
+
+/// A JSON value as the text stored in Redis: strings as they are, the rest as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Debezium's envelope: `{"op": "c|u|r|d|t", "before": .., "after": .., ...}`.
+fn debezium_op(value: &Value) -> Option<&str> {
+    let map = value.as_object()?;
+    let op = map.get("op")?.as_str()?;
+    (map.contains_key("after") && map.contains_key("before")).then_some(op)
+}
+
+/// Encodes one record; `Ok(None)` for records that change nothing (Debezium truncates).
+pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op>, RecordError> {
+    let value = if record.value.is_null() {
+        Value::Null
+    } else {
+        record
+            .value
+            .get()
+            .map_err(|e| error(format!("value is not JSON: {e}")))?
+            .value
+            .clone()
+    };
+    let record_key = if record.key.is_null() {
+        Value::Null
+    } else {
+        record
+            .key
+            .get()
+            .map_err(|e| error(format!("key is not JSON: {e}")))?
+            .value
+            .clone()
+    };
+    let (row, delete) = match debezium_op(&value) {
+        Some("c" | "u" | "r") => (value.get("after").cloned().unwrap_or(Value::Null), false),
+        Some("d") => (value.get("before").cloned().unwrap_or(Value::Null), true),
+        Some(_) => return Ok(None),
+        None if value.is_null() => (Value::Null, true),
+        None => (value, false),
+    };
+    let key = format!(
+        "{}{}",
+        config.key_prefix.replace("${topic}", &record.topic),
+        entity_key(&row, &record_key, config)?
+    );
+    let event_ms = match &config.timestamp_field {
+        Some(field) if !row.is_null() => {
+            let found = row.get(field);
+            Some(found.and_then(timestamp_millis).ok_or_else(|| {
+                error(format!(
+                    "timestamp.field {field:?}: expected epoch milliseconds or an ISO-8601 \
+                     date-time, got {}",
+                    found.map_or("nothing".to_owned(), Value::to_string)
+                ))
+            })?)
+        }
+        // A tombstone carries no event time: it deletes whatever is there.
+        _ => None,
+    };
+    if delete {
+        return Ok(Some(Op::Delete { key, event_ms }));
+    }
+    let Value::Object(map) = &row else {
+        return Err(error(format!(
+            "expected a JSON object (a row) to store, got {}",
+            short(&row)
+        )));
+    };
+    let fields = match config.layout {
+        Layout::Hash => map
+            .iter()
+            .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| text(v))))
+            .collect(),
+        Layout::String => Vec::new(),
+    };
+    let json = match config.layout {
+        Layout::String => row.to_string(),
+        Layout::Hash => String::new(),
+    };
+    Ok(Some(Op::Upsert {
+        key,
+        fields,
+        json,
+        event_ms,
+    }))
+}
+
+fn short(value: &Value) -> String {
+    let mut s = value.to_string();
+    if s.len() > 80 {
+        s.truncate(77);
+        s.push_str("...");
+    }
+    s
+}
+
+/// The entity key: `key.fields` of the row (or of the record key), else the record key.
+fn entity_key(
+    row: &Value,
+    record_key: &Value,
+    config: &RedisSinkConfig,
+) -> Result<String, RecordError> {
+    let pick = |map: &Map<String, Value>| -> Option<Vec<String>> {
+        config
+            .key_fields
+            .iter()
+            .map(|f| map.get(f).filter(|v| !v.is_null()).map(text))
+            .collect()
+    };
+    let parts: Vec<String> = if !config.key_fields.is_empty() {
+        row.as_object()
+            .and_then(pick)
+            .or_else(|| record_key.as_object().and_then(pick))
+            .ok_or_else(|| {
+                error(format!(
+                    "key.fields {:?}: the record lacks one of them (row {}, key {})",
+                    config.key_fields,
+                    short(row),
+                    short(record_key)
+                ))
+            })?
+    } else {
+        match record_key {
+            Value::Null => {
+                return Err(error(
+                    "the record has no key: give records a key or set key.fields",
+                ));
+            }
+            Value::Object(map) => map.values().map(text).collect(),
+            other => vec![text(other)],
+        }
+    };
+    Ok(parts.join(&config.key_separator))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::Payload;
+    use serde_json::json;
+
+    fn config(layout: Layout, key_fields: &[&str]) -> RedisSinkConfig {
+        RedisSinkConfig {
+            uri: "redis://127.0.0.1".into(),
+            layout,
+            key_prefix: "${topic}:".into(),
+            key_fields: key_fields.iter().map(|s| s.to_string()).collect(),
+            key_separator: ":".into(),
+            ttl: None,
+            timestamp_field: None,
+        }
+    }
+
+    fn record(key: Value, value: Value) -> Record {
+        let mut r = Record::new("users", Payload::value(value));
+        r.key = Payload::value(key);
+        r
+    }
+
+    #[test]
+    fn rows_become_hash_fields_keyed_by_fields_or_record_key() {
+        let mut r = record(
+            json!(null),
+            json!({"id": 7, "region": "eu", "score": 1.5, "tags": ["a"], "gone": null}),
+        );
+        let op = encode(&mut r, &config(Layout::Hash, &["region", "id"]))
+            .unwrap()
+            .unwrap();
+        let Op::Upsert { key, fields, .. } = op else {
+            panic!("upsert expected")
+        };
+        assert_eq!(key, "users:eu:7");
+        assert!(fields.contains(&("tags".into(), Some("[\"a\"]".into()))));
+        assert!(fields.contains(&("gone".into(), None)));
+        let mut keyed = record(json!({"id": 9}), json!({"name": "x"}));
+        let op = encode(&mut keyed, &config(Layout::String, &[]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            op,
+            Op::Upsert {
+                key: "users:9".into(),
+                fields: vec![],
+                json: "{\"name\":\"x\"}".into(),
+                event_ms: None
+            }
+        );
+    }
+
+    #[test]
+    fn debezium_events_and_tombstones_mirror_the_table() {
+        let c = config(Layout::Hash, &[]);
+        let mut update = record(
+            json!({"id": 1}),
+            json!({"op": "u", "before": null, "after": {"id": 1, "n": "b"}, "source": {}}),
+        );
+        assert!(matches!(
+            encode(&mut update, &c).unwrap(),
+            Some(Op::Upsert { .. })
+        ));
+        let mut delete = record(
+            json!({"id": 1}),
+            json!({"op": "d", "before": {"id": 1}, "after": null}),
+        );
+        assert_eq!(
+            encode(&mut delete, &c).unwrap(),
+            Some(Op::Delete {
+                key: "users:1".into(),
+                event_ms: None
+            })
+        );
+        let mut tombstone = record(json!({"id": 1}), Value::Null);
+        assert_eq!(
+            encode(&mut tombstone, &c).unwrap(),
+            Some(Op::Delete {
+                key: "users:1".into(),
+                event_ms: None
+            })
+        );
+        let mut truncate = record(
+            json!(null),
+            json!({"op": "t", "before": null, "after": null}),
+        );
+        assert_eq!(encode(&mut truncate, &c).unwrap(), None);
+        let mut keyless = record(json!(null), json!({"a": 1}));
+        let err = encode(&mut keyless, &c).unwrap_err();
+        assert!(err.message.contains("has no key"), "{}", err.message);
+    }
+}

@@ -1,0 +1,259 @@
+//! The RedisSink task: records become operations in `write`; `flush` sends them as one
+//! pipeline (or one guard script call) and succeeds only once Redis replied, so the runtime
+//! acknowledges records only after they are in Redis. A failed flush keeps its operations and
+//! is retried per `errors.retry.*`; the connection manager reconnects meanwhile.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::RedisError;
+use super::config::{Layout, RedisSinkConfig};
+use super::encode::{Op, encode};
+use crate::core::error::{ConnectorError, RecordError};
+use crate::core::record::Record;
+use crate::core::task::Sink;
+
+/// How long to wait for Redis to accept a connection or answer a request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the guard remembers a delete, so an older upsert arriving late cannot resurrect
+/// the entity.
+const DELETE_MEMORY_SECS: u64 = 86_400;
+
+/// Applies a batch with the event-time guard, atomically. ARGV per operation:
+/// `op ('U'|'D'), key, event_ms ('' if none), ttl_secs, n_set, (field, value)*, n_del, field*`.
+static GUARDED_BATCH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        &r#"
+local i = 1
+local applied = 0
+while i <= #ARGV do
+  local op, key, ts, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local nset = tonumber(ARGV[i + 4])
+  local sets_at = i + 5
+  local ndel = tonumber(ARGV[sets_at + 2 * nset])
+  local dels_at = sets_at + 2 * nset + 1
+  i = dels_at + ndel
+  local newer = true
+  if ts ~= '' then
+    local current = redis.call('HGET', key, '_ts') or redis.call('GET', key .. '#deleted_ts')
+    if current and tonumber(current) > tonumber(ts) then newer = false end
+  end
+  if newer then
+    applied = applied + 1
+    if op == 'D' then
+      redis.call('DEL', key)
+      if ts ~= '' then redis.call('SET', key .. '#deleted_ts', ts, 'EX', DELETE_MEMORY_SECS) end
+    else
+      if nset > 0 then
+        local args = {}
+        for j = 0, nset - 1 do
+          args[#args + 1] = ARGV[sets_at + 2 * j]
+          args[#args + 1] = ARGV[sets_at + 2 * j + 1]
+        end
+        if ts ~= '' then args[#args + 1] = '_ts'; args[#args + 1] = ts end
+        redis.call('HSET', key, unpack(args))
+      end
+      if ndel > 0 then
+        local fields = {}
+        for j = 0, ndel - 1 do fields[#fields + 1] = ARGV[dels_at + j] end
+        redis.call('HDEL', key, unpack(fields))
+      end
+      if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+    end
+  end
+end
+return applied
+"#
+        .replace("DELETE_MEMORY_SECS", &DELETE_MEMORY_SECS.to_string()),
+    )
+});
+
+/// `headwater.redis.RedisSink`.
+pub struct RedisSink {
+    config: RedisSinkConfig,
+    /// The address for messages: the URI without credentials.
+    addr: String,
+    conn: Option<ConnectionManager>,
+    pending: Vec<Op>,
+}
+
+/// `redis://user:password@host:port/db` → `redis://host:port/db`.
+fn without_credentials(uri: &str) -> String {
+    match (uri.split_once("://"), uri.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &uri[at + 1..]),
+        _ => uri.to_owned(),
+    }
+}
+
+impl RedisSink {
+    pub fn new(config: RedisSinkConfig) -> Self {
+        Self {
+            addr: without_credentials(&config.uri),
+            config,
+            conn: None,
+            pending: Vec::new(),
+        }
+    }
+
+    fn pipeline(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        let ttl = self.config.ttl.map(|d| d.as_secs());
+        for op in &self.pending {
+            match op {
+                Op::Delete { key, .. } => {
+                    pipe.del(key).ignore();
+                }
+                Op::Upsert {
+                    key, fields, json, ..
+                } => match self.config.layout {
+                    Layout::String => {
+                        match ttl {
+                            Some(secs) => pipe.set_ex(key, json, secs).ignore(),
+                            None => pipe.set(key, json).ignore(),
+                        };
+                    }
+                    Layout::Hash => {
+                        let set: Vec<(&str, &str)> = fields
+                            .iter()
+                            .filter_map(|(f, v)| v.as_deref().map(|v| (f.as_str(), v)))
+                            .collect();
+                        let del: Vec<&str> = fields
+                            .iter()
+                            .filter(|(_, v)| v.is_none())
+                            .map(|(f, _)| f.as_str())
+                            .collect();
+                        if !set.is_empty() {
+                            pipe.hset_multiple(key, &set).ignore();
+                        }
+                        if !del.is_empty() {
+                            pipe.hdel(key, del).ignore();
+                        }
+                        if let Some(secs) = ttl {
+                            pipe.expire(key, secs as i64).ignore();
+                        }
+                    }
+                },
+            }
+        }
+        pipe
+    }
+
+    fn guarded_invocation(&self) -> redis::ScriptInvocation<'static> {
+        let mut invocation = GUARDED_BATCH.prepare_invoke();
+        let ttl = self.config.ttl.map_or(0, |d| d.as_secs());
+        for op in &self.pending {
+            let (kind, key, event_ms) = match op {
+                Op::Upsert { key, event_ms, .. } => ("U", key, event_ms),
+                Op::Delete { key, event_ms } => ("D", key, event_ms),
+            };
+            invocation
+                .arg(kind)
+                .arg(key)
+                .arg(event_ms.map(|t| t.to_string()).unwrap_or_default())
+                .arg(ttl);
+            let fields: &[(String, Option<String>)] = match op {
+                Op::Upsert { fields, .. } => fields,
+                Op::Delete { .. } => &[],
+            };
+            let set: Vec<_> = fields.iter().filter(|(_, v)| v.is_some()).collect();
+            invocation.arg(set.len());
+            for (f, v) in &set {
+                invocation.arg(f).arg(v.as_deref().unwrap_or_default());
+            }
+            let del: Vec<_> = fields.iter().filter(|(_, v)| v.is_none()).collect();
+            invocation.arg(del.len());
+            for (f, _) in del {
+                invocation.arg(f);
+            }
+        }
+        invocation
+    }
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        let connect_error = |source| {
+            ConnectorError::retriable(
+                "opening the Redis sink",
+                RedisError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                },
+            )
+        };
+        let client = redis::Client::open(self.config.uri.as_str()).map_err(connect_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(connect_error)?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
+        let mut failed = Vec::new();
+        for mut record in records {
+            match encode(&mut record, &self.config) {
+                Ok(Some(op)) => self.pending.push(op),
+                Ok(None) => {}
+                Err(e) => failed.push((record, e)),
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // The manager is a cheap handle to one shared connection.
+        let Some(mut conn) = self.conn.clone() else {
+            return Err(ConnectorError::fatal(
+                "writing to Redis",
+                "flush called before open",
+            ));
+        };
+        let result = if self.config.timestamp_field.is_some() {
+            let invocation = self.guarded_invocation();
+            invocation.invoke_async::<i64>(&mut conn).await.map(|_| ())
+        } else {
+            self.pipeline().query_async::<()>(&mut conn).await
+        };
+        result.map_err(|source| {
+            ConnectorError::retriable(
+                "writing to Redis",
+                RedisError::Write {
+                    addr: self.addr.clone(),
+                    records: self.pending.len(),
+                    source,
+                },
+            )
+        })?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(without_credentials("redis://u:p@h:1/0"), "redis://h:1/0");
+        assert_eq!(without_credentials("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,196 @@
+//! The Redis sink against a real redis-server: layouts, TTLs, Debezium semantics, the
+//! event-time guard, and Redis dying mid-stream.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+
+use redis::Commands;
+use serde_json::{Value, json};
+
+use crate::harness::{Host, Service, Workspace};
+
+fn connect(redis: &Service) -> redis::Connection {
+    redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .expect("connect to the test redis")
+}
+
+fn write_lines(ws: &Workspace, rel: &str, values: &[Value]) {
+    let mut f = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(ws.path(rel))
+        .unwrap();
+    for v in values {
+        writeln!(f, "{v}").unwrap();
+    }
+}
+
+fn pipeline(ws: &Workspace, redis: &Service, sink: Value) {
+    ws.put_config(
+        "source.json",
+        &json!({"name": "rows", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/rows.jsonl").display().to_string(),
+            "topic": "users",
+            "poll.interval.ms": "50",
+        }}),
+    );
+    let mut config = json!({
+        "connector.class": "headwater.redis.RedisSink",
+        "topics": "users",
+        "redis.uri": redis.url,
+        "errors.retry.timeout": "-1",
+        "errors.retry.delay.max.ms": "1000",
+    });
+    for (k, v) in sink.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    ws.put_config("sink.json", &json!({"name": "online", "config": config}));
+}
+
+fn wait_for_hash(host: &Host, conn: &mut redis::Connection, key: &str, field: &str, want: &str) {
+    host.wait_for(&format!("{key}.{field} = {want}"), || {
+        let got: Option<String> = conn.hget(key, field).ok()?;
+        (got.as_deref() == Some(want)).then_some(())
+    });
+}
+
+#[test]
+fn hash_and_string_layouts_write_exact_keys_fields_and_ttls() {
+    let redis = Service::start("redis");
+    let mut conn = connect(&redis);
+    let ws = Workspace::new();
+    write_lines(
+        &ws,
+        "in/rows.jsonl",
+        &[
+            json!({"user_id": "u1", "country": "de", "clicks": 3, "score": 0.5, "tags": ["a", "b"], "note": null}),
+            json!({"user_id": "u2", "country": "fr", "clicks": 1, "score": 2.0, "tags": [], "note": "x"}),
+        ],
+    );
+    pipeline(
+        &ws,
+        &redis,
+        json!({"key.prefix": "user:", "key.fields": "user_id", "ttl.seconds": "600"}),
+    );
+    let host = ws.start();
+    wait_for_hash(&host, &mut conn, "user:u2", "note", "x");
+    let u1: HashMap<String, String> = conn.hgetall("user:u1").unwrap();
+    let expected: HashMap<String, String> = [
+        ("user_id", "u1"),
+        ("country", "de"),
+        ("clicks", "3"),
+        ("score", "0.5"),
+        ("tags", "[\"a\",\"b\"]"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(u1, expected, "null fields are not stored");
+    let ttl: i64 = conn.ttl("user:u1").unwrap();
+    assert!((1..=600).contains(&ttl), "ttl {ttl}");
+    assert!(host.stop().success());
+
+    // The same rows as JSON strings.
+    let ws = Workspace::new();
+    write_lines(
+        &ws,
+        "in/rows.jsonl",
+        &[json!({"user_id": "u3", "clicks": 7})],
+    );
+    pipeline(
+        &ws,
+        &redis,
+        json!({"redis.layout": "string", "key.prefix": "${topic}:", "key.fields": "user_id"}),
+    );
+    let host = ws.start();
+    let value: String = host.wait_for("users:u3", || conn.get("users:u3").ok());
+    assert_eq!(
+        serde_json::from_str::<Value>(&value).unwrap(),
+        json!({"user_id": "u3", "clicks": 7})
+    );
+    let ttl: i64 = conn.ttl("users:u3").unwrap();
+    assert_eq!(ttl, -1, "no ttl.seconds: no expiry");
+    assert!(host.stop().success());
+}
+
+#[test]
+fn debezium_changes_mirror_the_table_and_late_events_never_overwrite() {
+    let redis = Service::start("redis");
+    let mut conn = connect(&redis);
+    let ws = Workspace::new();
+    let event = |op: &str, before: Value, after: Value| json!({"before": before, "after": after, "op": op, "source": {"table": "users"}, "ts_ms": 1});
+    write_lines(
+        &ws,
+        "in/rows.jsonl",
+        &[
+            event("r", Value::Null, json!({"id": 1, "name": "ann", "ts": 100})),
+            event("c", Value::Null, json!({"id": 2, "name": "bob", "ts": 100})),
+            event(
+                "u",
+                Value::Null,
+                json!({"id": 1, "name": "anna", "ts": 300}),
+            ),
+            // Late: older than what Redis holds for id 1.
+            event(
+                "u",
+                Value::Null,
+                json!({"id": 1, "name": "ANN-OLD", "ts": 200}),
+            ),
+            event("d", json!({"id": 2, "ts": 400}), Value::Null),
+            // Late upsert after the delete: must not bring id 2 back.
+            event(
+                "u",
+                Value::Null,
+                json!({"id": 2, "name": "zombie", "ts": 350}),
+            ),
+            event("c", Value::Null, json!({"id": 3, "name": "cy", "ts": 500})),
+        ],
+    );
+    pipeline(
+        &ws,
+        &redis,
+        json!({"key.prefix": "u:", "key.fields": "id", "timestamp.field": "ts"}),
+    );
+    let host = ws.start();
+    wait_for_hash(&host, &mut conn, "u:3", "name", "cy");
+    assert!(host.stop().success());
+    let one: HashMap<String, String> = conn.hgetall("u:1").unwrap();
+    assert_eq!(one["name"], "anna");
+    assert_eq!(one["_ts"], "300");
+    let exists: bool = conn.exists("u:2").unwrap();
+    assert!(!exists, "deleted, and the late upsert did not resurrect it");
+}
+
+#[test]
+fn redis_killed_and_restarted_mid_stream_ends_in_the_expected_state() {
+    let redis = Service::start("redis");
+    let mut conn = connect(&redis);
+    let ws = Workspace::new();
+    // 200 users, each updated 50 times; the last update of user n has clicks = 49.
+    let rows: Vec<Value> = (0..50)
+        .flat_map(|round| (0..200).map(move |u| json!({"user": u, "clicks": round})))
+        .collect();
+    write_lines(&ws, "in/rows.jsonl", &rows[..4000]);
+    pipeline(
+        &ws,
+        &redis,
+        json!({"key.prefix": "c:", "key.fields": "user"}),
+    );
+    let host = ws.start();
+    wait_for_hash(&host, &mut conn, "c:199", "clicks", "19");
+    redis.kill9();
+    write_lines(&ws, "in/rows.jsonl", &rows[4000..]);
+    host.wait_for_log("Operation failed; retrying.");
+    redis.restart();
+    let mut conn = connect(&redis);
+    for user in 0..200 {
+        wait_for_hash(&host, &mut conn, &format!("c:{user}"), "clicks", "49");
+    }
+    assert!(host.stop().success());
+    let keys: Vec<String> = conn.keys("c:*").unwrap();
+    assert_eq!(keys.len(), 200);
+}
