@@ -57,11 +57,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2 >/dev/null
 fi
 
-# pyarrow and duckdb read our Parquet output in the tests: the proof that other tools can.
-if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
-    log "installing pyarrow and duckdb (pip)"
-    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb 2>/dev/null \
-        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyarrow duckdb
+# Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
+# our Redis `feast` layout.
+if ! python3 -c 'import pyarrow, duckdb, feast, redis' >/dev/null 2>&1; then
+    log "installing pyarrow, duckdb and feast (pip)"
+    pip_args=(--quiet --disable-pip-version-check --root-user-action=ignore pyarrow duckdb "feast[redis]")
+    python3 -m pip install "${pip_args[@]}" 2>/dev/null \
+        || python3 -m pip install "${pip_args[@]}" --break-system-packages
 fi
 
 # tansu: a Kafka-protocol broker written in Rust (see shared/reference/kafka-broker.md).

@@ -194,3 +194,67 @@ fn redis_killed_and_restarted_mid_stream_ends_in_the_expected_state() {
     let keys: Vec<String> = conn.keys("c:*").unwrap();
     assert_eq!(keys.len(), 200);
 }
+
+fn feast(repo: &std::path::Path, redis: &Service, args: &[&str]) -> String {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/feast/feast_repo.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(repo)
+        .arg(format!("127.0.0.1:{}", redis.port))
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "Feast's SDK failed (is feast installed? run scripts/setup.sh):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn feasts_own_sdk_reads_the_feast_layout() {
+    let redis = Service::start("redis");
+    let ws = Workspace::new();
+    let repo = ws.path("feast");
+    feast(&repo, &redis, &["apply"]);
+    write_lines(
+        &ws,
+        "in/rows.jsonl",
+        &[
+            json!({"user_id": 1, "clicks": 5, "score": 0.25, "country": "de", "ts": "2024-03-01T10:00:00Z"}),
+            json!({"user_id": 2, "clicks": 9, "score": 1.5, "country": "fr", "ts": "2024-03-01T10:00:00Z"}),
+            json!({"user_id": 1, "clicks": 7, "score": 0.75, "country": "de", "ts": "2024-03-01T11:00:00Z"}),
+            // Late: older than the row above; Feast's rule keeps the newer one.
+            json!({"user_id": 1, "clicks": 1, "score": 0.0, "country": "xx", "ts": "2024-03-01T09:00:00Z"}),
+        ],
+    );
+    pipeline(
+        &ws,
+        &redis,
+        json!({
+            "redis.layout": "feast",
+            "feast.project": "headwater_test",
+            "feast.feature.view": "user_stats",
+            "feast.entity.columns": "user_id:int64",
+            "feast.features": "clicks:int64,score:double,country:string",
+            "timestamp.field": "ts",
+            "ttl.seconds": "3600",
+        }),
+    );
+    let host = ws.start();
+    host.wait_for("the four rows written", || {
+        let offsets: Value =
+            serde_json::from_slice(&fs::read(ws.path("var/offsets/rows.json")).ok()?).ok()?;
+        let size = fs::metadata(ws.path("in/rows.jsonl")).ok()?.len();
+        (offsets["offsets"][0]["offset"]["position"].as_u64()? == size).then_some(())
+    });
+    assert!(host.stop().success());
+    let read: Value =
+        serde_json::from_str(&feast(&repo, &redis, &["read", "1", "2", "3"])).unwrap();
+    assert_eq!(read["user_id"], json!([1, 2, 3]));
+    assert_eq!(read["clicks"], json!([7, 9, null]));
+    assert_eq!(read["score"], json!([0.75, 1.5, null]));
+    assert_eq!(read["country"], json!(["de", "fr", null]));
+}

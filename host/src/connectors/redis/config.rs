@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::feast::FeastType;
 use crate::config::options::{ConfigKey, KeyType, Options};
 
 const URI: ConfigKey = ConfigKey::new(
@@ -16,10 +17,37 @@ const LAYOUT: ConfigKey = ConfigKey::new(
     "redis.layout",
     KeyType::String,
     "How a record is stored: `hash` (a hash per entity, one field per value field, nested \
-     values as JSON; the default) or `string` (the value as one JSON string).",
+     values as JSON; the default), `string` (the value as one JSON string) or `feast` (Feast's \
+     Redis online-store format, read by Feast's SDK and feature servers).",
 )
 .with_default("hash")
-.one_of(&["hash", "string"]);
+.one_of(&["hash", "string", "feast"]);
+
+const FEAST_PROJECT: ConfigKey = ConfigKey::new(
+    "feast.project",
+    KeyType::String,
+    "Feast layout: the Feast project (part of every key).",
+);
+
+const FEAST_VIEW: ConfigKey = ConfigKey::new(
+    "feast.feature.view",
+    KeyType::String,
+    "Feast layout: the feature view the features belong to.",
+);
+
+const FEAST_ENTITIES: ConfigKey = ConfigKey::new(
+    "feast.entity.columns",
+    KeyType::List,
+    "Feast layout: the entity join keys, as value fields, each `name:type` with type string, \
+     int64 or int32 (`user_id:int64`); the type must match the Feast entity's.",
+);
+
+const FEAST_FEATURES: ConfigKey = ConfigKey::new(
+    "feast.features",
+    KeyType::List,
+    "Feast layout: the features to write, as value fields, each `name:type` with type string, \
+     int32, int64, double, float, bool, bytes or unix_timestamp.",
+);
 
 const KEY_PREFIX: ConfigKey = ConfigKey::new(
     "key.prefix",
@@ -69,6 +97,10 @@ pub const KEYS: &[ConfigKey] = &[
     KEY_SEPARATOR,
     TTL_SECONDS,
     TIMESTAMP_FIELD,
+    FEAST_PROJECT,
+    FEAST_VIEW,
+    FEAST_ENTITIES,
+    FEAST_FEATURES,
 ];
 
 /// How records are stored.
@@ -76,6 +108,37 @@ pub const KEYS: &[ConfigKey] = &[
 pub enum Layout {
     Hash,
     String,
+    Feast,
+}
+
+/// Where and how the Feast layout writes.
+#[derive(Debug, Clone)]
+pub struct FeastConfig {
+    pub project: String,
+    pub view: String,
+    pub entities: Vec<(String, FeastType)>,
+    pub features: Vec<(String, FeastType)>,
+}
+
+/// `name:type` list entries.
+fn typed_columns(options: &mut Options, key: &ConfigKey) -> Vec<(String, FeastType)> {
+    let mut out = Vec::new();
+    for entry in options.list(key) {
+        match entry.split_once(':') {
+            Some((name, ty)) => match FeastType::parse(ty.trim()) {
+                Some(ty) => out.push((name.trim().to_owned(), ty)),
+                None => options.issue(
+                    key.name,
+                    format!(
+                        "{entry:?}: unknown type {ty:?}; expected string, int32, int64, double, \
+                         float, bool, bytes or unix_timestamp"
+                    ),
+                ),
+            },
+            None => options.issue(key.name, format!("{entry:?}: expected name:type")),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +150,7 @@ pub struct RedisSinkConfig {
     pub key_separator: String,
     pub ttl: Option<Duration>,
     pub timestamp_field: Option<String>,
+    pub feast: Option<FeastConfig>,
 }
 
 impl RedisSinkConfig {
@@ -100,8 +164,34 @@ impl RedisSinkConfig {
         }
         let layout = match options.choice(&LAYOUT).as_deref() {
             Some("string") => Layout::String,
+            Some("feast") => Layout::Feast,
             _ => Layout::Hash,
         };
+        let feast = (layout == Layout::Feast).then(|| {
+            let required = |options: &mut Options, key: &ConfigKey| {
+                let value = options.string(key).filter(|v| !v.trim().is_empty());
+                if value.is_none() {
+                    options.issue(key.name, "required with redis.layout=feast");
+                }
+                value.unwrap_or_default()
+            };
+            let project = required(options, &FEAST_PROJECT);
+            let view = required(options, &FEAST_VIEW);
+            let entities = typed_columns(options, &FEAST_ENTITIES);
+            let features = typed_columns(options, &FEAST_FEATURES);
+            if entities.is_empty() {
+                options.issue(FEAST_ENTITIES.name, "required with redis.layout=feast");
+            }
+            if features.is_empty() {
+                options.issue(FEAST_FEATURES.name, "required with redis.layout=feast");
+            }
+            FeastConfig {
+                project,
+                view,
+                entities,
+                features,
+            }
+        });
         let key_prefix = options.string(&KEY_PREFIX).unwrap_or_default();
         let key_fields = options.list(&KEY_FIELDS);
         let key_separator = options.string(&KEY_SEPARATOR).unwrap_or_else(|| ":".into());
@@ -124,6 +214,7 @@ impl RedisSinkConfig {
             key_separator,
             ttl,
             timestamp_field,
+            feast,
         })
     }
 }

@@ -2,7 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::config::{Layout, RedisSinkConfig};
+use super::config::{FeastConfig, Layout, RedisSinkConfig};
+use super::feast;
 use crate::core::error::{RecordError, Stage};
 use crate::core::record::Record;
 use crate::core::time::timestamp_millis;
@@ -24,6 +25,16 @@ pub enum Op {
     Delete {
         key: String,
         event_ms: Option<i64>,
+    },
+    /// Feast layout: set a feature view's fields of an entity hash (binary key and fields).
+    FeastUpsert {
+        key: Vec<u8>,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        event_ms: i64,
+    },
+    /// Feast layout: remove a feature view's fields (other views share the hash).
+    FeastDelete {
+        key: Vec<u8>,
     },
 }
 
@@ -75,6 +86,9 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
         None if value.is_null() => (Value::Null, true),
         None => (value, false),
     };
+    if let Some(feast_config) = &config.feast {
+        return encode_feast(record, &row, &record_key, delete, config, feast_config).map(Some);
+    }
     let key = format!(
         "{}{}",
         config.key_prefix.replace("${topic}", &record.topic),
@@ -104,6 +118,7 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
         )));
     };
     let fields = match config.layout {
+        Layout::Feast => Vec::new(),
         Layout::Hash => map
             .iter()
             .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| text(v))))
@@ -112,7 +127,7 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
     };
     let json = match config.layout {
         Layout::String => row.to_string(),
-        Layout::Hash => String::new(),
+        Layout::Hash | Layout::Feast => String::new(),
     };
     Ok(Some(Op::Upsert {
         key,
@@ -120,6 +135,54 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
         json,
         event_ms,
     }))
+}
+
+/// Feast layout: the entity's binary key from the entity columns, and the feature fields.
+fn encode_feast(
+    record: &Record,
+    row: &Value,
+    record_key: &Value,
+    delete: bool,
+    config: &RedisSinkConfig,
+    feast_config: &FeastConfig,
+) -> Result<Op, RecordError> {
+    let source = if row.is_object() { row } else { record_key };
+    let mut keys = Vec::with_capacity(feast_config.entities.len());
+    for (name, ty) in &feast_config.entities {
+        let value = source.get(name).ok_or_else(|| {
+            error(format!(
+                "feast.entity.columns: field {name:?} missing from {}",
+                short(source)
+            ))
+        })?;
+        keys.push((name.as_str(), value, *ty));
+    }
+    let key = feast::entity_key(&keys, &feast_config.project).map_err(error)?;
+    if delete {
+        return Ok(Op::FeastDelete { key });
+    }
+    let event_ms = match &config.timestamp_field {
+        Some(field) => row.get(field).and_then(timestamp_millis).ok_or_else(|| {
+            error(format!(
+                "timestamp.field {field:?}: expected epoch milliseconds or an ISO-8601 date-time"
+            ))
+        })?,
+        None => record
+            .timestamp
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+    };
+    let mut fields = Vec::with_capacity(feast_config.features.len());
+    for (name, ty) in &feast_config.features {
+        let value = row.get(name).unwrap_or(&Value::Null);
+        let bytes =
+            feast::encode_value(value, *ty).map_err(|e| error(format!("feature {name:?}: {e}")))?;
+        fields.push((feast::feature_field(&feast_config.view, name), bytes));
+    }
+    Ok(Op::FeastUpsert {
+        key,
+        fields,
+        event_ms,
+    })
 }
 
 fn short(value: &Value) -> String {
@@ -185,6 +248,7 @@ mod tests {
             key_separator: ":".into(),
             ttl: None,
             timestamp_field: None,
+            feast: None,
         }
     }
 

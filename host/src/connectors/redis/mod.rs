@@ -8,6 +8,7 @@
 
 mod config;
 mod encode;
+mod feast;
 mod sink;
 
 use crate::config::options::{ConfigKey, Options};

@@ -12,6 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::RedisError;
 use super::config::{Layout, RedisSinkConfig};
 use super::encode::{Op, encode};
+use super::feast;
 use crate::core::error::{ConnectorError, RecordError};
 use crate::core::record::Record;
 use crate::core::task::Sink;
@@ -108,9 +109,12 @@ impl RedisSink {
                 Op::Delete { key, .. } => {
                     pipe.del(key).ignore();
                 }
+                Op::FeastUpsert { .. } | Op::FeastDelete { .. } => {}
                 Op::Upsert {
                     key, fields, json, ..
                 } => match self.config.layout {
+                    // Feast writes go through `write_feast`.
+                    Layout::Feast => {}
                     Layout::String => {
                         match ttl {
                             Some(secs) => pipe.set_ex(key, json, secs).ignore(),
@@ -150,6 +154,7 @@ impl RedisSink {
             let (kind, key, event_ms) = match op {
                 Op::Upsert { key, event_ms, .. } => ("U", key, event_ms),
                 Op::Delete { key, event_ms } => ("D", key, event_ms),
+                Op::FeastUpsert { .. } | Op::FeastDelete { .. } => continue,
             };
             invocation
                 .arg(kind)
@@ -158,7 +163,7 @@ impl RedisSink {
                 .arg(ttl);
             let fields: &[(String, Option<String>)] = match op {
                 Op::Upsert { fields, .. } => fields,
-                Op::Delete { .. } => &[],
+                _ => &[],
             };
             let set: Vec<_> = fields.iter().filter(|(_, v)| v.is_some()).collect();
             invocation.arg(set.len());
@@ -172,6 +177,76 @@ impl RedisSink {
             }
         }
         invocation
+    }
+}
+
+impl RedisSink {
+    /// Feast's own write: read each entity's `_ts:<view>`, then write the rows whose event
+    /// time (in whole seconds, as Feast compares) is newer, with the key TTL.
+    async fn write_feast(
+        &self,
+        conn: &mut ConnectionManager,
+        view: &str,
+    ) -> redis::RedisResult<()> {
+        let ts_field = format!("_ts:{view}");
+        let mut read = redis::pipe();
+        for op in &self.pending {
+            if let Op::FeastUpsert { key, .. } = op {
+                read.hget(key, &ts_field);
+            }
+        }
+        let stored: Vec<Option<Vec<u8>>> = read.query_async(conn).await?;
+        let mut stored = stored.into_iter();
+        // Newest event second per key: what Redis holds, then earlier rows of this batch.
+        let mut newest: std::collections::HashMap<&[u8], i64> = std::collections::HashMap::new();
+        let mut write = redis::pipe();
+        for op in &self.pending {
+            match op {
+                Op::FeastUpsert {
+                    key,
+                    fields,
+                    event_ms,
+                } => {
+                    let seconds = event_ms.div_euclid(1000);
+                    let in_redis = stored
+                        .next()
+                        .flatten()
+                        .and_then(|b| feast::timestamp_seconds(&b))
+                        .filter(|p| *p != 0);
+                    let previous = newest.get(key.as_slice()).copied().or(in_redis);
+                    if previous.is_some_and(|p| seconds <= p) {
+                        continue;
+                    }
+                    newest.insert(key.as_slice(), seconds);
+                    let mut items: Vec<(&[u8], Vec<u8>)> = fields
+                        .iter()
+                        .map(|(f, v)| (f.as_slice(), v.clone()))
+                        .collect();
+                    let ts = feast::encode_timestamp(seconds * 1000);
+                    items.push((ts_field.as_bytes(), ts));
+                    write.hset_multiple(key, &items).ignore();
+                    if let Some(ttl) = self.config.ttl {
+                        write.expire(key, ttl.as_secs() as i64).ignore();
+                    }
+                }
+                Op::FeastDelete { key } => {
+                    let mut names: Vec<Vec<u8>> = self
+                        .config
+                        .feast
+                        .iter()
+                        .flat_map(|f| {
+                            f.features
+                                .iter()
+                                .map(|(n, _)| feast::feature_field(view, n))
+                        })
+                        .collect();
+                    names.push(ts_field.as_bytes().to_vec());
+                    write.hdel(key, names).ignore();
+                }
+                _ => {}
+            }
+        }
+        write.query_async::<()>(conn).await
     }
 }
 
@@ -226,7 +301,9 @@ impl Sink for RedisSink {
                 "flush called before open",
             ));
         };
-        let result = if self.config.timestamp_field.is_some() {
+        let result = if let Some(feast) = &self.config.feast {
+            self.write_feast(&mut conn, &feast.view).await
+        } else if self.config.timestamp_field.is_some() {
             let invocation = self.guarded_invocation();
             invocation.invoke_async::<i64>(&mut conn).await.map(|_| ())
         } else {
