@@ -41,6 +41,11 @@ struct FileState {
     open_failed: bool,
 }
 
+/// How long a file must have been left alone before a last line without a newline counts as
+/// complete: writers append a line in several writes, and a pause between them must not cut
+/// the line in two.
+const TAIL_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Bytes per record assumed before a file's first chunk.
 const INITIAL_RECORD_BYTES: usize = 256;
 
@@ -120,8 +125,16 @@ impl FileSource {
         let batch = self.config.batch_max_records;
         let delimiter = self.config.csv_delimiter;
         let infer = self.config.csv_infer_types;
+        let mut settled = false;
         let size = match std::fs::metadata(path) {
-            Ok(m) => Some(m.len()),
+            Ok(m) => {
+                settled = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= TAIL_SETTLE);
+                Some(m.len())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Deleted or rotated away: forget it; if it comes back, it resumes from its
                 // committed offset.
@@ -138,7 +151,7 @@ impl FileSource {
             return Ok(None);
         }
         // Unchanged since the last time this file had nothing new: it stopped growing.
-        let final_tail = size.is_some() && size == state.last_size;
+        let final_tail = settled && size.is_some() && size == state.last_size;
         let owned = path.to_path_buf();
         let position = state.position;
         let field = self.config.timestamp_field.clone();
