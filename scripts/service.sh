@@ -94,8 +94,10 @@ start_redis() {
     [ -n "$port" ] || port="$(free_port)"
     mkdir -p "$state"
     rm -f "$state/redis.pid"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' \
-        --appendonly yes --appendfsync always --appenddirname aof \
+    # Durable by default (tests kill and restart it); REDIS_PERSIST=no for benchmarks.
+    local persist=(--appendonly yes --appendfsync always --appenddirname aof)
+    [ "${REDIS_PERSIST:-yes}" = no ] && persist=(--appendonly no)
+    redis-server --port "$port" --bind 127.0.0.1 --save '' "${persist[@]}" \
         --dir "$state" --daemonize yes --pidfile "$state/redis.pid" \
         --logfile "$state/redis.log" >/dev/null
     local deadline=$((SECONDS + 10))

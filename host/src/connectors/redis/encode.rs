@@ -59,15 +59,19 @@ fn debezium_op(value: &Value) -> Option<&str> {
 
 /// Encodes one record; `Ok(None)` for records that change nothing (Debezium truncates).
 pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op>, RecordError> {
-    let value = if record.value.is_null() {
-        Value::Null
-    } else {
-        record
+    // Parsed straight from the bytes when untouched (no cached tree to clone); the record keeps
+    // its bytes for the dead-letter queue.
+    let value = match record.value.raw() {
+        Some(raw) => serde_json::from_slice::<Value>(raw)
+            .map(|v| crate::core::record::Data::from_json(v).value)
+            .map_err(|e| error(format!("value is not JSON: {e}")))?,
+        None if record.value.is_null() => Value::Null,
+        None => record
             .value
             .get()
             .map_err(|e| error(format!("value is not JSON: {e}")))?
             .value
-            .clone()
+            .clone(),
     };
     let record_key = if record.key.is_null() {
         Value::Null

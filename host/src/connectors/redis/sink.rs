@@ -80,8 +80,21 @@ pub struct RedisSink {
     /// The address for messages: the URI without credentials.
     addr: String,
     conn: Option<ConnectionManager>,
+    /// Operations not sent yet (or to send again after a failure), in order.
     pending: Vec<Op>,
+    /// Plain pipelines sent but not yet answered: the next batch is encoded while Redis
+    /// works on these. `flush` waits for them.
+    in_flight: Vec<InFlight>,
 }
+
+/// A pipeline on its way, with its operations kept for a resend.
+struct InFlight {
+    ops: Vec<Op>,
+    reply: tokio::task::JoinHandle<redis::RedisResult<()>>,
+}
+
+/// Pipelines in flight before a flush is due: one being answered, one being encoded.
+const MAX_IN_FLIGHT: usize = 2;
 
 /// `redis://user:password@host:port/db` → `redis://host:port/db`.
 fn without_credentials(uri: &str) -> String {
@@ -98,13 +111,14 @@ impl RedisSink {
             config,
             conn: None,
             pending: Vec::new(),
+            in_flight: Vec::new(),
         }
     }
 
-    fn pipeline(&self) -> redis::Pipeline {
+    fn pipeline(&self, ops: &[Op]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         let ttl = self.config.ttl.map(|d| d.as_secs());
-        for op in &self.pending {
+        for op in ops {
             match op {
                 Op::Delete { key, .. } => {
                     pipe.del(key).ignore();
@@ -287,10 +301,50 @@ impl Sink for RedisSink {
                 Err(e) => failed.push((record, e)),
             }
         }
+        if self.pipelines_in_flight() {
+            self.send_pending();
+        }
         Ok(failed)
     }
 
+    fn flush_due(&self) -> bool {
+        !self.pipelines_in_flight() || self.in_flight.len() >= MAX_IN_FLIGHT
+    }
+
+    fn flush_deadline(&self) -> Option<tokio::time::Instant> {
+        // Idle with replies outstanding: collect them promptly.
+        (!self.in_flight.is_empty())
+            .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(1))
+    }
+
     async fn flush(&mut self) -> Result<(), ConnectorError> {
+        // Replies of the pipelines in flight, in order. After a failure every later batch is
+        // sent again too (writes are idempotent), so a resent old batch never lands after a
+        // newer one.
+        let mut resend: Vec<Op> = Vec::new();
+        let mut failure = None;
+        for batch in self.in_flight.drain(..) {
+            let outcome = batch.reply.await.unwrap_or_else(|e| {
+                Err(redis::RedisError::from(std::io::Error::other(
+                    e.to_string(),
+                )))
+            });
+            match outcome {
+                Ok(()) if failure.is_none() => {}
+                Ok(()) => resend.extend(batch.ops),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    resend.extend(batch.ops);
+                }
+            }
+        }
+        if !resend.is_empty() {
+            resend.append(&mut self.pending);
+            self.pending = resend;
+        }
+        if let Some(source) = failure {
+            return Err(self.write_error(source));
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -307,20 +361,44 @@ impl Sink for RedisSink {
             let invocation = self.guarded_invocation();
             invocation.invoke_async::<i64>(&mut conn).await.map(|_| ())
         } else {
-            self.pipeline().query_async::<()>(&mut conn).await
+            self.pipeline(&self.pending)
+                .query_async::<()>(&mut conn)
+                .await
         };
-        result.map_err(|source| {
-            ConnectorError::retriable(
-                "writing to Redis",
-                RedisError::Write {
-                    addr: self.addr.clone(),
-                    records: self.pending.len(),
-                    source,
-                },
-            )
-        })?;
+        result.map_err(|source| self.write_error(source))?;
         self.pending.clear();
         Ok(())
+    }
+}
+
+impl RedisSink {
+    /// Plain pipelines (no guard, not Feast) are sent as soon as a batch is encoded.
+    fn pipelines_in_flight(&self) -> bool {
+        self.config.feast.is_none() && self.config.timestamp_field.is_none()
+    }
+
+    fn send_pending(&mut self) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        if self.pending.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.pending);
+        let pipe = self.pipeline(&ops);
+        let reply = tokio::spawn(async move { pipe.query_async::<()>(&mut conn).await });
+        self.in_flight.push(InFlight { ops, reply });
+    }
+
+    fn write_error(&self, source: redis::RedisError) -> ConnectorError {
+        ConnectorError::retriable(
+            "writing to Redis",
+            RedisError::Write {
+                addr: self.addr.clone(),
+                records: self.pending.len(),
+                source,
+            },
+        )
     }
 }
 
