@@ -54,6 +54,19 @@ impl Workspace {
     pub fn start(&self) -> Host {
         Host::start(self.dir.path())
     }
+
+    /// Appends one JSON line per value to `rel` (created if missing), as a log writer would.
+    pub fn append_jsonl<'a>(&self, rel: &str, values: impl IntoIterator<Item = &'a Value>) {
+        use std::io::Write;
+        let mut f = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.path(rel))
+            .expect("open input file");
+        for v in values {
+            writeln!(f, "{v}").expect("append a line");
+        }
+    }
 }
 
 /// A running `headwater run`.

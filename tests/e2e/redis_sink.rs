@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 
 use redis::Commands;
 use serde_json::{Value, json};
@@ -18,14 +17,7 @@ fn connect(redis: &Service) -> redis::Connection {
 }
 
 fn write_lines(ws: &Workspace, rel: &str, values: &[Value]) {
-    let mut f = fs::File::options()
-        .create(true)
-        .append(true)
-        .open(ws.path(rel))
-        .unwrap();
-    for v in values {
-        writeln!(f, "{v}").unwrap();
-    }
+    ws.append_jsonl(rel, values);
 }
 
 fn pipeline(ws: &Workspace, redis: &Service, sink: Value) {

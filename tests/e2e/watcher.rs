@@ -8,14 +8,8 @@ use serde_json::{Value, json};
 use crate::harness::{Host, Workspace, jsonl};
 
 fn append(ws: &Workspace, rel: &str, values: impl IntoIterator<Item = Value>) {
-    let mut f = fs::File::options()
-        .create(true)
-        .append(true)
-        .open(ws.path(rel))
-        .unwrap();
-    for v in values {
-        writeln!(f, "{v}").unwrap();
-    }
+    let values: Vec<Value> = values.into_iter().collect();
+    ws.append_jsonl(rel, &values);
 }
 
 fn source(ws: &Workspace) -> Value {
