@@ -7,6 +7,7 @@
 
 mod cast;
 mod extract_field;
+mod extract_new_record_state;
 mod filter;
 mod flatten;
 mod hoist_field;
@@ -66,6 +67,7 @@ pub fn plugins() -> &'static [TransformPlugin] {
     &[
         cast::PLUGIN,
         extract_field::PLUGIN,
+        extract_new_record_state::PLUGIN,
         filter::PLUGIN,
         flatten::PLUGIN,
         hoist_field::PLUGIN,

@@ -34,10 +34,11 @@ fn case_dir() -> PathBuf {
 }
 
 /// Every file, so a new one cannot be left out of the per-SMT tests below.
-const FILES: [&str; 13] = [
+const FILES: [&str; 14] = [
     "cast",
     "chain",
     "extract_field",
+    "extract_new_record_state",
     "filter",
     "flatten",
     "hoist_field",
@@ -103,6 +104,25 @@ fn compare(expected: &Value, record: &mut Record) -> Vec<String> {
             && *want != actual
         {
             diffs.push(format!("{name}: expected {want}, got {actual}"));
+        }
+    }
+    if let Some(want) = expected.get("headers") {
+        let got: Vec<Value> = record
+            .headers
+            .iter()
+            .map(|h| {
+                let value = h
+                    .value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                serde_json::json!({ "key": h.key, "value": value })
+            })
+            .collect();
+        if *want != Value::Array(got.clone()) {
+            diffs.push(format!(
+                "headers: expected {want}, got {}",
+                Value::Array(got)
+            ));
         }
     }
     for (name, payload) in [("key", &mut record.key), ("value", &mut record.value)] {
@@ -251,6 +271,7 @@ case_files!(
     cast,
     chain,
     extract_field,
+    extract_new_record_state,
     filter,
     flatten,
     hoist_field,
@@ -294,7 +315,8 @@ fn class_names_cover_both_variants() {
     assert!(names.contains(&"org.apache.kafka.connect.transforms.Cast$Key".to_owned()));
     assert!(names.contains(&"org.apache.kafka.connect.transforms.RegexRouter".to_owned()));
     assert!(!names.contains(&"org.apache.kafka.connect.transforms.ValueToKey$Value".to_owned()));
-    assert_eq!(names.len(), 8 * 2 + 4);
+    // 8 Key/Value SMTs, 4 single-class Kafka Connect SMTs, Debezium's ExtractNewRecordState.
+    assert_eq!(names.len(), 8 * 2 + 4 + 1);
 }
 
 #[test]

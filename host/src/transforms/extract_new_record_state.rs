@@ -1,0 +1,242 @@
+//! `io.debezium.transforms.ExtractNewRecordState` ("unwrap"): replaces a Debezium change event
+//! with the row it describes (`after`), so sinks see plain rows instead of envelopes.
+//!
+//! `delete.tombstone.handling.mode` (Debezium 2.5+, default `tombstone`) decides what deletes
+//! and tombstones become: `drop` (both dropped), `tombstone` (the delete is dropped, its
+//! tombstone kept), `rewrite` (the delete becomes `before` with `__deleted: "true"`, every other
+//! row gets `__deleted: "false"`, tombstones are dropped), `rewrite-with-tombstone` (the same,
+//! tombstones kept), `delete-to-tombstone` (the delete becomes a tombstone). `add.fields` and
+//! `add.headers` copy envelope fields (`op`, `table`, `lsn`, `source.ts_ms`, ...; a name is
+//! looked up at the top of the envelope, then in `source`) into the row as `__<name>` and into
+//! headers. Records that are not change events (heartbeats, schema changes) pass unchanged.
+//! Not implemented: `route.by.field`, `drop.fields.*`, the removed `delete.handling.mode`.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::core::record::{Data, Header, Record};
+use crate::core::transform::{Outcome, Transform, TransformError};
+
+use super::{Part, TransformPlugin};
+
+pub const PLUGIN: TransformPlugin = TransformPlugin {
+    class: "io.debezium.transforms.ExtractNewRecordState",
+    has_variants: false,
+    keys: &[
+        MODE,
+        ADD_FIELDS,
+        ADD_FIELDS_PREFIX,
+        ADD_HEADERS,
+        ADD_HEADERS_PREFIX,
+    ],
+    build,
+};
+
+const MODE: ConfigKey = ConfigKey::new(
+    "delete.tombstone.handling.mode",
+    KeyType::String,
+    "What deletes and tombstones become: drop, tombstone, rewrite, rewrite-with-tombstone or \
+     delete-to-tombstone.",
+)
+.with_default("tombstone")
+.one_of(&[
+    "drop",
+    "tombstone",
+    "rewrite",
+    "rewrite-with-tombstone",
+    "delete-to-tombstone",
+]);
+
+const ADD_FIELDS: ConfigKey = ConfigKey::new(
+    "add.fields",
+    KeyType::List,
+    "Envelope fields to add to the row, e.g. `op,table,lsn,source.ts_ms`.",
+)
+.with_default("");
+
+const ADD_FIELDS_PREFIX: ConfigKey = ConfigKey::new(
+    "add.fields.prefix",
+    KeyType::String,
+    "Prefix of the added fields' names.",
+)
+.with_default("__");
+
+const ADD_HEADERS: ConfigKey = ConfigKey::new(
+    "add.headers",
+    KeyType::List,
+    "Envelope fields to add as headers, e.g. `op,source.ts_ms`.",
+)
+.with_default("");
+
+const ADD_HEADERS_PREFIX: ConfigKey = ConfigKey::new(
+    "add.headers.prefix",
+    KeyType::String,
+    "Prefix of the added headers' names.",
+)
+.with_default("__");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Drop,
+    Tombstone,
+    Rewrite,
+    RewriteWithTombstone,
+    DeleteToTombstone,
+}
+
+#[derive(Debug)]
+struct ExtractNewRecordState {
+    mode: Mode,
+    fields: Vec<String>,
+    fields_prefix: String,
+    headers: Vec<String>,
+    headers_prefix: String,
+}
+
+fn build(options: &mut Options, _: Part) -> Option<Box<dyn Transform>> {
+    let mode = match options.choice(&MODE)?.as_str() {
+        "drop" => Mode::Drop,
+        "rewrite" => Mode::Rewrite,
+        "rewrite-with-tombstone" => Mode::RewriteWithTombstone,
+        "delete-to-tombstone" => Mode::DeleteToTombstone,
+        _ => Mode::Tombstone,
+    };
+    Some(Box::new(ExtractNewRecordState {
+        mode,
+        fields: options.list(&ADD_FIELDS),
+        fields_prefix: options.string(&ADD_FIELDS_PREFIX).unwrap_or_default(),
+        headers: options.list(&ADD_HEADERS),
+        headers_prefix: options.string(&ADD_HEADERS_PREFIX).unwrap_or_default(),
+    }))
+}
+
+/// An envelope field by name: `source.ts_ms` is a path; a plain name is looked up at the top,
+/// then in `source`.
+fn envelope_field<'a>(envelope: &'a Value, name: &str) -> &'a Value {
+    let path: Vec<&str> = name.split('.').collect();
+    let mut current = envelope;
+    for part in &path {
+        current = current.get(part).unwrap_or(&Value::Null);
+    }
+    if path.len() == 1 && current.is_null() {
+        current = envelope
+            .get("source")
+            .and_then(|s| s.get(name))
+            .unwrap_or(&Value::Null);
+    }
+    current
+}
+
+/// The schema of field `name` inside a struct schema.
+fn field_schema<'s>(schema: &'s Value, name: &str) -> Option<&'s Value> {
+    schema
+        .get("fields")?
+        .as_array()?
+        .iter()
+        .find(|f| f.get("field").and_then(Value::as_str) == Some(name))
+}
+
+/// Adds a field (optional string in schema mode, as Debezium declares added fields).
+fn add_field(row: &mut Map<String, Value>, schema: Option<&mut Value>, name: String, value: Value) {
+    if let Some(fields) = schema
+        .and_then(|s| s.get_mut("fields"))
+        .and_then(Value::as_array_mut)
+    {
+        let kind = match &value {
+            Value::Number(n) if n.is_i64() => "int64",
+            Value::Bool(_) => "boolean",
+            _ => "string",
+        };
+        fields.push(json!({"field": name, "type": kind, "optional": true}));
+    }
+    row.insert(name, value);
+}
+
+impl Transform for ExtractNewRecordState {
+    fn apply(&self, record: &mut Record) -> Result<Outcome, TransformError> {
+        if record.value.is_null() {
+            return Ok(match self.mode {
+                Mode::Drop | Mode::Rewrite => Outcome::Drop,
+                _ => Outcome::Keep,
+            });
+        }
+        let data = record.value.get().map_err(|e| {
+            TransformError::data(format!("ExtractNewRecordState: value is not JSON: {e}"))
+        })?;
+        let Some(op) = data
+            .value
+            .get("op")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Ok(Outcome::Keep);
+        };
+        let Some(envelope) = data.value.as_object().filter(|m| m.contains_key("after")) else {
+            return Ok(Outcome::Keep);
+        };
+        let envelope = Value::Object(envelope.clone());
+        let envelope_schema = data.schema.clone();
+        let is_delete = op == "d";
+        if is_delete {
+            match self.mode {
+                Mode::Drop | Mode::Tombstone => return Ok(Outcome::Drop),
+                Mode::DeleteToTombstone => {
+                    record.value = crate::core::record::Payload::null();
+                    return Ok(Outcome::Keep);
+                }
+                Mode::Rewrite | Mode::RewriteWithTombstone => {}
+            }
+        }
+        let part = if is_delete { "before" } else { "after" };
+        let mut row = match envelope.get(part) {
+            Some(Value::Object(map)) => map.clone(),
+            _ => {
+                return Err(TransformError::data(format!(
+                    "ExtractNewRecordState: a change event with op {op:?} has no {part:?} row"
+                )));
+            }
+        };
+        let mut schema = envelope_schema
+            .as_ref()
+            .and_then(|s| field_schema(s, part))
+            .cloned()
+            .map(|mut s| {
+                if let Some(m) = s.as_object_mut() {
+                    m.remove("field");
+                }
+                s
+            });
+        for name in &self.fields {
+            let value = envelope_field(&envelope, name);
+            let field = format!("{}{}", self.fields_prefix, name.replace('.', "_"));
+            add_field(&mut row, schema.as_mut(), field, value.clone());
+        }
+        if matches!(self.mode, Mode::Rewrite | Mode::RewriteWithTombstone) {
+            let deleted = if is_delete { "true" } else { "false" };
+            add_field(
+                &mut row,
+                schema.as_mut(),
+                format!("{}deleted", self.fields_prefix),
+                json!(deleted),
+            );
+        }
+        for name in &self.headers {
+            let value = envelope_field(&envelope, name);
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            let key = format!("{}{}", self.headers_prefix, name.replace('.', "_"));
+            record.headers.push(Header::text(key, text));
+        }
+        *record
+            .value
+            .get_mut()
+            .map_err(|e| TransformError::data(e.to_string()))? = Data {
+            schema,
+            value: Value::Object(row),
+        };
+        Ok(Outcome::Keep)
+    }
+}
