@@ -10,7 +10,7 @@ echo "== building headwater (release)"
 cargo build --release --quiet --bin headwater
 
 echo "== fresh demo state under var/"
-rm -rf var/demo var/offline var/offsets var/dlq
+rm -rf var/demo var/offline var/offsets var/dlq var/connectors.json
 python3 scripts/demo-data.py var/demo
 
 echo "== headwater validate connectors.d/*.json"
