@@ -88,6 +88,20 @@ CONF
     echo "URL=postgresql://postgres@127.0.0.1:$port/postgres"
 }
 
+# A test CA and a server certificate for 127.0.0.1/localhost signed by it.
+make_test_certificates() {
+    local dir=$1
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=headwater-test-ca" \
+            -keyout "$dir/ca.key" -out "$dir/ca.pem" &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$dir/key.pem" -out "$dir/server.csr" &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$dir/ext.cnf" &&
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/cert.pem"
+    } >/dev/null 2>&1 || die "openssl could not make test certificates"
+}
+
 start_redis() {
     local state=$1 port=${2:-}
     command -v redis-server >/dev/null || die "redis-server is not installed (run scripts/setup.sh)"
@@ -97,7 +111,14 @@ start_redis() {
     # Durable by default (tests kill and restart it); REDIS_PERSIST=no for benchmarks.
     local persist=(--appendonly yes --appendfsync always --appenddirname aof)
     [ "${REDIS_PERSIST:-yes}" = no ] && persist=(--appendonly no)
-    redis-server --port "$port" --bind 127.0.0.1 --save '' "${persist[@]}" \
+    # REDIS_TLS=yes: TLS only, with a server certificate signed by a test CA (CA= names it).
+    local listen=(--port "$port")
+    if [ "${REDIS_TLS:-no}" = yes ]; then
+        [ -f "$state/cert.pem" ] || make_test_certificates "$state"
+        listen=(--port 0 --tls-port "$port" --tls-cert-file "$state/cert.pem"
+            --tls-key-file "$state/key.pem" --tls-ca-cert-file "$state/ca.pem" --tls-auth-clients no)
+    fi
+    redis-server "${listen[@]}" --bind 127.0.0.1 --save '' "${persist[@]}" \
         --dir "$state" --daemonize yes --pidfile "$state/redis.pid" \
         --logfile "$state/redis.log" >/dev/null
     local deadline=$((SECONDS + 10))
@@ -113,7 +134,12 @@ start_redis() {
     echo redis >"$state/kind"
     echo "PORT=$port"
     echo "PID=$pid"
-    echo "URL=redis://127.0.0.1:$port"
+    if [ "${REDIS_TLS:-no}" = yes ]; then
+        echo "URL=rediss://127.0.0.1:$port"
+        echo "CA=$state/ca.pem"
+    else
+        echo "URL=redis://127.0.0.1:$port"
+    fi
 }
 
 start_tansu() {

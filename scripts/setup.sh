@@ -49,7 +49,7 @@ if [ "$mode" = "--demo" ]; then
 fi
 
 # Services the integration tests start on loopback ports.
-apt_install postgresql redis-server
+apt_install postgresql redis-server redis-tools openssl
 
 # WASM plugins are built for this target.
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

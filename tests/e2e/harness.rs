@@ -256,6 +256,8 @@ pub fn jsonl(path: &Path) -> Vec<Value> {
 pub struct Service {
     pub port: u16,
     pub url: String,
+    /// The CA certificate of a TLS service (`REDIS_TLS=yes`).
+    pub ca: Option<PathBuf>,
     state: tempfile::TempDir,
 }
 
@@ -270,8 +272,14 @@ impl Service {
     /// Starts `kind` (postgres, redis, tansu); fails the test with the script's reason if it
     /// cannot.
     pub fn start(kind: &str) -> Service {
+        Self::start_with(kind, &[])
+    }
+
+    /// Starts `kind` with extra environment for `scripts/service.sh` (e.g. `REDIS_TLS=yes`).
+    pub fn start_with(kind: &str, env: &[(&str, &str)]) -> Service {
         let state = tempfile::tempdir().expect("service state dir");
         let output = Command::new(repo_root().join("scripts/service.sh"))
+            .envs(env.iter().copied())
             .args(["start", kind])
             .arg(state.path())
             .output()
@@ -289,9 +297,14 @@ impl Service {
                 .unwrap_or_else(|| panic!("service.sh printed no {key}: {stdout}"))
                 .to_owned()
         };
+        let ca = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("CA="))
+            .map(PathBuf::from);
         Service {
             port: get("PORT").parse().expect("numeric port"),
             url: get("URL"),
+            ca,
             state,
         }
     }

@@ -250,3 +250,33 @@ fn feasts_own_sdk_reads_the_feast_layout() {
     assert_eq!(read["score"], json!([0.75, 1.5, null]));
     assert_eq!(read["country"], json!(["de", "fr", null]));
 }
+
+#[test]
+fn rediss_connects_over_tls_with_a_configured_ca() {
+    let redis = Service::start_with("redis", &[("REDIS_TLS", "yes")]);
+    let ca = redis.ca.clone().expect("a TLS redis names its CA");
+    let ws = Workspace::new();
+    write_lines(
+        &ws,
+        "in/rows.jsonl",
+        &[json!({"user_id": "t1", "clicks": 4})],
+    );
+    pipeline(
+        &ws,
+        &redis,
+        json!({"key.prefix": "tls:", "key.fields": "user_id", "redis.tls.ca.file": ca.display().to_string()}),
+    );
+    let host = ws.start();
+    let clicks = host.wait_for("the row over TLS", || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(&ca)
+            .args(["-p", &redis.port.to_string(), "hget", "tls:t1", "clicks"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (text == "4").then_some(text)
+    });
+    assert_eq!(clicks, "4");
+    assert!(host.stop().success());
+}

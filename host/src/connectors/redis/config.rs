@@ -13,6 +13,13 @@ const URI: ConfigKey = ConfigKey::new(
 )
 .required();
 
+const TLS_CA_FILE: ConfigKey = ConfigKey::new(
+    "redis.tls.ca.file",
+    KeyType::String,
+    "For `rediss://`: a PEM file of the certificate authorities to trust instead of the \
+     system's (e.g. a private CA or a self-signed server certificate).",
+);
+
 const LAYOUT: ConfigKey = ConfigKey::new(
     "redis.layout",
     KeyType::String,
@@ -91,6 +98,7 @@ const TIMESTAMP_FIELD: ConfigKey = ConfigKey::new(
 /// Every key of the RedisSink (besides `topics` / `topics.regex`).
 pub const KEYS: &[ConfigKey] = &[
     URI,
+    TLS_CA_FILE,
     LAYOUT,
     KEY_PREFIX,
     KEY_FIELDS,
@@ -144,6 +152,7 @@ fn typed_columns(options: &mut Options, key: &ConfigKey) -> Vec<(String, FeastTy
 #[derive(Debug, Clone)]
 pub struct RedisSinkConfig {
     pub uri: String,
+    pub tls_ca_file: Option<std::path::PathBuf>,
     pub layout: Layout,
     pub key_prefix: String,
     pub key_fields: Vec<String>,
@@ -161,6 +170,13 @@ impl RedisSinkConfig {
         {
             // The error text never includes the URI (it may hold a password).
             options.issue(URI.name, format!("not a valid Redis URI ({:?})", e.kind()));
+        }
+        let tls_ca_file = options
+            .string(&TLS_CA_FILE)
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| std::path::PathBuf::from(f.trim()));
+        if tls_ca_file.is_some() && uri.as_deref().is_some_and(|u| !u.starts_with("rediss://")) {
+            options.issue(TLS_CA_FILE.name, "only used with a rediss:// redis.uri");
         }
         let layout = match options.choice(&LAYOUT).as_deref() {
             Some("string") => Layout::String,
@@ -208,6 +224,7 @@ impl RedisSinkConfig {
         }
         Some(Self {
             uri: uri?,
+            tls_ca_file,
             layout,
             key_prefix,
             key_fields,

@@ -246,6 +246,7 @@ mod tests {
     fn config(layout: Layout, key_fields: &[&str]) -> RedisSinkConfig {
         RedisSinkConfig {
             uri: "redis://127.0.0.1".into(),
+            tls_ca_file: None,
             layout,
             key_prefix: "${topic}:".into(),
             key_fields: key_fields.iter().map(|s| s.to_string()).collect(),

@@ -267,6 +267,8 @@ impl RedisSink {
 #[async_trait]
 impl Sink for RedisSink {
     async fn open(&mut self) -> Result<(), ConnectorError> {
+        // rediss:// needs a process-wide TLS crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let connect_error = |source| {
             ConnectorError::retriable(
                 "opening the Redis sink",
@@ -276,7 +278,23 @@ impl Sink for RedisSink {
                 },
             )
         };
-        let client = redis::Client::open(self.config.uri.as_str()).map_err(connect_error)?;
+        let client = match &self.config.tls_ca_file {
+            None => redis::Client::open(self.config.uri.as_str()).map_err(connect_error)?,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ConnectorError::Config(format!(
+                        "redis.tls.ca.file: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(self.config.uri.as_str(), certificates)
+                    .map_err(connect_error)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
