@@ -59,7 +59,9 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-fn value_text(v: &Value) -> Option<String> {
+/// A config value as Kafka Connect keeps it: strings as they are, numbers and booleans as their
+/// text; `None` for anything else.
+pub fn value_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

@@ -108,16 +108,6 @@ impl Bus {
         state.routes.clear();
     }
 
-    /// Names of the sink connectors subscribed to `topic`.
-    pub fn subscribers_of(&self, topic: &str) -> Vec<String> {
-        self.read()
-            .subscribers
-            .iter()
-            .filter(|s| s.selector.matches(topic))
-            .map(|s| s.connector.clone())
-            .collect()
-    }
-
     fn route(&self, topic: &str) -> Vec<Arc<Subscriber>> {
         if let Some(route) = self.read().routes.get(topic) {
             return route.clone();

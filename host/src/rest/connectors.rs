@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
-use crate::config::connector::ConnectorConfig;
+use crate::config::connector::{ConnectorConfig, value_text};
 use crate::config::store::Target;
 use crate::core::runtime::{Applied, ConnectorView, Origin};
 use crate::core::status::ConnectorStatus;
@@ -133,16 +133,11 @@ fn config_map(value: &Map<String, Value>) -> Result<BTreeMap<String, String>, Ap
     value
         .iter()
         .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "config key {k:?}: expected a string value, got {other}"
-                    )));
-                }
-            };
+            let text = value_text(v).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "config key {k:?}: expected a string value, got {v}"
+                ))
+            })?;
             Ok((k.clone(), text))
         })
         .collect()

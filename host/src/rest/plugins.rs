@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::config::common::{COMMON_KEYS, SINK_KEYS, prepare};
-use crate::config::connector::ConnectorConfig;
+use crate::config::connector::{ConnectorConfig, value_text};
 use crate::config::options::{ConfigKey, KeyType};
 use crate::core::task::ConnectorType;
 
@@ -120,15 +120,7 @@ async fn validate(
 ) -> Result<Json<Value>, ApiError> {
     let config: std::collections::BTreeMap<String, String> = body
         .iter()
-        .filter_map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some((k.clone(), text))
-        })
+        .filter_map(|(k, v)| Some((k.clone(), value_text(v)?)))
         .collect();
     let class = config
         .get("connector.class")
