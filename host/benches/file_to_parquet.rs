@@ -6,10 +6,13 @@
 //!     HEADWATER_BENCH_ROWS=200000 cargo bench --bench file_to_parquet
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{generate, headwater};
 
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -18,38 +21,6 @@ use parquet::file::properties::WriterProperties;
 // The same allocator as the `headwater` binary.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const CURRENCIES: [&str; 3] = ["USD", "EUR", "GBP"];
-const MERCHANTS: [&str; 4] = ["grocer", "airline", "books", "fuel"];
-
-fn generate(path: &Path, rows: usize) -> u64 {
-    let mut out = BufWriter::new(File::create(path).expect("create input"));
-    let mut state: u64 = 42;
-    for i in 0..rows {
-        // xorshift: deterministic, cheap pseudo-random values.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        writeln!(
-            out,
-            r#"{{"transaction_id":"tx-{i:09}","user_id":"u{:05}","amount":{}.{:02},"currency":"{}","merchant":"{}","card_present":{},"ts":"2024-01-{:02}T{:02}:{:02}:{:02}Z"}}"#,
-            state % 50_000,
-            state % 5_000,
-            state % 100,
-            CURRENCIES[(state % 3) as usize],
-            MERCHANTS[(state % 4) as usize],
-            state.is_multiple_of(2),
-            // Event times advance through 28 days, as in a landed, time-ordered feed.
-            1 + i * 28 / rows,
-            state % 24,
-            state % 60,
-            (state >> 8) % 60,
-        )
-        .expect("write input");
-    }
-    out.flush().expect("flush input");
-    std::fs::metadata(path).expect("input size").len()
-}
 
 fn props() -> WriterProperties {
     // What the Parquet sink uses by default.
@@ -80,59 +51,6 @@ fn baseline(input: &Path, output: &Path) -> Duration {
     }
     writer.close().expect("close");
     started.elapsed()
-}
-
-fn headwater(input: &Path, work: &Path, rows: usize, timestamp_field: bool) -> Duration {
-    let rt = tokio::runtime::Runtime::new().expect("tokio");
-    rt.block_on(async {
-        let runtime = headwater::runtime(&work.join("var"));
-        let sink = headwater::config::connector::parse_json(
-            &serde_json::json!({"name": "bench-sink", "config": {
-                "connector.class": "headwater.parquet.ParquetSink",
-                "topics": "bench",
-                "path": work.join("out").display().to_string(),
-                "flush.size": (rows + 1).to_string(),
-                "rotate.interval.ms": "3600000",
-            }})
-            .to_string(),
-            "bench",
-            None,
-        )
-        .expect("sink config");
-        let mut source_config = serde_json::json!({
-            "connector.class": "headwater.file.FileSource",
-            "path": input.display().to_string(),
-            "topic": "bench",
-        });
-        if timestamp_field {
-            source_config["timestamp.field"] = "ts".into();
-        }
-        let source = headwater::config::connector::parse_json(
-            &serde_json::json!({"name": "bench-source", "config": source_config}).to_string(),
-            "bench",
-            None,
-        )
-        .expect("source config");
-        let started = Instant::now();
-        runtime
-            .apply(sink, headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start sink");
-        runtime
-            .apply(source, headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start source");
-        loop {
-            let written = runtime.metrics("bench-sink").map_or(0, |m| m.records_out);
-            if written as usize >= rows {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // Shutdown commits the open file: the run ends when the rows are durable.
-        runtime.shutdown().await;
-        started.elapsed()
-    })
 }
 
 fn main() {
@@ -172,11 +90,16 @@ fn main() {
         ));
         plain = plain.min(report(
             "headwater FileSource -> ParquetSink",
-            headwater(&input, &work.join("a"), rows, false),
+            headwater(&input, &work.join("a"), rows, serde_json::json!({})),
         ));
         timed = timed.min(report(
             "headwater, timestamp.field -> 28 date partitions",
-            headwater(&input, &work.join("b"), rows, true),
+            headwater(
+                &input,
+                &work.join("b"),
+                rows,
+                serde_json::json!({"timestamp.field": "ts"}),
+            ),
         ));
         std::fs::remove_dir_all(&work).expect("clean up");
     }

@@ -22,6 +22,7 @@ pub mod core;
 pub mod offsets;
 pub mod rest;
 pub mod transforms;
+pub mod wasm;
 
 use std::path::Path;
 

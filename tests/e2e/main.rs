@@ -14,4 +14,5 @@ mod redis_sink;
 mod rest;
 mod services;
 mod validate;
+mod wasm;
 mod watcher;

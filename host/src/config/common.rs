@@ -270,7 +270,11 @@ pub fn prepare(
     let key_converter = Converter::from_options(&mut options, &KEY_CONVERTER);
     let value_converter = Converter::from_options(&mut options, &VALUE_CONVERTER);
     let policy = error_policy(&mut options);
-    let chain = crate::transforms::build_chain(&mut options);
+    let chain_ctx = crate::transforms::ChainContext {
+        connector: config.name.clone(),
+        data_dir: data_dir.to_path_buf(),
+    };
+    let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
     let Some(plugin) = plugin else {
         return Err(fail(options.issues().to_vec()));
     };

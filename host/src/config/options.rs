@@ -154,6 +154,16 @@ impl Options {
         self.used.extend(keys);
     }
 
+    /// Takes every key under `prefix` (e.g. a plugin's `config.`), prefix stripped, and marks
+    /// them used: for components that pass free-form keys on.
+    pub fn take_under(&mut self, prefix: &str) -> Vec<(String, String)> {
+        self.claim_prefix(prefix);
+        self.map
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_owned(), v.clone())))
+            .collect()
+    }
+
     /// Merges a scoped view's issues back, so one report lists them all.
     pub fn absorb(&mut self, scoped: Options) {
         self.issues.extend(scoped.issues);

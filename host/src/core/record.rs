@@ -158,6 +158,21 @@ impl Payload {
         Ok(self.data.take().expect("ensure_parsed sets data"))
     }
 
+    /// [`Payload::to_json_bytes`] without touching the raw bytes' reference count: borrowed
+    /// when untouched, serialized otherwise.
+    pub fn json_cow(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        if let Some(raw) = &self.raw {
+            return Some(std::borrow::Cow::Borrowed(raw));
+        }
+        let data = self.data.as_ref()?;
+        if data.value.is_null() {
+            return None;
+        }
+        Some(std::borrow::Cow::Owned(
+            serde_json::to_vec(&data.value).expect("serializing a JSON value cannot fail"),
+        ))
+    }
+
     /// Plain JSON bytes of the value part (no envelope): the raw bytes if untouched, otherwise
     /// the serialized tree. `None` for the null payload.
     pub fn to_json_bytes(&self) -> Option<Bytes> {

@@ -115,7 +115,10 @@ impl SinkRunner {
             .filter(|r| !sink.already_written(r))
             .collect();
         self.metrics.add_dropped((before - records.len()) as u64);
-        let out = self.chain.apply_batch(records);
+        let out = self.chain.apply_batch_async(records).await;
+        if let Some(reason) = out.fatal {
+            return Err(ConnectorError::fatal("transform chain", reason));
+        }
         self.reporter.report(out.failed)?;
         self.metrics.add_dropped(out.dropped as u64);
         let written = out.kept.len();

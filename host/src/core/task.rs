@@ -202,7 +202,10 @@ impl SourceContext {
         } = batch;
         self.metrics
             .add_in((records.len() + failed.len()) as u64, bytes);
-        let out = self.chain.apply_batch(records);
+        let out = self.chain.apply_batch_async(records).await;
+        if let Some(reason) = out.fatal {
+            return Err(ConnectorError::fatal("transform chain", reason));
+        }
         failed.extend(out.failed);
         self.reporter.report(failed)?;
         self.metrics.add_dropped(out.dropped as u64);

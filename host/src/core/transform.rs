@@ -42,6 +42,39 @@ pub trait Transform: Send + Sync {
     fn apply(&self, record: &mut Record) -> Result<Outcome, TransformError>;
 }
 
+/// A step that works on whole batches: WASM plugins, which cross into the guest once per batch.
+pub trait BatchTransform: Send + Sync {
+    /// Runs the step over `records`. Every input ends up kept (possibly several times, in
+    /// input order), dropped or failed.
+    fn apply_batch(&self, records: Vec<Record>) -> BatchOutput;
+
+    /// True when calls may block the thread for long (guest code with a timeout): the chain
+    /// then runs on a blocking thread rather than an async worker.
+    fn blocks(&self) -> bool {
+        true
+    }
+}
+
+/// What a [`BatchTransform`] did with a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    /// Output records, in input order.
+    pub kept: Vec<Record>,
+    /// `kept[j]` came from input `origins[j]` (non-decreasing).
+    pub origins: Vec<usize>,
+    /// Inputs the step failed on, unchanged, with why.
+    pub failed: Vec<(usize, Record, TransformError)>,
+    pub dropped: usize,
+    /// Set when the step demands that the task stop (a check's `fail` policy).
+    pub fatal: Option<String>,
+}
+
+/// How a step processes records.
+pub enum StepKind {
+    Record(Box<dyn Transform>),
+    Batch(Box<dyn BatchTransform>),
+}
+
 /// A condition on a record (`predicates.<alias>.type`).
 pub trait Predicate: Send + Sync {
     fn test(&self, record: &Record) -> bool;
@@ -52,7 +85,7 @@ pub struct Step {
     pub alias: String,
     /// The configured `type`, reported as the failing class in dead letters.
     pub class: String,
-    pub transform: Box<dyn Transform>,
+    pub transform: StepKind,
     /// `transforms.<alias>.predicate` and `.negate`.
     pub predicate: Option<(Arc<dyn Predicate>, bool)>,
 }
@@ -80,6 +113,103 @@ pub struct ChainOutput {
     pub failed: Vec<(Record, RecordError)>,
     /// How many records a step dropped on purpose (Filter and friends).
     pub dropped: usize,
+    /// A step demands that the task stop; the message says which and why.
+    pub fatal: Option<String>,
+}
+
+impl Step {
+    fn applies_to(&self, record: &Record) -> bool {
+        match &self.predicate {
+            Some((predicate, negate)) => predicate.test(record) != *negate,
+            None => true,
+        }
+    }
+
+    fn error(&self, e: TransformError) -> RecordError {
+        RecordError::new(
+            Stage::Transformation,
+            self.class.clone(),
+            e.kind,
+            format!("transform '{}': {}", self.alias, e.message),
+        )
+    }
+
+    /// Adds a batch step's failures, drops and fatal error to the chain's output.
+    fn absorb(
+        &self,
+        failed: Vec<(usize, Record, TransformError)>,
+        dropped: usize,
+        fatal: Option<String>,
+        out: &mut ChainOutput,
+    ) {
+        out.dropped += dropped;
+        if out.fatal.is_none() {
+            out.fatal = fatal.map(|m| format!("transform '{}': {m}", self.alias));
+        }
+        for (_, record, e) in failed {
+            out.failed.push((record, self.error(e)));
+        }
+    }
+
+    /// Runs a per-record step over a batch.
+    fn run_each(
+        &self,
+        transform: &dyn Transform,
+        records: Vec<Record>,
+        out: &mut ChainOutput,
+    ) -> Vec<Record> {
+        let mut kept = Vec::with_capacity(records.len());
+        for mut record in records {
+            if !self.applies_to(&record) {
+                kept.push(record);
+                continue;
+            }
+            match transform.apply(&mut record) {
+                Ok(Outcome::Keep) => kept.push(record),
+                Ok(Outcome::Drop) => out.dropped += 1,
+                Err(e) => out.failed.push((record, self.error(e))),
+            }
+        }
+        kept
+    }
+
+    /// Runs a batch step over the records its predicate selects; the others keep their place.
+    fn run_batch(
+        &self,
+        transform: &dyn BatchTransform,
+        records: Vec<Record>,
+        out: &mut ChainOutput,
+    ) -> Vec<Record> {
+        if self.predicate.is_none() {
+            let result = transform.apply_batch(records);
+            self.absorb(result.failed, result.dropped, result.fatal, out);
+            return result.kept;
+        }
+        let mut selected = Vec::with_capacity(records.len());
+        let mut passed = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            if self.applies_to(&record) {
+                selected.push((i, record));
+            } else {
+                passed.push((i, record));
+            }
+        }
+        let (positions, inputs): (Vec<usize>, Vec<Record>) = selected.into_iter().unzip();
+        let result = transform.apply_batch(inputs);
+        self.absorb(result.failed, result.dropped, result.fatal, out);
+        let mut merged: Vec<(usize, Record)> = result
+            .origins
+            .iter()
+            .map(|&i| positions[i])
+            .zip(result.kept)
+            .collect();
+        if !passed.is_empty() {
+            merged.extend(passed);
+            // Stable: a record's several outputs stay in the order the step emitted them.
+            merged.sort_by_key(|(i, _)| *i);
+        }
+        merged.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 impl Chain {
@@ -91,48 +221,48 @@ impl Chain {
         self.steps.is_empty()
     }
 
-    /// Runs one record through every step.
-    pub fn apply(&self, record: &mut Record) -> Result<Outcome, RecordError> {
-        for step in &self.steps {
-            if let Some((predicate, negate)) = &step.predicate
-                && predicate.test(record) == *negate
-            {
-                continue;
-            }
-            match step.transform.apply(record) {
-                Ok(Outcome::Keep) => {}
-                Ok(Outcome::Drop) => return Ok(Outcome::Drop),
-                Err(e) => {
-                    return Err(RecordError::new(
-                        Stage::Transformation,
-                        step.class.clone(),
-                        e.kind,
-                        format!("transform '{}': {}", step.alias, e.message),
-                    ));
-                }
-            }
-        }
-        Ok(Outcome::Keep)
+    /// True when the chain has a step whose calls may block (see [`BatchTransform::blocks`]).
+    pub fn blocks(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(&s.transform, StepKind::Batch(b) if b.blocks()))
     }
 
+    /// Runs a batch through every step in turn.
     pub fn apply_batch(&self, records: Vec<Record>) -> ChainOutput {
-        if self.steps.is_empty() {
-            return ChainOutput {
-                kept: records,
-                ..Default::default()
+        let mut out = ChainOutput::default();
+        let mut records = records;
+        for step in &self.steps {
+            if records.is_empty() {
+                break;
+            }
+            records = match &step.transform {
+                StepKind::Record(t) => step.run_each(t.as_ref(), records, &mut out),
+                StepKind::Batch(t) => step.run_batch(t.as_ref(), records, &mut out),
             };
         }
-        let mut out = ChainOutput {
-            kept: Vec::with_capacity(records.len()),
-            ..Default::default()
-        };
-        for mut record in records {
-            match self.apply(&mut record) {
-                Ok(Outcome::Keep) => out.kept.push(record),
-                Ok(Outcome::Drop) => out.dropped += 1,
-                Err(e) => out.failed.push((record, e)),
-            }
-        }
+        out.kept = records;
         out
+    }
+
+    /// [`Chain::apply_batch`], outside the async scheduler when a step may block: in place on
+    /// a multi-threaded runtime (the records stay in this core's cache; other tasks move to
+    /// another worker), on the blocking pool otherwise.
+    pub async fn apply_batch_async(self: &Arc<Self>, records: Vec<Record>) -> ChainOutput {
+        if !self.blocks() {
+            return self.apply_batch(records);
+        }
+        let flavor = tokio::runtime::Handle::current().runtime_flavor();
+        if flavor == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| self.apply_batch(records));
+        }
+        let chain = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || chain.apply_batch(records)).await {
+            Ok(out) => out,
+            Err(e) => ChainOutput {
+                fatal: Some(format!("the transform chain panicked: {e}")),
+                ..Default::default()
+            },
+        }
     }
 }

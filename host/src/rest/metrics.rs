@@ -18,6 +18,7 @@ use super::error::ApiError;
 use crate::core::metrics::{HistogramSnapshot, MetricsSnapshot};
 use crate::core::runtime::Runtime;
 use crate::core::status::State as ConnectorState;
+use crate::wasm::metrics::MetricKind;
 
 type Field = fn(&MetricsSnapshot) -> u64;
 
@@ -122,8 +123,58 @@ impl Collector for RuntimeCollector {
             let up = i64::from(status.state == ConnectorState::Running);
             ConstGauge::new(up).encode(metric.encode_family(&labels)?)?;
         }
-        Ok(())
+        encode_wasm(&mut encoder)
     }
+}
+
+/// Help text of the host's own WASM step metrics; the rest come from plugins.
+fn wasm_help(name: &str) -> &'static str {
+    match name {
+        "headwater_wasm_calls" => "Calls into a WASM step's plugin (one per batch).",
+        "headwater_wasm_failures" => {
+            "Failed calls into a WASM plugin, by kind (trap, timeout, memory limit, plugin error)."
+        }
+        "headwater_wasm_reloads" => "Times a WASM step reloaded its changed module.",
+        "headwater_wasm_violations" => {
+            "Data-quality violations a WASM check reported, by rule and severity."
+        }
+        _ => "Reported by a WASM plugin.",
+    }
+}
+
+/// Series from WASM steps and their plugins, labelled with connector and step.
+fn encode_wasm(encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let series = crate::wasm::metrics::snapshot();
+    let mut i = 0;
+    while i < series.len() {
+        let name = &series[i].key.name;
+        let family: Vec<_> = series[i..]
+            .iter()
+            .take_while(|s| &s.key.name == name)
+            .collect();
+        i += family.len();
+        let kind = match family[0].kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+        };
+        let mut metric = encoder.encode_descriptor(name, wasm_help(name), None, kind)?;
+        for s in family {
+            let mut labels = vec![
+                ("connector".to_owned(), s.key.connector.clone()),
+                ("step".to_owned(), s.key.step.clone()),
+            ];
+            labels.extend(s.key.labels.iter().cloned());
+            match s.kind {
+                MetricKind::Counter => {
+                    ConstCounter::new(s.value).encode(metric.encode_family(&labels)?)?
+                }
+                MetricKind::Gauge => {
+                    ConstGauge::new(s.value).encode(metric.encode_family(&labels)?)?
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `GET /metrics`.

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::transform::{Chain, Predicate, Step, Transform};
+use crate::core::transform::{Chain, Predicate, Step, StepKind, Transform};
 
 const KAFKA: &str = "org.apache.kafka.connect.transforms.";
 
@@ -146,9 +146,27 @@ const NEGATE: ConfigKey = ConfigKey::new(
 )
 .with_default("false");
 
+/// What building a chain needs beyond the config: WASM steps name their connector in logs and
+/// metrics, and cache compiled modules under the data dir.
+#[derive(Debug, Clone)]
+pub struct ChainContext {
+    pub connector: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl ChainContext {
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            connector: "test".into(),
+            data_dir: std::env::temp_dir().join("headwater-unit-tests"),
+        }
+    }
+}
+
 /// Reads `transforms=` and `predicates=` from a connector config into a chain. Problems are
 /// recorded in `options` under their full key (`transforms.a.type: ...`).
-pub fn build_chain(options: &mut Options) -> Chain {
+pub fn build_chain(options: &mut Options, ctx: &ChainContext) -> Chain {
     let predicates = build_predicates(options);
     let mut steps = Vec::new();
     for alias in options.list(&TRANSFORMS) {
@@ -175,10 +193,15 @@ pub fn build_chain(options: &mut Options) -> Chain {
                 }
             },
         };
-        let transform: Option<Box<dyn Transform>> = match lookup(&class) {
-            Some((plugin, part)) => (plugin.build)(&mut scoped, part),
+        let transform = match lookup(&class) {
+            Some((plugin, part)) => (plugin.build)(&mut scoped, part).map(StepKind::Record),
+            None if crate::wasm::is_wasm_class(&class) => {
+                crate::wasm::build_step(&class, &alias, &mut scoped, ctx).map(StepKind::Batch)
+            }
             None => {
-                let known = class_names().join(", ");
+                let mut known = class_names();
+                known.extend(crate::wasm::CLASSES.iter().map(|c| (*c).to_owned()));
+                let known = known.join(", ");
                 scoped.issue(
                     TYPE.name,
                     format!("unknown transformation class {class:?}; known classes: {known}"),

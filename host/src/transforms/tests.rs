@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::util::{DateFormat, MILLIS_PER_DAY, field_path, java_double, java_float};
-use super::{build_chain, class_names, plugins};
+use super::{ChainContext, build_chain, class_names, plugins};
 use crate::config::options::Options;
 use crate::core::record::{Data, Header, Payload, Record};
 use crate::core::transform::Outcome;
@@ -179,7 +179,7 @@ fn snapshot(record: &Record) -> String {
 /// earlier steps have changed it).
 fn run_case(case: &Value) -> Result<(), String> {
     let mut options = Options::new(config(case));
-    let chain = build_chain(&mut options);
+    let chain = build_chain(&mut options, &ChainContext::for_tests());
     let expected = &case["expected"];
     let issues: Vec<String> = options.issues().iter().map(ToString::to_string).collect();
     if let Some(wanted) = expected["config_issues"].as_array() {
@@ -199,10 +199,15 @@ fn run_case(case: &Value) -> Result<(), String> {
     if !issues.is_empty() {
         return Err(format!("unexpected config issues: {issues:?}"));
     }
-    let mut record = input_record(&case["input"]);
-    let before = snapshot(&record);
+    let input = input_record(&case["input"]);
+    let before = snapshot(&input);
     let single_step = config(case)["transforms"].split(',').count() == 1;
-    let outcome = chain.apply(&mut record);
+    let mut out = chain.apply_batch(vec![input.clone()]);
+    let (outcome, mut record) = match (out.failed.pop(), out.kept.pop()) {
+        (Some((record, e)), _) => (Err(e), record),
+        (None, Some(record)) => (Ok(Outcome::Keep), record),
+        (None, None) => (Ok(Outcome::Drop), input),
+    };
     let error_contains = expected["error_contains"].as_str();
     let dropped = expected["dropped"].as_bool() == Some(true);
     match (outcome, error_contains) {
@@ -327,9 +332,9 @@ fn untouched_payloads_keep_their_raw_bytes() {
         "transforms.route.regex": "(.*)",
         "transforms.route.replacement": "copy-$1",
     }})));
-    let chain = build_chain(&mut options);
-    let mut record = Record::new("a", Payload::json_bytes(Bytes::from_static(b"{\"x\": 1}")));
-    chain.apply(&mut record).expect("routing cannot fail");
+    let chain = build_chain(&mut options, &ChainContext::for_tests());
+    let record = Record::new("a", Payload::json_bytes(Bytes::from_static(b"{\"x\": 1}")));
+    let record = chain.apply_batch(vec![record]).kept.remove(0);
     assert_eq!(record.topic, "copy-a");
     assert!(record.value.raw().is_some() && record.value.parsed().is_none());
 }

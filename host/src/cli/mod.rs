@@ -1,5 +1,7 @@
-//! The `headwater` command line (clap): `run`, `validate` and `connectors` (a client of a running
-//! host's REST API, in [`crate::client`]).
+//! The `headwater` command line (clap): `run`, `validate`, `connectors` (a client of a running
+//! host's REST API, in [`crate::client`]) and `plugin` (WASM plugins, in [`plugin`]).
+
+mod plugin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,9 @@ enum Command {
     },
     /// Manage the connectors of a running host through its REST API.
     Connectors(ConnectorsArgs),
+    /// Write, build, test and inspect WASM plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 #[derive(clap::Args)]
@@ -182,6 +187,7 @@ pub fn main() -> ExitCode {
         }
         Command::Validate { files } => validate(&files),
         Command::Connectors(args) => connectors(&args),
+        Command::Plugin(command) => plugin::run(&command),
     }
 }
 

@@ -1,0 +1,191 @@
+//! What a WASM step costs.
+//!
+//! 1. Boundary cost: a pass-through plugin (`plugins/passthrough`) as a chain step over
+//!    ~200-byte records at batch sizes 1, 100 and 1000, in ns per record. This is the whole
+//!    step: encoding the batch arena, the call, and rebuilding records from the output.
+//! 2. Pipeline cost: FileSource -> ParquetSink with and without that step, in the same run.
+//!
+//! Run:
+//!
+//!     cargo bench --bench wasm_step
+//!     HEADWATER_BENCH_ROWS=500000 cargo bench --bench wasm_step
+//!
+//! Builds the plugins first (`cargo build --release --target wasm32-wasip2` in plugins/).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use headwater::config::options::Options;
+use headwater::core::record::{Payload, Record};
+use headwater::core::transform::Chain;
+use headwater::transforms::{ChainContext, build_chain};
+
+mod common;
+use common::{generate, headwater};
+
+// The same allocator as the `headwater` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn passthrough() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "passthrough",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo for the plugins");
+    assert!(status.success(), "building plugins/passthrough failed");
+    root.join("target/wasm32-wasip2/release/passthrough.wasm")
+}
+
+fn chain(module: &Path, batch_size: usize, data_dir: &Path) -> Chain {
+    let config: BTreeMap<String, String> = [
+        ("transforms", "p".to_owned()),
+        ("transforms.p.type", "headwater.wasm.Transform".to_owned()),
+        ("transforms.p.module", module.display().to_string()),
+        ("transforms.p.batch.size", batch_size.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut options = Options::new(config);
+    let ctx = ChainContext {
+        connector: "bench".into(),
+        data_dir: data_dir.to_path_buf(),
+    };
+    let chain = build_chain(&mut options, &ctx);
+    assert!(options.issues().is_empty(), "{:?}", options.issues());
+    chain
+}
+
+/// ~208-byte records: a 16-byte key, a ~170-byte JSON value, one header.
+fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let value = format!(
+                r#"{{"transaction_id":"tx-{i:09}","user_id":"u{:05}","amount":{}.{:02},"currency":"EUR","merchant":"airline","card_present":true,"ts":"2024-01-05T10:11:12Z"}}"#,
+                i % 50_000,
+                i % 5_000,
+                i % 100
+            );
+            let mut r = Record::new("bench", Payload::json_bytes(Bytes::from(value)));
+            r.key = Payload::json_bytes(Bytes::from(format!("\"k-{i:011}\"")));
+            r.headers.push(headwater::core::record::Header::text("source", "bench"));
+            r.timestamp = Some(1_704_449_472_000);
+            r
+        })
+        .collect()
+}
+
+/// Nanoseconds per record through `chain`, best of five runs of `total` records.
+fn per_record(chain: &Chain, batch: usize, total: usize) -> f64 {
+    let input = records(batch);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let batches: Vec<Vec<Record>> = (0..total / batch).map(|_| input.clone()).collect();
+        let started = Instant::now();
+        for b in batches {
+            let out = chain.apply_batch(b);
+            assert_eq!(out.kept.len(), batch);
+            std::hint::black_box(out);
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / total as f64);
+    }
+    best
+}
+
+/// User + system CPU time of this process so far (from /proc; 10 ms resolution).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks benches to list their tests
+    }
+    let module = passthrough();
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    println!("pass-through WASM step, ~208-byte records (ns/record, best of 5):");
+    let empty = Chain::new(Vec::new());
+    for batch in [1usize, 100, 1000] {
+        let total = if batch == 1 { 20_000 } else { 200_000 };
+        let step = chain(&module, batch, dir.path());
+        let with = per_record(&step, batch, total);
+        let without = per_record(&empty, batch, total);
+        println!(
+            "  batch {batch:>5}: {with:>8.0} ns/record with the step, {without:>5.0} without: \
+             {:>8.0} ns/record for the step",
+            with - without
+        );
+    }
+
+    let rows: usize = std::env::var("HEADWATER_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let input = dir.path().join("input.jsonl");
+    let bytes = generate(&input, rows);
+    println!(
+        "pipeline: FileSource -> ParquetSink, {rows} rows, {:.1} MB of JSONL",
+        bytes as f64 / 1e6
+    );
+    let with_step = serde_json::json!({
+        "transforms": "p",
+        "transforms.p.type": "headwater.wasm.Transform",
+        "transforms.p.module": module.display().to_string(),
+    });
+    let report = |name: &str, (d, cpu): (Duration, f64)| {
+        let secs = d.as_secs_f64();
+        println!(
+            "  {name:<34} {secs:>8.3} s {:>12.0} rows/s {:>6.0} ns CPU/row",
+            rows as f64 / secs,
+            cpu * 1e9 / rows as f64
+        );
+        secs
+    };
+    let timed = |work: &Path, extra: serde_json::Value| {
+        let cpu = cpu_seconds();
+        let elapsed = headwater(&input, work, rows, extra);
+        (elapsed, cpu_seconds() - cpu)
+    };
+    // Best of three each, interleaved, to damp noise on a shared 2-core machine.
+    let (mut plain, mut wasm) = (f64::MAX, f64::MAX);
+    for round in 0..3 {
+        let work = dir.path().join(format!("round-{round}"));
+        plain = plain.min(report(
+            "without a WASM step",
+            timed(&work.join("a"), serde_json::json!({})),
+        ));
+        wasm = wasm.min(report(
+            "with a pass-through WASM step",
+            timed(&work.join("b"), with_step.clone()),
+        ));
+        std::fs::remove_dir_all(&work).expect("clean up");
+    }
+    println!(
+        "ratio throughput with/without the WASM step: {:.2}",
+        plain / wasm
+    );
+}

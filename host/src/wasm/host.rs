@@ -1,0 +1,130 @@
+//! What a plugin instance's store holds, and the host side of its imports: an empty WASI
+//! (no files, no network, no environment), guest output to `tracing`, log and metrics.
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{log, metrics, types};
+use super::metrics::{MetricKind, SeriesKey, plugin_metric_name, record};
+use super::output::GuestOutput;
+
+/// Which connector and step an instance belongs to: named in its logs and metrics.
+#[derive(Debug)]
+pub struct Scope {
+    pub connector: String,
+    pub step: String,
+}
+
+/// Caps a store's linear memory at `max.memory.bytes` and remembers when the cap was hit,
+/// so the resulting trap is reported as what it is.
+#[derive(Debug)]
+pub struct MemoryCap {
+    pub max: usize,
+    pub hit: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.hit = Some(desired);
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes reached (asked for {desired})",
+                self.max
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any real plugin.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one plugin instance's store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub cap: MemoryCap,
+    pub scope: Arc<Scope>,
+    pub stderr: GuestOutput,
+}
+
+impl HostState {
+    pub fn new(scope: Arc<Scope>, max_memory: usize) -> Self {
+        let stdout = GuestOutput::new(Arc::clone(&scope), "stdout");
+        let stderr = GuestOutput::new(Arc::clone(&scope), "stderr");
+        // Nothing inherited: no preopened dirs, no env, no args, no sockets.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap {
+                max: max_memory,
+                hit: None,
+            },
+            scope,
+            stderr,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let (connector, step) = (&*self.scope.connector, &*self.scope.step);
+        match level {
+            log::Level::Trace => tracing::trace!(connector, step, "{message}"),
+            log::Level::Debug => tracing::debug!(connector, step, "{message}"),
+            log::Level::Info => tracing::info!(connector, step, "{message}"),
+            log::Level::Warn => tracing::warn!(connector, step, "{message}"),
+            log::Level::Error => tracing::error!(connector, step, "{message}"),
+        }
+    }
+}
+
+impl metrics::Host for HostState {
+    fn record_batch(&mut self, counters: Vec<metrics::Point>, gauges: Vec<metrics::Point>) {
+        let batches = [(counters, MetricKind::Counter), (gauges, MetricKind::Gauge)];
+        for (points, kind) in batches {
+            for p in points {
+                let key = SeriesKey {
+                    name: plugin_metric_name(&p.name),
+                    connector: self.scope.connector.clone(),
+                    step: self.scope.step.clone(),
+                    labels: p.labels,
+                };
+                record(key, kind, p.value);
+            }
+        }
+    }
+}
