@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: sample transactions (JSONL and CSV, date-partitioned) → FileSource → SMTs →
-# ParquetSink, the configs in connectors.d/, no external service. Runs until the offline store
+# The demo: sample transactions (JSONL and CSV, date-partitioned) → FileSource → SMTs, a WASM
+# feature transform and a WASM data-quality check → ParquetSink, the configs in connectors.d/,
+# no external service. Runs until the offline store
 # holds every good row, stops Headwater, and shows what landed where.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh --demo
 echo "== building headwater (release)"
 cargo build --release --quiet --bin headwater
+echo "== building the WASM plugins (plugins/, wasm32-wasip2)"
+cargo build --release --quiet --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 
 echo "== fresh demo state under var/"
 rm -rf var/demo var/offline var/offsets var/dlq var/connectors.json
@@ -55,7 +58,7 @@ for name in ("transactions-source",):
     print(f"{name}: {len(lines)} record(s)")
     for d in lines:
         h = {x["key"]: x["value"] for x in d["headers"]}
-        print(f"  {h['__connect.errors.stage']}: {h['__connect.errors.exception.message'][:110]}")
+        print(f"  {h['__connect.errors.stage']}: {h['__connect.errors.exception.message'][:140]}")
 PY
 if python3 -c 'import pyarrow' 2>/dev/null; then
     echo "== rows per partition (pyarrow)"

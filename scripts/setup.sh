@@ -3,7 +3,7 @@
 # Idempotent: every step checks first and does nothing when already done.
 #
 #   scripts/setup.sh           everything (tests need all of it)
-#   scripts/setup.sh --demo    only what the demo needs (a Rust toolchain)
+#   scripts/setup.sh --demo    only what the demo needs (build tools, the wasm32-wasip2 target)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,18 +44,18 @@ fi
 # Build tools for crates that compile C (zstd, librdkafka later).
 apt_install build-essential pkg-config
 
+# WASM plugins are built for this target.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    log "adding Rust target wasm32-wasip2"
+    rustup target add wasm32-wasip2 >/dev/null
+fi
+
 if [ "$mode" = "--demo" ]; then
     exit 0
 fi
 
 # Services the integration tests start on loopback ports.
 apt_install postgresql redis-server redis-tools openssl
-
-# WASM plugins are built for this target.
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-    log "adding Rust target wasm32-wasip2"
-    rustup target add wasm32-wasip2 >/dev/null
-fi
 
 # Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
 # our Redis `feast` layout.

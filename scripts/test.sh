@@ -8,9 +8,18 @@ scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --quiet -- -D warnings
+
+echo "== plugins: unit tests (native), then the wasm32-wasip2 components the tests load"
+if ! out=$(cargo test --manifest-path plugins/Cargo.toml --quiet 2>&1); then
+    echo "$out" >&2
+    exit 1
+fi
+cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --quiet
 
 echo "== layout: only connectors/ and lib.rs name crate::connectors"
 if grep -rn "crate::connectors" host/src --include='*.rs' | grep -v '^host/src/connectors/' | grep -v '^host/src/lib.rs:'; then

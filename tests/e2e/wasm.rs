@@ -405,3 +405,154 @@ fn modules_of_another_contract_or_kind_are_refused_with_a_clear_error() {
         "{text}"
     );
 }
+
+fn headwater(args: &[&str], dir: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .args(args)
+        .current_dir(dir)
+        // Reuse compiled dependencies across runs (the scaffold is its own workspace).
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/scaffolds"),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plugin_new_then_build_then_test_works_from_scratch() {
+    let ws = Workspace::new();
+    let root = ws.path("");
+    for (name, kind) in [("my-features", "transform"), ("my-check", "check")] {
+        let (ok, out, err) = headwater(&["plugin", "new", name, "--kind", kind], &root);
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("headwater plugin build"), "{out}");
+        let crate_dir = root.join(name);
+        let (ok, out, err) = headwater(&["plugin", "build"], &crate_dir);
+        assert!(ok, "plugin build failed:\n{out}\n{err}");
+        let wasm = out
+            .lines()
+            .find_map(|l| l.strip_prefix("built "))
+            .unwrap_or_else(|| panic!("no built module in: {out}"))
+            .to_owned();
+        assert!(
+            wasm.ends_with(&format!("{}.wasm", name.replace('-', "_"))),
+            "{wasm}"
+        );
+
+        let (ok, out, err) = headwater(&["plugin", "inspect", &wasm], &crate_dir);
+        assert!(ok, "{err}");
+        assert!(out.contains(&format!("name:        {name}")), "{out}");
+
+        let (ok, out, err) = headwater(
+            &[
+                "plugin",
+                "test",
+                &wasm,
+                "--input",
+                "sample.jsonl",
+                "--config",
+                "factor=3",
+            ][..if kind == "transform" { 7 } else { 5 }],
+            &crate_dir,
+        );
+        assert!(ok, "{err}");
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(err.contains("3 records"), "{err}");
+        if kind == "transform" {
+            assert_eq!(
+                lines[0]["outputs"][0]["value"]["amount_scaled"],
+                json!(37.5)
+            );
+            assert_eq!(
+                lines[1]["outputs"][0]["value"]["amount_scaled"],
+                json!(-9.0)
+            );
+            assert_eq!(lines[2]["outputs"], json!([]));
+            assert_eq!(
+                lines[2]["error"],
+                "field `amount` must be a number, got \"n/a\""
+            );
+        } else {
+            assert_eq!(lines[0]["violations"], json!([]));
+            for line in &lines[1..] {
+                assert_eq!(line["violations"][0]["rule"], "amount.positive", "{line}");
+                assert_eq!(line["violations"][0]["severity"], "error");
+            }
+        }
+    }
+}
+
+#[test]
+fn expectations_follow_great_expectations_rules_per_batch() {
+    let ws = Workspace::new();
+    let input = ws.path("in/users.jsonl");
+    let rows = [
+        json!({"id": 1, "email": "a@x.io", "age": 30, "plan": "pro", "name": "Ann"}),
+        json!({"id": 2, "email": "b@x.io", "age": 0, "plan": "free", "name": "Bo"}),
+        json!({"id": 2, "email": "nope", "age": 130, "plan": "gold", "name": ""}),
+        json!({"id": 4, "age": null, "plan": "free", "name": "Dee"}),
+        json!({"id": 5, "email": "e@x.io", "age": "old", "plan": "free", "name": "Eve"}),
+    ];
+    ws.append_jsonl("in/users.jsonl", &rows);
+    ws.put_config(
+        "source.json",
+        &json!({"name": "users", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": input.display().to_string(),
+            "topic": "users",
+            "transforms": "quality",
+            "transforms.quality.type": "headwater.wasm.Check",
+            "transforms.quality.module": module("expectations"),
+            "transforms.quality.violations.error": "tag",
+            "transforms.quality.config.expect.id.unique": "true",
+            "transforms.quality.config.expect.email.not_null": "true",
+            "transforms.quality.config.expect.email.regex": "^[^@]+@[^@]+$",
+            "transforms.quality.config.expect.age.min": "0",
+            "transforms.quality.config.expect.age.max": "120",
+            "transforms.quality.config.expect.age.strict_min": "true",
+            "transforms.quality.config.expect.plan.in_set": "free,pro",
+            // One bad plan in five is within `mostly`: no plan violation.
+            "transforms.quality.config.expect.plan.mostly": "0.8",
+            "transforms.quality.config.expect.name.length_min": "1",
+            "transforms.quality.config.expect.name.length_max": "3",
+        }}),
+    );
+    ws.put_config(
+        "sink.json",
+        &sink(&ws, "users-sink", "users", "out/users.jsonl"),
+    );
+    let host = ws.start();
+    let out = ws.path("out/users.jsonl");
+    host.wait_for("five tagged records", || {
+        (jsonl(&out).len() == 5).then_some(())
+    });
+    assert!(host.stop().success());
+    let tags: Vec<Option<String>> = jsonl(&out)
+        .iter()
+        .map(|l| header(l, "headwater.quality.violations").map(str::to_owned))
+        .collect();
+    let expected = [
+        None,
+        // age 0 fails the strict minimum.
+        Some("age.between"),
+        // duplicate id, bad email, age above max, empty name (plan within `mostly`).
+        Some("age.between,email.regex,id.unique,name.length"),
+        // missing email; a null age is skipped as in Great Expectations.
+        Some("email.not_null"),
+        // "old" is not a number.
+        Some("age.between"),
+    ];
+    for (i, (got, want)) in tags.iter().zip(expected).enumerate() {
+        assert_eq!(got.as_deref(), want, "record {i}");
+    }
+}

@@ -266,3 +266,93 @@ impl Chain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::Payload;
+
+    /// Doubles records whose value is even, drops odd ones, fails on 9.
+    struct DoubleEvens;
+
+    impl BatchTransform for DoubleEvens {
+        fn apply_batch(&self, records: Vec<Record>) -> BatchOutput {
+            let mut out = BatchOutput::default();
+            for (i, r) in records.into_iter().enumerate() {
+                match r.value.parsed().and_then(|d| d.value.as_i64()) {
+                    Some(9) => out.failed.push((i, r, TransformError::data("nine"))),
+                    Some(n) if n % 2 == 0 => {
+                        out.kept.extend([r.clone(), r]);
+                        out.origins.extend([i, i]);
+                    }
+                    _ => out.dropped += 1,
+                }
+            }
+            out
+        }
+
+        fn blocks(&self) -> bool {
+            false
+        }
+    }
+
+    struct TopicIs(&'static str);
+
+    impl Predicate for TopicIs {
+        fn test(&self, record: &Record) -> bool {
+            record.topic == self.0
+        }
+    }
+
+    fn record(topic: &str, n: i64) -> Record {
+        Record::new(topic, Payload::value(serde_json::json!(n)))
+    }
+
+    fn summary(records: &[Record]) -> Vec<(String, i64)> {
+        records
+            .iter()
+            .map(|r| {
+                let n = r
+                    .value
+                    .parsed()
+                    .and_then(|d| d.value.as_i64())
+                    .unwrap_or(-1);
+                (r.topic.clone(), n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_step_under_a_predicate_keeps_the_other_records_in_place() {
+        let chain = Chain::new(vec![Step {
+            alias: "double".into(),
+            class: "test.DoubleEvens".into(),
+            transform: StepKind::Batch(Box::new(DoubleEvens)),
+            predicate: Some((Arc::new(TopicIs("a")), false)),
+        }]);
+        let input = vec![
+            record("a", 2),
+            record("b", 3),
+            record("a", 3),
+            record("b", 4),
+            record("a", 9),
+            record("a", 4),
+        ];
+        let out = chain.apply_batch(input);
+        assert_eq!(
+            summary(&out.kept),
+            [
+                ("a".into(), 2),
+                ("a".into(), 2),
+                ("b".into(), 3),
+                ("b".into(), 4),
+                ("a".into(), 4),
+                ("a".into(), 4)
+            ]
+        );
+        assert_eq!(out.dropped, 1);
+        assert_eq!(out.failed.len(), 1);
+        assert_eq!(out.failed[0].1.message, "transform 'double': nine");
+        assert!(!chain.blocks());
+    }
+}

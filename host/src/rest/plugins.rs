@@ -45,7 +45,10 @@ async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> 
         }
     }
     if query.connectors_only == Some(false) {
-        for class in crate::transforms::class_names() {
+        let transforms = crate::transforms::class_names()
+            .into_iter()
+            .chain(crate::wasm::CLASSES.iter().map(|c| (*c).to_owned()));
+        for class in transforms {
             plugins.push(json!({ "class": class, "type": "transformation", "version": version() }));
         }
         for class in crate::transforms::predicates::CLASSES {
@@ -85,6 +88,14 @@ fn keys_of(state: &AppState, plugin: &str) -> Option<Vec<(&'static ConfigKey, &'
         }
         keys.extend(p.keys().iter().map(|k| (k, "Connector")));
         return Some(keys);
+    }
+    if crate::wasm::is_wasm_class(plugin) {
+        return Some(
+            crate::wasm::KEYS
+                .iter()
+                .map(|k| (k, "Transforms"))
+                .collect(),
+        );
     }
     let base = plugin
         .strip_suffix("$Key")

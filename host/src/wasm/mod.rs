@@ -204,3 +204,20 @@ pub fn build_step(
 pub fn user_cache_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/headwater/wasm"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wasm_step_key_is_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        for key in KEYS {
+            assert!(
+                readme.contains(&format!("| `{}` |", key.name)),
+                "README.md does not document WASM step key `{}`",
+                key.name
+            );
+        }
+    }
+}
