@@ -30,6 +30,11 @@ fi
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --cargo-quiet --no-fail-fast --status-level fail --final-status-level fail
+    # nextest does not run doc tests (the SDK's examples).
+    if ! out=$(cargo test --doc --workspace --quiet 2>&1); then
+        echo "$out" >&2
+        exit 1
+    fi
 else
     cargo test --workspace --quiet
 fi

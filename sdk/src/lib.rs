@@ -36,6 +36,7 @@
 //!     out.emit(rec.output().value_json(&value));
 //!     Ok(())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Emit nothing to drop a record, several to split it; [`Emitter::forward`] passes a record on
@@ -55,6 +56,7 @@
 //!         _ => vec![Violation::error("amount.positive", "amount must be a positive number")],
 //!     })
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! The connector decides what each severity does (`violations.error=dlq`,

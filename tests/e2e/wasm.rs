@@ -556,3 +556,44 @@ fn expectations_follow_great_expectations_rules_per_batch() {
         assert_eq!(got.as_deref(), want, "record {i}");
     }
 }
+
+#[test]
+fn a_violation_set_to_fail_stops_the_task_before_anything_is_delivered() {
+    let ws = Workspace::new();
+    let input = ws.path("in/tx.jsonl");
+    ws.append_jsonl(
+        "in/tx.jsonl",
+        &[
+            json!({"id": 1, "amount": 5}),
+            json!({"id": 2, "amount": -1}),
+        ],
+    );
+    ws.put_config(
+        "source.json",
+        &json!({"name": "strict-quality", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": input.display().to_string(),
+            "topic": "tx",
+            "transforms": "quality",
+            "transforms.quality.type": "headwater.wasm.Check",
+            "transforms.quality.module": module("expectations"),
+            "transforms.quality.config.expect.amount.min": "0",
+            "transforms.quality.violations.error": "fail",
+        }}),
+    );
+    ws.put_config("sink.json", &sink(&ws, "strict-sink", "tx", "out/tx.jsonl"));
+    let host = ws.start();
+    host.wait_for_log("Connector task failed. connector=strict-quality");
+    let status = http_text(rest_port(&host), "/connectors/strict-quality/status");
+    assert!(host.stop().success());
+    assert!(status.contains("\"state\":\"FAILED\""), "{status}");
+    assert!(
+        status.contains("violated amount.between (error): `amount`: -1 is outside [0, inf]"),
+        "{status}"
+    );
+    assert!(
+        jsonl(&ws.path("out/tx.jsonl")).is_empty(),
+        "nothing of the failed batch was delivered"
+    );
+    assert!(!ws.path("var/offsets/strict-quality.json").exists());
+}
