@@ -83,9 +83,18 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// The key as text, when it is valid UTF-8.
+    /// The key as text, when it is valid UTF-8. Keys cross as JSON text, so a string key
+    /// keeps its quotes here; [`Record::key_json`] parses it.
     pub fn key_str(&self) -> Option<&'a str> {
         self.key().and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The key parsed as JSON (`Value::Null` for a null key).
+    pub fn key_json(&self) -> Result<Value> {
+        match self.key() {
+            None => Ok(Value::Null),
+            Some(bytes) => serde_json::from_slice(bytes).map_err(Error::from),
+        }
     }
 
     /// The value bytes (JSON text for JSON data); `None` for a tombstone.

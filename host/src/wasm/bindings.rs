@@ -21,3 +21,12 @@ pub mod checker {
 }
 
 pub use transformer::headwater::plugin::{log, metrics, types};
+
+/// A severity as users write it in `violations.<severity>`.
+pub fn severity_name(s: types::Severity) -> &'static str {
+    match s {
+        types::Severity::Info => "info",
+        types::Severity::Warning => "warning",
+        types::Severity::Error => "error",
+    }
+}

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bindings::types::{ParamType, Severity};
+use super::bindings::severity_name;
+use super::bindings::types::ParamType;
 use super::host::Scope;
 use super::instance::{CallError, Instance, Limits};
 use super::module::{Kind, Module, load};
@@ -190,11 +191,7 @@ impl Tester {
                     .into_iter()
                     .map(|v| Finding {
                         rule: v.rule,
-                        severity: match v.severity {
-                            Severity::Info => "info",
-                            Severity::Warning => "warning",
-                            Severity::Error => "error",
-                        },
+                        severity: severity_name(v.severity),
                         message: v.message,
                     })
                     .collect();

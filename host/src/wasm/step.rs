@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::bindings::severity_name;
 use super::bindings::types::{PluginInfo, Severity, Verdicts};
 use super::host::Scope;
 use super::instance::{CallError, Instance, Limits};
@@ -301,11 +302,7 @@ impl WasmStep {
         }
         let mut per_record: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
         for v in verdicts.violations {
-            let severity = match v.severity {
-                Severity::Info => "info",
-                Severity::Warning => "warning",
-                Severity::Error => "error",
-            };
+            let severity = severity_name(v.severity);
             self.count(
                 "headwater_wasm_violations",
                 vec![
@@ -417,14 +414,6 @@ impl WasmStep {
                 }
             }
         }
-    }
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
     }
 }
 
