@@ -53,6 +53,10 @@ pub enum PluginCommand {
         /// Topic the sample records carry.
         #[arg(long, default_value = "test")]
         topic: String,
+        /// Run all records as one batch, as a connector would (for rules across records, such
+        /// as `unique` or `mostly`), instead of one call per record.
+        #[arg(long)]
+        batch: bool,
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
         #[arg(long, default_value_t = 64 << 20)]
@@ -89,6 +93,7 @@ pub fn run(command: &PluginCommand) -> ExitCode {
             input,
             config,
             topic,
+            batch,
             timeout_ms,
             max_memory_bytes,
         } => test(
@@ -96,6 +101,7 @@ pub fn run(command: &PluginCommand) -> ExitCode {
             input,
             config,
             topic,
+            *batch,
             Limits {
                 timeout_ms: *timeout_ms,
                 max_memory: (*max_memory_bytes).min(crate::wasm::MEMORY_CEILING) as usize,
@@ -304,31 +310,40 @@ fn test(
     input: &Path,
     config: &[String],
     topic: &str,
+    batch: bool,
     limits: Limits,
 ) -> anyhow::Result<ExitCode> {
     let config = parse_config(config)?;
     let mut tester = Tester::new(module, limits, config).map_err(anyhow::Error::msg)?;
     let file =
         std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let (mut records, mut outputs, mut violations, mut errors) = (0usize, 0usize, 0usize, 0usize);
-    let mut total = Duration::ZERO;
+    let mut lines = Vec::new();
+    let mut records = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", input.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        records += 1;
-        let record = Record::new(topic, Payload::json_bytes(Bytes::from(line)));
-        let outcome = tester.run(record);
+        lines.push(n + 1);
+        records.push(Record::new(topic, Payload::json_bytes(Bytes::from(line))));
+    }
+    let outcomes = if batch {
+        tester.run_batch(records)
+    } else {
+        records.into_iter().map(|r| tester.run(r)).collect()
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let (mut outputs, mut violations, mut errors) = (0usize, 0usize, 0usize);
+    let mut total = Duration::ZERO;
+    for (line, outcome) in lines.iter().zip(&outcomes) {
         total += outcome.elapsed;
         outputs += outcome.outputs.len();
         violations += outcome.violations.len();
         errors += usize::from(outcome.error.is_some());
         let shown: Vec<serde_json::Value> = outcome.outputs.iter().map(render).collect();
         let report = serde_json::json!({
-            "line": n + 1,
+            "line": line,
             "micros": outcome.elapsed.as_secs_f64() * 1e6,
             "outputs": shown,
             "violations": outcome.violations,
@@ -336,14 +351,17 @@ fn test(
         });
         writeln!(out, "{report}")?;
     }
+    out.flush()?;
+    let records = outcomes.len();
     let mean = if records == 0 {
         0.0
     } else {
         total.as_secs_f64() * 1e6 / records as f64
     };
     eprintln!(
-        "{records} records ({} plugin): {outputs} outputs, {violations} violations, {errors} errors; {mean:.1} µs/record",
-        tester.kind().as_str()
+        "{records} records ({} plugin{}): {outputs} outputs, {violations} violations, {errors} errors; {mean:.1} µs/record",
+        tester.kind().as_str(),
+        if batch { ", one batch" } else { "" },
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,8 @@ pub struct Scope {
 pub struct MemoryCap {
     pub max: usize,
     pub hit: Option<usize>,
+    /// The largest linear memory granted so far (memories only grow).
+    pub grown_to: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -40,6 +42,7 @@ impl ResourceLimiter for MemoryCap {
                 self.max
             ));
         }
+        self.grown_to = self.grown_to.max(desired);
         Ok(true)
     }
 
@@ -81,6 +84,7 @@ impl HostState {
             cap: MemoryCap {
                 max: max_memory,
                 hit: None,
+                grown_to: 0,
             },
             scope,
             stderr,

@@ -136,6 +136,14 @@ impl Instance {
         result.map_err(plugin_error)
     }
 
+    /// True once the guest's memory has grown past half its cap. Linear memory never shrinks:
+    /// one huge batch would leave an instance close to the cap for good, so such an instance
+    /// is replaced by a fresh one rather than reused.
+    pub fn worn_out(&self) -> bool {
+        let cap = &self.store.data().cap;
+        cap.grown_to > cap.max / 2
+    }
+
     /// The reusable batch buffers (empty the first time).
     pub fn take_scratch(&mut self) -> Batch {
         self.scratch.take().unwrap_or(Batch {

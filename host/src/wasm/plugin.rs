@@ -133,31 +133,46 @@ impl Tester {
         self.module.kind
     }
 
+    /// Runs one record alone.
     pub fn run(&mut self, record: Record) -> Outcome {
+        self.run_batch(vec![record]).remove(0)
+    }
+
+    /// Runs records as one batch (as a connector would, so batch rules such as uniqueness
+    /// apply across them); each outcome's time is the batch's time divided by its size.
+    pub fn run_batch(&mut self, records: Vec<Record>) -> Vec<Outcome> {
+        let n = records.len().max(1);
         let started = Instant::now();
-        let result = self.call(record);
-        let elapsed = started.elapsed();
+        let result = self.call(records, n);
+        let elapsed = started.elapsed() / n as u32;
         match result {
-            Ok((outputs, violations, error)) => Outcome {
-                outputs,
-                violations,
-                error,
-                elapsed,
-            },
-            Err(e) => Outcome {
-                outputs: Vec::new(),
-                violations: Vec::new(),
-                error: Some(e.to_string()),
-                elapsed,
-            },
+            Ok(per_record) => per_record
+                .into_iter()
+                .map(|(outputs, violations, error)| Outcome {
+                    outputs,
+                    violations,
+                    error,
+                    elapsed,
+                })
+                .collect(),
+            Err(e) => (0..n)
+                .map(|_| Outcome {
+                    outputs: Vec::new(),
+                    violations: Vec::new(),
+                    error: Some(e.to_string()),
+                    elapsed,
+                })
+                .collect(),
         }
     }
 
+    /// Calls the plugin once; the result per input record.
     #[allow(clippy::type_complexity)]
     fn call(
         &mut self,
-        record: Record,
-    ) -> Result<(Vec<Record>, Vec<Finding>, Option<String>), CallError> {
+        records: Vec<Record>,
+        n: usize,
+    ) -> Result<Vec<(Vec<Record>, Vec<Finding>, Option<String>)>, CallError> {
         let mut instance = match self.instance.take() {
             Some(i) => i,
             None => Instance::start(
@@ -168,7 +183,6 @@ impl Tester {
                 &self.config,
             )?,
         };
-        let records = vec![record];
         let batch = encode(&records);
         let result = match self.module.kind {
             Kind::Transform => instance.process(&batch).map(Ok),
@@ -177,27 +191,43 @@ impl Tester {
         if !matches!(&result, Err(e) if e.poisons()) {
             self.instance = Some(instance);
         }
+        let mut per_record: Vec<(Vec<Record>, Vec<Finding>, Option<String>)> =
+            (0..n).map(|_| (Vec::new(), Vec::new(), None)).collect();
         match result? {
             Ok(out) => {
                 let decoded = decode(records, &batch, out).map_err(|(_, e)| {
                     CallError::Fatal(format!("it returned an invalid batch: {e}"))
                 })?;
-                let error = decoded.failed.into_iter().next().map(|(_, _, m)| m);
-                Ok((decoded.kept, Vec::new(), error))
+                for (i, record) in decoded.origins.into_iter().zip(decoded.kept) {
+                    per_record[i].0.push(record);
+                }
+                for (i, _, message) in decoded.failed {
+                    per_record[i].2 = Some(message);
+                }
             }
             Err(verdicts) => {
-                let violations = verdicts
-                    .violations
-                    .into_iter()
-                    .map(|v| Finding {
-                        rule: v.rule,
-                        severity: severity_name(v.severity),
-                        message: v.message,
-                    })
-                    .collect();
-                let error = verdicts.errors.into_iter().next().map(|e| e.message);
-                Ok((records, violations, error))
+                for v in verdicts.violations {
+                    if let Some(slot) = per_record.get_mut(v.index as usize) {
+                        slot.1.push(Finding {
+                            rule: v.rule,
+                            severity: severity_name(v.severity),
+                            message: v.message,
+                        });
+                    }
+                }
+                for e in verdicts.errors {
+                    if let Some(slot) = per_record.get_mut(e.index as usize) {
+                        slot.2 = Some(e.message);
+                    }
+                }
+                // A check passes its records on unchanged.
+                for (slot, record) in per_record.iter_mut().zip(records) {
+                    if slot.2.is_none() {
+                        slot.0.push(record);
+                    }
+                }
             }
         }
+        Ok(per_record)
     }
 }

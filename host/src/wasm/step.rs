@@ -226,6 +226,10 @@ impl WasmStep {
     }
 
     fn checkin(&self, instance: Instance) {
+        if instance.worn_out() {
+            tracing::debug!(connector = %self.scope.connector, step = %self.scope.step, "Replacing a WASM instance whose memory grew past half its cap.");
+            return;
+        }
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(instance);

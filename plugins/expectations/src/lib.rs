@@ -22,7 +22,7 @@
 //! | `in_set`                    | `expect_column_values_to_be_in_set`                  |
 //! | `regex`                     | `expect_column_values_to_match_regex` (search)       |
 //! | `length_min`, `length_max`  | `expect_column_value_lengths_to_be_between`          |
-//! | `unique`                    | `expect_column_values_to_be_unique` (within a batch) |
+//! | `unique`                    | `expect_column_values_to_be_unique` (within a batch; every repeat is flagged) |
 //!
 //! As in Great Expectations, only `not_null` looks at null or missing values; the others skip
 //! them. `mostly` (per column, default 1) is evaluated per batch: when at least that fraction
@@ -244,8 +244,9 @@ fn as_number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Why `value` fails `e`, or `None` when it passes. `seen` tracks values for `unique`.
-fn unexpected(e: &Expectation, value: &Value, seen: &mut HashMap<String, u32>) -> Option<String> {
+/// Why `value` fails `e`, or `None` when it passes. `counts` holds how often each value of the
+/// column occurs in the batch, for `unique`.
+fn unexpected(e: &Expectation, value: &Value, counts: &HashMap<String, u32>) -> Option<String> {
     match e {
         Expectation::NotNull => None, // handled by the caller: it is the one rule that sees nulls
         Expectation::Between {
@@ -287,10 +288,10 @@ fn unexpected(e: &Expectation, value: &Value, seen: &mut HashMap<String, u32>) -
                 )
             })
         }
+        // As in Great Expectations, every occurrence of a repeated value is unexpected.
         Expectation::Unique => {
-            let count = seen.entry(text(value)).or_default();
-            *count += 1;
-            (*count > 1).then(|| format!("{value} appears more than once in the batch"))
+            let count = counts.get(&text(value)).copied().unwrap_or(0);
+            (count > 1).then(|| format!("{value} appears {count} times in the batch"))
         }
     }
 }
@@ -302,7 +303,16 @@ fn expectations(records: &[Record], columns: &Vec<Column>) -> Result<Vec<(u32, V
         for e in &column.expectations {
             let mut evaluated = 0u64;
             let mut failures: Vec<(u32, String)> = Vec::new();
-            let mut seen = HashMap::new();
+            let mut counts: HashMap<String, u32> = HashMap::new();
+            if matches!(e, Expectation::Unique) {
+                for v in records
+                    .iter()
+                    .filter_map(|r| r.get(&column.path))
+                    .filter(|v| !v.is_null())
+                {
+                    *counts.entry(text(v)).or_default() += 1;
+                }
+            }
             for rec in records {
                 let value = rec.get(&column.path).filter(|v| !v.is_null());
                 match (e, value) {
@@ -318,7 +328,7 @@ fn expectations(records: &[Record], columns: &Vec<Column>) -> Result<Vec<(u32, V
                     (_, None) => {}
                     (e, Some(v)) => {
                         evaluated += 1;
-                        if let Some(why) = unexpected(e, v, &mut seen) {
+                        if let Some(why) = unexpected(e, v, &counts) {
                             failures.push((rec.index(), format!("`{}`: {why}", column.path)));
                         }
                     }

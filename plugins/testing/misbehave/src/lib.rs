@@ -1,6 +1,6 @@
 //! A test fixture for the host's failure handling. Each record's `action` field says what to do:
 //! `panic`, `loop` (forever), `bomb` (allocate until the memory cap), `error` (a bad-record
-//! error); anything else passes. `tag` (a param) is added to passing records so tests can tell
+//! error), `grow` (use 12 MiB for a moment, then pass); anything else passes. `tag` (a param) is added to passing records so tests can tell
 //! reloaded versions apart.
 
 use headwater_sdk::prelude::*;
@@ -30,6 +30,13 @@ fn misbehave(rec: &Record, out: &mut Emitter, config: &Config) -> Result<()> {
             }
         }
         Some("error") => Err(Error::new("this record asked for an error")),
+        Some("grow") => {
+            let scratch = vec![1u8; 12 << 20];
+            std::hint::black_box(&scratch);
+            drop(scratch);
+            out.forward(rec);
+            Ok(())
+        }
         _ => {
             let mut value = rec.json()?.clone();
             value["plugin_tag"] = config.string("tag").into();
