@@ -5,6 +5,7 @@
 //! core's [`Chain`]. Key/Value variants are the `$Key` / `$Value` inner classes, as in Kafka
 //! Connect (`org.apache.kafka.connect.transforms.InsertField$Value`).
 
+mod by_logical_table_router;
 mod cast;
 mod extract_field;
 mod extract_new_record_state;
@@ -78,6 +79,7 @@ pub fn plugins() -> &'static [TransformPlugin] {
         timestamp_converter::PLUGIN,
         timestamp_router::PLUGIN,
         value_to_key::PLUGIN,
+        by_logical_table_router::PLUGIN,
     ]
 }
 

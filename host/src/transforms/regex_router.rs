@@ -69,7 +69,7 @@ impl Transform for RegexRouter {
 /// Converts a Java replacement string to the `regex` crate's template syntax. As in Java, a
 /// group number takes as many digits as still name an existing group (`$10` is group 1 then
 /// `0` when there are fewer than ten groups) and `\` quotes the next character.
-fn rust_template(java: &str, group_count: usize) -> Result<String, String> {
+pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, String> {
     let mut out = String::new();
     let mut chars = java.chars().peekable();
     while let Some(c) = chars.next() {

@@ -34,7 +34,8 @@ fn case_dir() -> PathBuf {
 }
 
 /// Every file, so a new one cannot be left out of the per-SMT tests below.
-const FILES: [&str; 14] = [
+const FILES: [&str; 15] = [
+    "by_logical_table_router",
     "cast",
     "chain",
     "extract_field",
@@ -273,6 +274,7 @@ macro_rules! case_files {
 }
 
 case_files!(
+    by_logical_table_router,
     cast,
     chain,
     extract_field,
@@ -320,8 +322,9 @@ fn class_names_cover_both_variants() {
     assert!(names.contains(&"org.apache.kafka.connect.transforms.Cast$Key".to_owned()));
     assert!(names.contains(&"org.apache.kafka.connect.transforms.RegexRouter".to_owned()));
     assert!(!names.contains(&"org.apache.kafka.connect.transforms.ValueToKey$Value".to_owned()));
-    // 8 Key/Value SMTs, 4 single-class Kafka Connect SMTs, Debezium's ExtractNewRecordState.
-    assert_eq!(names.len(), 8 * 2 + 4 + 1);
+    // 8 Key/Value SMTs, 4 single-class Kafka Connect SMTs, Debezium's ExtractNewRecordState
+    // and ByLogicalTableRouter.
+    assert_eq!(names.len(), 8 * 2 + 4 + 2);
 }
 
 #[test]
