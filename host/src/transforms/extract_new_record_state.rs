@@ -9,7 +9,11 @@
 //! `add.headers` copy envelope fields (`op`, `table`, `lsn`, `source.ts_ms`, ...; a name is
 //! looked up at the top of the envelope, then in `source`) into the row as `__<name>` and into
 //! headers. Records that are not change events (heartbeats, schema changes) pass unchanged.
-//! Not implemented: `route.by.field`, `drop.fields.*`, the removed `delete.handling.mode`.
+//! `route.by.field` sends the row to the topic named by one of its fields (`before` for
+//! deletes). `drop.fields.header.name` names a header listing fields (a JSON array or a
+//! comma-separated list) to remove from the row, and with `drop.fields.from.key` from the key;
+//! with `drop.fields.keep.schema.compatible` (default) only optional fields are removed, so the
+//! schema stays compatible. Not implemented: the removed `delete.handling.mode`.
 
 use serde_json::{Map, Value, json};
 
@@ -28,9 +32,40 @@ pub const PLUGIN: TransformPlugin = TransformPlugin {
         ADD_FIELDS_PREFIX,
         ADD_HEADERS,
         ADD_HEADERS_PREFIX,
+        ROUTE_BY_FIELD,
+        DROP_FIELDS_HEADER,
+        DROP_FIELDS_FROM_KEY,
+        DROP_FIELDS_KEEP_COMPATIBLE,
     ],
     build,
 };
+
+const ROUTE_BY_FIELD: ConfigKey = ConfigKey::new(
+    "route.by.field",
+    KeyType::String,
+    "A field of the row whose value becomes the record's topic (`before` for deletes).",
+);
+
+const DROP_FIELDS_HEADER: ConfigKey = ConfigKey::new(
+    "drop.fields.header.name",
+    KeyType::String,
+    "A header whose value lists fields to remove from the row (a JSON array or a \
+     comma-separated list).",
+);
+
+const DROP_FIELDS_FROM_KEY: ConfigKey = ConfigKey::new(
+    "drop.fields.from.key",
+    KeyType::Boolean,
+    "Remove the listed fields from the key too.",
+)
+.with_default("false");
+
+const DROP_FIELDS_KEEP_COMPATIBLE: ConfigKey = ConfigKey::new(
+    "drop.fields.keep.schema.compatible",
+    KeyType::Boolean,
+    "Remove only fields that are optional in the schema, so the schema stays compatible.",
+)
+.with_default("true");
 
 const MODE: ConfigKey = ConfigKey::new(
     "delete.tombstone.handling.mode",
@@ -91,6 +126,63 @@ struct ExtractNewRecordState {
     fields_prefix: String,
     headers: Vec<String>,
     headers_prefix: String,
+    route_by: Option<String>,
+    drop: Option<DropFields>,
+}
+
+/// `drop.fields.*`.
+#[derive(Debug)]
+struct DropFields {
+    header: String,
+    from_key: bool,
+    keep_compatible: bool,
+}
+
+impl DropFields {
+    /// The field names the record's header lists.
+    fn names(&self, record: &Record) -> Vec<String> {
+        let Some(text) = record
+            .header(&self.header)
+            .and_then(|h| h.value.as_ref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+        else {
+            return Vec::new();
+        };
+        match serde_json::from_str::<Vec<String>>(&text) {
+            Ok(list) => list,
+            Err(_) => text
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Removes `names` from a struct's value and schema; required fields stay when the schema
+    /// must remain compatible.
+    fn apply(&self, names: &[String], value: &mut Map<String, Value>, schema: Option<&mut Value>) {
+        let droppable = |field_schema: Option<&Value>| {
+            !self.keep_compatible || field_schema.is_none_or(super::schema::is_optional)
+        };
+        let mut dropped = Vec::new();
+        let fields = schema
+            .and_then(|s| s.get_mut("fields"))
+            .and_then(Value::as_array_mut);
+        match fields {
+            Some(fields) => fields.retain(|f| {
+                let name = f.get("field").and_then(Value::as_str).unwrap_or("");
+                let drop = names.iter().any(|n| n == name) && droppable(Some(f));
+                if drop {
+                    dropped.push(name.to_owned());
+                }
+                !drop
+            }),
+            None => dropped.extend(names.iter().cloned()),
+        }
+        for name in dropped {
+            value.remove(&name);
+        }
+    }
 }
 
 fn build(options: &mut Options, _: Part) -> Option<Box<dyn Transform>> {
@@ -107,6 +199,14 @@ fn build(options: &mut Options, _: Part) -> Option<Box<dyn Transform>> {
         fields_prefix: options.string(&ADD_FIELDS_PREFIX).unwrap_or_default(),
         headers: options.list(&ADD_HEADERS),
         headers_prefix: options.string(&ADD_HEADERS_PREFIX).unwrap_or_default(),
+        route_by: options.string(&ROUTE_BY_FIELD),
+        drop: options
+            .string(&DROP_FIELDS_HEADER)
+            .map(|header| DropFields {
+                header,
+                from_key: options.bool(&DROP_FIELDS_FROM_KEY).unwrap_or(false),
+                keep_compatible: options.bool(&DROP_FIELDS_KEEP_COMPATIBLE).unwrap_or(true),
+            }),
     }))
 }
 
@@ -220,6 +320,29 @@ impl Transform for ExtractNewRecordState {
                 json!(deleted),
             );
         }
+        // The topic comes from the row as it was in the event, before fields were added.
+        let topic = self
+            .route_by
+            .as_ref()
+            .and_then(|field| envelope.get(part)?.get(field)?.as_str().map(str::to_owned));
+        let drop_names = self.drop.as_ref().map(|d| (d, d.names(record)));
+        if let Some((drop, names)) = &drop_names {
+            drop.apply(names, &mut row, schema.as_mut());
+        }
+        let mut key = None;
+        if let Some((drop, names)) = drop_names.filter(|(d, n)| d.from_key && !n.is_empty()) {
+            let mut data = record
+                .key
+                .get()
+                .map_err(|e| {
+                    TransformError::data(format!("ExtractNewRecordState: key is not JSON: {e}"))
+                })?
+                .clone();
+            if let Value::Object(map) = &mut data.value {
+                drop.apply(&names, map, data.schema.as_mut());
+                key = Some(data);
+            }
+        }
         for name in &self.headers {
             let value = envelope_field(&envelope, name);
             let text = match value {
@@ -237,6 +360,12 @@ impl Transform for ExtractNewRecordState {
             schema,
             value: Value::Object(row),
         };
+        if let Some(key) = key {
+            record.key = crate::core::record::Payload::data(key);
+        }
+        if let Some(topic) = topic {
+            record.topic = topic;
+        }
         Ok(Outcome::Keep)
     }
 }
