@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod parquet;
+pub mod postgres;
 pub mod redis;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub fn registry() -> Registry {
         Arc::new(file::FileSourcePlugin),
         Arc::new(file::FileSinkPlugin),
         Arc::new(parquet::ParquetSinkPlugin),
+        Arc::new(postgres::QuerySourcePlugin),
         Arc::new(redis::RedisSinkPlugin),
     ])
 }
