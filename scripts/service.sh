@@ -9,7 +9,8 @@
 #       Stops the service started in STATE_DIR (by its PID) and waits for it to exit.
 #   scripts/service.sh restart STATE_DIR
 #       Starts it again on the same port, with its data (Redis keeps an append-only file in
-#       STATE_DIR, synced at every write, so a restart loses nothing that was acknowledged).
+#       STATE_DIR, synced at every write, so a restart loses nothing that was acknowledged;
+#       PostgreSQL recovers its data directory).
 #
 # Install the services first with scripts/setup.sh.
 set -euo pipefail
@@ -180,6 +181,28 @@ stop_service() {
     rm -f "$state/pid"
 }
 
+# Starts a stopped or killed PostgreSQL again on its port (set in its postgresql.conf). After a
+# kill -9 the old backends notice their postmaster is gone and exit; until they have, the old
+# shared memory is in use and pg_ctl refuses to start, so it is retried for a while.
+restart_postgres() {
+    local state=$1 bin pid
+    bin="$(pg_bin)"
+    if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+        stop_service "$state"
+    fi
+    for _ in $(seq 1 40); do
+        if as_pg "$bin/pg_ctl" -D "$state/data" -l "$state/postgres.log" -w -t 30 start >/dev/null 2>&1; then
+            pid="$(head -n 1 "$state/data/postmaster.pid")"
+            echo "$pid" >"$state/pid"
+            echo "PID=$pid"
+            return 0
+        fi
+        sleep 0.25
+    done
+    tail -n 30 "$state/postgres.log" >&2
+    die "PostgreSQL did not restart"
+}
+
 case "${1:-}" in
     start)
         [ $# -eq 3 ] || die "usage: service.sh start postgres|redis|tansu STATE_DIR"
@@ -196,9 +219,14 @@ case "${1:-}" in
         ;;
     restart)
         [ $# -eq 2 ] || die "usage: service.sh restart STATE_DIR"
-        [ "$(cat "$2/kind" 2>/dev/null)" = redis ] || die "restart is implemented for redis"
-        [ -f "$2/pid" ] && stop_service "$2"
-        start_redis "$2" "$(cat "$2/port")"
+        case "$(cat "$2/kind" 2>/dev/null)" in
+            redis)
+                [ -f "$2/pid" ] && stop_service "$2"
+                start_redis "$2" "$(cat "$2/port")"
+                ;;
+            postgres) restart_postgres "$2" ;;
+            *) die "restart is implemented for redis and postgres" ;;
+        esac
         ;;
     *) die "usage: service.sh start postgres|redis|tansu STATE_DIR | stop STATE_DIR" ;;
 esac
