@@ -77,6 +77,23 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+    # PG_TLS=yes: TLS only (plain connections are rejected), with a server certificate signed
+    # by a test CA (CA= names it).
+    if [ "${PG_TLS:-no}" = yes ]; then
+        make_test_certificates "$state"
+        chmod 600 "$state/key.pem"
+        [ "$(id -u)" -eq 0 ] && chown postgres "$state/key.pem" "$state/cert.pem"
+        cat >>"$state/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$state/cert.pem'
+ssl_key_file = '$state/key.pem'
+CONF
+        cat >"$state/data/pg_hba.conf" <<HBA
+local all all trust
+hostnossl all all 0.0.0.0/0 reject
+hostssl all all 127.0.0.1/32 trust
+HBA
+    fi
     as_pg "$bin/pg_ctl" -D "$state/data" -l "$state/postgres.log" -w -t 30 start >/dev/null \
         || { tail -n 30 "$state/postgres.log" >&2; die "PostgreSQL did not start"; }
     local pid
@@ -86,7 +103,12 @@ CONF
     echo "PORT=$port"
     echo "PID=$pid"
     echo "PGUSER=postgres"
-    echo "URL=postgresql://postgres@127.0.0.1:$port/postgres"
+    if [ "${PG_TLS:-no}" = yes ]; then
+        echo "URL=postgresql://postgres@127.0.0.1:$port/postgres?sslmode=require"
+        echo "CA=$state/ca.pem"
+    else
+        echo "URL=postgresql://postgres@127.0.0.1:$port/postgres"
+    fi
 }
 
 # A test CA and a server certificate for 127.0.0.1/localhost signed by it.

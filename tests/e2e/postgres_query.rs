@@ -231,3 +231,51 @@ fn a_postgres_restart_is_ridden_out_and_nothing_is_lost() {
     assert_eq!(ns, (1..=80).collect::<Vec<_>>(), "every row once, in order");
     assert!(!log.contains("Connector task failed"), "{log}");
 }
+
+#[test]
+fn tls_connections_verify_the_server_against_sslrootcert() {
+    let pg = Service::start_with("postgres", &[("PG_TLS", "yes")]);
+    let ca = pg.ca.clone().expect("service.sh names the test CA");
+    psql(
+        &pg,
+        "CREATE TABLE secrets (id int PRIMARY KEY, v text); INSERT INTO secrets VALUES (1, 'over tls');",
+    );
+    let base = format!(
+        "jdbc:postgresql://127.0.0.1:{}/postgres?user=postgres",
+        pg.port
+    );
+    let ws = Workspace::new();
+    let source = |name: &str, url: String| {
+        json!({"name": name, "config": {
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": url,
+            "mode": "incrementing",
+            "table": "secrets",
+            "incrementing.column.name": "id",
+            "topic.prefix": format!("{name}-"),
+            "poll.interval.ms": "100",
+        }})
+    };
+    ws.put_config(
+        "tls.json",
+        &source(
+            "tls",
+            format!("{base}&sslmode=verify-full&sslrootcert={}", ca.display()),
+        ),
+    );
+    ws.put_config("plain.json", &source("plain", base.clone()));
+    ws.put_config("sink.json", &sink(&ws, "tls-secrets", "out/secrets.jsonl"));
+    let host = ws.start();
+    host.wait_for("the row read over TLS", || {
+        (values(&ws, "out/secrets.jsonl").len() == 1).then_some(())
+    });
+    // The server takes TLS only: the plain connector is refused and keeps retrying.
+    host.wait_for_log("Cannot connect to PostgreSQL; retrying. connector=plain");
+    let log = host.log();
+    assert!(host.stop().success());
+    assert_eq!(
+        values(&ws, "out/secrets.jsonl")[0],
+        json!({"id": 1, "v": "over tls"})
+    );
+    assert!(log.contains("no encryption"), "{log}");
+}

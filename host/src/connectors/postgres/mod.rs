@@ -8,6 +8,7 @@
 
 mod query_config;
 mod query_source;
+mod tls;
 
 use crate::config::options::{ConfigKey, Options};
 use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};

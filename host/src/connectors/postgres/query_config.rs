@@ -139,8 +139,7 @@ pub enum Source {
 
 #[derive(Debug, Clone)]
 pub struct QuerySourceConfig {
-    /// A libpq connection string or URL for tokio-postgres.
-    pub connection: String,
+    pub connection: Connection,
     pub mode: Mode,
     pub source: Source,
     pub incrementing: Option<String>,
@@ -151,12 +150,23 @@ pub struct QuerySourceConfig {
     pub timestamp_delay_ms: u64,
 }
 
-/// A JDBC URL as tokio-postgres wants it, with the user and password added.
+/// A connection string for tokio-postgres, and the CA file when TLS is required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub params: String,
+    /// `Some` when TLS is required; then `Some(path)` names the CA certificates to trust
+    /// (`sslrootcert`), `Some(None)` means the system's roots.
+    pub tls: Option<Option<std::path::PathBuf>>,
+}
+
+/// A JDBC URL as tokio-postgres wants it, with the user and password added. `sslmode`
+/// `require`, `verify-ca` and `verify-full` connect over TLS and verify the server's
+/// certificate; `disable`, `allow` and `prefer` connect without TLS.
 fn connection_string(
     url: &str,
     user: Option<String>,
     password: Option<String>,
-) -> Result<String, String> {
+) -> Result<Connection, String> {
     let url = url.trim();
     let rest = url
         .strip_prefix("jdbc:postgresql://")
@@ -185,19 +195,35 @@ fn connection_string(
     if let Some(p) = password.or(url_password) {
         out.push_str(&format!(" password={}", quote(&p)));
     }
+    let mut tls = false;
+    let mut root_cert = None;
     for param in params.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = param.split_once('=').unwrap_or((param, ""));
         match k {
             "user" | "password" | "dbname" => out.push_str(&format!(" {k}={}", quote(v))),
-            "sslmode" if v != "disable" && v != "prefer" && v != "allow" => {
-                return Err(format!(
-                    "sslmode={v} is not supported yet: this source connects without TLS"
-                ));
+            "sslmode" => {
+                tls = match v {
+                    "disable" | "allow" | "prefer" => false,
+                    "require" | "verify-ca" | "verify-full" => true,
+                    other => {
+                        return Err(format!(
+                            "unknown sslmode={other}; expected disable, allow, prefer, require, \
+                             verify-ca or verify-full"
+                        ));
+                    }
+                }
             }
+            "sslrootcert" => root_cert = Some(std::path::PathBuf::from(v)),
             _ => {}
         }
     }
-    Ok(out)
+    if tls {
+        out.push_str(" sslmode=require");
+    }
+    Ok(Connection {
+        params: out,
+        tls: tls.then_some(root_cert),
+    })
 }
 
 /// Quotes a `name` or `schema.name` identifier.
@@ -291,19 +317,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c,
+            c.params,
             "host='db.local' port='5433' dbname='shop' password='s\\'cret' user='app'"
         );
+        assert_eq!(c.tls, None);
         let c = connection_string("postgresql://u:p@127.0.0.1/x", None, None).unwrap();
         assert_eq!(
-            c,
+            c.params,
             "host='127.0.0.1' port='5432' dbname='x' user='u' password='p'"
         );
         assert!(connection_string("jdbc:mysql://h/db", None, None).is_err());
+        let c = connection_string(
+            "jdbc:postgresql://h/db?sslmode=verify-full&sslrootcert=/ca.pem",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(c.params.ends_with(" sslmode=require"), "{}", c.params);
+        assert_eq!(c.tls, Some(Some("/ca.pem".into())));
         assert!(
-            connection_string("jdbc:postgresql://h/db?sslmode=require", None, None)
+            connection_string("jdbc:postgresql://h/db?sslmode=maybe", None, None)
                 .unwrap_err()
-                .contains("sslmode=require")
+                .contains("unknown sslmode=maybe")
         );
     }
 

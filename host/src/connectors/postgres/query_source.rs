@@ -20,6 +20,20 @@ use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A PostgreSQL error with what the server said: tokio-postgres' own text is only "db error".
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// Where the last published row left off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Cursor {
@@ -163,16 +177,34 @@ impl QuerySource {
         }
     }
 
-    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(&self.config.connection, NoTls).await?;
+    async fn connect(&self) -> Result<Client, String> {
+        let params = &self.config.connection.params;
         let connector = Arc::clone(&self.connector);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(connector = %connector, error = %e, "PostgreSQL connection closed.");
+        let closed = move |e: tokio_postgres::Error| {
+            tracing::warn!(connector = %connector, error = %describe(&e), "PostgreSQL connection closed.");
+        };
+        let client = match &self.config.connection.tls {
+            None => {
+                let (client, connection) = tokio_postgres::connect(params, NoTls)
+                    .await
+                    .map_err(|e| describe(&e))?;
+                tokio::spawn(async move { connection.await.map_err(closed) });
+                client
             }
-        });
+            Some(root_cert) => {
+                let tls = super::tls::connector(root_cert.as_deref())?;
+                let (client, connection) = tokio_postgres::connect(params, tls)
+                    .await
+                    .map_err(|e| format!("{} (over TLS)", describe(&e)))?;
+                tokio::spawn(async move { connection.await.map_err(closed) });
+                client
+            }
+        };
         // Timestamps without a time zone are read as UTC, like the cursor.
-        client.batch_execute("SET TIME ZONE 'UTC'").await?;
+        client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|e| describe(&e))?;
         Ok(client)
     }
 
@@ -312,7 +344,7 @@ impl Source for QuerySource {
                             self.sql
                         )));
                     }
-                    tracing::warn!(connector = %self.connector, error = %e, "PostgreSQL poll failed; reconnecting.");
+                    tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
                     break;
                 }
                 tokio::select! {
