@@ -185,11 +185,13 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
 fn panics_loops_memory_bombs_and_bad_records_go_to_the_dlq_and_the_rest_flows() {
     let ws = Workspace::new();
     let input = ws.path("in/events.jsonl");
-    let events: Vec<Value> = ["ok", "panic", "ok", "loop", "bomb", "error", "ok", "grow"]
-        .iter()
-        .enumerate()
-        .map(|(i, a)| json!({"id": i.to_string(), "action": a}))
-        .collect();
+    let events: Vec<Value> = [
+        "ok", "panic", "ok", "loop", "bomb", "error", "ok", "grow", "hello",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, a)| json!({"id": i.to_string(), "action": a}))
+    .collect();
     ws.append_jsonl("in/events.jsonl", &events);
     ws.put_config(
         "source.json",
@@ -213,27 +215,44 @@ fn panics_loops_memory_bombs_and_bad_records_go_to_the_dlq_and_the_rest_flows() 
     let host = ws.start();
     let out = ws.path("out/events.jsonl");
     let dlq = ws.path("var/dlq/rowdy.jsonl");
-    host.wait_for("four good records and four dead letters", || {
-        (values(&out).len() == 4 && jsonl(&dlq).len() == 4).then_some(())
+    host.wait_for("five good records and four dead letters", || {
+        (values(&out).len() == 5 && jsonl(&dlq).len() == 4).then_some(())
     });
     // An instance whose memory grew past half the cap is not reused.
     host.wait_for_log("Replacing a WASM instance whose memory grew past half its cap.");
     // Still running: a later record goes through.
-    ws.append_jsonl("in/events.jsonl", &[json!({"id": "8", "action": "ok"})]);
+    ws.append_jsonl("in/events.jsonl", &[json!({"id": "9", "action": "ok"})]);
     host.wait_for("the later record", || {
-        (values(&out).len() == 5).then_some(())
+        (values(&out).len() == 6).then_some(())
     });
+    let log = host.log();
     assert!(host.stop().success());
+    // The guest's stderr (here, the panic message) is in the host log, with connector and step.
+    let panic_line = log
+        .lines()
+        .find(|l| l.contains("asked to panic by record 1") && l.contains("stream=\"stderr\""))
+        .unwrap_or_else(|| panic!("no guest stderr line in the log:\n{log}"));
+    assert!(
+        panic_line.contains("connector=rowdy") && panic_line.contains("step=misbehave"),
+        "{panic_line}"
+    );
+    // The SDK's `log` goes through the host's `log` import.
+    assert!(
+        log.lines().any(|l| l.contains("INFO")
+            && l.contains("hello from record 8")
+            && l.contains("connector=rowdy step=misbehave")),
+        "no plugin log line in:\n{log}"
+    );
 
     let ids: Vec<String> = values(&out)
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, ["0", "2", "6", "7", "8"], "good records in order");
+    assert_eq!(ids, ["0", "2", "6", "7", "8", "9"], "good records in order");
     assert!(
         values(&out)
             .iter()
-            .all(|v| v["plugin_tag"] == "v1" || v["action"] == "grow")
+            .all(|v| v["plugin_tag"] == "v1" || v["action"] == "grow" || v["action"] == "hello")
     );
 
     let dead = jsonl(&dlq);

@@ -107,11 +107,11 @@ impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
         let (connector, step) = (&*self.scope.connector, &*self.scope.step);
         match level {
-            log::Level::Trace => tracing::trace!(connector, step, "{message}"),
-            log::Level::Debug => tracing::debug!(connector, step, "{message}"),
-            log::Level::Info => tracing::info!(connector, step, "{message}"),
-            log::Level::Warn => tracing::warn!(connector, step, "{message}"),
-            log::Level::Error => tracing::error!(connector, step, "{message}"),
+            log::Level::Trace => tracing::trace!(connector = %connector, step = %step, "{message}"),
+            log::Level::Debug => tracing::debug!(connector = %connector, step = %step, "{message}"),
+            log::Level::Info => tracing::info!(connector = %connector, step = %step, "{message}"),
+            log::Level::Warn => tracing::warn!(connector = %connector, step = %step, "{message}"),
+            log::Level::Error => tracing::error!(connector = %connector, step = %step, "{message}"),
         }
     }
 }

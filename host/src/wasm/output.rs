@@ -74,8 +74,10 @@ impl GuestOutput {
     fn emit(&self, line: &str) {
         let (connector, step) = (&*self.scope.connector, &*self.scope.step);
         match self.stream {
-            "stderr" => tracing::warn!(connector, step, stream = "stderr", "{line}"),
-            _ => tracing::info!(connector, step, stream = "stdout", "{line}"),
+            "stderr" => {
+                tracing::warn!(connector = %connector, step = %step, stream = "stderr", "{line}")
+            }
+            _ => tracing::info!(connector = %connector, step = %step, stream = "stdout", "{line}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A test fixture for the host's failure handling. Each record's `action` field says what to do:
 //! `panic`, `loop` (forever), `bomb` (allocate until the memory cap), `error` (a bad-record
-//! error), `grow` (use 12 MiB for a moment, then pass); anything else passes. `tag` (a param) is added to passing records so tests can tell
+//! error), `grow` (use 12 MiB for a moment, then pass), `hello` (log a line through the host,
+//! then pass); anything else passes. `tag` (a param) is added to passing records so tests can tell
 //! reloaded versions apart.
 
 use headwater_sdk::prelude::*;
@@ -30,6 +31,14 @@ fn misbehave(rec: &Record, out: &mut Emitter, config: &Config) -> Result<()> {
             }
         }
         Some("error") => Err(Error::new("this record asked for an error")),
+        Some("hello") => {
+            log::info(&format!(
+                "hello from record {}",
+                rec.get_str("id").unwrap_or("?")
+            ));
+            out.forward(rec);
+            Ok(())
+        }
         Some("grow") => {
             let scratch = vec![1u8; 12 << 20];
             std::hint::black_box(&scratch);
