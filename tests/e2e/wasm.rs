@@ -116,6 +116,20 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
     let metrics = http_text(rest_port(&host), "/metrics");
     assert!(host.stop().success());
 
+    // Each module was compiled once into the data dir's cache, named by content hash.
+    let cached: Vec<String> = std::fs::read_dir(ws.path("var/wasm-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 3, "{cached:?}");
+    assert!(
+        cached
+            .iter()
+            .all(|n| n.len() > 64 && n.contains("-wasmtime48.0.8-")),
+        "{cached:?}"
+    );
+
     let lines = jsonl(&out);
     let got = values(&out);
     assert_eq!(got[0]["transaction_id"], "t1");
