@@ -656,7 +656,18 @@ async fn metrics_show_the_counters_moving() {
     )
     .await;
     api.wait_for_output(2).await;
-    let (status, headers, body) = api.call(Method::GET, "/metrics", None).await;
+    // The output is visible as soon as the sink flushed; the freshness gauge is set just
+    // after: scrape until it is there (or give up and let the asserts below say what is not).
+    let mut scrape = api.call(Method::GET, "/metrics", None).await;
+    for _ in 0..100 {
+        let text = scrape.2.as_str().unwrap_or_default();
+        if text.contains("headwater_connector_freshness_seconds{connector=\"sink\"}") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        scrape = api.call(Method::GET, "/metrics", None).await;
+    }
+    let (status, headers, body) = scrape;
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers[header::CONTENT_TYPE]
