@@ -8,12 +8,7 @@ use serde_json::{Value, json};
 use crate::harness::{Workspace, jsonl, parquet_rows};
 
 fn header<'a>(dead_letter: &'a Value, key: &str) -> &'a str {
-    dead_letter["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["key"] == key)
-        .and_then(|h| h["value"].as_str())
+    crate::harness::header(dead_letter, key)
         .unwrap_or_else(|| panic!("no header {key} in {dead_letter}"))
 }
 

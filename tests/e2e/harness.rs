@@ -55,6 +55,15 @@ impl Workspace {
         Host::start(self.dir.path())
     }
 
+    /// A `headwater.file.FileSink` config writing `topic` to `file` (relative to the workspace).
+    pub fn file_sink(&self, name: &str, topic: &str, file: &str) -> Value {
+        serde_json::json!({"name": name, "config": {
+            "connector.class": "headwater.file.FileSink",
+            "topics": topic,
+            "file": self.path(file).display().to_string(),
+        }})
+    }
+
     /// Appends one JSON line per value to `rel` (created if missing), as a log writer would.
     pub fn append_jsonl<'a>(&self, rel: &str, values: impl IntoIterator<Item = &'a Value>) {
         use std::io::Write;
@@ -250,6 +259,24 @@ pub fn jsonl(path: &Path) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()
+}
+
+/// The value payloads a FileSink wrote (the `payload` of each JsonConverter envelope).
+pub fn sink_values(path: &Path) -> Vec<Value> {
+    jsonl(path)
+        .into_iter()
+        .map(|l| l["value"]["payload"].clone())
+        .collect()
+}
+
+/// The last header `key` of a FileSink line or a dead letter, as text.
+pub fn header<'a>(line: &'a Value, key: &str) -> Option<&'a str> {
+    line["headers"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|h| h["key"] == key)?["value"]
+        .as_str()
 }
 
 /// A real service started by `scripts/service.sh`, stopped on drop.

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Service, Workspace, jsonl};
+use crate::harness::{Service, Workspace, sink_values};
 
 fn psql(pg: &Service, sql: &str) {
     let out = Command::new("psql")
@@ -23,21 +23,6 @@ fn psql(pg: &Service, sql: &str) {
 fn jdbc(pg: &Service) -> String {
     let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
     format!("jdbc:postgresql://{rest}")
-}
-
-fn values(ws: &Workspace, file: &str) -> Vec<Value> {
-    jsonl(&ws.path(file))
-        .into_iter()
-        .map(|l| l["value"]["payload"].clone())
-        .collect()
-}
-
-fn sink(ws: &Workspace, topic: &str, file: &str) -> Value {
-    json!({"name": format!("{topic}-sink"), "config": {
-        "connector.class": "headwater.file.FileSink",
-        "topics": topic,
-        "file": ws.path(file).display().to_string(),
-    }})
 }
 
 #[test]
@@ -64,12 +49,15 @@ fn timestamp_and_incrementing_mode_reads_new_and_updated_rows_and_resumes() {
             "batch.max.rows": "2",
         }}),
     );
-    ws.put_config("sink.json", &sink(&ws, "pg-orders", "out/orders.jsonl"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("pg-orders-sink", "pg-orders", "out/orders.jsonl"),
+    );
     let host = ws.start();
     host.wait_for("the three rows", || {
-        (values(&ws, "out/orders.jsonl").len() == 3).then_some(())
+        (sink_values(&ws.path("out/orders.jsonl")).len() == 3).then_some(())
     });
-    let first = values(&ws, "out/orders.jsonl");
+    let first = sink_values(&ws.path("out/orders.jsonl"));
     assert_eq!(first[0]["id"], json!(1));
     assert_eq!(first[0]["amount"], json!(12.50));
     assert_eq!(first[0]["note"], "first");
@@ -82,7 +70,7 @@ fn timestamp_and_incrementing_mode_reads_new_and_updated_rows_and_resumes() {
          UPDATE orders SET note = 'first, edited', updated_at = clock_timestamp() WHERE id = 1;",
     );
     host.wait_for("two new rows and one update", || {
-        (values(&ws, "out/orders.jsonl").len() == 6).then_some(())
+        (sink_values(&ws.path("out/orders.jsonl")).len() == 6).then_some(())
     });
     assert!(host.stop().success());
 
@@ -93,11 +81,11 @@ fn timestamp_and_incrementing_mode_reads_new_and_updated_rows_and_resumes() {
     );
     let host = ws.start();
     host.wait_for("the row written while stopped", || {
-        (values(&ws, "out/orders.jsonl").len() == 7).then_some(())
+        (sink_values(&ws.path("out/orders.jsonl")).len() == 7).then_some(())
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(host.stop().success());
-    let notes: Vec<String> = values(&ws, "out/orders.jsonl")
+    let notes: Vec<String> = sink_values(&ws.path("out/orders.jsonl"))
         .iter()
         .map(|v| v["note"].as_str().unwrap().to_owned())
         .collect();
@@ -144,7 +132,10 @@ fn incrementing_mode_over_a_query_and_a_bad_column_fails_clearly() {
             "poll.interval.ms": "100",
         }}),
     );
-    ws.put_config("sink.json", &sink(&ws, "events", "out/events.jsonl"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("events-sink", "events", "out/events.jsonl"),
+    );
     ws.put_config(
         "broken.json",
         &json!({"name": "broken-source", "config": {
@@ -158,11 +149,11 @@ fn incrementing_mode_over_a_query_and_a_bad_column_fails_clearly() {
     );
     let host = ws.start();
     host.wait_for("two events", || {
-        (values(&ws, "out/events.jsonl").len() == 2).then_some(())
+        (sink_values(&ws.path("out/events.jsonl")).len() == 2).then_some(())
     });
     psql(&pg, "INSERT INTO events VALUES (13, 'click', '{}');");
     host.wait_for("the new event", || {
-        (values(&ws, "out/events.jsonl").len() == 3).then_some(())
+        (sink_values(&ws.path("out/events.jsonl")).len() == 3).then_some(())
     });
     host.wait_for_log("Connector task failed. connector=broken-source");
     let log = host.log();
@@ -171,7 +162,7 @@ fn incrementing_mode_over_a_query_and_a_bad_column_fails_clearly() {
         log.contains("the poll query failed: 42703") && log.contains("no_such_column"),
         "{log}"
     );
-    let got = values(&ws, "out/events.jsonl");
+    let got = sink_values(&ws.path("out/events.jsonl"));
     assert_eq!(
         got,
         [
@@ -204,10 +195,13 @@ fn a_postgres_restart_is_ridden_out_and_nothing_is_lost() {
             "batch.max.rows": "20",
         }}),
     );
-    ws.put_config("sink.json", &sink(&ws, "pg-ticks", "out/ticks.jsonl"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("pg-ticks-sink", "pg-ticks", "out/ticks.jsonl"),
+    );
     let host = ws.start();
     host.wait_for("the first rows", || {
-        (values(&ws, "out/ticks.jsonl").len() == 50).then_some(())
+        (sink_values(&ws.path("out/ticks.jsonl")).len() == 50).then_some(())
     });
     // The test server commits asynchronously (fast, not crash-safe): make its data durable so
     // the crash tests Headwater, not the server's settings.
@@ -220,11 +214,11 @@ fn a_postgres_restart_is_ridden_out_and_nothing_is_lost() {
         "INSERT INTO ticks (n) SELECT g FROM generate_series(51, 80) g;",
     );
     host.wait_for("the rows written after the restart", || {
-        (values(&ws, "out/ticks.jsonl").len() == 80).then_some(())
+        (sink_values(&ws.path("out/ticks.jsonl")).len() == 80).then_some(())
     });
     let log = host.log();
     assert!(host.stop().success());
-    let ns: Vec<i64> = values(&ws, "out/ticks.jsonl")
+    let ns: Vec<i64> = sink_values(&ws.path("out/ticks.jsonl"))
         .iter()
         .map(|v| v["n"].as_i64().unwrap())
         .collect();
@@ -264,17 +258,20 @@ fn tls_connections_verify_the_server_against_sslrootcert() {
         ),
     );
     ws.put_config("plain.json", &source("plain", base.clone()));
-    ws.put_config("sink.json", &sink(&ws, "tls-secrets", "out/secrets.jsonl"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("tls-secrets-sink", "tls-secrets", "out/secrets.jsonl"),
+    );
     let host = ws.start();
     host.wait_for("the row read over TLS", || {
-        (values(&ws, "out/secrets.jsonl").len() == 1).then_some(())
+        (sink_values(&ws.path("out/secrets.jsonl")).len() == 1).then_some(())
     });
     // The server takes TLS only: the plain connector is refused and keeps retrying.
     host.wait_for_log("Cannot connect to PostgreSQL; retrying. connector=plain");
     let log = host.log();
     assert!(host.stop().success());
     assert_eq!(
-        values(&ws, "out/secrets.jsonl")[0],
+        sink_values(&ws.path("out/secrets.jsonl"))[0],
         json!({"id": 1, "v": "over tls"})
     );
     assert!(log.contains("no encryption"), "{log}");

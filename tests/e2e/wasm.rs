@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Workspace, jsonl, rest_port};
+use crate::harness::{Workspace, header, jsonl, rest_port, sink_values};
 
 /// Builds the example plugins (once per test process; cargo makes it a no-op when fresh) and
 /// returns the directory of the `.wasm` files.
@@ -31,23 +31,6 @@ fn module(name: &str) -> String {
     plugins().join(format!("{name}.wasm")).display().to_string()
 }
 
-/// The value payloads a FileSink wrote.
-fn values(path: &Path) -> Vec<Value> {
-    jsonl(path)
-        .into_iter()
-        .map(|l| l["value"]["payload"].clone())
-        .collect()
-}
-
-fn header<'a>(line: &'a Value, key: &str) -> Option<&'a str> {
-    line["headers"]
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|h| h["key"] == key)?["value"]
-        .as_str()
-}
-
 fn http_text(port: u16, path: &str) -> String {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -58,14 +41,6 @@ fn http_text(port: u16, path: &str) -> String {
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
     text
-}
-
-fn sink(ws: &Workspace, name: &str, topic: &str, file: &str) -> Value {
-    json!({"name": name, "config": {
-        "connector.class": "headwater.file.FileSink",
-        "topics": topic,
-        "file": ws.path(file).display().to_string(),
-    }})
 }
 
 #[test]
@@ -106,7 +81,7 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
             "transforms.pii.config.mask.keep.last": "4",
         }}),
     );
-    ws.put_config("sink.json", &sink(&ws, "tx-sink", "tx", "out/tx.jsonl"));
+    ws.put_config("sink.json", &ws.file_sink("tx-sink", "tx", "out/tx.jsonl"));
     let host = ws.start();
     let out = ws.path("out/tx.jsonl");
     let dlq = ws.path("var/dlq/tx-source.jsonl");
@@ -131,7 +106,7 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
     );
 
     let lines = jsonl(&out);
-    let got = values(&out);
+    let got = sink_values(&out);
     assert_eq!(got[0]["transaction_id"], "t1");
     assert_eq!(got[0]["amount_base"], json!(110.0));
     assert_eq!(got[0]["amount_bucket"], "50-200");
@@ -224,20 +199,20 @@ fn panics_loops_memory_bombs_and_bad_records_go_to_the_dlq_and_the_rest_flows() 
     );
     ws.put_config(
         "sink.json",
-        &sink(&ws, "events-sink", "events", "out/events.jsonl"),
+        &ws.file_sink("events-sink", "events", "out/events.jsonl"),
     );
     let host = ws.start();
     let out = ws.path("out/events.jsonl");
     let dlq = ws.path("var/dlq/rowdy.jsonl");
     host.wait_for("five good records and four dead letters", || {
-        (values(&out).len() == 5 && jsonl(&dlq).len() == 4).then_some(())
+        (sink_values(&out).len() == 5 && jsonl(&dlq).len() == 4).then_some(())
     });
     // An instance whose memory grew past half the cap is not reused.
     host.wait_for_log("Replacing a WASM instance whose memory grew past half its cap.");
     // Still running: a later record goes through.
     ws.append_jsonl("in/events.jsonl", &[json!({"id": "9", "action": "ok"})]);
     host.wait_for("the later record", || {
-        (values(&out).len() == 6).then_some(())
+        (sink_values(&out).len() == 6).then_some(())
     });
     let log = host.log();
     assert!(host.stop().success());
@@ -258,13 +233,13 @@ fn panics_loops_memory_bombs_and_bad_records_go_to_the_dlq_and_the_rest_flows() 
         "no plugin log line in:\n{log}"
     );
 
-    let ids: Vec<String> = values(&out)
+    let ids: Vec<String> = sink_values(&out)
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, ["0", "2", "6", "7", "8", "9"], "good records in order");
     assert!(
-        values(&out)
+        sink_values(&out)
             .iter()
             .all(|v| v["plugin_tag"] == "v1" || v["action"] == "grow" || v["action"] == "hello")
     );
@@ -332,14 +307,14 @@ fn a_changed_module_is_reloaded_without_restarting_the_connector() {
     );
     ws.put_config(
         "sink.json",
-        &sink(&ws, "reload-sink", "events", "out/events.jsonl"),
+        &ws.file_sink("reload-sink", "events", "out/events.jsonl"),
     );
     let host = ws.start();
     let out = ws.path("out/events.jsonl");
     host.wait_for("the first record", || {
-        (values(&out).len() == 1).then_some(())
+        (sink_values(&out).len() == 1).then_some(())
     });
-    assert_eq!(values(&out)[0]["plugin_tag"], "v1");
+    assert_eq!(sink_values(&out)[0]["plugin_tag"], "v1");
 
     // Replace the file atomically, as a deploy would.
     let staged = ws.path("plugins/step.wasm.new");
@@ -350,7 +325,7 @@ fn a_changed_module_is_reloaded_without_restarting_the_connector() {
     ws.append_jsonl("in/events.jsonl", &[json!({"n": 2})]);
     host.wait_for_log("Reloaded the changed WASM module.");
     host.wait_for("the second record", || {
-        (values(&out).len() == 2).then_some(())
+        (sink_values(&out).len() == 2).then_some(())
     });
     // A broken file is refused; the loaded version keeps running.
     std::fs::write(&live, b"not wasm at all").unwrap();
@@ -360,11 +335,11 @@ fn a_changed_module_is_reloaded_without_restarting_the_connector() {
         "The changed WASM module cannot be used; the previous version keeps running.",
     );
     host.wait_for("the third record", || {
-        (values(&out).len() == 3).then_some(())
+        (sink_values(&out).len() == 3).then_some(())
     });
     let log = host.log();
     assert!(host.stop().success());
-    let got = values(&out);
+    let got = sink_values(&out);
     assert_eq!(
         got[1],
         json!({"n": 2}),
@@ -568,7 +543,7 @@ fn expectations_follow_great_expectations_rules_per_batch() {
     );
     ws.put_config(
         "sink.json",
-        &sink(&ws, "users-sink", "users", "out/users.jsonl"),
+        &ws.file_sink("users-sink", "users", "out/users.jsonl"),
     );
     let host = ws.start();
     let out = ws.path("out/users.jsonl");
@@ -643,7 +618,10 @@ fn a_violation_set_to_fail_stops_the_task_before_anything_is_delivered() {
             "transforms.quality.violations.error": "fail",
         }}),
     );
-    ws.put_config("sink.json", &sink(&ws, "strict-sink", "tx", "out/tx.jsonl"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("strict-sink", "tx", "out/tx.jsonl"),
+    );
     let host = ws.start();
     host.wait_for_log("Connector task failed. connector=strict-quality");
     let status = http_text(rest_port(&host), "/connectors/strict-quality/status");

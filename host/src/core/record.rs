@@ -179,13 +179,7 @@ impl Payload {
         if let Some(raw) = &self.raw {
             return Some(raw.clone());
         }
-        let data = self.data.as_ref()?;
-        if data.value.is_null() {
-            return None;
-        }
-        Some(Bytes::from(
-            serde_json::to_vec(&data.value).expect("serializing a JSON value cannot fail"),
-        ))
+        self.json_cow().map(|bytes| Bytes::from(bytes.into_owned()))
     }
 }
 

@@ -127,7 +127,7 @@ impl metrics::Host for HostState {
                     step: self.scope.step.clone(),
                     labels: p.labels,
                 };
-                record(key, kind, p.value);
+                record(&key, kind, p.value);
             }
         }
     }

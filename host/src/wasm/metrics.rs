@@ -54,13 +54,17 @@ pub fn plugin_metric_name(name: &str) -> String {
     format!("headwater_plugin_{clean}")
 }
 
-/// Adds to a counter or sets a gauge.
-pub fn record(key: SeriesKey, kind: MetricKind, value: f64) {
+/// Adds to a counter or sets a gauge. The key is copied only the first time the series is
+/// seen (this runs once per batch).
+pub fn record(key: &SeriesKey, kind: MetricKind, value: f64) {
     if !value.is_finite() {
         return;
     }
     let mut t = table();
-    let entry = t.entry(key).or_insert((kind, 0.0));
+    let entry = match t.get_mut(key) {
+        Some(entry) => entry,
+        None => t.entry(key.clone()).or_insert((kind, 0.0)),
+    };
     match kind {
         MetricKind::Counter => entry.1 += value,
         MetricKind::Gauge => entry.1 = value,

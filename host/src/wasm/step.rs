@@ -93,6 +93,17 @@ pub struct WasmStep {
     cache_dir: Option<PathBuf>,
     current: Mutex<Current>,
     idle: Mutex<Vec<Instance>>,
+    /// `headwater_wasm_calls`, counted on every call: its key is built once.
+    calls: SeriesKey,
+}
+
+fn series(scope: &Scope, name: &str, labels: Vec<(String, String)>) -> SeriesKey {
+    SeriesKey {
+        name: name.to_owned(),
+        connector: scope.connector.clone(),
+        step: scope.step.clone(),
+        labels,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,6 +141,7 @@ impl WasmStep {
         )?;
         let info = instance.describe()?;
         let step = Self {
+            calls: series(&scope, "headwater_wasm_calls", Vec::new()),
             settings,
             kind,
             scope,
@@ -146,13 +158,11 @@ impl WasmStep {
     }
 
     fn count(&self, name: &str, labels: Vec<(String, String)>, value: f64) {
-        let key = SeriesKey {
-            name: name.to_owned(),
-            connector: self.scope.connector.clone(),
-            step: self.scope.step.clone(),
-            labels,
-        };
-        record(key, MetricKind::Counter, value);
+        record(
+            &series(&self.scope, name, labels),
+            MetricKind::Counter,
+            value,
+        );
     }
 
     /// The module to instantiate, reloading it first if its file changed.
@@ -243,7 +253,7 @@ impl WasmStep {
             Ok(i) => i,
             Err(e) => return Err((records, e)),
         };
-        self.count("headwater_wasm_calls", Vec::new(), 1.0);
+        record(&self.calls, MetricKind::Counter, 1.0);
         let mut batch = instance.take_scratch();
         encode_into(&records, &mut batch);
         let result = match self.kind {

@@ -150,13 +150,22 @@ pub struct QuerySourceConfig {
     pub timestamp_delay_ms: u64,
 }
 
-/// A connection string for tokio-postgres, and the CA file when TLS is required.
+/// A connection string for tokio-postgres, and how to secure the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
     pub params: String,
-    /// `Some` when TLS is required; then `Some(path)` names the CA certificates to trust
-    /// (`sslrootcert`), `Some(None)` means the system's roots.
-    pub tls: Option<Option<std::path::PathBuf>>,
+    pub tls: Tls,
+}
+
+/// Whether to connect over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// TLS, the server's certificate verified against `root_cert` (`sslrootcert`), or the
+    /// system's roots when `None`.
+    Verified {
+        root_cert: Option<std::path::PathBuf>,
+    },
 }
 
 /// A JDBC URL as tokio-postgres wants it, with the user and password added. `sslmode`
@@ -222,7 +231,11 @@ fn connection_string(
     }
     Ok(Connection {
         params: out,
-        tls: tls.then_some(root_cert),
+        tls: if tls {
+            Tls::Verified { root_cert }
+        } else {
+            Tls::Off
+        },
     })
 }
 
@@ -320,7 +333,7 @@ mod tests {
             c.params,
             "host='db.local' port='5433' dbname='shop' password='s\\'cret' user='app'"
         );
-        assert_eq!(c.tls, None);
+        assert_eq!(c.tls, Tls::Off);
         let c = connection_string("postgresql://u:p@127.0.0.1/x", None, None).unwrap();
         assert_eq!(
             c.params,
@@ -334,7 +347,12 @@ mod tests {
         )
         .unwrap();
         assert!(c.params.ends_with(" sslmode=require"), "{}", c.params);
-        assert_eq!(c.tls, Some(Some("/ca.pem".into())));
+        assert_eq!(
+            c.tls,
+            Tls::Verified {
+                root_cert: Some("/ca.pem".into())
+            }
+        );
         assert!(
             connection_string("jdbc:postgresql://h/db?sslmode=maybe", None, None)
                 .unwrap_err()

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
-use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
+use super::query_config::{Mode, QuerySourceConfig, Source as Rows, Tls, quote_identifier};
 use crate::core::error::ConnectorError;
 use crate::core::record::{Payload, Position, Record};
 use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
@@ -184,14 +184,14 @@ impl QuerySource {
             tracing::warn!(connector = %connector, error = %describe(&e), "PostgreSQL connection closed.");
         };
         let client = match &self.config.connection.tls {
-            None => {
+            Tls::Off => {
                 let (client, connection) = tokio_postgres::connect(params, NoTls)
                     .await
                     .map_err(|e| describe(&e))?;
                 tokio::spawn(async move { connection.await.map_err(closed) });
                 client
             }
-            Some(root_cert) => {
+            Tls::Verified { root_cert } => {
                 let tls = super::tls::connector(root_cert.as_deref())?;
                 let (client, connection) = tokio_postgres::connect(params, tls)
                     .await
@@ -213,6 +213,7 @@ impl QuerySource {
     async fn poll(
         &mut self,
         client: &Client,
+        prepared: &mut Option<Statement>,
         cursor: &mut Cursor,
         ctx: &mut SourceContext,
     ) -> Result<Result<(), tokio_postgres::Error>, ConnectorError> {
@@ -228,9 +229,13 @@ impl QuerySource {
                 }
             })
             .collect();
-        let statement = match client.prepare(&self.sql).await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
+        // Prepared once per connection, reused by every poll on it.
+        let statement = match prepared {
+            Some(s) => s.clone(),
+            None => match client.prepare(&self.sql).await {
+                Ok(s) => prepared.insert(s).clone(),
+                Err(e) => return Ok(Err(e)),
+            },
         };
         let rows = match client.query_raw(&statement, params).await {
             Ok(rows) => rows,
@@ -326,9 +331,10 @@ impl Source for QuerySource {
                     continue;
                 }
             };
+            let mut prepared = None;
             loop {
                 let polled = tokio::select! {
-                    polled = self.poll(&client, &mut cursor, ctx) => polled?,
+                    polled = self.poll(&client, &mut prepared, &mut cursor, ctx) => polled?,
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 if let Err(e) = polled {
