@@ -4,6 +4,7 @@
 pub mod file;
 pub mod parquet;
 pub mod postgres;
+pub mod postgres_cdc;
 pub mod redis;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub fn registry() -> Registry {
         Arc::new(file::FileSinkPlugin),
         Arc::new(parquet::ParquetSinkPlugin),
         Arc::new(postgres::QuerySourcePlugin),
+        Arc::new(postgres_cdc::PostgresCdcPlugin),
         Arc::new(redis::RedisSinkPlugin),
     ])
 }

@@ -82,13 +82,10 @@ impl Converter {
     /// The payload as this converter writes it, as a JSON value: the envelope or plain JSON
     /// for JsonConverter, a string for StringConverter, base64 for ByteArrayConverter.
     pub fn render(&self, payload: &mut Payload) -> Result<Value, ParseError> {
+        // A tombstone stays null whatever the converter, as Kafka Connect's JsonConverter
+        // writes it (no `{"schema": null, "payload": null}` envelope).
         if payload.is_null() {
-            return Ok(match self {
-                Self::Json {
-                    schemas_enable: true,
-                } => json!({ "schema": null, "payload": null }),
-                _ => Value::Null,
-            });
+            return Ok(Value::Null);
         }
         Ok(match self {
             Self::Json {

@@ -135,6 +135,11 @@ impl OffsetTracker {
         self.lock().dirty = true;
     }
 
+    /// The offset of `partition` as of the newest batch every sink acknowledged.
+    pub fn acknowledged(&self, partition: &Value) -> Option<Value> {
+        self.lock().committed.get(partition).cloned()
+    }
+
     /// Batches sent but not yet fully acknowledged.
     pub fn in_flight(&self) -> usize {
         self.lock().pending.len()

@@ -165,6 +165,17 @@ impl SourceContext {
         self.committed.get(partition)
     }
 
+    /// The offset of `partition` as of the newest batch every sink has flushed: what a source
+    /// may confirm to its upstream (a replication slot) without risking loss.
+    pub fn acknowledged(&self, partition: &Value) -> Option<Value> {
+        self.tracker.acknowledged(partition)
+    }
+
+    /// Batches sent whose records are not all flushed yet.
+    pub fn in_flight(&self) -> usize {
+        self.tracker.in_flight()
+    }
+
     /// Cancelled when the task must stop; select on it while waiting for data.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel

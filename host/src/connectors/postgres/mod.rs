@@ -6,9 +6,10 @@
 //! `{"incrementing": <n>, "timestamp": <ms>, "timestamp_nanos": <ns of the second>}` as
 //! Confluent's source stores it, so a restart resumes after the last published row.
 
-mod query_config;
+pub mod client;
+pub mod query_config;
 mod query_source;
-mod tls;
+pub mod tls;
 
 use crate::config::options::{ConfigKey, Options};
 use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};

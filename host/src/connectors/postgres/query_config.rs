@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::client::{Connection, connection_string};
 use crate::config::options::{ConfigKey, KeyType, Options};
 
 const CONNECTION_URL: ConfigKey = ConfigKey::new(
@@ -150,95 +151,6 @@ pub struct QuerySourceConfig {
     pub timestamp_delay_ms: u64,
 }
 
-/// A connection string for tokio-postgres, and how to secure the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    pub params: String,
-    pub tls: Tls,
-}
-
-/// Whether to connect over TLS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tls {
-    Off,
-    /// TLS, the server's certificate verified against `root_cert` (`sslrootcert`), or the
-    /// system's roots when `None`.
-    Verified {
-        root_cert: Option<std::path::PathBuf>,
-    },
-}
-
-/// A JDBC URL as tokio-postgres wants it, with the user and password added. `sslmode`
-/// `require`, `verify-ca` and `verify-full` connect over TLS and verify the server's
-/// certificate; `disable`, `allow` and `prefer` connect without TLS.
-fn connection_string(
-    url: &str,
-    user: Option<String>,
-    password: Option<String>,
-) -> Result<Connection, String> {
-    let url = url.trim();
-    let rest = url
-        .strip_prefix("jdbc:postgresql://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or("expected jdbc:postgresql://host:port/db or postgresql://... ")?;
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (credentials, host) = match authority.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, authority),
-    };
-    let (url_user, url_password) = match credentials.map(|c| c.split_once(':').unwrap_or((c, ""))) {
-        Some((u, p)) => (Some(u.to_owned()), (!p.is_empty()).then(|| p.to_owned())),
-        None => (None, None),
-    };
-    let (db, params) = path.split_once('?').unwrap_or((path, ""));
-    let (host, port) = host.rsplit_once(':').unwrap_or((host, "5432"));
-    let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
-    let mut out = format!("host={} port={}", quote(host), quote(port));
-    if !db.is_empty() {
-        out.push_str(&format!(" dbname={}", quote(db)));
-    }
-    if let Some(u) = user.or(url_user) {
-        out.push_str(&format!(" user={}", quote(&u)));
-    }
-    if let Some(p) = password.or(url_password) {
-        out.push_str(&format!(" password={}", quote(&p)));
-    }
-    let mut tls = false;
-    let mut root_cert = None;
-    for param in params.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = param.split_once('=').unwrap_or((param, ""));
-        match k {
-            "user" | "password" | "dbname" => out.push_str(&format!(" {k}={}", quote(v))),
-            "sslmode" => {
-                tls = match v {
-                    "disable" | "allow" | "prefer" => false,
-                    "require" | "verify-ca" | "verify-full" => true,
-                    other => {
-                        return Err(format!(
-                            "unknown sslmode={other}; expected disable, allow, prefer, require, \
-                             verify-ca or verify-full"
-                        ));
-                    }
-                }
-            }
-            "sslrootcert" => root_cert = Some(std::path::PathBuf::from(v)),
-            _ => {}
-        }
-    }
-    if tls {
-        out.push_str(" sslmode=require");
-    }
-    Ok(Connection {
-        params: out,
-        tls: if tls {
-            Tls::Verified { root_cert }
-        } else {
-            Tls::Off
-        },
-    })
-}
-
 /// Quotes a `name` or `schema.name` identifier.
 pub fn quote_identifier(name: &str) -> String {
     name.split('.')
@@ -320,6 +232,7 @@ impl QuerySourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::postgres::client::Tls;
 
     #[test]
     fn jdbc_urls_become_connection_strings() {

@@ -10,29 +10,16 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
-use super::query_config::{Mode, QuerySourceConfig, Source as Rows, Tls, quote_identifier};
+use super::client::describe;
+use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
 use crate::core::error::ConnectorError;
 use crate::core::record::{Payload, Position, Record};
 use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// A PostgreSQL error with what the server said: tokio-postgres' own text is only "db error".
-fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
 
 /// Where the last published row left off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,28 +165,7 @@ impl QuerySource {
     }
 
     async fn connect(&self) -> Result<Client, String> {
-        let params = &self.config.connection.params;
-        let connector = Arc::clone(&self.connector);
-        let closed = move |e: tokio_postgres::Error| {
-            tracing::warn!(connector = %connector, error = %describe(&e), "PostgreSQL connection closed.");
-        };
-        let client = match &self.config.connection.tls {
-            Tls::Off => {
-                let (client, connection) = tokio_postgres::connect(params, NoTls)
-                    .await
-                    .map_err(|e| describe(&e))?;
-                tokio::spawn(async move { connection.await.map_err(closed) });
-                client
-            }
-            Tls::Verified { root_cert } => {
-                let tls = super::tls::connector(root_cert.as_deref())?;
-                let (client, connection) = tokio_postgres::connect(params, tls)
-                    .await
-                    .map_err(|e| format!("{} (over TLS)", describe(&e)))?;
-                tokio::spawn(async move { connection.await.map_err(closed) });
-                client
-            }
-        };
+        let client = super::client::connect(&self.config.connection, &self.connector).await?;
         // Timestamps without a time zone are read as UTC, like the cursor.
         client
             .batch_execute("SET TIME ZONE 'UTC'")

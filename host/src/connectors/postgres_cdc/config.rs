@@ -1,0 +1,654 @@
+//! `io.debezium.connector.postgresql.PostgresConnector` configuration, with Debezium's key
+//! names and defaults.
+
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::connectors::postgres::client::{Connection, connection_string};
+
+const HOSTNAME: ConfigKey = ConfigKey::new(
+    "database.hostname",
+    KeyType::String,
+    "Host of the PostgreSQL server to capture.",
+)
+.required();
+const PORT: ConfigKey = ConfigKey::new(
+    "database.port",
+    KeyType::Int,
+    "Port of the PostgreSQL server.",
+)
+.with_default("5432");
+const USER: ConfigKey = ConfigKey::new(
+    "database.user",
+    KeyType::String,
+    "User with the REPLICATION attribute (and SELECT on the captured tables).",
+)
+.required();
+const PASSWORD: ConfigKey = ConfigKey::new(
+    "database.password",
+    KeyType::Password,
+    "Password of `database.user` (use `${env:..}` or `${file:..}`).",
+);
+const DBNAME: ConfigKey =
+    ConfigKey::new("database.dbname", KeyType::String, "Database to capture.").required();
+const SSLMODE: ConfigKey = ConfigKey::new(
+    "database.sslmode",
+    KeyType::String,
+    "`disable`, `prefer` (connect without TLS here), `require`, `verify-ca` or `verify-full` \
+     (TLS with the server certificate verified).",
+)
+.with_default("prefer")
+.one_of(&[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+]);
+const SSLROOTCERT: ConfigKey = ConfigKey::new(
+    "database.sslrootcert",
+    KeyType::String,
+    "CA certificate (PEM) that signed the server's certificate; the system roots otherwise.",
+);
+const TOPIC_PREFIX: ConfigKey = ConfigKey::new(
+    "topic.prefix",
+    KeyType::String,
+    "Logical server name: topics are `<prefix>.<schema>.<table>` and it is the `source.name` \
+     of every event. `database.server.name` (Debezium 1.x) is read when this is absent.",
+);
+const SERVER_NAME: ConfigKey = ConfigKey::new(
+    "database.server.name",
+    KeyType::String,
+    "Debezium 1.x name of `topic.prefix`.",
+);
+const PLUGIN_NAME: ConfigKey = ConfigKey::new(
+    "plugin.name",
+    KeyType::String,
+    "Logical decoding plugin. Only `pgoutput` (built into PostgreSQL 10+) is supported.",
+)
+.with_default("pgoutput");
+const SLOT_NAME: ConfigKey = ConfigKey::new(
+    "slot.name",
+    KeyType::String,
+    "Replication slot of this connector (created if missing); one per connector.",
+)
+.with_default("debezium");
+const SLOT_DROP_ON_STOP: ConfigKey = ConfigKey::new(
+    "slot.drop.on.stop",
+    KeyType::Boolean,
+    "Drop the slot when the connector stops cleanly (for tests: a restart then snapshots again).",
+)
+.with_default("false");
+const PUBLICATION_NAME: ConfigKey = ConfigKey::new(
+    "publication.name",
+    KeyType::String,
+    "Publication the slot streams.",
+)
+.with_default("dbz_publication");
+const PUBLICATION_AUTOCREATE: ConfigKey = ConfigKey::new(
+    "publication.autocreate.mode",
+    KeyType::String,
+    "`all_tables` (create the publication FOR ALL TABLES), `filtered` (for the captured tables, \
+     kept in step with the filters), `no_tables` (created empty) or `disabled` (must exist).",
+)
+.with_default("all_tables")
+.one_of(&["all_tables", "filtered", "no_tables", "disabled"]);
+const SCHEMA_INCLUDE: ConfigKey = ConfigKey::new(
+    "schema.include.list",
+    KeyType::List,
+    "Regular expressions (whole-name match) of schemas to capture.",
+);
+const SCHEMA_EXCLUDE: ConfigKey = ConfigKey::new(
+    "schema.exclude.list",
+    KeyType::List,
+    "Regular expressions of schemas not to capture.",
+);
+const TABLE_INCLUDE: ConfigKey = ConfigKey::new(
+    "table.include.list",
+    KeyType::List,
+    "Regular expressions of `schema.table` names to capture.",
+);
+const TABLE_EXCLUDE: ConfigKey = ConfigKey::new(
+    "table.exclude.list",
+    KeyType::List,
+    "Regular expressions of `schema.table` names not to capture.",
+);
+const COLUMN_INCLUDE: ConfigKey = ConfigKey::new(
+    "column.include.list",
+    KeyType::List,
+    "Regular expressions of `schema.table.column` names to keep in events.",
+);
+const COLUMN_EXCLUDE: ConfigKey = ConfigKey::new(
+    "column.exclude.list",
+    KeyType::List,
+    "Regular expressions of `schema.table.column` names to leave out of events.",
+);
+const SNAPSHOT_MODE: ConfigKey = ConfigKey::new(
+    "snapshot.mode",
+    KeyType::String,
+    "`initial` (snapshot once, then stream), `always` (snapshot at every start), \
+     `initial_only` (snapshot, then stop), `no_data` (stream only; `never` is read as this) or \
+     `when_needed` (snapshot when there is no usable offset).",
+)
+.with_default("initial")
+.one_of(&[
+    "initial",
+    "always",
+    "initial_only",
+    "no_data",
+    "never",
+    "when_needed",
+]);
+const SNAPSHOT_FETCH_SIZE: ConfigKey = ConfigKey::new(
+    "snapshot.fetch.size",
+    KeyType::Int,
+    "Rows read per round trip while snapshotting: memory stays bounded by it.",
+)
+.with_default("10240");
+const HEARTBEAT_INTERVAL: ConfigKey = ConfigKey::new(
+    "heartbeat.interval.ms",
+    KeyType::Int,
+    "Emit a heartbeat to `__debezium-heartbeat.<prefix>` this often (0: never); it also moves \
+     the slot forward while the captured tables are quiet.",
+)
+.with_default("0");
+const HEARTBEAT_PREFIX: ConfigKey = ConfigKey::new(
+    "topic.heartbeat.prefix",
+    KeyType::String,
+    "Prefix of the heartbeat topic.",
+)
+.with_default("__debezium-heartbeat");
+const TOMBSTONES: ConfigKey = ConfigKey::new(
+    "tombstones.on.delete",
+    KeyType::Boolean,
+    "Follow each delete with a tombstone (same key, null value) for log compaction.",
+)
+.with_default("true");
+const DECIMAL_MODE: ConfigKey = ConfigKey::new(
+    "decimal.handling.mode",
+    KeyType::String,
+    "`precise` (Connect Decimal bytes), `double` or `string`.",
+)
+.with_default("precise")
+.one_of(&["precise", "double", "string"]);
+const TIME_MODE: ConfigKey = ConfigKey::new(
+    "time.precision.mode",
+    KeyType::String,
+    "`adaptive` (ms or µs by column precision), `adaptive_time_microseconds` (times always in \
+     µs) or `connect` (Kafka Connect's Date, Time and Timestamp, ms).",
+)
+.with_default("adaptive")
+.one_of(&["adaptive", "adaptive_time_microseconds", "connect"]);
+const BINARY_MODE: ConfigKey = ConfigKey::new(
+    "binary.handling.mode",
+    KeyType::String,
+    "`bytes`, `base64`, `base64-url-safe` or `hex` for bytea columns.",
+)
+.with_default("bytes")
+.one_of(&["bytes", "base64", "base64-url-safe", "hex"]);
+const INTERVAL_MODE: ConfigKey = ConfigKey::new(
+    "interval.handling.mode",
+    KeyType::String,
+    "`numeric` (MicroDuration µs) or `string` (ISO 8601) for interval columns.",
+)
+.with_default("numeric")
+.one_of(&["numeric", "string"]);
+const SKIPPED_OPERATIONS: ConfigKey = ConfigKey::new(
+    "skipped.operations",
+    KeyType::List,
+    "Operations not emitted: any of `c`, `u`, `d`, `t`, or `none`.",
+)
+.with_default("t");
+const MESSAGE_KEY_COLUMNS: ConfigKey = ConfigKey::new(
+    "message.key.columns",
+    KeyType::String,
+    "Key columns per table instead of the primary key: `schema.table:c1,c2;other:c3` (table \
+     names are regular expressions).",
+);
+const TRANSACTION_METADATA: ConfigKey = ConfigKey::new(
+    "provide.transaction.metadata",
+    KeyType::Boolean,
+    "Emit BEGIN/END events to `<prefix>.transaction` and a `transaction` block in each event.",
+)
+.with_default("false");
+const TRANSACTION_TOPIC: ConfigKey = ConfigKey::new(
+    "topic.transaction",
+    KeyType::String,
+    "Suffix of the transaction metadata topic.",
+)
+.with_default("transaction");
+const PLACEHOLDER: ConfigKey = ConfigKey::new(
+    "unavailable.value.placeholder",
+    KeyType::String,
+    "Value of an unchanged TOASTed column that PostgreSQL did not send.",
+)
+.with_default("__debezium_unavailable_value");
+const TOPIC_DELIMITER: ConfigKey = ConfigKey::new(
+    "topic.delimiter",
+    KeyType::String,
+    "Separator between the parts of topic names.",
+)
+.with_default(".");
+const MAX_BATCH_SIZE: ConfigKey = ConfigKey::new(
+    "max.batch.size",
+    KeyType::Int,
+    "Most events handed on in one batch.",
+)
+.with_default("2048");
+const MAX_QUEUE_SIZE: ConfigKey = ConfigKey::new(
+    "max.queue.size",
+    KeyType::Int,
+    "Most replication messages buffered ahead of the pipeline; PostgreSQL is slowed down (TCP \
+     back-pressure) beyond it.",
+)
+.with_default("8192");
+
+pub const KEYS: &[ConfigKey] = &[
+    HOSTNAME,
+    PORT,
+    USER,
+    PASSWORD,
+    DBNAME,
+    SSLMODE,
+    SSLROOTCERT,
+    TOPIC_PREFIX,
+    SERVER_NAME,
+    PLUGIN_NAME,
+    SLOT_NAME,
+    SLOT_DROP_ON_STOP,
+    PUBLICATION_NAME,
+    PUBLICATION_AUTOCREATE,
+    SCHEMA_INCLUDE,
+    SCHEMA_EXCLUDE,
+    TABLE_INCLUDE,
+    TABLE_EXCLUDE,
+    COLUMN_INCLUDE,
+    COLUMN_EXCLUDE,
+    SNAPSHOT_MODE,
+    SNAPSHOT_FETCH_SIZE,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_PREFIX,
+    TOMBSTONES,
+    DECIMAL_MODE,
+    TIME_MODE,
+    BINARY_MODE,
+    INTERVAL_MODE,
+    SKIPPED_OPERATIONS,
+    MESSAGE_KEY_COLUMNS,
+    TRANSACTION_METADATA,
+    TRANSACTION_TOPIC,
+    PLACEHOLDER,
+    TOPIC_DELIMITER,
+    MAX_BATCH_SIZE,
+    MAX_QUEUE_SIZE,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    Precise,
+    Double,
+    String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePrecisionMode {
+    Adaptive,
+    AdaptiveTimeMicroseconds,
+    Connect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryMode {
+    Bytes,
+    Base64,
+    Base64UrlSafe,
+    Hex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalMode {
+    Numeric,
+    String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    Initial,
+    Always,
+    InitialOnly,
+    NoData,
+    WhenNeeded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationMode {
+    AllTables,
+    Filtered,
+    NoTables,
+    Disabled,
+}
+
+/// Which tables and columns are captured.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    schema_include: Vec<Regex>,
+    schema_exclude: Vec<Regex>,
+    table_include: Vec<Regex>,
+    table_exclude: Vec<Regex>,
+    column_include: Vec<Regex>,
+    column_exclude: Vec<Regex>,
+}
+
+impl Filters {
+    /// Whether `schema.table` is captured. System schemas never are.
+    pub fn table(&self, schema: &str, table: &str) -> bool {
+        if schema == "pg_catalog" || schema == "information_schema" {
+            return false;
+        }
+        let any = |list: &[Regex], name: &str| list.iter().any(|r| r.is_match(name));
+        if !self.schema_include.is_empty() && !any(&self.schema_include, schema) {
+            return false;
+        }
+        if any(&self.schema_exclude, schema) {
+            return false;
+        }
+        let full = format!("{schema}.{table}");
+        if !self.table_include.is_empty() && !any(&self.table_include, &full) {
+            return false;
+        }
+        !any(&self.table_exclude, &full)
+    }
+
+    /// Whether `schema.table.column` is kept.
+    pub fn column(&self, schema: &str, table: &str, column: &str) -> bool {
+        if self.column_include.is_empty() && self.column_exclude.is_empty() {
+            return true;
+        }
+        let full = format!("{schema}.{table}.{column}");
+        if !self.column_include.is_empty() {
+            return self.column_include.iter().any(|r| r.is_match(&full));
+        }
+        !self.column_exclude.iter().any(|r| r.is_match(&full))
+    }
+
+    /// Whether the publication can be limited to the listed tables (`filtered` mode needs
+    /// plain names to list).
+    pub fn has_table_filters(&self) -> bool {
+        !self.table_include.is_empty()
+            || !self.table_exclude.is_empty()
+            || !self.schema_include.is_empty()
+            || !self.schema_exclude.is_empty()
+    }
+}
+
+/// Which operations are not emitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+    pub truncate: bool,
+}
+
+/// `message.key.columns`: a table pattern and the columns that key it.
+#[derive(Debug, Clone)]
+pub struct KeyColumns {
+    pub table: Regex,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdcConfig {
+    pub connection: Connection,
+    /// What the replication connection needs (it does not use libpq's connection string).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dbname: String,
+    pub sslmode: String,
+    pub sslrootcert: Option<std::path::PathBuf>,
+    pub prefix: String,
+    pub slot: String,
+    pub slot_drop_on_stop: bool,
+    pub publication: String,
+    pub publication_mode: PublicationMode,
+    pub filters: Filters,
+    pub snapshot_mode: SnapshotMode,
+    pub fetch_size: usize,
+    pub heartbeat: Option<Duration>,
+    pub heartbeat_prefix: String,
+    pub tombstones: bool,
+    pub modes: super::types::Modes,
+    pub skipped: Skipped,
+    pub key_columns: Vec<KeyColumns>,
+    pub transaction_metadata: bool,
+    pub transaction_topic: String,
+    pub placeholder: String,
+    pub delimiter: String,
+    pub max_batch_size: usize,
+    pub max_queue_size: usize,
+}
+
+fn regexes(options: &mut Options, key: &ConfigKey) -> Vec<Regex> {
+    let mut out = Vec::new();
+    for pattern in options.list(key) {
+        match Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(re) => out.push(re),
+            Err(e) => options.issue(
+                key.name,
+                format!("invalid regular expression {pattern:?}: {e}"),
+            ),
+        }
+    }
+    out
+}
+
+impl CdcConfig {
+    pub fn from_options(options: &mut Options) -> Option<Self> {
+        let host = options.string(&HOSTNAME);
+        let port = options.parse::<u16>(&PORT, "a port number");
+        let user = options.string(&USER);
+        let password = options.string(&PASSWORD).unwrap_or_default();
+        let dbname = options.string(&DBNAME);
+        let sslmode = options.choice(&SSLMODE);
+        let sslrootcert = options.string(&SSLROOTCERT).map(std::path::PathBuf::from);
+        let prefix = match options.string(&TOPIC_PREFIX) {
+            Some(p) => Some(p),
+            None => options.string(&SERVER_NAME),
+        };
+        if prefix.as_deref().is_none_or(|p| p.trim().is_empty()) {
+            options.issue(
+                TOPIC_PREFIX.name,
+                "missing required key: the logical server name that prefixes every topic",
+            );
+        }
+        let plugin = options.string(&PLUGIN_NAME).unwrap_or_default();
+        if plugin.trim() != "pgoutput" {
+            options.issue(
+                PLUGIN_NAME.name,
+                format!(
+                    "{plugin:?} is not supported: Headwater decodes pgoutput, PostgreSQL's \
+                     built-in plugin; set plugin.name=pgoutput"
+                ),
+            );
+        }
+        let slot = options.string(&SLOT_NAME).unwrap_or_default();
+        if !slot
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            || slot.is_empty()
+        {
+            options.issue(
+                SLOT_NAME.name,
+                format!(
+                    "{slot:?}: replication slot names may contain only lower-case letters, \
+                     digits and underscores"
+                ),
+            );
+        }
+        let slot_drop_on_stop = options.bool(&SLOT_DROP_ON_STOP).unwrap_or(false);
+        let publication = options.string(&PUBLICATION_NAME).unwrap_or_default();
+        let publication_mode = match options.choice(&PUBLICATION_AUTOCREATE).as_deref() {
+            Some("filtered") => PublicationMode::Filtered,
+            Some("no_tables") => PublicationMode::NoTables,
+            Some("disabled") => PublicationMode::Disabled,
+            _ => PublicationMode::AllTables,
+        };
+        let filters = Filters {
+            schema_include: regexes(options, &SCHEMA_INCLUDE),
+            schema_exclude: regexes(options, &SCHEMA_EXCLUDE),
+            table_include: regexes(options, &TABLE_INCLUDE),
+            table_exclude: regexes(options, &TABLE_EXCLUDE),
+            column_include: regexes(options, &COLUMN_INCLUDE),
+            column_exclude: regexes(options, &COLUMN_EXCLUDE),
+        };
+        for (a, b) in [
+            (&TABLE_INCLUDE, &TABLE_EXCLUDE),
+            (&SCHEMA_INCLUDE, &SCHEMA_EXCLUDE),
+            (&COLUMN_INCLUDE, &COLUMN_EXCLUDE),
+        ] {
+            if options.contains(a.name) && options.contains(b.name) {
+                options.issue(b.name, format!("cannot be used together with {}", a.name));
+            }
+        }
+        let snapshot_mode = match options.choice(&SNAPSHOT_MODE).as_deref() {
+            Some("always") => SnapshotMode::Always,
+            Some("initial_only") => SnapshotMode::InitialOnly,
+            Some("no_data" | "never") => SnapshotMode::NoData,
+            Some("when_needed") => SnapshotMode::WhenNeeded,
+            _ => SnapshotMode::Initial,
+        };
+        let fetch_size = options.positive(&SNAPSHOT_FETCH_SIZE).unwrap_or(10240) as usize;
+        let heartbeat = options
+            .u64(&HEARTBEAT_INTERVAL)
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+        let heartbeat_prefix = options.string(&HEARTBEAT_PREFIX).unwrap_or_default();
+        let tombstones = options.bool(&TOMBSTONES).unwrap_or(true);
+        let decimal = match options.choice(&DECIMAL_MODE).as_deref() {
+            Some("double") => DecimalMode::Double,
+            Some("string") => DecimalMode::String,
+            _ => DecimalMode::Precise,
+        };
+        let time = match options.choice(&TIME_MODE).as_deref() {
+            Some("adaptive_time_microseconds") => TimePrecisionMode::AdaptiveTimeMicroseconds,
+            Some("connect") => TimePrecisionMode::Connect,
+            _ => TimePrecisionMode::Adaptive,
+        };
+        let binary = match options.choice(&BINARY_MODE).as_deref() {
+            Some("base64") => BinaryMode::Base64,
+            Some("base64-url-safe") => BinaryMode::Base64UrlSafe,
+            Some("hex") => BinaryMode::Hex,
+            _ => BinaryMode::Bytes,
+        };
+        let interval = match options.choice(&INTERVAL_MODE).as_deref() {
+            Some("string") => IntervalMode::String,
+            _ => IntervalMode::Numeric,
+        };
+        let mut skipped = Skipped::default();
+        for op in options.list(&SKIPPED_OPERATIONS) {
+            match op.as_str() {
+                "c" => skipped.create = true,
+                "u" => skipped.update = true,
+                "d" => skipped.delete = true,
+                "t" => skipped.truncate = true,
+                "none" => {}
+                other => options.issue(
+                    SKIPPED_OPERATIONS.name,
+                    format!("unknown operation {other:?}; expected c, u, d, t or none"),
+                ),
+            }
+        }
+        let mut key_columns = Vec::new();
+        if let Some(spec) = options.string(&MESSAGE_KEY_COLUMNS) {
+            for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                let Some((table, columns)) = entry.rsplit_once(':') else {
+                    options.issue(
+                        MESSAGE_KEY_COLUMNS.name,
+                        format!("{entry:?}: expected <schema.table>:<column>,<column>"),
+                    );
+                    continue;
+                };
+                match Regex::new(&format!("^(?:{})$", table.trim())) {
+                    Ok(re) => key_columns.push(KeyColumns {
+                        table: re,
+                        columns: columns.split(',').map(|c| c.trim().to_owned()).collect(),
+                    }),
+                    Err(e) => options.issue(
+                        MESSAGE_KEY_COLUMNS.name,
+                        format!("invalid table pattern {table:?}: {e}"),
+                    ),
+                }
+            }
+        }
+        let transaction_metadata = options.bool(&TRANSACTION_METADATA).unwrap_or(false);
+        let transaction_topic = options.string(&TRANSACTION_TOPIC).unwrap_or_default();
+        let placeholder = options.string(&PLACEHOLDER).unwrap_or_default();
+        let delimiter = options.string(&TOPIC_DELIMITER).unwrap_or_default();
+        let max_batch_size = options.positive(&MAX_BATCH_SIZE).unwrap_or(2048) as usize;
+        let max_queue_size = options.positive(&MAX_QUEUE_SIZE).unwrap_or(8192) as usize;
+
+        let (host, port, user, dbname, prefix, sslmode) =
+            (host?, port?, user?, dbname?, prefix?, sslmode?);
+        // The catalog and snapshot connection takes the same settings as the replication one.
+        let mut url = format!("postgresql://{host}:{port}/{dbname}?sslmode={sslmode}");
+        if let Some(cert) = &sslrootcert {
+            url.push_str(&format!("&sslrootcert={}", cert.display()));
+        }
+        let connection = match connection_string(&url, Some(user.clone()), Some(password.clone())) {
+            Ok(c) => c,
+            Err(e) => {
+                options.issue(HOSTNAME.name, e);
+                return None;
+            }
+        };
+        Some(Self {
+            connection,
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            sslmode,
+            sslrootcert,
+            prefix: prefix.trim().to_owned(),
+            slot,
+            slot_drop_on_stop,
+            publication,
+            publication_mode,
+            filters,
+            snapshot_mode,
+            fetch_size,
+            heartbeat,
+            heartbeat_prefix,
+            tombstones,
+            modes: super::types::Modes {
+                decimal,
+                time,
+                binary,
+                interval,
+            },
+            skipped,
+            key_columns,
+            transaction_metadata,
+            transaction_topic,
+            placeholder,
+            delimiter,
+            max_batch_size,
+            max_queue_size,
+        })
+    }
+
+    /// `message.key.columns` for a table, if configured.
+    pub fn key_columns_for(&self, schema: &str, table: &str) -> Option<&[String]> {
+        let full = format!("{schema}.{table}");
+        self.key_columns
+            .iter()
+            .find(|k| k.table.is_match(&full))
+            .map(|k| k.columns.as_slice())
+    }
+}

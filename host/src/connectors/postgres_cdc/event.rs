@@ -1,0 +1,517 @@
+//! Debezium's change events: the envelope (`before`, `after`, `source`, `transaction`, `op`,
+//! `ts_*`), its schemas, the key, tombstones, the `__debezium.*` headers, heartbeats and
+//! transaction metadata events, all field for field as Debezium 3.6 emits them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::catalog::Table;
+use super::config::{BinaryMode, CdcConfig};
+use super::pgoutput::Cell;
+use super::types::{Kind, convert, zero};
+use crate::core::record::{Data, Header, Payload, Position, Record};
+
+/// Debezium's version string in `source.version`: the events are the ones that release emits.
+pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
+
+/// The operation of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Truncate,
+}
+
+impl Op {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Read => "r",
+            Self::Create => "c",
+            Self::Update => "u",
+            Self::Delete => "d",
+            Self::Truncate => "t",
+        }
+    }
+}
+
+/// Where in the database an event happened: the `source` block's changing part.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    /// Commit time (streaming) or snapshot start (snapshot), µs since the epoch.
+    pub ts_us: i64,
+    /// `true`, `first`, `first_in_data_collection`, `last_in_data_collection`, `last` or
+    /// `false`.
+    pub snapshot: &'static str,
+    pub lsn: u64,
+    pub last_commit_lsn: Option<u64>,
+    pub tx_id: Option<i64>,
+}
+
+/// The transaction block of an event (with `provide.transaction.metadata`).
+#[derive(Debug, Clone)]
+pub struct TxBlock {
+    pub id: String,
+    pub total_order: u64,
+    pub data_collection_order: u64,
+}
+
+pub fn source_schema() -> Value {
+    json!({"type": "struct", "fields": [
+        {"type": "string", "optional": false, "field": "version"},
+        {"type": "string", "optional": false, "field": "connector"},
+        {"type": "string", "optional": false, "field": "name"},
+        {"type": "int64", "optional": false, "field": "ts_ms"},
+        {"type": "string", "optional": true, "name": "io.debezium.data.Enum", "version": 1,
+         "parameters": {"allowed": "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},
+         "default": "false", "field": "snapshot"},
+        {"type": "string", "optional": false, "field": "db"},
+        {"type": "string", "optional": true, "field": "sequence"},
+        {"type": "int64", "optional": true, "field": "ts_us"},
+        {"type": "int64", "optional": true, "field": "ts_ns"},
+        {"type": "string", "optional": false, "field": "schema"},
+        {"type": "string", "optional": false, "field": "table"},
+        {"type": "int64", "optional": true, "field": "txId"},
+        {"type": "int64", "optional": true, "field": "lsn"},
+        {"type": "int64", "optional": true, "field": "xmin"},
+        {"type": "string", "optional": true, "field": "origin"},
+        {"type": "int64", "optional": true, "field": "origin_lsn"},
+    ], "optional": false, "name": "io.debezium.connector.postgresql.Source", "version": 1, "field": "source"})
+}
+
+pub fn transaction_block_schema() -> Value {
+    json!({"type": "struct", "fields": [
+        {"type": "string", "optional": false, "field": "id"},
+        {"type": "int64", "optional": false, "field": "total_order"},
+        {"type": "int64", "optional": false, "field": "data_collection_order"},
+    ], "optional": true, "name": "event.block", "version": 1, "field": "transaction"})
+}
+
+/// Processing time now, µs since the epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A random-enough run id in UUID form (headers only; no security purpose).
+fn run_id() -> String {
+    use sha2::Digest;
+    let seed = format!("{}-{}", now_us(), std::process::id());
+    let h = sha2::Sha256::digest(seed.as_bytes());
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-7{:01x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        h[0],
+        h[1],
+        h[2],
+        h[3],
+        h[4],
+        h[5],
+        h[6] & 0xf,
+        h[7],
+        (h[8] & 0x3f) | 0x80,
+        h[9],
+        h[10],
+        h[11],
+        h[12],
+        h[13],
+        h[14],
+        h[15]
+    )
+}
+
+/// A value as SimpleHeaderConverter writes it: strings raw, anything else as JSON.
+fn header(key: &str, value: &Value) -> Header {
+    let bytes = match value {
+        Value::String(s) => Bytes::from(s.clone()),
+        other => Bytes::from(other.to_string()),
+    };
+    Header {
+        key: key.to_owned(),
+        value: Some(bytes),
+    }
+}
+
+/// Builds the records of one connector.
+#[derive(Debug)]
+pub struct Events {
+    config: Arc<CdcConfig>,
+    connector: Arc<str>,
+    partition: Arc<str>,
+    context_headers: Vec<Header>,
+}
+
+/// A change to emit: its table, operation, tuples and place.
+pub struct Change<'a> {
+    pub table: &'a Table,
+    pub op: Op,
+    pub old: Option<&'a [Cell]>,
+    /// Whether `old` is a whole row (REPLICA IDENTITY FULL) rather than just the key.
+    pub old_full: bool,
+    pub new: Option<&'a [Cell]>,
+    pub at: At,
+    pub tx: Option<TxBlock>,
+}
+
+impl Events {
+    pub fn new(config: Arc<CdcConfig>, connector: Arc<str>) -> Self {
+        let partition: Arc<str> = Arc::from(partition_of(&config.prefix).to_string());
+        let context_headers = vec![
+            header(
+                "__debezium.context.connectorLogicalName",
+                &json!(config.prefix),
+            ),
+            header("__debezium.context.taskId", &json!("0")),
+            header("__debezium.context.connectorName", &json!("postgresql")),
+            header("__debezium.context.runId", &json!(run_id())),
+        ];
+        Self {
+            config,
+            connector,
+            partition,
+            context_headers,
+        }
+    }
+
+    pub fn position(&self, serial: u64) -> Position {
+        Position {
+            source: Arc::clone(&self.connector),
+            partition: Arc::clone(&self.partition),
+            offset: serial,
+        }
+    }
+
+    fn source(&self, table: Option<&Table>, at: &At) -> Value {
+        let mut s = Map::with_capacity(16);
+        s.insert("version".into(), DEBEZIUM_VERSION.into());
+        s.insert("connector".into(), "postgresql".into());
+        s.insert("name".into(), self.config.prefix.clone().into());
+        s.insert("ts_ms".into(), at.ts_us.div_euclid(1000).into());
+        s.insert("snapshot".into(), at.snapshot.into());
+        s.insert("db".into(), self.config.dbname.clone().into());
+        let last = at
+            .last_commit_lsn
+            .map_or(Value::Null, |l| Value::String(l.to_string()));
+        s.insert(
+            "sequence".into(),
+            json!([last, at.lsn.to_string()]).to_string().into(),
+        );
+        s.insert("ts_us".into(), at.ts_us.into());
+        s.insert("ts_ns".into(), (at.ts_us * 1000).into());
+        s.insert(
+            "schema".into(),
+            table.map_or(Value::Null, |t| t.schema.clone().into()),
+        );
+        s.insert(
+            "table".into(),
+            table.map_or(Value::Null, |t| t.name.clone().into()),
+        );
+        s.insert("txId".into(), at.tx_id.map_or(Value::Null, Value::from));
+        s.insert("lsn".into(), at.lsn.into());
+        s.insert("xmin".into(), Value::Null);
+        s.insert("origin".into(), Value::Null);
+        s.insert("origin_lsn".into(), Value::Null);
+        Value::Object(s)
+    }
+
+    /// The row struct of a tuple; `fallback` supplies unchanged TOASTed values (the old row
+    /// under REPLICA IDENTITY FULL).
+    fn row(
+        &self,
+        table: &Table,
+        cells: &[Cell],
+        fallback: Option<&[Cell]>,
+    ) -> Result<Value, String> {
+        let modes = &self.config.modes;
+        let mut row = Map::with_capacity(table.columns.len());
+        for (i, column) in table.columns.iter().enumerate() {
+            if !column.kept {
+                continue;
+            }
+            let cell = match cells.get(i) {
+                Some(Cell::UnchangedToast) => match fallback.and_then(|f| f.get(i)) {
+                    Some(old @ Cell::Text(_)) => old,
+                    _ => &Cell::UnchangedToast,
+                },
+                Some(cell) => cell,
+                None => &Cell::Null,
+            };
+            let value = match cell {
+                Cell::Text(text) => {
+                    let text = std::str::from_utf8(text).map_err(|_| {
+                        format!("column {} holds text that is not UTF-8", column.name)
+                    })?;
+                    convert(&column.kind, modes, text)
+                        .map_err(|e| format!("column {}: {e}", column.name))?
+                }
+                Cell::Null if column.optional => Value::Null,
+                Cell::Null => zero(&column.kind, modes),
+                Cell::UnchangedToast => self.placeholder(&column.kind),
+            };
+            row.insert(column.name.clone(), value);
+        }
+        Ok(Value::Object(row))
+    }
+
+    fn placeholder(&self, kind: &Kind) -> Value {
+        use base64::Engine;
+        let text = &self.config.placeholder;
+        match kind {
+            Kind::Bytes if self.config.modes.binary != BinaryMode::Hex => {
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()))
+            }
+            Kind::Array(_) => json!([text]),
+            _ => Value::String(text.clone()),
+        }
+    }
+
+    /// The key struct of a tuple, `None` for a table without a key.
+    fn key(&self, table: &Table, cells: &[Cell]) -> Result<Payload, String> {
+        let Some(schema) = &table.key_schema else {
+            return Ok(Payload::null());
+        };
+        let modes = &self.config.modes;
+        let mut key = Map::with_capacity(table.key.len());
+        for &i in &table.key {
+            let column = &table.columns[i];
+            let value = match cells.get(i) {
+                Some(Cell::Text(text)) => {
+                    let text = std::str::from_utf8(text).map_err(|_| {
+                        format!("key column {} holds text that is not UTF-8", column.name)
+                    })?;
+                    convert(&column.kind, modes, text)
+                        .map_err(|e| format!("key column {}: {e}", column.name))?
+                }
+                _ => Value::Null,
+            };
+            key.insert(column.name.clone(), value);
+        }
+        Ok(Payload::data(Data {
+            schema: Some(schema.clone()),
+            value: Value::Object(key),
+        }))
+    }
+
+    fn record(&self, topic: &str, key: Payload, value: Payload, ts_ms: i64) -> Record {
+        let mut record = Record::new(topic, value);
+        record.key = key;
+        record.timestamp = Some(ts_ms);
+        record.headers = self.context_headers.clone();
+        record
+    }
+
+    /// The records of one change: one event; for a delete also its tombstone; for an update
+    /// that changed the key, delete + tombstone + create with the old/new key headers.
+    pub fn change(&self, change: Change<'_>, out: &mut Vec<Record>) -> Result<(), String> {
+        let table = change.table;
+        let now = now_us();
+        let source = self.source(Some(table), &change.at);
+        let tx = change.tx.as_ref().map_or(Value::Null, |t| {
+            json!({"id": t.id, "total_order": t.total_order, "data_collection_order": t.data_collection_order})
+        });
+        let envelope = |before: Value, after: Value, op: Op| -> Payload {
+            let mut v = Map::with_capacity(8);
+            v.insert("before".into(), before);
+            v.insert("after".into(), after);
+            v.insert("source".into(), source.clone());
+            v.insert("transaction".into(), tx.clone());
+            v.insert("op".into(), op.code().into());
+            v.insert("ts_ms".into(), now.div_euclid(1000).into());
+            v.insert("ts_us".into(), now.into());
+            v.insert("ts_ns".into(), (now * 1000).into());
+            Payload::data(Data {
+                schema: Some(table.envelope_schema.clone()),
+                value: Value::Object(v),
+            })
+        };
+        let ts_ms = now.div_euclid(1000);
+        let full_old = change.old.filter(|_| change.old_full);
+        match change.op {
+            Op::Read | Op::Create => {
+                let new = change.new.unwrap_or(&[]);
+                let key = self.key(table, new)?;
+                let after = self.row(table, new, None)?;
+                out.push(self.record(
+                    &table.topic,
+                    key,
+                    envelope(Value::Null, after, change.op),
+                    ts_ms,
+                ));
+            }
+            Op::Update => {
+                let new = change.new.unwrap_or(&[]);
+                let new_key = self.key(table, new)?;
+                let before = match change.old {
+                    Some(old) if change.old_full => self.row(table, old, None)?,
+                    _ => Value::Null,
+                };
+                let after = self.row(table, new, full_old)?;
+                let old_key = match change.old {
+                    Some(old) => Some(self.key(table, old)?),
+                    None => None,
+                };
+                match old_key.filter(|k| table.key_schema.is_some() && *k != new_key) {
+                    None => out.push(self.record(
+                        &table.topic,
+                        new_key,
+                        envelope(before, after, Op::Update),
+                        ts_ms,
+                    )),
+                    Some(old_key) => {
+                        // The key changed: Debezium emits the delete of the old key (with the
+                        // new key in a header), its tombstone, then the create.
+                        let old = change.old.unwrap_or(&[]);
+                        let deleted = self.row(table, old, None)?;
+                        let new_key_header = header(
+                            "__debezium.newkey",
+                            &new_key.parsed().map_or(Value::Null, |d| d.value.clone()),
+                        );
+                        let old_key_header = header(
+                            "__debezium.oldkey",
+                            &old_key.parsed().map_or(Value::Null, |d| d.value.clone()),
+                        );
+                        let mut delete = self.record(
+                            &table.topic,
+                            old_key.clone(),
+                            envelope(deleted, Value::Null, Op::Delete),
+                            ts_ms,
+                        );
+                        delete.headers.push(new_key_header.clone());
+                        out.push(delete);
+                        if self.config.tombstones {
+                            let mut tombstone =
+                                self.record(&table.topic, old_key, Payload::null(), ts_ms);
+                            tombstone.headers.push(new_key_header);
+                            out.push(tombstone);
+                        }
+                        let mut create = self.record(
+                            &table.topic,
+                            new_key,
+                            envelope(Value::Null, after, Op::Create),
+                            ts_ms,
+                        );
+                        create.headers.push(old_key_header);
+                        out.push(create);
+                    }
+                }
+            }
+            Op::Delete => {
+                let old = change.old.unwrap_or(&[]);
+                let key = self.key(table, old)?;
+                let before = self.row(table, old, None)?;
+                out.push(self.record(
+                    &table.topic,
+                    key.clone(),
+                    envelope(before, Value::Null, Op::Delete),
+                    ts_ms,
+                ));
+                if self.config.tombstones {
+                    out.push(self.record(&table.topic, key, Payload::null(), ts_ms));
+                }
+            }
+            Op::Truncate => out.push(self.record(
+                &table.topic,
+                Payload::null(),
+                envelope(Value::Null, Value::Null, Op::Truncate),
+                ts_ms,
+            )),
+        }
+        Ok(())
+    }
+
+    /// A heartbeat record: `{"ts_ms"}` keyed by the server name.
+    pub fn heartbeat(&self) -> Record {
+        let now = now_us();
+        let topic = format!(
+            "{}{}{}",
+            self.config.heartbeat_prefix, self.config.delimiter, self.config.prefix
+        );
+        let key = Payload::data(Data {
+            schema: Some(json!({"type": "struct", "fields": [
+                {"type": "string", "optional": false, "field": "serverName"}],
+                "optional": false, "name": "io.debezium.connector.common.ServerNameKey"})),
+            value: json!({"serverName": self.config.prefix}),
+        });
+        let value = Payload::data(Data {
+            schema: Some(json!({"type": "struct", "fields": [
+                {"type": "int64", "optional": false, "field": "ts_ms"}],
+                "optional": false, "name": "io.debezium.connector.common.Heartbeat"})),
+            value: json!({"ts_ms": now.div_euclid(1000)}),
+        });
+        self.record(&topic, key, value, now.div_euclid(1000))
+    }
+
+    /// The transaction metadata topic.
+    pub fn transaction_topic(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.config.prefix, self.config.delimiter, self.config.transaction_topic
+        )
+    }
+
+    /// A BEGIN or END transaction metadata event. `counts` (END only) are the events per
+    /// `schema.table`, in first-seen order.
+    pub fn transaction_event(
+        &self,
+        id: &str,
+        commit_us: i64,
+        end: Option<(u64, &[(String, u64)])>,
+    ) -> Record {
+        let key = Payload::data(Data {
+            schema: Some(json!({"type": "struct", "fields": [
+                {"type": "string", "optional": false, "field": "id"}],
+                "optional": false, "name": "io.debezium.connector.common.TransactionMetadataKey",
+                "version": 1})),
+            value: json!({"id": id}),
+        });
+        let (status, count, collections) = match end {
+            None => ("BEGIN", Value::Null, Value::Null),
+            Some((count, per_table)) => (
+                "END",
+                json!(count),
+                Value::Array(
+                    per_table
+                        .iter()
+                        .map(|(t, n)| json!({"data_collection": t, "event_count": n}))
+                        .collect(),
+                ),
+            ),
+        };
+        let value = Payload::data(Data {
+            schema: Some(transaction_value_schema()),
+            value: json!({"status": status, "id": id, "event_count": count,
+                          "data_collections": collections, "ts_ms": commit_us.div_euclid(1000)}),
+        });
+        // Debezium's transaction events carry no context headers.
+        let mut record = self.record(
+            &self.transaction_topic(),
+            key,
+            value,
+            commit_us.div_euclid(1000),
+        );
+        record.headers.clear();
+        record
+    }
+}
+
+fn transaction_value_schema() -> Value {
+    json!({"type": "struct", "fields": [
+        {"type": "string", "optional": false, "field": "status"},
+        {"type": "string", "optional": false, "field": "id"},
+        {"type": "int64", "optional": true, "field": "event_count"},
+        {"type": "array", "items": {"type": "struct", "fields": [
+            {"type": "string", "optional": false, "field": "data_collection"},
+            {"type": "int64", "optional": false, "field": "event_count"}],
+            "optional": true, "name": "event.collection", "version": 1},
+            "optional": true, "field": "data_collections"},
+        {"type": "int64", "optional": false, "field": "ts_ms"},
+    ], "optional": false, "name": "io.debezium.connector.common.TransactionMetadataValue", "version": 1})
+}
+
+/// The source partition of a connector: `{"server": <prefix>}`, as Debezium stores it.
+pub fn partition_of(prefix: &str) -> Value {
+    json!({"server": prefix})
+}

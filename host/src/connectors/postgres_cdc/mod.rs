@@ -1,0 +1,50 @@
+//! PostgreSQL change data capture, Debezium-compatible and without a JVM:
+//! `io.debezium.connector.postgresql.PostgresConnector` configs run as they are and emit the
+//! events Debezium 3.6 emits (envelope, schemas, source block, tombstones, key changes, TOAST
+//! placeholders, transaction metadata, heartbeats).
+//!
+//! - `pgoutput.rs` decodes the replication messages; `types.rs` maps column types and values;
+//!   `catalog.rs` builds a table's schemas; `event.rs` builds the records.
+//! - `slot.rs` manages the publication and the slot; `snapshot.rs` reads the initial snapshot
+//!   in the slot's exported snapshot; `source.rs` runs sessions and streams.
+//! - `output.rs` batches records and keeps the offset, in Debezium's shape: partition
+//!   `{"server": <topic.prefix>}`, offset `{"lsn", "lsn_proc", "lsn_commit", "txId",
+//!   "ts_usec"}` (+ `snapshot`, `last_snapshot_record` while snapshotting).
+
+mod catalog;
+mod config;
+mod event;
+mod output;
+mod pgoutput;
+mod slot;
+mod snapshot;
+mod source;
+mod types;
+
+use crate::config::options::{ConfigKey, Options};
+use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+
+pub use source::CdcSource;
+
+/// `io.debezium.connector.postgresql.PostgresConnector`.
+#[derive(Debug)]
+pub struct PostgresCdcPlugin;
+
+impl ConnectorPlugin for PostgresCdcPlugin {
+    fn class(&self) -> &'static str {
+        output::CLASS
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["headwater.postgres.CdcSource"]
+    }
+    fn connector_type(&self) -> ConnectorType {
+        ConnectorType::Source
+    }
+    fn keys(&self) -> &'static [ConfigKey] {
+        config::KEYS
+    }
+    fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task> {
+        let config = config::CdcConfig::from_options(options)?;
+        Some(Task::Source(Box::new(CdcSource::new(config, ctx))))
+    }
+}

@@ -1,0 +1,213 @@
+//! The initial snapshot: every captured row as an `op=r` event, read inside the slot's exported
+//! snapshot (REPEATABLE READ), so the stream that follows starts exactly where it ends: no
+//! gap, no overlap. Tables are read through a cursor, `snapshot.fetch.size` rows at a time, so
+//! memory stays bounded whatever their size.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::catalog::{self, Table};
+use super::config::CdcConfig;
+use super::event::{At, Change, Events, Op, now_us};
+use super::output::Output;
+use super::pgoutput::Cell;
+use crate::connectors::postgres::client::describe;
+use crate::connectors::postgres::query_config::quote_identifier;
+use crate::core::error::ConnectorError;
+use crate::core::task::SourceContext;
+
+/// One row read, waiting for the next so its `source.snapshot` marker is known.
+struct Pending {
+    table: Arc<Table>,
+    row: Vec<Cell>,
+    first_in_table: bool,
+}
+
+pub struct Snapshot<'a> {
+    pub client: &'a Client,
+    pub config: &'a CdcConfig,
+    pub events: &'a Events,
+    pub out: &'a mut Output,
+    /// The slot's consistent point: every snapshot event carries it as its LSN.
+    pub lsn: u64,
+    /// Rows emitted so far.
+    pub emitted: u64,
+}
+
+fn retriable(context: &str, message: String) -> ConnectorError {
+    ConnectorError::retriable(context.to_owned(), message)
+}
+
+impl Snapshot<'_> {
+    /// Reads all captured tables inside `exported` and emits their rows. The caller commits
+    /// nothing: the transaction is ended here.
+    pub async fn run(
+        &mut self,
+        ctx: &mut SourceContext,
+        exported: &str,
+        tables: &[(u32, String, String)],
+    ) -> Result<(), ConnectorError> {
+        let started = now_us();
+        self.client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                exported.replace('\'', "''")
+            ))
+            .await
+            .map_err(|e| retriable("starting the snapshot transaction", describe(&e)))?;
+        let tx_id = self
+            .client
+            .query_one(
+                "SELECT txid_snapshot_xmin(txid_current_snapshot())::int8",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .map_err(|e| retriable("reading the snapshot transaction", describe(&e)))?;
+        tracing::info!(
+            connector = %ctx.connector(),
+            tables = tables.len(),
+            lsn = self.lsn,
+            "Snapshot started."
+        );
+        self.out.set("snapshot", true);
+        self.out.set("last_snapshot_record", false);
+        self.out.set("lsn", self.lsn);
+        self.out.set("txId", tx_id);
+        self.out.set("ts_usec", started);
+        let mut pending: Option<Pending> = None;
+        let mut total = 0u64;
+        for (oid, _, _) in tables {
+            let table = catalog::load(self.client, self.config, *oid)
+                .await
+                .map_err(|e| retriable("reading the catalog", e))?;
+            let columns = table
+                .columns
+                .iter()
+                .map(|c| quote_identifier(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let select = format!(
+                "DECLARE headwater_snapshot NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}",
+                quote_identifier(&table.schema),
+                quote_identifier(&table.name)
+            );
+            self.client.batch_execute(&select).await.map_err(|e| {
+                retriable(
+                    &format!("snapshotting {}.{}", table.schema, table.name),
+                    describe(&e),
+                )
+            })?;
+            let fetch = format!("FETCH {} FROM headwater_snapshot", self.config.fetch_size);
+            let mut first_in_table = true;
+            loop {
+                if ctx.cancellation().is_cancelled() {
+                    return Ok(());
+                }
+                let messages = self.client.simple_query(&fetch).await.map_err(|e| {
+                    retriable(
+                        &format!("snapshotting {}.{}", table.schema, table.name),
+                        describe(&e),
+                    )
+                })?;
+                let mut rows = 0;
+                for message in messages {
+                    let SimpleQueryMessage::Row(row) = message else {
+                        continue;
+                    };
+                    rows += 1;
+                    let cells = (0..row.len())
+                        .map(|i| match row.get(i) {
+                            Some(text) => Cell::Text(Bytes::copy_from_slice(text.as_bytes())),
+                            None => Cell::Null,
+                        })
+                        .collect();
+                    if let Some(previous) = pending.take() {
+                        let last_in_table = !Arc::ptr_eq(&previous.table, &table);
+                        self.emit(ctx, previous, last_in_table, false, started, tx_id)
+                            .await?;
+                    }
+                    pending = Some(Pending {
+                        table: Arc::clone(&table),
+                        row: cells,
+                        first_in_table,
+                    });
+                    first_in_table = false;
+                    total += 1;
+                }
+                if rows < self.config.fetch_size {
+                    break;
+                }
+            }
+            self.client
+                .batch_execute("CLOSE headwater_snapshot")
+                .await
+                .map_err(|e| retriable("ending a snapshot cursor", describe(&e)))?;
+        }
+        if let Some(last) = pending.take() {
+            self.emit(ctx, last, true, true, started, tx_id).await?;
+        }
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| retriable("ending the snapshot transaction", describe(&e)))?;
+        self.out.set("last_snapshot_record", true);
+        self.out.flush(ctx).await?;
+        tracing::info!(connector = %ctx.connector(), rows = total, "Snapshot completed.");
+        Ok(())
+    }
+
+    async fn emit(
+        &mut self,
+        ctx: &mut SourceContext,
+        row: Pending,
+        last_in_table: bool,
+        last: bool,
+        started: i64,
+        tx_id: i64,
+    ) -> Result<(), ConnectorError> {
+        let first = self.emitted == 0;
+        // Debezium's order of precedence for the marker.
+        let marker = if first {
+            "first"
+        } else if last {
+            "last"
+        } else if row.first_in_table {
+            "first_in_data_collection"
+        } else if last_in_table {
+            "last_in_data_collection"
+        } else {
+            "true"
+        };
+        let mut records = Vec::with_capacity(1);
+        let change = Change {
+            table: &row.table,
+            op: Op::Read,
+            old: None,
+            old_full: false,
+            new: Some(&row.row),
+            at: At {
+                ts_us: started,
+                snapshot: marker,
+                lsn: self.lsn,
+                last_commit_lsn: None,
+                tx_id: Some(tx_id),
+            },
+            tx: None,
+        };
+        match self.events.change(change, &mut records) {
+            Ok(()) => self.out.push(records, self.events),
+            Err(message) => self.out.fail(
+                &row.table.topic,
+                format!("{}.{}: {message}", row.table.schema, row.table.name),
+            ),
+        }
+        self.emitted += 1;
+        if self.out.full() {
+            self.out.flush(ctx).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,526 @@
+//! The CDC task: sets up the publication and slot, snapshots when the snapshot mode says so,
+//! then streams changes from the slot. A broken connection (PostgreSQL restarting, a network
+//! cut) ends the session; the next one resumes from what the sinks acknowledged, after a
+//! backoff.
+//!
+//! The slot is told a position only once every record before it is flushed by every sink
+//! (`SourceContext::acknowledged`), and while nothing is in flight the keepalives' position
+//! is confirmed too, so a slot whose tables are quiet never pins WAL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use super::catalog::{self, Table};
+use super::config::{CdcConfig, SnapshotMode};
+use super::event::{At, Change, Events, Op, TxBlock};
+use super::output::{Output, Resume};
+use super::pgoutput::{self, Message, OldKind};
+use super::slot;
+use super::snapshot::Snapshot;
+use crate::connectors::postgres::client::{self, describe};
+use crate::core::error::ConnectorError;
+use crate::core::task::{BuildContext, Source, SourceContext};
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// PostgreSQL timestamps count from 2000-01-01.
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+/// Serial numbers skipped when an interrupted snapshot starts over: more than any number of
+/// records that can be in flight, so none of the new records looks already written.
+const SNAPSHOT_RESTART_GAP: u64 = 1 << 32;
+/// Session settings that fix the text forms `types.rs` parses.
+const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=1";
+
+pub struct CdcSource {
+    config: Arc<CdcConfig>,
+    connector: Arc<str>,
+    events: Events,
+}
+
+impl CdcSource {
+    pub fn new(config: CdcConfig, ctx: &BuildContext) -> Self {
+        let config = Arc::new(config);
+        let connector: Arc<str> = Arc::from(ctx.connector.as_str());
+        Self {
+            events: Events::new(Arc::clone(&config), Arc::clone(&connector)),
+            config,
+            connector,
+        }
+    }
+
+    async fn catalog_client(&self) -> Result<Client, String> {
+        let client = client::connect(&self.config.connection, &self.connector).await?;
+        client
+            .batch_execute(
+                "SET DateStyle TO ISO; SET IntervalStyle TO iso_8601; SET extra_float_digits TO 1",
+            )
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(client)
+    }
+
+    fn replication_config(&self) -> ReplicationConfig {
+        let c = &self.config;
+        let tls = match c.sslmode.as_str() {
+            "require" => TlsConfig::require(),
+            "verify-ca" => TlsConfig::verify_ca(c.sslrootcert.clone()),
+            "verify-full" => TlsConfig::verify_full(c.sslrootcert.clone()),
+            _ => TlsConfig::disabled(),
+        };
+        ReplicationConfig::new(
+            c.host.clone(),
+            c.user.clone(),
+            c.password.clone(),
+            c.dbname.clone(),
+            c.slot.clone(),
+            c.publication.clone(),
+        )
+        .with_port(c.port)
+        .with_tls(tls)
+        .with_buffer_size(c.max_queue_size)
+        .with_status_interval(Duration::from_secs(1))
+        .with_options(SESSION_OPTIONS)
+        .with_application_name(format!("headwater-{}", self.connector))
+    }
+
+    /// One session: connect, set up, maybe snapshot, stream until an error or cancellation.
+    /// `Ok(true)` means the task is done (`initial_only`).
+    async fn session(&mut self, ctx: &mut SourceContext) -> Result<bool, ConnectorError> {
+        let retriable = |what: &str| {
+            let what = what.to_owned();
+            move |e: String| ConnectorError::retriable(what, e)
+        };
+        let client = self
+            .catalog_client()
+            .await
+            .map_err(retriable("connecting to PostgreSQL"))?;
+        let tables = catalog::captured_tables(&client, &self.config)
+            .await
+            .map_err(retriable("listing captured tables"))?;
+        slot::ensure_publication(&client, &self.config, &tables)
+            .await
+            .map_err(|e| ConnectorError::fatal("publication", e))?;
+        let slot_position = slot::confirmed_flush(&client, &self.config.slot)
+            .await
+            .map_err(|e| ConnectorError::fatal("replication slot", e))?;
+
+        let partition = super::event::partition_of(&self.config.prefix);
+        let committed = ctx
+            .acknowledged(&partition)
+            .or_else(|| ctx.committed(&partition).cloned());
+        let resume = committed.as_ref().map(Resume::from_offset);
+        let snapshot_needed = match self.config.snapshot_mode {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => {
+                resume.as_ref().is_none_or(|r| r.snapshot_incomplete)
+            }
+            SnapshotMode::WhenNeeded => {
+                resume.as_ref().is_none_or(|r| r.snapshot_incomplete) || slot_position.is_none()
+            }
+        };
+        if self.config.snapshot_mode == SnapshotMode::InitialOnly && !snapshot_needed {
+            tracing::info!(connector = %self.connector, "snapshot.mode=initial_only: the snapshot is complete; nothing to do.");
+            return Ok(true);
+        }
+        let mut serial = resume.as_ref().map_or(0, |r| r.serial);
+        if snapshot_needed && resume.as_ref().is_some_and(|r| r.snapshot_incomplete) {
+            serial += SNAPSHOT_RESTART_GAP;
+        }
+        // A snapshot needs a slot created now, for its exported snapshot: an older slot goes.
+        if snapshot_needed && slot_position.is_some() {
+            slot::drop_slot(&client, &self.config.slot)
+                .await
+                .map_err(retriable("replication slot"))?;
+        }
+        let mut repl = ReplicationClient::connect_gated(self.replication_config())
+            .await
+            .map_err(|e| ConnectorError::retriable("replication connection", e))?;
+        let mut out = Output::new(&self.config.prefix, serial, self.config.max_batch_size);
+        if let Some(committed) = &committed
+            && let Value::Object(map) = committed
+        {
+            for (k, v) in map {
+                out.set(k, v.clone());
+            }
+        }
+        let created = if snapshot_needed || slot_position.is_none() {
+            Some(
+                slot::create_slot(&mut repl, &self.config.slot, snapshot_needed)
+                    .await
+                    .map_err(retriable("replication slot"))?,
+            )
+        } else {
+            None
+        };
+        if snapshot_needed {
+            let created = created.as_ref().expect("created above when snapshotting");
+            let exported = created.snapshot.clone().ok_or_else(|| {
+                ConnectorError::fatal("snapshot", "the server exported no snapshot".to_owned())
+            })?;
+            let mut snapshot = Snapshot {
+                client: &client,
+                config: &self.config,
+                events: &self.events,
+                out: &mut out,
+                lsn: created.consistent_point,
+                emitted: 0,
+            };
+            snapshot.run(ctx, &exported, &tables).await?;
+            if ctx.cancellation().is_cancelled() {
+                return Ok(false);
+            }
+            // Streaming starts after the snapshot: nothing before the consistent point.
+            out.remove("snapshot");
+            out.remove("last_snapshot_record");
+            out.set("lsn_commit", created.consistent_point);
+            out.set("lsn_proc", created.consistent_point);
+            if self.config.snapshot_mode == SnapshotMode::InitialOnly {
+                out.flush(ctx).await?;
+                return Ok(true);
+            }
+        } else if let Some(created) = &created {
+            out.set("lsn", created.consistent_point);
+        }
+        let resume = if snapshot_needed { None } else { resume };
+        repl.start()
+            .await
+            .map_err(|e| ConnectorError::retriable("starting replication", e))?;
+        repl.wait_started().await.map_err(|e| {
+            ConnectorError::retriable(
+                format!("starting replication from slot {}", self.config.slot),
+                e,
+            )
+        })?;
+        tracing::info!(connector = %self.connector, slot = %self.config.slot, "Streaming changes.");
+        let mut stream = Stream {
+            config: Arc::clone(&self.config),
+            client,
+            tables: HashMap::new(),
+            tx: None,
+            last_commit_lsn: None,
+            resume,
+            out,
+        };
+        let result = stream.run(ctx, &mut repl, &self.events).await;
+        if ctx.cancellation().is_cancelled() {
+            // Confirm what the sinks flushed before stopping.
+            stream.confirm(ctx, &repl);
+            let _ = repl.shutdown().await;
+            if self.config.slot_drop_on_stop {
+                let _ = slot::drop_slot(&stream.client, &self.config.slot).await;
+            }
+        }
+        result.map(|()| false)
+    }
+}
+
+#[async_trait]
+impl Source for CdcSource {
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if ctx.cancellation().is_cancelled() {
+                return Ok(());
+            }
+            match self.session(ctx).await {
+                Ok(true) => return Ok(()),
+                Ok(false) if ctx.cancellation().is_cancelled() => return Ok(()),
+                Ok(false) => backoff = Duration::from_millis(250),
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(
+                        connector = %self.connector,
+                        error = %e.trace(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "PostgreSQL CDC session ended; reconnecting."
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = ctx.cancellation().cancelled() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The transaction being streamed.
+struct OpenTx {
+    xid: u32,
+    commit_lsn: u64,
+    commit_us: i64,
+    events: u64,
+    /// Events per `schema.table`, in first-seen order (transaction metadata END).
+    per_table: Vec<(String, u64)>,
+}
+
+struct Stream {
+    config: Arc<CdcConfig>,
+    client: Client,
+    /// Relation id → the table, `None` when not captured.
+    tables: HashMap<u32, Option<Arc<Table>>>,
+    tx: Option<OpenTx>,
+    last_commit_lsn: Option<u64>,
+    resume: Option<Resume>,
+    out: Output,
+}
+
+impl Stream {
+    /// Tells the slot the newest position every sink has flushed.
+    fn confirm(&self, ctx: &SourceContext, repl: &ReplicationClient) {
+        if let Some(lsn) = ctx
+            .acknowledged(self.out.partition())
+            .and_then(|o| o.get("lsn").and_then(Value::as_u64))
+        {
+            repl.update_applied_lsn(Lsn::from_u64(lsn));
+        }
+    }
+
+    async fn run(
+        &mut self,
+        ctx: &mut SourceContext,
+        repl: &mut ReplicationClient,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
+        let cancel = ctx.cancellation().clone();
+        let mut heartbeat = self.config.heartbeat.map(|every| {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        // Sinks acknowledge after the fact: look for newly flushed positions now and then even
+        // when the stream is idle.
+        let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            self.confirm(ctx, repl);
+            // Take whatever is ready at once; hand the batch on when nothing more is.
+            let event = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    return self.out.flush(ctx).await;
+                }
+                event = repl.recv() => event,
+                _ = std::future::ready(()), if !self.out.is_empty() => {
+                    self.out.flush(ctx).await?;
+                    continue;
+                }
+                _ = confirm_tick.tick() => continue,
+                _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
+                    if self.tx.is_none() {
+                        self.out.push([events.heartbeat()], events);
+                        self.out.flush(ctx).await?;
+                    }
+                    continue;
+                }
+            };
+            let event = event
+                .map_err(|e| ConnectorError::retriable("replication stream", e))?
+                .ok_or_else(|| {
+                    ConnectorError::retriable(
+                        "replication stream",
+                        "the server ended the replication stream".to_owned(),
+                    )
+                })?;
+            match event {
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    xid,
+                    commit_time_micros,
+                } => {
+                    self.tx = Some(OpenTx {
+                        xid,
+                        commit_lsn: final_lsn.as_u64(),
+                        commit_us: commit_time_micros + PG_EPOCH_US,
+                        events: 0,
+                        per_table: Vec::new(),
+                    });
+                }
+                ReplicationEvent::XLogData {
+                    wal_start, data, ..
+                } => {
+                    let message = pgoutput::decode(&data)
+                        .map_err(|e| ConnectorError::fatal("decoding the replication stream", e))?;
+                    self.message(message, wal_start.as_u64(), events).await?;
+                }
+                ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                    if let Some(tx) = self.tx.take() {
+                        if self.config.transaction_metadata && tx.events > 0 {
+                            let id = format!("{}:{}", tx.xid, lsn.as_u64());
+                            let end = events.transaction_event(
+                                &id,
+                                tx.commit_us,
+                                Some((tx.events, &tx.per_table)),
+                            );
+                            self.out.push([end], events);
+                        }
+                        self.out.set("lsn_commit", tx.commit_lsn);
+                        self.out.set("txId", i64::from(tx.xid));
+                        self.out.set("ts_usec", tx.commit_us);
+                    }
+                    self.last_commit_lsn = Some(lsn.as_u64());
+                    // The whole transaction is out: the slot may move past its end.
+                    self.out.set("lsn", end_lsn.as_u64());
+                    if self.out.full() {
+                        self.out.flush(ctx).await?;
+                    }
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    // Nothing of ours is in flight: everything up to the server's position is
+                    // settled, whatever other tables wrote.
+                    if self.tx.is_none() && self.out.is_empty() && ctx.in_flight() == 0 {
+                        repl.update_applied_lsn(wal_end);
+                    }
+                }
+                ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
+            }
+        }
+    }
+
+    fn table(&self, relation: u32) -> Option<Arc<Table>> {
+        self.tables.get(&relation).cloned().flatten()
+    }
+
+    async fn message(
+        &mut self,
+        message: Message,
+        lsn: u64,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
+        match message {
+            Message::Relation(relation) => {
+                let captured = self.config.filters.table(&relation.schema, &relation.table);
+                let table = if captured {
+                    Some(
+                        catalog::from_relation(&self.client, &self.config, &relation)
+                            .await
+                            .map_err(|e| ConnectorError::retriable("reading the catalog", e))?,
+                    )
+                } else {
+                    None
+                };
+                self.tables.insert(relation.id, table);
+            }
+            Message::Insert { relation, new } => {
+                if let Some(table) = self.table(relation)
+                    && !self.config.skipped.create
+                {
+                    self.change(&table, Op::Create, None, false, Some(&new), lsn, events);
+                }
+            }
+            Message::Update { relation, old, new } => {
+                if let Some(table) = self.table(relation)
+                    && !self.config.skipped.update
+                {
+                    let (old, full) = match &old {
+                        Some((kind, tuple)) => (Some(tuple.as_slice()), *kind == OldKind::Full),
+                        None => (None, false),
+                    };
+                    self.change(&table, Op::Update, old, full, Some(&new), lsn, events);
+                }
+            }
+            Message::Delete { relation, old } => {
+                if let Some(table) = self.table(relation)
+                    && !self.config.skipped.delete
+                {
+                    let full = old.0 == OldKind::Full;
+                    self.change(&table, Op::Delete, Some(&old.1), full, None, lsn, events);
+                }
+            }
+            Message::Truncate { relations } => {
+                if !self.config.skipped.truncate {
+                    for relation in relations {
+                        if let Some(table) = self.table(relation) {
+                            self.change(&table, Op::Truncate, None, false, None, lsn, events);
+                        }
+                    }
+                }
+            }
+            Message::Type { .. } | Message::Origin { .. } | Message::Other(_) => {}
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &mut self,
+        table: &Arc<Table>,
+        op: Op,
+        old: Option<&[pgoutput::Cell]>,
+        old_full: bool,
+        new: Option<&[pgoutput::Cell]>,
+        lsn: u64,
+        events: &Events,
+    ) {
+        let Some(tx) = self.tx.as_mut() else {
+            tracing::warn!(table = %table.name, "A change outside a transaction is ignored.");
+            return;
+        };
+        if self
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.delivered(tx.commit_lsn, lsn))
+        {
+            return;
+        }
+        let collection = format!("{}.{}", table.schema, table.name);
+        let mut records = Vec::with_capacity(3);
+        let block = if self.config.transaction_metadata {
+            if tx.events == 0 {
+                let id = format!("{}:{}", tx.xid, lsn);
+                records.push(events.transaction_event(&id, tx.commit_us, None));
+            }
+            tx.events += 1;
+            let order = match tx.per_table.iter_mut().find(|(t, _)| *t == collection) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    tx.per_table.push((collection.clone(), 1));
+                    1
+                }
+            };
+            Some(TxBlock {
+                id: format!("{}:{}", tx.xid, lsn),
+                total_order: tx.events,
+                data_collection_order: order,
+            })
+        } else {
+            tx.events += 1;
+            None
+        };
+        let change = Change {
+            table,
+            op,
+            old,
+            old_full,
+            new,
+            at: At {
+                ts_us: tx.commit_us,
+                snapshot: "false",
+                lsn,
+                last_commit_lsn: self.last_commit_lsn,
+                tx_id: Some(i64::from(tx.xid)),
+            },
+            tx: block,
+        };
+        let commit_lsn = tx.commit_lsn;
+        match events.change(change, &mut records) {
+            Ok(()) => self.out.push(records, events),
+            Err(message) => self.out.fail(
+                &table.topic,
+                format!("{collection} at LSN {}: {message}", Lsn::from_u64(lsn)),
+            ),
+        }
+        self.out.set("lsn_proc", lsn);
+        self.out.set("lsn_commit", commit_lsn);
+    }
+}
