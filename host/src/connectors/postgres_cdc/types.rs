@@ -808,7 +808,7 @@ mod tests {
             convert(&var, &MODES, "0").unwrap(),
             json!({"scale": 0, "value": "AA=="})
         );
-        assert_eq!(twos_complement("128", true), vec![0xff, 0x80]);
+        assert_eq!(twos_complement("128", true), vec![0x80]);
         assert_eq!(twos_complement("129", true), vec![0xff, 0x7f]);
         assert_eq!(twos_complement("128", false), vec![0x00, 0x80]);
     }
