@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod cdc_recovery;
 mod cli_client;
 mod crash;
 mod file_to_parquet;

@@ -67,10 +67,11 @@ impl CdcSource {
 
     fn replication_config(&self) -> ReplicationConfig {
         let c = &self.config;
+        // As for the catalog connection: every TLS mode verifies the server's certificate.
         let tls = match c.sslmode.as_str() {
-            "require" => TlsConfig::require(),
-            "verify-ca" => TlsConfig::verify_ca(c.sslrootcert.clone()),
-            "verify-full" => TlsConfig::verify_full(c.sslrootcert.clone()),
+            "require" | "verify-ca" | "verify-full" => {
+                TlsConfig::verify_full(c.sslrootcert.clone())
+            }
             _ => TlsConfig::disabled(),
         };
         ReplicationConfig::new(
