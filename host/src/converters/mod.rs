@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::options::{ConfigKey, KeyType, Options};
 use crate::core::record::{Data, ParseError, Payload};
@@ -82,28 +82,40 @@ impl Converter {
     /// The payload as this converter writes it, as a JSON value: the envelope or plain JSON
     /// for JsonConverter, a string for StringConverter, base64 for ByteArrayConverter.
     pub fn render(&self, payload: &mut Payload) -> Result<Value, ParseError> {
+        Ok(serde_json::to_value(self.rendered(payload)?)
+            .expect("a rendered payload is valid JSON"))
+    }
+
+    /// [`Converter::render`] without copying: a view that serializes as the converter writes
+    /// the payload (large schemas are written straight from the record).
+    pub fn rendered<'a>(&self, payload: &'a mut Payload) -> Result<Rendered<'a>, ParseError> {
         // A tombstone stays null whatever the converter, as Kafka Connect's JsonConverter
         // writes it (no `{"schema": null, "payload": null}` envelope).
         if payload.is_null() {
-            return Ok(Value::Null);
+            return Ok(Rendered::Null);
         }
         Ok(match self {
             Self::Json {
                 schemas_enable: true,
             } => {
                 let Data { schema, value } = payload.get()?;
-                json!({ "schema": schema, "payload": value })
+                Rendered::Envelope {
+                    schema: schema.as_ref(),
+                    payload: value,
+                }
             }
             Self::Json {
                 schemas_enable: false,
-            } => payload.get()?.value.clone(),
+            } => Rendered::Plain(&payload.get()?.value),
             Self::String => match &payload.get()?.value {
-                Value::String(s) => Value::String(s.clone()),
-                other => Value::String(other.to_string()),
+                Value::String(s) => Rendered::Text(std::borrow::Cow::Borrowed(s)),
+                other => Rendered::Text(std::borrow::Cow::Owned(other.to_string())),
             },
             Self::ByteArray => {
                 let bytes = payload.to_json_bytes().unwrap_or_default();
-                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+                Rendered::Text(std::borrow::Cow::Owned(
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                ))
             }
         })
     }
@@ -141,6 +153,36 @@ impl Converter {
     }
 }
 
+/// A payload as a converter writes it, borrowed from the record.
+#[derive(Debug)]
+pub enum Rendered<'a> {
+    Null,
+    /// JsonConverter with schemas: `{"schema": .., "payload": ..}`.
+    Envelope {
+        schema: Option<&'a crate::core::record::Schema>,
+        payload: &'a Value,
+    },
+    Plain(&'a Value),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl serde::Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Null => serializer.serialize_unit(),
+            Self::Envelope { schema, payload } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("schema", schema)?;
+                map.serialize_entry("payload", payload)?;
+                map.end()
+            }
+            Self::Plain(value) => value.serialize(serializer),
+            Self::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
 fn is_envelope(value: &Value) -> bool {
     value
         .as_object()
@@ -150,6 +192,7 @@ fn is_envelope(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_converter_writes_kafka_connect_envelopes() {

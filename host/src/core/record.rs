@@ -10,6 +10,88 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
+/// A Kafka Connect schema (the JsonConverter's JSON form), shared between the records that
+/// have it: a source hands the same schema to every record of a table, so cloning it is a
+/// reference count, and its JSON text is rendered once, not once per record.
+#[derive(Clone)]
+pub struct Schema(Arc<SchemaInner>);
+
+struct SchemaInner {
+    value: Value,
+    json: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+}
+
+impl Schema {
+    pub fn new(value: Value) -> Self {
+        Self(Arc::new(SchemaInner {
+            value,
+            json: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Mutable access; copies the schema if other records share it.
+    pub fn to_mut(&mut self) -> &mut Value {
+        let inner = Arc::make_mut(&mut self.0);
+        inner.json = std::sync::OnceLock::new();
+        &mut inner.value
+    }
+
+    pub fn into_value(self) -> Value {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.value,
+            Err(shared) => shared.value.clone(),
+        }
+    }
+
+    /// The schema as JSON text, rendered on first use.
+    pub fn json(&self) -> &serde_json::value::RawValue {
+        self.0.json.get_or_init(|| {
+            serde_json::value::to_raw_value(&self.0.value)
+                .expect("a JSON value always serializes")
+        })
+    }
+}
+
+impl Clone for SchemaInner {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            json: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Schema {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0.value
+    }
+}
+
+impl From<Value> for Schema {
+    fn from(value: Value) -> Self {
+        Self::new(value)
+    }
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.value == other.0.value
+    }
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.value.fmt(f)
+    }
+}
+
+impl serde::Serialize for Schema {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json().serialize(serializer)
+    }
+}
+
 /// A structured key or value: Kafka Connect data, as a JSON tree plus an optional Connect schema.
 ///
 /// `schema` is the schema half of a JsonConverter `{"schema","payload"}` envelope (a JSON object
@@ -17,7 +99,7 @@ use serde_json::Value;
 /// `schemas.enable=false`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
-    pub schema: Option<Value>,
+    pub schema: Option<Schema>,
     pub value: Value,
 }
 
@@ -37,7 +119,10 @@ impl Data {
                 if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") =>
             {
                 let payload = map.remove("payload").unwrap_or(Value::Null);
-                let schema = map.remove("schema").filter(|s| !s.is_null());
+                let schema = map
+                    .remove("schema")
+                    .filter(|s| !s.is_null())
+                    .map(Schema::new);
                 Self {
                     schema,
                     value: payload,
@@ -286,7 +371,7 @@ mod tests {
     #[test]
     fn envelopes_split_into_schema_and_payload() {
         let d = Data::from_json(json!({"schema": {"type": "int32"}, "payload": 5}));
-        assert_eq!(d.schema, Some(json!({"type": "int32"})));
+        assert_eq!(d.schema.as_deref(), Some(&json!({"type": "int32"})));
         assert_eq!(d.value, json!(5));
         let plain = Data::from_json(json!({"schema": 1, "payload": 2, "x": 3}));
         assert!(plain.schema.is_none());

@@ -235,7 +235,7 @@ impl ByLogicalTableRouter {
             }
         };
         Ok(Data {
-            schema,
+            schema: schema.map(Into::into),
             value: Value::Object(value),
         })
     }
@@ -290,7 +290,7 @@ impl Transform for ByLogicalTableRouter {
                 .value
                 .get_mut()
                 .map_err(|e| TransformError::data(format!("{LABEL}: {e}")))?;
-            data.schema = Some(schema);
+            data.schema = Some(schema.into());
         }
         record.topic = new_topic;
         Ok(Outcome::Keep)

@@ -108,9 +108,9 @@ impl Cast {
 
     fn whole_value(&self, data: &Data, target: &str) -> Result<Data, TransformError> {
         let fail = |why| self.error("value ", &data.value, target, why);
-        let value = cast_value(data.schema.as_ref(), &data.value, target).map_err(fail)?;
+        let value = cast_value(data.schema.as_deref(), &data.value, target).map_err(fail)?;
         let schema = match &data.schema {
-            Some(schema) => Some(cast_schema(schema, target, true).map_err(fail)?),
+            Some(schema) => Some(cast_schema(schema, target, true).map_err(fail)?.into()),
             None => None,
         };
         Ok(Data { schema, value })
@@ -148,7 +148,7 @@ impl Cast {
             fields.push(schema::named_field(name, field_schema));
         }
         Ok(Data {
-            schema: Some(schema::struct_like(struct_schema, fields)),
+            schema: Some(schema::struct_like(struct_schema, fields).into()),
             value: Value::Object(updated),
         })
     }

@@ -101,7 +101,10 @@ impl Transform for ExtractField {
     fn apply(&self, record: &mut Record) -> Result<Outcome, TransformError> {
         self.op.update(record, |data| {
             let schema = match &data.schema {
-                Some(s) => Some(self.schema_at(schema::require_struct_schema(s, &self.op.label)?)?),
+                Some(s) => Some(
+                    self.schema_at(schema::require_struct_schema(s, &self.op.label)?)?
+                        .into(),
+                ),
                 None if data.value.is_null() => return Ok(None),
                 None => None,
             };

@@ -18,6 +18,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::core::record::Schema;
 use crate::core::record::{Data, Header, Record};
 use crate::core::transform::{Outcome, Transform, TransformError};
 
@@ -339,7 +340,7 @@ impl Transform for ExtractNewRecordState {
                 })?
                 .clone();
             if let Value::Object(map) = &mut data.value {
-                drop.apply(&names, map, data.schema.as_mut());
+                drop.apply(&names, map, data.schema.as_mut().map(Schema::to_mut));
                 key = Some(data);
             }
         }
@@ -357,7 +358,7 @@ impl Transform for ExtractNewRecordState {
             .value
             .get_mut()
             .map_err(|e| TransformError::data(e.to_string()))? = Data {
-            schema,
+            schema: schema.map(Into::into),
             value: Value::Object(row),
         };
         if let Some(key) = key {

@@ -131,7 +131,7 @@ impl Transform for Flatten {
                 );
                 self.with_schema(struct_schema, &data.value, "", inherited, &mut out)?;
                 Ok(Data {
-                    schema: Some(schema::struct_like(struct_schema, out.fields)),
+                    schema: Some(schema::struct_like(struct_schema, out.fields).into()),
                     value: Value::Object(out.values),
                 })
             },

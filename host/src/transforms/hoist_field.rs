@@ -49,7 +49,7 @@ impl Transform for HoistField {
             let schema = data
                 .schema
                 .as_ref()
-                .map(|s| schema::struct_of(vec![schema::named_field(&self.field, s.clone())]));
+                .map(|s| schema::struct_of(vec![schema::named_field(&self.field, (**s).clone())]).into());
             Ok(Some(Data {
                 schema,
                 value: Value::Object(value),

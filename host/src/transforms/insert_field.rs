@@ -173,7 +173,7 @@ impl InsertField {
             updated.insert(spec.name.clone(), field_value.clone());
         }
         Ok(Data {
-            schema: Some(schema::struct_like(struct_schema, fields)),
+            schema: Some(schema::struct_like(struct_schema, fields).into()),
             value: Value::Object(updated),
         })
     }

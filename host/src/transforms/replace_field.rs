@@ -140,7 +140,7 @@ impl ReplaceField {
             updated.insert(new_name.to_owned(), schema::get(value, name).clone());
         }
         Ok(Data {
-            schema: Some(schema::struct_like(struct_schema, fields)),
+            schema: Some(schema::struct_like(struct_schema, fields).into()),
             value: Value::Object(updated),
         })
     }

@@ -243,11 +243,11 @@ impl TimestampConverter {
             return Ok(None);
         }
         Ok(Some(Data {
-            value: self.convert(data.schema.as_ref(), &data.value)?,
+            value: self.convert(data.schema.as_deref(), &data.value)?,
             schema: data
                 .schema
                 .as_ref()
-                .map(|s| self.target_schema(schema::is_optional(s))),
+                .map(|s| self.target_schema(schema::is_optional(s)).into()),
         }))
     }
 
@@ -269,7 +269,7 @@ impl TimestampConverter {
             })
             .collect();
         Ok(Data {
-            schema: Some(schema::struct_like(struct_schema, fields)),
+            schema: Some(schema::struct_like(struct_schema, fields).into()),
             value: Value::Object(updated),
         })
     }

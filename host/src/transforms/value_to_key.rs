@@ -64,7 +64,7 @@ impl ValueToKey {
             key.insert(field.clone(), schema::get(value, field).clone());
         }
         Ok(Data {
-            schema: Some(schema::struct_of(fields)),
+            schema: Some(schema::struct_of(fields).into()),
             value: Value::Object(key),
         })
     }

@@ -7,11 +7,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::FileError;
 use super::sink_config::FileSinkConfig;
-use crate::converters::Converter;
+use crate::converters::{Converter, Rendered};
 use crate::core::dlq::bytes_json;
 use crate::core::error::{ConnectorError, RecordError, Stage};
 use crate::core::record::Record;
@@ -48,7 +49,8 @@ impl FileSink {
         )
     }
 
-    fn line(&self, record: &mut Record) -> Result<Value, RecordError> {
+    /// Appends the record's line to the buffer.
+    fn write_line(&mut self, record: &mut Record) -> Result<(), RecordError> {
         let convert_error = |stage, e: crate::core::record::ParseError| {
             RecordError::new(
                 stage,
@@ -59,27 +61,50 @@ impl FileSink {
         };
         let key = self
             .key_converter
-            .render(&mut record.key)
+            .rendered(&mut record.key)
             .map_err(|e| convert_error(Stage::KeyConverter, e))?;
         let value = self
             .value_converter
-            .render(&mut record.value)
+            .rendered(&mut record.value)
             .map_err(|e| convert_error(Stage::ValueConverter, e))?;
-        let headers: Vec<Value> = record
-            .headers
-            .iter()
-            .map(|h| json!({ "key": h.key, "value": bytes_json(h.value.as_ref()) }))
-            .collect();
-        Ok(json!({
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": record.timestamp,
-            "headers": headers,
-            "key": key,
-            "value": value,
-        }))
+        let line = Line {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            headers: record
+                .headers
+                .iter()
+                .map(|h| HeaderLine {
+                    key: &h.key,
+                    value: bytes_json(h.value.as_ref()),
+                })
+                .collect(),
+            key,
+            value,
+        };
+        serde_json::to_writer(&mut self.buffer, &line).expect("writing JSON to a Vec cannot fail");
+        self.buffer.push(b'\n');
+        Ok(())
     }
+}
+
+/// One output line, serialized straight from the record (no intermediate JSON tree).
+#[derive(Serialize)]
+struct Line<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    headers: Vec<HeaderLine<'a>>,
+    key: Rendered<'a>,
+    value: Rendered<'a>,
+}
+
+#[derive(Serialize)]
+struct HeaderLine<'a> {
+    key: &'a str,
+    value: Value,
 }
 
 #[async_trait]
@@ -105,13 +130,8 @@ impl Sink for FileSink {
     ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
         let mut failed = Vec::new();
         for mut record in records {
-            match self.line(&mut record) {
-                Ok(line) => {
-                    serde_json::to_writer(&mut self.buffer, &line)
-                        .expect("writing JSON to a Vec cannot fail");
-                    self.buffer.push(b'\n');
-                }
-                Err(e) => failed.push((record, e)),
+            if let Err(e) = self.write_line(&mut record) {
+                failed.push((record, e));
             }
         }
         Ok(failed)

@@ -137,7 +137,7 @@ impl ParquetSink {
                     if let Some(schema) = &data.schema {
                         prepare_connect_value(&mut value, schema);
                     }
-                    (Row::from_value(value), data.schema.clone())
+                    (Row::from_value(value), data.schema.as_deref().cloned())
                 }
                 Err(e) => return Err((record, record_error(format!("value is not JSON: {e}")))),
             },

@@ -10,6 +10,7 @@ use super::config::CdcConfig;
 use super::pgoutput::Relation;
 use super::types::{Kind, TypeInfo, default_value, field_schema, kind_of};
 use crate::connectors::postgres::client::describe;
+use crate::core::record::Schema;
 
 /// One column as events show it.
 #[derive(Debug, Clone)]
@@ -33,8 +34,8 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// Indexes of the key columns (primary key, or `message.key.columns`).
     pub key: Vec<usize>,
-    pub key_schema: Option<Value>,
-    pub envelope_schema: Value,
+    pub key_schema: Option<Schema>,
+    pub envelope_schema: Schema,
 }
 
 /// The catalog row of one column.
@@ -238,7 +239,7 @@ fn build(
                 field_schema(&c.kind, modes, c.optional, c.default.as_ref(), &c.name)
             })
             .collect();
-        json!({"type": "struct", "fields": fields, "optional": false, "name": format!("{full_name}.Key")})
+        Schema::new(json!({"type": "struct", "fields": fields, "optional": false, "name": format!("{full_name}.Key")}))
     });
     let row_fields: Vec<Value> = columns
         .iter()
@@ -265,6 +266,7 @@ fn build(
         "name": format!("{full_name}.Envelope"),
         "version": 2,
     });
+    let envelope_schema = Schema::new(envelope_schema);
     Table {
         schema,
         name,

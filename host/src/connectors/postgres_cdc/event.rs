@@ -11,7 +11,7 @@ use super::catalog::Table;
 use super::config::{BinaryMode, CdcConfig};
 use super::pgoutput::Cell;
 use super::types::{Kind, convert, zero};
-use crate::core::record::{Data, Header, Payload, Position, Record};
+use crate::core::record::{Data, Header, Payload, Position, Record, Schema};
 
 /// Debezium's version string in `source.version`: the events are the ones that release emits.
 pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
@@ -142,6 +142,9 @@ pub struct Events {
     connector: Arc<str>,
     partition: Arc<str>,
     context_headers: Vec<Header>,
+    /// The schemas of heartbeats and transaction events, built once.
+    heartbeat_schemas: (Schema, Schema),
+    transaction_schemas: (Schema, Schema),
 }
 
 /// A change to emit: its table, operation, tuples and place.
@@ -173,6 +176,21 @@ impl Events {
             connector,
             partition,
             context_headers,
+            heartbeat_schemas: (
+                Schema::new(json!({"type": "struct", "fields": [
+                    {"type": "string", "optional": false, "field": "serverName"}],
+                    "optional": false, "name": "io.debezium.connector.common.ServerNameKey"})),
+                Schema::new(json!({"type": "struct", "fields": [
+                    {"type": "int64", "optional": false, "field": "ts_ms"}],
+                    "optional": false, "name": "io.debezium.connector.common.Heartbeat"})),
+            ),
+            transaction_schemas: (
+                Schema::new(json!({"type": "struct", "fields": [
+                    {"type": "string", "optional": false, "field": "id"}],
+                    "optional": false, "name": "io.debezium.connector.common.TransactionMetadataKey",
+                    "version": 1})),
+                Schema::new(transaction_value_schema()),
+            ),
         }
     }
 
@@ -430,15 +448,11 @@ impl Events {
             self.config.heartbeat_prefix, self.config.delimiter, self.config.prefix
         );
         let key = Payload::data(Data {
-            schema: Some(json!({"type": "struct", "fields": [
-                {"type": "string", "optional": false, "field": "serverName"}],
-                "optional": false, "name": "io.debezium.connector.common.ServerNameKey"})),
+            schema: Some(self.heartbeat_schemas.0.clone()),
             value: json!({"serverName": self.config.prefix}),
         });
         let value = Payload::data(Data {
-            schema: Some(json!({"type": "struct", "fields": [
-                {"type": "int64", "optional": false, "field": "ts_ms"}],
-                "optional": false, "name": "io.debezium.connector.common.Heartbeat"})),
+            schema: Some(self.heartbeat_schemas.1.clone()),
             value: json!({"ts_ms": now.div_euclid(1000)}),
         });
         self.record(&topic, key, value, now.div_euclid(1000))
@@ -461,10 +475,7 @@ impl Events {
         end: Option<(u64, &[(String, u64)])>,
     ) -> Record {
         let key = Payload::data(Data {
-            schema: Some(json!({"type": "struct", "fields": [
-                {"type": "string", "optional": false, "field": "id"}],
-                "optional": false, "name": "io.debezium.connector.common.TransactionMetadataKey",
-                "version": 1})),
+            schema: Some(self.transaction_schemas.0.clone()),
             value: json!({"id": id}),
         });
         let (status, count, collections) = match end {
@@ -481,7 +492,7 @@ impl Events {
             ),
         };
         let value = Payload::data(Data {
-            schema: Some(transaction_value_schema()),
+            schema: Some(self.transaction_schemas.1.clone()),
             value: json!({"status": status, "id": id, "event_count": count,
                           "data_collections": collections, "ts_ms": commit_us.div_euclid(1000)}),
         });

@@ -1,0 +1,363 @@
+//! CDC throughput and latency, against the two baselines of `../shared/tools/cdc-bench/`, in one
+//! run on one PostgreSQL:
+//!
+//! - PostgreSQL's walsender shipping pgoutput to `pg_recvlogical` (the ceiling for any client);
+//! - genuine Debezium 3.6 (embedded engine, JsonConverter with schemas, one JSON line per event);
+//! - Headwater: the PostgresConnector → FileSink (one JSON line per event, key and value
+//!   through the JsonConverter with schemas), timed from the first commit until the sink has
+//!   written all N events.
+//!
+//! Then commit-to-sink latency at a steady rate: single-row transactions at `RATE`/s; each
+//! event's latency is when its line is visible in the sink's file minus its commit time
+//! (`source.ts_us`), the file being polled every millisecond.
+//!
+//!     cargo bench --bench cdc                                   # N=200000, B=1000
+//!     HEADWATER_BENCH_ROWS=300000 HEADWATER_BENCH_RATE=2000 cargo bench --bench cdc
+//!
+//! Needs PostgreSQL (scripts/setup.sh), and for the Debezium figure Java 17 and the oracle's
+//! jars (run `../shared/tools/debezium-oracle/run-oracle.sh` once); without them that line is
+//! skipped.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tools() -> PathBuf {
+    repo_root().join("../shared/tools")
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Postgres {
+    port: u16,
+    state: tempfile::TempDir,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let state = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(repo_root().join("scripts/service.sh"))
+            .args(["start", "postgres"])
+            .arg(state.path())
+            .output()
+            .expect("run scripts/service.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let port = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PORT="))
+            .and_then(|p| p.parse().ok())
+            .expect("service.sh prints PORT");
+        Self { port, state }
+    }
+
+    fn psql(&self, db: &str, args: &[&str]) {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", db])
+            .args(args)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/service.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+/// Runs one of the shared baseline scripts; its summary line, or why it did not run.
+fn baseline(script: &str, port: u16, n: usize, b: usize) -> Option<String> {
+    let path = tools().join("cdc-bench").join(script);
+    if !path.exists() {
+        println!("{script}: not found at {}", path.display());
+        return None;
+    }
+    let out = Command::new("bash")
+        .arg(&path)
+        .args([port.to_string(), n.to_string(), b.to_string()])
+        .output()
+        .expect("run baseline");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() {
+        println!(
+            "{script}: skipped ({}{})",
+            text,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    let line = text.lines().last().unwrap_or_default().to_owned();
+    println!("{line}");
+    Some(line)
+}
+
+/// The events/s figure of a baseline's summary line (`-> 19,500 events/s`).
+fn rate_of(line: &str) -> Option<f64> {
+    let after = line.split("-> ").nth(1)?;
+    after.split_whitespace().next()?.replace(',', "").parse().ok()
+}
+
+fn dml(n: usize, b: usize) -> String {
+    (0..n)
+        .step_by(b)
+        .map(|s| {
+            let e = (s + b).min(n);
+            format!(
+                "INSERT INTO public.events (id, user_id, page, amount) SELECT g, 'u' || (g % 1000), \
+                 '/p/' || (g % 37), (g % 10000) / 100.0 FROM generate_series({}, {e}) g;\n",
+                s + 1
+            )
+        })
+        .collect()
+}
+
+const TABLE: &str = "CREATE TABLE public.events (id bigint PRIMARY KEY, user_id text NOT NULL, \
+                     page text, amount numeric(12,2), ts timestamptz NOT NULL DEFAULT now())";
+
+fn configs(port: u16, out: &Path) -> (String, String) {
+    let source = serde_json::json!({"name": "bench-cdc", "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": port.to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": "hwbench",
+        "topic.prefix": "bench",
+        "slot.name": "hw_bench",
+        "publication.name": "hw_bench_pub",
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.events",
+    }});
+    let sink = serde_json::json!({"name": "bench-sink", "config": {
+        "connector.class": "headwater.file.FileSink",
+        "topics": "bench.public.events",
+        "file": out.display().to_string(),
+    }});
+    (source.to_string(), sink.to_string())
+}
+
+/// Waits until the slot is streaming (the snapshot of the empty table is done).
+async fn wait_streaming(client: &tokio_postgres::Client) {
+    for _ in 0..600 {
+        let active = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'hw_bench' AND active",
+                &[],
+            )
+            .await
+            .expect("query slots");
+        if active.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the CDC source never started streaming");
+}
+
+/// Headwater's throughput: events/s from the first commit to the last event written.
+fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
+    pg.psql("postgres", &["-c", "DROP DATABASE IF EXISTS hwbench", "-c", "CREATE DATABASE hwbench"]);
+    pg.psql("hwbench", &["-c", TABLE]);
+    let work = tempfile::tempdir().expect("temp dir");
+    let dml_file = work.path().join("dml.sql");
+    std::fs::write(&dml_file, dml(n, b)).expect("write dml");
+    let out = work.path().join("out.jsonl");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let runtime = headwater::runtime(&work.path().join("var"));
+        let (source, sink) = configs(pg.port, &out);
+        let parse = |s: &str| {
+            headwater::config::connector::parse_json(s, "bench", None).expect("config")
+        };
+        runtime
+            .apply(parse(&sink), headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start sink");
+        runtime
+            .apply(parse(&source), headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start source");
+        let (client, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={} user=postgres dbname=hwbench", pg.port),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(conn);
+        wait_streaming(&client).await;
+        let started = Instant::now();
+        let port = pg.port;
+        let dml_run = tokio::task::spawn_blocking(move || {
+            Command::new("psql")
+                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "hwbench"])
+                .args(["-p", &port.to_string(), "-f"])
+                .arg(&dml_file)
+                .status()
+                .expect("psql")
+        });
+        loop {
+            let written = runtime.metrics("bench-sink").map_or(0, |m| m.records_out);
+            if written as usize >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        let dml_took = dml_run.await.expect("dml");
+        assert!(dml_took.success());
+        runtime.shutdown().await;
+        let rate = n as f64 / elapsed.as_secs_f64();
+        println!(
+            "headwater: {n} inserts, captured all after {:.1}s -> {rate:.0} events/s end to end",
+            elapsed.as_secs_f64()
+        );
+        rate
+    })
+}
+
+/// Commit-to-sink latency at a steady rate of single-row transactions.
+fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
+    pg.psql("postgres", &["-c", "DROP DATABASE IF EXISTS hwbench", "-c", "CREATE DATABASE hwbench"]);
+    pg.psql("hwbench", &["-c", TABLE]);
+    pg.psql("postgres", &["-c", "SELECT pg_drop_replication_slot('hw_bench') FROM pg_replication_slots WHERE slot_name = 'hw_bench'"]);
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = work.path().join("out.jsonl");
+    let total = rate * seconds;
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let runtime = headwater::runtime(&work.path().join("var"));
+        let (source, sink) = configs(pg.port, &out);
+        let parse = |s: &str| {
+            headwater::config::connector::parse_json(s, "bench", None).expect("config")
+        };
+        runtime
+            .apply(parse(&sink), headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start sink");
+        runtime
+            .apply(parse(&source), headwater::core::runtime::Origin::Rest)
+            .await
+            .expect("start source");
+        let (client, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={} user=postgres dbname=hwbench", pg.port),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(conn);
+        wait_streaming(&client).await;
+
+        // The reader: new lines of the sink's file, stamped when first seen.
+        let reader_out = out.clone();
+        let reader = std::thread::spawn(move || {
+            let mut latencies = Vec::with_capacity(total);
+            let mut offset = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(seconds as u64 + 30);
+            while latencies.len() < total && Instant::now() < deadline {
+                if let Ok(mut file) = std::fs::File::open(&reader_out) {
+                    let _ = file.seek(SeekFrom::Start(offset));
+                    let mut reader = BufReader::new(file);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                        if !line.ends_with('\n') {
+                            break;
+                        }
+                        offset += line.len() as u64;
+                        let seen = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros() as i64);
+                        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                        if let Some(commit) = v["value"]["payload"]["source"]["ts_us"].as_i64() {
+                            latencies.push(seen - commit);
+                        }
+                        line.clear();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            latencies
+        });
+        // Commit durably (the test server defaults to asynchronous commit, which holds WAL
+        // back from the walsender for up to wal_writer_delay): latency is measured from a
+        // commit the walsender can ship at once.
+        client
+            .batch_execute("SET synchronous_commit TO on")
+            .await
+            .expect("synchronous commit");
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut next = tokio::time::Instant::now();
+        let insert = client
+            .prepare("INSERT INTO public.events (id, user_id, page, amount) VALUES ($1, 'u', '/p', 1.5)")
+            .await
+            .expect("prepare");
+        for id in 0..total as i64 {
+            next += interval;
+            tokio::time::sleep_until(next).await;
+            client.execute(&insert, &[&id]).await.expect("insert");
+        }
+        let mut latencies = tokio::task::spawn_blocking(move || reader.join().expect("reader"))
+            .await
+            .expect("join");
+        runtime.shutdown().await;
+        latencies.sort_unstable();
+        let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        println!(
+            "headwater latency at {rate} commits/s for {seconds}s ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            pick(0.50) as f64 / 1000.0,
+            pick(0.99) as f64 / 1000.0,
+            latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        );
+    });
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n = env_usize("HEADWATER_BENCH_ROWS", 200_000);
+    let b = env_usize("HEADWATER_BENCH_BATCH", 1000);
+    let rate = env_usize("HEADWATER_BENCH_RATE", 1000);
+    let pg = Postgres::start();
+    println!("CDC benchmark: {n} single-row inserts committed in batches of {b}, one PostgreSQL");
+    // HEADWATER_BENCH_BASELINES=no measures Headwater alone (e.g. under a profiler).
+    let baselines = std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no");
+    let debezium = if baselines {
+        baseline("walsender-ceiling.sh", pg.port, n, b);
+        baseline("debezium-throughput.sh", pg.port, n, b).and_then(|l| rate_of(&l))
+    } else {
+        None
+    };
+    let ours = headwater_throughput(&pg, n, b);
+    if let Some(debezium) = debezium {
+        println!("headwater / debezium: {:.1}x", ours / debezium);
+    }
+    headwater_latency(&pg, rate, 10);
+}
