@@ -70,7 +70,16 @@ impl Postgres {
 
     fn psql(&self, db: &str, args: &[&str]) {
         let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db])
             .args(args)
             .output()
@@ -121,7 +130,12 @@ fn baseline(script: &str, port: u16, n: usize, b: usize) -> Option<String> {
 /// The events/s figure of a baseline's summary line (`-> 19,500 events/s`).
 fn rate_of(line: &str) -> Option<f64> {
     let after = line.split("-> ").nth(1)?;
-    after.split_whitespace().next()?.replace(',', "").parse().ok()
+    after
+        .split_whitespace()
+        .next()?
+        .replace(',', "")
+        .parse()
+        .ok()
 }
 
 fn dml(n: usize, b: usize) -> String {
@@ -183,7 +197,15 @@ async fn wait_streaming(client: &tokio_postgres::Client) {
 
 /// Headwater's throughput: events/s from the first commit to the last event written.
 fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
-    pg.psql("postgres", &["-c", "DROP DATABASE IF EXISTS hwbench", "-c", "CREATE DATABASE hwbench"]);
+    pg.psql(
+        "postgres",
+        &[
+            "-c",
+            "DROP DATABASE IF EXISTS hwbench",
+            "-c",
+            "CREATE DATABASE hwbench",
+        ],
+    );
     pg.psql("hwbench", &["-c", TABLE]);
     let work = tempfile::tempdir().expect("temp dir");
     let dml_file = work.path().join("dml.sql");
@@ -193,9 +215,8 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
     rt.block_on(async {
         let runtime = headwater::runtime(&work.path().join("var"));
         let (source, sink) = configs(pg.port, &out);
-        let parse = |s: &str| {
-            headwater::config::connector::parse_json(s, "bench", None).expect("config")
-        };
+        let parse =
+            |s: &str| headwater::config::connector::parse_json(s, "bench", None).expect("config");
         runtime
             .apply(parse(&sink), headwater::core::runtime::Origin::Rest)
             .await
@@ -205,7 +226,10 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
             .await
             .expect("start source");
         let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=postgres dbname=hwbench", pg.port),
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=hwbench",
+                pg.port
+            ),
             tokio_postgres::NoTls,
         )
         .await
@@ -216,7 +240,16 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
         let port = pg.port;
         let dml_run = tokio::task::spawn_blocking(move || {
             Command::new("psql")
-                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "hwbench"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "hwbench",
+                ])
                 .args(["-p", &port.to_string(), "-f"])
                 .arg(&dml_file)
                 .status()
@@ -244,7 +277,15 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
 
 /// Commit-to-sink latency at a steady rate of single-row transactions.
 fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
-    pg.psql("postgres", &["-c", "DROP DATABASE IF EXISTS hwbench", "-c", "CREATE DATABASE hwbench"]);
+    pg.psql(
+        "postgres",
+        &[
+            "-c",
+            "DROP DATABASE IF EXISTS hwbench",
+            "-c",
+            "CREATE DATABASE hwbench",
+        ],
+    );
     pg.psql("hwbench", &["-c", TABLE]);
     pg.psql("postgres", &["-c", "SELECT pg_drop_replication_slot('hw_bench') FROM pg_replication_slots WHERE slot_name = 'hw_bench'"]);
     let work = tempfile::tempdir().expect("temp dir");

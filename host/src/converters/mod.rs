@@ -82,8 +82,10 @@ impl Converter {
     /// The payload as this converter writes it, as a JSON value: the envelope or plain JSON
     /// for JsonConverter, a string for StringConverter, base64 for ByteArrayConverter.
     pub fn render(&self, payload: &mut Payload) -> Result<Value, ParseError> {
-        Ok(serde_json::to_value(self.rendered(payload)?)
-            .expect("a rendered payload is valid JSON"))
+        Ok(
+            serde_json::to_value(self.rendered(payload)?)
+                .expect("a rendered payload is valid JSON"),
+        )
     }
 
     /// [`Converter::render`] without copying: a view that serializes as the converter writes

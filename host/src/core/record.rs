@@ -46,8 +46,7 @@ impl Schema {
     /// The schema as JSON text, rendered on first use.
     pub fn json(&self) -> &serde_json::value::RawValue {
         self.0.json.get_or_init(|| {
-            serde_json::value::to_raw_value(&self.0.value)
-                .expect("a JSON value always serializes")
+            serde_json::value::to_raw_value(&self.0.value).expect("a JSON value always serializes")
         })
     }
 }

@@ -46,10 +46,9 @@ impl Transform for HoistField {
         self.op.update(record, |data| {
             let mut value = Map::new();
             value.insert(self.field.clone(), data.value.clone());
-            let schema = data
-                .schema
-                .as_ref()
-                .map(|s| schema::struct_of(vec![schema::named_field(&self.field, (**s).clone())]).into());
+            let schema = data.schema.as_ref().map(|s| {
+                schema::struct_of(vec![schema::named_field(&self.field, (**s).clone())]).into()
+            });
             Ok(Some(Data {
                 schema,
                 value: Value::Object(value),

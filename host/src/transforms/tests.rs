@@ -141,8 +141,12 @@ fn compare(expected: &Value, record: &mut Record) -> Vec<String> {
         if want.schema != got.schema {
             diffs.push(format!(
                 "{name} schema: expected {}, got {}",
-                want.schema.map(crate::core::record::Schema::into_value).unwrap_or_default(),
-                got.schema.map(crate::core::record::Schema::into_value).unwrap_or_default()
+                want.schema
+                    .map(crate::core::record::Schema::into_value)
+                    .unwrap_or_default(),
+                got.schema
+                    .map(crate::core::record::Schema::into_value)
+                    .unwrap_or_default()
             ));
         }
         if want.value != got.value {
