@@ -237,6 +237,19 @@ fn types_case(properties: &str, golden: &str, prefix: &str) {
     );
 }
 
+/// A case whose files are all named after it: `<name>.properties`, `<name>-setup.sql`,
+/// `<name>-changes.sql`, `<name>.jsonl`.
+fn types_like_case(properties: &str, name: &str, prefix: &str) {
+    let dir = cases();
+    run_case(
+        |pg| properties_config(properties, pg),
+        &dir.join(format!("{name}-setup.sql")),
+        &dir.join(format!("{name}-changes.sql")),
+        &dir.join(format!("{name}.jsonl")),
+        &format!("{prefix}\\..*"),
+    );
+}
+
 #[test]
 fn more_types_with_transaction_metadata_and_no_tombstones_match_debezium() {
     types_case("types.properties", "types.jsonl", "kinds");
@@ -319,4 +332,9 @@ fn a_100k_row_snapshot_matches_debezium_by_digest() {
         golden.trim(),
         "the snapshot's records equal Debezium's, in order"
     );
+}
+
+#[test]
+fn columns_added_and_dropped_while_streaming_excluded_columns_and_chosen_keys_match_debezium() {
+    types_like_case("evolve.properties", "evolve", "evolve");
 }

@@ -212,7 +212,7 @@ fn build(
                 default: c
                     .default_expr
                     .as_deref()
-                    .and_then(|e| default_value(&kind, &config.modes, e, optional)),
+                    .map(|e| default_value(&kind, &config.modes, e)),
                 kind,
                 optional,
                 name: c.name,

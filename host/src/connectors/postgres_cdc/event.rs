@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::catalog::Table;
+use super::catalog::{Column, Table};
 use super::config::{BinaryMode, CdcConfig};
 use super::pgoutput::Cell;
 use super::types::{Kind, convert, zero};
@@ -236,12 +236,14 @@ impl Events {
     }
 
     /// The row struct of a tuple; `fallback` supplies unchanged TOASTed values (the old row
-    /// under REPLICA IDENTITY FULL).
+    /// under REPLICA IDENTITY FULL). In an old-key tuple (`key_only`) the other columns are
+    /// absent: Debezium fills them with their default, their type's zero when NOT NULL, or null.
     fn row(
         &self,
         table: &Table,
         cells: &[Cell],
         fallback: Option<&[Cell]>,
+        key_only: bool,
     ) -> Result<Value, String> {
         let modes = &self.config.modes;
         let mut row = Map::with_capacity(table.columns.len());
@@ -265,13 +267,21 @@ impl Events {
                     convert(&column.kind, modes, text)
                         .map_err(|e| format!("column {}: {e}", column.name))?
                 }
-                Cell::Null if column.optional => Value::Null,
-                Cell::Null => zero(&column.kind, modes),
+                Cell::Null => self.absent(column, key_only),
                 Cell::UnchangedToast => self.placeholder(&column.kind),
             };
             row.insert(column.name.clone(), value);
         }
         Ok(Value::Object(row))
+    }
+
+    /// The value of a column a tuple has no value for.
+    fn absent(&self, column: &Column, key_only: bool) -> Value {
+        match &column.default {
+            Some(default) if key_only => default.clone(),
+            _ if column.optional => Value::Null,
+            _ => zero(&column.kind, &self.config.modes),
+        }
     }
 
     fn placeholder(&self, kind: &Kind) -> Value {
@@ -303,7 +313,7 @@ impl Events {
                     convert(&column.kind, modes, text)
                         .map_err(|e| format!("key column {}: {e}", column.name))?
                 }
-                _ => Value::Null,
+                _ => self.absent(column, true),
             };
             key.insert(column.name.clone(), value);
         }
@@ -351,7 +361,7 @@ impl Events {
             Op::Read | Op::Create => {
                 let new = change.new.unwrap_or(&[]);
                 let key = self.key(table, new)?;
-                let after = self.row(table, new, None)?;
+                let after = self.row(table, new, None, false)?;
                 out.push(self.record(
                     &table.topic,
                     key,
@@ -363,10 +373,10 @@ impl Events {
                 let new = change.new.unwrap_or(&[]);
                 let new_key = self.key(table, new)?;
                 let before = match change.old {
-                    Some(old) if change.old_full => self.row(table, old, None)?,
+                    Some(old) if change.old_full => self.row(table, old, None, false)?,
                     _ => Value::Null,
                 };
-                let after = self.row(table, new, full_old)?;
+                let after = self.row(table, new, full_old, false)?;
                 let old_key = match change.old {
                     Some(old) => Some(self.key(table, old)?),
                     None => None,
@@ -382,7 +392,7 @@ impl Events {
                         // The key changed: Debezium emits the delete of the old key (with the
                         // new key in a header), its tombstone, then the create.
                         let old = change.old.unwrap_or(&[]);
-                        let deleted = self.row(table, old, None)?;
+                        let deleted = self.row(table, old, None, !change.old_full)?;
                         let new_key_header = header(
                             "__debezium.newkey",
                             &new_key.parsed().map_or(Value::Null, |d| d.value.clone()),
@@ -419,7 +429,7 @@ impl Events {
             Op::Delete => {
                 let old = change.old.unwrap_or(&[]);
                 let key = self.key(table, old)?;
-                let before = self.row(table, old, None)?;
+                let before = self.row(table, old, None, !change.old_full)?;
                 out.push(self.record(
                     &table.topic,
                     key.clone(),

@@ -169,15 +169,15 @@ impl Snapshot<'_> {
         tx_id: i64,
     ) -> Result<(), ConnectorError> {
         let first = self.emitted == 0;
-        // Debezium's order of precedence for the marker.
-        let marker = if first {
-            "first"
-        } else if last {
+        // Debezium's order of precedence for the marker (a one-row snapshot is `last`).
+        let marker = if last {
             "last"
-        } else if row.first_in_table {
-            "first_in_data_collection"
+        } else if first {
+            "first"
         } else if last_in_table {
             "last_in_data_collection"
+        } else if row.first_in_table {
+            "first_in_data_collection"
         } else {
             "true"
         };

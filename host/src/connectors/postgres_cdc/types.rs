@@ -157,15 +157,11 @@ pub fn field_schema(
 }
 
 /// The schema default Debezium derives from a column's DEFAULT expression: a literal's value;
-/// for an expression it cannot evaluate (`nextval(..)`, `now()`), the type's zero when the
-/// column is NOT NULL, else none.
-pub fn default_value(kind: &Kind, modes: &Modes, expr: &str, optional: bool) -> Option<Value> {
-    let literal = literal_text(expr.trim());
-    match literal.and_then(|text| convert(kind, modes, &text).ok()) {
-        Some(value) => Some(value),
-        None if optional => None,
-        None => Some(zero(kind, modes)),
-    }
+/// for an expression it cannot evaluate (`nextval(..)`, `now()`), the type's zero.
+pub fn default_value(kind: &Kind, modes: &Modes, expr: &str) -> Value {
+    literal_text(expr.trim())
+        .and_then(|text| convert(kind, modes, &text).ok())
+        .unwrap_or_else(|| zero(kind, modes))
 }
 
 /// The text of a literal DEFAULT (`5`, `(-5)`, `'abc'::text`, `true`), `None` for anything
@@ -436,6 +432,8 @@ pub fn zero(kind: &Kind, modes: &Modes) -> Value {
             decimal("0", None, modes.decimal).unwrap_or(Value::Null)
         }
         Kind::Array(_) => json!([]),
+        Kind::TimestampTz { precision } => zoned_timestamp(0, *precision).into(),
+        Kind::TimeTz => "00:00:00Z".into(),
         _ => "".into(),
     }
 }
