@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::{Workspace, jsonl, rest_port};
 
 /// One HTTP/1.1 request; returns the status code and the JSON body (Null if none).
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to the REST API");
     let payload = body.map(Value::to_string).unwrap_or_default();
     let request = format!(

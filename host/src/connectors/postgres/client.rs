@@ -132,3 +132,10 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
     text
 }
+
+/// Whether an error text from [`describe`] is one only the user can fix: SQLSTATE class 28
+/// (invalid authorization: unknown role, wrong password) or 3D000 (no such database).
+pub fn is_config_error(text: &str) -> bool {
+    let code = text.split_whitespace().nth(1).unwrap_or_default();
+    code.starts_with("28") || code.starts_with("3D000")
+}

@@ -34,6 +34,10 @@ const PG_EPOCH_US: i64 = 946_684_800_000_000;
 /// Serial numbers skipped when an interrupted snapshot starts over: more than any number of
 /// records that can be in flight, so none of the new records looks already written.
 const SNAPSHOT_RESTART_GAP: u64 = 1 << 32;
+/// The logical decoding message written at each heartbeat (non-transactional, so it arrives
+/// at once and commits nothing).
+const HEARTBEAT_PREFIX: &str = "headwater.heartbeat";
+const HEARTBEAT_MARKER: &str = "SELECT pg_logical_emit_message(false, 'headwater.heartbeat', '')";
 /// Session settings that fix the text forms `types.rs` parses.
 const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=1";
 
@@ -97,10 +101,14 @@ impl CdcSource {
             let what = what.to_owned();
             move |e: String| ConnectorError::retriable(what, e)
         };
-        let client = self
-            .catalog_client()
-            .await
-            .map_err(retriable("connecting to PostgreSQL"))?;
+        let client = self.catalog_client().await.map_err(|e| {
+            // A refused login or a missing database will not fix itself: say so once.
+            if client::is_config_error(&e) {
+                ConnectorError::fatal("connecting to PostgreSQL", e)
+            } else {
+                ConnectorError::retriable("connecting to PostgreSQL", e)
+            }
+        })?;
         let tables = catalog::captured_tables(&client, &self.config)
             .await
             .map_err(retriable("listing captured tables"))?;
@@ -318,6 +326,16 @@ impl Stream {
                     if self.tx.is_none() {
                         self.out.push([events.heartbeat()], events);
                         self.out.flush(ctx).await?;
+                        // A marker through the slot: when it comes back and nothing of ours
+                        // is in flight, the slot may move up to it even if the captured tables
+                        // are quiet while others are busy (Debezium's heartbeat.action.query).
+                        if let Err(e) = self
+                            .client
+                            .batch_execute(HEARTBEAT_MARKER)
+                            .await
+                        {
+                            return Err(ConnectorError::retriable("heartbeat", describe(&e)));
+                        }
                     }
                     continue;
                 }
@@ -380,7 +398,17 @@ impl Stream {
                         repl.update_applied_lsn(wal_end);
                     }
                 }
-                ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
+                ReplicationEvent::Message { lsn, prefix, .. } => {
+                    if prefix == HEARTBEAT_PREFIX
+                        && self.tx.is_none()
+                        && self.out.is_empty()
+                        && ctx.in_flight() == 0
+                    {
+                        self.out.set("lsn", lsn.as_u64());
+                        repl.update_applied_lsn(lsn);
+                    }
+                }
+                ReplicationEvent::StoppedAt { .. } => {}
             }
         }
     }

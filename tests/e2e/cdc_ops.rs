@@ -1,0 +1,168 @@
+//! Operating the CDC source: heartbeats, a slot that keeps moving while the captured tables are
+//! quiet and others are busy, offsets over the REST API, and configs refused with reasons.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Service, Workspace, jsonl, rest_port};
+use crate::postgres_cdc::psql;
+use crate::rest::http;
+
+/// The slot's confirmed position and the server's current WAL position, as numbers.
+fn positions(pg: &Service, slot: &str) -> (u64, u64) {
+    let out = Command::new("psql")
+        .args(["-X", "-At", "-c"])
+        .arg(format!(
+            "SELECT confirmed_flush_lsn - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn \
+             FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        ))
+        .arg(&pg.url)
+        .output()
+        .expect("run psql");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (a, b) = text.trim().split_once('|').unwrap_or(("0", "0"));
+    (
+        a.parse::<f64>().unwrap_or(0.0) as u64,
+        b.parse::<f64>().unwrap_or(0.0) as u64,
+    )
+}
+
+#[test]
+fn heartbeats_keep_a_quiet_slot_moving_and_offsets_show_debeziums_shape() {
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE quiet (id int PRIMARY KEY); INSERT INTO quiet VALUES (1); \
+         CREATE TABLE busy (id serial PRIMARY KEY, pad text);",
+    );
+    let ws = Workspace::new();
+    ws.put_config(
+        "cdc.json",
+        &json!({"name": "quiet-cdc", "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1",
+            "database.port": pg.port.to_string(),
+            "database.user": "postgres",
+            "database.dbname": "postgres",
+            "topic.prefix": "ops",
+            "slot.name": "quiet_slot",
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": "public.quiet",
+            "heartbeat.interval.ms": "200",
+        }}),
+    );
+    let mut sink = ws.file_sink("ops-sink", "unused", "out/ops.jsonl");
+    sink["config"].as_object_mut().unwrap().remove("topics");
+    sink["config"]["topics.regex"] = json!("ops\\..*|__debezium-heartbeat\\.ops");
+    ws.put_config("sink.json", &sink);
+    let host = ws.start();
+    host.wait_for("the snapshot row", || {
+        (!jsonl(&ws.path("out/ops.jsonl")).is_empty()).then_some(())
+    });
+
+    // Another table writes a lot of WAL; the captured one stays quiet.
+    psql(
+        &pg,
+        "postgres",
+        "INSERT INTO busy (pad) SELECT repeat('x', 1000) FROM generate_series(1, 20000);",
+    );
+    let (_, written_to) = positions(&pg, "quiet_slot");
+    host.wait_for("the slot to pass the busy table's writes", || {
+        let (confirmed, _) = positions(&pg, "quiet_slot");
+        (confirmed >= written_to).then_some(())
+    });
+
+    let lines = jsonl(&ws.path("out/ops.jsonl"));
+    let heartbeats: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["topic"] == "__debezium-heartbeat.ops")
+        .collect();
+    assert!(
+        heartbeats.len() >= 2,
+        "heartbeats flow: {}",
+        heartbeats.len()
+    );
+    assert_eq!(
+        heartbeats[0]["key"]["payload"],
+        json!({"serverName": "ops"})
+    );
+    assert_eq!(
+        heartbeats[0]["key"]["schema"]["name"],
+        "io.debezium.connector.common.ServerNameKey"
+    );
+    assert!(heartbeats[0]["value"]["payload"]["ts_ms"].is_i64());
+
+    // Offsets over the REST API, in Debezium's shape.
+    let port = rest_port(&host);
+    let (status, body) = http(port, "GET", "/connectors/quiet-cdc/offsets", None);
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["offsets"][0];
+    assert_eq!(entry["partition"], json!({"server": "ops"}));
+    assert!(entry["offset"]["lsn"].is_u64(), "{body}");
+    assert!(host.stop().success());
+}
+
+#[test]
+fn unsupported_plugins_bad_slot_names_and_missing_prefixes_are_refused_by_name() {
+    let ws = Workspace::new();
+    let file = ws.path("cdc.json");
+    std::fs::write(
+        &file,
+        json!({"name": "bad-cdc", "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1",
+            "database.user": "postgres",
+            "database.dbname": "app",
+            "plugin.name": "decoderbufs",
+            "slot.name": "Bad-Slot",
+            "snapshot.mode": "sometimes",
+            "table.include.list": "public.a",
+            "table.exclude.list": "public.b",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("run headwater validate");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{out}");
+    for expected in [
+        "plugin.name",
+        "set plugin.name=pgoutput",
+        "slot.name",
+        "lower-case letters, digits and underscores",
+        "topic.prefix",
+        "snapshot.mode",
+        "table.exclude.list",
+        "cannot be used together with table.include.list",
+    ] {
+        assert!(out.contains(expected), "expected {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_refused_login_fails_the_task_with_the_servers_reason() {
+    let pg = Service::start("postgres");
+    let ws = Workspace::new();
+    ws.put_config(
+        "cdc.json",
+        &json!({"name": "no-user", "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1",
+            "database.port": pg.port.to_string(),
+            "database.user": "nobody_here",
+            "database.dbname": "postgres",
+            "topic.prefix": "x",
+        }}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Connector task failed");
+    let log = host.log();
+    assert!(host.stop().success());
+    assert!(log.contains("role \"nobody_here\" does not exist"), "{log}");
+}
