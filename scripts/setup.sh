@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh           everything (tests need all of it)
 #   scripts/setup.sh --demo    only what the demo needs (build tools, the wasm32-wasip2 target)
+#   scripts/setup.sh --cdc-demo  what the CDC demo needs (build tools, PostgreSQL)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 if [ "$mode" = "--demo" ]; then
+    exit 0
+fi
+
+if [ "$mode" = "--cdc-demo" ]; then
+    apt_install postgresql
     exit 0
 fi
 

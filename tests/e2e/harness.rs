@@ -52,7 +52,12 @@ impl Workspace {
     }
 
     pub fn start(&self) -> Host {
-        Host::start(self.dir.path())
+        Host::start(self.dir.path(), &[])
+    }
+
+    /// Starts Headwater with extra environment variables (for `${env:..}` in configs).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Host {
+        Host::start(self.dir.path(), env)
     }
 
     /// A `headwater.file.FileSink` config writing `topic` to `file` (relative to the workspace).
@@ -87,7 +92,7 @@ pub struct Host {
 }
 
 impl Host {
-    fn start(root: &Path) -> Host {
+    fn start(root: &Path, env: &[(&str, &str)]) -> Host {
         let log = root.join("host.log");
         let log_start = fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let log_file = File::options()
@@ -108,6 +113,7 @@ impl Host {
                 "127.0.0.1:0",
             ])
             .env("HEADWATER_LOG", "info,headwater=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -428,9 +428,11 @@ pub fn zero(kind: &Kind, modes: &Modes) -> Value {
         Kind::Interval if modes.interval == IntervalMode::Numeric => 0.into(),
         Kind::Float32 | Kind::Float64 => json!(0.0),
         Kind::Bool => false.into(),
-        Kind::Decimal { .. } | Kind::Money | Kind::VariableDecimal => {
-            decimal("0", None, modes.decimal).unwrap_or(Value::Null)
+        Kind::Decimal { scale, .. } => {
+            decimal("0", Some(*scale), modes.decimal).unwrap_or(Value::Null)
         }
+        Kind::Money => decimal("0", Some(2), modes.decimal).unwrap_or(Value::Null),
+        Kind::VariableDecimal => decimal("0", None, modes.decimal).unwrap_or(Value::Null),
         Kind::Array(_) => json!([]),
         Kind::TimestampTz { precision } => zoned_timestamp(0, *precision).into(),
         Kind::TimeTz => "00:00:00Z".into(),
@@ -807,6 +809,9 @@ mod tests {
             json!({"scale": 0, "value": "AA=="})
         );
         assert_eq!(twos_complement("128", true), vec![0x80]);
+        // The zero of a NOT NULL column an old-key tuple leaves out keeps the column's form.
+        assert_eq!(zero(&fixed, &MODES), json!("AA=="));
+        assert_eq!(zero(&var, &MODES), json!({"scale": 0, "value": "AA=="}));
         assert_eq!(twos_complement("129", true), vec![0xff, 0x7f]);
         assert_eq!(twos_complement("128", false), vec![0x00, 0x80]);
     }
