@@ -166,3 +166,80 @@ fn a_refused_login_fails_the_task_with_the_servers_reason() {
     assert!(host.stop().success());
     assert!(log.contains("role \"nobody_here\" does not exist"), "{log}");
 }
+
+fn mode_config(pg: &Service, name: &str, mode: &str) -> Value {
+    json!({"name": name, "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": pg.port.to_string(),
+        "database.user": "postgres",
+        "database.dbname": "postgres",
+        "topic.prefix": "m",
+        "slot.name": name.replace('-', "_"),
+        "publication.name": name.replace('-', "_"),
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.items",
+        "snapshot.mode": mode,
+    }})
+}
+
+#[test]
+fn snapshot_modes_no_data_and_initial_only() {
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2);",
+    );
+    let ws = Workspace::new();
+    ws.put_config("stream.json", &mode_config(&pg, "stream-only", "no_data"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("items-sink", "m.public.items", "out/items.jsonl"),
+    );
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+    psql(&pg, "postgres", "INSERT INTO items VALUES (3);");
+    host.wait_for("the streamed insert", || {
+        (!jsonl(&ws.path("out/items.jsonl")).is_empty()).then_some(())
+    });
+    assert!(host.stop().success());
+    let ops: Vec<Value> = jsonl(&ws.path("out/items.jsonl"))
+        .iter()
+        .map(|l| {
+            json!([
+                l["value"]["payload"]["op"],
+                l["value"]["payload"]["after"]["id"]
+            ])
+        })
+        .collect();
+    assert_eq!(ops, [json!(["c", 3])], "no_data: no snapshot, changes only");
+
+    let ws = Workspace::new();
+    ws.put_config("snap.json", &mode_config(&pg, "snap-only", "initial_only"));
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("items-sink", "m.public.items", "out/items.jsonl"),
+    );
+    let host = ws.start();
+    host.wait_for("the snapshot", || {
+        (jsonl(&ws.path("out/items.jsonl")).len() >= 3).then_some(())
+    });
+    psql(&pg, "postgres", "INSERT INTO items VALUES (4);");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(host.stop().success());
+    let ids: Vec<Value> = jsonl(&ws.path("out/items.jsonl"))
+        .iter()
+        .map(|l| {
+            json!([
+                l["value"]["payload"]["op"],
+                l["value"]["payload"]["after"]["id"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [json!(["r", 1]), json!(["r", 2]), json!(["r", 3])],
+        "initial_only: the snapshot, then nothing"
+    );
+}

@@ -35,10 +35,19 @@ impl Resume {
             .get("last_snapshot_record")
             .and_then(Value::as_bool)
             .unwrap_or(true);
+        // An offset with only `lsn` (written by hand through the REST API, or by a snapshot)
+        // means: everything committed before it was delivered.
+        let lsn_commit = offset
+            .get("lsn_commit")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| num("lsn").saturating_sub(1));
         Self {
             snapshot_incomplete: snapshot && !last,
-            lsn_commit: num("lsn_commit"),
-            lsn_proc: num("lsn_proc"),
+            lsn_commit,
+            lsn_proc: offset
+                .get("lsn_proc")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX),
             serial: num("headwater_serial"),
         }
     }
@@ -159,5 +168,11 @@ mod tests {
         assert_eq!(r.serial, 7);
         let s = Resume::from_offset(&json!({"snapshot": true, "last_snapshot_record": false}));
         assert!(s.snapshot_incomplete);
+        let by_hand = Resume::from_offset(&json!({"lsn": 500}));
+        assert!(by_hand.delivered(499, 480), "committed before the LSN");
+        assert!(
+            !by_hand.delivered(500, 490),
+            "committed at the LSN: not yet"
+        );
     }
 }

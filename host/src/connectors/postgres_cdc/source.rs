@@ -188,8 +188,10 @@ impl CdcSource {
             // Streaming starts after the snapshot: nothing before the consistent point.
             out.remove("snapshot");
             out.remove("last_snapshot_record");
-            out.set("lsn_commit", created.consistent_point);
-            out.set("lsn_proc", created.consistent_point);
+            // `lsn` alone (the consistent point) says what a restart skips: transactions that
+            // committed before it, which the snapshot holds.
+            out.remove("lsn_commit");
+            out.remove("lsn_proc");
             if self.config.snapshot_mode == SnapshotMode::InitialOnly {
                 out.flush(ctx).await?;
                 return Ok(true);
