@@ -311,7 +311,6 @@ impl Stream {
         // when the stream is idle.
         let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
         loop {
-            self.confirm(ctx, repl);
             // Take whatever is ready at once; hand the batch on when nothing more is.
             let event = tokio::select! {
                 biased;
@@ -323,7 +322,10 @@ impl Stream {
                     self.out.flush(ctx).await?;
                     continue;
                 }
-                _ = confirm_tick.tick() => continue,
+                _ = confirm_tick.tick() => {
+                    self.confirm(ctx, repl);
+                    continue;
+                }
                 _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
                     if self.tx.is_none() {
                         self.out.push([events.heartbeat()], events);
