@@ -243,3 +243,32 @@ fn snapshot_modes_no_data_and_initial_only() {
         "initial_only: the snapshot, then nothing"
     );
 }
+
+#[test]
+fn capture_over_tls_verifies_the_server_against_sslrootcert() {
+    let pg = Service::start_with("postgres", &[("PG_TLS", "yes")]);
+    let ca = pg.ca.clone().expect("service.sh names the test CA");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);",
+    );
+    let ws = Workspace::new();
+    let mut config = mode_config(&pg, "tls-cdc", "initial");
+    config["config"]["database.sslmode"] = json!("verify-full");
+    config["config"]["database.sslrootcert"] = json!(ca.display().to_string());
+    ws.put_config("cdc.json", &config);
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("items-sink", "m.public.items", "out/items.jsonl"),
+    );
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+    psql(&pg, "postgres", "INSERT INTO items VALUES (2);");
+    host.wait_for("the snapshot row and the streamed one, over TLS", || {
+        (jsonl(&ws.path("out/items.jsonl")).len() == 2).then_some(())
+    });
+    let log = host.log();
+    assert!(host.stop().success());
+    assert!(!log.contains("reconnecting"), "{log}");
+}

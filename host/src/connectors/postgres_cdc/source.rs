@@ -71,12 +71,16 @@ impl CdcSource {
 
     fn replication_config(&self) -> ReplicationConfig {
         let c = &self.config;
-        // As for the catalog connection: every TLS mode verifies the server's certificate.
-        let tls = match c.sslmode.as_str() {
-            "require" | "verify-ca" | "verify-full" => {
-                TlsConfig::verify_full(c.sslrootcert.clone())
-            }
-            _ => TlsConfig::disabled(),
+        // As for the catalog connection, every TLS mode verifies the server's certificate. The
+        // replication client matches host names only: for an IP address it verifies the chain
+        // (the catalog connection, opened first, has already matched the address).
+        let tls_on = matches!(c.sslmode.as_str(), "require" | "verify-ca" | "verify-full");
+        let tls = if !tls_on {
+            TlsConfig::disabled()
+        } else if c.host.parse::<std::net::IpAddr>().is_ok() {
+            TlsConfig::verify_ca(c.sslrootcert.clone())
+        } else {
+            TlsConfig::verify_full(c.sslrootcert.clone())
         };
         ReplicationConfig::new(
             c.host.clone(),
