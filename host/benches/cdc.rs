@@ -177,6 +177,51 @@ fn configs(port: u16, out: &Path) -> (String, String) {
     (source.to_string(), sink.to_string())
 }
 
+/// A new `hwbench` database with the empty events table, and no slot left from a run before.
+fn fresh_database(pg: &Postgres) {
+    pg.psql(
+        "postgres",
+        &[
+            "-c",
+            "DROP DATABASE IF EXISTS hwbench",
+            "-c",
+            "CREATE DATABASE hwbench",
+            "-c",
+            "SELECT pg_drop_replication_slot('hw_bench') FROM pg_replication_slots \
+             WHERE slot_name = 'hw_bench'",
+        ],
+    );
+    pg.psql("hwbench", &["-c", TABLE]);
+}
+
+/// Starts the CDC source and the FileSink writing `out`, and waits until it streams; returns
+/// the runtime and a client of the benchmark database.
+async fn start_pipeline(
+    port: u16,
+    work: &Path,
+    out: &Path,
+) -> (headwater::core::runtime::Runtime, tokio_postgres::Client) {
+    let runtime = headwater::runtime(&work.join("var"));
+    let (source, sink) = configs(port, out);
+    let parse =
+        |s: &str| headwater::config::connector::parse_json(s, "bench", None).expect("config");
+    for (config, what) in [(sink, "start sink"), (source, "start source")] {
+        runtime
+            .apply(parse(&config), headwater::core::runtime::Origin::Rest)
+            .await
+            .expect(what);
+    }
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=hwbench"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect");
+    tokio::spawn(conn);
+    wait_streaming(&client).await;
+    (runtime, client)
+}
+
 /// Waits until the slot is streaming (the snapshot of the empty table is done).
 async fn wait_streaming(client: &tokio_postgres::Client) {
     for _ in 0..600 {
@@ -197,45 +242,14 @@ async fn wait_streaming(client: &tokio_postgres::Client) {
 
 /// Headwater's throughput: events/s from the first commit to the last event written.
 fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
-    pg.psql(
-        "postgres",
-        &[
-            "-c",
-            "DROP DATABASE IF EXISTS hwbench",
-            "-c",
-            "CREATE DATABASE hwbench",
-        ],
-    );
-    pg.psql("hwbench", &["-c", TABLE]);
+    fresh_database(pg);
     let work = tempfile::tempdir().expect("temp dir");
     let dml_file = work.path().join("dml.sql");
     std::fs::write(&dml_file, dml(n, b)).expect("write dml");
     let out = work.path().join("out.jsonl");
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let runtime = headwater::runtime(&work.path().join("var"));
-        let (source, sink) = configs(pg.port, &out);
-        let parse =
-            |s: &str| headwater::config::connector::parse_json(s, "bench", None).expect("config");
-        runtime
-            .apply(parse(&sink), headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start sink");
-        runtime
-            .apply(parse(&source), headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start source");
-        let (client, conn) = tokio_postgres::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=postgres dbname=hwbench",
-                pg.port
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connect");
-        tokio::spawn(conn);
-        wait_streaming(&client).await;
+        let (runtime, _client) = start_pipeline(pg.port, work.path(), &out).await;
         let started = Instant::now();
         let port = pg.port;
         let dml_run = tokio::task::spawn_blocking(move || {
@@ -277,43 +291,13 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
 
 /// Commit-to-sink latency at a steady rate of single-row transactions.
 fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
-    pg.psql(
-        "postgres",
-        &[
-            "-c",
-            "DROP DATABASE IF EXISTS hwbench",
-            "-c",
-            "CREATE DATABASE hwbench",
-        ],
-    );
-    pg.psql("hwbench", &["-c", TABLE]);
-    pg.psql("postgres", &["-c", "SELECT pg_drop_replication_slot('hw_bench') FROM pg_replication_slots WHERE slot_name = 'hw_bench'"]);
+    fresh_database(pg);
     let work = tempfile::tempdir().expect("temp dir");
     let out = work.path().join("out.jsonl");
     let total = rate * seconds;
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let runtime = headwater::runtime(&work.path().join("var"));
-        let (source, sink) = configs(pg.port, &out);
-        let parse = |s: &str| {
-            headwater::config::connector::parse_json(s, "bench", None).expect("config")
-        };
-        runtime
-            .apply(parse(&sink), headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start sink");
-        runtime
-            .apply(parse(&source), headwater::core::runtime::Origin::Rest)
-            .await
-            .expect("start source");
-        let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=postgres dbname=hwbench", pg.port),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connect");
-        tokio::spawn(conn);
-        wait_streaming(&client).await;
+        let (runtime, client) = start_pipeline(pg.port, work.path(), &out).await;
 
         // The reader: new lines of the sink's file, stamped when first seen.
         let reader_out = out.clone();

@@ -6,7 +6,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::harness::{Service, Workspace, jsonl, rest_port};
-use crate::postgres_cdc::psql;
+use crate::postgres_cdc::{cdc_config, psql};
 use crate::rest::http;
 
 /// The slot's confirmed position and the server's current WAL position, as numbers.
@@ -40,18 +40,13 @@ fn heartbeats_keep_a_quiet_slot_moving_and_offsets_show_debeziums_shape() {
     let ws = Workspace::new();
     ws.put_config(
         "cdc.json",
-        &json!({"name": "quiet-cdc", "config": {
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "database.hostname": "127.0.0.1",
-            "database.port": pg.port.to_string(),
-            "database.user": "postgres",
-            "database.dbname": "postgres",
-            "topic.prefix": "ops",
-            "slot.name": "quiet_slot",
-            "publication.autocreate.mode": "filtered",
-            "table.include.list": "public.quiet",
-            "heartbeat.interval.ms": "200",
-        }}),
+        &cdc_config(
+            &pg,
+            "quiet-cdc",
+            "ops",
+            "public.quiet",
+            json!({"heartbeat.interval.ms": "200"}),
+        ),
     );
     let mut sink = ws.file_sink("ops-sink", "unused", "out/ops.jsonl");
     sink["config"].as_object_mut().unwrap().remove("topics");
@@ -68,9 +63,9 @@ fn heartbeats_keep_a_quiet_slot_moving_and_offsets_show_debeziums_shape() {
         "postgres",
         "INSERT INTO busy (pad) SELECT repeat('x', 1000) FROM generate_series(1, 20000);",
     );
-    let (_, written_to) = positions(&pg, "quiet_slot");
+    let (_, written_to) = positions(&pg, "quiet_cdc");
     host.wait_for("the slot to pass the busy table's writes", || {
-        let (confirmed, _) = positions(&pg, "quiet_slot");
+        let (confirmed, _) = positions(&pg, "quiet_cdc");
         (confirmed >= written_to).then_some(())
     });
 
@@ -168,19 +163,26 @@ fn a_refused_login_fails_the_task_with_the_servers_reason() {
 }
 
 fn mode_config(pg: &Service, name: &str, mode: &str) -> Value {
-    json!({"name": name, "config": {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": pg.port.to_string(),
-        "database.user": "postgres",
-        "database.dbname": "postgres",
-        "topic.prefix": "m",
-        "slot.name": name.replace('-', "_"),
-        "publication.name": name.replace('-', "_"),
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.items",
-        "snapshot.mode": mode,
-    }})
+    cdc_config(
+        pg,
+        name,
+        "m",
+        "public.items",
+        json!({"snapshot.mode": mode}),
+    )
+}
+
+/// `[op, after.id]` of each line the items sink wrote.
+fn ops_and_ids(ws: &Workspace) -> Vec<Value> {
+    jsonl(&ws.path("out/items.jsonl"))
+        .iter()
+        .map(|l| {
+            json!([
+                l["value"]["payload"]["op"],
+                l["value"]["payload"]["after"]["id"]
+            ])
+        })
+        .collect()
 }
 
 #[test]
@@ -204,15 +206,7 @@ fn snapshot_modes_no_data_and_initial_only() {
         (!jsonl(&ws.path("out/items.jsonl")).is_empty()).then_some(())
     });
     assert!(host.stop().success());
-    let ops: Vec<Value> = jsonl(&ws.path("out/items.jsonl"))
-        .iter()
-        .map(|l| {
-            json!([
-                l["value"]["payload"]["op"],
-                l["value"]["payload"]["after"]["id"]
-            ])
-        })
-        .collect();
+    let ops = ops_and_ids(&ws);
     assert_eq!(ops, [json!(["c", 3])], "no_data: no snapshot, changes only");
 
     let ws = Workspace::new();
@@ -228,15 +222,7 @@ fn snapshot_modes_no_data_and_initial_only() {
     psql(&pg, "postgres", "INSERT INTO items VALUES (4);");
     std::thread::sleep(std::time::Duration::from_millis(800));
     assert!(host.stop().success());
-    let ids: Vec<Value> = jsonl(&ws.path("out/items.jsonl"))
-        .iter()
-        .map(|l| {
-            json!([
-                l["value"]["payload"]["op"],
-                l["value"]["payload"]["after"]["id"]
-            ])
-        })
-        .collect();
+    let ids = ops_and_ids(&ws);
     assert_eq!(
         ids,
         [json!(["r", 1]), json!(["r", 2]), json!(["r", 3])],

@@ -8,22 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{Service, Workspace, jsonl};
-use crate::postgres_cdc::psql;
-
-fn cdc_config(pg: &Service, name: &str) -> Value {
-    json!({"name": name, "config": {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": pg.port.to_string(),
-        "database.user": "postgres",
-        "database.dbname": "postgres",
-        "topic.prefix": "app",
-        "slot.name": "recovery",
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.events",
-        "max.batch.size": "64",
-    }})
-}
+use crate::postgres_cdc::{cdc_config, psql};
 
 /// The ids of the rows created (snapshot or insert) that reached the sink.
 fn delivered(ws: &Workspace) -> (BTreeSet<i64>, usize) {
@@ -44,7 +29,16 @@ fn setup(pg: &Service) -> Workspace {
          INSERT INTO events SELECT g, g FROM generate_series(1, 100) g;",
     );
     let ws = Workspace::new();
-    ws.put_config("cdc.json", &cdc_config(pg, "events-cdc"));
+    ws.put_config(
+        "cdc.json",
+        &cdc_config(
+            pg,
+            "events-cdc",
+            "app",
+            "public.events",
+            json!({"max.batch.size": "64"}),
+        ),
+    );
     ws.put_config(
         "sink.json",
         &ws.file_sink("events-sink", "app.public.events", "out/events.jsonl"),

@@ -13,6 +13,28 @@ fn cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cdc")
 }
 
+/// A PostgresConnector config for the test server's `postgres` database: capture `table`
+/// under `prefix`, with a slot and publication named after the connector, plus `extra` keys.
+pub fn cdc_config(pg: &Service, name: &str, prefix: &str, table: &str, extra: Value) -> Value {
+    let slot = name.replace('-', "_");
+    let mut config = json!({"name": name, "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": pg.port.to_string(),
+        "database.user": "postgres",
+        "database.dbname": "postgres",
+        "topic.prefix": prefix,
+        "slot.name": slot,
+        "publication.name": slot,
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": table,
+    }});
+    if let (Some(config), Some(extra)) = (config["config"].as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    config
+}
+
 /// Runs SQL (a file or a statement) against `db`.
 pub fn psql(pg: &Service, db: &str, sql: &str) {
     let base = pg.url.rsplit_once('/').map_or(pg.url.as_str(), |(b, _)| b);

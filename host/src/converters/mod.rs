@@ -79,17 +79,9 @@ impl Converter {
         converter
     }
 
-    /// The payload as this converter writes it, as a JSON value: the envelope or plain JSON
-    /// for JsonConverter, a string for StringConverter, base64 for ByteArrayConverter.
-    pub fn render(&self, payload: &mut Payload) -> Result<Value, ParseError> {
-        Ok(
-            serde_json::to_value(self.rendered(payload)?)
-                .expect("a rendered payload is valid JSON"),
-        )
-    }
-
-    /// [`Converter::render`] without copying: a view that serializes as the converter writes
-    /// the payload (large schemas are written straight from the record).
+    /// The payload as this converter writes it (the envelope or plain JSON for JsonConverter,
+    /// a string for StringConverter, base64 for ByteArrayConverter), as a view borrowed from
+    /// the record that serializes without copying: large schemas are written as they are.
     pub fn rendered<'a>(&self, payload: &'a mut Payload) -> Result<Rendered<'a>, ParseError> {
         // A tombstone stays null whatever the converter, as Kafka Connect's JsonConverter
         // writes it (no `{"schema": null, "payload": null}` envelope).
@@ -203,13 +195,16 @@ mod tests {
             schemas_enable: true,
         };
         assert_eq!(
-            with.render(&mut p).unwrap(),
+            serde_json::to_value(with.rendered(&mut p).unwrap()).unwrap(),
             json!({"schema": null, "payload": {"a": 1}})
         );
         let without = Converter::Json {
             schemas_enable: false,
         };
-        assert_eq!(without.render(&mut p).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            serde_json::to_value(without.rendered(&mut p).unwrap()).unwrap(),
+            json!({"a": 1})
+        );
     }
 
     #[test]
