@@ -7,6 +7,7 @@
 //! - [`connectors`]: one module per connector; [`connectors::registry`] lists them.
 //! - [`transforms`]: Kafka Connect's SMTs and predicates.
 //! - [`converters`]: key and value converters.
+//! - [`kafka`]: Kafka clients shared by the runtime and the Kafka connectors.
 //! - [`offsets`]: durable source offsets.
 //! - [`client`]: `headwater connectors ...`, a command-line client of the REST API.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod connectors;
 pub mod converters;
 pub mod core;
+pub mod kafka;
 pub mod offsets;
 pub mod rest;
 pub mod transforms;

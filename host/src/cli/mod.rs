@@ -300,7 +300,12 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
     );
     // Bind first: a taken port should stop the host before any connector starts.
     let listener = crate::rest::bind(worker.rest.listen).await?;
-    let runtime = Arc::new(crate::runtime(&worker.data_dir));
+    let mut runtime = crate::runtime(&worker.data_dir);
+    if let Some(link) = worker.kafka_link().map_err(anyhow::Error::msg)? {
+        tracing::info!(bootstrap_servers = %link.settings.bootstrap_servers, kafka_bus = link.bus, "Kafka configured.");
+        runtime = runtime.with_kafka(link);
+    }
+    let runtime = Arc::new(runtime);
     runtime
         .restore()
         .await
@@ -400,7 +405,7 @@ fn validate_file(
     file: &Path,
 ) -> Result<String, String> {
     let config = load_file(file).map_err(|e| format!("  {e}"))?;
-    let prepared = prepare(registry, &config, Path::new("var")).map_err(|e| {
+    let prepared = prepare(registry, &config, Path::new("var"), None).map_err(|e| {
         e.to_string()
             .lines()
             .map(|l| format!("  {}", l.trim_start()))

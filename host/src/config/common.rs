@@ -1,6 +1,7 @@
 //! The keys the host reads from every connector config (Kafka Connect's `ConnectorConfig` and
 //! `SinkConnectorConfig`), and [`prepare`], which turns a raw config into a runnable task.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::core::registry::Registry;
 use crate::core::reporter::{ErrorPolicy, Tolerance};
 use crate::core::task::{BuildContext, ConnectorType, Task};
 use crate::core::transform::Chain;
+use crate::kafka::KafkaSettings;
 
 use super::connector::{ConfigErrors, ConnectorConfig};
 use super::options::{ConfigIssue, ConfigKey, KeyType, Options};
@@ -173,6 +175,14 @@ pub struct Prepared {
     pub topics: Option<TopicSelector>,
     /// Keys nobody read (Kafka Connect accepts extra keys; we say which were ignored).
     pub unused_keys: Vec<String>,
+    /// `key.converter` and `value.converter`: how the connector's records are written to and
+    /// read from Kafka.
+    pub key_converter: Converter,
+    pub value_converter: Converter,
+    /// `producer.override.*` (sources on the Kafka bus, dead letters) and
+    /// `consumer.override.*` (sinks reading Kafka), prefixes stripped.
+    pub producer_overrides: BTreeMap<String, String>,
+    pub consumer_overrides: BTreeMap<String, String>,
 }
 
 fn error_policy(options: &mut Options) -> ErrorPolicy {
@@ -193,7 +203,17 @@ fn error_policy(options: &mut Options) -> ErrorPolicy {
         }
         None => defaults.retry_timeout,
     };
+    let dlq_topic = options
+        .string(&ERRORS_DLQ_TOPIC)
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     ErrorPolicy {
+        dlq_topic,
+        dlq_replication: options
+            .positive(&ERRORS_DLQ_REPLICATION)
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(defaults.dlq_replication),
+        dlq_context_headers: options.bool(&ERRORS_DLQ_CONTEXT_HEADERS).unwrap_or(false),
         tolerance,
         log_enable: options.bool(&ERRORS_LOG_ENABLE).unwrap_or(false),
         log_include_messages: options.bool(&ERRORS_LOG_INCLUDE_MESSAGES).unwrap_or(false),
@@ -233,6 +253,7 @@ pub fn prepare(
     registry: &Registry,
     config: &ConnectorConfig,
     data_dir: &Path,
+    kafka: Option<&KafkaSettings>,
 ) -> Result<Prepared, ConfigErrors> {
     let fail = |issues: Vec<ConfigIssue>| ConfigErrors {
         connector: config.name.clone(),
@@ -264,12 +285,18 @@ pub fn prepare(
     }
     options.string(&HEADER_CONVERTER);
     options.choice(&CONFIG_ACTION_RELOAD);
-    options.string(&ERRORS_DLQ_TOPIC);
-    options.positive(&ERRORS_DLQ_REPLICATION);
-    options.bool(&ERRORS_DLQ_CONTEXT_HEADERS);
     let key_converter = Converter::from_options(&mut options, &KEY_CONVERTER);
     let value_converter = Converter::from_options(&mut options, &VALUE_CONVERTER);
     let policy = error_policy(&mut options);
+    let producer_overrides: BTreeMap<String, String> = options
+        .take_under("producer.override.")
+        .into_iter()
+        .collect();
+    let consumer_overrides: BTreeMap<String, String> = options
+        .take_under("consumer.override.")
+        .into_iter()
+        .collect();
+    options.take_under("admin.override.");
     let chain_ctx = crate::transforms::ChainContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),
@@ -286,8 +313,13 @@ pub fn prepare(
     let ctx = BuildContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),
-        key_converter,
-        value_converter,
+        key_converter: key_converter.clone(),
+        value_converter: value_converter.clone(),
+        kafka: kafka.cloned().map(|mut k| {
+            k.producer.extend(producer_overrides.clone());
+            k.consumer.extend(consumer_overrides.clone());
+            k
+        }),
     };
     let task = plugin.build(&mut options, &ctx);
     let unused_keys = options.finish().map_err(fail)?;
@@ -306,5 +338,9 @@ pub fn prepare(
         policy,
         topics,
         unused_keys,
+        key_converter,
+        value_converter,
+        producer_overrides,
+        consumer_overrides,
     })
 }

@@ -12,16 +12,21 @@
 //! token = "s3cret"              # optional bearer token (or HEADWATER_REST_TOKEN)
 //!
 //! [bus]
-//! kind = "embedded"             # in-process topics; no Kafka needed
+//! kind = "embedded"             # in-process topics; "kafka": topics live in Kafka
 //!
 //! [kafka]
 //! bootstrap_servers = "127.0.0.1:9092"
+//! topic_partitions = 4          # for topics Headwater creates
+//! topic_replication_factor = 1
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::core::kafka_link::KafkaLink;
+use crate::kafka::KafkaSettings;
 
 /// Which bus carries topics between sources and sinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -31,6 +36,10 @@ pub enum BusKind {
     /// This is the default.
     #[default]
     Embedded,
+    /// Topics are Kafka topics: sources produce to Kafka, sinks consume in group
+    /// `connect-<name>`, and hosts with the same configs split the partitions. Needs
+    /// `[kafka] bootstrap_servers`.
+    Kafka,
 }
 
 /// `[rest]`.
@@ -61,11 +70,27 @@ pub struct BusConfig {
 }
 
 /// `[kafka]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
-    /// Kafka bootstrap servers, `host:port[,host:port]`. Unset: no Kafka.
+    /// Kafka bootstrap servers, `host:port[,host:port]`. Unset: no Kafka. With the embedded
+    /// bus, sinks then also read their topics that Kafka has, and dead letters may go to Kafka.
     pub bootstrap_servers: Option<String>,
+    /// Partitions of topics Headwater creates (Kafka bus topics, dead-letter topics).
+    /// Default 1.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics Headwater creates on the Kafka bus. Default 1.
+    pub topic_replication_factor: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: None,
+            topic_partitions: 1,
+            topic_replication_factor: 1,
+        }
+    }
 }
 
 /// The whole worker config.
@@ -109,6 +134,30 @@ pub enum WorkerConfigError {
 }
 
 impl WorkerConfig {
+    /// The Kafka connection this config asks for; an error when `bus.kind = "kafka"` has no
+    /// bootstrap servers.
+    pub fn kafka_link(&self) -> Result<Option<KafkaLink>, String> {
+        let servers = self
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let on_kafka_bus = self.bus.kind == BusKind::Kafka;
+        match servers {
+            None if on_kafka_bus => {
+                Err("bus.kind = \"kafka\" needs [kafka] bootstrap_servers".into())
+            }
+            None => Ok(None),
+            Some(servers) => Ok(Some(KafkaLink::new(
+                KafkaSettings::new(servers),
+                on_kafka_bus,
+                self.kafka.topic_partitions.max(1),
+                self.kafka.topic_replication_factor.max(1),
+            ))),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, WorkerConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| WorkerConfigError::Io {
             path: path.to_path_buf(),

@@ -2,6 +2,7 @@
 //! classes (Arroyo's `connectors()`); only `lib.rs` hands it to the runtime.
 
 pub mod file;
+pub mod kafka;
 pub mod parquet;
 pub mod postgres;
 pub mod postgres_cdc;
@@ -16,6 +17,7 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(file::FileSourcePlugin),
         Arc::new(file::FileSinkPlugin),
+        Arc::new(kafka::KafkaSinkPlugin),
         Arc::new(parquet::ParquetSinkPlugin),
         Arc::new(postgres::QuerySourcePlugin),
         Arc::new(postgres_cdc::PostgresCdcPlugin),

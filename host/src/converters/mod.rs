@@ -6,6 +6,14 @@
 //!   schemaless data, exactly as Kafka Connect writes it.
 //! - `org.apache.kafka.connect.storage.StringConverter`: the value as text.
 //! - `org.apache.kafka.connect.converters.ByteArrayConverter`: the bytes as they are.
+//! - `io.confluent.connect.avro.AvroConverter`: Avro in the Confluent wire format, schemas from
+//!   `schema.registry.url` (registered on write), or Avro binary with a `schema.json` given in
+//!   the config. See [`avro`].
+
+pub mod avro;
+pub mod registry_client;
+
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -17,9 +25,15 @@ use crate::core::record::{Data, ParseError, Payload};
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
 pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
+pub const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
 
 /// Class names accepted in `key.converter` / `value.converter`.
-pub const CLASSES: [&str; 3] = [JSON_CONVERTER, STRING_CONVERTER, BYTE_ARRAY_CONVERTER];
+pub const CLASSES: [&str; 4] = [
+    JSON_CONVERTER,
+    STRING_CONVERTER,
+    BYTE_ARRAY_CONVERTER,
+    AVRO_CONVERTER,
+];
 
 const SCHEMAS_ENABLE: ConfigKey = ConfigKey::new(
     "schemas.enable",
@@ -29,12 +43,63 @@ const SCHEMAS_ENABLE: ConfigKey = ConfigKey::new(
 )
 .with_default("true");
 
+const SCHEMA_REGISTRY_URL: ConfigKey = ConfigKey::new(
+    "schema.registry.url",
+    KeyType::String,
+    "AvroConverter: comma-separated base URLs of a Confluent Schema Registry (Headwater's own \
+     REST address serves one).",
+);
+
+const SCHEMA_JSON: ConfigKey = ConfigKey::new(
+    "schema.json",
+    KeyType::String,
+    "AvroConverter: an Avro schema. Without a registry the data is plain Avro binary in this \
+     schema; with one, it is the reader schema every writer's schema resolves to.",
+);
+
+const AUTO_REGISTER: ConfigKey = ConfigKey::new(
+    "auto.register.schemas",
+    KeyType::Boolean,
+    "AvroConverter: register the schema of written data under `<topic>-key` / `<topic>-value`.",
+)
+.with_default("true");
+
 /// A configured converter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Converter {
     Json { schemas_enable: bool },
     String,
     ByteArray,
+    Avro(Arc<avro::AvroConverter>),
+}
+
+impl PartialEq for Converter {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Json { schemas_enable: a }, Self::Json { schemas_enable: b }) => a == b,
+            (Self::String, Self::String) | (Self::ByteArray, Self::ByteArray) => true,
+            (Self::Avro(a), Self::Avro(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Why a key or value could not be converted from or to bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error(transparent)]
+    Json(#[from] ParseError),
+    #[error(transparent)]
+    Avro(#[from] avro::AvroError),
+    #[error("ByteArrayConverter: {0}")]
+    Bytes(String),
+}
+
+impl ConvertError {
+    /// True when the data is fine and the failure may pass (the schema registry is down).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Avro(e) if e.is_transient())
+    }
 }
 
 impl Default for Converter {
@@ -61,6 +126,25 @@ impl Converter {
             },
             STRING_CONVERTER => Self::String,
             BYTE_ARRAY_CONVERTER => Self::ByteArray,
+            AVRO_CONVERTER => {
+                let url = scoped.string(&SCHEMA_REGISTRY_URL);
+                let schema = scoped.string(&SCHEMA_JSON);
+                let auto_register = scoped.bool(&AUTO_REGISTER).unwrap_or(true);
+                if url.is_none() && schema.is_none() {
+                    scoped.issue(
+                        SCHEMA_REGISTRY_URL.name,
+                        "the AvroConverter needs schema.registry.url (Confluent wire format) or \
+                         schema.json (plain Avro binary)",
+                    );
+                }
+                match avro::AvroConverter::new(url.as_deref(), schema.as_deref(), auto_register) {
+                    Ok(c) => Self::Avro(Arc::new(c)),
+                    Err(e) => {
+                        scoped.issue(SCHEMA_JSON.name, e.to_string());
+                        Self::default()
+                    }
+                }
+            }
             other => {
                 options.issue(
                     class_key.name,
@@ -77,6 +161,69 @@ impl Converter {
         }
         options.absorb(scoped);
         converter
+    }
+
+    /// The converter's class name.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Json { .. } => JSON_CONVERTER,
+            Self::String => STRING_CONVERTER,
+            Self::ByteArray => BYTE_ARRAY_CONVERTER,
+            Self::Avro(_) => AVRO_CONVERTER,
+        }
+    }
+
+    /// Whether converting may block on network I/O (a schema registry lookup); async callers
+    /// run such conversions where blocking is allowed.
+    pub fn may_block(&self) -> bool {
+        matches!(self, Self::Avro(a) if a.uses_registry())
+    }
+
+    /// Reads a key or value as consumed from Kafka.
+    pub fn read(&self, bytes: Bytes) -> Result<Payload, ConvertError> {
+        match self {
+            Self::Avro(avro) => Ok(Payload::data(avro.deserialize(&bytes)?)),
+            other => Ok(other.deserialize(bytes)?),
+        }
+    }
+
+    /// The bytes this converter writes for a key (`is_key`) or value of `topic`; `None` for
+    /// null (a tombstone stays a tombstone).
+    pub fn serialize(
+        &self,
+        topic: &str,
+        is_key: bool,
+        payload: &mut Payload,
+    ) -> Result<Option<Bytes>, ConvertError> {
+        if payload.is_null() {
+            return Ok(None);
+        }
+        let bytes = match self {
+            Self::Json {
+                schemas_enable: false,
+            } => return Ok(payload.to_json_bytes()),
+            Self::Json { .. } => {
+                Bytes::from(serde_json::to_vec(&self.rendered(payload)?).map_err(ParseError::from)?)
+            }
+            Self::String => match &payload.get()?.value {
+                Value::String(s) => Bytes::from(s.clone()),
+                other => Bytes::from(other.to_string()),
+            },
+            Self::ByteArray => match &payload.get()?.value {
+                // What ByteArrayConverter read: base64 of the original bytes.
+                Value::String(s) => Bytes::from(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s)
+                        .map_err(|e| ConvertError::Bytes(format!("expected base64 bytes: {e}")))?,
+                ),
+                _ => payload.to_json_bytes().unwrap_or_default(),
+            },
+            Self::Avro(avro) => {
+                let subject = avro::subject(topic, is_key);
+                Bytes::from(avro.serialize(&subject, payload.get()?)?)
+            }
+        };
+        Ok(Some(bytes))
     }
 
     /// The payload as this converter writes it (the envelope or plain JSON for JsonConverter,
@@ -98,9 +245,11 @@ impl Converter {
                     payload: value,
                 }
             }
+            // Avro written as text (a file sink) is its JSON form.
             Self::Json {
                 schemas_enable: false,
-            } => Rendered::Plain(&payload.get()?.value),
+            }
+            | Self::Avro(_) => Rendered::Plain(&payload.get()?.value),
             Self::String => match &payload.get()?.value {
                 Value::String(s) => Rendered::Text(std::borrow::Cow::Borrowed(s)),
                 other => Rendered::Text(std::borrow::Cow::Owned(other.to_string())),
@@ -143,6 +292,15 @@ impl Converter {
             Self::ByteArray => Ok(Payload::value(Value::String(
                 base64::engine::general_purpose::STANDARD.encode(&bytes),
             ))),
+            Self::Avro(avro) => {
+                avro.deserialize(&bytes)
+                    .map(Payload::data)
+                    .map_err(|e| ParseError {
+                        line: 0,
+                        column: 0,
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ impl TopicSelector {
 #[derive(Debug)]
 pub struct Delivery {
     pub records: Vec<Record>,
+    /// Records that could not be read (a Kafka message its converter refused), for the error
+    /// policy of the receiving sink.
+    pub failed: Vec<(Record, super::error::RecordError)>,
     pub ack: AckToken,
 }
 
@@ -88,6 +91,18 @@ impl Bus {
 
     pub fn subscribe(&self, connector: &str, selector: TopicSelector) -> Subscription {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let id = self.subscribe_with(connector, selector, tx);
+        Subscription { id, inbox: rx }
+    }
+
+    /// Subscribes with an inbox the caller made (one a Kafka consumer feeds too); returns the
+    /// subscription id.
+    pub fn subscribe_with(
+        &self,
+        connector: &str,
+        selector: TopicSelector,
+        tx: mpsc::Sender<Delivery>,
+    ) -> u64 {
         let mut state = self.write();
         let id = state.next_id;
         state.next_id += 1;
@@ -99,7 +114,7 @@ impl Bus {
         }));
         state.routes.clear();
         state.warned.clear();
-        Subscription { id, inbox: rx }
+        id
     }
 
     pub fn unsubscribe(&self, id: u64) {
@@ -203,7 +218,16 @@ impl Bus {
         let per_sink = per_sink.deliveries;
         let tokens = tracker.begin(offsets, per_sink.len());
         for ((sub, records), ack) in per_sink.into_iter().zip(tokens) {
-            if sub.inbox.send(Delivery { records, ack }).await.is_err() {
+            if sub
+                .inbox
+                .send(Delivery {
+                    records,
+                    failed: Vec::new(),
+                    ack,
+                })
+                .await
+                .is_err()
+            {
                 // The sink stopped between routing and sending: its token is dropped unacked,
                 // which holds the source position back until a restart replays the batch.
                 tracing::warn!(

@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::OffsetTracker;
+use super::bus::{INBOX_CAPACITY, Subscription};
 use super::error::ConnectorError;
+use super::kafka_link::KafkaLink;
+use super::kafka_publish::KafkaPublisher;
 use super::metrics::ConnectorMetrics;
 use super::record::Record;
 use super::reporter::ErrorReporter;
@@ -18,8 +21,10 @@ use super::runtime::Shared;
 use super::sink_runner::SinkRunner;
 use super::source_runner::{commit_loop, run_source};
 use super::status::State;
-use super::task::{SourceContext, TargetState, Task};
+use super::task::{Publisher, SourceContext, TargetState, Task};
 use crate::config::common::Prepared;
+use crate::converters::Converter;
+use crate::kafka::intake::{self, IntakeSpec};
 
 /// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
 /// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
@@ -73,9 +78,15 @@ pub(super) struct SourceHandle {
     pub(super) tracker: Arc<OffsetTracker>,
 }
 
+pub(super) struct SinkHandle {
+    run: JoinHandle<()>,
+    /// The thread consuming the sink's topics from Kafka, if it reads Kafka.
+    intake: Option<std::thread::JoinHandle<()>>,
+}
+
 pub(super) enum Handle {
     Source(SourceHandle),
-    Sink(JoinHandle<()>),
+    Sink(SinkHandle),
 }
 
 /// A running task.
@@ -111,11 +122,16 @@ pub(super) fn start(
     let name = prepared.config.name.clone();
     let cancel = CancellationToken::new();
     let (target_tx, target_rx) = watch::channel(initial);
+    // The worker's Kafka as this connector sees it (its client overrides applied).
+    let kafka = with_overrides(shared, &prepared);
+    let key_converter = prepared.key_converter.clone();
+    let value_converter = prepared.value_converter.clone();
     let reporter = Arc::new(ErrorReporter::new(
         Arc::from(name.as_str()),
         prepared.policy.clone(),
         &shared.data_dir,
         Arc::clone(&metrics),
+        kafka.clone(),
     ));
     let chain = Arc::new(prepared.chain);
     let handle = match prepared.task {
@@ -123,7 +139,42 @@ pub(super) fn start(
             let selector = prepared
                 .topics
                 .expect("prepare sets topics for every sink connector");
-            let subscription = shared.bus.subscribe(&name, selector);
+            let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
+            let on_kafka_bus = shared.kafka.as_ref().is_some_and(|k| k.bus);
+            let id = if on_kafka_bus {
+                // Every record comes through Kafka: nothing to take from the embedded bus.
+                u64::MAX
+            } else {
+                shared
+                    .bus
+                    .subscribe_with(&name, selector.clone(), inbox.clone())
+            };
+            let subscription = Subscription {
+                id,
+                inbox: receiver,
+            };
+            let flush_now = Arc::new(Notify::new());
+            let done = CancellationToken::new();
+            let intake = match &kafka {
+                Some(link) => {
+                    let spec = IntakeSpec {
+                        connector: name.clone(),
+                        settings: link.settings.clone(),
+                        selector,
+                        only_existing: !link.bus,
+                        key_converter,
+                        value_converter,
+                        inbox,
+                        flush_now: Arc::clone(&flush_now),
+                        cancel: cancel.clone(),
+                        sink_done: done.clone(),
+                    };
+                    Some(intake::spawn(spec).map_err(|e| {
+                        ConnectorError::fatal("starting the Kafka consumer thread", e)
+                    })?)
+                }
+                None => None,
+            };
             let runner = SinkRunner {
                 name: name.clone(),
                 shared: Arc::clone(shared),
@@ -135,8 +186,13 @@ pub(super) fn start(
                 target: target_rx,
                 held: Vec::new(),
                 held_newest_event: None,
+                flush_now,
+                done,
             };
-            Handle::Sink(tokio::spawn(runner.run(sink, subscription)))
+            Handle::Sink(SinkHandle {
+                run: tokio::spawn(runner.run(sink, subscription)),
+                intake,
+            })
         }
         Task::Source(source) => {
             // Starting from scratch after a read error would re-emit everything: refuse.
@@ -157,7 +213,7 @@ pub(super) fn start(
                 committed,
                 chain,
                 reporter: Arc::clone(&reporter),
-                bus: Arc::clone(&shared.bus),
+                publisher: publisher(shared, kafka, key_converter, value_converter)?,
                 tracker: Arc::clone(&tracker),
                 cancel: cancel.clone(),
                 target: target_rx,
@@ -192,6 +248,54 @@ pub(super) fn start(
     })
 }
 
+/// Waits for a sink runner, then for its Kafka consumer's last commit.
+async fn await_sink(name: &str, h: SinkHandle) {
+    await_task(name, h.run).await;
+    if let Some(intake) = h.intake {
+        let joined = tokio::task::spawn_blocking(move || intake.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!(connector = %name, "Kafka consumer thread panicked.");
+        }
+    }
+}
+
+/// The worker's Kafka with the connector's `producer.override.*` and `consumer.override.*`
+/// applied (the shared link, and its producer, when there are none).
+fn with_overrides(shared: &Shared, prepared: &Prepared) -> Option<Arc<KafkaLink>> {
+    let link = shared.kafka.as_ref()?;
+    if prepared.producer_overrides.is_empty() && prepared.consumer_overrides.is_empty() {
+        return Some(Arc::clone(link));
+    }
+    let mut settings = link.settings.clone();
+    settings
+        .producer
+        .extend(prepared.producer_overrides.clone());
+    settings
+        .consumer
+        .extend(prepared.consumer_overrides.clone());
+    Some(Arc::new(KafkaLink::new(
+        settings,
+        link.bus,
+        link.topic_partitions,
+        link.topic_replication,
+    )))
+}
+
+/// Where a source's records go: Kafka on the Kafka bus, else the embedded bus.
+fn publisher(
+    shared: &Shared,
+    kafka: Option<Arc<KafkaLink>>,
+    key: Converter,
+    value: Converter,
+) -> Result<Publisher, ConnectorError> {
+    match kafka {
+        Some(link) if link.bus => Ok(Publisher::Kafka(Box::new(KafkaPublisher::new(
+            link, key, value,
+        )?))),
+        _ => Ok(Publisher::Embedded(Arc::clone(&shared.bus))),
+    }
+}
+
 pub(super) async fn await_task(name: &str, handle: JoinHandle<()>) {
     if let Err(e) = handle.await {
         tracing::error!(connector = %name, error = %e, "Connector task panicked.");
@@ -203,7 +307,7 @@ pub(super) async fn await_task(name: &str, handle: JoinHandle<()>) {
 pub(super) async fn stop(r: Running) {
     r.cancel.cancel();
     match r.handle {
-        Handle::Sink(h) => await_task(&r.name, h).await,
+        Handle::Sink(h) => await_sink(&r.name, h).await,
         Handle::Source(h) => {
             await_task(&r.name, h.run).await;
             let deadline = tokio::time::Instant::now() + SOURCE_DRAIN_TIMEOUT;
@@ -237,7 +341,7 @@ pub(super) async fn stop_all(tasks: Vec<Running>) {
     }
     for r in sinks {
         if let Handle::Sink(h) = r.handle {
-            await_task(&r.name, h).await;
+            await_sink(&r.name, h).await;
         }
     }
     for (name, committer, stop) in committers {

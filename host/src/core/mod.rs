@@ -6,6 +6,8 @@ pub mod ack;
 pub mod bus;
 pub mod dlq;
 pub mod error;
+pub mod kafka_link;
+pub mod kafka_publish;
 pub mod launch;
 pub mod metrics;
 pub mod record;

@@ -4,10 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dlq::{FileDeadLetterQueue, dead_letter_json};
+use super::dlq::{FileDeadLetterQueue, context_headers, dead_letter_json};
 use super::error::{ConnectorError, RecordError};
+use super::kafka_link::KafkaLink;
 use super::metrics::ConnectorMetrics;
 use super::record::Record;
+use crate::kafka::client::connector_error;
+use crate::kafka::producer::Outgoing;
 
 /// `errors.tolerance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +34,12 @@ pub struct ErrorPolicy {
     pub retry_timeout: Option<Duration>,
     /// `errors.retry.delay.max.ms`: the cap of the exponential backoff between retries.
     pub retry_delay_max: Duration,
+    /// `errors.deadletterqueue.topic.name`: the Kafka topic of dead letters, if any.
+    pub dlq_topic: Option<String>,
+    /// `errors.deadletterqueue.topic.replication.factor`.
+    pub dlq_replication: i32,
+    /// `errors.deadletterqueue.context.headers.enable`.
+    pub dlq_context_headers: bool,
 }
 
 impl Default for ErrorPolicy {
@@ -41,6 +50,9 @@ impl Default for ErrorPolicy {
             log_include_messages: false,
             retry_timeout: Some(Duration::ZERO),
             retry_delay_max: Duration::from_secs(60),
+            dlq_topic: None,
+            dlq_replication: 3,
+            dlq_context_headers: false,
         }
     }
 }
@@ -52,6 +64,8 @@ pub struct ErrorReporter {
     task_id: u32,
     policy: ErrorPolicy,
     dlq: FileDeadLetterQueue,
+    /// Set when dead letters go to a Kafka topic.
+    kafka: Option<Arc<KafkaLink>>,
     metrics: Arc<ConnectorMetrics>,
 }
 
@@ -61,13 +75,29 @@ impl ErrorReporter {
         policy: ErrorPolicy,
         data_dir: &Path,
         metrics: Arc<ConnectorMetrics>,
+        kafka: Option<Arc<KafkaLink>>,
     ) -> Self {
         let dlq = FileDeadLetterQueue::new(data_dir, &connector);
+        let kafka = match (&policy.dlq_topic, kafka) {
+            (Some(_), Some(link)) => Some(link),
+            (Some(topic), None) => {
+                tracing::warn!(
+                    connector = %connector,
+                    topic = %topic,
+                    file = %dlq.path().display(),
+                    "errors.deadletterqueue.topic.name is set but the worker has no Kafka \
+                     ([kafka] bootstrap_servers); dead letters go to the file instead."
+                );
+                None
+            }
+            (None, _) => None,
+        };
         Self {
             connector,
             task_id: 0,
             policy,
             dlq,
+            kafka,
             metrics,
         }
     }
@@ -78,7 +108,7 @@ impl ErrorReporter {
 
     /// Handles failed records: with `errors.tolerance=all` they are written (and synced) to the
     /// dead-letter queue; with `none` the first one fails the task.
-    pub fn report(&self, failures: Vec<(Record, RecordError)>) -> Result<(), ConnectorError> {
+    pub async fn report(&self, failures: Vec<(Record, RecordError)>) -> Result<(), ConnectorError> {
         if failures.is_empty() {
             return Ok(());
         }
@@ -94,29 +124,87 @@ impl ErrorReporter {
             );
             return Err(ConnectorError::ToleranceExceeded(Box::new(error)));
         }
-        let mut lines = Vec::with_capacity(failures.len());
         for (record, error) in &failures {
-            if self.policy.log_enable {
-                if self.policy.log_include_messages {
-                    tracing::warn!(
-                        connector = %self.connector,
-                        topic = %record.topic,
-                        offset = record.offset,
-                        key = ?record.key.to_json_bytes(),
-                        value = ?record.value.to_json_bytes(),
-                        error = %error,
-                        "Record failed; sent to the dead-letter queue."
-                    );
-                } else {
-                    tracing::warn!(
-                        connector = %self.connector,
-                        topic = %record.topic,
-                        offset = record.offset,
-                        error = %error,
-                        "Record failed; sent to the dead-letter queue."
-                    );
-                }
+            self.log(record, error);
+        }
+        let count = failures.len() as u64;
+        match (&self.kafka, &self.policy.dlq_topic) {
+            (Some(link), Some(topic)) => self.produce(link, topic, failures).await?,
+            _ => self.append(&failures)?,
+        }
+        self.metrics.add_dead_letters(count);
+        Ok(())
+    }
+
+    fn log(&self, record: &Record, error: &RecordError) {
+        if self.policy.log_enable {
+            if self.policy.log_include_messages {
+                tracing::warn!(
+                    connector = %self.connector,
+                    topic = %record.topic,
+                    offset = record.offset,
+                    key = ?record.key.to_json_bytes(),
+                    value = ?record.value.to_json_bytes(),
+                    error = %error,
+                    "Record failed; sent to the dead-letter queue."
+                );
+            } else {
+                tracing::warn!(
+                    connector = %self.connector,
+                    topic = %record.topic,
+                    offset = record.offset,
+                    error = %error,
+                    "Record failed; sent to the dead-letter queue."
+                );
             }
+        }
+    }
+
+    /// Dead letters to Kafka: the original key and value bytes and headers, plus the
+    /// `__connect.errors.*` context headers when enabled. Waits for Kafka's acknowledgement.
+    async fn produce(
+        &self,
+        link: &KafkaLink,
+        topic: &str,
+        failures: Vec<(Record, RecordError)>,
+    ) -> Result<(), ConnectorError> {
+        link.ensure_topic(topic, self.policy.dlq_replication)
+            .await?;
+        let producer = link.producer()?;
+        let letters: Vec<Outgoing> = failures
+            .iter()
+            .map(|(record, error)| {
+                let mut headers = record.headers.clone();
+                if self.policy.dlq_context_headers {
+                    headers.extend(context_headers(
+                        record,
+                        &self.connector,
+                        self.task_id,
+                        error,
+                    ));
+                }
+                Outgoing {
+                    topic: topic.to_owned(),
+                    partition: None,
+                    key: record.key.to_json_bytes(),
+                    value: record.value.to_json_bytes(),
+                    headers,
+                    timestamp: record.timestamp,
+                }
+            })
+            .collect();
+        for result in producer.send_all(&letters).await {
+            result.map_err(|e| {
+                connector_error(format!("writing dead letters to Kafka topic {topic}"), e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Dead letters to `<data dir>/dlq/<connector>.jsonl`, synced.
+    fn append(&self, failures: &[(Record, RecordError)]) -> Result<(), ConnectorError> {
+        let mut lines = Vec::with_capacity(failures.len());
+        for (record, error) in failures {
             lines.push(dead_letter_json(
                 record,
                 record.key.to_json_bytes().as_ref(),
@@ -136,7 +224,6 @@ impl ErrorReporter {
                 e,
             )
         })?;
-        self.metrics.add_dead_letters(lines.len() as u64);
         Ok(())
     }
 }

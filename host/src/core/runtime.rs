@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::bus::Bus;
 use super::error::ConnectorError;
+use super::kafka_link::KafkaLink;
 use super::launch::{Running, TopicSet, start, stop, stop_all};
 use super::metrics::{ConnectorMetrics, MetricsSnapshot};
 use super::registry::Registry;
@@ -90,6 +91,8 @@ pub(super) struct Shared {
     pub(super) offsets: OffsetStore,
     pub(super) status: StatusBoard,
     pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
+    /// The worker's Kafka, if it has one.
+    pub(super) kafka: Option<Arc<KafkaLink>>,
 }
 
 /// Runs connectors. One per process.
@@ -127,11 +130,23 @@ impl Runtime {
                 offsets: OffsetStore::new(data_dir),
                 status: StatusBoard::default(),
                 metrics: Mutex::new(HashMap::new()),
+                kafka: None,
             }),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
             store: ConnectorStore::new(data_dir),
             restored_targets: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Connects the runtime to Kafka: sinks read the topics Kafka has, dead letters may go to
+    /// Kafka topics, and with the Kafka bus sources produce to Kafka. Call before starting
+    /// connectors.
+    pub fn with_kafka(mut self, link: KafkaLink) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.kafka = Some(Arc::new(link)),
+            None => tracing::error!("with_kafka called on a running runtime; ignored."),
+        }
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -144,7 +159,12 @@ impl Runtime {
 
     /// Validates a config without running it.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Prepared, ConfigErrors> {
-        prepare(&self.shared.registry, config, &self.shared.data_dir)
+        prepare(
+            &self.shared.registry,
+            config,
+            &self.shared.data_dir,
+            self.shared.kafka.as_ref().map(|k| &k.settings),
+        )
     }
 
     /// Restores what `connectors.json` remembers: REST-created connectors start in their target

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ack::AckToken;
@@ -30,16 +30,26 @@ pub(super) struct SinkRunner {
     pub(super) held: Vec<AckToken>,
     /// Newest event time among the records the held tokens cover.
     pub(super) held_newest_event: Option<i64>,
+    /// Notified when the sink must flush now (Kafka partitions are being revoked).
+    pub(super) flush_now: Arc<Notify>,
+    /// Cancelled when this runner has finished: flushed what it could, or failed.
+    pub(super) done: CancellationToken,
 }
 
 impl SinkRunner {
     pub(super) async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
-        let result = match self.serve(&mut sink, &mut sub).await {
+        let done = self.done.clone();
+        self.run_inner(&mut sink, &mut sub).await;
+        done.cancel();
+    }
+
+    async fn run_inner(&mut self, sink: &mut Box<dyn Sink>, sub: &mut Subscription) {
+        let result = match self.serve(sink, sub).await {
             // Graceful part: no new deliveries, take what is queued, flush it.
             Ok(()) => {
                 self.shared.bus.unsubscribe(sub.id);
                 sub.inbox.close();
-                self.drain(&mut sink, &mut sub).await
+                self.drain(sink, sub).await
             }
             Err(e) => Err(e),
         };
@@ -81,6 +91,7 @@ impl SinkRunner {
                     None => return Ok(()),
                 },
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
+                _ = self.flush_now.notified() => self.drain(sink, sub).await?,
             }
         }
     }
@@ -105,7 +116,12 @@ impl SinkRunner {
         delivery: Delivery,
     ) -> Result<(), ConnectorError> {
         let started = std::time::Instant::now();
-        let Delivery { records, ack } = delivery;
+        let Delivery {
+            records,
+            failed,
+            ack,
+        } = delivery;
+        self.reporter.report(failed).await?;
         self.topics.note(&records);
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
         self.metrics.add_in(records.len() as u64, bytes as u64);
@@ -119,13 +135,13 @@ impl SinkRunner {
         if let Some(reason) = out.fatal {
             return Err(ConnectorError::fatal("transform chain", reason));
         }
-        self.reporter.report(out.failed)?;
+        self.reporter.report(out.failed).await?;
         self.metrics.add_dropped(out.dropped as u64);
         let written = out.kept.len();
         let newest_event = out.kept.iter().filter_map(|r| r.timestamp).max();
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
-        self.reporter.report(failed)?;
+        self.reporter.report(failed).await?;
         self.held.push(ack);
         self.held_newest_event = self.held_newest_event.max(newest_event);
         self.metrics.batch_latency.observe(started.elapsed());

@@ -45,6 +45,8 @@ pub struct BuildContext {
     /// `key.converter` and `value.converter` as configured (sinks that serialize use them).
     pub key_converter: crate::converters::Converter,
     pub value_converter: crate::converters::Converter,
+    /// The worker's Kafka (`[kafka]`), for connectors that talk to Kafka themselves.
+    pub kafka: Option<crate::kafka::KafkaSettings>,
 }
 
 /// A built, not yet running, task.
@@ -135,12 +137,19 @@ pub struct SourceContext {
     pub(super) committed: SourceOffsets,
     pub(super) chain: Arc<Chain>,
     pub(super) reporter: Arc<ErrorReporter>,
-    pub(super) bus: Arc<Bus>,
+    pub(super) publisher: Publisher,
     pub(super) tracker: Arc<OffsetTracker>,
     pub(super) cancel: CancellationToken,
     pub(super) target: watch::Receiver<TargetState>,
     pub(super) metrics: Arc<ConnectorMetrics>,
     pub(super) topics: Arc<super::launch::TopicSet>,
+}
+
+/// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
+#[derive(Debug)]
+pub enum Publisher {
+    Embedded(Arc<Bus>),
+    Kafka(Box<super::kafka_publish::KafkaPublisher>),
 }
 
 /// One poll's worth of source output.
@@ -218,15 +227,23 @@ impl SourceContext {
             return Err(ConnectorError::fatal("transform chain", reason));
         }
         failed.extend(out.failed);
-        self.reporter.report(failed)?;
+        self.reporter.report(failed).await?;
         self.metrics.add_dropped(out.dropped as u64);
         self.topics.note(&out.kept);
         let published = out.kept.len();
         // A stopped (or failed) sink may never make room: stopping must not wait for it. An
         // interrupted publish leaves its batch unacknowledged, to be replayed.
-        let discarded = tokio::select! {
-            discarded = self.bus.publish(out.kept, offsets, &self.tracker) => discarded,
-            _ = self.cancel.cancelled() => return Ok(()),
+        let discarded = match &self.publisher {
+            Publisher::Embedded(bus) => tokio::select! {
+                discarded = bus.publish(out.kept, offsets, &self.tracker) => discarded,
+                _ = self.cancel.cancelled() => return Ok(()),
+            },
+            Publisher::Kafka(kafka) => {
+                let refused = kafka.publish(out.kept, offsets, &self.tracker).await?;
+                let count = refused.len();
+                self.reporter.report(refused).await?;
+                count
+            }
         };
         self.metrics.add_dropped(discarded as u64);
         self.metrics.add_out((published - discarded) as u64);

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
-use crate::config::common::{COMMON_KEYS, SINK_KEYS, prepare};
+use crate::config::common::{COMMON_KEYS, SINK_KEYS};
 use crate::config::connector::{ConnectorConfig, value_text};
 use crate::config::options::{ConfigKey, KeyType};
 use crate::core::task::ConnectorType;
@@ -159,7 +159,7 @@ async fn validate(
         name: name.clone(),
         config: config.clone(),
     };
-    let issues = match prepare(registry, &connector, state.runtime.data_dir()) {
+    let issues = match state.runtime.validate(&connector) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.issues,
     };

@@ -32,8 +32,8 @@ impl FileSink {
     pub fn new(config: FileSinkConfig, ctx: &BuildContext) -> Self {
         Self {
             config,
-            key_converter: ctx.key_converter,
-            value_converter: ctx.value_converter,
+            key_converter: ctx.key_converter.clone(),
+            value_converter: ctx.value_converter.clone(),
             file: None,
             buffer: Vec::new(),
         }

@@ -1,0 +1,132 @@
+//! The Kafka sink task: records are queued to librdkafka as they arrive and a flush waits for
+//! every delivery report. Records Kafka refused are queued again, so a flush succeeds only
+//! when Kafka has all of them.
+
+use async_trait::async_trait;
+use tokio::time::{Duration, Instant};
+
+use crate::converters::Converter;
+use crate::core::error::{ConnectorError, RecordError};
+use crate::core::kafka_publish::outgoing_batch;
+use crate::core::record::Record;
+use crate::core::task::Sink;
+use crate::kafka::KafkaSettings;
+use crate::kafka::client::connector_error;
+use crate::kafka::producer::{BatchProducer, Outgoing, Pending, delivered};
+
+/// Flush once this many records wait for their delivery reports...
+const FLUSH_RECORDS: usize = 10_000;
+/// ...or this long after the first of them was queued.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+pub struct KafkaSink {
+    connector: String,
+    settings: KafkaSettings,
+    topic: Option<String>,
+    key: Converter,
+    value: Converter,
+    producer: Option<BatchProducer>,
+    /// Queued records and their delivery reports.
+    pending: Vec<(Outgoing, Pending)>,
+    first_queued: Option<Instant>,
+}
+
+impl KafkaSink {
+    pub fn new(
+        connector: String,
+        settings: KafkaSettings,
+        topic: Option<String>,
+        key: Converter,
+        value: Converter,
+    ) -> Self {
+        Self {
+            connector,
+            settings,
+            topic,
+            key,
+            value,
+            producer: None,
+            pending: Vec::new(),
+            first_queued: None,
+        }
+    }
+
+    fn producer(&self) -> Result<&BatchProducer, ConnectorError> {
+        self.producer
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Config("the Kafka sink was not opened".into()))
+    }
+
+    async fn queue(&mut self, records: Vec<Outgoing>) -> Result<(), ConnectorError> {
+        let producer = self.producer()?.clone();
+        for o in records {
+            let pending = producer
+                .queue(&o)
+                .await
+                .map_err(|e| connector_error(format!("queueing a record for {}", o.topic), e))?;
+            self.pending.push((o, pending));
+        }
+        if !self.pending.is_empty() {
+            self.first_queued.get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        let producer = BatchProducer::new(&self.settings, &format!("headwater-{}", self.connector))
+            .map_err(|e| connector_error("creating the Kafka producer", e))?;
+        self.producer = Some(producer);
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        mut records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
+        let (mut out, failed_at, errors) = outgoing_batch(&mut records, &self.key, &self.value);
+        if let Some(topic) = &self.topic {
+            for o in &mut out {
+                o.topic.clone_from(topic);
+            }
+        }
+        self.queue(out).await?;
+        let mut failed = Vec::with_capacity(failed_at.len());
+        for (i, e) in failed_at.into_iter().zip(errors).rev() {
+            failed.push((records.swap_remove(i), e));
+        }
+        Ok(failed)
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        let mut retry = Vec::new();
+        let mut last_error = None;
+        for (o, pending) in std::mem::take(&mut self.pending) {
+            if let Err(e) = delivered(pending).await {
+                last_error = Some(e);
+                retry.push(o);
+            }
+        }
+        self.first_queued = None;
+        let Some(error) = last_error else {
+            return Ok(());
+        };
+        let count = retry.len();
+        // Queued again now; the next flush waits for them.
+        self.queue(retry).await?;
+        Err(connector_error(
+            format!("Kafka did not acknowledge {count} record(s); they were queued again"),
+            error,
+        ))
+    }
+
+    fn flush_due(&self) -> bool {
+        self.pending.len() >= FLUSH_RECORDS
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        self.first_queued.map(|t| t + FLUSH_INTERVAL)
+    }
+}

@@ -1,0 +1,111 @@
+//! Client settings: the worker's bootstrap servers plus a connector's `producer.override.*` /
+//! `consumer.override.*` keys, and how librdkafka errors map onto the retry policy.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::core::error::ConnectorError;
+
+/// Where the Kafka cluster is and the client properties a connector overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port]`.
+    pub bootstrap_servers: String,
+    /// `producer.override.*` keys without their prefix (librdkafka property names).
+    pub producer: BTreeMap<String, String>,
+    /// `consumer.override.*` keys without their prefix.
+    pub consumer: BTreeMap<String, String>,
+}
+
+impl KafkaSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A producer that never loses or duplicates what it acknowledged: idempotent, acks=all,
+    /// compressed (Kafka Connect's own defaults for its producers, plus lz4).
+    pub fn producer_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("log_level", "4");
+        for (key, value) in &self.producer {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A consumer of group `group` that commits only what the caller asks it to commit, and
+    /// starts from the earliest offset when the group has none (Kafka Connect's sink default).
+    pub fn consumer_config(&self, group: &str, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("group.id", group)
+            .set("client.id", client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("log_level", "4");
+        for (key, value) in &self.consumer {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Whether a Kafka failure may pass by itself (a broker down, a timeout, a leader election).
+pub fn is_retriable(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    let code = match error {
+        KafkaError::MessageProduction(c)
+        | KafkaError::MetadataFetch(c)
+        | KafkaError::ConsumerCommit(c)
+        | KafkaError::MessageConsumption(c)
+        | KafkaError::Flush(c)
+        | KafkaError::Global(c) => *c,
+        KafkaError::ClientCreation(_)
+        | KafkaError::ClientConfig(..)
+        | KafkaError::Subscription(_)
+        | KafkaError::MessageConsumptionFatal(_)
+        | KafkaError::Nul(_) => return false,
+        _ => return true,
+    };
+    !matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::InvalidConfig
+            | C::UnsupportedVersion
+            | C::InvalidTopic
+            | C::InvalidArgument
+            | C::Fatal
+    )
+}
+
+/// A librdkafka failure as a connector error the retry loop understands.
+pub fn connector_error(context: impl Into<String>, error: KafkaError) -> ConnectorError {
+    if is_retriable(&error) {
+        ConnectorError::retriable(context, error)
+    } else {
+        ConnectorError::fatal(context, error)
+    }
+}

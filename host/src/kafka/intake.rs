@@ -1,0 +1,377 @@
+//! Feeding a sink from Kafka: a consumer in group `connect-<sink>` reads the sink's topics,
+//! converts each message with the sink's key and value converters, and hands batches to the
+//! sink's inbox like any local source would.
+//!
+//! Offsets are committed to Kafka only for records the sink flushed: each batch is registered
+//! with an [`OffsetTracker`] whose acknowledged offsets this loop commits. When the group takes
+//! partitions away, the consumer asks the sink to flush, waits for the acknowledgements and
+//! commits before letting go, so the next owner starts exactly after what was written here.
+//!
+//! The consumer runs on its own thread: librdkafka's rebalance callbacks run inside `poll`, and
+//! waiting for the sink there must not hold up an async worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::client::KafkaSettings;
+use crate::converters::Converter;
+use crate::core::ack::OffsetTracker;
+use crate::core::bus::{Delivery, TopicSelector};
+use crate::core::error::{RecordError, Stage};
+use crate::core::record::{Header, Payload, Position, Record};
+use crate::offsets::SourceOffsets;
+
+/// Most records handed to the sink in one batch (Kafka's `max.poll.records` default).
+const MAX_BATCH: usize = 500;
+/// How long a poll waits for the first message of a batch.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long partitions being revoked (or a stopping consumer) wait for the sink's flush.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks while waiting for the sink.
+const WAIT_STEP: Duration = Duration::from_millis(5);
+
+/// Everything a sink's Kafka consumer needs.
+#[derive(Debug)]
+pub struct IntakeSpec {
+    pub connector: String,
+    pub settings: KafkaSettings,
+    pub selector: TopicSelector,
+    /// Consume only the listed topics Kafka already has (the embedded bus: topics missing from
+    /// Kafka are the local sources' business). With the Kafka bus every listed topic is read.
+    pub only_existing: bool,
+    pub key_converter: Converter,
+    pub value_converter: Converter,
+    pub inbox: mpsc::Sender<Delivery>,
+    /// Notified to make the sink flush now (before partitions are revoked).
+    pub flush_now: Arc<Notify>,
+    /// Cancelled when the task stops.
+    pub cancel: CancellationToken,
+    /// Cancelled when the sink runner has finished (flushed what it could, or failed).
+    pub sink_done: CancellationToken,
+}
+
+/// Starts the consumer thread.
+pub fn spawn(spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("kafka-in-{}", spec.connector))
+        .spawn(move || {
+            let connector = spec.connector.clone();
+            if let Err(e) = run(spec) {
+                tracing::error!(connector = %connector, error = %e, "Kafka consumer stopped.");
+            }
+        })
+}
+
+struct IntakeContext {
+    connector: String,
+    tracker: Arc<OffsetTracker>,
+    flush_now: Arc<Notify>,
+    sink_done: CancellationToken,
+}
+
+impl ClientContext for IntakeContext {}
+
+impl ConsumerContext for IntakeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    connector = %self.connector,
+                    partitions = partitions.count(),
+                    "Partitions revoked; flushing the sink before committing."
+                );
+                self.flush_now.notify_one();
+                wait_for_sink(&self.tracker, &self.sink_done);
+                commit(consumer, &self.tracker, Some(partitions), CommitMode::Sync);
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(
+                    connector = %self.connector,
+                    partitions = partitions.count(),
+                    "Partitions assigned."
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(connector = %self.connector, error = %e, "Rebalance failed.");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // The next commit carries the same or newer offsets; nothing is lost meanwhile.
+            tracing::warn!(connector = %self.connector, error = %e, "Offset commit failed; will retry.");
+            self.tracker.mark_dirty();
+        }
+    }
+}
+
+/// Waits until every batch handed to the sink is acknowledged (or the sink is gone).
+fn wait_for_sink(tracker: &OffsetTracker, sink_done: &CancellationToken) {
+    let deadline = Instant::now() + FLUSH_WAIT;
+    while tracker.in_flight() > 0 && !sink_done.is_cancelled() && Instant::now() < deadline {
+        std::thread::sleep(WAIT_STEP);
+    }
+}
+
+/// The source partition of a topic partition, in the offsets' JSON form.
+pub fn partition_key(topic: &str, partition: i32) -> Value {
+    json!({ "topic": topic, "partition": partition })
+}
+
+/// Commits the acknowledged offsets of the assigned partitions (or of `only` those).
+fn commit(
+    consumer: &BaseConsumer<IntakeContext>,
+    tracker: &OffsetTracker,
+    only: Option<&TopicPartitionList>,
+    mode: CommitMode,
+) {
+    let Some(acked) = tracker.take_dirty() else {
+        return;
+    };
+    let assigned = match only {
+        Some(tpl) => tpl.clone(),
+        None => match consumer.assignment() {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the partition assignment.");
+                tracker.mark_dirty();
+                return;
+            }
+        },
+    };
+    let list = offsets_to_commit(&acked, &assigned);
+    if list.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&list, mode) {
+        tracing::warn!(error = %e, "Offset commit failed; will retry.");
+        tracker.mark_dirty();
+    }
+}
+
+/// Acknowledged offsets restricted to the partitions this member owns: committing a
+/// partition another member took over would move its position backwards.
+fn offsets_to_commit(acked: &SourceOffsets, assigned: &TopicPartitionList) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for elem in assigned.elements() {
+        let key = partition_key(elem.topic(), elem.partition());
+        if let Some(next) = acked.get(&key).and_then(|o| o["offset"].as_i64())
+            && list
+                .add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next))
+                .is_err()
+        {
+            tracing::warn!(topic = elem.topic(), "Invalid offset to commit; skipped.");
+        }
+    }
+    list
+}
+
+fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
+    let tracker = OffsetTracker::new(SourceOffsets::default());
+    let context = IntakeContext {
+        connector: spec.connector.clone(),
+        tracker: Arc::clone(&tracker),
+        flush_now: Arc::clone(&spec.flush_now),
+        sink_done: spec.sink_done.clone(),
+    };
+    let group = format!("connect-{}", spec.connector);
+    let consumer: BaseConsumer<IntakeContext> = spec
+        .settings
+        .consumer_config(&group, &format!("headwater-{}", spec.connector))
+        .create_with_context(context)?;
+    let Some(subscription) = subscription(&spec, &consumer) else {
+        return Ok(());
+    };
+    let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    tracing::info!(connector = %spec.connector, group = %group, topics = ?subscription, "Consuming from Kafka.");
+    let source: Arc<str> = Arc::from(spec.connector.as_str());
+    while !spec.cancel.is_cancelled() {
+        let batch = poll_batch(&consumer, &spec, &source);
+        commit(&consumer, &tracker, None, CommitMode::Async);
+        let Some((records, failed, offsets)) = batch else {
+            continue;
+        };
+        let ack = tracker
+            .begin(offsets, 1)
+            .pop()
+            .expect("begin returns one token per sink");
+        let mut delivery = Delivery {
+            records,
+            failed,
+            ack,
+        };
+        // Waits while the sink's inbox is full; the group heartbeat runs on librdkafka's thread.
+        loop {
+            match spec.inbox.try_send(delivery) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if spec.cancel.is_cancelled() {
+                        return finish(&consumer, &tracker, &spec);
+                    }
+                    delivery = back;
+                    std::thread::sleep(WAIT_STEP);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return finish(&consumer, &tracker, &spec);
+                }
+            }
+        }
+    }
+    finish(&consumer, &tracker, &spec)
+}
+
+/// A stopping consumer waits for the sink's last flush and commits it before leaving the group.
+fn finish(
+    consumer: &BaseConsumer<IntakeContext>,
+    tracker: &OffsetTracker,
+    spec: &IntakeSpec,
+) -> Result<(), rdkafka::error::KafkaError> {
+    wait_for_sink(tracker, &spec.sink_done);
+    commit(consumer, tracker, None, CommitMode::Sync);
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// The topics to subscribe to: a regex as librdkafka wants it (`^` first), or the listed topics
+/// (with `only_existing`, those Kafka has). `None` when there is nothing to read from Kafka or
+/// the task stopped before Kafka answered.
+fn subscription(spec: &IntakeSpec, consumer: &BaseConsumer<IntakeContext>) -> Option<Vec<String>> {
+    let topics = match &spec.selector {
+        TopicSelector::Regex(re) => return Some(vec![format!("^(?:{})$", re.as_str())]),
+        TopicSelector::List(topics) => topics,
+    };
+    let mut topics: Vec<String> = topics.iter().cloned().collect();
+    topics.sort();
+    if !spec.only_existing {
+        return Some(topics);
+    }
+    let mut delay = Duration::from_millis(300);
+    let metadata = loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(10)) {
+            Ok(m) => break m,
+            Err(e) => {
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = delay.as_millis() as u64, "Could not list Kafka's topics; retrying.");
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    if spec.cancel.is_cancelled() {
+                        return None;
+                    }
+                    std::thread::sleep(WAIT_STEP * 10);
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    let in_kafka: Vec<String> = topics
+        .into_iter()
+        .filter(|t| metadata.topics().iter().any(|m| m.name() == t))
+        .collect();
+    if in_kafka.is_empty() {
+        tracing::debug!(connector = %spec.connector, "None of the sink's topics is in Kafka; reading local sources only.");
+        return None;
+    }
+    Some(in_kafka)
+}
+
+/// Records converted, records that failed conversion, and the offsets reached per partition.
+type Batch = (Vec<Record>, Vec<(Record, RecordError)>, Vec<(Value, Value)>);
+
+fn poll_batch(
+    consumer: &BaseConsumer<IntakeContext>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Option<Batch> {
+    let mut records = Vec::new();
+    let mut failed = Vec::new();
+    let mut offsets: Vec<(Value, Value)> = Vec::new();
+    let mut wait = POLL_WAIT;
+    while records.len() + failed.len() < MAX_BATCH {
+        let message = match consumer.poll(wait) {
+            None => break,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                tracing::warn!(connector = %spec.connector, error = %e, "Kafka consumer error.");
+                break;
+            }
+        };
+        wait = Duration::ZERO;
+        let key = partition_key(message.topic(), message.partition());
+        let next = json!({ "offset": message.offset() + 1 });
+        match offsets.iter_mut().find(|(p, _)| *p == key) {
+            Some((_, offset)) => *offset = next,
+            None => offsets.push((key, next)),
+        }
+        match convert(&message, spec, source) {
+            Ok(record) => records.push(record),
+            Err(failure) => failed.push(*failure),
+        }
+    }
+    (!offsets.is_empty()).then_some((records, failed, offsets))
+}
+
+/// A Kafka message as a record, through the sink's converters. On failure, the record keeps the
+/// original bytes for the dead-letter queue.
+fn convert(
+    message: &BorrowedMessage<'_>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Result<Record, Box<(Record, RecordError)>> {
+    let key_bytes = message.key().map(Bytes::copy_from_slice);
+    let value_bytes = message.payload().map(Bytes::copy_from_slice);
+    let mut record = Record {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key: Payload::null(),
+        value: Payload::null(),
+        headers: message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(Bytes::copy_from_slice),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        position: Some(Position {
+            source: Arc::clone(source),
+            partition: Arc::from(partition_key(message.topic(), message.partition()).to_string()),
+            offset: u64::try_from(message.offset() + 1).unwrap_or(0),
+        }),
+    };
+    let read = |converter: &Converter, bytes: &Option<Bytes>| match bytes {
+        Some(b) => converter.read(b.clone()),
+        None => Ok(Payload::null()),
+    };
+    let failure = match read(&spec.key_converter, &key_bytes) {
+        Ok(key) => match read(&spec.value_converter, &value_bytes) {
+            Ok(value) => {
+                record.key = key;
+                record.value = value;
+                return Ok(record);
+            }
+            Err(e) => (Stage::ValueConverter, spec.value_converter.class(), e),
+        },
+        Err(e) => (Stage::KeyConverter, spec.key_converter.class(), e),
+    };
+    let (stage, class, error) = failure;
+    // The dead letter carries the bytes exactly as they were consumed.
+    record.key = key_bytes.map(Payload::json_bytes).unwrap_or_default();
+    record.value = value_bytes.map(Payload::json_bytes).unwrap_or_default();
+    let error = RecordError::new(stage, class, "DataException", error.to_string());
+    Err(Box::new((record, error)))
+}
