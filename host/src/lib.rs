@@ -9,6 +9,7 @@
 //! - [`converters`]: key and value converters.
 //! - [`kafka`]: Kafka clients shared by the runtime and the Kafka connectors.
 //! - [`offsets`]: durable source offsets.
+//! - [`schema_registry`]: the embedded Confluent Schema Registry.
 //! - [`client`]: `headwater connectors ...`, a command-line client of the REST API.
 
 // Tests may unwrap: a panic is how they fail.
@@ -23,6 +24,7 @@ pub mod core;
 pub mod kafka;
 pub mod offsets;
 pub mod rest;
+pub mod schema_registry;
 pub mod transforms;
 pub mod wasm;
 

@@ -336,6 +336,10 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
         worker_id,
         token: token.map(Arc::from),
         ready,
+        schema_registry: Arc::new(
+            crate::schema_registry::SchemaRegistry::open(&worker.data_dir)
+                .context("opening the embedded schema registry")?,
+        ),
     };
     let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
     let outcome = tokio::select! {

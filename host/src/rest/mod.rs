@@ -10,6 +10,7 @@ mod connectors;
 mod error;
 mod metrics;
 mod plugins;
+mod schema_registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// Set once connectors were restored and `connectors.d/` was loaded: `/health` answers 503
     /// before.
     pub ready: Arc<AtomicBool>,
+    /// The embedded Confluent Schema Registry.
+    pub schema_registry: Arc<crate::schema_registry::SchemaRegistry>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(root))
         .merge(connectors::routes())
         .merge(plugins::routes())
+        .merge(schema_registry::routes())
         .route("/metrics", get(metrics::scrape))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/health", get(health))

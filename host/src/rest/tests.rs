@@ -37,6 +37,9 @@ impl Api {
             worker_id: "127.0.0.1:8083".into(),
             token: token.map(Arc::from),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            schema_registry: Arc::new(
+                crate::schema_registry::SchemaRegistry::open(&dir.path().join("var")).unwrap(),
+            ),
         });
         Self { app, runtime, dir }
     }
@@ -716,6 +719,9 @@ async fn health_says_starting_until_loaded_and_big_bodies_are_refused() {
         worker_id: "w".into(),
         token: None,
         ready: Arc::clone(&ready),
+        schema_registry: Arc::new(
+            crate::schema_registry::SchemaRegistry::open(dir.path()).unwrap(),
+        ),
     });
     let get = |app: Router| async move {
         let request = Request::get("/health").body(Body::empty()).unwrap();
