@@ -47,6 +47,11 @@ impl Workspace {
         fs::rename(&tmp, self.connectors_dir().join(file)).expect("rename config");
     }
 
+    /// Writes the worker config (`worker.toml`) the host is started with.
+    pub fn put_worker_config(&self, toml: &str) {
+        fs::write(self.path("worker.toml"), toml).expect("write worker.toml");
+    }
+
     pub fn remove_config(&self, file: &str) {
         fs::remove_file(self.connectors_dir().join(file)).expect("remove config");
     }
@@ -100,10 +105,17 @@ impl Host {
             .append(true)
             .open(&log)
             .expect("open host log");
+        let worker = root.join("worker.toml");
+        let config: Vec<&str> = if worker.exists() {
+            vec!["--config", "worker.toml"]
+        } else {
+            Vec::new()
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_headwater"))
             .current_dir(root)
+            .arg("run")
+            .args(config)
             .args([
-                "run",
                 "--connectors-dir",
                 "connectors.d",
                 "--data-dir",

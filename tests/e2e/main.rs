@@ -13,6 +13,7 @@ mod cli_client;
 mod crash;
 mod file_to_parquet;
 mod harness;
+mod kafka;
 mod postgres_cdc;
 mod postgres_query;
 mod redis_sink;

@@ -79,7 +79,8 @@ pub struct KafkaConfig {
     /// Partitions of topics Headwater creates (Kafka bus topics, dead-letter topics).
     /// Default 1.
     pub topic_partitions: i32,
-    /// Replication factor of the topics Headwater creates on the Kafka bus. Default 1.
+    /// Replication factor of the topics Headwater creates (Kafka bus and KafkaSink topics;
+    /// dead-letter topics use `errors.deadletterqueue.topic.replication.factor`). Default 1.
     pub topic_replication_factor: i32,
 }
 
@@ -149,12 +150,14 @@ impl WorkerConfig {
                 Err("bus.kind = \"kafka\" needs [kafka] bootstrap_servers".into())
             }
             None => Ok(None),
-            Some(servers) => Ok(Some(KafkaLink::new(
-                KafkaSettings::new(servers),
-                on_kafka_bus,
-                self.kafka.topic_partitions.max(1),
-                self.kafka.topic_replication_factor.max(1),
-            ))),
+            Some(servers) => {
+                let settings = KafkaSettings {
+                    topic_partitions: self.kafka.topic_partitions.max(1),
+                    topic_replication: self.kafka.topic_replication_factor.max(1),
+                    ..KafkaSettings::new(servers)
+                };
+                Ok(Some(KafkaLink::new(settings, on_kafka_bus)))
+            }
         }
     }
 

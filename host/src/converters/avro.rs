@@ -194,6 +194,7 @@ impl AvroConverter {
                         source: RegistryError::Rejected {
                             url: String::new(),
                             status: 404,
+                            code: 40403,
                             message: "auto.register.schemas=false and the schema is not cached"
                                 .into(),
                         },

@@ -12,10 +12,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The registry answered with an error (e.g. 40403 schema not found, 409 incompatible).
-    #[error("schema registry {url}: HTTP {status}: {message}")]
+    #[error("schema registry {url}: HTTP {status} (error code {code}): {message}")]
     Rejected {
         url: String,
         status: u16,
+        /// Confluent's `error_code` (e.g. 40403).
+        code: u64,
         message: String,
     },
     /// The registry could not be reached or sent something unreadable.
@@ -108,6 +110,10 @@ impl RegistryClient {
                         return Err(RegistryError::Rejected {
                             url: base.clone(),
                             status,
+                            code: body
+                                .get("error_code")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(u64::from(status)),
                             message,
                         });
                     }

@@ -36,7 +36,12 @@ pub fn outgoing(
     value: &Converter,
 ) -> Result<Outgoing, RecordError> {
     let fail = |stage, converter: &Converter, e: crate::converters::ConvertError| {
-        RecordError::new(stage, converter.class(), "DataException", e.to_string())
+        RecordError::new(
+            stage,
+            converter.class(),
+            "org.apache.kafka.connect.errors.DataException",
+            e.to_string(),
+        )
     };
     let topic = record.topic.clone();
     let key_bytes = key
@@ -125,9 +130,7 @@ impl KafkaPublisher {
             failed.push((records.swap_remove(i), e));
         }
         for topic in topics_of(&out) {
-            self.link
-                .ensure_topic(topic, self.link.topic_replication)
-                .await?;
+            self.link.topics.ensure(topic, None).await?;
         }
         let mut pending = Vec::with_capacity(out.len());
         for o in &out {

@@ -132,6 +132,7 @@ pub(super) fn start(
         &shared.data_dir,
         Arc::clone(&metrics),
         kafka.clone(),
+        (key_converter.clone(), value_converter.clone()),
     ));
     let chain = Arc::new(prepared.chain);
     let handle = match prepared.task {
@@ -273,12 +274,7 @@ fn with_overrides(shared: &Shared, prepared: &Prepared) -> Option<Arc<KafkaLink>
     settings
         .consumer
         .extend(prepared.consumer_overrides.clone());
-    Some(Arc::new(KafkaLink::new(
-        settings,
-        link.bus,
-        link.topic_partitions,
-        link.topic_replication,
-    )))
+    Some(Arc::new(KafkaLink::new(settings, link.bus)))
 }
 
 /// Where a source's records go: Kafka on the Kafka bus, else the embedded bus.

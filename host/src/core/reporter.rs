@@ -8,7 +8,9 @@ use super::dlq::{FileDeadLetterQueue, context_headers, dead_letter_json};
 use super::error::{ConnectorError, RecordError};
 use super::kafka_link::KafkaLink;
 use super::metrics::ConnectorMetrics;
+use super::record::Payload;
 use super::record::Record;
+use crate::converters::Converter;
 use crate::kafka::client::connector_error;
 use crate::kafka::producer::Outgoing;
 
@@ -66,6 +68,9 @@ pub struct ErrorReporter {
     dlq: FileDeadLetterQueue,
     /// Set when dead letters go to a Kafka topic.
     kafka: Option<Arc<KafkaLink>>,
+    /// The connector's key and value converters: a dead letter's bytes are the record as they
+    /// wrote (or read) it.
+    converters: (Converter, Converter),
     metrics: Arc<ConnectorMetrics>,
 }
 
@@ -76,6 +81,7 @@ impl ErrorReporter {
         data_dir: &Path,
         metrics: Arc<ConnectorMetrics>,
         kafka: Option<Arc<KafkaLink>>,
+        converters: (Converter, Converter),
     ) -> Self {
         let dlq = FileDeadLetterQueue::new(data_dir, &connector);
         let kafka = match (&policy.dlq_topic, kafka) {
@@ -98,6 +104,7 @@ impl ErrorReporter {
             policy,
             dlq,
             kafka,
+            converters,
             metrics,
         }
     }
@@ -168,7 +175,8 @@ impl ErrorReporter {
         topic: &str,
         failures: Vec<(Record, RecordError)>,
     ) -> Result<(), ConnectorError> {
-        link.ensure_topic(topic, self.policy.dlq_replication)
+        link.topics
+            .ensure(topic, Some(self.policy.dlq_replication))
             .await?;
         let producer = link.producer()?;
         let letters: Vec<Outgoing> = failures
@@ -186,8 +194,8 @@ impl ErrorReporter {
                 Outgoing {
                     topic: topic.to_owned(),
                     partition: None,
-                    key: record.key.to_json_bytes(),
-                    value: record.value.to_json_bytes(),
+                    key: letter_bytes(&self.converters.0, &record.topic, true, &record.key),
+                    value: letter_bytes(&self.converters.1, &record.topic, false, &record.value),
                     headers,
                     timestamp: record.timestamp,
                 }
@@ -226,4 +234,22 @@ impl ErrorReporter {
         })?;
         Ok(())
     }
+}
+
+/// A dead letter's key or value bytes: the bytes as they arrived when the record was never
+/// converted (a converter refused it), else the record as the connector's converter writes it
+/// (Avro as JSON: re-registering a schema for a dead letter would change the registry).
+fn letter_bytes(
+    converter: &Converter,
+    topic: &str,
+    is_key: bool,
+    payload: &Payload,
+) -> Option<bytes::Bytes> {
+    if payload.raw().is_some() || matches!(converter, Converter::Avro(_)) {
+        return payload.to_json_bytes();
+    }
+    let mut copy = payload.clone();
+    converter
+        .serialize(topic, is_key, &mut copy)
+        .unwrap_or_else(|_| payload.to_json_bytes())
 }

@@ -9,14 +9,30 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use crate::core::error::ConnectorError;
 
 /// Where the Kafka cluster is and the client properties a connector overrides.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     /// `host:port[,host:port]`.
     pub bootstrap_servers: String,
+    /// Partitions of the topics Headwater creates.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics Headwater creates (dead-letter topics have their own).
+    pub topic_replication: i32,
     /// `producer.override.*` keys without their prefix (librdkafka property names).
     pub producer: BTreeMap<String, String>,
     /// `consumer.override.*` keys without their prefix.
     pub consumer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: String::new(),
+            topic_partitions: 1,
+            topic_replication: 1,
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+        }
+    }
 }
 
 impl KafkaSettings {

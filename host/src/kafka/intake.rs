@@ -372,6 +372,11 @@ fn convert(
     // The dead letter carries the bytes exactly as they were consumed.
     record.key = key_bytes.map(Payload::json_bytes).unwrap_or_default();
     record.value = value_bytes.map(Payload::json_bytes).unwrap_or_default();
-    let error = RecordError::new(stage, class, "DataException", error.to_string());
+    let error = RecordError::new(
+        stage,
+        class,
+        "org.apache.kafka.connect.errors.DataException",
+        error.to_string(),
+    );
     Err(Box::new((record, error)))
 }

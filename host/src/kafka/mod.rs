@@ -4,6 +4,7 @@
 //!
 //! Everything here is librdkafka through the `rdkafka` crate.
 
+pub mod admin;
 pub mod client;
 pub mod intake;
 pub mod producer;

@@ -3,7 +3,8 @@
 
     client.py create BOOTSTRAP TOPIC PARTITIONS
     client.py produce-json BOOTSTRAP TOPIC COUNT [START]
-        click events {"id", "user_id", "page", "ts"} keyed by user, as JSON
+        click events {"id", "user_id", "page", "ts"} keyed by user, as JSON, with a header
+        origin=python
     client.py produce-avro BOOTSTRAP TOPIC COUNT REGISTRY_URL [START]
         the same events with confluent-kafka's AvroSerializer (schema registered in REGISTRY_URL)
     client.py produce-raw BOOTSTRAP TOPIC KEY VALUE_HEX
@@ -56,7 +57,8 @@ def main(cmd, bootstrap, topic, *rest):
         p = producer(bootstrap)
         for i in range(start, start + count):
             c = click(i)
-            p.produce(topic, key=c["user_id"], value=json.dumps(c), on_delivery=delivered)
+            p.produce(topic, key=c["user_id"], value=json.dumps(c), headers=[("origin", b"python")],
+                      on_delivery=delivered)
             p.poll(0)
         p.flush(60)
     elif cmd == "produce-avro":

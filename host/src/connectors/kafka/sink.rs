@@ -11,6 +11,7 @@ use crate::core::kafka_publish::outgoing_batch;
 use crate::core::record::Record;
 use crate::core::task::Sink;
 use crate::kafka::KafkaSettings;
+use crate::kafka::admin::TopicCreator;
 use crate::kafka::client::connector_error;
 use crate::kafka::producer::{BatchProducer, Outgoing, Pending, delivered};
 
@@ -26,6 +27,7 @@ pub struct KafkaSink {
     key: Converter,
     value: Converter,
     producer: Option<BatchProducer>,
+    topics: TopicCreator,
     /// Queued records and their delivery reports.
     pending: Vec<(Outgoing, Pending)>,
     first_queued: Option<Instant>,
@@ -41,6 +43,7 @@ impl KafkaSink {
     ) -> Self {
         Self {
             connector,
+            topics: TopicCreator::new(settings.clone()),
             settings,
             topic,
             key,
@@ -59,6 +62,9 @@ impl KafkaSink {
 
     async fn queue(&mut self, records: Vec<Outgoing>) -> Result<(), ConnectorError> {
         let producer = self.producer()?.clone();
+        for o in &records {
+            self.topics.ensure(&o.topic, None).await?;
+        }
         for o in records {
             let pending = producer
                 .queue(&o)

@@ -1,0 +1,80 @@
+//! Creating the topics Headwater writes to (Kafka bus topics, dead-letter topics, KafkaSink
+//! topics) when the cluster does not have them: brokers may not create topics on produce.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::client::{KafkaSettings, connector_error};
+use crate::core::error::ConnectorError;
+
+/// Creates topics once per process, with the settings' partitions and replication factor.
+#[derive(Debug)]
+pub struct TopicCreator {
+    settings: KafkaSettings,
+    known: Mutex<HashSet<String>>,
+}
+
+impl TopicCreator {
+    pub fn new(settings: KafkaSettings) -> Self {
+        Self {
+            settings,
+            known: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn is_known(&self, topic: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(topic)
+    }
+
+    /// Creates `topic` unless it exists. `replication` overrides the default factor.
+    pub async fn ensure(
+        &self,
+        topic: &str,
+        replication: Option<i32>,
+    ) -> Result<(), ConnectorError> {
+        if self.is_known(topic) {
+            return Ok(());
+        }
+        let replication = replication.unwrap_or(self.settings.topic_replication);
+        let admin: AdminClient<DefaultClientContext> = self
+            .settings
+            .producer_config("headwater-admin")
+            .create()
+            .map_err(|e| connector_error("creating a Kafka admin client", e))?;
+        let new = NewTopic::new(
+            topic,
+            self.settings.topic_partitions,
+            TopicReplication::Fixed(replication),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics([&new], &options)
+            .await
+            .map_err(|e| connector_error(format!("creating Kafka topic {topic}"), e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(connector_error(
+                        format!("creating Kafka topic {name} (replication factor {replication})"),
+                        KafkaError::AdminOp(code),
+                    ));
+                }
+            }
+        }
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned());
+        Ok(())
+    }
+}

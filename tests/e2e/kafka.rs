@@ -1,0 +1,463 @@
+//! Kafka end to end on tansu (a real Kafka-protocol broker): records written by Kafka's own
+//! Python client (`confluent-kafka`, JSON and Avro through Headwater's embedded schema
+//! registry) reach a sink; poison records land in a dead-letter topic with Kafka Connect's
+//! headers; two hosts split a topic's partitions and one dying loses nothing; the KafkaSink
+//! writes what the Python consumer reads.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Host, Service, Workspace, jsonl, rest_port};
+
+/// Runs `host/testdata/kafka/client.py` and returns its output.
+pub fn client(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kafka/client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run client.py");
+    assert!(
+        out.status.success(),
+        "client.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The messages of `topic` as the Python consumer reads them.
+pub fn consume(broker: &Service, topic: &str, count: usize) -> Vec<Value> {
+    client(&["consume", &broker.url, topic, &count.to_string()])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("client.py prints JSON lines"))
+        .collect()
+}
+
+/// A workspace whose host reaches `broker` (embedded bus).
+fn kafka_workspace(broker: &Service) -> Workspace {
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n",
+        broker.url
+    ));
+    ws
+}
+
+fn file_sink(ws: &Workspace, name: &str, topics: &str, file: &str, extra: Value) -> Value {
+    let mut config = json!({
+        "connector.class": "headwater.file.FileSink",
+        "topics": topics,
+        "file": ws.path(file).display().to_string(),
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
+    json!({ "name": name, "config": config })
+}
+
+fn ids(lines: &[Value]) -> BTreeSet<i64> {
+    lines
+        .iter()
+        .filter_map(|l| l["value"]["id"].as_i64())
+        .collect()
+}
+
+fn wait_for_ids(host: &Host, path: &Path, expected: usize) -> Vec<Value> {
+    host.wait_for(
+        &format!("{expected} distinct ids in {}", path.display()),
+        || {
+            let lines = jsonl(path);
+            (ids(&lines).len() >= expected).then_some(lines)
+        },
+    )
+}
+
+#[test]
+fn json_and_avro_from_kafkas_python_client_reach_a_sink() {
+    let broker = Service::start("tansu");
+    client(&["create", &broker.url, "clicks", "4"]);
+    client(&["create", &broker.url, "clicks-avro", "2"]);
+    client(&["produce-json", &broker.url, "clicks", "500"]);
+    let ws = kafka_workspace(&broker);
+    ws.put_config(
+        "json.json",
+        &file_sink(&ws, "clicks-json", "clicks", "out/json.jsonl", json!({})),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    let registry = format!("http://127.0.0.1:{port}");
+    ws.put_config(
+        "avro.json",
+        &file_sink(
+            &ws,
+            "clicks-avro",
+            "clicks-avro",
+            "out/avro.jsonl",
+            json!({
+                "value.converter": "io.confluent.connect.avro.AvroConverter",
+                "value.converter.schema.registry.url": registry,
+            }),
+        ),
+    );
+    client(&["produce-avro", &broker.url, "clicks-avro", "300", &registry]);
+
+    let lines = wait_for_ids(&host, &ws.path("out/json.jsonl"), 500);
+    assert_eq!(lines.len(), 500, "each record once");
+    let first = lines.iter().find(|l| l["value"]["id"] == 7).unwrap();
+    assert_eq!(first["key"], "u7");
+    assert_eq!(
+        first["value"],
+        json!({"id": 7, "user_id": "u7", "page": "/p/2", "ts": 1700000000007i64})
+    );
+    let partitions: BTreeSet<i64> = lines
+        .iter()
+        .filter_map(|l| l["partition"].as_i64())
+        .collect();
+    assert_eq!(partitions.len(), 4, "all four partitions read");
+
+    let avro = wait_for_ids(&host, &ws.path("out/avro.jsonl"), 300);
+    let r = avro
+        .iter()
+        .find(|l| l["value"]["id"] == 1234 % 300)
+        .unwrap();
+    // id 34: price 0.34 as Connect's Decimal (base64 of the unscaled 34), day 2024-01-05,
+    // uuid 34, referrer "/home" for even ids.
+    assert_eq!(r["value"]["price"], "Ig==");
+    assert_eq!(r["value"]["day"], 19727);
+    assert_eq!(
+        r["value"]["session"],
+        "00000000-0000-0000-0000-000000000022"
+    );
+    assert_eq!(r["value"]["referrer"], "/home");
+    assert_eq!(r["value"]["ts"], 1700000000034i64);
+
+    // The registry Python registered with is the host's own, with Confluent's answers.
+    let subjects = crate::rest::http(port, "GET", "/subjects", None);
+    assert_eq!(subjects.1, json!(["clicks-avro-value"]));
+    let latest = crate::rest::http(
+        port,
+        "GET",
+        "/subjects/clicks-avro-value/versions/latest",
+        None,
+    );
+    assert_eq!(latest.1["version"], 1);
+    assert_eq!(latest.1["id"], 1);
+    // An incompatible change (a new field without default) is refused under BACKWARD.
+    let v2 = json!({"schema": json!({"type": "record", "name": "Click", "namespace": "shop",
+        "fields": [{"name": "id", "type": "long"}, {"name": "must", "type": "string"}]}).to_string()});
+    let refused = crate::rest::http(
+        port,
+        "POST",
+        "/subjects/clicks-avro-value/versions",
+        Some(&v2),
+    );
+    assert_eq!(refused.0, 409, "{}", refused.1);
+    assert_eq!(refused.1["error_code"], 409);
+    host.stop();
+
+    // Offsets were committed after the flushes: a restart reads nothing twice.
+    client(&["produce-json", &broker.url, "clicks", "20", "500"]);
+    let host = ws.start();
+    let lines = wait_for_ids(&host, &ws.path("out/json.jsonl"), 520);
+    host.stop();
+    assert_eq!(jsonl(&ws.path("out/json.jsonl")).len(), 520, "{lines:?}");
+}
+
+/// The header `key` of a message `consume` printed.
+fn kafka_header<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
+    message["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0] == key)?[1]
+        .as_str()
+}
+
+#[test]
+fn poison_records_land_in_the_dead_letter_topic_with_their_bytes_and_reasons() {
+    let broker = Service::start("tansu");
+    client(&["create", &broker.url, "events", "1"]);
+    client(&["create", &broker.url, "events-avro", "1"]);
+    let ws = kafka_workspace(&broker);
+    let host = ws.start();
+    let port = rest_port(&host);
+    let registry = format!("http://127.0.0.1:{port}");
+    let dlq = json!({
+        "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": "dead-letters",
+        "errors.deadletterqueue.topic.replication.factor": "1",
+        "errors.deadletterqueue.context.headers.enable": "true",
+    });
+    ws.put_config(
+        "json.json",
+        &file_sink(&ws, "events-json", "events", "out/json.jsonl", dlq.clone()),
+    );
+    let mut avro_extra = dlq.clone();
+    avro_extra["value.converter"] = json!("io.confluent.connect.avro.AvroConverter");
+    avro_extra["value.converter.schema.registry.url"] = json!(registry);
+    ws.put_config(
+        "avro.json",
+        &file_sink(
+            &ws,
+            "events-avro",
+            "events-avro",
+            "out/avro.jsonl",
+            avro_extra,
+        ),
+    );
+
+    // One good Avro record registers the schema (id 1); then three poisoned ones and a JSON one.
+    client(&["produce-avro", &broker.url, "events-avro", "1", &registry]);
+    client(&[
+        "produce-raw",
+        &broker.url,
+        "events-avro",
+        "k1",
+        &hex(b"not avro"),
+    ]);
+    client(&[
+        "produce-raw",
+        &broker.url,
+        "events-avro",
+        "k2",
+        "00000003e70102",
+    ]);
+    client(&[
+        "produce-raw",
+        &broker.url,
+        "events-avro",
+        "k3",
+        "0000000001ff",
+    ]);
+    client(&[
+        "produce-raw",
+        &broker.url,
+        "events",
+        "k4",
+        &hex(b"{\"id\": "),
+    ]);
+    client(&["produce-json", &broker.url, "events", "2"]);
+    client(&[
+        "produce-avro",
+        &broker.url,
+        "events-avro",
+        "1",
+        &registry,
+        "1",
+    ]);
+
+    // Good records on both sides of the poison ones are written.
+    wait_for_ids(&host, &ws.path("out/json.jsonl"), 2);
+    wait_for_ids(&host, &ws.path("out/avro.jsonl"), 2);
+    let letters = consume(&broker, "dead-letters", 4);
+    let by_key = |k: &str| {
+        letters
+            .iter()
+            .find(|m| m["key"] == k)
+            .unwrap_or_else(|| panic!("no dead letter {k}: {letters:?}"))
+    };
+
+    let not_avro = by_key("k1");
+    assert_eq!(not_avro["value"], "not avro", "the original bytes");
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.topic"),
+        Some("events-avro")
+    );
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.partition"),
+        Some("0")
+    );
+    assert_eq!(kafka_header(not_avro, "__connect.errors.offset"), Some("1"));
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.connector.name"),
+        Some("events-avro")
+    );
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.task.id"),
+        Some("0")
+    );
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.stage"),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.class.name"),
+        Some("io.confluent.connect.avro.AvroConverter")
+    );
+    assert_eq!(
+        kafka_header(not_avro, "__connect.errors.exception.class.name"),
+        Some("org.apache.kafka.connect.errors.DataException")
+    );
+    assert!(
+        kafka_header(not_avro, "__connect.errors.exception.message")
+            .unwrap()
+            .contains("Unknown magic byte")
+    );
+
+    let unknown_id = by_key("k2");
+    assert_eq!(unknown_id["value"]["hex"], "00000003e70102");
+    let message = kafka_header(unknown_id, "__connect.errors.exception.message").unwrap();
+    assert!(
+        message.contains("schema for id 999") && message.contains("40403"),
+        "{message}"
+    );
+
+    let mismatch = by_key("k3");
+    assert!(
+        kafka_header(mismatch, "__connect.errors.exception.message")
+            .unwrap()
+            .contains("Error deserializing Avro message")
+    );
+
+    let bad_json = by_key("k4");
+    assert_eq!(bad_json["value"], "{\"id\": ");
+    assert_eq!(
+        kafka_header(bad_json, "__connect.errors.connector.name"),
+        Some("events-json")
+    );
+    assert!(
+        kafka_header(bad_json, "__connect.errors.exception.message")
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    host.stop();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Produces click events `start..start+count` (as `client.py produce-json` does) with Rust's
+/// rdkafka, for brokers the Python client is not pointed at (the in-process mock cluster).
+pub fn produce_clicks(bootstrap: &str, topic: &str, start: i64, count: i64) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("create a test producer");
+    for i in start..start + count {
+        let key = format!("u{}", i % 17);
+        let value = json!({"id": i, "user_id": key, "page": format!("/p/{}", i % 5), "ts": 1700000000000i64 + i}).to_string();
+        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(std::time::Duration::ZERO);
+    }
+    producer
+        .flush(std::time::Duration::from_secs(30))
+        .expect("test records delivered");
+}
+
+/// A host dying is a fault: this runs on librdkafka's mock cluster, whose group coordinator
+/// evicts a member that stops heartbeating (tansu 0.6 keeps it in the group).
+#[test]
+fn two_hosts_split_partitions_and_a_killed_one_loses_nothing() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
+    mock.create_topic("split", 4, 1).expect("create topic");
+    let bootstrap = mock.bootstrap_servers();
+    let workspace = || {
+        let ws = Workspace::new();
+        ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
+        ws.put_config(
+            "sink.json",
+            &file_sink(&ws, "splitter", "split", "out/s.jsonl", json!({})),
+        );
+        ws
+    };
+    let (a, b) = (workspace(), workspace());
+    let host_a = a.start();
+    host_a.wait_for_log("Partitions assigned. connector=splitter partitions=4");
+    let host_b = b.start();
+    host_b.wait_for_log("Partitions assigned. connector=splitter partitions=2");
+    host_a.wait_for_log("Partitions assigned. connector=splitter partitions=2");
+
+    produce_clicks(&bootstrap, "split", 0, 2000);
+    let (path_a, path_b) = (a.path("out/s.jsonl"), b.path("out/s.jsonl"));
+    host_a.wait_for("both hosts writing", || {
+        (ids(&jsonl(&path_a)).len() + ids(&jsonl(&path_b)).len() >= 2000).then_some(())
+    });
+    // B dies without any cleanup; more records arrive meanwhile.
+    host_b.kill9();
+    produce_clicks(&bootstrap, "split", 2000, 2000);
+    // A takes B's partitions once the group evicts B, from B's last committed offsets.
+    let all = host_a.wait_for("every id in A or B", || {
+        let mut seen = ids(&jsonl(&path_a));
+        seen.extend(ids(&jsonl(&path_b)));
+        (seen.len() == 4000).then_some(seen)
+    });
+    assert_eq!(all, (0..4000).collect());
+    assert!(
+        host_a
+            .log()
+            .matches("Partitions assigned. connector=splitter partitions=4")
+            .count()
+            >= 2,
+        "A took over all four partitions:\n{}",
+        host_a.log()
+    );
+    host_a.stop();
+}
+
+#[test]
+fn the_kafka_sink_writes_keyed_records_with_their_headers() {
+    let broker = Service::start("tansu");
+    client(&["create", &broker.url, "clicks", "1"]);
+    client(&["produce-json", &broker.url, "clicks", "10"]);
+    let ws = kafka_workspace(&broker);
+    let events: Vec<Value> = (0..50)
+        .map(|i| json!({"user_id": format!("f{i}"), "id": 100 + i}))
+        .collect();
+    ws.append_jsonl("in/features.jsonl", &events);
+    ws.put_config(
+        "source.json",
+        &json!({"name": "features", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/features.jsonl").display().to_string(),
+            "topic": "features",
+        }}),
+    );
+    // One sink, two inputs: `features` from the local source, `clicks` from Kafka.
+    ws.put_config(
+        "sink.json",
+        &json!({"name": "to-kafka", "config": {
+            "connector.class": "headwater.kafka.KafkaSink",
+            "topics": "features,clicks",
+            "topic": "features-out",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "transforms": "key,extract",
+            "transforms.key.type": "org.apache.kafka.connect.transforms.ValueToKey",
+            "transforms.key.fields": "user_id",
+            "transforms.extract.type": "org.apache.kafka.connect.transforms.ExtractField$Key",
+            "transforms.extract.field": "user_id",
+            "producer.override.compression.type": "gzip",
+        }}),
+    );
+    let host = ws.start();
+    let out = consume(&broker, "features-out", 60);
+    host.stop();
+    let mut seen = BTreeSet::new();
+    for m in &out {
+        let value: Value = serde_json::from_str(m["value"].as_str().unwrap()).unwrap();
+        assert_eq!(value["user_id"], m["key"], "keyed by user_id: {m}");
+        let from_python = value["id"].as_i64().unwrap() < 100;
+        let origin = kafka_header(m, "origin");
+        assert_eq!(origin, from_python.then_some("python"), "headers kept: {m}");
+        seen.insert(value["id"].as_i64().unwrap());
+    }
+    assert_eq!(seen, (0..10).chain(100..150).collect());
+}
