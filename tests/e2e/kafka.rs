@@ -461,3 +461,51 @@ fn the_kafka_sink_writes_keyed_records_with_their_headers() {
     }
     assert_eq!(seen, (0..10).chain(100..150).collect());
 }
+
+/// The Kafka bus (`bus.kind = "kafka"`): a local source produces to Kafka and the sink reads it
+/// back through its consumer group. The broker goes down mid-stream: producer and consumer
+/// retry, and once it is back every record arrives, once.
+#[test]
+fn the_kafka_bus_rides_out_a_broker_outage() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!(
+        "[bus]\nkind = \"kafka\"\n[kafka]\nbootstrap_servers = \"{bootstrap}\"\ntopic_partitions = 3\n"
+    ));
+    let retry_forever = json!({"errors.retry.timeout": "-1", "errors.retry.delay.max.ms": "1000"});
+    let mut source = json!({"name": "events-in", "config": {
+        "connector.class": "headwater.file.FileSource",
+        "path": ws.path("in/events.jsonl").display().to_string(),
+        "topic": "events",
+    }});
+    for (k, v) in retry_forever.as_object().unwrap() {
+        source["config"][k] = v.clone();
+    }
+    ws.put_config("source.json", &source);
+    ws.put_config(
+        "sink.json",
+        &file_sink(
+            &ws,
+            "events-out",
+            "events",
+            "out/events.jsonl",
+            retry_forever,
+        ),
+    );
+    let first: Vec<Value> = (0..1000).map(|i| json!({"id": i})).collect();
+    ws.append_jsonl("in/events.jsonl", &first);
+    let host = ws.start();
+    wait_for_ids(&host, &ws.path("out/events.jsonl"), 1000);
+
+    mock.broker_down(1).expect("take the broker down");
+    let second: Vec<Value> = (1000..2000).map(|i| json!({"id": i})).collect();
+    ws.append_jsonl("in/events.jsonl", &second);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    mock.broker_up(1).expect("bring the broker back");
+
+    let lines = wait_for_ids(&host, &ws.path("out/events.jsonl"), 2000);
+    assert_eq!(ids(&lines), (0..2000).collect());
+    assert_eq!(lines.len(), 2000, "no record twice");
+    host.stop();
+}

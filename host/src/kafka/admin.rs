@@ -11,6 +11,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::client::{KafkaSettings, connector_error};
+
+/// How long topic creation may take before writing goes ahead without it.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::core::error::ConnectorError;
 
 /// Creates topics once per process, with the settings' partitions and replication factor.
@@ -55,21 +58,29 @@ impl TopicCreator {
             self.settings.topic_partitions,
             TopicReplication::Fixed(replication),
         );
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin
-            .create_topics([&new], &options)
-            .await
-            .map_err(|e| connector_error(format!("creating Kafka topic {topic}"), e))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    return Err(connector_error(
-                        format!("creating Kafka topic {name} (replication factor {replication})"),
-                        KafkaError::AdminOp(code),
-                    ));
-                }
-            }
+        let options = AdminOptions::new()
+            .operation_timeout(Some(CREATE_TIMEOUT))
+            .request_timeout(Some(CREATE_TIMEOUT));
+        let created =
+            tokio::time::timeout(CREATE_TIMEOUT * 2, admin.create_topics([&new], &options)).await;
+        let failure = match created {
+            Err(_) => Some("no answer".to_owned()),
+            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Ok(results)) => results.into_iter().find_map(|r| match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                Err((_, code)) => Some(KafkaError::AdminOp(code).to_string()),
+            }),
+        };
+        if let Some(reason) = failure {
+            // Some brokers create topics on first use, or refuse admin requests; producing
+            // will tell whether the topic is really missing.
+            tracing::warn!(
+                topic,
+                partitions = self.settings.topic_partitions,
+                replication,
+                reason = %reason,
+                "Could not create the Kafka topic; writing to it anyway."
+            );
         }
         self.known
             .lock()

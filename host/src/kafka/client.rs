@@ -74,6 +74,9 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // Subscribed topics that do not exist yet (a local source creates them on the
+            // Kafka bus) are noticed within seconds, not librdkafka's default 5 minutes.
+            .set("topic.metadata.refresh.interval.ms", "5000")
             .set("log_level", "4");
         for (key, value) in &self.consumer {
             config.set(key, value);

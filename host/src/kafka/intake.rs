@@ -78,7 +78,19 @@ struct IntakeContext {
     sink_done: CancellationToken,
 }
 
-impl ClientContext for IntakeContext {}
+impl ClientContext for IntakeContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if is_missing_topic(&error) {
+            tracing::debug!(connector = %self.connector, reason, "A subscribed topic does not exist yet.");
+        } else {
+            tracing::warn!(connector = %self.connector, error = %error, reason, "Kafka client error.");
+        }
+    }
+}
+
+fn is_missing_topic(error: &rdkafka::error::KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+}
 
 impl ConsumerContext for IntakeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -300,6 +312,7 @@ fn poll_batch(
         let message = match consumer.poll(wait) {
             None => break,
             Some(Ok(m)) => m,
+            Some(Err(e)) if is_missing_topic(&e) => break,
             Some(Err(e)) => {
                 tracing::warn!(connector = %spec.connector, error = %e, "Kafka consumer error.");
                 break;
