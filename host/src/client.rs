@@ -199,6 +199,19 @@ impl Client {
         self.call_for_body(Method::Get, &connector_path(name, "/offsets"), None)
     }
 
+    /// `POST /connectors/{name}/dlq/replay`: replays the dead-letter file, or `topic`.
+    pub fn replay(&self, name: &str, topic: Option<&str>) -> Result<Value, ClientError> {
+        let body = match topic {
+            Some(t) => serde_json::json!({ "topic": t }),
+            None => serde_json::json!({}),
+        };
+        self.call_for_body(
+            Method::Post,
+            &connector_path(name, "/dlq/replay"),
+            Some(&body),
+        )
+    }
+
     /// A call whose success must carry a body.
     fn call_for_body(
         &self,

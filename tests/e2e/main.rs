@@ -11,6 +11,7 @@ mod cdc_ops;
 mod cdc_recovery;
 mod cli_client;
 mod crash;
+mod dlq_replay;
 mod file_to_parquet;
 mod harness;
 mod kafka;

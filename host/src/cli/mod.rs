@@ -38,13 +38,38 @@ enum Command {
     },
     /// Manage the connectors of a running host through its REST API.
     Connectors(ConnectorsArgs),
+    /// Dead letters of a running host's connectors.
+    Dlq(DlqArgs),
     /// Write, build, test and inspect WASM plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
 }
 
+#[derive(Debug, clap::Args)]
+struct DlqArgs {
+    #[command(flatten)]
+    api: ConnectorsApi,
+    #[command(subcommand)]
+    command: DlqCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Send a sink connector's dead letters through it again, once their cause is fixed.
+    /// Waits until they are flushed; those that fail again are dead letters again.
+    Replay {
+        /// Connector name.
+        name: String,
+        /// Replay from this Kafka dead-letter topic instead of the connector's dead-letter
+        /// file (`<data dir>/dlq/<name>.jsonl`).
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
+/// How to reach the host's REST API.
 #[derive(clap::Args)]
-struct ConnectorsArgs {
+struct ConnectorsApi {
     /// Base URL of the host's REST API.
     #[arg(long, global = true, default_value = client::DEFAULT_URL)]
     url: String,
@@ -59,20 +84,25 @@ struct ConnectorsArgs {
     /// Print the API's JSON bodies (pretty) instead of tables.
     #[arg(long, global = true)]
     json: bool,
-    #[command(subcommand)]
-    command: ConnectorsCommand,
 }
 
 // By hand: the token must never show in a debug print.
-impl std::fmt::Debug for ConnectorsArgs {
+impl std::fmt::Debug for ConnectorsApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectorsArgs")
+        f.debug_struct("ConnectorsApi")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "[hidden]"))
             .field("json", &self.json)
-            .field("command", &self.command)
             .finish()
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct ConnectorsArgs {
+    #[command(flatten)]
+    api: ConnectorsApi,
+    #[command(subcommand)]
+    command: ConnectorsCommand,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,16 +216,20 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Validate { files } => validate(&files),
-        Command::Connectors(args) => connectors(&args),
+        Command::Connectors(args) => call_api(&args.api, |c| connectors_command(c, &args.command)),
+        Command::Dlq(args) => call_api(&args.api, |c| dlq_command(c, &args.command)),
         Command::Plugin(command) => plugin::run(&command),
     }
 }
 
-/// Runs one `connectors` command: prints a table or the API's JSON body, or the error and
+/// Runs one REST API command: prints a table or the API's JSON body, or the error and
 /// exits 1.
-fn connectors(args: &ConnectorsArgs) -> ExitCode {
+fn call_api(
+    args: &ConnectorsApi,
+    command: impl FnOnce(&Client) -> Result<(Option<serde_json::Value>, String), ClientError>,
+) -> ExitCode {
     let client = Client::new(&args.url, args.token.as_deref());
-    match connectors_command(&client, &args.command) {
+    match command(&client) {
         Ok((body, text)) => {
             if args.json {
                 if let Some(body) = body {
@@ -214,6 +248,24 @@ fn connectors(args: &ConnectorsArgs) -> ExitCode {
             }
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn dlq_command(
+    client: &Client,
+    command: &DlqCommand,
+) -> Result<(Option<serde_json::Value>, String), ClientError> {
+    match command {
+        DlqCommand::Replay { name, topic } => {
+            let report = client.replay(name, topic.as_deref())?;
+            let text = format!(
+                "Replayed {} dead letter(s) of {name} from the {}; {} refused again by its converters.\n",
+                report["replayed"],
+                report["from"].as_str().unwrap_or("file"),
+                report["refused"]
+            );
+            Ok((Some(report), text))
         }
     }
 }

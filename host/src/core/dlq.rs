@@ -5,7 +5,7 @@
 //! by Kafka Connect's `__connect.errors.*` context headers, and the error itself. The file is
 //! synced before the failed record is acknowledged, so a dead letter is never lost.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -89,17 +89,26 @@ pub fn dead_letter_json(
 }
 
 /// Append-only JSONL dead-letter file for one connector.
+///
+/// The file is opened for each append (dead letters are rare), so a replay can move it aside
+/// and new dead letters start a new file.
 #[derive(Debug)]
 pub struct FileDeadLetterQueue {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    /// Serializes appends of this connector's tasks.
+    lock: Mutex<()>,
+}
+
+/// The dead-letter file of `connector` under `data_dir`.
+pub fn dead_letter_file(data_dir: &Path, connector: &str) -> PathBuf {
+    data_dir.join("dlq").join(format!("{connector}.jsonl"))
 }
 
 impl FileDeadLetterQueue {
     pub fn new(data_dir: &Path, connector: &str) -> Self {
         Self {
-            path: data_dir.join("dlq").join(format!("{connector}.jsonl")),
-            file: Mutex::new(None),
+            path: dead_letter_file(data_dir, connector),
+            lock: Mutex::new(()),
         }
     }
 
@@ -117,22 +126,14 @@ impl FileDeadLetterQueue {
             serde_json::to_writer(&mut buf, line)?;
             buf.push(b'\n');
         }
-        let mut guard = self
-            .file
-            .lock()
-            .map_err(|_| io::Error::other("dead-letter file lock poisoned"))?;
-        if guard.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            *guard = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        let file = guard.as_mut().expect("opened above");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         file.write_all(&buf)?;
         file.sync_data()
     }

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::OffsetTracker;
-use super::bus::{INBOX_CAPACITY, Subscription};
+use super::bus::{Delivery, INBOX_CAPACITY, Subscription};
 use super::error::ConnectorError;
 use super::kafka_link::KafkaLink;
 use super::kafka_publish::KafkaPublisher;
@@ -80,6 +80,9 @@ pub(super) struct SourceHandle {
 
 pub(super) struct SinkHandle {
     run: JoinHandle<()>,
+    /// The sink's inbox and converters, for replaying dead letters into it.
+    pub(super) inbox: mpsc::Sender<Delivery>,
+    pub(super) converters: (Converter, Converter),
     /// The thread consuming the sink's topics from Kafka, if it reads Kafka.
     intake: Option<std::thread::JoinHandle<()>>,
 }
@@ -163,9 +166,9 @@ pub(super) fn start(
                         settings: link.settings.clone(),
                         selector,
                         only_existing: !link.bus,
-                        key_converter,
-                        value_converter,
-                        inbox,
+                        key_converter: key_converter.clone(),
+                        value_converter: value_converter.clone(),
+                        inbox: inbox.clone(),
                         flush_now: Arc::clone(&flush_now),
                         cancel: cancel.clone(),
                         sink_done: done.clone(),
@@ -193,6 +196,8 @@ pub(super) fn start(
             Handle::Sink(SinkHandle {
                 run: tokio::spawn(runner.run(sink, subscription)),
                 intake,
+                inbox,
+                converters: (key_converter, value_converter),
             })
         }
         Task::Source(source) => {

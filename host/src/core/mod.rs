@@ -12,6 +12,7 @@ pub mod launch;
 pub mod metrics;
 pub mod record;
 pub mod registry;
+pub mod replay;
 pub mod reporter;
 pub mod retry;
 pub mod runtime;

@@ -19,12 +19,16 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::bus::Bus;
+use super::ack::OffsetTracker;
+use super::bus::{Bus, Delivery};
 use super::error::ConnectorError;
 use super::kafka_link::KafkaLink;
+use super::launch::Handle;
 use super::launch::{Running, TopicSet, start, stop, stop_all};
 use super::metrics::{ConnectorMetrics, MetricsSnapshot};
+use super::record::Record;
 use super::registry::Registry;
+use super::replay::{self, Letters, ReplayFrom, ReplayReport, TopicReplay};
 use super::status::{ConnectorStatus, State, StatusBoard};
 use super::task::{ConnectorType, TargetState};
 use crate::config::common::{Prepared, prepare};
@@ -93,6 +97,18 @@ pub(super) struct Shared {
     pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
     /// The worker's Kafka, if it has one.
     pub(super) kafka: Option<Arc<KafkaLink>>,
+}
+
+/// Records per batch handed to a sink during a replay.
+const REPLAY_BATCH: usize = 500;
+/// How long a replay waits for the sink to flush what it was given.
+const REPLAY_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What to finish once a replay was flushed.
+enum ReplayDone {
+    Nothing,
+    File(PathBuf),
+    Topic(Box<TopicReplay>),
 }
 
 /// Runs connectors. One per process.
@@ -604,6 +620,116 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
         entry.topics.clear();
         Ok(())
+    }
+
+    /// Sends a sink connector's dead letters through it again (see [`super::replay`]).
+    pub async fn replay(&self, name: &str, from: ReplayFrom) -> Result<ReplayReport, RuntimeError> {
+        let (inbox, (key, value)) = {
+            let entries = self.entries.lock().await;
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+            if entry.connector_type != ConnectorType::Sink {
+                return Err(RuntimeError::BadRequest(format!(
+                    "{name} is a source connector: replay its dead letters into the sink \
+                     connector that consumes its topics"
+                )));
+            }
+            match entry.task.as_ref().map(|t| &t.handle) {
+                Some(Handle::Sink(h)) => (h.inbox.clone(), h.converters.clone()),
+                _ => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} is not running; resume it before replaying its dead letters"
+                    )));
+                }
+            }
+        };
+        let internal = |e: String| RuntimeError::Internal(e);
+        let (letters, done): (Letters, ReplayDone) = match &from {
+            ReplayFrom::File => {
+                let data_dir = self.shared.data_dir.clone();
+                let owned = name.to_owned();
+                let (k, v) = (key.clone(), value.clone());
+                let taken = tokio::task::spawn_blocking(move || {
+                    replay::take_file(&data_dir, &owned, &k, &v)
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(|e| internal(e.to_string()))?;
+                match taken {
+                    None => (Letters::default(), ReplayDone::Nothing),
+                    Some((path, letters)) => (letters, ReplayDone::File(path)),
+                }
+            }
+            ReplayFrom::Topic(topic) => {
+                let settings = self
+                    .shared
+                    .kafka
+                    .as_ref()
+                    .map(|k| k.settings.clone())
+                    .ok_or_else(|| {
+                        RuntimeError::BadRequest(
+                            "the worker has no Kafka ([kafka] bootstrap_servers)".into(),
+                        )
+                    })?;
+                let (owned, topic) = (name.to_owned(), topic.clone());
+                let (k, v) = (key.clone(), value.clone());
+                let (consumer, letters) = tokio::task::spawn_blocking(move || {
+                    replay::read_topic(&settings, &topic, &owned, &k, &v)
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(|e| internal(e.to_string()))?;
+                (letters, ReplayDone::Topic(Box::new(consumer)))
+            }
+        };
+        let report = ReplayReport {
+            replayed: letters.records.len(),
+            refused: letters.failed.len(),
+            from: match &from {
+                ReplayFrom::File => "file".into(),
+                ReplayFrom::Topic(t) => format!("topic {t}"),
+            },
+        };
+        let tracker = OffsetTracker::new(SourceOffsets::default());
+        let mut failed = letters.failed;
+        let mut records = letters.records.into_iter().peekable();
+        let mut sent = 0;
+        while records.peek().is_some() || !failed.is_empty() {
+            let batch: Vec<Record> = records.by_ref().take(REPLAY_BATCH).collect();
+            sent += batch.len();
+            let ack = tracker.begin(replay::replay_offsets(sent), 1).pop();
+            let Some(ack) = ack else { break };
+            let delivery = Delivery {
+                records: batch,
+                failed: std::mem::take(&mut failed),
+                ack,
+            };
+            inbox.send(delivery).await.map_err(|_| {
+                RuntimeError::Conflict(format!("connector {name} stopped during the replay"))
+            })?;
+        }
+        let deadline = tokio::time::Instant::now() + REPLAY_FLUSH_TIMEOUT;
+        while tracker.in_flight() > 0 {
+            if tokio::time::Instant::now() > deadline {
+                return Err(RuntimeError::Internal(format!(
+                    "the replayed dead letters of {name} were not all flushed within {} s; they stay where they were",
+                    REPLAY_FLUSH_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        match done {
+            ReplayDone::Nothing => {}
+            ReplayDone::File(path) => std::fs::remove_file(&path)
+                .map_err(|e| internal(format!("removing {}: {e}", path.display())))?,
+            ReplayDone::Topic(consumer) => tokio::task::spawn_blocking(move || consumer.commit())
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(|e| internal(format!("committing the replay position: {e}")))?,
+        }
+        tracing::info!(connector = %name, replayed = report.replayed, refused = report.refused, from = %report.from, "Dead letters replayed.");
+        Ok(report)
     }
 
     /// The committed source offsets of a connector (sinks have none on the embedded bus).

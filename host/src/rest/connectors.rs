@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::config::connector::{ConnectorConfig, value_text};
 use crate::config::store::Target;
+use crate::core::replay::ReplayFrom;
 use crate::core::runtime::{Applied, ConnectorView, Origin};
 use crate::core::status::ConnectorStatus;
 
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
             post(restart_task),
         )
         .route("/connectors/{name}/restart", post(restart))
+        .route("/connectors/{name}/dlq/replay", post(replay_dead_letters))
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
@@ -362,6 +364,27 @@ async fn restart(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `POST /connectors/{name}/dlq/replay`, body `{}` (the dead-letter file) or
+/// `{"topic": ".."}` (a Kafka dead-letter topic). Answers once the letters were flushed.
+async fn replay_dead_letters(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the body must be JSON: {e}")))?
+    };
+    let from = match request.get("topic").and_then(Value::as_str) {
+        Some(topic) => ReplayFrom::Topic(topic.to_owned()),
+        None => ReplayFrom::File,
+    };
+    let report = state.runtime.replay(&name, from).await?;
+    Ok(Json(json!(report)))
 }
 
 async fn set(state: &AppState, name: &str, target: Target) -> Result<(), ApiError> {

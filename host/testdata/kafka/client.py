@@ -92,7 +92,9 @@ def main(cmd, bootstrap, topic, *rest):
     elif cmd == "consume":
         count = int(rest[0])
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": "client-py",
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      # A topic created after subscribing is seen within a second.
+                      "topic.metadata.refresh.interval.ms": 1000})
         c.subscribe([topic])
         seen = 0
         while seen < count:
