@@ -42,7 +42,7 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
-# Build tools for crates that compile C (zstd, librdkafka later).
+# Build tools for crates that compile C (zstd, librdkafka).
 apt_install build-essential pkg-config
 
 # WASM plugins are built for this target.
@@ -64,10 +64,12 @@ fi
 apt_install postgresql redis-server redis-tools openssl
 
 # Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
-# our Redis `feast` layout.
-if ! python3 -c 'import pyarrow, duckdb, feast, redis' >/dev/null 2>&1; then
-    log "installing pyarrow, duckdb and feast (pip)"
-    pip_args=(--quiet --disable-pip-version-check --root-user-action=ignore pyarrow duckdb "feast[redis]")
+# our Redis `feast` layout; Kafka's Python client (confluent-kafka, with its Avro serializer and
+# schema registry client) produces and consumes on the other side of our Kafka code.
+if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro' >/dev/null 2>&1; then
+    log "installing pyarrow, duckdb, feast and confluent-kafka (pip)"
+    pip_args=(--quiet --disable-pip-version-check --root-user-action=ignore pyarrow duckdb "feast[redis]"
+        "confluent-kafka[avro,schemaregistry]")
     python3 -m pip install "${pip_args[@]}" 2>/dev/null \
         || python3 -m pip install "${pip_args[@]}" --break-system-packages
 fi

@@ -198,4 +198,18 @@ mod tests {
             .to_string();
         assert!(err.contains("unknown variant `carrier-pigeon`"), "{err}");
     }
+
+    #[test]
+    fn the_kafka_bus_needs_bootstrap_servers() {
+        let c: WorkerConfig = toml::from_str("[bus]\nkind = \"kafka\"\n").unwrap();
+        assert!(c.kafka_link().unwrap_err().contains("bootstrap_servers"));
+        let c: WorkerConfig = toml::from_str(
+            "[bus]\nkind = \"kafka\"\n[kafka]\nbootstrap_servers = \"h:9092\"\ntopic_partitions = 6\n",
+        )
+        .unwrap();
+        let link = c.kafka_link().unwrap().unwrap();
+        assert!(link.bus);
+        assert_eq!(link.settings.topic_partitions, 6);
+        assert!(WorkerConfig::default().kafka_link().unwrap().is_none());
+    }
 }

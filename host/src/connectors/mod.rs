@@ -1,6 +1,7 @@
 //! Connectors, one directory each. This module's [`registry`] is the one list of connector
 //! classes (Arroyo's `connectors()`); only `lib.rs` hands it to the runtime.
 
+pub mod blackhole;
 pub mod file;
 pub mod kafka;
 pub mod parquet;
@@ -15,6 +16,7 @@ use crate::core::registry::Registry;
 /// Every connector class this build knows.
 pub fn registry() -> Registry {
     Registry::new(vec![
+        Arc::new(blackhole::BlackholeSinkPlugin),
         Arc::new(file::FileSourcePlugin),
         Arc::new(file::FileSinkPlugin),
         Arc::new(kafka::KafkaSinkPlugin),

@@ -393,3 +393,27 @@ fn convert(
     );
     Err(Box::new((record, error)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owned_partitions_are_committed() {
+        let mut acked = SourceOffsets::default();
+        acked.insert(partition_key("t", 0), json!({"offset": 10}));
+        acked.insert(partition_key("t", 1), json!({"offset": 7}));
+        let mut assigned = TopicPartitionList::new();
+        assigned.add_partition("t", 1);
+        assigned.add_partition("t", 2);
+        let list = offsets_to_commit(&acked, &assigned);
+        let elements = list.elements();
+        assert_eq!(
+            elements.len(),
+            1,
+            "partition 0 moved to another member; 2 has no ack"
+        );
+        assert_eq!(elements[0].partition(), 1);
+        assert_eq!(elements[0].offset(), Offset::Offset(7));
+    }
+}

@@ -1,0 +1,205 @@
+//! Kafka consume throughput: records/s from a tansu topic through Headwater's Kafka intake
+//! (consumer group, JsonConverter, commits after each flush) into the BlackholeSink, against a
+//! plain rdkafka consumer loop reading the same topic in the same run.
+//!
+//!     cargo bench --bench kafka                       # 500,000 records of ~170 bytes, 4 partitions
+//!     HEADWATER_BENCH_ROWS=200000 cargo bench --bench kafka
+//!
+//! Needs the tansu broker (scripts/setup.sh builds it). Each side reads the whole topic in its
+//! own consumer group, timed from subscribing to the last record.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TOPIC: &str = "bench-clicks";
+const PARTITIONS: &str = "4";
+/// A side that has not read everything by then is stuck, not slow.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Broker {
+    url: String,
+    state: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Self {
+        let state = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(repo_root().join("scripts/service.sh"))
+            .args(["start", "tansu"])
+            .arg(state.path())
+            .output()
+            .expect("run scripts/service.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("URL="))
+            .expect("service.sh prints URL")
+            .to_owned();
+        Self { url, state }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/service.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+fn produce(bootstrap: &str, rows: usize) -> u64 {
+    let script = repo_root().join("host/testdata/kafka/client.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .args(["create", bootstrap, TOPIC, PARTITIONS])
+        .status()
+        .expect("create the topic");
+    assert!(status.success());
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    let mut bytes = 0u64;
+    for i in 0..rows {
+        let key = format!("u{:05}", i % 50_000);
+        let value = format!(
+            r#"{{"id":{i},"user_id":"{key}","page":"/products/{}","referrer":"https://example.com/search?q={}","ts":{}}}"#,
+            i % 997,
+            i % 31,
+            1_700_000_000_000u64 + i as u64
+        );
+        bytes += value.len() as u64;
+        let mut record = BaseRecord::to(TOPIC).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).expect("produced");
+    bytes
+}
+
+/// A plain consumer loop: poll, touch the payload, count. Returns the elapsed time.
+fn plain(bootstrap: &str, group: &str, rows: usize) -> Duration {
+    let settings = headwater::kafka::KafkaSettings::new(bootstrap);
+    let consumer: BaseConsumer = settings
+        .consumer_config(group, group)
+        .create()
+        .expect("consumer");
+    let started = Instant::now();
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let mut seen = 0usize;
+    let mut bytes = 0usize;
+    while seen < rows {
+        if started.elapsed() > TIMEOUT {
+            panic!("the plain consumer read {seen} of {rows} records in {TIMEOUT:?}");
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(bytes > 0);
+    elapsed
+}
+
+/// Runs sink connector `name` (so group `connect-<name>`) until it has read every record.
+fn headwater(bootstrap: &str, name: &str, work: &Path, rows: usize) -> Duration {
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        use headwater::config::connector::parse_json;
+        use headwater::core::kafka_link::KafkaLink;
+        use headwater::core::runtime::Origin;
+        let link = KafkaLink::new(headwater::kafka::KafkaSettings::new(bootstrap), false);
+        let runtime = headwater::runtime(&work.join("var")).with_kafka(link);
+        let sink = parse_json(
+            &serde_json::json!({"name": name, "config": {
+                "connector.class": "headwater.blackhole.BlackholeSink",
+                "topics": TOPIC,
+                "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "false",
+            }})
+            .to_string(),
+            "bench",
+            None,
+        )
+        .expect("sink config");
+        let started = Instant::now();
+        runtime.apply(sink, Origin::Rest).await.expect("sink");
+        loop {
+            let out = runtime.metrics(name).map_or(0, |m| m.records_out);
+            if out >= rows as u64 {
+                break;
+            }
+            if started.elapsed() > TIMEOUT {
+                panic!("Headwater read {out} of {rows} records in {TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let elapsed = started.elapsed();
+        runtime.shutdown().await;
+        elapsed
+    })
+}
+
+fn main() {
+    let rows: usize = std::env::var("HEADWATER_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let broker = Broker::start();
+    let bytes = produce(&broker.url, rows);
+    println!(
+        "kafka: {rows} records ({:.0} bytes each) in {TOPIC} ({PARTITIONS} partitions) on tansu",
+        bytes as f64 / rows as f64
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    // Plain first, Headwater second, then both again (each run in a group of its own): the
+    // second pair is the one reported (the broker's caches are warm for both).
+    let _ = plain(&broker.url, "bench-plain-1", rows);
+    let _ = headwater(&broker.url, "bench-kafka-1", work.path(), rows);
+    let plain_time = plain(&broker.url, "bench-plain-2", rows);
+    let headwater_time = headwater(&broker.url, "bench-kafka-2", work.path(), rows);
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    println!(
+        "plain rdkafka consumer loop: {:>10.0} records/s ({:.2} s)",
+        rate(plain_time),
+        plain_time.as_secs_f64()
+    );
+    println!(
+        "headwater intake -> JsonConverter -> blackhole: {:>10.0} records/s ({:.2} s)",
+        rate(headwater_time),
+        headwater_time.as_secs_f64()
+    );
+    println!(
+        "ratio: {:.2} (goal >= 0.8)",
+        rate(headwater_time) / rate(plain_time)
+    );
+}
