@@ -73,7 +73,7 @@ fn valid_configs_pass_and_every_problem_is_named() {
         "poll.interval.ms: expected a positive integer, got \"soon\"",
         "topic: missing required key, which has no default value",
         "path: missing required key: set `path` (or `file`)",
-        "connector.class: unknown connector class \"com.example.Missing\"; known classes: headwater.file.FileSink, headwater.file.FileSource, headwater.parquet.ParquetSink",
+        "connector.class: unknown connector class \"com.example.Missing\"; known classes: headwater.blackhole.BlackholeSink, headwater.file.FileSink, headwater.file.FileSource, headwater.kafka.KafkaSink, headwater.parquet.ParquetSink",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

@@ -83,7 +83,7 @@ fn files_added_changed_broken_and_removed_drive_the_connectors() {
         &json!({"name": "mystery", "config": {"connector.class": "com.example.Nope"}}),
     );
     host.wait_for_log(
-        "unknown connector class \"com.example.Nope\"; known classes: headwater.file.FileSink",
+        "unknown connector class \"com.example.Nope\"; known classes: headwater.blackhole.BlackholeSink, headwater.file.FileSink",
     );
     let mut bad_sink = sink(&ws, "out/c.jsonl");
     bad_sink["config"]["topics"] = json!("");

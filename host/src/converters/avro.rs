@@ -182,7 +182,8 @@ impl AvroConverter {
             (None, Some(schema)) => from_connect(schema)?,
             (None, None) => return Err(AvroError::Schemaless),
         };
-        let text = avro.canonical_form();
+        // The full schema (Parsing Canonical Form would drop logical types and defaults).
+        let text = serde_json::to_string(&avro).map_err(|e| AvroError::Schema(e.to_string()))?;
         let cache_key = (subject.to_owned(), text);
         let cached = lock(&self.registered).get(&cache_key).copied();
         let id = match cached {
@@ -901,7 +902,8 @@ mod tests {
             decimal_bytes(&json!(12.34), 2, "").unwrap(),
             vec![0x04, 0xd2]
         );
-        assert_eq!(decimal_bytes(&json!(-1), 2, "").unwrap(), vec![0xff, 0x9c]);
+        assert_eq!(decimal_bytes(&json!(-1), 2, "").unwrap(), vec![0x9c]);
+        assert_eq!(decimal_bytes(&json!(-2), 2, "").unwrap(), vec![0xff, 0x38]);
         assert_eq!(decimal_bytes(&json!(1.5), 0, "").unwrap(), vec![0x01]);
     }
 

@@ -233,20 +233,22 @@ impl SourceContext {
         let published = out.kept.len();
         // A stopped (or failed) sink may never make room: stopping must not wait for it. An
         // interrupted publish leaves its batch unacknowledged, to be replayed.
-        let discarded = match &self.publisher {
+        let (discarded, refused) = match &self.publisher {
             Publisher::Embedded(bus) => tokio::select! {
-                discarded = bus.publish(out.kept, offsets, &self.tracker) => discarded,
+                discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
                 _ = self.cancel.cancelled() => return Ok(()),
             },
             Publisher::Kafka(kafka) => {
+                // Records the converters cannot serialize are dead letters (counted as errors).
                 let refused = kafka.publish(out.kept, offsets, &self.tracker).await?;
                 let count = refused.len();
                 self.reporter.report(refused).await?;
-                count
+                (0, count)
             }
         };
         self.metrics.add_dropped(discarded as u64);
-        self.metrics.add_out((published - discarded) as u64);
+        self.metrics
+            .add_out((published - discarded - refused) as u64);
         self.metrics.batch_latency.observe(started.elapsed());
         Ok(())
     }

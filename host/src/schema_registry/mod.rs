@@ -135,6 +135,18 @@ struct State {
     subject_compatibility: BTreeMap<String, Compatibility>,
 }
 
+/// Whether two schema texts are the same schema: equal as JSON (whitespace and key order do
+/// not matter; defaults, docs and logical types do, unlike Avro's Parsing Canonical Form).
+fn same_schema(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// One registered version of a subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
@@ -363,13 +375,11 @@ impl SchemaRegistry {
         schema_type: &str,
     ) -> Result<Registered, RegistryError> {
         let parsed = Self::parse(schema, schema_type)?;
-        let canonical = parsed.canonical_form();
         let mut state = self.lock();
-        let existing_id = state.schemas.iter().find_map(|(id, s)| {
-            AvroSchema::parse_str(&s.schema)
-                .is_ok_and(|p| p.canonical_form() == canonical)
-                .then_some(*id)
-        });
+        let existing_id = state
+            .schemas
+            .iter()
+            .find_map(|(id, s)| same_schema(&s.schema, schema).then_some(*id));
         if let Some(id) = existing_id
             && let Some(v) = state
                 .subjects
@@ -429,20 +439,18 @@ impl SchemaRegistry {
         schema: &str,
         schema_type: &str,
     ) -> Result<Registered, RegistryError> {
-        let canonical = Self::parse(schema, schema_type)?.canonical_form();
+        Self::parse(schema, schema_type)?;
         let state = self.lock();
         let live = Self::live(&state, subject)?;
         live.iter()
             .find_map(|v| {
                 let stored = state.schemas.get(&v.id)?;
-                AvroSchema::parse_str(&stored.schema)
-                    .is_ok_and(|p| p.canonical_form() == canonical)
-                    .then(|| Registered {
-                        subject: subject.to_owned(),
-                        version: v.version,
-                        id: v.id,
-                        schema: stored.schema.clone(),
-                    })
+                same_schema(&stored.schema, schema).then(|| Registered {
+                    subject: subject.to_owned(),
+                    version: v.version,
+                    id: v.id,
+                    schema: stored.schema.clone(),
+                })
             })
             .ok_or_else(RegistryError::schema_not_found)
     }
@@ -539,6 +547,8 @@ mod tests {
         assert_eq!((a.id, a.version), (1, 1));
         // The same schema again: same id and version; under another subject: same id.
         assert_eq!(r.register("u-value", V1, "AVRO").unwrap().version, 1);
+        let spaced = V1.replace(',', ", ");
+        assert_eq!(r.register("u-value", &spaced, "AVRO").unwrap().version, 1);
         let other = r.register("x-value", V1, "AVRO").unwrap();
         assert_eq!((other.id, other.version), (1, 1));
         let b = r.register("u-value", V2_DEFAULT, "AVRO").unwrap();
