@@ -576,3 +576,32 @@ fn avro_written_by_headwater_reads_back_through_its_registry() {
     assert_eq!(registered["fields"][3]["default"], Value::Null);
     host.stop();
 }
+
+/// A client property librdkafka does not know fails the connector with librdkafka's reason,
+/// instead of a sink that silently reads nothing.
+#[test]
+fn a_bad_consumer_override_fails_the_connector_with_the_reason() {
+    let broker = Service::start("tansu");
+    let ws = kafka_workspace(&broker);
+    ws.put_config(
+        "sink.json",
+        &file_sink(
+            &ws,
+            "overridden",
+            "clicks",
+            "out/o.jsonl",
+            json!({
+                "consumer.override.max.poll.records": "10",
+            }),
+        ),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    let status = host.wait_for("the connector to fail", || {
+        let (_, body) = crate::rest::http(port, "GET", "/connectors/overridden/status", None);
+        (body["connector"]["state"] == "FAILED").then_some(body)
+    });
+    let trace = status["connector"]["trace"].as_str().unwrap();
+    assert!(trace.contains("max.poll.records"), "{trace}");
+    host.stop();
+}

@@ -17,7 +17,7 @@ use super::kafka_publish::KafkaPublisher;
 use super::metrics::ConnectorMetrics;
 use super::record::Record;
 use super::reporter::ErrorReporter;
-use super::runtime::Shared;
+use super::runtime::{Shared, fail};
 use super::sink_runner::SinkRunner;
 use super::source_runner::{commit_loop, run_source};
 use super::status::State;
@@ -172,6 +172,10 @@ pub(super) fn start(
                         flush_now: Arc::clone(&flush_now),
                         cancel: cancel.clone(),
                         sink_done: done.clone(),
+                        on_failure: {
+                            let (shared, name) = (Arc::clone(shared), name.clone());
+                            Box::new(move |e| fail(&shared, &name, &e))
+                        },
                     };
                     Some(intake::spawn(spec).map_err(|e| {
                         ConnectorError::fatal("starting the Kafka consumer thread", e)

@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::client::KafkaSettings;
+use super::client::{KafkaSettings, connector_error};
 use crate::converters::Converter;
 use crate::core::ack::OffsetTracker;
 use crate::core::bus::{Delivery, TopicSelector};
-use crate::core::error::{RecordError, Stage};
+use crate::core::error::{ConnectorError, RecordError, Stage};
 use crate::core::record::{Header, Payload, Position, Record};
 use crate::offsets::SourceOffsets;
 
@@ -40,7 +40,6 @@ const FLUSH_WAIT: Duration = Duration::from_secs(30);
 const WAIT_STEP: Duration = Duration::from_millis(5);
 
 /// Everything a sink's Kafka consumer needs.
-#[derive(Debug)]
 pub struct IntakeSpec {
     pub connector: String,
     pub settings: KafkaSettings,
@@ -57,16 +56,28 @@ pub struct IntakeSpec {
     pub cancel: CancellationToken,
     /// Cancelled when the sink runner has finished (flushed what it could, or failed).
     pub sink_done: CancellationToken,
+    /// Called when the consumer cannot run (a client property librdkafka refuses, a bad
+    /// subscription): the connector is marked FAILED with the reason.
+    pub on_failure: Box<dyn FnOnce(ConnectorError) + Send>,
+}
+
+impl std::fmt::Debug for IntakeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeSpec")
+            .field("connector", &self.connector)
+            .field("selector", &self.selector)
+            .finish()
+    }
 }
 
 /// Starts the consumer thread.
-pub fn spawn(spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("kafka-in-{}", spec.connector))
         .spawn(move || {
-            let connector = spec.connector.clone();
+            let on_failure = std::mem::replace(&mut spec.on_failure, Box::new(|_| {}));
             if let Err(e) = run(spec) {
-                tracing::error!(connector = %connector, error = %e, "Kafka consumer stopped.");
+                on_failure(connector_error("running the sink's Kafka consumer", e));
             }
         })
 }
