@@ -296,8 +296,27 @@ fn logical(name: &str, base: &str) -> Value {
 
 /// The Connect schema (JsonConverter form) of an Avro schema.
 fn to_connect(s: &AvroSchema, names: &Names, optional: Option<bool>) -> Value {
-    let optional = optional.unwrap_or(false);
-    let mut out = match resolve(s, names) {
+    to_connect_in(s, names, optional, &mut Vec::new())
+}
+
+/// `expanding`: the records being expanded on the way here. A record that contains itself
+/// (a linked list, a tree) is a struct without fields the second time: Connect schemas
+/// cannot be recursive, and following the reference would never end.
+fn to_connect_in(
+    s: &AvroSchema,
+    names: &Names,
+    optional: Option<bool>,
+    expanding: &mut Vec<String>,
+) -> Value {
+    let mut optional = optional.unwrap_or(false);
+    let resolved = resolve(s, names);
+    if let AvroSchema::Record(r) = resolved {
+        let name = r.name.fullname(None);
+        if expanding.contains(&name) {
+            return json!({ "type": "struct", "name": name, "optional": optional });
+        }
+    }
+    let mut out = match resolved {
         AvroSchema::Null => json!({ "type": "string" }),
         AvroSchema::Boolean => json!({ "type": "boolean" }),
         AvroSchema::Int => json!({ "type": "int32" }),
@@ -329,52 +348,75 @@ fn to_connect(s: &AvroSchema, names: &Names, optional: Option<bool>) -> Value {
             },
         }),
         AvroSchema::Array(a) => {
-            json!({ "type": "array", "items": to_connect(&a.items, names, None) })
+            json!({ "type": "array", "items": to_connect_in(&a.items, names, None, expanding) })
         }
         AvroSchema::Map(m) => json!({
             "type": "map",
             "keys": { "type": "string", "optional": false },
-            "values": to_connect(&m.types, names, None),
+            "values": to_connect_in(&m.types, names, None, expanding),
         }),
         AvroSchema::Union(u) => match nullable(u) {
-            Some(t) => return to_connect(t, names, Some(true)),
-            None => json!({
-                "type": "struct",
-                "name": "io.confluent.connect.avro.Union",
-                "fields": u.variants().iter().filter(|v| !matches!(v, AvroSchema::Null)).map(|v| {
-                    let mut f = to_connect(v, names, Some(true));
-                    f["field"] = json!(branch_name(v));
-                    f
-                }).collect::<Vec<_>>(),
-            }),
+            Some(t) => return to_connect_in(t, names, Some(true), expanding),
+            None => {
+                // A null branch makes the whole union optional, as in AvroData.
+                optional |= u.variants().iter().any(|v| matches!(v, AvroSchema::Null));
+                let fields: Vec<Value> = u
+                    .variants()
+                    .iter()
+                    .filter(|v| !matches!(v, AvroSchema::Null))
+                    .map(|v| {
+                        let mut f = to_connect_in(v, names, Some(true), expanding);
+                        f["field"] = json!(branch_name(v));
+                        f
+                    })
+                    .collect();
+                json!({ "type": "struct", "name": "io.confluent.connect.avro.Union", "fields": fields })
+            }
         },
-        AvroSchema::Record(r) => json!({
-            "type": "struct",
-            "name": r.name.fullname(None),
-            "fields": r.fields.iter().map(|f| {
-                let mut c = to_connect(&f.schema, names, None);
-                if let Value::Object(m) = &mut c {
-                    let mut with_name = Map::new();
-                    with_name.insert("field".into(), json!(f.name));
-                    with_name.extend(std::mem::take(m));
-                    *m = with_name;
-                }
-                c
-            }).collect::<Vec<_>>(),
-        }),
+        AvroSchema::Record(r) => {
+            expanding.push(r.name.fullname(None));
+            let fields: Vec<Value> = r
+                .fields
+                .iter()
+                .map(|f| {
+                    let mut c = to_connect_in(&f.schema, names, None, expanding);
+                    if let Value::Object(m) = &mut c {
+                        let mut with_name = Map::new();
+                        with_name.insert("field".into(), json!(f.name));
+                        with_name.extend(std::mem::take(m));
+                        *m = with_name;
+                    }
+                    c
+                })
+                .collect();
+            expanding.pop();
+            json!({ "type": "struct", "name": r.name.fullname(None), "fields": fields })
+        }
         AvroSchema::Ref { name } => json!({ "type": "struct", "name": name.fullname(None) }),
     };
     out["optional"] = json!(optional);
     out
 }
 
-/// The field name of a union branch in Confluent's Union struct: the type or its name.
+/// The field name of a union branch in Confluent's Union struct: the name of a named type,
+/// else the Avro type (a logical type's underlying one).
 fn branch_name(s: &AvroSchema) -> String {
     match s {
         AvroSchema::Record(r) => r.name.name.clone(),
         AvroSchema::Enum(e) => e.name.name.clone(),
         AvroSchema::Fixed(f) => f.name.name.clone(),
         AvroSchema::Ref { name } => name.name.clone(),
+        AvroSchema::Date | AvroSchema::TimeMillis => "int".into(),
+        AvroSchema::TimeMicros
+        | AvroSchema::TimestampMillis
+        | AvroSchema::TimestampMicros
+        | AvroSchema::TimestampNanos
+        | AvroSchema::LocalTimestampMillis
+        | AvroSchema::LocalTimestampMicros
+        | AvroSchema::LocalTimestampNanos => "long".into(),
+        AvroSchema::Uuid => "string".into(),
+        AvroSchema::BigDecimal => "bytes".into(),
+        AvroSchema::Decimal(d) => branch_name(&d.inner),
         other => {
             let kind: apache_avro::schema::SchemaKind = other.into();
             format!("{kind:?}").to_lowercase()
@@ -748,15 +790,23 @@ fn record_from_json(
 /// it: structs become records (`ConnectDefault` when unnamed), optional fields unions with
 /// null defaulting to null, Connect's logical types Avro's.
 pub fn from_connect(schema: &Value) -> Result<AvroSchema, AvroError> {
-    let mut counter = 0;
-    let json = connect_to_avro_json(schema, &mut counter, true)?;
+    let mut names = Defined::default();
+    let json = connect_to_avro_json(schema, &mut names, true)?;
     AvroSchema::parse(&json)
         .map_err(|e| AvroError::Schema(format!("{e} (from Connect schema {schema})")))
 }
 
+/// Records already defined while translating one schema: Avro names a type once and refers to
+/// it by name after (Debezium's `before` and `after` share their `Value` struct).
+#[derive(Default)]
+struct Defined {
+    unnamed: usize,
+    names: std::collections::HashSet<String>,
+}
+
 fn connect_to_avro_json(
     schema: &Value,
-    counter: &mut usize,
+    defined: &mut Defined,
     top: bool,
 ) -> Result<Value, AvroError> {
     let base = match schema.get("name").and_then(Value::as_str) {
@@ -790,23 +840,43 @@ fn connect_to_avro_json(
             "string" => json!("string"),
             "bytes" => json!("bytes"),
             "array" => {
-                json!({ "type": "array", "items": connect_to_avro_json(&schema["items"], counter, false)? })
+                json!({ "type": "array", "items": connect_to_avro_json(&schema["items"], defined, false)? })
             }
             "map" => {
-                json!({ "type": "map", "values": connect_to_avro_json(&schema["values"], counter, false)? })
+                json!({ "type": "map", "values": connect_to_avro_json(&schema["values"], defined, false)? })
+            }
+            "struct" if schema["name"] == "io.confluent.connect.avro.Union" => {
+                // Back to the Avro union it came from: its optional fields are the branches.
+                let mut branches = Vec::new();
+                if schema["optional"].as_bool() == Some(true) {
+                    branches.push(json!("null"));
+                }
+                for f in schema["fields"].as_array().into_iter().flatten() {
+                    let mut branch = f.clone();
+                    branch["optional"] = json!(false);
+                    branches.push(connect_to_avro_json(&branch, defined, false)?);
+                }
+                return Ok(Value::Array(branches));
             }
             "struct" => {
                 let name = match schema.get("name").and_then(Value::as_str) {
                     Some(n) => n.to_owned(),
                     None => {
-                        *counter += 1;
-                        if *counter == 1 {
-                            "io.confluent.connect.avro.ConnectDefault".to_owned()
-                        } else {
-                            format!("io.confluent.connect.avro.ConnectDefault{counter}")
+                        defined.unnamed += 1;
+                        match defined.unnamed {
+                            1 => "io.confluent.connect.avro.ConnectDefault".to_owned(),
+                            n => format!("io.confluent.connect.avro.ConnectDefault{n}"),
                         }
                     }
                 };
+                if !defined.names.insert(name.clone()) {
+                    // Defined already: refer to it by name.
+                    return Ok(if schema["optional"].as_bool() == Some(true) && !top {
+                        json!(["null", name])
+                    } else {
+                        json!(name)
+                    });
+                }
                 let Name { name, namespace } =
                     Name::new(&name).map_err(|e| AvroError::Schema(e.to_string()))?;
                 let mut fields = Vec::new();
@@ -815,7 +885,7 @@ fn connect_to_avro_json(
                         AvroError::Schema(format!("struct field without a name: {f}"))
                     })?;
                     let mut avro_field =
-                        json!({ "name": field, "type": connect_to_avro_json(f, counter, false)? });
+                        json!({ "name": field, "type": connect_to_avro_json(f, defined, false)? });
                     if f["optional"].as_bool() == Some(true) {
                         avro_field["default"] = Value::Null;
                     }
@@ -938,6 +1008,59 @@ mod tests {
         assert_eq!(
             to_json(&value, &avro, &named_types(&avro)),
             json!({"id": 1, "email": null, "born": 3})
+        );
+    }
+
+    #[test]
+    fn recursive_schemas_and_shared_structs_translate() {
+        let list = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"long"},{"name":"next","type":["null","Node"],"default":null}]}"#;
+        let k = known(AvroSchema::parse_str(list).unwrap());
+        assert_eq!(k.connect["fields"][1]["name"], "Node");
+        assert_eq!(k.connect["fields"][1]["optional"], true);
+        let c = AvroConverter::new(None, Some(list), true).unwrap();
+        let value = json!({"v": 1, "next": {"v": 2, "next": null}});
+        let bytes = c.serialize("s", &Data::schemaless(value.clone())).unwrap();
+        assert_eq!(c.deserialize(&bytes).unwrap().value, value);
+        // Debezium's envelope: `before` and `after` share one struct.
+        let row = json!({"type": "struct", "name": "db.t.Value", "optional": true,
+            "fields": [{"field": "id", "type": "int32", "optional": false}]});
+        let envelope = json!({"type": "struct", "name": "db.t.Envelope", "optional": false,
+            "fields": [
+                {"field": "before", "type": "struct", "name": "db.t.Value", "optional": true, "fields": row["fields"]},
+                {"field": "after", "type": "struct", "name": "db.t.Value", "optional": true, "fields": row["fields"]},
+                {"field": "op", "type": "string", "optional": false}]});
+        let avro = from_connect(&envelope).unwrap();
+        let text = serde_json::to_string(&avro).unwrap();
+        assert_eq!(
+            text.matches("\"fields\"").count(),
+            2,
+            "Value defined once: {text}"
+        );
+        let bytes = encode(
+            &avro,
+            &json!({"before": null, "after": {"id": 3}, "op": "c"}),
+        )
+        .unwrap();
+        assert!(!bytes.is_empty());
+    }
+
+    #[test]
+    fn unions_of_several_types_with_null_are_optional_structs() {
+        let s = r#"{"type":"record","name":"R","fields":[{"name":"u","type":["null","long",{"type":"int","logicalType":"date"}]}]}"#;
+        let k = known(AvroSchema::parse_str(s).unwrap());
+        let u = &k.connect["fields"][0];
+        assert_eq!(u["name"], "io.confluent.connect.avro.Union");
+        assert_eq!(u["optional"], true);
+        assert_eq!(
+            u["fields"][1]["field"], "int",
+            "a logical type's branch has its base name"
+        );
+        let back = from_connect(&k.connect).unwrap();
+        let bytes = encode(&back, &json!({"u": {"long": 5, "int": null}})).unwrap();
+        assert_eq!(
+            bytes,
+            vec![2, 10],
+            "union branch 1 (zigzag 2), then the long 5 (zigzag 10)"
         );
     }
 
