@@ -101,6 +101,7 @@ impl AvroConverter {
         registry: Option<&str>,
         schema_json: Option<&str>,
         auto_register: bool,
+        token: Option<String>,
     ) -> Result<Self, AvroError> {
         let configured = schema_json
             .map(|text| {
@@ -110,7 +111,7 @@ impl AvroConverter {
             })
             .transpose()?;
         Ok(Self {
-            registry: registry.map(RegistryClient::new),
+            registry: registry.map(|urls| RegistryClient::new(urls, token)),
             configured,
             auto_register,
             by_id: Mutex::new(HashMap::new()),
@@ -189,23 +190,15 @@ impl AvroConverter {
         let id = match cached {
             Some(id) => id,
             None => {
-                if !self.auto_register {
-                    return Err(AvroError::Register {
-                        subject: subject.to_owned(),
-                        source: RegistryError::Rejected {
-                            url: String::new(),
-                            status: 404,
-                            code: 40403,
-                            message: "auto.register.schemas=false and the schema is not cached"
-                                .into(),
-                        },
-                    });
-                }
-                let id = registry.register(subject, &cache_key.1).map_err(|source| {
-                    AvroError::Register {
-                        subject: subject.to_owned(),
-                        source,
-                    }
+                let (subject_owned, text) = (subject.to_owned(), &cache_key.1);
+                let answer = if self.auto_register {
+                    registry.register(subject, text)
+                } else {
+                    registry.lookup(subject, text)
+                };
+                let id = answer.map_err(|source| AvroError::Register {
+                    subject: subject_owned,
+                    source,
                 })?;
                 lock(&self.registered).insert(cache_key, id);
                 id
@@ -946,7 +939,7 @@ mod tests {
 
     #[test]
     fn schema_json_round_trips_logical_types() {
-        let c = AvroConverter::new(None, Some(CLICK), true).unwrap();
+        let c = AvroConverter::new(None, Some(CLICK), true, None).unwrap();
         let bytes = c
             .serialize("clicks-value", &Data::schemaless(click()))
             .unwrap();
@@ -979,7 +972,7 @@ mod tests {
 
     #[test]
     fn mismatched_values_name_the_field() {
-        let c = AvroConverter::new(None, Some(CLICK), true).unwrap();
+        let c = AvroConverter::new(None, Some(CLICK), true, None).unwrap();
         let mut bad = click();
         bad["user_id"] = json!("seven");
         let err = c.serialize("s", &Data::schemaless(bad)).unwrap_err();
@@ -1017,7 +1010,7 @@ mod tests {
         let k = known(AvroSchema::parse_str(list).unwrap());
         assert_eq!(k.connect["fields"][1]["name"], "Node");
         assert_eq!(k.connect["fields"][1]["optional"], true);
-        let c = AvroConverter::new(None, Some(list), true).unwrap();
+        let c = AvroConverter::new(None, Some(list), true, None).unwrap();
         let value = json!({"v": 1, "next": {"v": 2, "next": null}});
         let bytes = c.serialize("s", &Data::schemaless(value.clone())).unwrap();
         assert_eq!(c.deserialize(&bytes).unwrap().value, value);

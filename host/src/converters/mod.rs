@@ -64,6 +64,13 @@ const AUTO_REGISTER: ConfigKey = ConfigKey::new(
 )
 .with_default("true");
 
+const BEARER_TOKEN: ConfigKey = ConfigKey::new(
+    "bearer.auth.token",
+    KeyType::Password,
+    "AvroConverter: a bearer token for the schema registry (Headwater's REST token when its \
+     API requires one).",
+);
+
 /// A configured converter.
 #[derive(Debug, Clone)]
 pub enum Converter {
@@ -130,6 +137,10 @@ impl Converter {
                 let url = scoped.string(&SCHEMA_REGISTRY_URL);
                 let schema = scoped.string(&SCHEMA_JSON);
                 let auto_register = scoped.bool(&AUTO_REGISTER).unwrap_or(true);
+                let token = scoped.string(&BEARER_TOKEN);
+                // Confluent's converters name where the token comes from; only a static token
+                // is supported, so the key is read and otherwise ignored.
+                scoped.claim_prefix("bearer.auth.credentials.source");
                 if url.is_none() && schema.is_none() {
                     scoped.issue(
                         SCHEMA_REGISTRY_URL.name,
@@ -137,7 +148,12 @@ impl Converter {
                          schema.json (plain Avro binary)",
                     );
                 }
-                match avro::AvroConverter::new(url.as_deref(), schema.as_deref(), auto_register) {
+                match avro::AvroConverter::new(
+                    url.as_deref(),
+                    schema.as_deref(),
+                    auto_register,
+                    token,
+                ) {
                     Ok(c) => Self::Avro(Arc::new(c)),
                     Err(e) => {
                         scoped.issue(SCHEMA_JSON.name, e.to_string());

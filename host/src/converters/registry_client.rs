@@ -39,10 +39,13 @@ impl RegistryError {
 pub struct RegistryClient {
     urls: Vec<String>,
     agent: ureq::Agent,
+    /// `bearer.auth.token`: sent as `Authorization: Bearer ..` (Headwater's own registry asks
+    /// for the REST token when one is set).
+    token: Option<String>,
 }
 
 impl RegistryClient {
-    pub fn new(urls: &str) -> Self {
+    pub fn new(urls: &str, token: Option<String>) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
@@ -55,12 +58,16 @@ impl RegistryClient {
                 .filter(|u| !u.is_empty())
                 .collect(),
             agent,
+            token,
         }
     }
 
     /// The schema text registered under `id`.
     pub fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
-        let body = self.call(|agent, base| agent.get(format!("{base}/schemas/ids/{id}")).call())?;
+        let body = self.call(|agent, base| {
+            self.authorize(agent.get(format!("{base}/schemas/ids/{id}")))
+                .call()
+        })?;
         match body.get("schema").and_then(Value::as_str) {
             Some(schema) => Ok(schema.to_owned()),
             None => Err(RegistryError::Unreachable {
@@ -72,11 +79,21 @@ impl RegistryClient {
 
     /// Registers `schema` under `subject` (or finds it registered) and returns its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.post_schema(
+            &format!("/subjects/{}/versions", encode_path(subject)),
+            schema,
+        )
+    }
+
+    /// The id of `schema` if `subject` has it (`auto.register.schemas=false`).
+    pub fn lookup(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.post_schema(&format!("/subjects/{}", encode_path(subject)), schema)
+    }
+
+    fn post_schema(&self, path: &str, schema: &str) -> Result<u32, RegistryError> {
         let request = json!({ "schema": schema });
-        let subject = encode_path(subject);
         let body = self.call(|agent, base| {
-            agent
-                .post(format!("{base}/subjects/{subject}/versions"))
+            self.authorize(agent.post(format!("{base}{path}")))
                 .header("Content-Type", CONTENT_TYPE)
                 .send_json(&request)
         })?;
@@ -85,8 +102,15 @@ impl RegistryClient {
             .and_then(|id| u32::try_from(id).ok())
             .ok_or_else(|| RegistryError::Unreachable {
                 url: self.urls.join(","),
-                message: "no \"id\" in the registration answer".into(),
+                message: "no \"id\" in the answer".into(),
             })
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
     }
 
     fn call(

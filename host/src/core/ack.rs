@@ -140,6 +140,12 @@ impl OffsetTracker {
         self.lock().committed.get(partition).cloned()
     }
 
+    /// Forgets the acknowledged offset of `partition` (a Kafka partition this consumer gave up
+    /// and got back: what it acknowledged before is older than the group's offset now).
+    pub fn forget(&self, partition: &Value) {
+        self.lock().committed.remove(partition);
+    }
+
     /// Batches sent but not yet fully acknowledged.
     pub fn in_flight(&self) -> usize {
         self.lock().pending.len()

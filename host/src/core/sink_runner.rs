@@ -17,6 +17,9 @@ use super::runtime::{Shared, fail};
 use super::task::{Sink, TargetState};
 use super::transform::Chain;
 
+/// How long a stopping sink may take for its last flush.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(super) struct SinkRunner {
     pub(super) name: String,
     pub(super) shared: Arc<Shared>,
@@ -49,7 +52,19 @@ impl SinkRunner {
             Ok(()) => {
                 self.shared.bus.unsubscribe(sub.id);
                 sub.inbox.close();
-                self.drain(sink, sub).await
+                // A destination that cannot take the last flush (a broker down) must not hold
+                // the shutdown: what is not flushed is not acknowledged, so it is replayed.
+                match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, self.drain(sink, sub)).await {
+                    Ok(drained) => drained,
+                    Err(_) => {
+                        tracing::warn!(
+                            connector = %self.name,
+                            timeout_s = FINAL_FLUSH_TIMEOUT.as_secs(),
+                            "The sink did not flush in time while stopping; its unflushed records will be replayed."
+                        );
+                        Ok(())
+                    }
+                }
             }
             Err(e) => Err(e),
         };

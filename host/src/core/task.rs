@@ -239,10 +239,17 @@ impl SourceContext {
                 _ = self.cancel.cancelled() => return Ok(()),
             },
             Publisher::Kafka(kafka) => {
-                // Records the converters cannot serialize are dead letters (counted as errors).
-                let refused = kafka.publish(out.kept, offsets, &self.tracker).await?;
+                let Some((records, refused)) = kafka.serialize(out.kept, &self.cancel).await else {
+                    return Ok(());
+                };
+                // Records the converters refuse are dead letters (counted as errors), written
+                // before the batch's position can be committed.
                 let count = refused.len();
                 self.reporter.report(refused).await?;
+                tokio::select! {
+                    sent = kafka.send(records, offsets, &self.tracker) => sent?,
+                    _ = self.cancel.cancelled() => return Ok(()),
+                }
                 (0, count)
             }
         };

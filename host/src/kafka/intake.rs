@@ -115,8 +115,14 @@ impl ConsumerContext for IntakeContext {
                 self.flush_now.notify_one();
                 wait_for_sink(&self.tracker, &self.sink_done);
                 commit(consumer, &self.tracker, Some(partitions), CommitMode::Sync);
+                // Partitions kept (cooperative rebalancing) are committed by the next round.
+                self.tracker.mark_dirty();
             }
             Rebalance::Assign(partitions) => {
+                for p in partitions.elements() {
+                    self.tracker
+                        .forget(&partition_key(p.topic(), p.partition()));
+                }
                 tracing::info!(
                     connector = %self.connector,
                     partitions = partitions.count(),
@@ -336,9 +342,12 @@ fn poll_batch(
             Some((_, offset)) => *offset = next,
             None => offsets.push((key, next)),
         }
-        match convert(&message, spec, source) {
-            Ok(record) => records.push(record),
-            Err(failure) => failed.push(*failure),
+        match convert_waiting(&message, spec, source) {
+            Some(Ok(record)) => records.push(record),
+            Some(Err(failure)) => failed.push(*failure),
+            // Stopped while the registry was away: nothing of this batch is handed over or
+            // committed; the next owner reads it again.
+            None => return None,
         }
     }
     (!offsets.is_empty()).then_some((records, failed, offsets))
@@ -350,7 +359,7 @@ fn convert(
     message: &BorrowedMessage<'_>,
     spec: &IntakeSpec,
     source: &Arc<str>,
-) -> Result<Record, Box<(Record, RecordError)>> {
+) -> Result<Record, Conversion> {
     let key_bytes = message.key().map(Bytes::copy_from_slice);
     let value_bytes = message.payload().map(Bytes::copy_from_slice);
     let mut record = Record {
@@ -393,6 +402,9 @@ fn convert(
         Err(e) => (Stage::KeyConverter, spec.key_converter.class(), e),
     };
     let (stage, class, error) = failure;
+    if error.is_transient() {
+        return Err(Conversion::Transient(error));
+    }
     // The dead letter carries the bytes exactly as they were consumed.
     record.key = key_bytes.map(Payload::json_bytes).unwrap_or_default();
     record.value = value_bytes.map(Payload::json_bytes).unwrap_or_default();
@@ -402,7 +414,42 @@ fn convert(
         "org.apache.kafka.connect.errors.DataException",
         error.to_string(),
     );
-    Err(Box::new((record, error)))
+    Err(Conversion::Refused(Box::new((record, error))))
+}
+
+/// Why a message could not become a record.
+enum Conversion {
+    /// The data is bad: a dead letter with the bytes as consumed.
+    Refused(Box<(Record, RecordError)>),
+    /// The converter's schema registry could not be reached: worth waiting for.
+    Transient(crate::converters::ConvertError),
+}
+
+/// [`convert`], waiting with backoff while the schema registry is unreachable (a registry
+/// outage must not turn every record into a dead letter). `None` when the task stops meanwhile.
+fn convert_waiting(
+    message: &BorrowedMessage<'_>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Option<Result<Record, Box<(Record, RecordError)>>> {
+    let mut delay = Duration::from_millis(300);
+    loop {
+        match convert(message, spec, source) {
+            Ok(record) => return Some(Ok(record)),
+            Err(Conversion::Refused(failure)) => return Some(Err(failure)),
+            Err(Conversion::Transient(e)) => {
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = delay.as_millis() as u64, "The schema registry is unreachable; waiting for it.");
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    if spec.cancel.is_cancelled() {
+                        return None;
+                    }
+                    std::thread::sleep(WAIT_STEP * 10);
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

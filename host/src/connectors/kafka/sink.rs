@@ -7,7 +7,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::converters::Converter;
 use crate::core::error::{ConnectorError, RecordError};
-use crate::core::kafka_publish::outgoing_batch;
+use crate::core::kafka_publish::{Serialized, serialize};
 use crate::core::record::Record;
 use crate::core::task::Sink;
 use crate::kafka::KafkaSettings;
@@ -19,6 +19,8 @@ use crate::kafka::producer::{BatchProducer, Outgoing, Pending, delivered};
 const FLUSH_RECORDS: usize = 10_000;
 /// ...or this long after the first of them was queued.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a batch waits for an unreachable schema registry before the task fails.
+const REGISTRY_PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct KafkaSink {
     connector: String,
@@ -90,20 +92,38 @@ impl Sink for KafkaSink {
 
     async fn write(
         &mut self,
-        mut records: Vec<Record>,
+        records: Vec<Record>,
     ) -> Result<Vec<(Record, RecordError)>, ConnectorError> {
-        let (mut out, failed_at, errors) = outgoing_batch(&mut records, &self.key, &self.value);
+        // While the schema registry is unreachable the batch waits (the sink's inputs wait
+        // behind it); after REGISTRY_PATIENCE the task fails, with nothing of it acknowledged.
+        let mut records = records;
+        let mut delay = Duration::from_millis(300);
+        let started = Instant::now();
+        let (mut out, refused) = loop {
+            records = match serialize(records, &self.key, &self.value) {
+                Serialized::Done { out, refused } => break (out, refused),
+                Serialized::Retry(records) => records,
+            };
+            if started.elapsed() > REGISTRY_PATIENCE {
+                return Err(ConnectorError::retriable(
+                    "serializing records for Kafka",
+                    format!(
+                        "the schema registry could not be reached for {} s",
+                        REGISTRY_PATIENCE.as_secs()
+                    ),
+                ));
+            }
+            tracing::warn!(connector = %self.connector, retry_in_ms = delay.as_millis() as u64, "The schema registry is unreachable; the batch waits for it.");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        };
         if let Some(topic) = &self.topic {
             for o in &mut out {
                 o.topic.clone_from(topic);
             }
         }
         self.queue(out).await?;
-        let mut failed = Vec::with_capacity(failed_at.len());
-        for (i, e) in failed_at.into_iter().zip(errors).rev() {
-            failed.push((records.swap_remove(i), e));
-        }
-        Ok(failed)
+        Ok(refused)
     }
 
     async fn flush(&mut self) -> Result<(), ConnectorError> {
