@@ -605,3 +605,73 @@ fn a_bad_consumer_override_fails_the_connector_with_the_reason() {
     assert!(trace.contains("max.poll.records"), "{trace}");
     host.stop();
 }
+
+/// While the schema registry is down, Avro records wait for it instead of becoming dead
+/// letters; the registry (another Headwater host) comes back with its schemas from disk.
+#[test]
+fn avro_records_wait_out_a_registry_outage() {
+    use std::process::{Child, Stdio};
+    let broker = Service::start("tansu");
+    client(&["create", &broker.url, "clicks-avro", "1"]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let registry_ws = Workspace::new();
+    let start_registry = || -> Child {
+        let child = Command::new(env!("CARGO_BIN_EXE_headwater"))
+            .current_dir(registry_ws.path(""))
+            .args([
+                "run",
+                "--data-dir",
+                "var",
+                "--connectors-dir",
+                "connectors.d",
+            ])
+            .args(["--rest-listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        child
+    };
+    let registry = format!("http://127.0.0.1:{port}");
+    let mut registry_host = start_registry();
+    client(&["produce-avro", &broker.url, "clicks-avro", "50", &registry]);
+    registry_host.kill().unwrap();
+    registry_host.wait().unwrap();
+
+    let ws = kafka_workspace(&broker);
+    ws.put_config(
+        "avro.json",
+        &file_sink(
+            &ws,
+            "clicks-avro",
+            "clicks-avro",
+            "out/avro.jsonl",
+            json!({
+                "errors.tolerance": "all",
+                "value.converter": "io.confluent.connect.avro.AvroConverter",
+                "value.converter.schema.registry.url": registry,
+            }),
+        ),
+    );
+    let host = ws.start();
+    host.wait_for_log("The schema registry is unreachable; waiting for it.");
+    let mut registry_host = start_registry();
+    let lines = wait_for_ids(&host, &ws.path("out/avro.jsonl"), 50);
+    assert_eq!(lines.len(), 50);
+    assert!(
+        !ws.path("var/dlq/clicks-avro.jsonl").exists(),
+        "no dead letters"
+    );
+    host.stop();
+    registry_host.kill().unwrap();
+    registry_host.wait().unwrap();
+}
