@@ -11,6 +11,7 @@
 //!   the config. See [`avro`].
 
 pub mod avro;
+pub mod decimal;
 pub mod registry_client;
 
 use std::sync::Arc;
@@ -43,6 +44,15 @@ const SCHEMAS_ENABLE: ConfigKey = ConfigKey::new(
 )
 .with_default("true");
 
+const DECIMAL_FORMAT: ConfigKey = ConfigKey::new(
+    "decimal.format",
+    KeyType::String,
+    "JsonConverter: how Connect Decimals are written: BASE64 (the unscaled bytes) or NUMERIC \
+     (JSON numbers, exact). Reading takes the value as it is.",
+)
+.with_default("BASE64")
+.one_of(&["BASE64", "NUMERIC"]);
+
 const SCHEMA_REGISTRY_URL: ConfigKey = ConfigKey::new(
     "schema.registry.url",
     KeyType::String,
@@ -74,7 +84,11 @@ const BEARER_TOKEN: ConfigKey = ConfigKey::new(
 /// A configured converter.
 #[derive(Debug, Clone)]
 pub enum Converter {
-    Json { schemas_enable: bool },
+    Json {
+        schemas_enable: bool,
+        /// `decimal.format=NUMERIC`: Decimals written as JSON numbers (BASE64 otherwise).
+        decimal_numeric: bool,
+    },
     String,
     ByteArray,
     Avro(Arc<avro::AvroConverter>),
@@ -83,7 +97,16 @@ pub enum Converter {
 impl PartialEq for Converter {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Self::Json { schemas_enable: a }, Self::Json { schemas_enable: b }) => a == b,
+            (
+                Self::Json {
+                    schemas_enable: a,
+                    decimal_numeric: x,
+                },
+                Self::Json {
+                    schemas_enable: b,
+                    decimal_numeric: y,
+                },
+            ) => a == b && x == y,
             (Self::String, Self::String) | (Self::ByteArray, Self::ByteArray) => true,
             (Self::Avro(a), Self::Avro(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -114,6 +137,7 @@ impl Default for Converter {
     fn default() -> Self {
         Self::Json {
             schemas_enable: true,
+            decimal_numeric: false,
         }
     }
 }
@@ -130,6 +154,7 @@ impl Converter {
         let converter = match class.trim() {
             JSON_CONVERTER => Self::Json {
                 schemas_enable: scoped.bool(&SCHEMAS_ENABLE).unwrap_or(true),
+                decimal_numeric: scoped.choice(&DECIMAL_FORMAT).as_deref() == Some("numeric"),
             },
             STRING_CONVERTER => Self::String,
             BYTE_ARRAY_CONVERTER => Self::ByteArray,
@@ -217,6 +242,7 @@ impl Converter {
         let bytes = match self {
             Self::Json {
                 schemas_enable: false,
+                ..
             } => return Ok(payload.to_json_bytes()),
             Self::Json { .. } => {
                 Bytes::from(serde_json::to_vec(&self.rendered(payload)?).map_err(ParseError::from)?)
@@ -254,16 +280,19 @@ impl Converter {
         Ok(match self {
             Self::Json {
                 schemas_enable: true,
+                decimal_numeric,
             } => {
                 let Data { schema, value } = payload.get()?;
                 Rendered::Envelope {
                     schema: schema.as_ref(),
                     payload: value,
+                    numeric_decimals: *decimal_numeric,
                 }
             }
             // Avro written as text (a file sink) is its JSON form.
             Self::Json {
                 schemas_enable: false,
+                ..
             }
             | Self::Avro(_) => Rendered::Plain(&payload.get()?.value),
             Self::String => match &payload.get()?.value {
@@ -284,9 +313,11 @@ impl Converter {
         match self {
             Self::Json {
                 schemas_enable: false,
+                ..
             } => Ok(Payload::json_bytes(bytes)),
             Self::Json {
                 schemas_enable: true,
+                ..
             } => {
                 let value: Value = serde_json::from_slice(&bytes)?;
                 match Data::from_json(value.clone()) {
@@ -329,6 +360,8 @@ pub enum Rendered<'a> {
     Envelope {
         schema: Option<&'a crate::core::record::Schema>,
         payload: &'a Value,
+        /// `decimal.format=NUMERIC`.
+        numeric_decimals: bool,
     },
     Plain(&'a Value),
     Text(std::borrow::Cow<'a, str>),
@@ -339,10 +372,23 @@ impl serde::Serialize for Rendered<'_> {
         use serde::ser::SerializeMap;
         match self {
             Self::Null => serializer.serialize_unit(),
-            Self::Envelope { schema, payload } => {
+            Self::Envelope {
+                schema,
+                payload,
+                numeric_decimals,
+            } => {
                 let mut map = serializer.serialize_map(Some(2))?;
                 map.serialize_entry("schema", schema)?;
-                map.serialize_entry("payload", payload)?;
+                match schema {
+                    Some(schema) if *numeric_decimals => map.serialize_entry(
+                        "payload",
+                        &decimal::NumericDecimals {
+                            schema,
+                            value: payload,
+                        },
+                    )?,
+                    _ => map.serialize_entry("payload", payload)?,
+                }
                 map.end()
             }
             Self::Plain(value) => value.serialize(serializer),
@@ -367,6 +413,7 @@ mod tests {
         let mut p = Payload::value(json!({"a": 1}));
         let with = Converter::Json {
             schemas_enable: true,
+            decimal_numeric: false,
         };
         assert_eq!(
             serde_json::to_value(with.rendered(&mut p).unwrap()).unwrap(),
@@ -374,11 +421,35 @@ mod tests {
         );
         let without = Converter::Json {
             schemas_enable: false,
+            decimal_numeric: false,
         };
         assert_eq!(
             serde_json::to_value(without.rendered(&mut p).unwrap()).unwrap(),
             json!({"a": 1})
         );
+    }
+
+    #[test]
+    fn decimal_format_numeric_writes_exact_numbers() {
+        use crate::config::common::VALUE_CONVERTER;
+        let map = [
+            ("value.converter", JSON_CONVERTER),
+            ("value.converter.decimal.format", "NUMERIC"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut options = Options::new(map);
+        let converter = Converter::from_options(&mut options, &VALUE_CONVERTER);
+        let schema = json!({"type": "struct", "fields": [{"field": "amount", "type": "bytes",
+            "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}]});
+        let mut p = Payload::data(Data {
+            schema: Some(schema.into()),
+            value: json!({"amount": "ATE="}),
+        });
+        let bytes = converter.serialize("t", false, &mut p).unwrap().unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.ends_with(r#""payload":{"amount":3.05}}"#), "{text}");
     }
 
     #[test]
