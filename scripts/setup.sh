@@ -42,8 +42,8 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
-# Build tools for crates that compile C (zstd, librdkafka).
-apt_install build-essential pkg-config
+# Build tools for crates that compile C (zstd, librdkafka and its zlib).
+apt_install build-essential pkg-config zlib1g-dev
 
 # WASM plugins are built for this target.
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

@@ -23,12 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod service;
+use service::{Service, repo_root};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tools() -> PathBuf {
     repo_root().join("../shared/tools")
@@ -43,29 +42,16 @@ fn env_usize(key: &str, default: usize) -> usize {
 
 struct Postgres {
     port: u16,
-    state: tempfile::TempDir,
+    _service: Service,
 }
 
 impl Postgres {
     fn start() -> Self {
-        let state = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(repo_root().join("scripts/service.sh"))
-            .args(["start", "postgres"])
-            .arg(state.path())
-            .output()
-            .expect("run scripts/service.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let port = text
-            .lines()
-            .find_map(|l| l.strip_prefix("PORT="))
-            .and_then(|p| p.parse().ok())
-            .expect("service.sh prints PORT");
-        Self { port, state }
+        let service = Service::start("postgres", &[]);
+        Self {
+            port: service.port,
+            _service: service,
+        }
     }
 
     fn psql(&self, db: &str, args: &[&str]) {
@@ -89,15 +75,6 @@ impl Postgres {
             "psql: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/service.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
     }
 }
 

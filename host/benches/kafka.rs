@@ -8,12 +8,15 @@
 //! Needs the tansu broker (scripts/setup.sh builds it). Each side reads the whole topic in its
 //! own consumer group, timed from subscribing to the last record.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+mod service;
+use service::{Service, repo_root};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,47 +25,6 @@ const TOPIC: &str = "bench-clicks";
 const PARTITIONS: &str = "4";
 /// A side that has not read everything by then is stuck, not slow.
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Broker {
-    url: String,
-    state: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Self {
-        let state = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(repo_root().join("scripts/service.sh"))
-            .args(["start", "tansu"])
-            .arg(state.path())
-            .output()
-            .expect("run scripts/service.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let url = text
-            .lines()
-            .find_map(|l| l.strip_prefix("URL="))
-            .expect("service.sh prints URL")
-            .to_owned();
-        Self { url, state }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/service.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
-    }
-}
 
 fn produce(bootstrap: &str, rows: usize) -> u64 {
     let script = repo_root().join("host/testdata/kafka/client.py");
@@ -174,7 +136,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500_000);
-    let broker = Broker::start();
+    let broker = Service::start("tansu", &[]);
     let bytes = produce(&broker.url, rows);
     println!(
         "kafka: {rows} records ({:.0} bytes each) in {TOPIC} ({PARTITIONS} partitions) on tansu",

@@ -8,9 +8,12 @@
 //! Needs redis-server and redis-benchmark (scripts/setup.sh installs them).
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod service;
+use service::Service;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -20,36 +23,19 @@ const FEATURES: usize = 9;
 /// Pipeline depth for redis-benchmark: about one Headwater batch.
 const PIPELINE: usize = 1000;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// A Redis without persistence (the benchmark measures the sink, not the disk).
 struct Redis {
     port: u16,
-    state: tempfile::TempDir,
+    _service: Service,
 }
 
 impl Redis {
     fn start() -> Self {
-        let state = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(repo_root().join("scripts/service.sh"))
-            .env("REDIS_PERSIST", "no")
-            .args(["start", "redis"])
-            .arg(state.path())
-            .output()
-            .expect("run scripts/service.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let port = text
-            .lines()
-            .find_map(|l| l.strip_prefix("PORT="))
-            .and_then(|p| p.parse().ok())
-            .expect("service.sh prints PORT");
-        Self { port, state }
+        let service = Service::start("redis", &[("REDIS_PERSIST", "no")]);
+        Self {
+            port: service.port,
+            _service: service,
+        }
     }
 
     fn flush_all(&self) {
@@ -58,15 +44,6 @@ impl Redis {
             .output()
             .expect("redis-cli");
         assert!(status.status.success());
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/service.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
     }
 }
 

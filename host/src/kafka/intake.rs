@@ -152,6 +152,37 @@ fn wait_for_sink(tracker: &OffsetTracker, sink_done: &CancellationToken) {
     }
 }
 
+/// Exponential backoff for this thread's waits (300 ms doubling to 30 s), cut short when the
+/// task stops.
+struct Backoff {
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            delay: Duration::from_millis(300),
+        }
+    }
+
+    fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Sleeps the current delay and doubles it; false when `cancel` fired meanwhile.
+    fn sleep(&mut self, cancel: &CancellationToken) -> bool {
+        let until = Instant::now() + self.delay;
+        while Instant::now() < until {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(WAIT_STEP * 10);
+        }
+        self.delay = (self.delay * 2).min(Duration::from_secs(30));
+        true
+    }
+}
+
 /// The source partition of a topic partition, in the offsets' JSON form.
 pub fn partition_key(topic: &str, partition: i32) -> Value {
     json!({ "topic": topic, "partition": partition })
@@ -285,20 +316,15 @@ fn subscription(spec: &IntakeSpec, consumer: &BaseConsumer<IntakeContext>) -> Op
     if !spec.only_existing {
         return Some(topics);
     }
-    let mut delay = Duration::from_millis(300);
+    let mut backoff = Backoff::new();
     let metadata = loop {
         match consumer.fetch_metadata(None, Duration::from_secs(10)) {
             Ok(m) => break m,
             Err(e) => {
-                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = delay.as_millis() as u64, "Could not list Kafka's topics; retrying.");
-                let until = Instant::now() + delay;
-                while Instant::now() < until {
-                    if spec.cancel.is_cancelled() {
-                        return None;
-                    }
-                    std::thread::sleep(WAIT_STEP * 10);
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = backoff.delay().as_millis() as u64, "Could not list Kafka's topics; retrying.");
+                if !backoff.sleep(&spec.cancel) {
+                    return None;
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     };
@@ -432,21 +458,16 @@ fn convert_waiting(
     spec: &IntakeSpec,
     source: &Arc<str>,
 ) -> Option<Result<Record, Box<(Record, RecordError)>>> {
-    let mut delay = Duration::from_millis(300);
+    let mut backoff = Backoff::new();
     loop {
         match convert(message, spec, source) {
             Ok(record) => return Some(Ok(record)),
             Err(Conversion::Refused(failure)) => return Some(Err(failure)),
             Err(Conversion::Transient(e)) => {
-                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = delay.as_millis() as u64, "The schema registry is unreachable; waiting for it.");
-                let until = Instant::now() + delay;
-                while Instant::now() < until {
-                    if spec.cancel.is_cancelled() {
-                        return None;
-                    }
-                    std::thread::sleep(WAIT_STEP * 10);
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = backoff.delay().as_millis() as u64, "The schema registry is unreachable; waiting for it.");
+                if !backoff.sleep(&spec.cancel) {
+                    return None;
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }
