@@ -46,8 +46,29 @@ fn error(message: impl Into<String>) -> RecordError {
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        other => json_text(other),
     }
+}
+
+/// [`text`] of a value the caller owns: its string is moved, not copied.
+fn into_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => json_text(&other),
+    }
+}
+
+/// A non-string value as JSON. Integers, most of a feature row, skip `fmt`'s machinery.
+fn json_text(value: &Value) -> String {
+    if let Value::Number(n) = value {
+        if let Some(i) = n.as_i64() {
+            return itoa::Buffer::new().format(i).to_owned();
+        }
+        if let Some(u) = n.as_u64() {
+            return itoa::Buffer::new().format(u).to_owned();
+        }
+    }
+    value.to_string()
 }
 
 /// Debezium's envelope: `{"op": "c|u|r|d|t", "before": .., "after": .., ...}`.
@@ -83,9 +104,15 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
             .value
             .clone()
     };
+    let take = |mut value: Value, field: &str| {
+        value
+            .as_object_mut()
+            .and_then(|m| m.remove(field))
+            .unwrap_or(Value::Null)
+    };
     let (row, delete) = match debezium_op(&value) {
-        Some("c" | "u" | "r") => (value.get("after").cloned().unwrap_or(Value::Null), false),
-        Some("d") => (value.get("before").cloned().unwrap_or(Value::Null), true),
+        Some("c" | "u" | "r") => (take(value, "after"), false),
+        Some("d") => (take(value, "before"), true),
         Some(_) => return Ok(None),
         None if value.is_null() => (Value::Null, true),
         None => (value, false),
@@ -115,23 +142,21 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
     if delete {
         return Ok(Some(Op::Delete { key, event_ms }));
     }
-    let Value::Object(map) = &row else {
+    if !row.is_object() {
         return Err(error(format!(
             "expected a JSON object (a row) to store, got {}",
             short(&row)
         )));
-    };
-    let fields = match config.layout {
-        Layout::Feast => Vec::new(),
-        Layout::Hash => map
-            .iter()
-            .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| text(v))))
-            .collect(),
-        Layout::String => Vec::new(),
-    };
-    let json = match config.layout {
-        Layout::String => row.to_string(),
-        Layout::Hash | Layout::Feast => String::new(),
+    }
+    let (fields, json) = match (config.layout, row) {
+        (Layout::Hash, Value::Object(map)) => (
+            map.into_iter()
+                .map(|(k, v)| (k, (!v.is_null()).then(|| into_text(v))))
+                .collect(),
+            String::new(),
+        ),
+        (Layout::String, row) => (Vec::new(), row.to_string()),
+        _ => (Vec::new(), String::new()),
     };
     Ok(Some(Op::Upsert {
         key,
