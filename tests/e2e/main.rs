@@ -15,6 +15,7 @@ mod dlq_replay;
 mod file_to_parquet;
 mod harness;
 mod kafka;
+mod online_store;
 mod postgres_cdc;
 mod postgres_query;
 mod redis_sink;

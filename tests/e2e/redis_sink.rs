@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Host, Service, Workspace};
 
-fn connect(redis: &Service) -> redis::Connection {
+pub fn connect(redis: &Service) -> redis::Connection {
     redis::Client::open(redis.url.as_str())
         .unwrap()
         .get_connection()

@@ -13,7 +13,7 @@ use crate::harness::{Workspace, header, jsonl, rest_port, sink_values};
 
 /// Builds the example plugins (once per test process; cargo makes it a no-op when fresh) and
 /// returns the directory of the `.wasm` files.
-fn plugins() -> &'static Path {
+pub fn plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
@@ -27,7 +27,7 @@ fn plugins() -> &'static Path {
     })
 }
 
-fn module(name: &str) -> String {
+pub fn module(name: &str) -> String {
     plugins().join(format!("{name}.wasm")).display().to_string()
 }
 

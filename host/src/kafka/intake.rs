@@ -38,6 +38,8 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the sink.
 const WAIT_STEP: Duration = Duration::from_millis(5);
+/// How often a sink on the embedded bus looks for listed topics Kafka does not have yet.
+const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
 /// Everything a sink's Kafka consumer needs.
 pub struct IntakeSpec {
@@ -249,14 +251,13 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         .settings
         .consumer_config(&group, &format!("headwater-{}", spec.connector))
         .create_with_context(context)?;
-    let Some(subscription) = subscription(&spec, &consumer) else {
-        return Ok(());
-    };
-    let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
-    consumer.subscribe(&refs)?;
-    tracing::info!(connector = %spec.connector, group = %group, topics = ?subscription, "Consuming from Kafka.");
+    let mut subscription = Subscription::new(&spec);
     let source: Arc<str> = Arc::from(spec.connector.as_str());
     while !spec.cancel.is_cancelled() {
+        if !subscription.refresh(&spec, &consumer)? {
+            std::thread::sleep(POLL_WAIT);
+            continue;
+        }
         let batch = poll_batch(&consumer, &spec, &source);
         commit(&consumer, &tracker, None, CommitMode::Async);
         let Some((records, failed, offsets)) = batch else {
@@ -303,40 +304,71 @@ fn finish(
     Ok(())
 }
 
-/// The topics to subscribe to: a regex as librdkafka wants it (`^` first), or the listed topics
-/// (with `only_existing`, those Kafka has). `None` when there is nothing to read from Kafka or
-/// the task stopped before Kafka answered.
-fn subscription(spec: &IntakeSpec, consumer: &BaseConsumer<IntakeContext>) -> Option<Vec<String>> {
-    let topics = match &spec.selector {
-        TopicSelector::Regex(re) => return Some(vec![format!("^(?:{})$", re.as_str())]),
-        TopicSelector::List(topics) => topics,
-    };
-    let mut topics: Vec<String> = topics.iter().cloned().collect();
-    topics.sort();
-    if !spec.only_existing {
-        return Some(topics);
+/// What the sink reads from Kafka: a regex (librdkafka's form, `^` first) or listed topics.
+/// With `only_existing` (the embedded bus), listed topics Kafka does not have yet are looked
+/// for again every [`TOPIC_RECHECK`], so a topic created after the sink started is read too.
+struct Subscription {
+    wanted: Vec<String>,
+    only_existing: bool,
+    current: Vec<String>,
+    next_check: Instant,
+    said_waiting: bool,
+}
+
+impl Subscription {
+    fn new(spec: &IntakeSpec) -> Self {
+        let (mut wanted, only_existing) = match &spec.selector {
+            TopicSelector::Regex(re) => (vec![format!("^(?:{})$", re.as_str())], false),
+            TopicSelector::List(topics) => (topics.iter().cloned().collect(), spec.only_existing),
+        };
+        wanted.sort();
+        Self {
+            wanted,
+            only_existing,
+            current: Vec::new(),
+            next_check: Instant::now(),
+            said_waiting: false,
+        }
     }
-    let mut backoff = Backoff::new();
-    let metadata = loop {
-        match consumer.fetch_metadata(None, Duration::from_secs(10)) {
-            Ok(m) => break m,
-            Err(e) => {
-                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = backoff.delay().as_millis() as u64, "Could not list Kafka's topics; retrying.");
-                if !backoff.sleep(&spec.cancel) {
-                    return None;
+
+    /// Subscribes to what is wanted (and, with `only_existing`, in Kafka) when that changed.
+    /// Returns whether anything is subscribed.
+    fn refresh(
+        &mut self,
+        spec: &IntakeSpec,
+        consumer: &BaseConsumer<IntakeContext>,
+    ) -> Result<bool, rdkafka::error::KafkaError> {
+        if self.current.len() == self.wanted.len() || Instant::now() < self.next_check {
+            return Ok(!self.current.is_empty());
+        }
+        self.next_check = Instant::now() + TOPIC_RECHECK;
+        let topics = if self.only_existing {
+            match consumer.fetch_metadata(None, Duration::from_secs(10)) {
+                Ok(metadata) => self
+                    .wanted
+                    .iter()
+                    .filter(|t| metadata.topics().iter().any(|m| m.name() == t.as_str()))
+                    .cloned()
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(connector = %spec.connector, error = %e, retry_in_s = TOPIC_RECHECK.as_secs(), "Could not list Kafka's topics; retrying.");
+                    return Ok(!self.current.is_empty());
                 }
             }
+        } else {
+            self.wanted.clone()
+        };
+        if topics != self.current && !topics.is_empty() {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&refs)?;
+            tracing::info!(connector = %spec.connector, group = %format!("connect-{}", spec.connector), topics = ?topics, "Consuming from Kafka.");
+            self.current = topics;
+        } else if self.current.is_empty() && !self.said_waiting {
+            self.said_waiting = true;
+            tracing::debug!(connector = %spec.connector, recheck_s = TOPIC_RECHECK.as_secs(), "None of the sink's topics is in Kafka yet; reading local sources.");
         }
-    };
-    let in_kafka: Vec<String> = topics
-        .into_iter()
-        .filter(|t| metadata.topics().iter().any(|m| m.name() == t))
-        .collect();
-    if in_kafka.is_empty() {
-        tracing::debug!(connector = %spec.connector, "None of the sink's topics is in Kafka; reading local sources only.");
-        return None;
+        Ok(!self.current.is_empty())
     }
-    Some(in_kafka)
 }
 
 /// Records converted, records that failed conversion, and the offsets reached per partition.
