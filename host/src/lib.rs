@@ -25,6 +25,7 @@ pub mod kafka;
 pub mod offsets;
 pub mod rest;
 pub mod schema_registry;
+pub mod state;
 pub mod transforms;
 pub mod wasm;
 

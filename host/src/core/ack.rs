@@ -146,6 +146,11 @@ impl OffsetTracker {
         self.lock().committed.remove(partition);
     }
 
+    /// Every partition's offset as of the newest batch every sink acknowledged.
+    pub fn committed(&self) -> SourceOffsets {
+        self.lock().committed.clone()
+    }
+
     /// Batches sent but not yet fully acknowledged.
     pub fn in_flight(&self) -> usize {
         self.lock().pending.len()

@@ -63,7 +63,7 @@ impl SourceOffsets {
         self.entries.values().map(|(p, o)| (p, o))
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let offsets: Vec<Value> = self
             .iter()
             .map(|(p, o)| json!({ "partition": p, "offset": o }))
@@ -71,7 +71,7 @@ impl SourceOffsets {
         json!({ "offsets": offsets })
     }
 
-    fn from_json(value: &Value) -> Option<Self> {
+    pub fn from_json(value: &Value) -> Option<Self> {
         let mut out = Self::default();
         for entry in value.get("offsets")?.as_array()? {
             out.insert(

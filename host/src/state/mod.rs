@@ -1,0 +1,360 @@
+//! Durable keyed state for stateful transforms (`headwater.window.Aggregate`, WASM plugins'
+//! state), in one redb database per connector: `<data dir>/state/<connector>.redb`.
+//!
+//! Exactly-once state across restarts: a checkpoint ([`StateStore::checkpoint`]) writes every
+//! step's changes *and* the source offsets they correspond to in one durable transaction; the
+//! source runner takes it when every record sent so far is acknowledged by the sinks. Between
+//! checkpoints, steps spill cold entries into scratch tables (`<table>~spill`, non-durable
+//! commits) that reads consult first; a checkpoint folds them into the tables, and opening the
+//! store discards them. So the tables always hold exactly the state of the checkpointed offsets,
+//! whether the process stopped cleanly or crashed, and the source resumes from those offsets:
+//! no input is counted twice or lost.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
+
+/// Suffix of the scratch table of spilled entries.
+const SPILL: &str = "~spill";
+/// First byte of a scratch entry: a deletion, or a value.
+const DELETED: u8 = 0;
+const VALUE: u8 = 1;
+
+use crate::offsets::SourceOffsets;
+
+mod table;
+
+pub use table::{Entry, StateTable};
+
+/// The store's own table: the offsets of the last checkpoint, and steps' small metadata.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("headwater.meta");
+const OFFSETS: &str = "source.offsets";
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("state store {path}: {message}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// One connector's state database.
+pub struct StateStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Writes of one transaction, to any table of the store: into the tables at a checkpoint,
+/// into their scratch tables when spilling.
+pub struct Writer<'t> {
+    txn: &'t redb::WriteTransaction,
+    store: &'t StateStore,
+    spilling: bool,
+}
+
+impl Writer<'_> {
+    /// Sets (`Some`) or deletes (`None`) entries of `table_name`.
+    pub fn apply<'a>(
+        &mut self,
+        table_name: &str,
+        entries: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<(), StateError> {
+        let err = |e: redb::Error| self.store.error(e);
+        if self.spilling {
+            let name = format!("{table_name}{SPILL}");
+            let mut t = self
+                .txn
+                .open_table(table(&name))
+                .map_err(|e| err(e.into()))?;
+            let mut tagged = Vec::new();
+            for (key, value) in entries {
+                tagged.clear();
+                match value {
+                    Some(v) => {
+                        tagged.push(VALUE);
+                        tagged.extend_from_slice(v);
+                    }
+                    None => tagged.push(DELETED),
+                }
+                t.insert(key, tagged.as_slice())
+                    .map_err(|e| err(e.into()))?;
+            }
+            return Ok(());
+        }
+        let mut t = self
+            .txn
+            .open_table(table(table_name))
+            .map_err(|e| err(e.into()))?;
+        for (key, value) in entries {
+            match value {
+                Some(v) => t.insert(key, v).map(drop),
+                None => t.remove(key).map(drop),
+            }
+            .map_err(|e| err(e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Folds every scratch table into its table and deletes it (at a checkpoint, before the
+    /// cached changes, which are newer).
+    fn fold_spills(&mut self) -> Result<(), StateError> {
+        let err = |e: redb::Error| self.store.error(e);
+        let names: Vec<String> = self
+            .txn
+            .list_tables()
+            .map_err(|e| err(e.into()))?
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.ends_with(SPILL))
+            .collect();
+        for name in names {
+            let entries = {
+                let t = self
+                    .txn
+                    .open_table(table(&name))
+                    .map_err(|e| err(e.into()))?;
+                let mut out = Vec::new();
+                for item in t.iter().map_err(|e| err(e.into()))? {
+                    let (k, v) = item.map_err(|e| err(e.into()))?;
+                    out.push((k.value().to_vec(), v.value().to_vec()));
+                }
+                out
+            };
+            let main = &name[..name.len() - SPILL.len()];
+            self.apply(
+                main,
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.as_slice(), (v.first() == Some(&VALUE)).then(|| &v[1..]))),
+            )?;
+            self.txn
+                .delete_table(table(&name))
+                .map_err(|e| err(e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Sets a small named value of the store's metadata (a step's watermark).
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
+        let mut t = self
+            .txn
+            .open_table(META)
+            .map_err(|e| self.store.error(e))?;
+        t.insert(name, value).map_err(|e| self.store.error(e))?;
+        Ok(())
+    }
+}
+
+impl StateStore {
+    /// The database file of `connector` under `data_dir`.
+    pub fn path_for(data_dir: &Path, connector: &str) -> PathBuf {
+        data_dir
+            .join("state")
+            .join(format!("{}.redb", crate::offsets::file_stem(connector)))
+    }
+
+    /// Opens (or creates) a store; after a crash redb rolls back to the last durable commit.
+    pub fn open(path: &Path) -> Result<Arc<Self>, StateError> {
+        let error = |message: String| StateError {
+            path: path.to_owned(),
+            message,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| error(e.to_string()))?;
+        }
+        let db = Database::create(path).map_err(|e| {
+            error(format!(
+                "{e} (is another Headwater process running this connector?)"
+            ))
+        })?;
+        let store = Self {
+            db,
+            path: path.to_owned(),
+        };
+        store.discard_spills()?;
+        Ok(Arc::new(store))
+    }
+
+    /// Drops scratch tables left by a run that stopped after its last checkpoint.
+    fn discard_spills(&self) -> Result<(), StateError> {
+        let spills: Vec<String> = self
+            .tables()?
+            .into_iter()
+            .filter(|n| n.ends_with(SPILL))
+            .collect();
+        if spills.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        for name in &spills {
+            txn.delete_table(table(name)).map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StateError {
+        StateError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The source offsets of the last checkpoint; `None` if none was taken.
+    pub fn checkpointed_offsets(&self) -> Result<Option<SourceOffsets>, StateError> {
+        let Some(bytes) = self.meta(OFFSETS)? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| self.error(e))?;
+        SourceOffsets::from_json(&value)
+            .map(Some)
+            .ok_or_else(|| self.error("the checkpointed offsets are corrupt"))
+    }
+
+    /// A small named value written with [`Writer::put_meta`].
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let t = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.error(e)),
+        };
+        Ok(t.get(name)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// One entry of `table_name` (its scratch table first).
+    pub fn get(&self, table_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        if let Some(tagged) = self.read_one(&txn, &format!("{table_name}{SPILL}"), key)? {
+            return Ok((tagged.first() == Some(&VALUE)).then(|| tagged[1..].to_vec()));
+        }
+        self.read_one(&txn, table_name, key)
+    }
+
+    fn read_one(
+        &self,
+        txn: &redb::ReadTransaction,
+        table_name: &str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let t = match txn.open_table(table(table_name)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.error(e)),
+        };
+        Ok(t.get(key)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Keys of live entries of `table_name` with `from <= key < to` (`to = None`: to the end),
+    /// in key order, its scratch table included.
+    pub fn range_keys(
+        &self,
+        table_name: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, bool>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let mut keys: std::collections::BTreeMap<Vec<u8>, bool> = self
+            .scan(&txn, table_name, from, to)?
+            .into_iter()
+            .map(|(k, _)| (k, true))
+            .collect();
+        for (k, tagged) in self.scan(&txn, &format!("{table_name}{SPILL}"), from, to)? {
+            keys.insert(k, tagged.first() == Some(&VALUE));
+        }
+        Ok(keys)
+    }
+
+    fn scan(
+        &self,
+        txn: &redb::ReadTransaction,
+        table_name: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let t = match txn.open_table(table(table_name)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error(e)),
+        };
+        let iter = match to {
+            Some(to) => t.range::<&[u8]>(from..to),
+            None => t.range::<&[u8]>(from..),
+        }
+        .map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.error(e))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes that may be lost in a crash (spilled cold entries): cheap, no fsync.
+    pub fn spill(
+        &self,
+        write: impl FnOnce(&mut Writer<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        self.commit(redb::Durability::None, None, write)
+    }
+
+    /// Writes the steps' state and the offsets it corresponds to, durably, in one transaction.
+    pub fn checkpoint(
+        &self,
+        offsets: &SourceOffsets,
+        write: impl FnOnce(&mut Writer<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        self.commit(redb::Durability::Immediate, Some(offsets), write)
+    }
+
+    fn commit(
+        &self,
+        durability: redb::Durability,
+        offsets: Option<&SourceOffsets>,
+        write: impl FnOnce(&mut Writer<'_>) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        txn.set_durability(durability);
+        {
+            let mut writer = Writer {
+                txn: &txn,
+                store: self,
+                spilling: offsets.is_none(),
+            };
+            if offsets.is_some() {
+                writer.fold_spills()?;
+            }
+            write(&mut writer)?;
+            if let Some(offsets) = offsets {
+                writer.put_meta(OFFSETS, offsets.to_json().to_string().as_bytes())?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// Names of the tables (for `headwater` diagnostics and tests).
+    pub fn tables(&self) -> Result<Vec<String>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        Ok(txn
+            .list_tables()
+            .map_err(|e| self.error(e))?
+            .map(|t| t.name().to_owned())
+            .collect())
+    }
+}

@@ -1,0 +1,229 @@
+//! A typed table of a [`StateStore`] with a bounded write-back cache: hot entries are kept
+//! decoded in memory; when the cache holds more than its limit, changed entries spill to the
+//! store (non-durably) and the cache is emptied. A checkpoint writes what is still changed.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{StateError, StateStore, Writer};
+
+/// A cached entry: `None` once deleted (until the deletion is written).
+#[derive(Debug)]
+pub struct Entry<T> {
+    value: Option<T>,
+    dirty: bool,
+}
+
+/// See the module documentation. Keys are bytes ordered as the store orders them, so range
+/// scans (windows by end time) see cache and store as one table.
+#[derive(Debug)]
+pub struct StateTable<T> {
+    name: String,
+    cache: BTreeMap<Vec<u8>, Entry<T>>,
+    max_entries: usize,
+}
+
+impl<T: Serialize + DeserializeOwned> StateTable<T> {
+    pub fn new(name: impl Into<String>, max_entries: usize) -> Self {
+        Self {
+            name: name.into(),
+            cache: BTreeMap::new(),
+            max_entries: max_entries.max(1),
+        }
+    }
+
+    fn decode(&self, store: &StateStore, bytes: &[u8]) -> Result<T, StateError> {
+        postcard::from_bytes(bytes).map_err(|e| StateError {
+            path: store.path.clone(),
+            message: format!("table {}: undecodable entry: {e}", self.name),
+        })
+    }
+
+    fn load(&mut self, store: &StateStore, key: &[u8]) -> Result<(), StateError> {
+        if !self.cache.contains_key(key) {
+            let value = match store.get(&self.name, key)? {
+                Some(bytes) => Some(self.decode(store, &bytes)?),
+                None => None,
+            };
+            self.cache.insert(
+                key.to_vec(),
+                Entry {
+                    value,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The entry at `key` for reading.
+    pub fn get(&mut self, store: &StateStore, key: &[u8]) -> Result<Option<&T>, StateError> {
+        self.load(store, key)?;
+        Ok(self.cache.get(key).and_then(|e| e.value.as_ref()))
+    }
+
+    /// The entry at `key` for changing (marked changed), created with `init` if absent.
+    pub fn upsert(
+        &mut self,
+        store: &StateStore,
+        key: &[u8],
+        init: impl FnOnce() -> T,
+    ) -> Result<&mut T, StateError> {
+        self.load(store, key)?;
+        let entry = self
+            .cache
+            .get_mut(key)
+            .expect("load leaves the key in the cache");
+        entry.dirty = true;
+        Ok(entry.value.get_or_insert_with(init))
+    }
+
+    /// Deletes the entry at `key`.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.cache.insert(
+            key.to_vec(),
+            Entry {
+                value: None,
+                dirty: true,
+            },
+        );
+    }
+
+    /// Keys of live entries with `from <= key < to`, in order, from cache and store together.
+    pub fn keys_in(
+        &self,
+        store: &StateStore,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<Vec<u8>>, StateError> {
+        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut keys = store.range_keys(&self.name, from, to)?;
+        for (k, e) in self
+            .cache
+            .range::<[u8], _>((Bound::Included(from), upper))
+        {
+            keys.insert(k.clone(), e.value.is_some());
+        }
+        Ok(keys
+            .into_iter()
+            .filter_map(|(k, live)| live.then_some(k))
+            .collect())
+    }
+
+    /// Keys starting with `prefix`, in order.
+    pub fn keys_with_prefix(
+        &self,
+        store: &StateStore,
+        prefix: &[u8],
+    ) -> Result<Vec<Vec<u8>>, StateError> {
+        let end = prefix_end(prefix);
+        self.keys_in(store, prefix, end.as_deref())
+    }
+
+    /// Entries decoded in memory.
+    pub fn resident(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Changed entries as (key, encoded value or `None` for a deletion).
+    fn changes(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StateError> {
+        let mut out = Vec::new();
+        for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
+            let bytes = match &e.value {
+                Some(v) => Some(postcard::to_allocvec(v).map_err(|err| StateError {
+                    path: Default::default(),
+                    message: format!("table {}: cannot encode an entry: {err}", self.name),
+                })?),
+                None => None,
+            };
+            out.push((k.clone(), bytes));
+        }
+        Ok(out)
+    }
+
+    /// Writes changed entries into `writer`'s transaction and marks them written.
+    pub fn write_changes(&mut self, writer: &mut Writer<'_>) -> Result<(), StateError> {
+        let changes = self.changes()?;
+        writer.apply(
+            &self.name,
+            changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+        )?;
+        self.cache.retain(|_, e| e.value.is_some());
+        for e in self.cache.values_mut() {
+            e.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Past the cache limit: spills changed entries (non-durably) and empties the cache.
+    pub fn bound_memory(&mut self, store: &StateStore) -> Result<(), StateError> {
+        if self.cache.len() <= self.max_entries {
+            return Ok(());
+        }
+        store.spill(|w| self.write_changes(w))?;
+        self.cache.clear();
+        Ok(())
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_entries_read_back_and_a_crash_keeps_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = StateStore::open(&path).unwrap();
+            let mut t: StateTable<u64> = StateTable::new("t", 2);
+            *t.upsert(&store, b"a", || 0).unwrap() += 1;
+            let mut offsets = SourceOffsets::default();
+            offsets.insert(serde_json::json!({"p": 0}), serde_json::json!({"o": 1}));
+            store.checkpoint(&offsets, |w| t.write_changes(w)).unwrap();
+            for k in [b"b", b"c", b"d"] {
+                *t.upsert(&store, k, || 10).unwrap() += 1;
+                t.bound_memory(&store).unwrap();
+            }
+            assert!(t.resident() <= 2);
+            assert_eq!(t.get(&store, b"b").unwrap(), Some(&11));
+            assert_eq!(t.keys_with_prefix(&store, b"").unwrap().len(), 4);
+            t.remove(b"a");
+            assert_eq!(t.keys_in(&store, b"a", Some(b"c")).unwrap(), [b"b".to_vec()]);
+            // No checkpoint after the spills: dropped as a crash would drop them.
+        }
+        let store = StateStore::open(&path).unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 2);
+        assert_eq!(t.keys_with_prefix(&store, b"").unwrap(), [b"a".to_vec()]);
+        assert_eq!(t.get(&store, b"a").unwrap(), Some(&1));
+        let offsets = store.checkpointed_offsets().unwrap().unwrap();
+        assert_eq!(
+            offsets.get(&serde_json::json!({"p": 0})),
+            Some(&serde_json::json!({"o": 1}))
+        );
+    }
+
+    use crate::offsets::SourceOffsets;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 255]), Some(vec![2]));
+        assert_eq!(prefix_end(&[255]), None);
+    }
+}
