@@ -28,6 +28,7 @@ pub mod schema_registry;
 pub mod state;
 pub mod transforms;
 pub mod wasm;
+pub mod window;
 
 use std::path::Path;
 

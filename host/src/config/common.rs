@@ -310,6 +310,18 @@ pub fn prepare(
         ConnectorType::Sink => topic_selector(&mut options),
         ConnectorType::Source => None,
     };
+    if connector_type == ConnectorType::Sink && chain.is_stateful() {
+        // A checkpoint pairs the state with the offsets of the records that built it: those of
+        // a source connector.
+        options.issue(
+            "transforms",
+            format!(
+                "{} keeps durable state, checkpointed with a source's offsets: put it in the \
+                 transforms of the source connector that produces these topics",
+                crate::window::CLASS
+            ),
+        );
+    }
     let ctx = BuildContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),

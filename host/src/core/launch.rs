@@ -25,6 +25,7 @@ use super::task::{Publisher, SourceContext, TargetState, Task};
 use crate::config::common::Prepared;
 use crate::converters::Converter;
 use crate::kafka::intake::{self, IntakeSpec};
+use crate::state::StateStore;
 
 /// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
 /// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
@@ -206,10 +207,29 @@ pub(super) fn start(
         }
         Task::Source(source) => {
             // Starting from scratch after a read error would re-emit everything: refuse.
-            let committed = shared
+            let mut committed = shared
                 .offsets
                 .load(&name)
                 .map_err(|e| ConnectorError::fatal("loading committed offsets", e))?;
+            // Stateful steps resume from their checkpoint: its offsets, not the offsets file
+            // (which may be ahead of the state), say where the source starts again.
+            let state = if chain.is_stateful() {
+                let path = StateStore::path_for(&shared.data_dir, &name);
+                let store = StateStore::open(&path)
+                    .map_err(|e| ConnectorError::fatal("opening the state store", e))?;
+                chain
+                    .restore_state(&store)
+                    .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
+                if let Some(offsets) = store
+                    .checkpointed_offsets()
+                    .map_err(|e| ConnectorError::fatal("reading the state checkpoint", e))?
+                {
+                    committed = offsets;
+                }
+                Some(store)
+            } else {
+                None
+            };
             let tracker = OffsetTracker::new(committed.clone());
             let stop_committer = CancellationToken::new();
             let committer = tokio::spawn(commit_loop(
@@ -229,6 +249,8 @@ pub(super) fn start(
                 target: target_rx,
                 metrics,
                 topics,
+                state,
+                last_checkpoint: std::time::Instant::now(),
             };
             let run = tokio::spawn(run_source(
                 name.clone(),

@@ -13,6 +13,10 @@ use super::runtime::{Shared, fail};
 use super::task::{Source, SourceContext};
 use crate::offsets::OffsetStore;
 
+/// How long a stopping source with stateful transforms waits for its sinks before its last
+/// state checkpoint.
+const FINAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(10);
+
 /// Pause between attempts to persist offsets after a failed write.
 const OFFSET_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -80,8 +84,8 @@ pub(super) async fn run_source(
         }
     };
     match result {
-        Ok(()) => {}
-        Err(_) if cancel.is_cancelled() => {}
+        Ok(()) => ctx.final_checkpoint(FINAL_CHECKPOINT_WAIT).await,
+        Err(_) if cancel.is_cancelled() => ctx.final_checkpoint(FINAL_CHECKPOINT_WAIT).await,
         Err(e) => fail(&shared, &name, &e),
     }
 }

@@ -143,6 +143,9 @@ pub struct SourceContext {
     pub(super) target: watch::Receiver<TargetState>,
     pub(super) metrics: Arc<ConnectorMetrics>,
     pub(super) topics: Arc<super::launch::TopicSet>,
+    /// The connector's state store when its chain has stateful steps.
+    pub(super) state: Option<Arc<crate::state::StateStore>>,
+    pub(super) last_checkpoint: std::time::Instant,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -257,6 +260,67 @@ impl SourceContext {
         self.metrics
             .add_out((published - discarded - refused) as u64);
         self.metrics.batch_latency.observe(started.elapsed());
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the chain's state (if it has any) with the offsets it corresponds to. Waits
+    /// until every batch sent is acknowledged, so the state and the offsets describe the same
+    /// records, and every window result emitted so far is in the sinks.
+    pub(super) async fn checkpoint(&mut self) -> Result<(), ConnectorError> {
+        let Some(store) = self.state.clone() else {
+            return Ok(());
+        };
+        while self.tracker.in_flight() > 0 {
+            tokio::select! {
+                _ = self.tracker.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = self.cancel.cancelled() => return Ok(()),
+            }
+        }
+        self.write_checkpoint(store).await
+    }
+
+    /// The last checkpoint of a stopping task: taken if the sinks acknowledge everything sent
+    /// within `wait`; otherwise the next start replays from the previous checkpoint.
+    pub(super) async fn final_checkpoint(&mut self, wait: std::time::Duration) {
+        let Some(store) = self.state.clone() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.tracker.in_flight() > 0 {
+            tokio::select! {
+                _ = self.tracker.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(connector = %self.connector, "Records still unacknowledged at stop; no final state checkpoint (the next start replays from the last one).");
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.write_checkpoint(store).await {
+            tracing::error!(connector = %self.connector, error = %e, "Final state checkpoint failed; the next start replays from the last one.");
+        }
+    }
+
+    async fn write_checkpoint(
+        &mut self,
+        store: Arc<crate::state::StateStore>,
+    ) -> Result<(), ConnectorError> {
+        let offsets = self.tracker.committed();
+        let chain = Arc::clone(&self.chain);
+        tokio::task::spawn_blocking(move || chain.checkpoint(&store, &offsets))
+            .await
+            .map_err(|e| ConnectorError::fatal("checkpointing state", e.to_string()))?
+            .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        self.last_checkpoint = std::time::Instant::now();
         Ok(())
     }
 }
+
+/// How often a source with stateful transforms checkpoints their state with its offsets. Each
+/// checkpoint waits for the sinks to acknowledge what was sent; a restart replays at most this
+/// much input (whose window results may then be emitted again, identical).
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

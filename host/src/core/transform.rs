@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use super::error::{RecordError, Stage};
 use super::record::Record;
+use crate::offsets::SourceOffsets;
+use crate::state::{StateError, StateStore, Writer};
 
 /// Kafka Connect's exception class for bad data; what `__connect.errors.exception.class.name`
 /// shows for a record a transform cannot handle.
@@ -53,6 +55,21 @@ pub trait BatchTransform: Send + Sync {
     fn blocks(&self) -> bool {
         true
     }
+
+    /// Steps whose state outlives a batch (windows) return their state handling.
+    fn stateful(&self) -> Option<&dyn StatefulStep> {
+        None
+    }
+}
+
+/// A step with state that outlives batches: restored from its connector's [`StateStore`] when
+/// the task starts, written into each checkpoint (taken with the source offsets, see
+/// `crate::state`).
+pub trait StatefulStep: Send + Sync {
+    /// Attaches the store and loads what the step keeps in memory (watermarks).
+    fn restore(&self, store: &Arc<StateStore>) -> Result<(), StateError>;
+    /// Writes every change since the last checkpoint.
+    fn checkpoint(&self, writer: &mut Writer<'_>) -> Result<(), StateError>;
 }
 
 /// What a [`BatchTransform`] did with a batch.
@@ -226,6 +243,35 @@ impl Chain {
         self.steps
             .iter()
             .any(|s| matches!(&s.transform, StepKind::Batch(b) if b.blocks()))
+    }
+
+    fn stateful_steps(&self) -> impl Iterator<Item = &dyn StatefulStep> {
+        self.steps.iter().filter_map(|s| match &s.transform {
+            StepKind::Batch(b) => b.stateful(),
+            StepKind::Record(_) => None,
+        })
+    }
+
+    /// True when a step keeps state across batches (it needs a state store and checkpoints).
+    pub fn is_stateful(&self) -> bool {
+        self.stateful_steps().next().is_some()
+    }
+
+    /// Attaches every stateful step to the connector's store and loads its state.
+    pub fn restore_state(&self, store: &Arc<StateStore>) -> Result<(), StateError> {
+        self.stateful_steps().try_for_each(|s| s.restore(store))
+    }
+
+    /// Writes every stateful step's changes and the offsets they correspond to, in one durable
+    /// transaction.
+    pub fn checkpoint(
+        &self,
+        store: &StateStore,
+        offsets: &SourceOffsets,
+    ) -> Result<(), StateError> {
+        store.checkpoint(offsets, |writer| {
+            self.stateful_steps().try_for_each(|s| s.checkpoint(writer))
+        })
     }
 
     /// Runs a batch through every step in turn.

@@ -148,10 +148,7 @@ impl Writer<'_> {
 
     /// Sets a small named value of the store's metadata (a step's watermark).
     pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
-        let mut t = self
-            .txn
-            .open_table(META)
-            .map_err(|e| self.store.error(e))?;
+        let mut t = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
         t.insert(name, value).map_err(|e| self.store.error(e))?;
         Ok(())
     }
@@ -216,8 +213,7 @@ impl StateStore {
         let Some(bytes) = self.meta(OFFSETS)? else {
             return Ok(None);
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| self.error(e))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.error(e))?;
         SourceOffsets::from_json(&value)
             .map(Some)
             .ok_or_else(|| self.error("the checkpointed offsets are corrupt"))

@@ -101,10 +101,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     ) -> Result<Vec<Vec<u8>>, StateError> {
         let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
         let mut keys = store.range_keys(&self.name, from, to)?;
-        for (k, e) in self
-            .cache
-            .range::<[u8], _>((Bound::Included(from), upper))
-        {
+        for (k, e) in self.cache.range::<[u8], _>((Bound::Included(from), upper)) {
             keys.insert(k.clone(), e.value.is_some());
         }
         Ok(keys
@@ -121,6 +118,18 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     ) -> Result<Vec<Vec<u8>>, StateError> {
         let end = prefix_end(prefix);
         self.keys_in(store, prefix, end.as_deref())
+    }
+
+    /// Calls `f` on every live entry in memory; entries it reports changed (`true`) are
+    /// written at the next checkpoint.
+    pub fn for_each_cached(&mut self, mut f: impl FnMut(&mut T) -> bool) {
+        for entry in self.cache.values_mut() {
+            if let Some(value) = entry.value.as_mut()
+                && f(value)
+            {
+                entry.dirty = true;
+            }
+        }
     }
 
     /// Entries decoded in memory.
@@ -204,7 +213,10 @@ mod tests {
             assert_eq!(t.get(&store, b"b").unwrap(), Some(&11));
             assert_eq!(t.keys_with_prefix(&store, b"").unwrap().len(), 4);
             t.remove(b"a");
-            assert_eq!(t.keys_in(&store, b"a", Some(b"c")).unwrap(), [b"b".to_vec()]);
+            assert_eq!(
+                t.keys_in(&store, b"a", Some(b"c")).unwrap(),
+                [b"b".to_vec()]
+            );
             // No checkpoint after the spills: dropped as a crash would drop them.
         }
         let store = StateStore::open(&path).unwrap();

@@ -197,12 +197,16 @@ pub fn build_chain(options: &mut Options, ctx: &ChainContext) -> Chain {
         };
         let transform = match lookup(&class) {
             Some((plugin, part)) => (plugin.build)(&mut scoped, part).map(StepKind::Record),
+            None if class == crate::window::CLASS => {
+                crate::window::build_step(&alias, &mut scoped).map(StepKind::Batch)
+            }
             None if crate::wasm::is_wasm_class(&class) => {
                 crate::wasm::build_step(&class, &alias, &mut scoped, ctx).map(StepKind::Batch)
             }
             None => {
                 let mut known = class_names();
                 known.extend(crate::wasm::CLASSES.iter().map(|c| (*c).to_owned()));
+                known.push(crate::window::CLASS.to_owned());
                 let known = known.join(", ");
                 scoped.issue(
                     TYPE.name,

@@ -1,0 +1,274 @@
+//! Aggregate functions over a window's records, kept as small serializable accumulators.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An aggregate function of `aggregates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Count,
+    CountDistinct,
+    ApproxCountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    First,
+    Last,
+}
+
+impl Function {
+    pub const NAMES: &'static str =
+        "count, count_distinct, approx_count_distinct, sum, avg, min, max, first, last";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "count" => Self::Count,
+            "count_distinct" => Self::CountDistinct,
+            "approx_count_distinct" => Self::ApproxCountDistinct,
+            "sum" => Self::Sum,
+            "avg" => Self::Avg,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            "first" => Self::First,
+            "last" => Self::Last,
+            _ => return None,
+        })
+    }
+
+    /// Whether the function reads a field (all but `count`).
+    pub fn needs_field(self) -> bool {
+        self != Self::Count
+    }
+
+    fn numeric(self) -> bool {
+        matches!(self, Self::Sum | Self::Avg | Self::Min | Self::Max)
+    }
+
+    pub fn start(self) -> Accumulator {
+        match self {
+            Self::Count => Accumulator::Count(0),
+            Self::CountDistinct => Accumulator::Distinct(BTreeSet::new()),
+            Self::ApproxCountDistinct => Accumulator::Approx(Hll::default()),
+            Self::Sum => Accumulator::Sum(0.0),
+            Self::Avg => Accumulator::Avg { sum: 0.0, n: 0 },
+            Self::Min => Accumulator::Min(None),
+            Self::Max => Accumulator::Max(None),
+            Self::First => Accumulator::First(None),
+            Self::Last => Accumulator::Last(None),
+        }
+    }
+}
+
+/// The running state of one aggregate in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Accumulator {
+    Count(u64),
+    /// Exact distinct values, as their JSON text.
+    Distinct(BTreeSet<String>),
+    Approx(Hll),
+    Sum(f64),
+    Avg {
+        sum: f64,
+        n: u64,
+    },
+    Min(Option<f64>),
+    Max(Option<f64>),
+    /// (event time, value as JSON text) of the earliest / latest record.
+    First(Option<(i64, String)>),
+    Last(Option<(i64, String)>),
+}
+
+/// A value as the text distinct counts compare: strings as they are, the rest as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Accumulator {
+    /// Adds one record's value (`None` for `count`, which counts records). Nulls and missing
+    /// values are skipped, as SQL aggregates skip NULL.
+    pub fn add(
+        &mut self,
+        function: Function,
+        value: Option<&Value>,
+        time: i64,
+    ) -> Result<(), String> {
+        if function.needs_field() && value.is_none_or(Value::is_null) {
+            return Ok(());
+        }
+        let number = || -> Result<f64, String> {
+            let v = value.unwrap_or(&Value::Null);
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| format!("expected a number, got {v}"))
+        };
+        let x = if function.numeric() { number()? } else { 0.0 };
+        match self {
+            Self::Count(n) => *n += 1,
+            Self::Distinct(set) => {
+                set.insert(text(value.unwrap_or(&Value::Null)));
+            }
+            Self::Approx(hll) => hll.add(text(value.unwrap_or(&Value::Null)).as_bytes()),
+            Self::Sum(s) => *s += x,
+            Self::Avg { sum, n } => {
+                *sum += x;
+                *n += 1;
+            }
+            Self::Min(m) => *m = Some(m.map_or(x, |m| m.min(x))),
+            Self::Max(m) => *m = Some(m.map_or(x, |m| m.max(x))),
+            Self::First(f) => {
+                if f.as_ref().is_none_or(|(t, _)| time < *t) {
+                    *f = Some((time, value.map(Value::to_string).unwrap_or_default()));
+                }
+            }
+            Self::Last(l) => {
+                if l.as_ref().is_none_or(|(t, _)| time >= *t) {
+                    *l = Some((time, value.map(Value::to_string).unwrap_or_default()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value for the output record.
+    pub fn result(&self) -> Value {
+        match self {
+            Self::Count(n) => Value::from(*n),
+            Self::Distinct(set) => Value::from(set.len()),
+            Self::Approx(hll) => Value::from(hll.estimate()),
+            Self::Sum(s) => number(*s),
+            Self::Avg { sum, n } if *n > 0 => number(sum / *n as f64),
+            Self::Avg { .. } => Value::Null,
+            Self::Min(m) | Self::Max(m) => m.map_or(Value::Null, number),
+            Self::First(v) | Self::Last(v) => v
+                .as_ref()
+                .and_then(|(_, json)| serde_json::from_str(json).ok())
+                .unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Whole numbers as JSON integers (counts and sums of integers stay integers).
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Registers of the dense HyperLogLog: 2^11 (standard error about 2.3%).
+const PRECISION: u32 = 11;
+const REGISTERS: usize = 1 << PRECISION;
+/// Below this many distinct hashes, they are kept exactly (a window of a few users costs bytes,
+/// not 2 KiB).
+const SPARSE_LIMIT: usize = 256;
+
+/// HyperLogLog (Flajolet et al.) with an exact sparse phase; hashes are xxh3, stable across
+/// releases and restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Hll {
+    Sparse(BTreeSet<u64>),
+    Dense(Vec<u8>),
+}
+
+impl Default for Hll {
+    fn default() -> Self {
+        Self::Sparse(BTreeSet::new())
+    }
+}
+
+impl Hll {
+    pub fn add(&mut self, item: &[u8]) {
+        let hash = xxhash_rust::xxh3::xxh3_64(item);
+        match self {
+            Self::Sparse(set) => {
+                set.insert(hash);
+                if set.len() > SPARSE_LIMIT {
+                    let mut registers = vec![0u8; REGISTERS];
+                    for h in set.iter() {
+                        Self::set(&mut registers, *h);
+                    }
+                    *self = Self::Dense(registers);
+                }
+            }
+            Self::Dense(registers) => Self::set(registers, hash),
+        }
+    }
+
+    fn set(registers: &mut [u8], hash: u64) {
+        let index = (hash >> (64 - PRECISION)) as usize;
+        let rest = hash << PRECISION;
+        let rank = (rest.leading_zeros() + 1).min(64 - PRECISION + 1) as u8;
+        if registers[index] < rank {
+            registers[index] = rank;
+        }
+    }
+
+    pub fn estimate(&self) -> u64 {
+        let registers = match self {
+            Self::Sparse(set) => return set.len() as u64,
+            Self::Dense(r) => r,
+        };
+        let m = REGISTERS as f64;
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let sum: f64 = registers.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+        let raw = alpha * m * m / sum;
+        let zeros = registers.iter().filter(|&&r| r == 0).count();
+        let estimate = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln() // linear counting for small cardinalities
+        } else {
+            raw
+        };
+        estimate.round() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aggregates_skip_nulls_and_keep_integers_whole() {
+        let mut sum = Function::Sum.start();
+        let mut avg = Function::Avg.start();
+        let mut last = Function::Last.start();
+        for (i, v) in [json!(2), json!(null), json!("3"), json!(5)]
+            .iter()
+            .enumerate()
+        {
+            sum.add(Function::Sum, Some(v), i as i64).unwrap();
+            avg.add(Function::Avg, Some(v), i as i64).unwrap();
+            last.add(Function::Last, Some(v), 10 - i as i64).unwrap();
+        }
+        assert_eq!(sum.result(), json!(10));
+        assert!((avg.result().as_f64().unwrap() - 10.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            last.result(),
+            json!(2),
+            "latest event time wins, not arrival"
+        );
+        let err = sum.add(Function::Sum, Some(&json!("x")), 0).unwrap_err();
+        assert_eq!(err, "expected a number, got \"x\"");
+    }
+
+    #[test]
+    fn hyperloglog_is_exact_when_small_and_close_when_large() {
+        let mut hll = Hll::default();
+        for i in 0..200 {
+            hll.add(format!("user-{}", i % 100).as_bytes());
+        }
+        assert_eq!(hll.estimate(), 100);
+        for i in 0..100_000 {
+            hll.add(format!("page-{i}").as_bytes());
+        }
+        let e = hll.estimate() as f64;
+        assert!((e - 100_100.0).abs() / 100_100.0 < 0.05, "estimate {e}");
+    }
+}

@@ -1,0 +1,322 @@
+//! `headwater.window.Aggregate` configuration (`transforms.<alias>.*`).
+
+use crate::config::options::{ConfigKey, KeyType, Options};
+
+use super::accumulator::Function;
+
+pub const GROUP_BY: ConfigKey = ConfigKey::new(
+    "group.by",
+    KeyType::List,
+    "Value fields whose values identify a group (e.g. `user_id`); each group has its own \
+     windows. Empty: one group for all records.",
+)
+.with_default("");
+
+pub const WINDOW_TYPE: ConfigKey = ConfigKey::new(
+    "window.type",
+    KeyType::String,
+    "`tumbling` (fixed, back to back) or `hopping` (fixed size, starting every \
+     `window.advance.ms`, so a record may fall in several).",
+)
+.with_default("tumbling")
+.one_of(&["tumbling", "hopping"]);
+
+pub const WINDOW_SIZE: ConfigKey = ConfigKey::new(
+    "window.size.ms",
+    KeyType::Long,
+    "Window length in milliseconds (300000 for 5 minutes, 86400000 for a UTC day).",
+)
+.required();
+
+pub const WINDOW_ADVANCE: ConfigKey = ConfigKey::new(
+    "window.advance.ms",
+    KeyType::Long,
+    "Hopping windows: milliseconds between window starts; must divide `window.size.ms`.",
+);
+
+pub const TIME_FIELD: ConfigKey = ConfigKey::new(
+    "time.field",
+    KeyType::String,
+    "Value field holding the event time (epoch milliseconds or ISO-8601). Default: the \
+     record's timestamp.",
+);
+
+pub const TIME_KIND: ConfigKey = ConfigKey::new(
+    "time.kind",
+    KeyType::String,
+    "`event` (windows by the records' event time) or `processing` (by the time Headwater \
+     handles them).",
+)
+.with_default("event")
+.one_of(&["event", "processing"]);
+
+pub const WATERMARK_DELAY: ConfigKey = ConfigKey::new(
+    "watermark.delay.ms",
+    KeyType::Long,
+    "How far behind the newest event time the watermark stays: a window closes (and is \
+     emitted) once the watermark passes its end, so out-of-order records this much late still \
+     count.",
+)
+.with_default("0");
+
+pub const ALLOWED_LATENESS: ConfigKey = ConfigKey::new(
+    "allowed.lateness.ms",
+    KeyType::Long,
+    "How long a closed window is kept: a late record within it updates the window and emits \
+     it again (an updated result for the same window).",
+)
+.with_default("0");
+
+pub const LATE_RECORDS: ConfigKey = ConfigKey::new(
+    "late.records",
+    KeyType::String,
+    "What happens to a record whose windows are all closed and purged: `drop` (counted in \
+     the dropped metric), `dlq` (a record error, handled by `errors.tolerance` and the \
+     dead-letter queue) or `topic` (passed on unchanged to `late.topic`).",
+)
+.with_default("drop")
+.one_of(&["drop", "dlq", "topic"]);
+
+pub const LATE_TOPIC: ConfigKey = ConfigKey::new(
+    "late.topic",
+    KeyType::String,
+    "With `late.records=topic`: the topic late records are sent to.",
+);
+
+pub const AGGREGATES: ConfigKey = ConfigKey::new(
+    "aggregates",
+    KeyType::List,
+    "The features to compute, each `name:function(field)` (or `name:count`): count, \
+     count_distinct, approx_count_distinct (HyperLogLog, ~2% error, bounded memory), sum, avg, \
+     min, max, first, last. E.g. `click_count_5min:count,unique_pages_5min:count_distinct(page)`.",
+)
+.required();
+
+pub const EMIT_EARLY: ConfigKey = ConfigKey::new(
+    "emit.early.interval.ms",
+    KeyType::Long,
+    "Also emit open windows that changed, at most this often (processing time), before they \
+     close. 0: emit only when a window closes.",
+)
+.with_default("0");
+
+pub const OUTPUT_TOPIC: ConfigKey = ConfigKey::new(
+    "output.topic",
+    KeyType::String,
+    "Topic of the window results. Default: the topic of the record that closed the window.",
+);
+
+pub const START_FIELD: ConfigKey = ConfigKey::new(
+    "window.start.field",
+    KeyType::String,
+    "Output field of the window start (epoch milliseconds).",
+)
+.with_default("window_start");
+
+pub const END_FIELD: ConfigKey = ConfigKey::new(
+    "window.end.field",
+    KeyType::String,
+    "Output field of the window end (epoch milliseconds, exclusive).",
+)
+.with_default("window_end");
+
+pub const CACHE_ENTRIES: ConfigKey = ConfigKey::new(
+    "state.cache.max.entries",
+    KeyType::Long,
+    "Windows (group × window) kept decoded in memory; beyond it, state spills to the \
+     connector's state store on disk, which bounds memory whatever the number of groups.",
+)
+.with_default("100000");
+
+pub const KEYS: &[ConfigKey] = &[
+    GROUP_BY,
+    WINDOW_TYPE,
+    WINDOW_SIZE,
+    WINDOW_ADVANCE,
+    TIME_FIELD,
+    TIME_KIND,
+    WATERMARK_DELAY,
+    ALLOWED_LATENESS,
+    LATE_RECORDS,
+    LATE_TOPIC,
+    AGGREGATES,
+    EMIT_EARLY,
+    OUTPUT_TOPIC,
+    START_FIELD,
+    END_FIELD,
+    CACHE_ENTRIES,
+];
+
+/// One output feature: `name:function(field)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub name: String,
+    pub function: Function,
+    pub field: Option<String>,
+}
+
+/// What to do with records too late for any kept window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LatePolicy {
+    Drop,
+    DeadLetter,
+    Topic(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateConfig {
+    pub group_by: Vec<String>,
+    pub size: i64,
+    /// Equal to `size` for tumbling windows.
+    pub advance: i64,
+    pub time_field: Option<String>,
+    pub processing_time: bool,
+    pub watermark_delay: i64,
+    pub allowed_lateness: i64,
+    pub late: LatePolicy,
+    pub features: Vec<Feature>,
+    pub emit_early_ms: u64,
+    pub output_topic: Option<String>,
+    pub start_field: String,
+    pub end_field: String,
+    pub cache_entries: usize,
+}
+
+fn parse_feature(spec: &str) -> Result<Feature, String> {
+    let (name, call) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("{spec:?} is not `name:function(field)`"))?;
+    let call = call.trim();
+    let (function, field) = match call.split_once('(') {
+        Some((f, rest)) => {
+            let field = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("{spec:?}: missing `)`"))?;
+            (f.trim(), Some(field.trim().to_owned()))
+        }
+        None => (call, None),
+    };
+    let function = Function::parse(function).ok_or_else(|| {
+        format!(
+            "{spec:?}: unknown function {function:?}; known: {}",
+            Function::NAMES
+        )
+    })?;
+    match (function.needs_field(), &field) {
+        (true, None) => Err(format!(
+            "{spec:?}: {function:?} needs a field, e.g. sum(amount)"
+        )),
+        (false, Some(_)) => Err(format!("{spec:?}: count takes no field")),
+        _ => Ok(Feature {
+            name: name.trim().to_owned(),
+            function,
+            field: field.filter(|f| !f.is_empty()),
+        }),
+    }
+}
+
+impl AggregateConfig {
+    /// Reads the step's options; problems are recorded in `options`.
+    pub fn parse(options: &mut Options) -> Option<Self> {
+        let group_by = options.list(&GROUP_BY);
+        let hopping = options.choice(&WINDOW_TYPE)? == "hopping";
+        let size = options.i64(&WINDOW_SIZE)?;
+        if size <= 0 {
+            options.issue(
+                WINDOW_SIZE.name,
+                "must be a positive number of milliseconds",
+            );
+            return None;
+        }
+        let advance = if hopping {
+            let Some(advance) = options.i64(&WINDOW_ADVANCE) else {
+                options.issue(WINDOW_ADVANCE.name, "hopping windows need it");
+                return None;
+            };
+            if advance <= 0 || size % advance != 0 {
+                options.issue(
+                    WINDOW_ADVANCE.name,
+                    format!("must be positive and divide window.size.ms ({size})"),
+                );
+                return None;
+            }
+            advance
+        } else {
+            size
+        };
+        let mut features = Vec::new();
+        for spec in options.list(&AGGREGATES) {
+            match parse_feature(&spec) {
+                Ok(f) => features.push(f),
+                Err(e) => options.issue(AGGREGATES.name, e),
+            }
+        }
+        if features.is_empty() {
+            options.issue(AGGREGATES.name, "name at least one feature");
+            return None;
+        }
+        let late = match options.choice(&LATE_RECORDS)?.as_str() {
+            "dlq" => LatePolicy::DeadLetter,
+            "topic" => match options.string(&LATE_TOPIC) {
+                Some(t) => LatePolicy::Topic(t),
+                None => {
+                    options.issue(LATE_TOPIC.name, "late.records=topic needs it");
+                    return None;
+                }
+            },
+            _ => LatePolicy::Drop,
+        };
+        let non_negative = |options: &mut Options, key: &ConfigKey| -> Option<i64> {
+            let v = options.i64(key)?;
+            if v < 0 {
+                options.issue(key.name, "must not be negative");
+                return None;
+            }
+            Some(v)
+        };
+        Some(Self {
+            group_by,
+            size,
+            advance,
+            time_field: options.string(&TIME_FIELD),
+            processing_time: options.choice(&TIME_KIND)? == "processing",
+            watermark_delay: non_negative(options, &WATERMARK_DELAY)?,
+            allowed_lateness: non_negative(options, &ALLOWED_LATENESS)?,
+            late,
+            features,
+            emit_early_ms: non_negative(options, &EMIT_EARLY)? as u64,
+            output_topic: options.string(&OUTPUT_TOPIC),
+            start_field: options.string(&START_FIELD)?,
+            end_field: options.string(&END_FIELD)?,
+            cache_entries: non_negative(options, &CACHE_ENTRIES)? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_parse_and_errors_say_what_is_expected() {
+        assert_eq!(
+            parse_feature("unique_pages_5min:count_distinct(page)").unwrap(),
+            Feature {
+                name: "unique_pages_5min".into(),
+                function: Function::CountDistinct,
+                field: Some("page".into())
+            }
+        );
+        assert_eq!(parse_feature("n:count").unwrap().field, None);
+        assert!(
+            parse_feature("x:median(a)")
+                .unwrap_err()
+                .contains("known: count")
+        );
+        assert!(
+            parse_feature("s:sum")
+                .unwrap_err()
+                .contains("needs a field")
+        );
+    }
+}

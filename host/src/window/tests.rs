@@ -1,0 +1,248 @@
+//! The window operator against a plain reference computation, on generated clicks with
+//! out-of-order and late records, through a small cache (so state spills to disk) and across a
+//! restart from a checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::build_step;
+use crate::config::options::Options;
+use crate::core::record::{Payload, Record};
+use crate::core::transform::BatchTransform;
+use crate::offsets::SourceOffsets;
+use crate::state::StateStore;
+
+const SIZE: i64 = 300_000;
+const DELAY: i64 = 5_000;
+const LATENESS: i64 = 60_000;
+
+fn step(extra: &[(&str, &str)]) -> Box<dyn BatchTransform> {
+    let mut map: BTreeMap<String, String> = [
+        ("group.by", "user_id"),
+        ("window.size.ms", "300000"),
+        ("time.field", "ts"),
+        ("watermark.delay.ms", "5000"),
+        ("allowed.lateness.ms", "60000"),
+        (
+            "aggregates",
+            "click_count_5min:count,unique_pages_5min:count_distinct(page)",
+        ),
+        ("state.cache.max.entries", "50"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut options = Options::new(map);
+    let step = build_step("clicks", &mut options);
+    assert!(options.issues().is_empty(), "{:?}", options.issues());
+    step.unwrap()
+}
+
+/// Clicks of 40 users over ~1 hour, arriving out of order by up to 4 s, with one in 25 arriving
+/// 2 minutes late (past the watermark, some past allowed lateness too).
+fn clicks() -> Vec<(String, String, i64)> {
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = Vec::new();
+    for i in 0..6000i64 {
+        let base = 1_700_000_000_000 + i * 600;
+        let jitter = (next() % 4000) as i64;
+        let late = if next() % 25 == 0 { 120_000 } else { 0 };
+        let user = format!("u{}", next() % 40);
+        let page = format!("/p/{}", next() % 12);
+        out.push((user, page, base - jitter - late));
+    }
+    out
+}
+
+fn record(user: &str, page: &str, ts: i64) -> Record {
+    Record::new(
+        "clicks",
+        Payload::value(json!({"user_id": user, "page": page, "ts": ts})),
+    )
+}
+
+/// The straightforward computation: the watermark after each record, each record counted in
+/// every window of its time that is not yet purged when it arrives.
+fn reference(events: &[(String, String, i64)]) -> BTreeMap<(String, i64), (u64, usize)> {
+    let mut watermark = i64::MIN;
+    let mut max_event = i64::MIN;
+    let mut windows: HashMap<(String, i64), (u64, BTreeSet<String>)> = HashMap::new();
+    for (user, page, t) in events {
+        let start = t.div_euclid(SIZE) * SIZE;
+        if start + SIZE + LATENESS > watermark {
+            let w = windows.entry((user.clone(), start)).or_default();
+            w.0 += 1;
+            w.1.insert(page.clone());
+        }
+        if *t > max_event {
+            max_event = *t;
+            watermark = watermark.max(t - DELAY);
+        }
+    }
+    windows
+        .into_iter()
+        .filter(|((_, start), _)| start + SIZE <= watermark)
+        .map(|(k, (n, pages))| (k, (n, pages.len())))
+        .collect()
+}
+
+/// The last result emitted per (user, window start).
+fn collect(outputs: Vec<Record>, into: &mut BTreeMap<(String, i64), (u64, usize)>) {
+    for mut r in outputs {
+        let v = r.value.get().unwrap().value.clone();
+        let key = (
+            v["user_id"].as_str().unwrap().to_owned(),
+            v["window_start"].as_i64().unwrap(),
+        );
+        assert_eq!(v["window_end"].as_i64().unwrap(), key.1 + SIZE);
+        into.insert(
+            key,
+            (
+                v["click_count_5min"].as_u64().unwrap(),
+                v["unique_pages_5min"].as_u64().unwrap() as usize,
+            ),
+        );
+    }
+}
+
+fn run(
+    step: &dyn BatchTransform,
+    events: &[(String, String, i64)],
+    got: &mut BTreeMap<(String, i64), (u64, usize)>,
+) -> usize {
+    let mut dropped = 0;
+    for chunk in events.chunks(97) {
+        let out = step.apply_batch(chunk.iter().map(|(u, p, t)| record(u, p, *t)).collect());
+        assert!(out.fatal.is_none(), "{:?}", out.fatal);
+        assert!(out.failed.is_empty());
+        assert!(out.origins.windows(2).all(|w| w[0] <= w[1]));
+        dropped += out.dropped;
+        collect(out.kept, got);
+    }
+    dropped
+}
+
+#[test]
+fn windows_match_the_reference_with_late_and_out_of_order_records() {
+    let events = clicks();
+    let expected = reference(&events);
+    assert!(expected.len() > 300, "{} windows", expected.len());
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    let step = step(&[]);
+    let stateful = step.stateful().unwrap();
+    stateful.restore(&store).unwrap();
+    let mut got = BTreeMap::new();
+    let dropped = run(step.as_ref(), &events, &mut got);
+    assert!(dropped > 0, "some records are past allowed lateness");
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_restart_from_a_checkpoint_gives_the_same_results() {
+    let events = clicks();
+    let expected = reference(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let (first, second) = events.split_at(97 * 31);
+    let mut got = BTreeMap::new();
+    {
+        let store = StateStore::open(&path).unwrap();
+        let step = step(&[]);
+        step.stateful().unwrap().restore(&store).unwrap();
+        run(step.as_ref(), first, &mut got);
+        let mut offsets = SourceOffsets::default();
+        offsets.insert(json!({"file": "clicks"}), json!({"line": first.len()}));
+        let chain_store = Arc::clone(&store);
+        chain_store
+            .checkpoint(&offsets, |w| step.stateful().unwrap().checkpoint(w))
+            .unwrap();
+        // Work after the checkpoint that a crash loses: it must leave no trace.
+        run(step.as_ref(), &second[..500], &mut BTreeMap::new());
+    }
+    let store = StateStore::open(&path).unwrap();
+    let offsets = store.checkpointed_offsets().unwrap().unwrap();
+    assert_eq!(
+        offsets.get(&json!({"file": "clicks"})),
+        Some(&json!({"line": first.len()}))
+    );
+    let step = step(&[]);
+    step.stateful().unwrap().restore(&store).unwrap();
+    run(step.as_ref(), second, &mut got);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn late_records_go_where_late_records_says() {
+    let to_dlq = step(&[("late.records", "dlq"), ("allowed.lateness.ms", "0")]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    to_dlq.stateful().unwrap().restore(&store).unwrap();
+    let out = to_dlq.apply_batch(vec![
+        record("u1", "/a", 1_000_000),
+        record("u1", "/b", 2_000_000),
+        record("u1", "/c", 1_000_001),
+    ]);
+    assert_eq!(out.kept.len(), 1, "the first window closed");
+    assert_eq!(out.failed.len(), 1);
+    let (index, _, error) = &out.failed[0];
+    assert_eq!(*index, 2);
+    assert!(error.message.contains("late record"), "{}", error.message);
+
+    let sided = step(&[("late.records", "topic"), ("late.topic", "clicks-late")]);
+    let store = StateStore::open(&dir.path().join("t.redb")).unwrap();
+    sided.stateful().unwrap().restore(&store).unwrap();
+    let out = sided.apply_batch(vec![
+        record("u1", "/a", 1_000_000),
+        record("u1", "/b", 2_000_000),
+        record("u1", "/c", 1_000_001),
+    ]);
+    let topics: Vec<&str> = out.kept.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, ["clicks", "clicks-late"]);
+}
+
+#[test]
+fn hopping_windows_count_a_record_in_each_window_it_falls_in() {
+    let hop = step(&[
+        ("window.type", "hopping"),
+        ("window.advance.ms", "100000"),
+        ("aggregates", "n:count,total:sum(v),low:min(v),high:max(v)"),
+        ("watermark.delay.ms", "0"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    hop.stateful().unwrap().restore(&store).unwrap();
+    let rec = |t: i64, v: i64| {
+        Record::new(
+            "tx",
+            Payload::value(json!({"user_id": "u", "ts": t, "v": v})),
+        )
+    };
+    let out = hop.apply_batch(vec![rec(250_000, 5), rec(260_000, 7), rec(1_000_000, 1)]);
+    let mut results: Vec<Value> = out
+        .kept
+        .into_iter()
+        .map(|mut r| r.value.get().unwrap().value.clone())
+        .collect();
+    results.sort_by_key(|v| v["window_start"].as_i64());
+    let starts: Vec<i64> = results
+        .iter()
+        .map(|v| v["window_start"].as_i64().unwrap())
+        .collect();
+    assert_eq!(starts, [0, 100_000, 200_000]);
+    for v in &results {
+        assert_eq!((v["n"].clone(), v["total"].clone()), (json!(2), json!(12)));
+        assert_eq!((v["low"].clone(), v["high"].clone()), (json!(5), json!(7)));
+    }
+}
