@@ -24,3 +24,4 @@ mod services;
 mod validate;
 mod wasm;
 mod watcher;
+mod windows;

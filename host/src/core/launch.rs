@@ -232,11 +232,15 @@ pub(super) fn start(
             };
             let tracker = OffsetTracker::new(committed.clone());
             let stop_committer = CancellationToken::new();
+            // With state, offsets are written only at checkpoints, with the state they match
+            // (`SourceContext::checkpoint`): written ahead of the state, a crash before the
+            // next checkpoint would resume past records the state never kept.
             let committer = tokio::spawn(commit_loop(
                 name.clone(),
                 Arc::clone(&tracker),
                 shared.offsets.clone(),
                 stop_committer.clone(),
+                state.is_none(),
             ));
             let ctx = SourceContext {
                 connector: Arc::from(name.as_str()),
@@ -250,6 +254,7 @@ pub(super) fn start(
                 metrics,
                 topics,
                 state,
+                offset_store: shared.offsets.clone(),
                 last_checkpoint: std::time::Instant::now(),
             };
             let run = tokio::spawn(run_source(

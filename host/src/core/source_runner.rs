@@ -43,12 +43,17 @@ async fn persist(name: &str, tracker: &OffsetTracker, store: &OffsetStore) -> bo
 }
 
 /// Persists a source's committed offsets whenever they advance, and once more when stopped.
+/// Sources with stateful transforms (`enabled` false) persist them at checkpoints instead.
 pub(super) async fn commit_loop(
     name: String,
     tracker: Arc<OffsetTracker>,
     store: OffsetStore,
     stop: CancellationToken,
+    enabled: bool,
 ) {
+    if !enabled {
+        return;
+    }
     loop {
         tokio::select! {
             _ = tracker.changed() => {}

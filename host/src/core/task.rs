@@ -145,6 +145,8 @@ pub struct SourceContext {
     pub(super) topics: Arc<super::launch::TopicSet>,
     /// The connector's state store when its chain has stateful steps.
     pub(super) state: Option<Arc<crate::state::StateStore>>,
+    /// Where offsets are persisted (by the checkpoint, when the chain has state).
+    pub(super) offset_store: crate::offsets::OffsetStore,
     pub(super) last_checkpoint: std::time::Instant,
 }
 
@@ -311,10 +313,19 @@ impl SourceContext {
     ) -> Result<(), ConnectorError> {
         let offsets = self.tracker.committed();
         let chain = Arc::clone(&self.chain);
-        tokio::task::spawn_blocking(move || chain.checkpoint(&store, &offsets))
-            .await
-            .map_err(|e| ConnectorError::fatal("checkpointing state", e.to_string()))?
-            .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        let (file, name) = (self.offset_store.clone(), self.connector.to_string());
+        tokio::task::spawn_blocking(move || {
+            chain.checkpoint(&store, &offsets)?;
+            // The offsets file follows (for the REST API and tools); the store stays the
+            // source of truth on restart.
+            if let Err(e) = file.save(&name, &offsets) {
+                tracing::warn!(connector = %name, error = %e, "Could not write the offsets file after a checkpoint.");
+            }
+            Ok::<_, crate::state::StateError>(())
+        })
+        .await
+        .map_err(|e| ConnectorError::fatal("checkpointing state", e.to_string()))?
+        .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
         self.last_checkpoint = std::time::Instant::now();
         Ok(())
     }

@@ -118,8 +118,10 @@ impl Sink for FileSink {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&self.config.file)
             .map_err(|e| self.write_error(e))?;
+        drop_torn_line(&file).map_err(|e| self.write_error(e))?;
         self.file = Some(file);
         Ok(())
     }
@@ -152,4 +154,33 @@ impl Sink for FileSink {
         self.buffer.clear();
         Ok(())
     }
+}
+
+/// A crash mid-write leaves a last line without its newline; its record was never
+/// acknowledged and comes again. Cut it, so the file stays one JSON document per line.
+fn drop_torn_line(file: &std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut reader = file;
+    let mut tail = Vec::new();
+    let start = len.saturating_sub(1 << 20);
+    reader.seek(SeekFrom::Start(start))?;
+    reader.read_to_end(&mut tail)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    let keep = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => start + i as u64 + 1,
+        None if start == 0 => 0,
+        // A last line over 1 MiB: leave it rather than guess.
+        None => return Ok(()),
+    };
+    tracing::warn!(
+        bytes = len - keep,
+        "Cutting a torn last line left by a crash from the sink file."
+    );
+    file.set_len(keep)
 }
