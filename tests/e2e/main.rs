@@ -12,6 +12,7 @@ mod cdc_recovery;
 mod cli_client;
 mod crash;
 mod dlq_replay;
+mod features_example;
 mod file_to_parquet;
 mod harness;
 mod kafka;

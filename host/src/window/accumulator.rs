@@ -52,10 +52,19 @@ impl Function {
             Self::Count => Accumulator::Count(0),
             Self::CountDistinct => Accumulator::Distinct(BTreeSet::new()),
             Self::ApproxCountDistinct => Accumulator::Approx(Hll::default()),
-            Self::Sum => Accumulator::Sum(0.0),
+            Self::Sum => Accumulator::Sum {
+                total: 0.0,
+                integral: true,
+            },
             Self::Avg => Accumulator::Avg { sum: 0.0, n: 0 },
-            Self::Min => Accumulator::Min(None),
-            Self::Max => Accumulator::Max(None),
+            Self::Min => Accumulator::Min {
+                value: None,
+                integral: true,
+            },
+            Self::Max => Accumulator::Max {
+                value: None,
+                integral: true,
+            },
             Self::First => Accumulator::First(None),
             Self::Last => Accumulator::Last(None),
         }
@@ -69,13 +78,12 @@ pub enum Accumulator {
     /// Exact distinct values, as their JSON text.
     Distinct(BTreeSet<String>),
     Approx(Hll),
-    Sum(f64),
-    Avg {
-        sum: f64,
-        n: u64,
-    },
-    Min(Option<f64>),
-    Max(Option<f64>),
+    /// `integral` while every input was an integer: the result stays an integer, so a column
+    /// keeps one type (Parquet) whatever the values.
+    Sum { total: f64, integral: bool },
+    Avg { sum: f64, n: u64 },
+    Min { value: Option<f64>, integral: bool },
+    Max { value: Option<f64>, integral: bool },
     /// (event time, value as JSON text) of the earliest / latest record.
     First(Option<(i64, String)>),
     Last(Option<(i64, String)>),
@@ -108,19 +116,29 @@ impl Accumulator {
                 .ok_or_else(|| format!("expected a number, got {v}"))
         };
         let x = if function.numeric() { number()? } else { 0.0 };
+        let whole = value.is_some_and(|v| v.is_i64() || v.is_u64());
         match self {
             Self::Count(n) => *n += 1,
             Self::Distinct(set) => {
                 set.insert(text(value.unwrap_or(&Value::Null)));
             }
             Self::Approx(hll) => hll.add(text(value.unwrap_or(&Value::Null)).as_bytes()),
-            Self::Sum(s) => *s += x,
+            Self::Sum { total, integral } => {
+                *total += x;
+                *integral &= whole;
+            }
             Self::Avg { sum, n } => {
                 *sum += x;
                 *n += 1;
             }
-            Self::Min(m) => *m = Some(m.map_or(x, |m| m.min(x))),
-            Self::Max(m) => *m = Some(m.map_or(x, |m| m.max(x))),
+            Self::Min { value, integral } => {
+                *value = Some(value.map_or(x, |m| m.min(x)));
+                *integral &= whole;
+            }
+            Self::Max { value, integral } => {
+                *value = Some(value.map_or(x, |m| m.max(x)));
+                *integral &= whole;
+            }
             Self::First(f) => {
                 if f.as_ref().is_none_or(|(t, _)| time < *t) {
                     *f = Some((time, value.map(Value::to_string).unwrap_or_default()));
@@ -141,10 +159,12 @@ impl Accumulator {
             Self::Count(n) => Value::from(*n),
             Self::Distinct(set) => Value::from(set.len()),
             Self::Approx(hll) => Value::from(hll.estimate()),
-            Self::Sum(s) => number(*s),
-            Self::Avg { sum, n } if *n > 0 => number(sum / *n as f64),
+            Self::Sum { total, integral } => number(*total, *integral),
+            Self::Avg { sum, n } if *n > 0 => number(sum / *n as f64, false),
             Self::Avg { .. } => Value::Null,
-            Self::Min(m) | Self::Max(m) => m.map_or(Value::Null, number),
+            Self::Min { value, integral } | Self::Max { value, integral } => {
+                value.map_or(Value::Null, |v| number(v, *integral))
+            }
             Self::First(v) | Self::Last(v) => v
                 .as_ref()
                 .and_then(|(_, json)| serde_json::from_str(json).ok())
@@ -153,9 +173,9 @@ impl Accumulator {
     }
 }
 
-/// Whole numbers as JSON integers (counts and sums of integers stay integers).
-fn number(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+/// A result as a JSON integer when its inputs were integers, else as a float.
+fn number(x: f64, integral: bool) -> Value {
+    if integral && x.fract() == 0.0 && x.abs() < 9.0e15 {
         Value::from(x as i64)
     } else {
         serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
@@ -247,7 +267,13 @@ mod tests {
             avg.add(Function::Avg, Some(v), i as i64).unwrap();
             last.add(Function::Last, Some(v), 10 - i as i64).unwrap();
         }
-        assert_eq!(sum.result(), json!(10));
+        assert_eq!(sum.result(), json!(10.0), "\"3\" is not an integer input");
+        let mut ints = Function::Sum.start();
+        ints.add(Function::Sum, Some(&json!(4)), 0).unwrap();
+        assert_eq!(ints.result(), json!(4));
+        let mut floats = Function::Max.start();
+        floats.add(Function::Max, Some(&json!(2.0)), 0).unwrap();
+        assert_eq!(floats.result(), json!(2.0));
         assert!((avg.result().as_f64().unwrap() - 10.0 / 3.0).abs() < 1e-12);
         assert_eq!(
             last.result(),

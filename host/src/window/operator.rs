@@ -387,7 +387,9 @@ impl Operator {
             .unwrap_or_else(|| trigger.topic.clone());
         let mut record = Record::new(topic, Payload::value(Value::Object(value)));
         record.key = Payload::value(Value::Object(key));
-        record.timestamp = Some(end);
+        // The window's last instant (Flink's `maxTimestamp`): time-partitioned sinks file the
+        // result under the window's own day.
+        record.timestamp = Some(end - 1);
         record.partition = trigger.partition;
         record.offset = trigger.offset;
         out.kept.push(record);
