@@ -134,7 +134,10 @@ fn the_features_example_matches_a_plain_computation() {
     let mut newest: BTreeMap<String, (i64, u64, u64)> = BTreeMap::new();
     for ((user, start), rows) in &click_windows {
         let pages: BTreeSet<&str> = rows.iter().map(|r| r["page"].as_str().unwrap()).collect();
-        newest.insert(user.clone(), (*start, rows.len() as u64, pages.len() as u64));
+        newest.insert(
+            user.clone(),
+            (*start, rows.len() as u64, pages.len() as u64),
+        );
     }
     let daily = windows_of(&transactions(&data), 86_400_000, 600_000, 0);
     assert_eq!(
@@ -149,19 +152,31 @@ fn the_features_example_matches_a_plain_computation() {
         newest
             .iter()
             .all(|(user, (start, _, _))| {
-                let stored: Option<i64> = conn.hget(format!("user:{user}"), "window_start").unwrap();
+                let stored: Option<i64> =
+                    conn.hget(format!("user:{user}"), "window_start").unwrap();
                 stored == Some(*start)
             })
             .then_some(())
     });
     for (user, (start, count, pages)) in &newest {
         let hash: HashMap<String, String> = conn.hgetall(format!("user:{user}")).unwrap();
-        assert_eq!(hash["click_count_5min"], count.to_string(), "{user} {start}");
-        assert_eq!(hash["unique_pages_5min"], pages.to_string(), "{user} {start}");
+        assert_eq!(
+            hash["click_count_5min"],
+            count.to_string(),
+            "{user} {start}"
+        );
+        assert_eq!(
+            hash["unique_pages_5min"],
+            pages.to_string(),
+            "{user} {start}"
+        );
         assert_eq!(hash["window_end"], (start + 300_000).to_string());
     }
     let dead: Vec<Value> = jsonl(&ws.path("var/dlq/clicks-windows.jsonl"));
-    assert!(!dead.is_empty(), "clicks past allowed lateness are dead letters");
+    assert!(
+        !dead.is_empty(),
+        "clicks past allowed lateness are dead letters"
+    );
 
     let offline = ws.path("var/features/daily");
     host.wait_for("the closed days in Parquet", || {
@@ -179,14 +194,32 @@ fn the_features_example_matches_a_plain_computation() {
         );
         let txs = &daily[&key];
         let amounts: Vec<f64> = txs.iter().map(|t| t["amount"].as_f64().unwrap()).collect();
-        let merchants: BTreeSet<&str> = txs.iter().map(|t| t["merchant"].as_str().unwrap()).collect();
-        assert_eq!(row["tx_count_1d"].as_u64().unwrap(), txs.len() as u64, "{key:?}");
+        let merchants: BTreeSet<&str> = txs
+            .iter()
+            .map(|t| t["merchant"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            row["tx_count_1d"].as_u64().unwrap(),
+            txs.len() as u64,
+            "{key:?}"
+        );
         let sum: f64 = amounts.iter().sum();
-        assert!((row["amount_sum_1d"].as_f64().unwrap() - sum).abs() < 1e-6, "{key:?}");
+        assert!(
+            (row["amount_sum_1d"].as_f64().unwrap() - sum).abs() < 1e-6,
+            "{key:?}"
+        );
         let max = amounts.iter().cloned().fold(f64::MIN, f64::max);
-        assert!((row["amount_max_1d"].as_f64().unwrap() - max).abs() < 1e-9, "{key:?}");
-        assert_eq!(row["merchants_1d"].as_u64().unwrap(), merchants.len() as u64);
-        let day = chrono::DateTime::from_timestamp_millis(key.1).unwrap().format("date=%Y-%m-%d");
+        assert!(
+            (row["amount_max_1d"].as_f64().unwrap() - max).abs() < 1e-9,
+            "{key:?}"
+        );
+        assert_eq!(
+            row["merchants_1d"].as_u64().unwrap(),
+            merchants.len() as u64
+        );
+        let day = chrono::DateTime::from_timestamp_millis(key.1)
+            .unwrap()
+            .format("date=%Y-%m-%d");
         assert!(
             path.display().to_string().contains(&day.to_string()),
             "{} for {key:?}",

@@ -19,7 +19,7 @@ const DELAY: i64 = 5_000;
 fn click(i: i64) -> (String, String, i64) {
     let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let jitter = (h % 3000) as i64;
-    let late = if h % 50 == 0 { 60_000 } else { 0 };
+    let late = if h.is_multiple_of(50) { 60_000 } else { 0 };
     (
         format!("u{}", (h >> 20) % 300),
         format!("/p/{}", (h >> 40) % 20),

@@ -27,9 +27,16 @@ mod table;
 
 pub use table::{Entry, StateTable};
 
+/// redb's page cache (its default is 1 GiB): state beyond it is read from disk, so memory
+/// stays bounded whatever the number of keys.
+const PAGE_CACHE_BYTES: usize = 64 << 20;
+
 /// The store's own table: the offsets of the last checkpoint, and steps' small metadata.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("headwater.meta");
 const OFFSETS: &str = "source.offsets";
+
+/// A stored entry: key and value bytes.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -171,11 +178,14 @@ impl StateStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| error(e.to_string()))?;
         }
-        let db = Database::create(path).map_err(|e| {
-            error(format!(
-                "{e} (is another Headwater process running this connector?)"
-            ))
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                error(format!(
+                    "{e} (is another Headwater process running this connector?)"
+                ))
+            })?;
         let store = Self {
             db,
             path: path.to_owned(),
@@ -257,24 +267,42 @@ impl StateStore {
             .map(|v| v.value().to_vec()))
     }
 
-    /// Keys of live entries of `table_name` with `from <= key < to` (`to = None`: to the end),
-    /// in key order, its scratch table included.
-    pub fn range_keys(
+    /// Entries of `table_name` with `from <= key < to` (`to = None`: to the end), in key
+    /// order, its scratch table included (`None`: deleted there).
+    pub fn range(
         &self,
         table_name: &str,
         from: &[u8],
         to: Option<&[u8]>,
-    ) -> Result<std::collections::BTreeMap<Vec<u8>, bool>, StateError> {
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, StateError> {
+        self.range_limited(table_name, from, to, usize::MAX)
+    }
+
+    /// [`Self::range`] up to the `limit`-th key of the table and its scratch table together.
+    pub fn range_limited(
+        &self,
+        table_name: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, StateError> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let mut keys: std::collections::BTreeMap<Vec<u8>, bool> = self
-            .scan(&txn, table_name, from, to)?
+        let mut entries: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .scan(&txn, table_name, from, to, limit)?
             .into_iter()
-            .map(|(k, _)| (k, true))
+            .map(|(k, v)| (k, Some(v)))
             .collect();
-        for (k, tagged) in self.scan(&txn, &format!("{table_name}{SPILL}"), from, to)? {
-            keys.insert(k, tagged.first() == Some(&VALUE));
+        let spill = format!("{table_name}{SPILL}");
+        for (k, mut tagged) in self.scan(&txn, &spill, from, to, limit)? {
+            let value = (tagged.first() == Some(&VALUE)).then(|| tagged.split_off(1));
+            entries.insert(k, value);
         }
-        Ok(keys)
+        // Both scans stop after `limit` keys: past the first `limit` of the union, one of them
+        // may be missing keys, so keep only those.
+        while entries.len() > limit {
+            entries.pop_last();
+        }
+        Ok(entries)
     }
 
     fn scan(
@@ -283,7 +311,8 @@ impl StateStore {
         table_name: &str,
         from: &[u8],
         to: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StateError> {
         let t = match txn.open_table(table(table_name)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -295,7 +324,7 @@ impl StateStore {
         }
         .map_err(|e| self.error(e))?;
         let mut out = Vec::new();
-        for item in iter {
+        for item in iter.take(limit) {
             let (k, v) = item.map_err(|e| self.error(e))?;
             out.push((k.value().to_vec(), v.value().to_vec()));
         }

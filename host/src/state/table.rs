@@ -10,6 +10,12 @@ use serde::de::DeserializeOwned;
 
 use super::{StateError, StateStore, Writer};
 
+/// A change to write: key, and the encoded value or `None` for a deletion.
+type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// Live entries of a page, and the key the next page starts at (`None`: the last page).
+pub type Page<T> = (Vec<(Vec<u8>, T)>, Option<Vec<u8>>);
+
 /// A cached entry: `None` once deleted (until the deletion is written).
 #[derive(Debug)]
 pub struct Entry<T> {
@@ -92,32 +98,95 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         );
     }
 
-    /// Keys of live entries with `from <= key < to`, in order, from cache and store together.
-    pub fn keys_in(
+    /// Live entries with `from <= key < to`, in key order, from cache and store together.
+    /// They are read, not cached: scans (closing windows) touch entries once.
+    pub fn entries_in(
         &self,
         store: &StateStore,
         from: &[u8],
         to: Option<&[u8]>,
-    ) -> Result<Vec<Vec<u8>>, StateError> {
-        let upper = to.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut keys = store.range_keys(&self.name, from, to)?;
-        for (k, e) in self.cache.range::<[u8], _>((Bound::Included(from), upper)) {
-            keys.insert(k.clone(), e.value.is_some());
-        }
-        Ok(keys
-            .into_iter()
-            .filter_map(|(k, live)| live.then_some(k))
-            .collect())
+    ) -> Result<Vec<(Vec<u8>, T)>, StateError>
+    where
+        T: Clone,
+    {
+        Ok(self.page(store, from, to, usize::MAX)?.0)
     }
 
-    /// Keys starting with `prefix`, in order.
-    pub fn keys_with_prefix(
+    /// Live entries from `from`, reading at most `limit` stored ones (plus cached ones in the
+    /// same span), for scans too large to hold at once; and where the next page starts, if
+    /// there is one.
+    pub fn page(
+        &self,
+        store: &StateStore,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page<T>, StateError>
+    where
+        T: Clone,
+    {
+        let stored = store.range_limited(&self.name, from, to, limit)?;
+        // Cached entries past the last stored one belong to the next page.
+        let last = (stored.len() >= limit)
+            .then(|| stored.keys().next_back().cloned())
+            .flatten();
+        let to = last
+            .as_deref()
+            .map(|l| (l, true))
+            .or(to.map(|t| (t, false)));
+        let upper = match to {
+            Some((k, true)) => Bound::Included(k),
+            Some((k, false)) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let mut merged: BTreeMap<Vec<u8>, Option<T>> = BTreeMap::new();
+        for (k, bytes) in stored {
+            let value = match bytes {
+                Some(b) => Some(self.decode(store, &b)?),
+                None => None,
+            };
+            merged.insert(k, value);
+        }
+        for (k, e) in self.cache.range::<[u8], _>((Bound::Included(from), upper)) {
+            merged.insert(k.clone(), e.value.clone());
+        }
+        let next = last.map(|mut k| {
+            k.push(0);
+            k
+        });
+        let live = merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        Ok((live, next))
+    }
+
+    /// [`Self::entries_in`] of the keys starting with `prefix`.
+    pub fn entries_with_prefix(
         &self,
         store: &StateStore,
         prefix: &[u8],
-    ) -> Result<Vec<Vec<u8>>, StateError> {
+    ) -> Result<Vec<(Vec<u8>, T)>, StateError>
+    where
+        T: Clone,
+    {
         let end = prefix_end(prefix);
-        self.keys_in(store, prefix, end.as_deref())
+        self.entries_in(store, prefix, end.as_deref())
+    }
+
+    /// [`Self::page`] within the keys starting with `prefix`.
+    pub fn page_with_prefix(
+        &self,
+        store: &StateStore,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Page<T>, StateError>
+    where
+        T: Clone,
+    {
+        let end = prefix_end(prefix);
+        self.page(store, from, end.as_deref(), limit)
     }
 
     /// Calls `f` on every live entry in memory; entries it reports changed (`true`) are
@@ -138,7 +207,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     }
 
     /// Changed entries as (key, encoded value or `None` for a deletion).
-    fn changes(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StateError> {
+    fn changes(&self) -> Result<Vec<Change>, StateError> {
         let mut out = Vec::new();
         for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
             let bytes = match &e.value {
@@ -179,7 +248,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
 }
 
 /// The smallest key greater than every key starting with `prefix` (`None`: no such key).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
@@ -211,17 +280,20 @@ mod tests {
             }
             assert!(t.resident() <= 2);
             assert_eq!(t.get(&store, b"b").unwrap(), Some(&11));
-            assert_eq!(t.keys_with_prefix(&store, b"").unwrap().len(), 4);
+            assert_eq!(t.entries_with_prefix(&store, b"").unwrap().len(), 4);
             t.remove(b"a");
             assert_eq!(
-                t.keys_in(&store, b"a", Some(b"c")).unwrap(),
-                [b"b".to_vec()]
+                t.entries_in(&store, b"a", Some(b"c")).unwrap(),
+                [(b"b".to_vec(), 11)]
             );
             // No checkpoint after the spills: dropped as a crash would drop them.
         }
         let store = StateStore::open(&path).unwrap();
         let mut t: StateTable<u64> = StateTable::new("t", 2);
-        assert_eq!(t.keys_with_prefix(&store, b"").unwrap(), [b"a".to_vec()]);
+        assert_eq!(
+            t.entries_with_prefix(&store, b"").unwrap(),
+            [(b"a".to_vec(), 1)]
+        );
         assert_eq!(t.get(&store, b"a").unwrap(), Some(&1));
         let offsets = store.checkpointed_offsets().unwrap().unwrap();
         assert_eq!(

@@ -80,10 +80,22 @@ pub enum Accumulator {
     Approx(Hll),
     /// `integral` while every input was an integer: the result stays an integer, so a column
     /// keeps one type (Parquet) whatever the values.
-    Sum { total: f64, integral: bool },
-    Avg { sum: f64, n: u64 },
-    Min { value: Option<f64>, integral: bool },
-    Max { value: Option<f64>, integral: bool },
+    Sum {
+        total: f64,
+        integral: bool,
+    },
+    Avg {
+        sum: f64,
+        n: u64,
+    },
+    Min {
+        value: Option<f64>,
+        integral: bool,
+    },
+    Max {
+        value: Option<f64>,
+        integral: bool,
+    },
     /// (event time, value as JSON text) of the earliest / latest record.
     First(Option<(i64, String)>),
     Last(Option<(i64, String)>),

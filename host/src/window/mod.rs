@@ -33,10 +33,7 @@ pub const CLASS: &str = "headwater.window.Aggregate";
 
 /// Builds the step; problems are recorded in `options`.
 pub fn build_step(alias: &str, options: &mut Options) -> Option<Box<dyn BatchTransform>> {
-    let config = Arc::new(AggregateConfig::parse(options)?);
-    Some(Box::new(WindowStep {
-        operator: Mutex::new(Operator::new(config, alias)),
-    }))
+    WindowStep::new(alias, options).map(|s| Box::new(s) as Box<dyn BatchTransform>)
 }
 
 /// The chain step: one operator behind a lock (the chain runs one batch at a time).
@@ -45,6 +42,13 @@ pub struct WindowStep {
 }
 
 impl WindowStep {
+    pub fn new(alias: &str, options: &mut Options) -> Option<Self> {
+        let config = Arc::new(AggregateConfig::parse(options)?);
+        Some(Self {
+            operator: Mutex::new(Operator::new(config, alias)),
+        })
+    }
+
     fn operator(&self) -> std::sync::MutexGuard<'_, Operator> {
         // A panic mid-batch fails the task, which restarts from its checkpoint.
         self.operator.lock().unwrap_or_else(|e| e.into_inner())

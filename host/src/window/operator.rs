@@ -39,6 +39,9 @@ struct Progress {
     ends: BTreeMap<i64, u64>,
 }
 
+/// Windows read at a time when closing.
+const CLOSE_PAGE: usize = 10_000;
+
 /// Window ends as bytes that sort like the numbers.
 fn end_key(end: i64, group: &str) -> Vec<u8> {
     let mut key = ((end as u64) ^ (1 << 63)).to_be_bytes().to_vec();
@@ -320,19 +323,26 @@ impl Operator {
             .collect();
         for end in due {
             let prefix = end_prefix(end);
-            let keys = self.windows.keys_with_prefix(store, &prefix)?;
+            let emit = end > from;
             let purge = end.saturating_add(lateness) <= to;
-            if end > from {
-                for key in &keys {
-                    if let Some(window) = self.windows.get(store, key)?.cloned() {
+            // Page by page: a window end shared by a million groups is never all in memory.
+            let mut next = Some(prefix.to_vec());
+            while let Some(at) = next.take() {
+                let (windows, rest) = self
+                    .windows
+                    .page_with_prefix(store, &prefix, &at, CLOSE_PAGE)?;
+                for (key, window) in windows {
+                    if emit {
                         self.emit(&window, end, trigger, index, out);
                     }
+                    if purge {
+                        self.windows.remove(&key);
+                    }
                 }
+                next = rest;
+                self.windows.bound_memory(store)?;
             }
             if purge {
-                for key in &keys {
-                    self.windows.remove(key);
-                }
                 self.progress.ends.remove(&end);
             }
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::build_step;
 use crate::config::options::Options;
 use crate::core::record::{Payload, Record};
 use crate::core::transform::BatchTransform;
@@ -19,6 +18,10 @@ const DELAY: i64 = 5_000;
 const LATENESS: i64 = 60_000;
 
 fn step(extra: &[(&str, &str)]) -> Box<dyn BatchTransform> {
+    Box::new(window_step(extra))
+}
+
+fn window_step(extra: &[(&str, &str)]) -> super::WindowStep {
     let mut map: BTreeMap<String, String> = [
         ("group.by", "user_id"),
         ("window.size.ms", "300000"),
@@ -38,7 +41,7 @@ fn step(extra: &[(&str, &str)]) -> Box<dyn BatchTransform> {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
     let mut options = Options::new(map);
-    let step = build_step("clicks", &mut options);
+    let step = super::WindowStep::new("clicks", &mut options);
     assert!(options.issues().is_empty(), "{:?}", options.issues());
     step.unwrap()
 }
@@ -245,4 +248,36 @@ fn hopping_windows_count_a_record_in_each_window_it_falls_in() {
         assert_eq!((v["n"].clone(), v["total"].clone()), (json!(2), json!(12)));
         assert_eq!((v["low"].clone(), v["high"].clone()), (json!(5), json!(7)));
     }
+}
+
+#[test]
+fn a_million_groups_stay_within_the_cache_bound() {
+    const GROUPS: usize = 1_000_000;
+    const CACHE: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    let cache = CACHE.to_string();
+    let step = window_step(&[
+        ("state.cache.max.entries", cache.as_str()),
+        ("allowed.lateness.ms", "0"),
+    ]);
+    step.stateful().unwrap().restore(&store).unwrap();
+    let mut emitted = 0;
+    let mut peak = 0;
+    for chunk in (0..GROUPS).collect::<Vec<_>>().chunks(1000) {
+        let batch = chunk
+            .iter()
+            .map(|&g| record(&format!("g{g}"), "/p", 1_000_000 + (g / 1000) as i64))
+            .collect();
+        let out = step.apply_batch(batch);
+        assert!(out.fatal.is_none(), "{:?}", out.fatal);
+        emitted += out.kept.len();
+        peak = peak.max(step.resident());
+    }
+    assert!(peak <= CACHE + 1, "{peak} windows in memory");
+    // Every group's window is still open; a record an hour later closes them all.
+    let out = step.apply_batch(vec![record("late-comer", "/p", 1_000_000 + 3_600_000)]);
+    emitted += out.kept.len();
+    assert_eq!(emitted, GROUPS);
+    assert!(step.resident() <= CACHE + 1);
 }

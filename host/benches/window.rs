@@ -1,0 +1,116 @@
+//! Windowed features: events/s through `headwater.window.Aggregate` (5-minute tumbling
+//! windows, `count` + exact `count_distinct`), with its durable state store, and the peak RSS.
+//!
+//!     cargo bench --bench window
+//!     HEADWATER_BENCH_ROWS=1000000 cargo bench --bench window
+//!
+//! Two runs, each in its own process so each peak RSS (VmHWM) is its own:
+//! - 100,000 groups (users), the default cache of 100,000 windows;
+//! - 1,000,000 groups with the same cache: state spills to disk, memory stays bounded.
+//!
+//! Records are raw JSON bytes, as a file or Kafka source hands them over; batches of 1,000;
+//! event time advances 1 ms per event, 20 pages, so windows close as the stream goes on.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use headwater::config::options::Options;
+use headwater::core::record::{Payload, Record};
+use headwater::core::transform::BatchTransform;
+use headwater::state::StateStore;
+use headwater::window::WindowStep;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 1000;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn run(groups: u64, events: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::open(&dir.path().join("state.redb")).expect("state store");
+    let options: BTreeMap<String, String> = [
+        ("group.by", "user_id"),
+        ("window.size.ms", "300000"),
+        ("time.field", "ts"),
+        ("watermark.delay.ms", "5000"),
+        (
+            "aggregates",
+            "click_count_5min:count,unique_pages_5min:count_distinct(page)",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut options = Options::new(options);
+    let step = WindowStep::new("bench", &mut options).expect("valid window config");
+    step.stateful()
+        .expect("stateful")
+        .restore(&store)
+        .expect("restore");
+    let mut emitted = 0usize;
+    let mut max_resident = 0usize;
+    let started = Instant::now();
+    let mut i = 0u64;
+    while i < events {
+        let mut batch = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH.min((events - i) as usize) {
+            // Groups visited in a scrambled order, so the cache sees no neat locality.
+            let user = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % groups;
+            let json = format!(
+                "{{\"user_id\":\"u{user}\",\"page\":\"/p/{}\",\"ts\":{}}}",
+                (i * 7) % 20,
+                1_767_225_600_000u64 + i
+            );
+            batch.push(Record::new(
+                "clicks",
+                Payload::json_bytes(Bytes::from(json)),
+            ));
+            i += 1;
+        }
+        let out = step.apply_batch(batch);
+        assert!(out.fatal.is_none(), "{:?}", out.fatal);
+        emitted += out.kept.len();
+        max_resident = max_resident.max(step.resident());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{groups:>9} groups {events:>9} events: {:>9.0} events/s  {emitted:>8} windows emitted  \
+         peak RSS {:>6.0} MiB  max windows in memory {max_resident}",
+        events as f64 / elapsed,
+        peak_rss_mib(),
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let events: u64 = std::env::var("HEADWATER_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000_000);
+    if let Ok(groups) = std::env::var("HEADWATER_BENCH_WINDOW_GROUPS") {
+        run(groups.parse().expect("group count"), events);
+        return;
+    }
+    let me = std::env::current_exe().expect("own path");
+    for groups in ["100000", "1000000"] {
+        let status = std::process::Command::new(&me)
+            .arg("--bench")
+            .env("HEADWATER_BENCH_WINDOW_GROUPS", groups)
+            .env("HEADWATER_BENCH_ROWS", events.to_string())
+            .status()
+            .expect("run the bench child");
+        assert!(status.success());
+    }
+}
