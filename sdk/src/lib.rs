@@ -93,6 +93,7 @@ pub mod metrics;
 mod record;
 #[doc(hidden)]
 pub mod rt;
+pub mod state;
 mod wire;
 
 pub use check::{Severity, Violation};
@@ -110,7 +111,7 @@ pub const WIT_VERSION: &str = "0.1.0";
 pub mod prelude {
     pub use crate::{
         Config, Emitter, Error, Param, ParamType, Record, Result, Severity, Value, Violation,
-        check, json, log, metrics, transform,
+        check, json, log, metrics, state, transform,
     };
 }
 

@@ -59,6 +59,12 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The same test record with an event timestamp (epoch milliseconds).
+    pub fn with_timestamp(mut self, timestamp: i64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
     /// Position of the record in its batch.
     pub fn index(&self) -> u32 {
         self.index

@@ -65,6 +65,96 @@ pub struct Host {
     pub log: fn(Level, &str),
     /// Counters, then gauges.
     pub metrics: fn(&[Sample], &[Sample]),
+    /// The `state` interface, for `#[transform(stateful = true)]`.
+    pub state: Option<StateHost>,
+}
+
+/// Entries a state scan returns: key and value bytes.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The native stand-in for the host's state: entries and watermark.
+type LocalState = (std::collections::BTreeMap<Vec<u8>, Vec<u8>>, i64);
+
+/// The host's `state` functions.
+#[derive(Debug, Clone, Copy)]
+pub struct StateHost {
+    pub get: fn(&[u8]) -> Option<Vec<u8>>,
+    pub put: fn(&[u8], &[u8]),
+    pub delete: fn(&[u8]),
+    pub scan: fn(&[u8], &[u8], u32) -> Entries,
+    pub watermark: fn() -> i64,
+}
+
+/// Where [`crate::state`] goes: the host, or (in a plugin's native unit tests) a map.
+pub(crate) enum StateAccess {
+    Host(StateHost),
+    Local,
+}
+
+thread_local! {
+    /// The native stand-in for the host's state (plugin unit tests), and its watermark.
+    static LOCAL_STATE: RefCell<LocalState> =
+        const { RefCell::new((std::collections::BTreeMap::new(), i64::MIN)) };
+}
+
+pub(crate) fn state() -> StateAccess {
+    match HOST.get().and_then(|h| h.state) {
+        Some(hooks) => StateAccess::Host(hooks),
+        None => StateAccess::Local,
+    }
+}
+
+/// Sets the watermark [`crate::state::watermark`] reports in native unit tests.
+pub fn set_test_watermark(watermark: i64) {
+    LOCAL_STATE.with_borrow_mut(|s| s.1 = watermark);
+}
+
+impl StateAccess {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Self::Host(h) => (h.get)(key),
+            Self::Local => LOCAL_STATE.with_borrow(|s| s.0.get(key).cloned()),
+        }
+    }
+
+    pub(crate) fn put(&self, key: &[u8], value: &[u8]) {
+        match self {
+            Self::Host(h) => (h.put)(key, value),
+            Self::Local => LOCAL_STATE.with_borrow_mut(|s| {
+                s.0.insert(key.to_vec(), value.to_vec());
+            }),
+        }
+    }
+
+    pub(crate) fn delete(&self, key: &[u8]) {
+        match self {
+            Self::Host(h) => (h.delete)(key),
+            Self::Local => LOCAL_STATE.with_borrow_mut(|s| {
+                s.0.remove(key);
+            }),
+        }
+    }
+
+    pub(crate) fn scan(&self, prefix: &[u8], start: &[u8], limit: u32) -> Entries {
+        match self {
+            Self::Host(h) => (h.scan)(prefix, start, limit),
+            Self::Local => LOCAL_STATE.with_borrow(|s| {
+                let from = if start > prefix { start } else { prefix };
+                s.0.range(from.to_vec()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(limit as usize)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+        }
+    }
+
+    pub(crate) fn watermark(&self) -> i64 {
+        match self {
+            Self::Host(h) => (h.watermark)(),
+            Self::Local => LOCAL_STATE.with_borrow(|s| s.1),
+        }
+    }
 }
 
 static HOST: OnceLock<Host> = OnceLock::new();

@@ -24,5 +24,6 @@ mod rest;
 mod services;
 mod validate;
 mod wasm;
+mod wasm_state;
 mod watcher;
 mod windows;

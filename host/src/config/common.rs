@@ -316,8 +316,9 @@ pub fn prepare(
         options.issue(
             "transforms",
             format!(
-                "{} keeps durable state, checkpointed with a source's offsets: put it in the \
-                 transforms of the source connector that produces these topics",
+                "a stateful transform ({} or a stateful WASM plugin) keeps durable state, \
+                 checkpointed with a source's offsets: put it in the transforms of the source \
+                 connector that produces these topics",
                 crate::window::CLASS
             ),
         );

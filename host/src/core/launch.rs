@@ -231,6 +231,7 @@ pub(super) fn start(
                 None
             };
             let tracker = OffsetTracker::new(committed.clone());
+            let committed_at_start = committed.clone();
             let stop_committer = CancellationToken::new();
             // With state, offsets are written only at checkpoints, with the state they match
             // (`SourceContext::checkpoint`): written ahead of the state, a crash before the
@@ -256,6 +257,7 @@ pub(super) fn start(
                 state,
                 offset_store: shared.offsets.clone(),
                 last_checkpoint: std::time::Instant::now(),
+                checkpointed: committed_at_start,
             };
             let run = tokio::spawn(run_source(
                 name.clone(),

@@ -148,6 +148,8 @@ pub struct SourceContext {
     /// Where offsets are persisted (by the checkpoint, when the chain has state).
     pub(super) offset_store: crate::offsets::OffsetStore,
     pub(super) last_checkpoint: std::time::Instant,
+    /// The offsets of the last checkpoint.
+    pub(super) checkpointed: crate::offsets::SourceOffsets,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -268,6 +270,18 @@ impl SourceContext {
         Ok(())
     }
 
+    /// A source with nothing to send calls this now and then (between polls): stateful
+    /// transforms checkpoint what the last batches changed, so an idle stream does not keep
+    /// its newest state only in memory.
+    pub async fn idle(&mut self) -> Result<(), ConnectorError> {
+        let unsaved = self.tracker.committed() != self.checkpointed;
+        if self.state.is_some() && unsaved && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
     /// Checkpoints the chain's state (if it has any) with the offsets it corresponds to. Waits
     /// until every batch sent is acknowledged, so the state and the offsets describe the same
     /// records, and every window result emitted so far is in the sinks.
@@ -312,6 +326,7 @@ impl SourceContext {
         store: Arc<crate::state::StateStore>,
     ) -> Result<(), ConnectorError> {
         let offsets = self.tracker.committed();
+        self.checkpointed = offsets.clone();
         let chain = Arc::clone(&self.chain);
         let (file, name) = (self.offset_store.clone(), self.connector.to_string());
         tokio::task::spawn_blocking(move || {

@@ -25,7 +25,7 @@ use crate::offsets::SourceOffsets;
 
 mod table;
 
-pub use table::{Entry, StateTable};
+pub use table::{Entry, Page, StateTable, prefix_end};
 
 /// redb's page cache (its default is 1 GiB): state beyond it is read from disk, so memory
 /// stays bounded whatever the number of keys.
@@ -209,6 +209,20 @@ impl StateStore {
             txn.delete_table(table(name)).map_err(|e| self.error(e))?;
         }
         txn.commit().map_err(|e| self.error(e))
+    }
+
+    /// A store in memory, for state nobody checkpoints (`headwater plugin test`, unit tests).
+    pub fn in_memory() -> Result<Arc<Self>, StateError> {
+        let db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StateError {
+                path: PathBuf::from(":memory:"),
+                message: e.to_string(),
+            })?;
+        Ok(Arc::new(Self {
+            db,
+            path: PathBuf::from(":memory:"),
+        }))
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StateError {

@@ -7,9 +7,10 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{log, metrics, types};
+use super::bindings::{log, metrics, state, types};
 use super::metrics::{MetricKind, SeriesKey, plugin_metric_name, record};
 use super::output::GuestOutput;
+use super::state::{Pending, PluginState};
 
 /// Which connector and step an instance belongs to: named in its logs and metrics.
 #[derive(Debug)]
@@ -64,6 +65,12 @@ pub struct HostState {
     pub cap: MemoryCap,
     pub scope: Arc<Scope>,
     pub stderr: GuestOutput,
+    /// A stateful transform's state (shared by the step's instances), and this call's
+    /// changes to it, applied when the call succeeds.
+    pub plugin_state: Option<Arc<PluginState>>,
+    pub pending: Pending,
+    /// A state store failure during the call: the batch fails with it.
+    pub state_error: Option<String>,
 }
 
 impl HostState {
@@ -88,7 +95,65 @@ impl HostState {
             },
             scope,
             stderr,
+            plugin_state: None,
+            pending: Pending::new(),
+            state_error: None,
         }
+    }
+
+    /// The step's state; an instance outside a step (`headwater plugin test`) gets its own,
+    /// in memory.
+    fn plugin_state(&mut self) -> Option<Arc<PluginState>> {
+        if self.plugin_state.is_none() {
+            match PluginState::new(&self.scope.step) {
+                Ok(s) => self.plugin_state = Some(s),
+                Err(e) => self.state_error = Some(e.to_string()),
+            }
+        }
+        self.plugin_state.clone()
+    }
+
+    fn state_failed(&mut self, e: crate::state::StateError) {
+        tracing::error!(connector = %self.scope.connector, step = %self.scope.step, error = %e, "Plugin state store failed.");
+        self.state_error.get_or_insert(e.to_string());
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> Option<Vec<u8>> {
+        let state = self.plugin_state()?;
+        match state.get(&self.pending, &key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.state_failed(e);
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.pending.insert(key, None);
+    }
+
+    fn scan(&mut self, prefix: Vec<u8>, start: Vec<u8>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Some(state) = self.plugin_state() else {
+            return Vec::new();
+        };
+        match state.scan(&self.pending, &prefix, &start, limit as usize) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.state_failed(e);
+                Vec::new()
+            }
+        }
+    }
+
+    fn watermark(&mut self) -> i64 {
+        self.plugin_state().map_or(i64::MIN, |s| s.watermark())
     }
 }
 

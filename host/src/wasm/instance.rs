@@ -166,11 +166,27 @@ impl Instance {
 
     /// Runs a transform over a batch.
     pub fn process(&mut self, batch: &Batch) -> Result<OutBatch, CallError> {
+        let host = self.store.data_mut();
+        host.pending.clear();
+        host.state_error = None;
         let result = self.call(|b, s| match b {
             Bindings::Transform(t) => t.headwater_plugin_transform().call_process(s, batch),
             Bindings::Check(_) => Err(wasmtime::format_err!("a check has no `process`")),
         })?;
+        if let Some(e) = self.store.data_mut().state_error.take() {
+            return Err(CallError::Fatal(format!("its state store failed: {e}")));
+        }
         result.map_err(plugin_error)
+    }
+
+    /// Gives the instance its step's state.
+    pub fn set_plugin_state(&mut self, state: Option<Arc<super::state::PluginState>>) {
+        self.store.data_mut().plugin_state = state;
+    }
+
+    /// The state changes of the last call (to apply once it succeeded).
+    pub fn take_pending(&mut self) -> super::state::Pending {
+        std::mem::take(&mut self.store.data_mut().pending)
     }
 
     /// Runs a check over a batch.

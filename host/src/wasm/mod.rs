@@ -18,6 +18,7 @@ pub mod metrics;
 mod module;
 mod output;
 pub mod plugin;
+mod state;
 mod step;
 mod wire;
 

@@ -69,6 +69,8 @@ pub struct Module {
     pub stamp: FileStamp,
     /// Hex SHA-256 of the file.
     pub digest: String,
+    /// It imports the `state` interface (a stateful transform).
+    pub stateful: bool,
 }
 
 impl std::fmt::Debug for Module {
@@ -105,6 +107,8 @@ pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Module, String> {
                 |s| s,
             )
             .map_err(link)?;
+            super::bindings::state::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(link)?;
             let pre = linker.instantiate_pre(&component).map_err(link)?;
             Prepared::Transform(TransformerPre::new(pre).map_err(link)?)
         }
@@ -115,12 +119,17 @@ pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Module, String> {
             Prepared::Check(CheckerPre::new(pre).map_err(link)?)
         }
     };
+    let stateful = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with(&format!("{PACKAGE}/state@")));
     Ok(Module {
         path: path.to_path_buf(),
         kind,
         prepared,
         stamp,
         digest,
+        stateful,
     })
 }
 

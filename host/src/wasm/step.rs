@@ -4,6 +4,10 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::state::PluginState;
+use crate::core::transform::StatefulStep;
+use crate::state::{StateError, StateStore, Writer};
 use std::time::{Duration, Instant};
 
 use super::bindings::severity_name;
@@ -95,6 +99,8 @@ pub struct WasmStep {
     idle: Mutex<Vec<Instance>>,
     /// `headwater_wasm_calls`, counted on every call: its key is built once.
     calls: SeriesKey,
+    /// The durable state of a stateful transform (one that imports `state`).
+    state: Option<Arc<PluginState>>,
 }
 
 fn series(scope: &Scope, name: &str, labels: Vec<(String, String)>) -> SeriesKey {
@@ -132,15 +138,17 @@ impl WasmStep {
                 }
             )));
         }
-        let mut instance = Instance::start(
-            &module,
-            0,
-            settings.limits,
-            Arc::clone(&scope),
-            &settings.config,
-        )?;
+        let state = if module.stateful {
+            Some(PluginState::new(&scope.step).map_err(|e| CallError::Fatal(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut instance = Instance::instantiate(&module, 0, settings.limits, Arc::clone(&scope))?;
+        instance.set_plugin_state(state.clone());
+        instance.init(&settings.config)?;
         let info = instance.describe()?;
         let step = Self {
+            state,
             calls: series(&scope, "headwater_wasm_calls", Vec::new()),
             settings,
             kind,
@@ -226,13 +234,15 @@ impl WasmStep {
             }
         }
         drop(idle);
-        Instance::start(
+        let mut instance = Instance::instantiate(
             &module,
             generation,
             self.settings.limits,
             Arc::clone(&self.scope),
-            &self.settings.config,
-        )
+        )?;
+        instance.set_plugin_state(self.state.clone());
+        instance.init(&self.settings.config)?;
+        Ok(instance)
     }
 
     fn checkin(&self, instance: Instance) {
@@ -268,6 +278,15 @@ impl WasmStep {
                 Err((records, e))
             }
             Ok(Ok(out)) => {
+                if let Some(state) = &self.state {
+                    let newest = records.iter().filter_map(|r| r.timestamp).max();
+                    if let Err(e) = state.commit(instance.take_pending(), newest) {
+                        return Err((
+                            records,
+                            CallError::Fatal(format!("its state store failed: {e}")),
+                        ));
+                    }
+                }
                 let decoded = decode(records, &batch, out);
                 instance.put_scratch(batch);
                 self.checkin(instance);
@@ -438,7 +457,27 @@ fn bad_record(message: String) -> TransformError {
     }
 }
 
+impl StatefulStep for WasmStep {
+    fn restore(&self, store: &Arc<StateStore>) -> Result<(), StateError> {
+        match &self.state {
+            Some(state) => state.restore(store),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint(&self, writer: &mut Writer<'_>) -> Result<(), StateError> {
+        match &self.state {
+            Some(state) => state.checkpoint(writer),
+            None => Ok(()),
+        }
+    }
+}
+
 impl BatchTransform for WasmStep {
+    fn stateful(&self) -> Option<&dyn StatefulStep> {
+        self.state.is_some().then_some(self as &dyn StatefulStep)
+    }
+
     fn apply_batch(&self, records: Vec<Record>) -> BatchOutput {
         let mut out = BatchOutput::default();
         let size = self.settings.batch_size;

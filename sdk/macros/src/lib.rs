@@ -34,6 +34,8 @@ struct Args {
     params: Option<Expr>,
     init: Option<Expr>,
     description: Option<String>,
+    /// `stateful = true`: the plugin uses `headwater_sdk::state` (world stateful-transformer).
+    stateful: bool,
 }
 
 fn parse_args(args: TokenStream) -> syn::Result<Args> {
@@ -42,6 +44,7 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
         params: None,
         init: None,
         description: None,
+        stateful: false,
     };
     for nv in parsed {
         let name = nv
@@ -63,10 +66,22 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
                     ));
                 }
             },
+            "stateful" => match nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => out.stateful = b.value,
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "stateful must be true or false",
+                    ));
+                }
+            },
             _ => {
                 return Err(syn::Error::new_spanned(
                     nv.path,
-                    "expected `params = ...`, `init = ...` or `description = \"...\"`",
+                    "expected `params = ...`, `init = ...`, `description = \"...\"` or \
+                     `stateful = true`",
                 ));
             }
         }
@@ -165,9 +180,42 @@ fn generate(kind: Kind, args: &Args, func: &ItemFn) -> syn::Result<Tokens> {
         quote!(#sdk::rt::each_record(records, |record| super::#name(record #call_state)))
     };
     let module = format_ident!("__headwater_plugin_{}", name);
+    if args.stateful && kind == Kind::Check {
+        return Err(syn::Error::new_spanned(
+            &func.sig,
+            "checks are stateless; `stateful = true` is for transforms",
+        ));
+    }
+    // A stateful transform imports the host's `state` interface and hands it to the SDK.
+    let (state_hooks, state_host) = if args.stateful {
+        (
+            quote! {
+                fn state_get(key: &[u8]) -> Option<Vec<u8>> { headwater::plugin::state::get(key) }
+                fn state_put(key: &[u8], value: &[u8]) { headwater::plugin::state::put(key, value) }
+                fn state_delete(key: &[u8]) { headwater::plugin::state::delete(key) }
+                fn state_scan(prefix: &[u8], start: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+                    headwater::plugin::state::scan(prefix, start, limit)
+                }
+                fn state_watermark() -> i64 { headwater::plugin::state::watermark() }
+            },
+            quote!(Some(#sdk::rt::StateHost {
+                get: state_get,
+                put: state_put,
+                delete: state_delete,
+                scan: state_scan,
+                watermark: state_watermark,
+            })),
+        )
+    } else {
+        (quote!(), quote!(None))
+    };
     let (world, trait_impl, export_impl) = match kind {
         Kind::Transform => (
-            "transformer",
+            if args.stateful {
+                "stateful-transformer"
+            } else {
+                "transformer"
+            },
             quote! {
                 impl #sdk::rt::TransformPlugin for Plugin {
                     type State = #state_ty;
@@ -299,6 +347,8 @@ fn generate(kind: Kind, args: &Args, func: &ItemFn) -> syn::Result<Tokens> {
                     record_batch(&points(counters), &points(gauges));
                 }
 
+                #state_hooks
+
                 fn record_errors(errors: Vec<(u32, String)>) -> Vec<types::RecordError> {
                     errors.into_iter().map(|(index, message)| types::RecordError { index, message }).collect()
                 }
@@ -327,7 +377,11 @@ fn generate(kind: Kind, args: &Args, func: &ItemFn) -> syn::Result<Tokens> {
                     }
 
                     fn init(config: Vec<(String, String)>) -> Result<(), types::PluginError> {
-                        #sdk::rt::set_host(#sdk::rt::Host { log: host_log, metrics: host_metrics });
+                        #sdk::rt::set_host(#sdk::rt::Host {
+                            log: host_log,
+                            metrics: host_metrics,
+                            state: #state_host,
+                        });
                         #sdk::rt::init(INFO.params, config, <Plugin as #plugin_trait>::init)
                             .map_err(types::PluginError::Config)
                     }

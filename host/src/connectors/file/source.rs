@@ -440,6 +440,7 @@ impl Source for FileSource {
                 }
             }
             if !progressed {
+                ctx.idle().await?;
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
                     _ = ctx.cancellation().cancelled() => return Ok(()),

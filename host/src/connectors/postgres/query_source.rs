@@ -319,6 +319,7 @@ impl Source for QuerySource {
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
                     break;
                 }
+                ctx.idle().await?;
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                     _ = cancel.cancelled() => return Ok(()),

@@ -328,6 +328,7 @@ impl Stream {
                 }
                 _ = confirm_tick.tick() => {
                     self.confirm(ctx, repl);
+                    ctx.idle().await?;
                     continue;
                 }
                 _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
