@@ -258,6 +258,7 @@ pub(super) fn start(
                 offset_store: shared.offsets.clone(),
                 last_checkpoint: std::time::Instant::now(),
                 checkpointed: committed_at_start,
+                state_ahead: false,
             };
             let run = tokio::spawn(run_source(
                 name.clone(),

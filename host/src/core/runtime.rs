@@ -786,10 +786,29 @@ impl Runtime {
                 None => offsets.remove(&partition),
             }
         }
+        self.forget_state(name)?;
         self.shared
             .offsets
             .save(name, &offsets)
             .map_err(|e| RuntimeError::Internal(e.to_string()))
+    }
+
+    /// Deletes a connector's transform state (windows, plugin state): it describes the records
+    /// up to the old offsets, so new offsets start it afresh. Its checkpoint would otherwise
+    /// take precedence over the offsets file at the next start.
+    fn forget_state(&self, name: &str) -> Result<(), RuntimeError> {
+        let path = crate::state::StateStore::path_for(&self.shared.data_dir, name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(connector = %name, path = %path.display(), "Transform state deleted with the offsets.");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::Internal(format!(
+                "deleting the state store {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     /// Forgets every offset of a connector. STOPPED only.
@@ -799,6 +818,7 @@ impl Runtime {
             .get(name)
             .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
         Self::require_stopped(entry)?;
+        self.forget_state(name)?;
         self.shared
             .offsets
             .delete(name)

@@ -85,6 +85,9 @@ pub(super) async fn run_source(
                 if let Err(e) = retry.backoff(e, &cancel, "source task").await {
                     break Err(e);
                 }
+                if let Err(e) = ctx.rewind() {
+                    break Err(e);
+                }
             }
         }
     };

@@ -150,6 +150,8 @@ pub struct SourceContext {
     pub(super) last_checkpoint: std::time::Instant,
     /// The offsets of the last checkpoint.
     pub(super) checkpointed: crate::offsets::SourceOffsets,
+    /// The chain's state has absorbed a batch the tracker does not know yet.
+    pub(super) state_ahead: bool,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -184,6 +186,11 @@ impl SourceContext {
     /// The offset of `partition` as of the newest batch every sink has flushed: what a source
     /// may confirm to its upstream (a replication slot) without risking loss.
     pub fn acknowledged(&self, partition: &Value) -> Option<Value> {
+        if self.state.is_some() {
+            // With stateful transforms a restart resumes from the checkpoint: upstream must
+            // keep everything after it.
+            return self.checkpointed.get(partition).cloned();
+        }
         self.tracker.acknowledged(partition)
     }
 
@@ -229,6 +236,9 @@ impl SourceContext {
         } = batch;
         self.metrics
             .add_in((records.len() + failed.len()) as u64, bytes);
+        // From here until the batch is registered with the tracker, the state holds records
+        // no offset accounts for: a checkpoint must not be taken (see `final_checkpoint`).
+        self.state_ahead = self.state.is_some();
         let out = self.chain.apply_batch_async(records).await;
         if let Some(reason) = out.fatal {
             return Err(ConnectorError::fatal("transform chain", reason));
@@ -260,13 +270,36 @@ impl SourceContext {
                 (0, count)
             }
         };
+        self.state_ahead = false;
         self.metrics.add_dropped(discarded as u64);
         self.metrics
             .add_out((published - discarded - refused) as u64);
         self.metrics.batch_latency.observe(started.elapsed());
-        if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+        let since = self.last_checkpoint.elapsed();
+        // Without waiting when the sinks are caught up; waiting for them (a Parquet sink
+        // acknowledges at each file rotation) only once a checkpoint is long overdue.
+        if since >= CHECKPOINT_INTERVAL && self.tracker.in_flight() == 0
+            || since >= CHECKPOINT_FORCE_AFTER
+        {
             self.checkpoint().await?;
         }
+        Ok(())
+    }
+
+    /// After a failed run, before the source runs again (sources resume from
+    /// [`Self::committed`]): from what the sinks acknowledged; with stateful transforms, from
+    /// their last checkpoint, the state going back to it too, so the retry counts nothing twice.
+    pub(super) fn rewind(&mut self) -> Result<(), ConnectorError> {
+        let Some(store) = self.state.clone() else {
+            self.committed = self.tracker.committed();
+            return Ok(());
+        };
+        store
+            .discard_spills()
+            .and_then(|()| self.chain.restore_state(&store))
+            .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
+        self.committed = self.checkpointed.clone();
+        self.state_ahead = false;
         Ok(())
     }
 
@@ -305,6 +338,10 @@ impl SourceContext {
         let Some(store) = self.state.clone() else {
             return;
         };
+        if self.state_ahead {
+            tracing::info!(connector = %self.connector, "Stopped mid-batch; no final state checkpoint (the next start replays from the last one).");
+            return;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         while self.tracker.in_flight() > 0 {
             tokio::select! {
@@ -346,7 +383,9 @@ impl SourceContext {
     }
 }
 
-/// How often a source with stateful transforms checkpoints their state with its offsets. Each
-/// checkpoint waits for the sinks to acknowledge what was sent; a restart replays at most this
-/// much input (whose window results may then be emitted again, identical).
+/// How often a source with stateful transforms checkpoints their state with its offsets, when
+/// its sinks have acknowledged everything sent. A restart replays the input since the last
+/// checkpoint (window results from it may be emitted again, identical).
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// After this long without a checkpoint, the source waits for its sinks to take one.
+const CHECKPOINT_FORCE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);

@@ -194,8 +194,9 @@ impl StateStore {
         Ok(Arc::new(store))
     }
 
-    /// Drops scratch tables left by a run that stopped after its last checkpoint.
-    fn discard_spills(&self) -> Result<(), StateError> {
+    /// Drops the scratch tables: what was spilled since the last checkpoint (a run that
+    /// stopped after it, or a task going back to it).
+    pub fn discard_spills(&self) -> Result<(), StateError> {
         let spills: Vec<String> = self
             .tables()?
             .into_iter()

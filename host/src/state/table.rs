@@ -125,6 +125,9 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     where
         T: Clone,
     {
+        if to.is_some_and(|t| from >= t) {
+            return Ok((Vec::new(), None));
+        }
         let stored = store.range_limited(&self.name, from, to, limit)?;
         // Cached entries past the last stored one belong to the next page.
         let last = (stored.len() >= limit)

@@ -102,6 +102,9 @@ impl PluginState {
     ) -> Result<Vec<crate::state::KeyValue>, StateError> {
         let from = if start > prefix { start } else { prefix };
         let end = prefix_end(prefix);
+        if end.as_deref().is_some_and(|e| from >= e) {
+            return Ok(Vec::new());
+        }
         let inner = self.lock();
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut at = from.to_vec();

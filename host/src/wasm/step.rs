@@ -198,15 +198,17 @@ impl WasmStep {
             if m.kind != self.kind {
                 return Err(format!("the new file is a {} plugin", m.kind.as_str()));
             }
+            if m.stateful != self.state.is_some() {
+                return Err(
+                    "the new file changes whether the plugin keeps state; restart the \
+                     connector to switch"
+                        .to_owned(),
+                );
+            }
             let generation = current.generation + 1;
-            let instance = Instance::start(
-                &m,
-                generation,
-                self.settings.limits,
-                Arc::clone(&self.scope),
-                &self.settings.config,
-            )
-            .map_err(|e| e.to_string())?;
+            let instance = self
+                .start_instance(&m, generation)
+                .map_err(|e| e.to_string())?;
             Ok((m, instance))
         });
         match loaded {
@@ -234,8 +236,13 @@ impl WasmStep {
             }
         }
         drop(idle);
+        self.start_instance(&module, generation)
+    }
+
+    /// A new instance of `module`, given the step's state, then `init`.
+    fn start_instance(&self, module: &Module, generation: u64) -> Result<Instance, CallError> {
         let mut instance = Instance::instantiate(
-            &module,
+            module,
             generation,
             self.settings.limits,
             Arc::clone(&self.scope),
@@ -278,15 +285,8 @@ impl WasmStep {
                 Err((records, e))
             }
             Ok(Ok(out)) => {
-                if let Some(state) = &self.state {
-                    let newest = records.iter().filter_map(|r| r.timestamp).max();
-                    if let Err(e) = state.commit(instance.take_pending(), newest) {
-                        return Err((
-                            records,
-                            CallError::Fatal(format!("its state store failed: {e}")),
-                        ));
-                    }
-                }
+                let newest = records.iter().filter_map(|r| r.timestamp).max();
+                let pending = instance.take_pending();
                 let decoded = decode(records, &batch, out);
                 instance.put_scratch(batch);
                 self.checkin(instance);
@@ -296,6 +296,15 @@ impl WasmStep {
                         CallError::Fatal(format!("it returned an invalid batch: {e}")),
                     )
                 })?;
+                // Only a call whose output is good changes the state.
+                if let Some(state) = &self.state
+                    && let Err(e) = state.commit(pending, newest)
+                {
+                    return Ok(BatchOutput {
+                        fatal: Some(format!("its state store failed: {e}")),
+                        ..BatchOutput::default()
+                    });
+                }
                 Ok(BatchOutput {
                     kept: decoded.kept,
                     origins: decoded.origins,

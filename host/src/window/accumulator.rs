@@ -38,6 +38,11 @@ impl Function {
         })
     }
 
+    /// Fails like adding `value` would (a non-number to `sum`), changing nothing.
+    pub fn check(self, value: Option<&Value>) -> Result<(), String> {
+        Accumulator::check_input(self, value)
+    }
+
     /// Whether the function reads a field (all but `count`).
     pub fn needs_field(self) -> bool {
         self != Self::Count
@@ -110,6 +115,11 @@ fn text(value: &Value) -> String {
 }
 
 impl Accumulator {
+    /// Fails like [`Self::add`] would on `value`, changing nothing.
+    pub fn check_input(function: Function, value: Option<&Value>) -> Result<(), String> {
+        function.start().add(function, value, 0)
+    }
+
     /// Adds one record's value (`None` for `count`, which counts records). Nulls and missing
     /// values are skipped, as SQL aggregates skip NULL.
     pub fn add(

@@ -39,6 +39,10 @@ struct Progress {
     ends: BTreeMap<i64, u64>,
 }
 
+/// The event times windows accept (about ±270 years around 1970): window arithmetic cannot
+/// overflow within them.
+const MAX_TIME: i64 = 1 << 53;
+
 /// Windows read at a time when closing.
 const CLOSE_PAGE: usize = 10_000;
 
@@ -199,6 +203,12 @@ impl Operator {
         out: &mut BatchOutput,
     ) -> Result<(), Failure> {
         let t = self.event_time(record).map_err(Failure::Record)?;
+        if !(-MAX_TIME..=MAX_TIME).contains(&t) {
+            return Err(Failure::Record(TransformError::data(format!(
+                "window: event time {t} is outside the years 1700..2240 (epoch milliseconds \
+                 expected)"
+            ))));
+        }
         let value = record
             .value
             .get()
@@ -216,6 +226,18 @@ impl Operator {
             .map(|f| value.get(f.as_str()).unwrap_or(&Value::Null))
             .collect();
         let group = serde_json::to_string(&group).unwrap_or_default();
+        // Every input is checked before any window changes: a bad value fails the record
+        // without leaving a window half updated.
+        for feature in &self.config.features {
+            let input = feature.field.as_deref().and_then(|f| value.get(f));
+            feature.function.check(input).map_err(|e| {
+                Failure::Record(TransformError::data(format!(
+                    "window: feature {:?}: field {:?}: {e}",
+                    feature.name,
+                    feature.field.as_deref().unwrap_or("")
+                )))
+            })?;
+        }
         let lateness = self.config.allowed_lateness;
         let watermark = self.progress.watermark.unwrap_or(i64::MIN);
         let mut absorbed = false;
@@ -315,11 +337,14 @@ impl Operator {
         let from = self.progress.watermark.unwrap_or(i64::MIN);
         self.progress.watermark = Some(to);
         let lateness = self.config.allowed_lateness;
+        // Ends to emit (passed just now) or purge (past allowed lateness); those emitted and
+        // still kept for late records are left alone.
         let due: Vec<i64> = self
             .progress
             .ends
             .range(..=to)
             .map(|(end, _)| *end)
+            .filter(|end| *end > from || end.saturating_add(lateness) <= to)
             .collect();
         for end in due {
             let prefix = end_prefix(end);

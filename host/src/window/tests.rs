@@ -281,3 +281,38 @@ fn a_million_groups_stay_within_the_cache_bound() {
     assert_eq!(emitted, GROUPS);
     assert!(step.resident() <= CACHE + 1);
 }
+
+#[test]
+fn a_bad_value_fails_its_record_and_leaves_no_window_behind() {
+    let step = step(&[
+        ("group.by", ""),
+        ("aggregates", "n:count,total:sum(v)"),
+        ("watermark.delay.ms", "0"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    step.stateful().unwrap().restore(&store).unwrap();
+    let rec = |t: i64, v: Value| Record::new("tx", Payload::value(json!({"ts": t, "v": v})));
+    let out = step.apply_batch(vec![rec(1_000, json!("ten")), rec(2_000_000, json!(1))]);
+    assert_eq!(out.failed.len(), 1);
+    assert!(
+        out.failed[0].2.message.contains("feature \"total\""),
+        "{}",
+        out.failed[0].2.message
+    );
+    assert!(
+        out.kept.is_empty(),
+        "the bad record's window was never opened"
+    );
+    let out = step.apply_batch(vec![rec(9_000_000, json!(2))]);
+    let results: Vec<Value> = out
+        .kept
+        .into_iter()
+        .map(|mut r| r.value.get().unwrap().value.clone())
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        (results[0]["n"].clone(), results[0]["total"].clone()),
+        (json!(1), json!(1))
+    );
+}

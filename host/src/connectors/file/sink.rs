@@ -172,12 +172,11 @@ fn drop_torn_line(file: &std::fs::File) -> std::io::Result<()> {
     if tail.last() == Some(&b'\n') {
         return Ok(());
     }
-    let keep = match tail.iter().rposition(|&b| b == b'\n') {
-        Some(i) => start + i as u64 + 1,
-        None if start == 0 => 0,
-        // A last line over 1 MiB: leave it rather than guess.
-        None => return Ok(()),
+    // No newline in the last MiB (or at all): not a file of ours to cut; leave it.
+    let Some(i) = tail.iter().rposition(|&b| b == b'\n') else {
+        return Ok(());
     };
+    let keep = start + i as u64 + 1;
     tracing::warn!(
         bytes = len - keep,
         "Cutting a torn last line left by a crash from the sink file."

@@ -421,6 +421,9 @@ fn io_failure(e: FileError) -> ConnectorError {
 impl Source for FileSource {
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
         let poll = self.config.poll_interval;
+        // A retried run starts from the committed positions (`SourceContext::committed`), not
+        // from where the failed one got to.
+        self.files.clear();
         loop {
             self.discover(ctx);
             let mut progressed = false;

@@ -3,6 +3,7 @@
 //! acknowledges records only after they are in Redis. A failed flush keeps its operations and
 //! is retried per `errors.retry.*`; the connection manager reconnects meanwhile.
 
+use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -90,7 +91,27 @@ pub struct RedisSink {
 /// A pipeline on its way, with its operations kept for a resend.
 struct InFlight {
     ops: Vec<Op>,
-    reply: tokio::task::JoinHandle<redis::RedisResult<()>>,
+    reply: Reply,
+}
+
+/// A pipeline's reply: already there, or awaited by a task. The request itself was handed to
+/// the connection in `send_pending`, in order.
+enum Reply {
+    Done(redis::RedisResult<()>),
+    Waiting(tokio::task::JoinHandle<redis::RedisResult<()>>),
+}
+
+impl Reply {
+    async fn outcome(self) -> redis::RedisResult<()> {
+        match self {
+            Self::Done(result) => result,
+            Self::Waiting(task) => task.await.unwrap_or_else(|e| {
+                Err(redis::RedisError::from(std::io::Error::other(
+                    e.to_string(),
+                )))
+            }),
+        }
+    }
 }
 
 /// Pipelines in flight before a flush is due. A flush waits for all of their replies, and
@@ -323,7 +344,7 @@ impl Sink for RedisSink {
             }
         }
         if self.pipelines_in_flight() {
-            self.send_pending();
+            self.send_pending().await;
         }
         Ok(failed)
     }
@@ -345,11 +366,7 @@ impl Sink for RedisSink {
         let mut resend: Vec<Op> = Vec::new();
         let mut failure = None;
         for batch in self.in_flight.drain(..) {
-            let outcome = batch.reply.await.unwrap_or_else(|e| {
-                Err(redis::RedisError::from(std::io::Error::other(
-                    e.to_string(),
-                )))
-            });
+            let outcome = batch.reply.outcome().await;
             match outcome {
                 Ok(()) if failure.is_none() => {}
                 Ok(()) => resend.extend(batch.ops),
@@ -398,7 +415,11 @@ impl RedisSink {
         self.config.feast.is_none() && self.config.timestamp_field.is_none()
     }
 
-    fn send_pending(&mut self) {
+    /// Hands the pending operations to the connection as one pipeline without waiting for the
+    /// reply. Pipelines reach Redis in the order they were sent (a newer write to a key never
+    /// lands before an older one): each is polled once here, which queues it on the shared
+    /// connection, before the next is made.
+    async fn send_pending(&mut self) {
         let Some(mut conn) = self.conn.clone() else {
             return;
         };
@@ -407,7 +428,14 @@ impl RedisSink {
         }
         let ops = std::mem::take(&mut self.pending);
         let pipe = self.pipeline(&ops);
-        let reply = tokio::spawn(async move { pipe.query_async::<()>(&mut conn).await });
+        let mut request = Box::pin(async move { pipe.query_async::<()>(&mut conn).await });
+        // The first poll queues the request on the connection; the rest can finish anywhere.
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(request.as_mut().poll(cx))).await;
+        let reply = match first {
+            std::task::Poll::Ready(result) => Reply::Done(result),
+            std::task::Poll::Pending => Reply::Waiting(tokio::spawn(request)),
+        };
         self.in_flight.push(InFlight { ops, reply });
     }
 
