@@ -269,11 +269,13 @@ pub fn parquet_rows(root: &Path) -> Vec<(PathBuf, Value)> {
     rows
 }
 
-/// Lines of a JSONL file (empty if it does not exist yet).
+/// Complete lines of a JSONL file (empty if it does not exist yet).
 pub fn jsonl(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    let mut text = fs::read_to_string(path).unwrap_or_default();
+    // A last line without its newline is still being written: not a line yet.
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    text.truncate(complete);
+    text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()

@@ -139,6 +139,13 @@ pub(super) fn start(
         (key_converter.clone(), value_converter.clone()),
     ));
     let chain = Arc::new(prepared.chain);
+    // Set before the tasks start: a task failing at once (a consumer property librdkafka
+    // refuses) must not have its FAILED overwritten.
+    let state = match initial {
+        TargetState::Started => State::Running,
+        TargetState::Paused => State::Paused,
+    };
+    shared.status.set(&name, state, None);
     let handle = match prepared.task {
         Task::Sink(sink) => {
             let selector = prepared
@@ -275,11 +282,6 @@ pub(super) fn start(
             })
         }
     };
-    let state = match initial {
-        TargetState::Started => State::Running,
-        TargetState::Paused => State::Paused,
-    };
-    shared.status.set(&name, state, None);
     Ok(Running {
         name,
         cancel,
