@@ -175,6 +175,71 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Folds `other` (the same function's accumulator) into this one: sessions that a record
+    /// bridges become one.
+    pub fn merge(&mut self, other: Accumulator) {
+        match (self, other) {
+            (Self::Count(a), Self::Count(b)) => *a += b,
+            (Self::Distinct(a), Self::Distinct(b)) => a.extend(b),
+            (Self::Approx(a), Self::Approx(b)) => a.merge(b),
+            (
+                Self::Sum { total, integral },
+                Self::Sum {
+                    total: t,
+                    integral: i,
+                },
+            ) => {
+                *total += t;
+                *integral &= i;
+            }
+            (Self::Avg { sum, n }, Self::Avg { sum: s, n: m }) => {
+                *sum += s;
+                *n += m;
+            }
+            (
+                Self::Min { value, integral },
+                Self::Min {
+                    value: v,
+                    integral: i,
+                },
+            ) => {
+                *value = match (*value, v) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                *integral &= i;
+            }
+            (
+                Self::Max { value, integral },
+                Self::Max {
+                    value: v,
+                    integral: i,
+                },
+            ) => {
+                *value = match (*value, v) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                *integral &= i;
+            }
+            (Self::First(a), Self::First(b))
+                if b.as_ref()
+                    .is_some_and(|(t, _)| a.as_ref().is_none_or(|(u, _)| t < u)) =>
+            {
+                *a = b;
+            }
+            (Self::Last(a), Self::Last(b))
+                if b.as_ref()
+                    .is_some_and(|(t, _)| a.as_ref().is_none_or(|(u, _)| t >= u)) =>
+            {
+                *a = b;
+            }
+            // Accumulators of one feature always share a function; an earlier first (or a
+            // later last) already in place stays.
+            _ => {}
+        }
+    }
+
     /// The aggregate's value for the output record.
     pub fn result(&self) -> Value {
         match self {
@@ -227,7 +292,10 @@ impl Default for Hll {
 
 impl Hll {
     pub fn add(&mut self, item: &[u8]) {
-        let hash = xxhash_rust::xxh3::xxh3_64(item);
+        self.add_hash(xxhash_rust::xxh3::xxh3_64(item));
+    }
+
+    fn add_hash(&mut self, hash: u64) {
         match self {
             Self::Sparse(set) => {
                 set.insert(hash);
@@ -240,6 +308,33 @@ impl Hll {
                 }
             }
             Self::Dense(registers) => Self::set(registers, hash),
+        }
+    }
+
+    /// The union of two sketches.
+    pub fn merge(&mut self, other: Hll) {
+        match other {
+            Self::Sparse(hashes) => {
+                for h in hashes {
+                    self.add_hash(h);
+                }
+            }
+            Self::Dense(theirs) => {
+                let mut mine = match std::mem::take(self) {
+                    Self::Dense(r) => r,
+                    Self::Sparse(set) => {
+                        let mut r = vec![0u8; REGISTERS];
+                        for h in set {
+                            Self::set(&mut r, h);
+                        }
+                        r
+                    }
+                };
+                for (m, t) in mine.iter_mut().zip(theirs) {
+                    *m = (*m).max(t);
+                }
+                *self = Self::Dense(mine);
+            }
         }
     }
 

@@ -15,18 +15,25 @@ pub const GROUP_BY: ConfigKey = ConfigKey::new(
 pub const WINDOW_TYPE: ConfigKey = ConfigKey::new(
     "window.type",
     KeyType::String,
-    "`tumbling` (fixed, back to back) or `hopping` (fixed size, starting every \
-     `window.advance.ms`, so a record may fall in several).",
+    "`tumbling` (fixed, back to back), `hopping` (fixed size, starting every \
+     `window.advance.ms`, so a record may fall in several) or `session` (a group's records \
+     less than `window.gap.ms` apart, however long).",
 )
 .with_default("tumbling")
-.one_of(&["tumbling", "hopping"]);
+.one_of(&["tumbling", "hopping", "session"]);
 
 pub const WINDOW_SIZE: ConfigKey = ConfigKey::new(
     "window.size.ms",
     KeyType::Long,
-    "Window length in milliseconds (300000 for 5 minutes, 86400000 for a UTC day).",
-)
-.required();
+    "Window length in milliseconds (300000 for 5 minutes, 86400000 for a UTC day); tumbling \
+     and hopping windows.",
+);
+
+pub const WINDOW_GAP: ConfigKey = ConfigKey::new(
+    "window.gap.ms",
+    KeyType::Long,
+    "Session windows: a session ends once its group has had no record for this long.",
+);
 
 pub const WINDOW_ADVANCE: ConfigKey = ConfigKey::new(
     "window.advance.ms",
@@ -133,6 +140,7 @@ pub const KEYS: &[ConfigKey] = &[
     WINDOW_TYPE,
     WINDOW_SIZE,
     WINDOW_ADVANCE,
+    WINDOW_GAP,
     TIME_FIELD,
     TIME_KIND,
     WATERMARK_DELAY,
@@ -169,6 +177,8 @@ pub struct AggregateConfig {
     pub size: i64,
     /// Equal to `size` for tumbling windows.
     pub advance: i64,
+    /// Session windows: the inactivity gap that ends a session (`size` is unused).
+    pub session_gap: Option<i64>,
     pub time_field: Option<String>,
     pub processing_time: bool,
     pub watermark_delay: i64,
@@ -219,8 +229,32 @@ impl AggregateConfig {
     /// Reads the step's options; problems are recorded in `options`.
     pub fn parse(options: &mut Options) -> Option<Self> {
         let group_by = options.list(&GROUP_BY);
-        let hopping = options.choice(&WINDOW_TYPE)? == "hopping";
-        let size = options.i64(&WINDOW_SIZE)?;
+        let kind = options.choice(&WINDOW_TYPE)?;
+        let hopping = kind == "hopping";
+        let session_gap = if kind == "session" {
+            match options.i64(&WINDOW_GAP) {
+                Some(gap) if gap > 0 => Some(gap),
+                _ => {
+                    options.issue(
+                        WINDOW_GAP.name,
+                        "session windows need a positive window.gap.ms",
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let size = match session_gap {
+            Some(gap) => gap,
+            None => {
+                let Some(size) = options.i64(&WINDOW_SIZE) else {
+                    options.issue(WINDOW_SIZE.name, "tumbling and hopping windows need it");
+                    return None;
+                };
+                size
+            }
+        };
         if size <= 0 {
             options.issue(
                 WINDOW_SIZE.name,
@@ -278,6 +312,7 @@ impl AggregateConfig {
             group_by,
             size,
             advance,
+            session_gap,
             time_field: options.string(&TIME_FIELD),
             processing_time: options.choice(&TIME_KIND)? == "processing",
             watermark_delay: non_negative(options, &WATERMARK_DELAY)?,

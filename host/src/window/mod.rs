@@ -1,7 +1,7 @@
 //! `headwater.window.Aggregate`: streaming features over event-time windows.
 //!
-//! Records are grouped by `group.by` fields and assigned to tumbling or hopping windows on
-//! their event time. The watermark (newest event time − `watermark.delay.ms`) closes windows:
+//! Records are grouped by `group.by` fields and assigned to tumbling, hopping or session
+//! windows on their event time. The watermark (newest event time − `watermark.delay.ms`) closes windows:
 //! each closed window becomes one output record with the group's fields, the window's start and
 //! end and one field per configured aggregate. Late records within `allowed.lateness.ms` update
 //! their window and emit it again; later ones follow `late.records`. Like Kafka Streams' stream

@@ -63,6 +63,13 @@ pub struct Operator {
     name: String,
     store: Option<Arc<StateStore>>,
     windows: StateTable<WindowState>,
+    /// Session windows: each group's open sessions, and their timers keyed by time and group
+    /// (value `EMIT` or `PURGE`), so closing is a range scan over due timers.
+    sessions: StateTable<Vec<Session>>,
+    timers: StateTable<u8>,
+    /// A lower bound of the earliest session timer (`None`: unknown), so a watermark move
+    /// with nothing due costs no scan.
+    earliest_timer: Option<i64>,
     progress: Progress,
     last_early: Instant,
     /// Topic of the newest input: early results go there when `output.topic` is not set.
@@ -74,6 +81,9 @@ impl Operator {
         let name = format!("window:{alias}");
         Self {
             windows: StateTable::new(name.clone(), config.cache_entries),
+            sessions: StateTable::new(format!("{name}:sessions"), config.cache_entries),
+            timers: StateTable::new(format!("{name}:timers"), config.cache_entries),
+            earliest_timer: None,
             name,
             config,
             store: None,
@@ -96,12 +106,18 @@ impl Operator {
             None => Progress::default(),
         };
         self.windows = StateTable::new(self.name.clone(), self.config.cache_entries);
+        self.sessions =
+            StateTable::new(format!("{}:sessions", self.name), self.config.cache_entries);
+        self.timers = StateTable::new(format!("{}:timers", self.name), self.config.cache_entries);
+        self.earliest_timer = None;
         self.store = Some(Arc::clone(store));
         Ok(())
     }
 
     pub fn checkpoint(&mut self, writer: &mut Writer<'_>) -> Result<(), StateError> {
         self.windows.write_changes(writer)?;
+        self.sessions.write_changes(writer)?;
+        self.timers.write_changes(writer)?;
         let bytes = postcard::to_allocvec(&self.progress).map_err(|e| StateError {
             path: Default::default(),
             message: format!("{}: cannot encode progress: {e}", self.name),
@@ -111,7 +127,7 @@ impl Operator {
 
     /// Windows kept decoded in memory.
     pub fn resident(&self) -> usize {
-        self.windows.resident()
+        self.windows.resident() + self.sessions.resident()
     }
 
     pub fn watermark(&self) -> Option<i64> {
@@ -148,7 +164,12 @@ impl Operator {
                     return out;
                 }
             }
-            if let Err(e) = self.windows.bound_memory(&store) {
+            if let Err(e) = self
+                .windows
+                .bound_memory(&store)
+                .and_then(|()| self.sessions.bound_memory(&store))
+                .and_then(|()| self.timers.bound_memory(&store))
+            {
                 out.fatal = Some(e.to_string());
                 return out;
             }
@@ -237,6 +258,9 @@ impl Operator {
                     feature.field.as_deref().unwrap_or("")
                 )))
             })?;
+        }
+        if let Some(gap) = self.config.session_gap {
+            return self.absorb_session(store, record, index, out, (t, gap), &value, group);
         }
         let lateness = self.config.allowed_lateness;
         let watermark = self.progress.watermark.unwrap_or(i64::MIN);
@@ -336,6 +360,9 @@ impl Operator {
     ) -> Result<(), StateError> {
         let from = self.progress.watermark.unwrap_or(i64::MIN);
         self.progress.watermark = Some(to);
+        if self.config.session_gap.is_some() {
+            return self.fire_session_timers(store, to, trigger, index, out);
+        }
         let lateness = self.config.allowed_lateness;
         // Ends to emit (passed just now) or purge (past allowed lateness); those emitted and
         // still kept for late records are left alone.
@@ -429,6 +456,224 @@ impl Operator {
         record.offset = trigger.offset;
         out.kept.push(record);
         out.origins.push(index);
+    }
+}
+
+/// One session of a group: from its first record to its last; it closes `gap` after the last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub start: i64,
+    pub last: i64,
+    pub accumulators: Vec<Accumulator>,
+}
+
+/// The time of a timer key (`end_key`).
+fn timer_time(key: &[u8]) -> Option<i64> {
+    let bytes = <[u8; 8]>::try_from(key.get(..8)?).ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+/// Timer kinds: emit the session (it just closed), or drop it (allowed lateness is over).
+const EMIT: u8 = 0;
+const PURGE: u8 = 1;
+
+impl Operator {
+    /// Adds a record to its group's sessions: it opens one, extends one, or bridges several
+    /// into one (their aggregates merged).
+    #[allow(clippy::too_many_arguments)]
+    fn absorb_session(
+        &mut self,
+        store: &StateStore,
+        record: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+        (t, gap): (i64, i64),
+        value: &Value,
+        group: String,
+    ) -> Result<(), Failure> {
+        let lateness = self.config.allowed_lateness;
+        let watermark = self.progress.watermark.unwrap_or(i64::MIN);
+        let key = group.as_bytes().to_vec();
+        let kept: Vec<Session> = self
+            .sessions
+            .get(store, &key)
+            .map_err(Failure::State)?
+            .cloned()
+            .unwrap_or_default();
+        // A session covers [start, last + gap); the record's own is [t, t + gap).
+        let (joined, mut others): (Vec<Session>, Vec<Session>) = kept
+            .into_iter()
+            .partition(|s| t < s.last + gap && s.start < t + gap);
+        if joined.is_empty() && t + gap + lateness <= watermark {
+            return self.late(record, t, watermark, index, out);
+        }
+        let mut merged = Session {
+            start: t,
+            last: t,
+            accumulators: self
+                .config
+                .features
+                .iter()
+                .map(|f| f.function.start())
+                .collect(),
+        };
+        for (feature, acc) in self
+            .config
+            .features
+            .iter()
+            .zip(merged.accumulators.iter_mut())
+        {
+            let input = feature.field.as_deref().and_then(|f| value.get(f));
+            acc.add(feature.function, input, t)
+                .map_err(|e| Failure::Record(TransformError::data(e)))?;
+        }
+        for old in joined {
+            self.timers
+                .remove(&self.session_timer(&old, gap, watermark, &group));
+            merged.start = merged.start.min(old.start);
+            merged.last = merged.last.max(old.last);
+            for (acc, theirs) in merged.accumulators.iter_mut().zip(old.accumulators) {
+                acc.merge(theirs);
+            }
+        }
+        let close = merged.last + gap;
+        if close <= watermark {
+            // Joined a closed session still kept for late records: its result, updated.
+            self.emit_session(&merged, gap, &group, record, index, out);
+        }
+        let timer = self.session_timer(&merged, gap, watermark, &group);
+        self.note_timer(&timer);
+        *self
+            .timers
+            .upsert(store, &timer, || EMIT)
+            .map_err(Failure::State)? = if close <= watermark { PURGE } else { EMIT };
+        others.push(merged);
+        *self
+            .sessions
+            .upsert(store, &key, Vec::new)
+            .map_err(Failure::State)? = others;
+        if self.progress.max_event.is_none_or(|m| t > m) {
+            self.progress.max_event = Some(t);
+            let next = t.saturating_sub(self.config.watermark_delay);
+            if next > watermark {
+                self.advance(store, next, record, index, out)
+                    .map_err(Failure::State)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The timer a session has: to emit at its close, or (already closed and emitted) to
+    /// drop it once allowed lateness is over.
+    fn session_timer(&self, session: &Session, gap: i64, watermark: i64, group: &str) -> Vec<u8> {
+        let close = session.last + gap;
+        let at = if close <= watermark {
+            close + self.config.allowed_lateness
+        } else {
+            close
+        };
+        end_key(at, group)
+    }
+
+    /// Fires the timers the watermark `to` passed: closed sessions are emitted, expired ones
+    /// dropped.
+    fn fire_session_timers(
+        &mut self,
+        store: &StateStore,
+        to: i64,
+        trigger: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+    ) -> Result<(), StateError> {
+        let Some(gap) = self.config.session_gap else {
+            return Ok(());
+        };
+        if self.earliest(store)?.is_none_or(|at| at > to) {
+            return Ok(());
+        }
+        // Unknown again after this round (purge timers are added as sessions close).
+        self.earliest_timer = None;
+        let lateness = self.config.allowed_lateness;
+        let until = end_prefix(to.saturating_add(1));
+        let mut next = Some(end_prefix(i64::MIN).to_vec());
+        while let Some(at_key) = next.take() {
+            let (due, rest) = self.timers.page(store, &at_key, Some(&until), CLOSE_PAGE)?;
+            for (timer, kind) in due {
+                self.timers.remove(&timer);
+                let Some(at) = timer_time(&timer) else {
+                    continue;
+                };
+                let group = String::from_utf8_lossy(&timer[8..]).into_owned();
+                let key = group.as_bytes().to_vec();
+                let mut sessions = self.sessions.get(store, &key)?.cloned().unwrap_or_default();
+                let close_of = |s: &Session| s.last + gap;
+                let position = match kind {
+                    EMIT => sessions.iter().position(|s| close_of(s) == at),
+                    _ => sessions.iter().position(|s| close_of(s) + lateness == at),
+                };
+                let Some(i) = position else { continue };
+                if kind == EMIT {
+                    self.emit_session(&sessions[i], gap, &group, trigger, index, out);
+                }
+                if kind == EMIT && at + lateness > to {
+                    let purge = end_key(at + lateness, &group);
+                    *self.timers.upsert(store, &purge, || PURGE)? = PURGE;
+                    continue;
+                }
+                sessions.remove(i);
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                } else {
+                    *self.sessions.upsert(store, &key, Vec::new)? = sessions;
+                }
+            }
+            next = rest;
+            self.timers.bound_memory(store)?;
+            self.sessions.bound_memory(store)?;
+        }
+        Ok(())
+    }
+
+    /// Lowers the known earliest timer to a timer just set.
+    fn note_timer(&mut self, timer: &[u8]) {
+        if let (Some(known), Some(at)) = (self.earliest_timer, timer_time(timer)) {
+            self.earliest_timer = Some(known.min(at));
+        }
+    }
+
+    /// The earliest timer's time (looked up when unknown); `None` without timers.
+    fn earliest(&mut self, store: &StateStore) -> Result<Option<i64>, StateError> {
+        if self.earliest_timer.is_some() {
+            return Ok(self.earliest_timer);
+        }
+        let mut next = Some(end_prefix(i64::MIN).to_vec());
+        while let Some(at) = next.take() {
+            let (found, rest) = self.timers.page(store, &at, None, 64)?;
+            if let Some((key, _)) = found.first() {
+                self.earliest_timer = timer_time(key);
+                return Ok(self.earliest_timer);
+            }
+            next = rest;
+        }
+        Ok(None)
+    }
+
+    fn emit_session(
+        &self,
+        session: &Session,
+        gap: i64,
+        group: &str,
+        trigger: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+    ) {
+        let window = WindowState {
+            start: session.start,
+            group: group.to_owned(),
+            accumulators: session.accumulators.clone(),
+            changed: false,
+        };
+        self.emit(&window, session.last + gap, trigger, index, out);
     }
 }
 

@@ -316,3 +316,132 @@ fn a_bad_value_fails_its_record_and_leaves_no_window_behind() {
         (json!(1), json!(1))
     );
 }
+
+/// (start, last record, count, pages) of an open session in the reference.
+type OpenSession = (i64, i64, u64, BTreeSet<String>);
+
+/// Sessions as plainly as possible: per group the open sessions, merged by each record that
+/// touches them, closed (and emitted) once the watermark passes their last record plus the gap.
+fn session_reference(
+    events: &[(String, String, i64)],
+    gap: i64,
+) -> BTreeMap<(String, i64), (u64, usize)> {
+    let (mut watermark, mut max_event) = (i64::MIN, i64::MIN);
+    let mut open: HashMap<String, Vec<OpenSession>> = HashMap::new();
+    let mut emitted = BTreeMap::new();
+    for (user, page, t) in events {
+        let sessions = open.entry(user.clone()).or_default();
+        let (joined, mut rest): (Vec<_>, Vec<_>) = sessions
+            .drain(..)
+            .partition(|(start, last, _, _)| *t < last + gap && *start < t + gap);
+        if joined.is_empty() && t + gap <= watermark {
+            *sessions = rest;
+            continue;
+        }
+        let mut merged = (*t, *t, 1, BTreeSet::from([page.clone()]));
+        for (start, last, n, pages) in joined {
+            merged.0 = merged.0.min(start);
+            merged.1 = merged.1.max(last);
+            merged.2 += n;
+            merged.3.extend(pages);
+        }
+        rest.push(merged);
+        *sessions = rest;
+        if *t > max_event {
+            max_event = *t;
+            watermark = watermark.max(t - DELAY);
+            for (user, sessions) in open.iter_mut() {
+                sessions.retain(|(start, last, n, pages)| {
+                    let closed = last + gap <= watermark;
+                    if closed {
+                        emitted.insert((user.clone(), *start), (*n, pages.len()));
+                    }
+                    !closed
+                });
+            }
+        }
+    }
+    emitted
+}
+
+#[test]
+fn session_windows_match_the_reference() {
+    // Bursty users: each click 0.6 s after the last on average, users active in turns, so
+    // sessions open, grow, merge when a late click bridges two, and close.
+    let events: Vec<(String, String, i64)> = clicks()
+        .into_iter()
+        .map(|(u, p, t)| (format!("{u}-{}", (t / 90_000) % 3), p, t))
+        .collect();
+    let expected = session_reference(&events, 30_000);
+    assert!(expected.len() > 200, "{} sessions", expected.len());
+    let step = step(&[
+        ("window.type", "session"),
+        ("window.gap.ms", "30000"),
+        ("allowed.lateness.ms", "0"),
+        ("state.cache.max.entries", "500"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    step.stateful().unwrap().restore(&store).unwrap();
+    let mut got = BTreeMap::new();
+    for chunk in events.chunks(97) {
+        let out = step.apply_batch(chunk.iter().map(|(u, p, t)| record(u, p, *t)).collect());
+        assert!(out.fatal.is_none(), "{:?}", out.fatal);
+        for mut r in out.kept {
+            let v = r.value.get().unwrap().value.clone();
+            got.insert(
+                (
+                    v["user_id"].as_str().unwrap().to_owned(),
+                    v["window_start"].as_i64().unwrap(),
+                ),
+                (
+                    v["click_count_5min"].as_u64().unwrap(),
+                    v["unique_pages_5min"].as_u64().unwrap() as usize,
+                ),
+            );
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_late_record_within_lateness_updates_its_closed_session() {
+    let step = step(&[
+        ("window.type", "session"),
+        ("window.gap.ms", "30000"),
+        ("watermark.delay.ms", "0"),
+        ("allowed.lateness.ms", "200000"),
+        ("aggregates", "n:count"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+    step.stateful().unwrap().restore(&store).unwrap();
+    let results = |records: Vec<Record>| -> Vec<(String, i64, i64, u64)> {
+        let out = step.apply_batch(records);
+        out.kept
+            .into_iter()
+            .map(|mut r| {
+                let v = r.value.get().unwrap().value.clone();
+                (
+                    v["user_id"].as_str().unwrap().to_owned(),
+                    v["window_start"].as_i64().unwrap(),
+                    v["window_end"].as_i64().unwrap(),
+                    v["n"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        results(vec![record("u1", "/", 0), record("u2", "/", 100_000)]),
+        [("u1".to_owned(), 0, 30_000, 1)]
+    );
+    // Late, within allowed lateness: the closed session grows and is emitted again.
+    assert_eq!(
+        results(vec![record("u1", "/", 20_000)]),
+        [("u1".to_owned(), 0, 50_000, 2)]
+    );
+    // Past lateness (watermark 400,000 > 50,000 + 200,000): purged; a record there is late.
+    let out = results(vec![record("u3", "/", 400_000)]);
+    assert!(out.iter().any(|r| r.0 == "u2"), "{out:?}");
+    assert!(results(vec![record("u1", "/", 25_000)]).is_empty());
+}
