@@ -309,13 +309,28 @@ impl Operator {
         if !absorbed {
             return self.late(record, t, watermark, index, out);
         }
-        if self.progress.max_event.is_none_or(|m| t > m) {
-            self.progress.max_event = Some(t);
-            let next = t.saturating_sub(self.config.watermark_delay);
-            if next > watermark {
-                self.advance(store, next, record, index, out)
-                    .map_err(Failure::State)?;
-            }
+        self.observe(store, t, watermark, record, index, out)
+            .map_err(Failure::State)
+    }
+
+    /// Notes event time `t`; a new newest time moves the watermark (from `watermark`), which
+    /// closes what it passes, `record` being the one that closed them.
+    fn observe(
+        &mut self,
+        store: &StateStore,
+        t: i64,
+        watermark: i64,
+        record: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+    ) -> Result<(), StateError> {
+        if self.progress.max_event.is_some_and(|m| t <= m) {
+            return Ok(());
+        }
+        self.progress.max_event = Some(t);
+        let next = t.saturating_sub(self.config.watermark_delay);
+        if next > watermark {
+            self.advance(store, next, record, index, out)?;
         }
         Ok(())
     }
@@ -552,15 +567,8 @@ impl Operator {
             .sessions
             .upsert(store, &key, Vec::new)
             .map_err(Failure::State)? = others;
-        if self.progress.max_event.is_none_or(|m| t > m) {
-            self.progress.max_event = Some(t);
-            let next = t.saturating_sub(self.config.watermark_delay);
-            if next > watermark {
-                self.advance(store, next, record, index, out)
-                    .map_err(Failure::State)?;
-            }
-        }
-        Ok(())
+        self.observe(store, t, watermark, record, index, out)
+            .map_err(Failure::State)
     }
 
     /// The timer a session has: to emit at its close, or (already closed and emitted) to
