@@ -307,8 +307,9 @@ impl SourceContext {
     /// transforms checkpoint what the last batches changed, so an idle stream does not keep
     /// its newest state only in memory.
     pub async fn idle(&mut self) -> Result<(), ConnectorError> {
-        let unsaved = self.tracker.committed() != self.checkpointed;
-        if self.state.is_some() && unsaved && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        if self.state.is_some()
+            && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+            && self.tracker.committed() != self.checkpointed
         {
             self.checkpoint().await?;
         }

@@ -153,6 +153,11 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The store's file (for error messages).
+    pub fn path(&self) -> &Path {
+        &self.store.path
+    }
+
     /// Sets a small named value of the store's metadata (a step's watermark).
     pub fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<(), StateError> {
         let mut t = self.txn.open_table(META).map_err(|e| self.store.error(e))?;
@@ -224,6 +229,11 @@ impl StateStore {
             db,
             path: PathBuf::from(":memory:"),
         }))
+    }
+
+    /// The database file (`:memory:` for [`Self::in_memory`]).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StateError {

@@ -210,12 +210,12 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     }
 
     /// Changed entries as (key, encoded value or `None` for a deletion).
-    fn changes(&self) -> Result<Vec<Change>, StateError> {
+    fn changes(&self, path: &std::path::Path) -> Result<Vec<Change>, StateError> {
         let mut out = Vec::new();
         for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
             let bytes = match &e.value {
                 Some(v) => Some(postcard::to_allocvec(v).map_err(|err| StateError {
-                    path: Default::default(),
+                    path: path.to_owned(),
                     message: format!("table {}: cannot encode an entry: {err}", self.name),
                 })?),
                 None => None,
@@ -227,7 +227,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
 
     /// Writes changed entries into `writer`'s transaction and marks them written.
     pub fn write_changes(&mut self, writer: &mut Writer<'_>) -> Result<(), StateError> {
-        let changes = self.changes()?;
+        let changes = self.changes(writer.path())?;
         writer.apply(
             &self.name,
             changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),

@@ -40,7 +40,10 @@ impl Function {
 
     /// Fails like adding `value` would (a non-number to `sum`), changing nothing.
     pub fn check(self, value: Option<&Value>) -> Result<(), String> {
-        Accumulator::check_input(self, value)
+        match value {
+            Some(v) if self.numeric() && !v.is_null() => number(v).map(drop),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the function reads a field (all but `count`).
@@ -106,6 +109,13 @@ pub enum Accumulator {
     Last(Option<(i64, String)>),
 }
 
+/// A numeric aggregate's input: a JSON number, or text holding one.
+fn number(v: &Value) -> Result<f64, String> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .ok_or_else(|| format!("expected a number, got {v}"))
+}
+
 /// A value as the text distinct counts compare: strings as they are, the rest as JSON.
 fn text(value: &Value) -> String {
     match value {
@@ -115,11 +125,6 @@ fn text(value: &Value) -> String {
 }
 
 impl Accumulator {
-    /// Fails like [`Self::add`] would on `value`, changing nothing.
-    pub fn check_input(function: Function, value: Option<&Value>) -> Result<(), String> {
-        function.start().add(function, value, 0)
-    }
-
     /// Adds one record's value (`None` for `count`, which counts records). Nulls and missing
     /// values are skipped, as SQL aggregates skip NULL.
     pub fn add(
@@ -131,13 +136,10 @@ impl Accumulator {
         if function.needs_field() && value.is_none_or(Value::is_null) {
             return Ok(());
         }
-        let number = || -> Result<f64, String> {
-            let v = value.unwrap_or(&Value::Null);
-            v.as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .ok_or_else(|| format!("expected a number, got {v}"))
+        let x = match value {
+            Some(v) if function.numeric() => number(v)?,
+            _ => 0.0,
         };
-        let x = if function.numeric() { number()? } else { 0.0 };
         let whole = value.is_some_and(|v| v.is_i64() || v.is_u64());
         match self {
             Self::Count(n) => *n += 1,
@@ -246,11 +248,11 @@ impl Accumulator {
             Self::Count(n) => Value::from(*n),
             Self::Distinct(set) => Value::from(set.len()),
             Self::Approx(hll) => Value::from(hll.estimate()),
-            Self::Sum { total, integral } => number(*total, *integral),
-            Self::Avg { sum, n } if *n > 0 => number(sum / *n as f64, false),
+            Self::Sum { total, integral } => result_number(*total, *integral),
+            Self::Avg { sum, n } if *n > 0 => result_number(sum / *n as f64, false),
             Self::Avg { .. } => Value::Null,
             Self::Min { value, integral } | Self::Max { value, integral } => {
-                value.map_or(Value::Null, |v| number(v, *integral))
+                value.map_or(Value::Null, |v| result_number(v, *integral))
             }
             Self::First(v) | Self::Last(v) => v
                 .as_ref()
@@ -261,7 +263,7 @@ impl Accumulator {
 }
 
 /// A result as a JSON integer when its inputs were integers, else as a float.
-fn number(x: f64, integral: bool) -> Value {
+fn result_number(x: f64, integral: bool) -> Value {
     if integral && x.fract() == 0.0 && x.abs() < 9.0e15 {
         Value::from(x as i64)
     } else {

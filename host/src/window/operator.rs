@@ -39,8 +39,8 @@ struct Progress {
     ends: BTreeMap<i64, u64>,
 }
 
-/// The event times windows accept (about ±270 years around 1970): window arithmetic cannot
-/// overflow within them.
+/// The event times windows accept (±2^53 ms, about ±285,000 years): window arithmetic
+/// cannot overflow within them.
 const MAX_TIME: i64 = 1 << 53;
 
 /// Windows read at a time when closing.
@@ -100,7 +100,7 @@ impl Operator {
     pub fn restore(&mut self, store: &Arc<StateStore>) -> Result<(), StateError> {
         self.progress = match store.meta(&self.progress_key())? {
             Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| StateError {
-                path: Default::default(),
+                path: store.path().to_owned(),
                 message: format!("{}: undecodable progress: {e}", self.name),
             })?,
             None => Progress::default(),
@@ -119,7 +119,7 @@ impl Operator {
         self.sessions.write_changes(writer)?;
         self.timers.write_changes(writer)?;
         let bytes = postcard::to_allocvec(&self.progress).map_err(|e| StateError {
-            path: Default::default(),
+            path: writer.path().to_owned(),
             message: format!("{}: cannot encode progress: {e}", self.name),
         })?;
         writer.put_meta(&self.progress_key(), &bytes)
@@ -226,8 +226,8 @@ impl Operator {
         let t = self.event_time(record).map_err(Failure::Record)?;
         if !(-MAX_TIME..=MAX_TIME).contains(&t) {
             return Err(Failure::Record(TransformError::data(format!(
-                "window: event time {t} is outside the years 1700..2240 (epoch milliseconds \
-                 expected)"
+                "window: event time {t} is out of range: expected epoch milliseconds within \
+                 ±2^53 (about ±285,000 years)"
             ))));
         }
         let value = record
