@@ -4,6 +4,10 @@ headwater_cache_dir() {
     printf '%s' "${HEADWATER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/headwater}"
 }
 
+mdbook_bin() {
+    printf '%s/mdbook/bin/mdbook' "$(headwater_cache_dir)"
+}
+
 tansu_bin() {
     printf '%s/tansu/bin/tansu' "$(headwater_cache_dir)"
 }

@@ -5,6 +5,8 @@
 #   scripts/setup.sh           everything (tests need all of it)
 #   scripts/setup.sh --demo    only what the demo needs (build tools, the wasm32-wasip2 target)
 #   scripts/setup.sh --cdc-demo  what the CDC demo needs (build tools, PostgreSQL)
+#   scripts/setup.sh --docs    mdbook, to build the user book (not needed by the tests: the
+#                              book's generated reference is checked without it)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,6 +54,15 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 if [ "$mode" = "--demo" ]; then
+    exit 0
+fi
+
+# mdbook is no Debian package here: it compiles from crates.io (a few minutes, once).
+if [ "$mode" = "--docs" ]; then
+    if [ ! -x "$(mdbook_bin)" ]; then
+        log "building mdbook into $(headwater_cache_dir) (once, a few minutes)"
+        cargo install mdbook --version 0.5.4 --locked --root "$(headwater_cache_dir)/mdbook" --quiet
+    fi
     exit 0
 fi
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then checks formatting, lints,
-# the layout rule, and runs every test (unit and end-to-end, against real services).
+# the SDK's docs, and runs every test (unit and end-to-end, against real services). The layer
+# rules, the typed-error rule and the book's generated reference are unit tests
+# (host/src/code_rules.rs, host/src/cli/docs.rs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,9 +23,9 @@ if ! out=$(cargo test --manifest-path plugins/Cargo.toml --quiet 2>&1); then
 fi
 cargo build --manifest-path plugins/Cargo.toml --release --target wasm32-wasip2 --quiet
 
-echo "== layout: only connectors/ and lib.rs name crate::connectors"
-if grep -rn "crate::connectors" host/src --include='*.rs' | grep -v '^host/src/connectors/' | grep -v '^host/src/lib.rs:'; then
-    echo "the core, config, transforms and CLI must not depend on connectors" >&2
+echo "== docs: the SDK's API docs build without warnings"
+if ! out=$(RUSTDOCFLAGS="-D warnings" cargo doc -p headwater-sdk --no-deps --quiet 2>&1); then
+    echo "$out" >&2
     exit 1
 fi
 

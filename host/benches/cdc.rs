@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/support/service.rs"]
 mod service;
 use service::{Service, repo_root};
 
@@ -47,7 +48,7 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Self {
-        let service = Service::start("postgres", &[]);
+        let service = Service::start("postgres");
         Self {
             port: service.port,
             _service: service,
@@ -177,14 +178,14 @@ async fn start_pipeline(
     port: u16,
     work: &Path,
     out: &Path,
-) -> (headwater::core::runtime::Runtime, tokio_postgres::Client) {
+) -> (headwater::runtime::host::Runtime, tokio_postgres::Client) {
     let runtime = headwater::runtime(&work.join("var"));
     let (source, sink) = configs(port, out);
     let parse =
         |s: &str| headwater::config::connector::parse_json(s, "bench", None).expect("config");
     for (config, what) in [(sink, "start sink"), (source, "start source")] {
         runtime
-            .apply(parse(&config), headwater::core::runtime::Origin::Rest)
+            .apply(parse(&config), headwater::runtime::host::Origin::Rest)
             .await
             .expect(what);
     }

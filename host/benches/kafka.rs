@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+#[path = "../../tests/support/service.rs"]
 mod service;
 use service::{Service, repo_root};
 
@@ -96,8 +97,8 @@ fn headwater(bootstrap: &str, name: &str, work: &Path, rows: usize) -> Duration 
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
         use headwater::config::connector::parse_json;
-        use headwater::core::kafka_link::KafkaLink;
-        use headwater::core::runtime::Origin;
+        use headwater::runtime::host::Origin;
+        use headwater::runtime::kafka_bus::link::KafkaLink;
         let link = KafkaLink::new(headwater::kafka::KafkaSettings::new(bootstrap), false);
         let runtime = headwater::runtime(&work.join("var")).with_kafka(link);
         let sink = parse_json(
@@ -136,7 +137,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500_000);
-    let broker = Service::start("tansu", &[]);
+    let broker = Service::start("tansu");
     let bytes = produce(&broker.url, rows);
     println!(
         "kafka: {rows} records ({:.0} bytes each) in {TOPIC} ({PARTITIONS} partitions) on tansu",

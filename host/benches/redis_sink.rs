@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/support/service.rs"]
 mod service;
 use service::Service;
 
@@ -31,7 +32,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Self {
-        let service = Service::start("redis", &[("REDIS_PERSIST", "no")]);
+        let service = Service::start_with("redis", &[("REDIS_PERSIST", "no")]);
         Self {
             port: service.port,
             _service: service,
@@ -63,7 +64,7 @@ fn headwater(input: &Path, work: &Path, port: u16, rows: usize) -> Duration {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
         use headwater::config::connector::parse_json;
-        use headwater::core::runtime::Origin;
+        use headwater::runtime::host::Origin;
         let runtime = headwater::runtime(&work.join("var"));
         let sink = parse_json(
             &serde_json::json!({"name": "bench-redis", "config": {

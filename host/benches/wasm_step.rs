@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use headwater::config::options::Options;
-use headwater::core::record::{Payload, Record};
-use headwater::core::transform::Chain;
-use headwater::transforms::{ChainContext, build_chain};
+use headwater::api::options::Options;
+use headwater::api::record::{Payload, Record};
+use headwater::api::transform::ChainContext;
+use headwater::transforms::build_chain;
+use headwater::transforms::chain::Chain;
 
 mod common;
 use common::{generate, headwater};
@@ -80,7 +81,7 @@ fn records(n: usize) -> Vec<Record> {
             );
             let mut r = Record::new("bench", Payload::json_bytes(Bytes::from(value)));
             r.key = Payload::json_bytes(Bytes::from(format!("\"k-{i:011}\"")));
-            r.headers.push(headwater::core::record::Header::text("source", "bench"));
+            r.headers.push(headwater::api::record::Header::text("source", "bench"));
             r.timestamp = Some(1_704_449_472_000);
             r
         })

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use headwater::config::options::Options;
-use headwater::core::record::{Payload, Record};
-use headwater::core::transform::BatchTransform;
-use headwater::state::StateStore;
+use headwater::api::options::Options;
+use headwater::api::record::{Payload, Record};
+use headwater::api::transform::BatchTransform;
+use headwater::state::{StateStore, StatefulStep};
 use headwater::window::WindowStep;
 
 #[global_allocator]
@@ -53,10 +53,7 @@ fn run(groups: u64, events: u64) {
     .collect();
     let mut options = Options::new(options);
     let step = WindowStep::new("bench", &mut options).expect("valid window config");
-    step.stateful()
-        .expect("stateful")
-        .restore(&store)
-        .expect("restore");
+    step.restore(&store).expect("restore");
     let mut emitted = 0usize;
     let mut max_resident = 0usize;
     let started = Instant::now();

@@ -10,6 +10,8 @@ use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
+pub use crate::service::Service;
+
 /// Generous upper bound for conditions that normally hold within a second or two; it only
 /// matters when something is broken (then the test fails with the host's log).
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -91,6 +93,8 @@ impl Workspace {
 /// A running `headwater run`.
 pub struct Host {
     child: Option<Child>,
+    /// The workspace the host runs in.
+    root: PathBuf,
     log: PathBuf,
     /// Where this run's lines start in the log (earlier runs of the workspace come before).
     log_start: usize,
@@ -111,6 +115,8 @@ impl Host {
         } else {
             Vec::new()
         };
+        // A fresh ready file tells this start's REST address (see `rest_port`).
+        let _ = fs::remove_file(root.join("ready.json"));
         let child = Command::new(env!("CARGO_BIN_EXE_headwater"))
             .current_dir(root)
             .arg("run")
@@ -123,6 +129,8 @@ impl Host {
                 // A free port: tests run side by side.
                 "--rest-listen",
                 "127.0.0.1:0",
+                "--ready-file",
+                "ready.json",
             ])
             .env("HEADWATER_LOG", "info,headwater=debug")
             .envs(env.iter().copied())
@@ -133,12 +141,17 @@ impl Host {
             .expect("start headwater");
         Host {
             child: Some(child),
+            root: root.to_path_buf(),
             log,
             log_start,
         }
     }
 
     /// This run's log lines.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn log(&self) -> String {
         let all = fs::read(&self.log).unwrap_or_default();
         String::from_utf8_lossy(all.get(self.log_start..).unwrap_or_default()).into_owned()
@@ -211,12 +224,12 @@ impl Drop for Host {
     }
 }
 
-/// The port the host's REST API bound (it listens on port 0), from its log line.
+/// The port the host's REST API bound (it listens on port 0), from its ready file.
 pub fn rest_port(host: &Host) -> u16 {
-    host.wait_for("the REST address in the log", || {
-        let log = host.log();
-        let line = log.lines().find(|l| l.contains("REST API listening."))?;
-        line.rsplit("addr=127.0.0.1:").next()?.trim().parse().ok()
+    host.wait_for("the ready file", || {
+        let text = fs::read_to_string(host.root().join("ready.json")).ok()?;
+        let ready: serde_json::Value = serde_json::from_str(&text).ok()?;
+        ready["rest"].as_str()?.rsplit(':').next()?.parse().ok()
     })
 }
 
@@ -297,97 +310,4 @@ pub fn header<'a>(line: &'a Value, key: &str) -> Option<&'a str> {
         .rev()
         .find(|h| h["key"] == key)?["value"]
         .as_str()
-}
-
-/// A real service started by `scripts/service.sh`, stopped on drop.
-pub struct Service {
-    pub port: u16,
-    pub url: String,
-    /// The CA certificate of a TLS service (`REDIS_TLS=yes`).
-    pub ca: Option<PathBuf>,
-    state: tempfile::TempDir,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
-
-impl Service {
-    /// Starts `kind` (postgres, redis, tansu); fails the test with the script's reason if it
-    /// cannot.
-    pub fn start(kind: &str) -> Service {
-        Self::start_with(kind, &[])
-    }
-
-    /// Starts `kind` with extra environment for `scripts/service.sh` (e.g. `REDIS_TLS=yes`).
-    pub fn start_with(kind: &str, env: &[(&str, &str)]) -> Service {
-        let state = tempfile::tempdir().expect("service state dir");
-        let output = Command::new(repo_root().join("scripts/service.sh"))
-            .envs(env.iter().copied())
-            .args(["start", kind])
-            .arg(state.path())
-            .output()
-            .expect("run scripts/service.sh");
-        assert!(
-            output.status.success(),
-            "{kind} could not start:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let get = |key: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("service.sh printed no {key}: {stdout}"))
-                .to_owned()
-        };
-        let ca = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("CA="))
-            .map(PathBuf::from);
-        Service {
-            port: get("PORT").parse().expect("numeric port"),
-            url: get("URL"),
-            ca,
-            state,
-        }
-    }
-}
-
-impl Service {
-    /// `kill -9`: the service dies without any cleanup.
-    pub fn kill9(&self) {
-        let pid = fs::read_to_string(self.state.path().join("pid")).expect("service pid file");
-        let status = Command::new("kill")
-            .args(["-KILL", pid.trim()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -9 {pid} failed");
-    }
-
-    /// Starts the service again on the same port with its data.
-    pub fn restart(&self) {
-        let output = Command::new(repo_root().join("scripts/service.sh"))
-            .arg("restart")
-            .arg(self.state.path())
-            .output()
-            .expect("run scripts/service.sh restart");
-        assert!(
-            output.status.success(),
-            "restart failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/service.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
-    }
 }

@@ -21,6 +21,8 @@ mod postgres_cdc;
 mod postgres_query;
 mod redis_sink;
 mod rest;
+#[path = "../support/service.rs"]
+mod service;
 mod services;
 mod validate;
 mod wasm;

@@ -80,11 +80,11 @@ pub fn headwater(
         .expect("source config");
         let started = Instant::now();
         runtime
-            .apply(sink, headwater::core::runtime::Origin::Rest)
+            .apply(sink, headwater::runtime::host::Origin::Rest)
             .await
             .expect("start sink");
         runtime
-            .apply(source, headwater::core::runtime::Origin::Rest)
+            .apply(source, headwater::runtime::host::Origin::Rest)
             .await
             .expect("start source");
         loop {

@@ -1,6 +1,7 @@
 //! The `headwater` command line (clap): `run`, `validate`, `connectors` (a client of a running
 //! host's REST API, in [`crate::client`]) and `plugin` (WASM plugins, in [`plugin`]).
 
+pub mod docs;
 mod plugin;
 
 use std::net::SocketAddr;
@@ -13,10 +14,10 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Client, ClientError};
-use crate::config::common::prepare;
-use crate::config::connector::load_file;
-use crate::config::watcher::DirectoryWatcher;
-use crate::config::worker::WorkerConfig;
+use crate::config::connector::{ConfigErrors, ConfigFileError, load_file};
+use crate::runtime::prepare::prepare;
+use crate::runtime::watcher::DirectoryWatcher;
+use crate::runtime::worker::WorkerConfig;
 
 /// A Kafka Connect-style connector host for feature-store ingestion.
 #[derive(Debug, Parser)]
@@ -43,6 +44,13 @@ enum Command {
     /// Write, build, test and inspect WASM plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// For Headwater's maintainers: regenerate the book's reference pages (one per connector,
+    /// transform, predicate and converter class) from the code's documented config keys.
+    Docs {
+        /// The book's `src` directory.
+        #[arg(long, default_value = "docs/src")]
+        book: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,9 +181,14 @@ struct RunArgs {
     /// Directory for offsets, dead letters and caches (overrides the worker config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Address of the REST API (overrides the worker config).
+    /// Address of the REST API (overrides the worker config). Port 0 picks a free port; see
+    /// `--ready-file` to learn which.
     #[arg(long)]
     rest_listen: Option<SocketAddr>,
+    /// Once the REST API listens, write `{"rest": "<ip:port>", "pid": <pid>}` to this file (for
+    /// scripts and tests that start the host on port 0).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -219,6 +232,16 @@ pub fn main() -> ExitCode {
         Command::Connectors(args) => call_api(&args.api, |c| connectors_command(c, &args.command)),
         Command::Dlq(args) => call_api(&args.api, |c| dlq_command(c, &args.command)),
         Command::Plugin(command) => plugin::run(&command),
+        Command::Docs { book } => match docs::generate(&crate::registry(), &book) {
+            Ok(n) => {
+                println!("Wrote {n} files under {}.", book.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -339,10 +362,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .thread_name("headwater")
         .build()
         .context("starting the async runtime")?;
-    tokio.block_on(serve(worker))
+    tokio.block_on(serve(worker, args.ready_file))
 }
 
-async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
+async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %worker.data_dir.display(),
@@ -353,7 +376,7 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
     // Bind first: a taken port should stop the host before any connector starts.
     let listener = crate::rest::bind(worker.rest.listen).await?;
     let mut runtime = crate::runtime(&worker.data_dir);
-    if let Some(link) = worker.kafka_link().map_err(anyhow::Error::msg)? {
+    if let Some(link) = worker.kafka_link()? {
         tracing::info!(bootstrap_servers = %link.settings.bootstrap_servers, kafka_bus = link.bus, "Kafka configured.");
         runtime = runtime.with_kafka(link);
     }
@@ -383,6 +406,11 @@ async fn serve(worker: WorkerConfig) -> anyhow::Result<()> {
     let worker_id = listener
         .local_addr()
         .map_or_else(|_| worker.rest.listen.to_string(), |a| a.to_string());
+    if let Some(path) = &ready_file {
+        let ready = serde_json::json!({ "rest": worker_id, "pid": std::process::id() });
+        crate::offsets::write_atomically(path, ready.to_string().as_bytes())
+            .with_context(|| format!("writing the ready file {}", path.display()))?;
+    }
     let state = crate::rest::AppState {
         runtime: Arc::clone(&runtime),
         worker_id,
@@ -438,15 +466,29 @@ async fn shutdown_signal() -> &'static str {
 
 fn validate(files: &[PathBuf]) -> ExitCode {
     let registry = crate::registry();
+    // Building a task compiles its WASM plugins; that cache is scratch here, never a user's
+    // data dir.
+    let scratch = std::env::temp_dir().join(format!("headwater-validate-{}", std::process::id()));
     let mut invalid = 0;
     for file in files {
-        match validate_file(&registry, file) {
+        match validate_file(&registry, file, &scratch) {
             Ok(summary) => println!("{}: OK: {summary}", file.display()),
-            Err(message) => {
+            Err(e) => {
                 invalid += 1;
+                let message = e
+                    .to_string()
+                    .lines()
+                    .map(|l| format!("  {}", l.trim_start()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 println!("{}: INVALID\n{message}", file.display());
             }
         }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&scratch)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %scratch.display(), error = %e, "Could not remove the scratch dir.");
     }
     if invalid == 0 {
         ExitCode::SUCCESS
@@ -456,18 +498,22 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Why a config file is invalid.
+#[derive(Debug, thiserror::Error)]
+enum Invalid {
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+}
+
 fn validate_file(
-    registry: &crate::core::registry::Registry,
+    registry: &crate::api::registry::Registry,
     file: &Path,
-) -> Result<String, String> {
-    let config = load_file(file).map_err(|e| format!("  {e}"))?;
-    let prepared = prepare(registry, &config, Path::new("var"), None).map_err(|e| {
-        e.to_string()
-            .lines()
-            .map(|l| format!("  {}", l.trim_start()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    scratch: &Path,
+) -> Result<String, Invalid> {
+    let config = load_file(file)?;
+    let prepared = prepare(registry, &config, scratch, None)?;
     let mut summary = format!(
         "connector '{}' ({} {})",
         config.name,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 
-use crate::core::record::{Payload, Record};
+use crate::api::record::{Payload, Record};
 use crate::wasm::Limits;
 use crate::wasm::plugin::{Tester, inspect};
 
@@ -314,7 +314,7 @@ fn test(
     limits: Limits,
 ) -> anyhow::Result<ExitCode> {
     let config = parse_config(config)?;
-    let mut tester = Tester::new(module, limits, config).map_err(anyhow::Error::msg)?;
+    let mut tester = Tester::new(module, limits, config)?;
     let file =
         std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let mut lines = Vec::new();
@@ -402,7 +402,7 @@ fn show(module: &Path, json: bool) -> anyhow::Result<ExitCode> {
         timeout_ms: 5000,
         max_memory: 64 << 20,
     };
-    let d = inspect(module, limits).map_err(anyhow::Error::msg)?;
+    let d = inspect(module, limits)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(ExitCode::SUCCESS);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::options::ConfigIssue;
+use crate::api::options::ConfigIssue;
 
 /// A connector's raw config: its name and its string map, `${..}` placeholders unresolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,4 @@
-//! Connector and worker configuration: parsing, `${..}` providers, validation and the
-//! `connectors.d/` watcher.
-
-pub mod common;
+//! Connector configs as users write them: Kafka Connect JSON (or a flat map), `.properties`,
+//! and the `${env:..}` / `${file:..}` config providers.
 pub mod connector;
-pub mod options;
 pub mod providers;
-pub mod store;
-pub mod watcher;
-pub mod worker;

@@ -10,32 +10,65 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::connector::parse_properties;
-use super::options::ConfigIssue;
+use crate::api::options::ConfigIssue;
+use crate::config::connector::{ConfigFileError, parse_properties};
 
 // The same pattern as Kafka's ConfigTransformer.
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\$\{([^}]*?):(?:([^}]*?):)?([^}]*?)\}").expect("placeholder regex is valid")
 });
 
-fn resolve_one(provider: &str, path: Option<&str>, key: &str) -> Result<String, String> {
+/// Why a placeholder could not be resolved.
+#[derive(Debug, thiserror::Error)]
+enum ProviderError {
+    #[error("environment variable {0} is not set")]
+    EnvUnset(String),
+    #[error("the file provider needs ${{file:<path>:<key>}}")]
+    FileWithoutPath,
+    #[error("reading properties file {path}: {source}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("properties file {path}: {source}")]
+    ParseFile {
+        path: String,
+        #[source]
+        source: ConfigFileError,
+    },
+    #[error("key {key:?} not found in {path}")]
+    MissingKey { key: String, path: String },
+    #[error("unknown config provider {0:?}; available: env, file")]
+    UnknownProvider(String),
+}
+
+fn resolve_one(provider: &str, path: Option<&str>, key: &str) -> Result<String, ProviderError> {
     match provider {
-        "env" => std::env::var(key).map_err(|_| format!("environment variable {key} is not set")),
+        "env" => std::env::var(key).map_err(|_| ProviderError::EnvUnset(key.to_owned())),
         "file" => {
-            let path = path.ok_or("the file provider needs ${file:<path>:<key>}")?;
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("reading properties file {path}: {e}"))?;
-            let props = parse_properties(&format!("name=_\n{text}"), path, None)
-                .map_err(|e| e.to_string())?;
+            let path = path.ok_or(ProviderError::FileWithoutPath)?;
+            let text = std::fs::read_to_string(path).map_err(|source| ProviderError::ReadFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            let props =
+                parse_properties(&format!("name=_\n{text}"), path, None).map_err(|source| {
+                    ProviderError::ParseFile {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?;
             props
                 .config
                 .get(key)
                 .cloned()
-                .ok_or_else(|| format!("key {key:?} not found in {path}"))
+                .ok_or_else(|| ProviderError::MissingKey {
+                    key: key.to_owned(),
+                    path: path.to_owned(),
+                })
         }
-        other => Err(format!(
-            "unknown config provider {other:?}; available: env, file"
-        )),
+        other => Err(ProviderError::UnknownProvider(other.to_owned())),
     }
 }
 

@@ -11,7 +11,7 @@ pub mod redis;
 
 use std::sync::Arc;
 
-use crate::core::registry::Registry;
+use crate::api::registry::Registry;
 
 /// Every connector class this build knows.
 pub fn registry() -> Registry {
@@ -34,14 +34,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::common::{COMMON_KEYS, SINK_KEYS};
     use crate::config::connector::parse_json;
-    use crate::core::runtime::Origin;
-    use crate::core::status::State;
+    use crate::runtime::host::Origin;
+    use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
+    use crate::runtime::status::State;
 
     #[test]
-    fn every_key_is_documented_here_and_in_the_readme() {
-        let readme = include_str!("../../../README.md");
+    fn every_key_has_a_documentation_sentence() {
+        // The book's reference pages are generated from these (see `cli/docs.rs`).
         let registry = registry();
         let keys = registry
             .plugins()
@@ -52,11 +52,6 @@ mod tests {
             assert!(
                 key.doc.trim().ends_with('.') && key.doc.len() > 10,
                 "{class} key {} needs a documentation sentence",
-                key.name
-            );
-            assert!(
-                readme.contains(&format!("`{}`", key.name)),
-                "README.md does not document {class} key `{}`",
                 key.name
             );
         }
@@ -107,7 +102,7 @@ mod tests {
             .unwrap();
         wait_for_lines(&output, 1).await;
 
-        assert!(runtime.pause("source").await);
+        runtime.pause("source").await.unwrap();
         assert_eq!(runtime.status("source").unwrap().state, State::Paused);
         std::fs::write(&input, "{\"n\":1}\n{\"n\":2}\n").unwrap();
         // The source reads the new line but holds it while paused.
@@ -115,7 +110,7 @@ mod tests {
         let held = std::fs::read_to_string(&output).unwrap().lines().count();
         assert_eq!(held, 1, "nothing is delivered while paused");
 
-        assert!(runtime.resume("source").await);
+        runtime.resume("source").await.unwrap();
         wait_for_lines(&output, 2).await;
         assert_eq!(runtime.metrics("sink").unwrap().records_out, 2);
         runtime.shutdown().await;

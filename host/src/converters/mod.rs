@@ -11,7 +11,6 @@
 //!   the config. See [`avro`].
 
 pub mod avro;
-pub mod decimal;
 pub mod registry_client;
 
 use std::sync::Arc;
@@ -20,8 +19,9 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, ParseError, Payload};
+use crate::api::convert::{ConvertError, Converter, Rendered};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, ParseError, Payload};
 
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
@@ -81,9 +81,26 @@ const BEARER_TOKEN: ConfigKey = ConfigKey::new(
      API requires one).",
 );
 
+/// Each built-in converter's class and documented keys (under `key.converter.` /
+/// `value.converter.`).
+pub const KEYS: &[(&str, &[ConfigKey])] = &[
+    (JSON_CONVERTER, &[SCHEMAS_ENABLE, DECIMAL_FORMAT]),
+    (STRING_CONVERTER, &[]),
+    (BYTE_ARRAY_CONVERTER, &[]),
+    (
+        AVRO_CONVERTER,
+        &[
+            SCHEMA_REGISTRY_URL,
+            SCHEMA_JSON,
+            AUTO_REGISTER,
+            BEARER_TOKEN,
+        ],
+    ),
+];
+
 /// A configured converter.
 #[derive(Debug, Clone)]
-pub enum Converter {
+pub enum BuiltinConverter {
     Json {
         schemas_enable: bool,
         /// `decimal.format=NUMERIC`: Decimals written as JSON numbers (BASE64 otherwise).
@@ -94,7 +111,7 @@ pub enum Converter {
     Avro(Arc<avro::AvroConverter>),
 }
 
-impl PartialEq for Converter {
+impl PartialEq for BuiltinConverter {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (
@@ -114,25 +131,7 @@ impl PartialEq for Converter {
     }
 }
 
-/// Why a key or value could not be converted from or to bytes.
-#[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    #[error(transparent)]
-    Json(#[from] ParseError),
-    #[error(transparent)]
-    Avro(#[from] avro::AvroError),
-    #[error("ByteArrayConverter: {0}")]
-    Bytes(String),
-}
-
-impl ConvertError {
-    /// True when the data is fine and the failure may pass (the schema registry is down).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Avro(e) if e.is_transient())
-    }
-}
-
-impl Default for Converter {
+impl Default for BuiltinConverter {
     /// Kafka Connect's worker default: JsonConverter with schemas.
     fn default() -> Self {
         Self::Json {
@@ -142,7 +141,7 @@ impl Default for Converter {
     }
 }
 
-impl Converter {
+impl BuiltinConverter {
     /// Reads `<prefix>` (the class) and `<prefix>.*` (its options), e.g. `value.converter`.
     pub fn from_options(options: &mut Options, class_key: &ConfigKey) -> Self {
         let Some(class) = options.string(class_key) else {
@@ -204,110 +203,6 @@ impl Converter {
         converter
     }
 
-    /// The converter's class name.
-    pub fn class(&self) -> &'static str {
-        match self {
-            Self::Json { .. } => JSON_CONVERTER,
-            Self::String => STRING_CONVERTER,
-            Self::ByteArray => BYTE_ARRAY_CONVERTER,
-            Self::Avro(_) => AVRO_CONVERTER,
-        }
-    }
-
-    /// Whether converting may block on network I/O (a schema registry lookup); async callers
-    /// run such conversions where blocking is allowed.
-    pub fn may_block(&self) -> bool {
-        matches!(self, Self::Avro(a) if a.uses_registry())
-    }
-
-    /// Reads a key or value as consumed from Kafka.
-    pub fn read(&self, bytes: Bytes) -> Result<Payload, ConvertError> {
-        match self {
-            Self::Avro(avro) => Ok(Payload::data(avro.deserialize(&bytes)?)),
-            other => Ok(other.deserialize(bytes)?),
-        }
-    }
-
-    /// The bytes this converter writes for a key (`is_key`) or value of `topic`; `None` for
-    /// null (a tombstone stays a tombstone).
-    pub fn serialize(
-        &self,
-        topic: &str,
-        is_key: bool,
-        payload: &mut Payload,
-    ) -> Result<Option<Bytes>, ConvertError> {
-        if payload.is_null() {
-            return Ok(None);
-        }
-        let bytes = match self {
-            Self::Json {
-                schemas_enable: false,
-                ..
-            } => return Ok(payload.to_json_bytes()),
-            Self::Json { .. } => {
-                Bytes::from(serde_json::to_vec(&self.rendered(payload)?).map_err(ParseError::from)?)
-            }
-            Self::String => match &payload.get()?.value {
-                Value::String(s) => Bytes::from(s.clone()),
-                other => Bytes::from(other.to_string()),
-            },
-            Self::ByteArray => match &payload.get()?.value {
-                // What ByteArrayConverter read: base64 of the original bytes.
-                Value::String(s) => Bytes::from(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(s)
-                        .map_err(|e| ConvertError::Bytes(format!("expected base64 bytes: {e}")))?,
-                ),
-                _ => payload.to_json_bytes().unwrap_or_default(),
-            },
-            Self::Avro(avro) => {
-                let subject = avro::subject(topic, is_key);
-                Bytes::from(avro.serialize(&subject, payload.get()?)?)
-            }
-        };
-        Ok(Some(bytes))
-    }
-
-    /// The payload as this converter writes it (the envelope or plain JSON for JsonConverter,
-    /// a string for StringConverter, base64 for ByteArrayConverter), as a view borrowed from
-    /// the record that serializes without copying: large schemas are written as they are.
-    pub fn rendered<'a>(&self, payload: &'a mut Payload) -> Result<Rendered<'a>, ParseError> {
-        // A tombstone stays null whatever the converter, as Kafka Connect's JsonConverter
-        // writes it (no `{"schema": null, "payload": null}` envelope).
-        if payload.is_null() {
-            return Ok(Rendered::Null);
-        }
-        Ok(match self {
-            Self::Json {
-                schemas_enable: true,
-                decimal_numeric,
-            } => {
-                let Data { schema, value } = payload.get()?;
-                Rendered::Envelope {
-                    schema: schema.as_ref(),
-                    payload: value,
-                    numeric_decimals: *decimal_numeric,
-                }
-            }
-            // Avro written as text (a file sink) is its JSON form.
-            Self::Json {
-                schemas_enable: false,
-                ..
-            }
-            | Self::Avro(_) => Rendered::Plain(&payload.get()?.value),
-            Self::String => match &payload.get()?.value {
-                Value::String(s) => Rendered::Text(std::borrow::Cow::Borrowed(s)),
-                other => Rendered::Text(std::borrow::Cow::Owned(other.to_string())),
-            },
-            Self::ByteArray => {
-                let bytes = payload.to_json_bytes().unwrap_or_default();
-                Rendered::Text(std::borrow::Cow::Owned(
-                    base64::engine::general_purpose::STANDARD.encode(bytes),
-                ))
-            }
-        })
-    }
-
     /// Reads bytes written by this converter.
     pub fn deserialize(&self, bytes: Bytes) -> Result<Payload, ParseError> {
         match self {
@@ -352,48 +247,98 @@ impl Converter {
     }
 }
 
-/// A payload as a converter writes it, borrowed from the record.
-#[derive(Debug)]
-pub enum Rendered<'a> {
-    Null,
-    /// JsonConverter with schemas: `{"schema": .., "payload": ..}`.
-    Envelope {
-        schema: Option<&'a crate::core::record::Schema>,
-        payload: &'a Value,
-        /// `decimal.format=NUMERIC`.
-        numeric_decimals: bool,
-    },
-    Plain(&'a Value),
-    Text(std::borrow::Cow<'a, str>),
-}
-
-impl serde::Serialize for Rendered<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+impl Converter for BuiltinConverter {
+    fn class(&self) -> &'static str {
         match self {
-            Self::Null => serializer.serialize_unit(),
-            Self::Envelope {
-                schema,
-                payload,
-                numeric_decimals,
-            } => {
-                let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("schema", schema)?;
-                match schema {
-                    Some(schema) if *numeric_decimals => map.serialize_entry(
-                        "payload",
-                        &decimal::NumericDecimals {
-                            schema,
-                            value: payload,
-                        },
-                    )?,
-                    _ => map.serialize_entry("payload", payload)?,
-                }
-                map.end()
-            }
-            Self::Plain(value) => value.serialize(serializer),
-            Self::Text(text) => serializer.serialize_str(text),
+            Self::Json { .. } => JSON_CONVERTER,
+            Self::String => STRING_CONVERTER,
+            Self::ByteArray => BYTE_ARRAY_CONVERTER,
+            Self::Avro(_) => AVRO_CONVERTER,
         }
+    }
+
+    fn may_block(&self) -> bool {
+        matches!(self, Self::Avro(a) if a.uses_registry())
+    }
+
+    fn read(&self, bytes: Bytes) -> Result<Payload, ConvertError> {
+        match self {
+            Self::Avro(avro) => Ok(Payload::data(avro.deserialize(&bytes)?)),
+            other => Ok(other.deserialize(bytes)?),
+        }
+    }
+
+    fn serialize(
+        &self,
+        topic: &str,
+        is_key: bool,
+        payload: &mut Payload,
+    ) -> Result<Option<Bytes>, ConvertError> {
+        if payload.is_null() {
+            return Ok(None);
+        }
+        let bytes = match self {
+            Self::Json {
+                schemas_enable: false,
+                ..
+            } => return Ok(payload.to_json_bytes()),
+            Self::Json { .. } => {
+                Bytes::from(serde_json::to_vec(&self.rendered(payload)?).map_err(ParseError::from)?)
+            }
+            Self::String => match &payload.get()?.value {
+                Value::String(s) => Bytes::from(s.clone()),
+                other => Bytes::from(other.to_string()),
+            },
+            Self::ByteArray => match &payload.get()?.value {
+                // What ByteArrayConverter read: base64 of the original bytes.
+                Value::String(s) => {
+                    Bytes::from(base64::engine::general_purpose::STANDARD.decode(s)?)
+                }
+                _ => payload.to_json_bytes().unwrap_or_default(),
+            },
+            Self::Avro(avro) => {
+                let subject = avro::subject(topic, is_key);
+                Bytes::from(avro.serialize(&subject, payload.get()?)?)
+            }
+        };
+        Ok(Some(bytes))
+    }
+
+    fn rendered<'a>(&self, payload: &'a mut Payload) -> Result<Rendered<'a>, ParseError> {
+        // A tombstone stays null whatever the converter, as Kafka Connect's JsonConverter
+        // writes it (no `{"schema": null, "payload": null}` envelope).
+        if payload.is_null() {
+            return Ok(Rendered::Null);
+        }
+        Ok(match self {
+            Self::Json {
+                schemas_enable: true,
+                decimal_numeric,
+            } => {
+                let Data { schema, value } = payload.get()?;
+                Rendered::Envelope {
+                    schema: schema.as_ref(),
+                    payload: value,
+                    numeric_decimals: *decimal_numeric,
+                }
+            }
+            // Avro written as text (a file sink) is its JSON form.
+            Self::Json {
+                schemas_enable: false,
+                ..
+            }
+            | Self::Avro(_) => Rendered::Plain(&payload.get()?.value),
+            Self::String => match &payload.get()?.value {
+                Value::String(s) => Rendered::Text(std::borrow::Cow::Borrowed(s)),
+                other => Rendered::Text(std::borrow::Cow::Owned(other.to_string())),
+            },
+            Self::ByteArray => {
+                let bytes = payload.to_json_bytes().unwrap_or_default();
+                Rendered::Text(std::borrow::Cow::Owned(
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                ))
+            }
+        })
     }
 }
 
@@ -411,7 +356,7 @@ mod tests {
     #[test]
     fn json_converter_writes_kafka_connect_envelopes() {
         let mut p = Payload::value(json!({"a": 1}));
-        let with = Converter::Json {
+        let with = BuiltinConverter::Json {
             schemas_enable: true,
             decimal_numeric: false,
         };
@@ -419,7 +364,7 @@ mod tests {
             serde_json::to_value(with.rendered(&mut p).unwrap()).unwrap(),
             json!({"schema": null, "payload": {"a": 1}})
         );
-        let without = Converter::Json {
+        let without = BuiltinConverter::Json {
             schemas_enable: false,
             decimal_numeric: false,
         };
@@ -431,7 +376,7 @@ mod tests {
 
     #[test]
     fn decimal_format_numeric_writes_exact_numbers() {
-        use crate::config::common::VALUE_CONVERTER;
+        use crate::runtime::prepare::VALUE_CONVERTER;
         let map = [
             ("value.converter", JSON_CONVERTER),
             ("value.converter.decimal.format", "NUMERIC"),
@@ -440,7 +385,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let mut options = Options::new(map);
-        let converter = Converter::from_options(&mut options, &VALUE_CONVERTER);
+        let converter = BuiltinConverter::from_options(&mut options, &VALUE_CONVERTER);
         let schema = json!({"type": "struct", "fields": [{"field": "amount", "type": "bytes",
             "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}]});
         let mut p = Payload::data(Data {
@@ -454,7 +399,7 @@ mod tests {
 
     #[test]
     fn schemas_enable_rejects_plain_json_like_kafka_connect() {
-        let c = Converter::default();
+        let c = BuiltinConverter::default();
         let err = c.deserialize(Bytes::from_static(b"{\"a\":1}")).unwrap_err();
         assert!(err.message.contains("schemas.enable=false"));
         let ok = c

@@ -14,7 +14,7 @@ use super::client::{KafkaSettings, connector_error};
 
 /// How long topic creation may take before writing goes ahead without it.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
-use crate::core::error::ConnectorError;
+use crate::api::error::ConnectorError;
 
 /// Creates topics once per process, with the settings' partitions and replication factor.
 #[derive(Debug)]

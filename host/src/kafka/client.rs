@@ -1,48 +1,13 @@
 //! Client settings: the worker's bootstrap servers plus a connector's `producer.override.*` /
 //! `consumer.override.*` keys, and how librdkafka errors map onto the retry policy.
 
-use std::collections::BTreeMap;
-
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::core::error::ConnectorError;
-
-/// Where the Kafka cluster is and the client properties a connector overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSettings {
-    /// `host:port[,host:port]`.
-    pub bootstrap_servers: String,
-    /// Partitions of the topics Headwater creates.
-    pub topic_partitions: i32,
-    /// Replication factor of the topics Headwater creates (dead-letter topics have their own).
-    pub topic_replication: i32,
-    /// `producer.override.*` keys without their prefix (librdkafka property names).
-    pub producer: BTreeMap<String, String>,
-    /// `consumer.override.*` keys without their prefix.
-    pub consumer: BTreeMap<String, String>,
-}
-
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        Self {
-            bootstrap_servers: String::new(),
-            topic_partitions: 1,
-            topic_replication: 1,
-            producer: BTreeMap::new(),
-            consumer: BTreeMap::new(),
-        }
-    }
-}
+use crate::api::error::ConnectorError;
+pub use crate::api::kafka::KafkaSettings;
 
 impl KafkaSettings {
-    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
-        Self {
-            bootstrap_servers: bootstrap_servers.into(),
-            ..Self::default()
-        }
-    }
-
     /// A producer that never loses or duplicates what it acknowledged: idempotent, acks=all,
     /// compressed (Kafka Connect's own defaults for its producers, plus lz4).
     pub fn producer_config(&self, client_id: &str) -> ClientConfig {

@@ -1,12 +1,12 @@
-//! Kafka plumbing shared by the runtime and the Kafka connectors: client settings, a batching
-//! producer, and the consumer that feeds a sink from Kafka topics (its consumer group, offsets
-//! committed only after the sink flushed).
+//! Kafka clients shared by the runtime's Kafka bus and the Kafka connectors: client settings and
+//! error classes, a batching producer, topic creation, and records serialized with a
+//! connector's converters.
 //!
 //! Everything here is librdkafka through the `rdkafka` crate.
 
 pub mod admin;
 pub mod client;
-pub mod intake;
 pub mod producer;
+pub mod serialize;
 
 pub use client::KafkaSettings;

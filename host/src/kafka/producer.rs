@@ -10,7 +10,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer a
 use rdkafka::util::Timeout;
 
 use super::client::KafkaSettings;
-use crate::core::record::Header;
+use crate::api::record::Header;
 
 /// How long to wait for librdkafka's queue to make room before trying again.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);

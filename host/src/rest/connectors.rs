@@ -14,10 +14,10 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::config::connector::{ConnectorConfig, value_text};
-use crate::config::store::Target;
-use crate::core::replay::ReplayFrom;
-use crate::core::runtime::{Applied, ConnectorView, Origin};
-use crate::core::status::ConnectorStatus;
+use crate::runtime::host::{Applied, ConnectorView, Origin};
+use crate::runtime::replay::ReplayFrom;
+use crate::runtime::status::ConnectorStatus;
+use crate::runtime::store::Target;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

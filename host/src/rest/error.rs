@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::core::runtime::RuntimeError;
+use crate::runtime::host::RuntimeError;
+use crate::runtime::replay::ReplayError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -68,7 +69,18 @@ impl From<RuntimeError> for ApiError {
                     .join("\n")
             )),
             RuntimeError::BadRequest(m) => Self::bad_request(m),
-            RuntimeError::Internal(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, m),
+            RuntimeError::Replay { source, .. } if matches!(*source, ReplayError::NoKafka) => {
+                Self::bad_request(source.to_string())
+            }
+            e @ RuntimeError::Replay { .. } if matches!(&e, RuntimeError::Replay { source, .. } if matches!(**source, ReplayError::SinkStopped)) => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
+            e @ (RuntimeError::Store(_)
+            | RuntimeError::Offsets(_)
+            | RuntimeError::StateFile { .. }
+            | RuntimeError::Replay { .. }) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         }
     }
 }

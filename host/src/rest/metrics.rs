@@ -15,9 +15,9 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::core::metrics::{HistogramSnapshot, MetricsSnapshot};
-use crate::core::runtime::Runtime;
-use crate::core::status::State as ConnectorState;
+use crate::api::metrics::{HistogramSnapshot, MetricsSnapshot};
+use crate::runtime::host::Runtime;
+use crate::runtime::status::State as ConnectorState;
 use crate::wasm::metrics::MetricKind;
 
 type Field = fn(&MetricsSnapshot) -> u64;

@@ -1,7 +1,7 @@
 //! The Kafka Connect–compatible REST API (axum), plus `/metrics` and `/health`.
 //!
-//! Endpoints, bodies, status codes and error messages follow Kafka Connect's
-//! (`../shared/reference/connect-debezium.md` §1). Every error body is
+//! Endpoints, bodies, status codes and error messages follow Kafka Connect's REST API (its
+//! `ConnectorsResource` and friends; the book's REST page lists them). Every error body is
 //! `{"error_code": <status>, "message": ".."}`. The API listens on loopback by default; with a
 //! token configured (`[rest] token` or `HEADWATER_REST_TOKEN`), every request but `/health`
 //! needs `Authorization: Bearer <token>`. Request bodies are capped at [`MAX_BODY_BYTES`].
@@ -25,7 +25,7 @@ use axum::routing::get;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::runtime::Runtime;
+use crate::runtime::host::Runtime;
 
 pub use error::ApiError;
 

@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
-use crate::config::common::{COMMON_KEYS, SINK_KEYS};
+use crate::api::connector::ConnectorType;
+use crate::api::options::{ConfigKey, KeyType};
 use crate::config::connector::{ConnectorConfig, value_text};
-use crate::config::options::{ConfigKey, KeyType};
-use crate::core::task::ConnectorType;
+use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

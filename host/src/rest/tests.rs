@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use super::{AppState, router};
 use crate::config::connector::ConnectorConfig;
-use crate::core::runtime::{Origin, Runtime};
+use crate::runtime::host::{Origin, Runtime};
 
 struct Api {
     app: Router,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use apache_avro::Schema as AvroSchema;
+use apache_avro::error::CompatibilityError;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +57,9 @@ impl Compatibility {
     }
 
     /// Why `new` may not follow `old`, if it may not.
-    fn check(self, old: &AvroSchema, new: &AvroSchema) -> Result<(), String> {
-        let backward = || SchemaCompatibility::can_read(old, new).map_err(|e| e.to_string());
-        let forward = || SchemaCompatibility::can_read(new, old).map_err(|e| e.to_string());
+    fn check(self, old: &AvroSchema, new: &AvroSchema) -> Result<(), CompatibilityError> {
+        let backward = || SchemaCompatibility::can_read(old, new);
+        let forward = || SchemaCompatibility::can_read(new, old);
         match self {
             Self::None => Ok(()),
             Self::Backward | Self::BackwardTransitive => backward(),

@@ -21,7 +21,8 @@ const SPILL: &str = "~spill";
 const DELETED: u8 = 0;
 const VALUE: u8 = 1;
 
-use crate::offsets::SourceOffsets;
+use crate::api::offsets::SourceOffsets;
+use crate::api::transform::BatchTransform;
 
 mod table;
 
@@ -408,3 +409,18 @@ impl StateStore {
             .collect())
     }
 }
+
+/// A step with state that outlives batches: restored from its connector's [`StateStore`] when
+/// the task starts, written into each checkpoint (taken with the source offsets, see
+/// this module).
+pub trait StatefulStep: Send + Sync {
+    /// Attaches the store and loads what the step keeps in memory (watermarks).
+    fn restore(&self, store: &Arc<StateStore>) -> Result<(), StateError>;
+    /// Writes every change since the last checkpoint.
+    fn checkpoint(&self, writer: &mut Writer<'_>) -> Result<(), StateError>;
+}
+
+/// A batch step with state: what a connector's chain checkpoints.
+pub trait StatefulTransform: BatchTransform + StatefulStep {}
+
+impl<T: BatchTransform + StatefulStep> StatefulTransform for T {}

@@ -305,7 +305,7 @@ mod tests {
         );
     }
 
-    use crate::offsets::SourceOffsets;
+    use crate::api::offsets::SourceOffsets;
 
     #[test]
     fn prefix_ends() {

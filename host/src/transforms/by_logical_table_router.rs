@@ -15,9 +15,9 @@
 use regex::Regex;
 use serde_json::Value;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::regex_router::rust_template;
 use super::schema::{self, fields, find_field, named_field, primitive, struct_like};
@@ -283,7 +283,7 @@ impl Transform for ByLogicalTableRouter {
                 .and_then(|s| self.envelope_schema(s, &new_topic))
         };
         if let Some(key) = key {
-            record.key = crate::core::record::Payload::data(key);
+            record.key = crate::api::record::Payload::data(key);
         }
         if let Some(schema) = value_schema {
             let data = record

@@ -8,12 +8,12 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema::{self, DATE, DECIMAL, TIME, TIMESTAMP};
-use super::util::{DateFormat, MILLIS_PER_DAY, Operand, java_double, java_float};
+use super::util::{DateFormat, Invalid, MILLIS_PER_DAY, Operand, java_double, java_float};
 use super::{Part, TransformPlugin};
 
 pub const PLUGIN: TransformPlugin = TransformPlugin {
@@ -101,7 +101,7 @@ struct Cast {
 }
 
 impl Cast {
-    fn error(&self, what: &str, value: &Value, target: &str, why: String) -> TransformError {
+    fn error(&self, what: &str, value: &Value, target: &str, why: Invalid) -> TransformError {
         self.op
             .error(format!("cannot cast {what}{value} to {target}: {why}"))
     }
@@ -173,22 +173,25 @@ impl Transform for Cast {
 /// The schema after casting a value of schema `from` to `target`: the target's primitive type
 /// with the same optionality and a cast default. The whole-value cast also keeps the name, doc
 /// and parameters (Kafka Connect's `copySchemaBasics`), except a logical type's name.
-fn cast_schema(from: &Value, target: &str, whole: bool) -> Result<Value, String> {
+fn cast_schema(from: &Value, target: &str, whole: bool) -> Result<Value, Invalid> {
     let mut cast = schema::primitive(target, schema::is_optional(from));
     let map = cast.as_object_mut().expect("primitive schemas are objects");
     if whole && !schema::is_logical(from) {
         schema::copy_basics(from, map);
     }
     if let Some(default) = from.get("default").filter(|d| !d.is_null()) {
-        let default = cast_value(Some(from), default, target)
-            .map_err(|why| format!("its schema default {default} cannot be cast: {why}"))?;
+        let default = cast_value(Some(from), default, target).map_err(|why| {
+            Invalid(format!(
+                "its schema default {default} cannot be cast: {why}"
+            ))
+        })?;
         map.insert("default".to_owned(), default);
     }
     Ok(cast)
 }
 
 /// Casts one value; `schema` (when there is one) decides the input type.
-fn cast_value(schema: Option<&Value>, value: &Value, target: &str) -> Result<Value, String> {
+fn cast_value(schema: Option<&Value>, value: &Value, target: &str) -> Result<Value, Invalid> {
     if value.is_null() {
         return Ok(Value::Null);
     }
@@ -196,15 +199,21 @@ fn cast_value(schema: Option<&Value>, value: &Value, target: &str) -> Result<Val
     if let Some(schema) = schema {
         let ty = schema::type_of(schema);
         if !SOURCES.contains(&ty) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "casting from {ty} is not supported; supported types are {}",
                 SOURCES.join(", ")
-            ));
+            )));
         }
         match schema::name_of(schema) {
-            Some(DECIMAL) => return Err("casting Decimal values is not supported".to_owned()),
+            Some(DECIMAL) => {
+                return Err(Invalid(
+                    "casting Decimal values is not supported".to_owned(),
+                ));
+            }
             Some(DATE | TIME | TIMESTAMP) if target == "string" => {
-                let millis = value.as_i64().ok_or("expected epoch-based integer")?;
+                let millis = value
+                    .as_i64()
+                    .ok_or_else(|| Invalid("expected epoch-based integer".to_owned()))?;
                 let millis = if schema::name_of(schema) == Some(DATE) {
                     millis * MILLIS_PER_DAY
                 } else {
@@ -217,7 +226,9 @@ fn cast_value(schema: Option<&Value>, value: &Value, target: &str) -> Result<Val
         if ty == "bytes" {
             return match (target, value) {
                 ("string", Value::String(_)) => Ok(value.clone()),
-                _ => Err("binary values can only be cast to string".to_owned()),
+                _ => Err(Invalid(
+                    "binary values can only be cast to string".to_owned(),
+                )),
             };
         }
         float32 = ty == "float32";
@@ -241,11 +252,11 @@ fn cast_value(schema: Option<&Value>, value: &Value, target: &str) -> Result<Val
             }
         },
         Value::String(s) => cast_text(s, target),
-        other => Err(format!(
+        other => Err(Invalid(format!(
             "casting from {} is not supported; supported types are {}",
             if other.is_array() { "array" } else { "map" },
             SOURCES.join(", ")
-        )),
+        ))),
     }
 }
 
@@ -255,7 +266,7 @@ enum Scalar {
 }
 
 /// Casts a number or boolean (`truth` is its boolean reading, as Java's `longValue() != 0`).
-fn cast_scalar(scalar: Scalar, target: &str, truth: bool) -> Result<Value, String> {
+fn cast_scalar(scalar: Scalar, target: &str, truth: bool) -> Result<Value, Invalid> {
     match (target, scalar) {
         ("boolean", _) => Ok(Value::Bool(truth)),
         ("string", Scalar::Int(i)) => Ok(Value::String(i.to_string())),
@@ -264,27 +275,27 @@ fn cast_scalar(scalar: Scalar, target: &str, truth: bool) -> Result<Value, Strin
         ("float32" | "float64", Scalar::Float(f)) => float(f, target),
         (_, Scalar::Int(i)) => integer(i128::from(i), target),
         (_, Scalar::Float(f)) if f.is_finite() => integer(f.trunc() as i128, target),
-        (_, Scalar::Float(f)) => Err(format!("{f} has no integer value")),
+        (_, Scalar::Float(f)) => Err(Invalid(format!("{f} has no integer value"))),
     }
 }
 
-fn cast_text(text: &str, target: &str) -> Result<Value, String> {
+fn cast_text(text: &str, target: &str) -> Result<Value, Invalid> {
     match target {
         "string" => Ok(Value::String(text.to_owned())),
         // Java's Boolean.parseBoolean: "true" in any case, everything else is false.
         "boolean" => Ok(Value::Bool(text.eq_ignore_ascii_case("true"))),
         "float32" | "float64" => match text.trim().parse::<f64>() {
             Ok(f) => float(f, target),
-            Err(_) => Err("not a number".to_owned()),
+            Err(_) => Err(Invalid("not a number".to_owned())),
         },
         _ => match text.parse::<i128>() {
             Ok(i) => integer(i, target),
-            Err(_) => Err("not an integer".to_owned()),
+            Err(_) => Err(Invalid("not an integer".to_owned())),
         },
     }
 }
 
-fn integer(i: i128, target: &str) -> Result<Value, String> {
+fn integer(i: i128, target: &str) -> Result<Value, Invalid> {
     let (min, max) = match target {
         "int8" => (i128::from(i8::MIN), i128::from(i8::MAX)),
         "int16" => (i128::from(i16::MIN), i128::from(i16::MAX)),
@@ -293,13 +304,13 @@ fn integer(i: i128, target: &str) -> Result<Value, String> {
     };
     match i64::try_from(i) {
         Ok(v) if (min..=max).contains(&i) => Ok(Value::from(v)),
-        _ => Err(format!("out of range for {target} [{min}, {max}]")),
+        _ => Err(Invalid(format!("out of range for {target} [{min}, {max}]"))),
     }
 }
 
 /// A float as JSON; float32 values are rounded to single precision and written with their
 /// shortest decimal form (what JsonConverter writes for a Java `float`).
-fn float(f: f64, target: &str) -> Result<Value, String> {
+fn float(f: f64, target: &str) -> Result<Value, Invalid> {
     let f = if target == "float32" {
         let single = f as f32;
         single
@@ -311,12 +322,12 @@ fn float(f: f64, target: &str) -> Result<Value, String> {
     };
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| format!("{f} cannot be represented in JSON"))
+        .ok_or_else(|| Invalid(format!("{f} cannot be represented in JSON")))
 }
 
 /// Kafka Connect's `Values.dateFormatFor`: a time of day before the first midnight, a date at
 /// midnight, else a full timestamp.
-fn iso_text(millis: i64) -> Result<String, String> {
+fn iso_text(millis: i64) -> Result<String, Invalid> {
     let pattern = if (0..MILLIS_PER_DAY).contains(&millis) {
         "HH:mm:ss.SSS'Z'"
     } else if millis % MILLIS_PER_DAY == 0 {

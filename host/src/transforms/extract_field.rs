@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema;
 use super::util::{Operand, describe, field_path, require_object};

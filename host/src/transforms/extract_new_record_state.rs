@@ -17,10 +17,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::Schema;
-use crate::core::record::{Data, Header, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::Schema;
+use crate::api::record::{Data, Header, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::{Part, TransformPlugin};
 
@@ -282,7 +282,7 @@ impl Transform for ExtractNewRecordState {
             match self.mode {
                 Mode::Drop | Mode::Tombstone => return Ok(Outcome::Drop),
                 Mode::DeleteToTombstone => {
-                    record.value = crate::core::record::Payload::null();
+                    record.value = crate::api::record::Payload::null();
                     return Ok(Outcome::Keep);
                 }
                 Mode::Rewrite | Mode::RewriteWithTombstone => {}
@@ -362,7 +362,7 @@ impl Transform for ExtractNewRecordState {
             value: Value::Object(row),
         };
         if let Some(key) = key {
-            record.key = crate::core::record::Payload::data(key);
+            record.key = crate::api::record::Payload::data(key);
         }
         if let Some(topic) = topic {
             record.topic = topic;

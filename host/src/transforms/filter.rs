@@ -1,9 +1,9 @@
 //! `org.apache.kafka.connect.transforms.Filter`: drops every record it is applied to. Useful only
 //! with a predicate (`transforms.f.predicate`), which picks the records to drop.
 
-use crate::config::options::Options;
-use crate::core::record::Record;
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::Options;
+use crate::api::record::Record;
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::{Part, TransformPlugin};
 

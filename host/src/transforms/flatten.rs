@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema;
 use super::util::Operand;
@@ -95,9 +95,17 @@ impl Flatten {
                 }
                 _ => {
                     let mut flat = schema::field_schema(field);
-                    let map = flat
-                        .as_object_mut()
-                        .expect("a field schema is a JSON object");
+                    let Some(map) = flat.as_object_mut() else {
+                        return Err(self.op.error(format!(
+                            "malformed schema: the fields of {:?} must be JSON objects, found \
+                             {field}",
+                            if prefix.is_empty() {
+                                "the record"
+                            } else {
+                                prefix
+                            }
+                        )));
+                    };
                     if let Some(d) = field_default {
                         map.insert("default".to_owned(), d.clone());
                     }

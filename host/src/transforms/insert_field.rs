@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema::{self, TIMESTAMP};
 use super::util::Operand;

@@ -7,6 +7,7 @@
 
 mod by_logical_table_router;
 mod cast;
+pub mod chain;
 mod extract_field;
 mod extract_new_record_state;
 mod filter;
@@ -26,8 +27,9 @@ mod value_to_key;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::transform::{Chain, Predicate, Step, StepKind, Transform};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::transform::{ChainContext, Predicate, Transform};
+use chain::{Chain, Step, StepKind};
 
 const KAFKA: &str = "org.apache.kafka.connect.transforms.";
 
@@ -148,23 +150,10 @@ const NEGATE: ConfigKey = ConfigKey::new(
 )
 .with_default("false");
 
-/// What building a chain needs beyond the config: WASM steps name their connector in logs and
-/// metrics, and cache compiled modules under the data dir.
-#[derive(Debug, Clone)]
-pub struct ChainContext {
-    pub connector: String,
-    pub data_dir: std::path::PathBuf,
-}
-
-impl ChainContext {
-    #[cfg(test)]
-    pub fn for_tests() -> Self {
-        Self {
-            connector: "test".into(),
-            data_dir: std::env::temp_dir().join("headwater-unit-tests"),
-        }
-    }
-}
+/// The chain's own keys: `transforms` and `predicates` at the top of a connector config, and
+/// `type`, `predicate`, `negate` under each `transforms.<alias>.` (`type` also under each
+/// `predicates.<alias>.`).
+pub const CHAIN_KEYS: &[ConfigKey] = &[TRANSFORMS, PREDICATES, TYPE, PREDICATE, NEGATE];
 
 /// Reads `transforms=` and `predicates=` from a connector config into a chain. Problems are
 /// recorded in `options` under their full key (`transforms.a.type: ...`).
@@ -197,11 +186,16 @@ pub fn build_chain(options: &mut Options, ctx: &ChainContext) -> Chain {
         };
         let transform = match lookup(&class) {
             Some((plugin, part)) => (plugin.build)(&mut scoped, part).map(StepKind::Record),
-            None if class == crate::window::CLASS => {
-                crate::window::build_step(&alias, &mut scoped).map(StepKind::Batch)
-            }
+            None if class == crate::window::CLASS => crate::window::build_step(&alias, &mut scoped)
+                .map(|step| StepKind::Stateful(Box::new(step))),
             None if crate::wasm::is_wasm_class(&class) => {
-                crate::wasm::build_step(&class, &alias, &mut scoped, ctx).map(StepKind::Batch)
+                crate::wasm::build_step(&class, &alias, &mut scoped, ctx).map(|step| {
+                    if step.is_stateful() {
+                        StepKind::Stateful(Box::new(step))
+                    } else {
+                        StepKind::Batch(Box::new(step))
+                    }
+                })
             }
             None => {
                 let mut known = class_names();

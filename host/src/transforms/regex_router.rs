@@ -3,9 +3,10 @@
 
 use regex::Regex;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::Record;
-use crate::core::transform::{Outcome, Transform, TransformError};
+use super::util::Invalid;
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::Record;
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::{Part, TransformPlugin};
 
@@ -69,7 +70,7 @@ impl Transform for RegexRouter {
 /// Converts a Java replacement string to the `regex` crate's template syntax. As in Java, a
 /// group number takes as many digits as still name an existing group (`$10` is group 1 then
 /// `0` when there are fewer than ten groups) and `\` quotes the next character.
-pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, String> {
+pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, Invalid> {
     let mut out = String::new();
     let mut chars = java.chars().peekable();
     while let Some(c) = chars.next() {
@@ -77,7 +78,7 @@ pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, St
             '\\' => match chars.next() {
                 Some('$') => out.push_str("$$"),
                 Some(next) => out.push(next),
-                None => return Err("character to be escaped is missing".to_owned()),
+                None => return Err(Invalid("character to be escaped is missing".to_owned())),
             },
             '$' => {
                 match chars.peek().copied() {
@@ -85,7 +86,9 @@ pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, St
                         chars.next();
                         let name: String = chars.by_ref().take_while(|&n| n != '}').collect();
                         if name.is_empty() || !name.chars().all(|n| n.is_ascii_alphanumeric()) {
-                            return Err(format!("invalid named group reference ${{{name}}}"));
+                            return Err(Invalid(format!(
+                                "invalid named group reference ${{{name}}}"
+                            )));
                         }
                         out.push_str(&format!("${{{name}}}"));
                     }
@@ -93,7 +96,7 @@ pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, St
                         chars.next();
                         let mut group = d.to_digit(10).map_or(0, |g| g as usize);
                         if group >= group_count {
-                            return Err(format!("no group {group} in the regex"));
+                            return Err(Invalid(format!("no group {group} in the regex")));
                         }
                         while let Some(next) = chars.peek().and_then(|n| n.to_digit(10)) {
                             let longer = group * 10 + next as usize;
@@ -105,10 +108,10 @@ pub(super) fn rust_template(java: &str, group_count: usize) -> Result<String, St
                         }
                         out.push_str(&format!("${{{group}}}"));
                     }
-                    _ => return Err(
+                    _ => return Err(Invalid(
                         "illegal group reference: `$` must be followed by a group number or {name}"
                             .to_owned(),
-                    ),
+                    )),
                 }
             }
             other => out.push(other),

@@ -4,16 +4,13 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::core::record::Data;
-use crate::core::transform::TransformError;
+use crate::api::record::Data;
+use crate::api::transform::TransformError;
 
 use super::util::describe;
 
 /// Logical type names (`org.apache.kafka.connect.data.*`).
-pub const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
-pub const DATE: &str = "org.apache.kafka.connect.data.Date";
-pub const TIME: &str = "org.apache.kafka.connect.data.Time";
-pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
+pub use crate::api::logical::{DATE, DECIMAL, TIME, TIMESTAMP};
 
 /// The keys `SchemaUtil.copySchemaBasics` carries over to a rebuilt schema.
 const BASICS: [&str; 4] = ["name", "version", "doc", "parameters"];

@@ -24,10 +24,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::util::{DateFormat, MILLIS_PER_DAY, field_path, java_double, java_float};
-use super::{ChainContext, build_chain, class_names, plugins};
-use crate::config::options::Options;
-use crate::core::record::{Data, Header, Payload, Record};
-use crate::core::transform::Outcome;
+use super::{build_chain, class_names, plugins};
+use crate::api::options::Options;
+use crate::api::record::{Data, Header, Payload, Record};
+use crate::api::transform::ChainContext;
+use crate::api::transform::Outcome;
 
 fn case_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/smt")
@@ -142,10 +143,10 @@ fn compare(expected: &Value, record: &mut Record) -> Vec<String> {
             diffs.push(format!(
                 "{name} schema: expected {}, got {}",
                 want.schema
-                    .map(crate::core::record::Schema::into_value)
+                    .map(crate::api::record::Schema::into_value)
                     .unwrap_or_default(),
                 got.schema
-                    .map(crate::core::record::Schema::into_value)
+                    .map(crate::api::record::Schema::into_value)
                     .unwrap_or_default()
             ));
         }

@@ -7,9 +7,9 @@
 
 use serde_json::{Value, json};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema::{self, DATE, TIME, TIMESTAMP};
 use super::util::{DateFormat, MILLIS_PER_DAY, Operand, describe};

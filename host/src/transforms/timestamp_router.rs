@@ -1,9 +1,9 @@
 //! `org.apache.kafka.connect.transforms.TimestampRouter`: sets the topic from the original topic
 //! and the record timestamp, e.g. `orders-20240131` for time-partitioned sink tables or indices.
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::Record;
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::Record;
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::util::DateFormat;
 use super::{Part, TransformPlugin};

@@ -7,8 +7,14 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::Part;
-use crate::core::record::{Data, Payload, Record};
-use crate::core::transform::{Outcome, TransformError};
+use crate::api::record::{Data, Payload, Record};
+use crate::api::transform::{Outcome, TransformError};
+
+/// Why a value, a pattern or a field path cannot be handled. The message says what was
+/// expected; the SMT that hit it adds its own name (see [`Operand::error`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
 
 /// Milliseconds in a day: the unit step of Connect's `Date` logical type.
 pub const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -126,7 +132,7 @@ pub fn require_object<'a>(
 /// Splits a field path the way Kafka Connect's `field.syntax.version` says (KIP-821): `V1` is
 /// one field name taken literally; `V2` is a dotted path whose steps may be wrapped in backticks
 /// to contain dots (`` a.`b.c` ``), with `` \` `` escaping a backtick before a dot.
-pub fn field_path(text: &str, v2: bool) -> Result<Vec<String>, String> {
+pub fn field_path(text: &str, v2: bool) -> Result<Vec<String>, Invalid> {
     if !v2 {
         return Ok(vec![text.to_owned()]);
     }
@@ -146,10 +152,10 @@ pub fn field_path(text: &str, v2: bool) -> Result<Vec<String>, String> {
         i += 1;
         loop {
             let Some(close) = chars[i..].iter().position(|&c| c == '`').map(|p| p + i) else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "incomplete backtick pair in path {text:?}; add a backslash before the \
                      backtick at position {opened} to escape it"
-                ));
+                )));
             };
             let escaped = chars[close - 1] == '\\';
             if close + 1 == chars.len() && !escaped {
@@ -169,10 +175,10 @@ pub fn field_path(text: &str, v2: bool) -> Result<Vec<String>, String> {
                 break;
             }
             if close + 1 == chars.len() {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "incomplete backtick pair in path {text:?}; the backtick at position \
                      {opened} is never closed"
-                ));
+                )));
             }
             step.extend(&chars[i..=close]);
             i = close + 1;
@@ -199,7 +205,7 @@ pub struct DateFormat {
 
 impl DateFormat {
     /// Compiles `pattern`; the error names the unsupported letter or unclosed quote.
-    pub fn new(pattern: &str) -> Result<Self, String> {
+    pub fn new(pattern: &str) -> Result<Self, Invalid> {
         let mut items = Vec::new();
         let chars: Vec<char> = pattern.chars().collect();
         let mut i = 0;
@@ -229,7 +235,7 @@ impl DateFormat {
     }
 
     /// Formats epoch milliseconds in UTC.
-    pub fn format(&self, millis: i64) -> Result<String, String> {
+    pub fn format(&self, millis: i64) -> Result<String, Invalid> {
         Ok(utc(millis)?
             .format_with_items(self.items.iter())
             .to_string())
@@ -237,8 +243,13 @@ impl DateFormat {
 
     /// Parses `text` to epoch milliseconds. Missing date parts default to 1970-01-01 and
     /// missing time parts to zero, as with Java.
-    pub fn parse(&self, text: &str) -> Result<i64, String> {
-        let mismatch = || format!("value ({text}) does not match pattern ({})", self.pattern);
+    pub fn parse(&self, text: &str) -> Result<i64, Invalid> {
+        let mismatch = || {
+            Invalid(format!(
+                "value ({text}) does not match pattern ({})",
+                self.pattern
+            ))
+        };
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, text, self.items.iter()).map_err(|_| mismatch())?;
         let date = if p.year().is_none() && p.year_mod_100().is_none() {
@@ -274,7 +285,7 @@ impl DateFormat {
 }
 
 /// A quoted literal starting at `chars[start] == '\''`: its text and the index after it.
-fn quoted(chars: &[char], start: usize) -> Result<(String, usize), String> {
+fn quoted(chars: &[char], start: usize) -> Result<(String, usize), Invalid> {
     if chars.get(start + 1) == Some(&'\'') {
         return Ok(("'".to_owned(), start + 2));
     }
@@ -292,11 +303,11 @@ fn quoted(chars: &[char], start: usize) -> Result<(String, usize), String> {
         literal.push(chars[i]);
         i += 1;
     }
-    Err("unterminated quote in date pattern".to_owned())
+    Err(Invalid("unterminated quote in date pattern".to_owned()))
 }
 
 /// The chrono items for `count` repetitions of the pattern letter `letter`.
-fn pattern_items(letter: char, count: usize) -> Result<Vec<Item<'static>>, String> {
+fn pattern_items(letter: char, count: usize) -> Result<Vec<Item<'static>>, Invalid> {
     let spec: &'static str = match (letter, count) {
         ('y', 2) => "%y",
         ('y', 1) | ('y', 3) => "%-Y",
@@ -326,26 +337,30 @@ fn pattern_items(letter: char, count: usize) -> Result<Vec<Item<'static>>, Strin
         ('X', 1 | 2) => return Ok(vec![Item::Fixed(Fixed::TimezoneOffsetZ)]),
         ('X', 3) => return Ok(vec![Item::Fixed(Fixed::TimezoneOffsetColonZ)]),
         ('S', _) => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "unsupported date pattern {:?}: use SSS (milliseconds), SSSSSS or SSSSSSSSS",
                 "S".repeat(count)
-            ));
+            )));
         }
         _ => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "unsupported date pattern letter {letter:?} (supported: y M d D H h a m s S E \
                  Z X and 'quoted text')"
-            ));
+            )));
         }
     };
     Ok(StrftimeItems::new(spec).collect())
 }
 
 /// Epoch milliseconds as a UTC date-time.
-pub fn utc(millis: i64) -> Result<DateTime<Utc>, String> {
+pub fn utc(millis: i64) -> Result<DateTime<Utc>, Invalid> {
     DateTime::from_timestamp_millis(millis)
         .filter(|t| (0..=9999).contains(&t.year()))
-        .ok_or_else(|| format!("timestamp {millis} ms is out of the supported range"))
+        .ok_or_else(|| {
+            Invalid(format!(
+                "timestamp {millis} ms is out of the supported range"
+            ))
+        })
 }
 
 /// Java's `Double.toString`: `1.0`, `1.5E10`, `1.0E-5`.

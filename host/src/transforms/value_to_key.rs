@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::{Data, Payload, Record};
-use crate::core::transform::{Outcome, Transform, TransformError};
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::{Data, Payload, Record};
+use crate::api::transform::{Outcome, Transform, TransformError};
 
 use super::schema;
 use super::util::{parsed, require_object};

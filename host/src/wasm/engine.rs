@@ -12,10 +12,16 @@ pub const MEMORY_CEILING: u64 = 1 << 30;
 /// How often the epoch advances: the resolution of `timeout.ms`.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+/// Why the engine could not start. Kept for the life of the process (every later call gets
+/// the same answer), so it holds the message rather than wasmtime's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot start the WebAssembly engine: {0}")]
+pub struct EngineError(String);
+
+static ENGINE: OnceLock<Result<Engine, EngineError>> = OnceLock::new();
 
 /// The shared engine, built on first use.
-pub fn engine() -> Result<&'static Engine, String> {
+pub fn engine() -> Result<&'static Engine, EngineError> {
     ENGINE
         .get_or_init(|| {
             let engine = build(true)
@@ -25,7 +31,7 @@ pub fn engine() -> Result<&'static Engine, String> {
                     tracing::warn!(error = %pooled, "WASM pooling allocator unavailable; using on-demand allocation.");
                     build(false)
                 })
-                .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
+                .map_err(|e| EngineError(format!("{e:#}")))?;
             let ticker = engine.clone();
             std::thread::Builder::new()
                 .name("wasm-epoch".into())
@@ -35,7 +41,7 @@ pub fn engine() -> Result<&'static Engine, String> {
                         ticker.increment_epoch();
                     }
                 })
-                .map_err(|e| format!("cannot start the WASM epoch ticker: {e}"))?;
+                .map_err(|e| EngineError(format!("the epoch ticker thread: {e}")))?;
             Ok(engine)
         })
         .as_ref()

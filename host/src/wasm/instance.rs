@@ -53,6 +53,8 @@ impl CallError {
     }
 }
 
+impl std::error::Error for CallError {}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -108,7 +110,7 @@ impl Instance {
         limits: Limits,
         scope: Arc<Scope>,
     ) -> Result<Self, CallError> {
-        let engine = engine().map_err(CallError::Fatal)?;
+        let engine = engine().map_err(|e| CallError::Fatal(e.to_string()))?;
         let mut store = Store::new(engine, HostState::new(scope, limits.max_memory));
         store.limiter(|s| &mut s.cap);
         store.epoch_deadline_trap();

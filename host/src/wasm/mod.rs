@@ -29,9 +29,8 @@ pub use instance::{CallError, Limits};
 pub use module::{Kind, WIT_VERSION};
 pub use step::{Action, StepSettings, VIOLATIONS_HEADER, ViolationPolicy, WasmStep};
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::transform::BatchTransform;
-use crate::transforms::ChainContext;
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::transform::ChainContext;
 
 pub const TRANSFORM_CLASS: &str = "headwater.wasm.Transform";
 pub const CHECK_CLASS: &str = "headwater.wasm.Check";
@@ -170,7 +169,7 @@ pub fn build_step(
     alias: &str,
     options: &mut Options,
     ctx: &ChainContext,
-) -> Option<Box<dyn BatchTransform>> {
+) -> Option<WasmStep> {
     let kind = if class == CHECK_CLASS {
         Kind::Check
     } else {
@@ -185,7 +184,7 @@ pub fn build_step(
     match WasmStep::new(kind, settings, scope, Some(cache)) {
         Ok((step, info)) => {
             tracing::debug!(connector = %ctx.connector, step = alias, plugin = %info.name, version = %info.version, "WASM step ready.");
-            Some(Box::new(step))
+            Some(step)
         }
         Err(CallError::Config(message)) => {
             options.issue(
@@ -204,21 +203,4 @@ pub fn build_step(
 /// Where `headwater plugin` commands cache compiled modules when there is no data dir.
 pub fn user_cache_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/headwater/wasm"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_wasm_step_key_is_in_the_readme() {
-        let readme = include_str!("../../../README.md");
-        for key in KEYS {
-            assert!(
-                readme.contains(&format!("| `{}` |", key.name)),
-                "README.md does not document WASM step key `{}`",
-                key.name
-            );
-        }
-    }
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::bindings::{checker::CheckerPre, transformer::TransformerPre};
-use super::engine::engine;
+use super::engine::{EngineError, engine};
 use super::host::HostState;
 
 /// The version of `wit/headwater-plugin.wit` this host speaks.
@@ -83,23 +83,58 @@ impl std::fmt::Debug for Module {
     }
 }
 
+/// Why a plugin file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot read module {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a component wasmtime can compile; the message says what the file is instead.
+    #[error("{0}")]
+    NotAComponent(String),
+    /// A component, but not one of ours (or of another WIT version).
+    #[error("{}: {reason}", path.display())]
+    Contract { path: PathBuf, reason: String },
+    #[error("cannot link {}: {message}", path.display())]
+    Link { path: PathBuf, message: String },
+    /// A reloaded file that cannot replace the running one.
+    #[error("{0}")]
+    Incompatible(String),
+    /// The plugin failed to start (`init` refused its config, or it trapped).
+    #[error(transparent)]
+    Start(#[from] super::instance::CallError),
+}
+
 /// Loads `path`, compiling through the cache in `cache_dir` when given.
-pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Module, String> {
-    let shown = path.display();
-    let stamp = FileStamp::of(path).map_err(|e| format!("cannot read module {shown}: {e}"))?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read module {shown}: {e}"))?;
+pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Module, LoadError> {
+    let read = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let stamp = FileStamp::of(path).map_err(read)?;
+    let bytes = std::fs::read(path).map_err(read)?;
     let digest = hex(&Sha256::digest(&bytes));
     let engine = engine()?;
     let component = match cache_dir {
         Some(dir) => cached_compile(engine, &bytes, &digest, dir),
         None => Component::new(engine, &bytes),
     }
-    .map_err(|e| not_a_component(path, &bytes, &e))?;
-    let kind = contract(engine, &component).map_err(|e| format!("{shown}: {e}"))?;
+    .map_err(|e| LoadError::NotAComponent(not_a_component(path, &bytes, &e)))?;
+    let kind = contract(engine, &component).map_err(|e| LoadError::Contract {
+        path: path.to_path_buf(),
+        reason: e.0,
+    })?;
     let mut linker: Linker<HostState> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| format!("cannot link WASI for {shown}: {e}"))?;
-    let link = |e: wasmtime::Error| format!("cannot link {shown}: {e:#}");
+    let link = |e: wasmtime::Error| LoadError::Link {
+        path: path.to_path_buf(),
+        message: format!("{e:#}"),
+    };
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
     let prepared = match kind {
         Kind::Transform => {
             super::bindings::transformer::Transformer::add_to_linker::<_, HasSelf<_>>(
@@ -152,6 +187,10 @@ fn not_a_component(path: &Path, bytes: &[u8], e: &wasmtime::Error) -> String {
     )
 }
 
+/// How a component fails the plugin contract.
+#[derive(Debug)]
+struct ContractError(String);
+
 /// Compiles `bytes`, or loads the artifact a previous compile left in `dir`.
 fn cached_compile(
     engine: &wasmtime::Engine,
@@ -200,7 +239,7 @@ fn write_artifact(dir: &Path, file: &Path, artifact: &[u8]) -> std::io::Result<(
 }
 
 /// Which world the component implements, from its exports; refuses other contract versions.
-fn contract(engine: &wasmtime::Engine, component: &Component) -> Result<Kind, String> {
+fn contract(engine: &wasmtime::Engine, component: &Component) -> Result<Kind, ContractError> {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
@@ -215,7 +254,7 @@ fn contract(engine: &wasmtime::Engine, component: &Component) -> Result<Kind, St
         })
         .collect();
     if ours.is_empty() {
-        return Err(format!(
+        return Err(ContractError(format!(
             "not a Headwater plugin: it exports none of the {PACKAGE}@{WIT_VERSION} interfaces \
              (exports: {}). Build plugins with headwater-sdk (`headwater plugin new`).",
             if exports.is_empty() {
@@ -223,25 +262,25 @@ fn contract(engine: &wasmtime::Engine, component: &Component) -> Result<Kind, St
             } else {
                 exports.join(", ")
             }
-        ));
+        )));
     }
     if let Some((_, version)) = ours.iter().find(|(_, v)| *v != WIT_VERSION) {
-        return Err(format!(
+        return Err(ContractError(format!(
             "built against {PACKAGE}@{version}, but this Headwater speaks {PACKAGE}@{WIT_VERSION}; \
              rebuild the plugin with headwater-sdk {WIT_VERSION}"
-        ));
+        )));
     }
     let has = |iface: &str| ours.iter().any(|(i, _)| *i == iface);
     match (has("lifecycle"), has("transform"), has("quality")) {
         (true, true, false) => Ok(Kind::Transform),
         (true, false, true) => Ok(Kind::Check),
-        _ => Err(format!(
+        _ => Err(ContractError(format!(
             "exports {} but a plugin exports lifecycle plus either transform or quality",
             ours.iter()
                 .map(|(i, v)| format!("{PACKAGE}/{i}@{v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -261,13 +300,15 @@ mod tests {
         let path = dir.path().join("core.wasm");
         // The smallest core module: magic + version 1.
         std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
-        let err = load(&path, None).unwrap_err();
+        let err = load(&path, None).unwrap_err().to_string();
         assert!(err.contains("--target wasm32-wasip2"), "{err}");
     }
 
     #[test]
     fn a_missing_file_is_named() {
-        let err = load(Path::new("/nonexistent/plugin.wasm"), None).unwrap_err();
+        let err = load(Path::new("/nonexistent/plugin.wasm"), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("cannot read module /nonexistent/plugin.wasm"),
             "{err}"

@@ -8,9 +8,9 @@ use super::bindings::severity_name;
 use super::bindings::types::ParamType;
 use super::host::Scope;
 use super::instance::{CallError, Instance, Limits};
-use super::module::{Kind, Module, load};
+use super::module::{Kind, LoadError, Module, load};
 use super::wire::{decode, encode};
-use crate::core::record::Record;
+use crate::api::record::Record;
 
 /// One declared parameter.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,11 +53,10 @@ fn param_type(t: ParamType) -> &'static str {
 }
 
 /// Loads a module and asks it to describe itself (without `init`).
-pub fn inspect(path: &Path, limits: Limits) -> Result<Description, String> {
+pub fn inspect(path: &Path, limits: Limits) -> Result<Description, LoadError> {
     let module = load(path, super::user_cache_dir().as_deref())?;
-    let mut instance =
-        Instance::instantiate(&module, 0, limits, scope(path)).map_err(|e| e.to_string())?;
-    let info = instance.describe().map_err(|e| e.to_string())?;
+    let mut instance = Instance::instantiate(&module, 0, limits, scope(path))?;
+    let info = instance.describe()?;
     Ok(Description {
         name: info.name,
         version: info.version,
@@ -117,10 +116,13 @@ impl std::fmt::Debug for Tester {
 
 impl Tester {
     /// Loads the module and runs `init(config)`.
-    pub fn new(path: &Path, limits: Limits, config: Vec<(String, String)>) -> Result<Self, String> {
+    pub fn new(
+        path: &Path,
+        limits: Limits,
+        config: Vec<(String, String)>,
+    ) -> Result<Self, LoadError> {
         let module = load(path, super::user_cache_dir().as_deref())?;
-        let instance =
-            Instance::start(&module, 0, limits, scope(path), &config).map_err(|e| e.to_string())?;
+        let instance = Instance::start(&module, 0, limits, scope(path), &config)?;
         Ok(Self {
             module,
             limits,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::state::PluginState;
-use crate::core::transform::StatefulStep;
+use crate::state::StatefulStep;
 use crate::state::{StateError, StateStore, Writer};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,10 @@ use super::bindings::types::{PluginInfo, Severity, Verdicts};
 use super::host::Scope;
 use super::instance::{CallError, Instance, Limits};
 use super::metrics::{MetricKind, SeriesKey, record};
-use super::module::{FileStamp, Kind, Module, load};
+use super::module::{FileStamp, Kind, LoadError, Module, load};
 use super::wire::{decode, encode_into};
-use crate::core::record::{Header, Record};
-use crate::core::transform::{BatchOutput, BatchTransform, TransformError};
+use crate::api::record::{Header, Record};
+use crate::api::transform::{BatchOutput, BatchTransform, TransformError};
 
 /// How often the module file is checked for changes.
 const RELOAD_CHECK: Duration = Duration::from_millis(250);
@@ -126,7 +126,8 @@ impl WasmStep {
         cache_dir: Option<PathBuf>,
     ) -> Result<(Self, PluginInfo), CallError> {
         let scope = Arc::new(scope);
-        let module = load(&settings.module, cache_dir.as_deref()).map_err(CallError::Fatal)?;
+        let module = load(&settings.module, cache_dir.as_deref())
+            .map_err(|e| CallError::Fatal(e.to_string()))?;
         if module.kind != kind {
             return Err(CallError::Fatal(format!(
                 "{} is a {} plugin; use `headwater.wasm.{}` for it",
@@ -196,19 +197,20 @@ impl WasmStep {
         let path = self.settings.module.display().to_string();
         let loaded = load(&self.settings.module, self.cache_dir.as_deref()).and_then(|m| {
             if m.kind != self.kind {
-                return Err(format!("the new file is a {} plugin", m.kind.as_str()));
+                return Err(LoadError::Incompatible(format!(
+                    "the new file is a {} plugin",
+                    m.kind.as_str()
+                )));
             }
             if m.stateful != self.state.is_some() {
-                return Err(
+                return Err(LoadError::Incompatible(
                     "the new file changes whether the plugin keeps state; restart the \
                      connector to switch"
                         .to_owned(),
-                );
+                ));
             }
             let generation = current.generation + 1;
-            let instance = self
-                .start_instance(&m, generation)
-                .map_err(|e| e.to_string())?;
+            let instance = self.start_instance(&m, generation)?;
             Ok((m, instance))
         });
         match loaded {
@@ -466,6 +468,13 @@ fn bad_record(message: String) -> TransformError {
     }
 }
 
+impl WasmStep {
+    /// True when the plugin imports the `state` interface: its state is checkpointed.
+    pub fn is_stateful(&self) -> bool {
+        self.state.is_some()
+    }
+}
+
 impl StatefulStep for WasmStep {
     fn restore(&self, store: &Arc<StateStore>) -> Result<(), StateError> {
         match &self.state {
@@ -483,10 +492,6 @@ impl StatefulStep for WasmStep {
 }
 
 impl BatchTransform for WasmStep {
-    fn stateful(&self) -> Option<&dyn StatefulStep> {
-        self.state.is_some().then_some(self as &dyn StatefulStep)
-    }
-
     fn apply_batch(&self, records: Vec<Record>) -> BatchOutput {
         let mut out = BatchOutput::default();
         let size = self.settings.batch_size;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::bindings::types::{Batch, OutBatch};
-use crate::core::record::{Header, Payload, Record};
+use crate::api::record::{Header, Payload, Record};
 
 const NULL: u32 = u32::MAX;
 const INPUT: u32 = 0x8000_0000;
@@ -70,13 +70,23 @@ fn put_header(arena: &mut Vec<u8>, h: &Header) {
     }
 }
 
-fn decode_headers(block: &[u8]) -> Result<Vec<Header>, String> {
+/// How a guest's output breaks the wire format: the plugin (or the SDK it was built with) is
+/// at fault, never the records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedOutput(String);
+
+fn malformed(message: impl Into<String>) -> MalformedOutput {
+    MalformedOutput(message.into())
+}
+
+fn decode_headers(block: &[u8]) -> Result<Vec<Header>, MalformedOutput> {
     let mut out = Vec::new();
     let mut rest = block;
-    let take = |rest: &mut &[u8]| -> Result<Option<Vec<u8>>, String> {
+    let take = |rest: &mut &[u8]| -> Result<Option<Vec<u8>>, MalformedOutput> {
         let (len, after) = rest
             .split_first_chunk::<4>()
-            .ok_or("a header entry is truncated")?;
+            .ok_or_else(|| malformed("a header entry is truncated"))?;
         let len = u32::from_le_bytes(*len);
         if len == NULL {
             *rest = after;
@@ -84,14 +94,14 @@ fn decode_headers(block: &[u8]) -> Result<Vec<Header>, String> {
         }
         let len = len as usize;
         if after.len() < len {
-            return Err("a header entry is truncated".into());
+            return Err(malformed("a header entry is truncated"));
         }
         *rest = &after[len..];
         Ok(Some(after[..len].to_vec()))
     };
     while !rest.is_empty() {
-        let key = take(&mut rest)?.ok_or("a header has a null key")?;
-        let key = String::from_utf8(key).map_err(|_| "a header key is not UTF-8")?;
+        let key = take(&mut rest)?.ok_or_else(|| malformed("a header has a null key"))?;
+        let key = String::from_utf8(key).map_err(|_| malformed("a header key is not UTF-8"))?;
         let value = take(&mut rest)?.map(Bytes::from);
         out.push(Header { key, value });
     }
@@ -99,23 +109,25 @@ fn decode_headers(block: &[u8]) -> Result<Vec<Header>, String> {
 }
 
 /// The checked lengths of a guest's output columns.
-fn check_columns(n_inputs: usize, out: &OutBatch) -> Result<usize, String> {
+fn check_columns(n_inputs: usize, out: &OutBatch) -> Result<usize, MalformedOutput> {
     let m = out.sources.len();
     if out.spans.len() != m * WIDTH || out.timestamps.len() != m {
-        return Err(format!(
+        return Err(malformed(format!(
             "{m} outputs but {} spans and {} timestamps",
             out.spans.len(),
             out.timestamps.len()
-        ));
+        )));
     }
     if let Some(bad) = out.sources.iter().find(|&&s| s as usize >= n_inputs) {
-        return Err(format!("output names input {bad} of a batch of {n_inputs}"));
+        return Err(malformed(format!(
+            "output names input {bad} of a batch of {n_inputs}"
+        )));
     }
     if let Some(bad) = out.errors.iter().find(|e| e.index as usize >= n_inputs) {
-        return Err(format!(
+        return Err(malformed(format!(
             "error names input {} of a batch of {n_inputs}",
             bad.index
-        ));
+        )));
     }
     Ok(m)
 }
@@ -140,7 +152,7 @@ pub fn decode(
     records: Vec<Record>,
     batch: &Batch,
     out: OutBatch,
-) -> Result<Decoded, (Vec<Record>, String)> {
+) -> Result<Decoded, (Vec<Record>, MalformedOutput)> {
     let m = match validate(records.len(), batch, &out) {
         Ok(m) => m,
         Err(e) => return Err((records, e)),
@@ -175,7 +187,7 @@ fn resolve<'a>(input: &'a [u8], output: &'a [u8], offset: u32, len: u32) -> Opti
     arena.get(start..start.checked_add(len as usize)?)
 }
 
-fn validate(n: usize, batch: &Batch, out: &OutBatch) -> Result<usize, String> {
+fn validate(n: usize, batch: &Batch, out: &OutBatch) -> Result<usize, MalformedOutput> {
     let m = check_columns(n, out)?;
     for j in 0..m {
         let i = out.sources[j] as usize;
@@ -185,18 +197,20 @@ fn validate(n: usize, batch: &Batch, out: &OutBatch) -> Result<usize, String> {
             };
             if len == NULL {
                 if k == 0 {
-                    return Err(format!("output {j} has a null topic"));
+                    return Err(malformed(format!("output {j} has a null topic")));
                 }
                 continue;
             }
             let bytes = resolve(&batch.arena, &out.arena, offset, len)
-                .ok_or_else(|| format!("output {j} points outside its arena"))?;
+                .ok_or_else(|| malformed(format!("output {j} points outside its arena")))?;
             match k {
                 0 if std::str::from_utf8(bytes).is_err() => {
-                    return Err(format!("output {j} has a topic that is not UTF-8"));
+                    return Err(malformed(format!(
+                        "output {j} has a topic that is not UTF-8"
+                    )));
                 }
                 3 => {
-                    decode_headers(bytes).map_err(|e| format!("output {j}: {e}"))?;
+                    decode_headers(bytes).map_err(|e| malformed(format!("output {j}: {}", e.0)))?;
                 }
                 _ => {}
             }
@@ -330,7 +344,7 @@ fn build(mut records: Vec<Record>, batch: &Batch, mut out: OutBatch, m: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::Header;
+    use crate::api::record::Header;
     use crate::wasm::bindings::types::RecordError;
 
     fn record(topic: &str, value: &str) -> Record {
@@ -407,7 +421,7 @@ mod tests {
         out.spans[4] = 1000;
         out.spans[5] = 10;
         let (back, err) = decode(records.clone(), &batch, out).unwrap_err();
-        assert!(err.contains("outside its arena"), "{err}");
+        assert!(err.to_string().contains("outside its arena"), "{err}");
         assert_eq!(back, records, "the inputs come back untouched");
     }
 }

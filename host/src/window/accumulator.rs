@@ -39,7 +39,7 @@ impl Function {
     }
 
     /// Fails like adding `value` would (a non-number to `sum`), changing nothing.
-    pub fn check(self, value: Option<&Value>) -> Result<(), String> {
+    pub fn check(self, value: Option<&Value>) -> Result<(), NotANumber> {
         match value {
             Some(v) if self.numeric() && !v.is_null() => number(v).map(drop),
             _ => Ok(()),
@@ -110,10 +110,15 @@ pub enum Accumulator {
 }
 
 /// A numeric aggregate's input: a JSON number, or text holding one.
-fn number(v: &Value) -> Result<f64, String> {
+/// A value a numeric aggregate cannot take: it needs a number (or a numeric string).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("expected a number, got {0}")]
+pub struct NotANumber(pub Value);
+
+fn number(v: &Value) -> Result<f64, NotANumber> {
     v.as_f64()
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        .ok_or_else(|| format!("expected a number, got {v}"))
+        .ok_or_else(|| NotANumber(v.clone()))
 }
 
 /// A value as the text distinct counts compare: strings as they are, the rest as JSON.
@@ -132,7 +137,7 @@ impl Accumulator {
         function: Function,
         value: Option<&Value>,
         time: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotANumber> {
         if function.needs_field() && value.is_none_or(Value::is_null) {
             return Ok(());
         }
@@ -400,7 +405,7 @@ mod tests {
             "latest event time wins, not arrival"
         );
         let err = sum.add(Function::Sum, Some(&json!("x")), 0).unwrap_err();
-        assert_eq!(err, "expected a number, got \"x\"");
+        assert_eq!(err.to_string(), "expected a number, got \"x\"");
     }
 
     #[test]

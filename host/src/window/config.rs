@@ -1,6 +1,6 @@
 //! `headwater.window.Aggregate` configuration (`transforms.<alias>.*`).
 
-use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::api::options::{ConfigKey, KeyType, Options};
 
 use super::accumulator::Function;
 
@@ -192,31 +192,36 @@ pub struct AggregateConfig {
     pub cache_entries: usize,
 }
 
-fn parse_feature(spec: &str) -> Result<Feature, String> {
+/// Why an `aggregates` entry cannot be read; the message shows the expected form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct BadFeature(String);
+
+fn parse_feature(spec: &str) -> Result<Feature, BadFeature> {
     let (name, call) = spec
         .split_once(':')
-        .ok_or_else(|| format!("{spec:?} is not `name:function(field)`"))?;
+        .ok_or_else(|| BadFeature(format!("{spec:?} is not `name:function(field)`")))?;
     let call = call.trim();
     let (function, field) = match call.split_once('(') {
         Some((f, rest)) => {
             let field = rest
                 .strip_suffix(')')
-                .ok_or_else(|| format!("{spec:?}: missing `)`"))?;
+                .ok_or_else(|| BadFeature(format!("{spec:?}: missing `)`")))?;
             (f.trim(), Some(field.trim().to_owned()))
         }
         None => (call, None),
     };
     let function = Function::parse(function).ok_or_else(|| {
-        format!(
+        BadFeature(format!(
             "{spec:?}: unknown function {function:?}; known: {}",
             Function::NAMES
-        )
+        ))
     })?;
     match (function.needs_field(), &field) {
-        (true, None) => Err(format!(
+        (true, None) => Err(BadFeature(format!(
             "{spec:?}: {function:?} needs a field, e.g. sum(amount)"
-        )),
-        (false, Some(_)) => Err(format!("{spec:?}: count takes no field")),
+        ))),
+        (false, Some(_)) => Err(BadFeature(format!("{spec:?}: count takes no field"))),
         _ => Ok(Feature {
             name: name.trim().to_owned(),
             function,
@@ -282,7 +287,7 @@ impl AggregateConfig {
         for spec in options.list(&AGGREGATES) {
             match parse_feature(&spec) {
                 Ok(f) => features.push(f),
-                Err(e) => options.issue(AGGREGATES.name, e),
+                Err(e) => options.issue(AGGREGATES.name, e.to_string()),
             }
         }
         if features.is_empty() {
@@ -346,11 +351,13 @@ mod tests {
         assert!(
             parse_feature("x:median(a)")
                 .unwrap_err()
+                .0
                 .contains("known: count")
         );
         assert!(
             parse_feature("s:sum")
                 .unwrap_err()
+                .0
                 .contains("needs a field")
         );
     }

@@ -19,10 +19,10 @@ mod operator;
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::options::Options;
-use crate::core::record::Record;
-use crate::core::transform::{BatchOutput, BatchTransform, StatefulStep};
-use crate::state::{StateError, StateStore, Writer};
+use crate::api::options::Options;
+use crate::api::record::Record;
+use crate::api::transform::{BatchOutput, BatchTransform};
+use crate::state::{StateError, StateStore, StatefulStep, Writer};
 
 pub use accumulator::{Accumulator, Function, Hll};
 use config::AggregateConfig;
@@ -32,8 +32,8 @@ use operator::Operator;
 pub const CLASS: &str = "headwater.window.Aggregate";
 
 /// Builds the step; problems are recorded in `options`.
-pub fn build_step(alias: &str, options: &mut Options) -> Option<Box<dyn BatchTransform>> {
-    WindowStep::new(alias, options).map(|s| Box::new(s) as Box<dyn BatchTransform>)
+pub fn build_step(alias: &str, options: &mut Options) -> Option<WindowStep> {
+    WindowStep::new(alias, options)
 }
 
 /// The chain step: one operator behind a lock (the chain runs one batch at a time).
@@ -67,10 +67,6 @@ impl WindowStep {
 impl BatchTransform for WindowStep {
     fn apply_batch(&self, records: Vec<Record>) -> BatchOutput {
         self.operator().process(records)
-    }
-
-    fn stateful(&self) -> Option<&dyn StatefulStep> {
-        Some(self)
     }
 }
 

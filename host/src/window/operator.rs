@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 
 use super::accumulator::Accumulator;
 use super::config::{AggregateConfig, LatePolicy};
-use crate::core::record::{Payload, Record};
-use crate::core::time::timestamp_millis;
-use crate::core::transform::{BatchOutput, TransformError};
+use crate::api::record::{Payload, Record};
+use crate::api::time::timestamp_millis;
+use crate::api::transform::{BatchOutput, TransformError};
 use crate::state::{StateError, StateStore, StateTable, Writer};
 
 /// One group's window.
@@ -134,22 +134,17 @@ impl Operator {
         self.progress.watermark
     }
 
-    fn store(&self) -> Result<Arc<StateStore>, String> {
-        self.store
-            .clone()
-            .ok_or_else(|| "the window state store is not open (a bug)".to_owned())
+    fn store(&self) -> Option<Arc<StateStore>> {
+        self.store.clone()
     }
 
     /// Processes a batch: every input is absorbed into its windows (or handled as late); the
     /// outputs are the windows that closed (or were updated late, or emitted early).
     pub fn process(&mut self, records: Vec<Record>) -> BatchOutput {
         let mut out = BatchOutput::default();
-        let store = match self.store() {
-            Ok(s) => s,
-            Err(e) => {
-                out.fatal = Some(e);
-                return out;
-            }
+        let Some(store) = self.store() else {
+            out.fatal = Some("the window state store is not open (a bug)".to_owned());
+            return out;
         };
         let last = records.len().saturating_sub(1);
         for (i, mut record) in records.into_iter().enumerate() {
@@ -540,7 +535,7 @@ impl Operator {
         {
             let input = feature.field.as_deref().and_then(|f| value.get(f));
             acc.add(feature.function, input, t)
-                .map_err(|e| Failure::Record(TransformError::data(e)))?;
+                .map_err(|e| Failure::Record(TransformError::data(e.to_string())))?;
         }
         for old in joined {
             self.timers

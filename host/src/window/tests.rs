@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::config::options::Options;
-use crate::core::record::{Payload, Record};
-use crate::core::transform::BatchTransform;
-use crate::offsets::SourceOffsets;
-use crate::state::StateStore;
+use crate::api::offsets::SourceOffsets;
+use crate::api::options::Options;
+use crate::api::record::{Payload, Record};
+use crate::api::transform::BatchTransform;
+use crate::state::{StateStore, StatefulStep, StatefulTransform};
 
 const SIZE: i64 = 300_000;
 const DELAY: i64 = 5_000;
 const LATENESS: i64 = 60_000;
 
-fn step(extra: &[(&str, &str)]) -> Box<dyn BatchTransform> {
+fn step(extra: &[(&str, &str)]) -> Box<dyn StatefulTransform> {
     Box::new(window_step(extra))
 }
 
@@ -144,8 +144,7 @@ fn windows_match_the_reference_with_late_and_out_of_order_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
     let step = step(&[]);
-    let stateful = step.stateful().unwrap();
-    stateful.restore(&store).unwrap();
+    step.restore(&store).unwrap();
     let mut got = BTreeMap::new();
     let dropped = run(step.as_ref(), &events, &mut got);
     assert!(dropped > 0, "some records are past allowed lateness");
@@ -163,13 +162,13 @@ fn a_restart_from_a_checkpoint_gives_the_same_results() {
     {
         let store = StateStore::open(&path).unwrap();
         let step = step(&[]);
-        step.stateful().unwrap().restore(&store).unwrap();
+        step.restore(&store).unwrap();
         run(step.as_ref(), first, &mut got);
         let mut offsets = SourceOffsets::default();
         offsets.insert(json!({"file": "clicks"}), json!({"line": first.len()}));
         let chain_store = Arc::clone(&store);
         chain_store
-            .checkpoint(&offsets, |w| step.stateful().unwrap().checkpoint(w))
+            .checkpoint(&offsets, |w| step.checkpoint(w))
             .unwrap();
         // Work after the checkpoint that a crash loses: it must leave no trace.
         run(step.as_ref(), &second[..500], &mut BTreeMap::new());
@@ -181,7 +180,7 @@ fn a_restart_from_a_checkpoint_gives_the_same_results() {
         Some(&json!({"line": first.len()}))
     );
     let step = step(&[]);
-    step.stateful().unwrap().restore(&store).unwrap();
+    step.restore(&store).unwrap();
     run(step.as_ref(), second, &mut got);
     assert_eq!(got, expected);
 }
@@ -191,7 +190,7 @@ fn late_records_go_where_late_records_says() {
     let to_dlq = step(&[("late.records", "dlq"), ("allowed.lateness.ms", "0")]);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
-    to_dlq.stateful().unwrap().restore(&store).unwrap();
+    to_dlq.restore(&store).unwrap();
     let out = to_dlq.apply_batch(vec![
         record("u1", "/a", 1_000_000),
         record("u1", "/b", 2_000_000),
@@ -205,7 +204,7 @@ fn late_records_go_where_late_records_says() {
 
     let sided = step(&[("late.records", "topic"), ("late.topic", "clicks-late")]);
     let store = StateStore::open(&dir.path().join("t.redb")).unwrap();
-    sided.stateful().unwrap().restore(&store).unwrap();
+    sided.restore(&store).unwrap();
     let out = sided.apply_batch(vec![
         record("u1", "/a", 1_000_000),
         record("u1", "/b", 2_000_000),
@@ -225,7 +224,7 @@ fn hopping_windows_count_a_record_in_each_window_it_falls_in() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
-    hop.stateful().unwrap().restore(&store).unwrap();
+    hop.restore(&store).unwrap();
     let rec = |t: i64, v: i64| {
         Record::new(
             "tx",
@@ -261,7 +260,7 @@ fn a_million_groups_stay_within_the_cache_bound() {
         ("state.cache.max.entries", cache.as_str()),
         ("allowed.lateness.ms", "0"),
     ]);
-    step.stateful().unwrap().restore(&store).unwrap();
+    step.restore(&store).unwrap();
     let mut emitted = 0;
     let mut peak = 0;
     for chunk in (0..GROUPS).collect::<Vec<_>>().chunks(1000) {
@@ -291,7 +290,7 @@ fn a_bad_value_fails_its_record_and_leaves_no_window_behind() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
-    step.stateful().unwrap().restore(&store).unwrap();
+    step.restore(&store).unwrap();
     let rec = |t: i64, v: Value| Record::new("tx", Payload::value(json!({"ts": t, "v": v})));
     let out = step.apply_batch(vec![rec(1_000, json!("ten")), rec(2_000_000, json!(1))]);
     assert_eq!(out.failed.len(), 1);
@@ -382,7 +381,7 @@ fn session_windows_match_the_reference() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
-    step.stateful().unwrap().restore(&store).unwrap();
+    step.restore(&store).unwrap();
     let mut got = BTreeMap::new();
     for chunk in events.chunks(97) {
         let out = step.apply_batch(chunk.iter().map(|(u, p, t)| record(u, p, *t)).collect());
@@ -415,7 +414,7 @@ fn a_late_record_within_lateness_updates_its_closed_session() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
-    step.stateful().unwrap().restore(&store).unwrap();
+    step.restore(&store).unwrap();
     let results = |records: Vec<Record>| -> Vec<(String, i64, i64, u64)> {
         let out = step.apply_batch(records);
         out.kept

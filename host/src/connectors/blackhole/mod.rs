@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::error::{ConnectorError, RecordError};
-use crate::core::record::Record;
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Sink, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Sink, Task};
+use crate::api::error::{ConnectorError, RecordError};
+use crate::api::options::{ConfigKey, Options};
+use crate::api::record::Record;
 
 /// `headwater.blackhole.BlackholeSink`.
 #[derive(Debug)]

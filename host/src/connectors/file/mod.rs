@@ -14,8 +14,8 @@ mod sink_config;
 mod source;
 mod source_config;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, Options};
 
 pub use sink::FileSink;
 pub use source::FileSource;

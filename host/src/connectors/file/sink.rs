@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -12,18 +13,18 @@ use serde_json::Value;
 
 use super::FileError;
 use super::sink_config::FileSinkConfig;
-use crate::converters::{Converter, Rendered};
-use crate::core::dlq::bytes_json;
-use crate::core::error::{ConnectorError, RecordError, Stage};
-use crate::core::record::Record;
-use crate::core::task::{BuildContext, Sink};
-use crate::core::transform::DATA_EXCEPTION;
+use crate::api::connector::{BuildContext, Sink};
+use crate::api::convert::{Converter, Rendered};
+use crate::api::error::DATA_EXCEPTION;
+use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::record::Record;
+use crate::api::record::bytes_json;
 
 /// `headwater.file.FileSink`.
 pub struct FileSink {
     config: FileSinkConfig,
-    key_converter: Converter,
-    value_converter: Converter,
+    key_converter: Arc<dyn Converter>,
+    value_converter: Arc<dyn Converter>,
     file: Option<File>,
     buffer: Vec<u8>,
 }
@@ -51,7 +52,7 @@ impl FileSink {
 
     /// Appends the record's line to the buffer.
     fn write_line(&mut self, record: &mut Record) -> Result<(), RecordError> {
-        let convert_error = |stage, e: crate::core::record::ParseError| {
+        let convert_error = |stage, e: crate::api::record::ParseError| {
             RecordError::new(
                 stage,
                 "headwater.file.FileSink",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::api::options::{ConfigKey, KeyType, Options};
 
 const FILE: ConfigKey = ConfigKey::new(
     "file",

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use super::FileError;
 use super::reader::{self, Chunk, Content};
 use super::source_config::{FileSourceConfig, Format};
-use crate::core::error::{ConnectorError, RecordError, Stage};
-use crate::core::record::{Payload, Position, Record};
-use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
-use crate::core::time::timestamp_millis;
-use crate::core::transform::DATA_EXCEPTION;
-use crate::offsets::partition_key;
+use crate::api::connector::{BuildContext, Source, SourceBatch, SourceContext};
+use crate::api::error::DATA_EXCEPTION;
+use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::offsets::partition_key;
+use crate::api::record::{Payload, Position, Record};
+use crate::api::time::timestamp_millis;
 
 const COMPONENT: &str = "headwater.file.FileSource";
 
@@ -66,7 +66,7 @@ impl FileSource {
     }
 
     /// Adds files matching the pattern that are not tracked yet.
-    fn discover(&mut self, ctx: &SourceContext) {
+    fn discover(&mut self, ctx: &dyn SourceContext) {
         let paths = match glob::glob(&self.config.pattern) {
             Ok(paths) => paths,
             Err(e) => {
@@ -419,7 +419,7 @@ fn io_failure(e: FileError) -> ConnectorError {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
         let poll = self.config.poll_interval;
         // A retried run starts from the committed positions (`SourceContext::committed`), not
         // from where the failed one got to.

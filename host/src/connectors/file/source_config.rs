@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::time::parse_timestamp_millis;
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::time::parse_timestamp_millis;
 
 const PATH: ConfigKey = ConfigKey::new(
     "path",

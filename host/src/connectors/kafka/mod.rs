@@ -3,12 +3,12 @@
 //! converters. Records are acknowledged once Kafka acknowledged them (acks=all, idempotent).
 //!
 //! Reading Kafka needs no connector: a sink whose topics Kafka has consumes them itself (see
-//! `crate::kafka::intake`).
+//! `crate::runtime::kafka_bus::intake`).
 
 mod sink;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, KeyType, Options};
 use crate::kafka::KafkaSettings;
 
 pub use sink::KafkaSink;

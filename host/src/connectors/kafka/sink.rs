@@ -2,18 +2,21 @@
 //! every delivery report. Records Kafka refused are queued again, so a flush succeeds only
 //! when Kafka has all of them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::time::{Duration, Instant};
 
-use crate::converters::Converter;
-use crate::core::error::{ConnectorError, RecordError};
-use crate::core::kafka_publish::{Serialized, serialize};
-use crate::core::record::Record;
-use crate::core::task::Sink;
+use crate::api::connector::Sink;
+use crate::api::convert::Converter;
+use crate::api::error::{ConnectorError, RecordError};
+use crate::api::record::Record;
+use crate::api::retry::{Backoff, INITIAL_DELAY};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::TopicCreator;
 use crate::kafka::client::connector_error;
 use crate::kafka::producer::{BatchProducer, Outgoing, Pending, delivered};
+use crate::kafka::serialize::{Serialized, serialize};
 
 /// Flush once this many records wait for their delivery reports...
 const FLUSH_RECORDS: usize = 10_000;
@@ -26,8 +29,8 @@ pub struct KafkaSink {
     connector: String,
     settings: KafkaSettings,
     topic: Option<String>,
-    key: Converter,
-    value: Converter,
+    key: Arc<dyn Converter>,
+    value: Arc<dyn Converter>,
     producer: Option<BatchProducer>,
     topics: TopicCreator,
     /// Queued records and their delivery reports.
@@ -40,8 +43,8 @@ impl KafkaSink {
         connector: String,
         settings: KafkaSettings,
         topic: Option<String>,
-        key: Converter,
-        value: Converter,
+        key: Arc<dyn Converter>,
+        value: Arc<dyn Converter>,
     ) -> Self {
         Self {
             connector,
@@ -97,10 +100,10 @@ impl Sink for KafkaSink {
         // While the schema registry is unreachable the batch waits (the sink's inputs wait
         // behind it); after REGISTRY_PATIENCE the task fails, with nothing of it acknowledged.
         let mut records = records;
-        let mut delay = Duration::from_millis(300);
+        let mut backoff = Backoff::new(INITIAL_DELAY, Duration::from_secs(10));
         let started = Instant::now();
         let (mut out, refused) = loop {
-            records = match serialize(records, &self.key, &self.value) {
+            records = match serialize(records, self.key.as_ref(), self.value.as_ref()) {
                 Serialized::Done { out, refused } => break (out, refused),
                 Serialized::Retry(records) => records,
             };
@@ -113,9 +116,8 @@ impl Sink for KafkaSink {
                     ),
                 ));
             }
-            tracing::warn!(connector = %self.connector, retry_in_ms = delay.as_millis() as u64, "The schema registry is unreachable; the batch waits for it.");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
+            tracing::warn!(connector = %self.connector, retry_in_ms = backoff.delay().as_millis() as u64, "The schema registry is unreachable; the batch waits for it.");
+            tokio::time::sleep(backoff.advance()).await;
         };
         if let Some(topic) = &self.topic {
             for o in &mut out {

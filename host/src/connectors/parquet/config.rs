@@ -8,8 +8,8 @@ use arrow_schema::Schema;
 use parquet::basic::{Compression, ZstdLevel};
 use serde_json::Value;
 
-use super::schema::connect_schema;
-use crate::config::options::{ConfigKey, KeyType, Options};
+use super::schema::{UnsupportedSchema, connect_schema};
+use crate::api::options::{ConfigKey, KeyType, Options};
 
 const PATH: ConfigKey = ConfigKey::new(
     "path",
@@ -109,7 +109,7 @@ impl ParquetSinkConfig {
         };
         let schema = options.string(&SCHEMA).and_then(|text| {
             let parsed = serde_json::from_str::<Value>(&text)
-                .map_err(|e| format!("invalid JSON: {e}"))
+                .map_err(|e| UnsupportedSchema(format!("invalid JSON: {e}")))
                 .and_then(|v| connect_schema(&v).map(|s| (v, Arc::new(s))));
             match parsed {
                 Ok(s) => Some(s),

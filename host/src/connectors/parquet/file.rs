@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::ParquetError;
-use crate::core::record::Position;
+use crate::api::record::Position;
 
 /// Footer key holding the newest source positions a file contains.
 pub const POSITIONS_KEY: &str = "headwater.positions";

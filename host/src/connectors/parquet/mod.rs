@@ -15,8 +15,8 @@ mod recovery;
 mod schema;
 mod sink;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, Options};
 
 pub use sink::ParquetSink;
 

@@ -1,21 +1,26 @@
 //! Arrow schemas for the Parquet sink: from Kafka Connect schemas (envelopes or the `schema`
 //! option), inferred from JSON, and merged when records gain fields.
 
+use crate::api::logical;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
-use base64::Engine;
 use serde_json::Value;
 
 /// Column name used when the record value is not a struct.
 pub const VALUE_COLUMN: &str = "value";
 
+/// A Kafka Connect schema the Parquet sink cannot map to Arrow; the message names the part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnsupportedSchema(pub String);
+
 /// The Arrow type of a Kafka Connect schema (`{"type":"int64","name":"...Timestamp",...}`).
-pub fn connect_type(schema: &Value) -> Result<DataType, String> {
+pub fn connect_type(schema: &Value) -> Result<DataType, UnsupportedSchema> {
     let ty = schema
         .get("type")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("schema without a \"type\": {schema}"))?;
+        .ok_or_else(|| UnsupportedSchema(format!("schema without a \"type\": {schema}")))?;
     let name = schema.get("name").and_then(Value::as_str).unwrap_or("");
     let param = |key: &str| {
         schema
@@ -30,15 +35,13 @@ pub fn connect_type(schema: &Value) -> Result<DataType, String> {
     Ok(match (ty, name) {
         ("int8", _) => DataType::Int8,
         ("int16", _) => DataType::Int16,
-        ("int32", "org.apache.kafka.connect.data.Date" | "io.debezium.time.Date") => {
-            DataType::Date32
-        }
-        ("int32", "org.apache.kafka.connect.data.Time" | "io.debezium.time.Time") => {
+        ("int32", logical::DATE | logical::DEBEZIUM_DATE) => DataType::Date32,
+        ("int32", logical::TIME | logical::DEBEZIUM_TIME) => {
             DataType::Time32(TimeUnit::Millisecond)
         }
         ("int32", _) => DataType::Int32,
         // Time zones as offsets: named zones would need chrono-tz in arrow.
-        ("int64", "org.apache.kafka.connect.data.Timestamp" | "io.debezium.time.Timestamp") => {
+        ("int64", logical::TIMESTAMP | logical::DEBEZIUM_TIMESTAMP) => {
             DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
         }
         ("int64", "io.debezium.time.MicroTimestamp") => {
@@ -53,10 +56,10 @@ pub fn connect_type(schema: &Value) -> Result<DataType, String> {
         ("double" | "float64", _) => DataType::Float64,
         ("boolean", _) => DataType::Boolean,
         ("string", _) => DataType::Utf8,
-        ("bytes", "org.apache.kafka.connect.data.Decimal") => {
-            let scale: i8 = param("scale")
-                .and_then(|s| s.parse().ok())
-                .ok_or("Decimal schema without a numeric \"scale\" parameter")?;
+        ("bytes", logical::DECIMAL) => {
+            let scale: i8 = param("scale").and_then(|s| s.parse().ok()).ok_or_else(|| {
+                UnsupportedSchema("Decimal schema without a numeric \"scale\" parameter".to_owned())
+            })?;
             let precision: u8 = param("connect.decimal.precision")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(38)
@@ -68,14 +71,16 @@ pub fn connect_type(schema: &Value) -> Result<DataType, String> {
         ("array", _) => {
             let items = schema
                 .get("items")
-                .ok_or("array schema without \"items\"")?;
+                .ok_or_else(|| UnsupportedSchema("array schema without \"items\"".to_owned()))?;
             DataType::List(Arc::new(connect_field("item", items)?))
         }
         ("map", _) => {
-            let keys = schema.get("keys").ok_or("map schema without \"keys\"")?;
+            let keys = schema
+                .get("keys")
+                .ok_or_else(|| UnsupportedSchema("map schema without \"keys\"".to_owned()))?;
             let values = schema
                 .get("values")
-                .ok_or("map schema without \"values\"")?;
+                .ok_or_else(|| UnsupportedSchema("map schema without \"values\"".to_owned()))?;
             let entries = Fields::from(vec![
                 Field::new("key", connect_type(keys)?, false),
                 connect_field("value", values)?,
@@ -86,11 +91,15 @@ pub fn connect_type(schema: &Value) -> Result<DataType, String> {
             )
         }
         ("struct", _) => DataType::Struct(connect_fields(schema)?),
-        (other, _) => return Err(format!("unsupported Kafka Connect schema type {other:?}")),
+        (other, _) => {
+            return Err(UnsupportedSchema(format!(
+                "unsupported Kafka Connect schema type {other:?}"
+            )));
+        }
     })
 }
 
-fn connect_field(name: &str, schema: &Value) -> Result<Field, String> {
+fn connect_field(name: &str, schema: &Value) -> Result<Field, UnsupportedSchema> {
     let optional = schema
         .get("optional")
         .and_then(Value::as_bool)
@@ -98,18 +107,17 @@ fn connect_field(name: &str, schema: &Value) -> Result<Field, String> {
     Ok(Field::new(name, connect_type(schema)?, optional))
 }
 
-fn connect_fields(schema: &Value) -> Result<Fields, String> {
+fn connect_fields(schema: &Value) -> Result<Fields, UnsupportedSchema> {
     let fields = schema
         .get("fields")
         .and_then(Value::as_array)
-        .ok_or("struct schema without \"fields\"")?;
+        .ok_or_else(|| UnsupportedSchema("struct schema without \"fields\"".to_owned()))?;
     fields
         .iter()
         .map(|f| {
-            let name = f
-                .get("field")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("struct field without a \"field\" name: {f}"))?;
+            let name = f.get("field").and_then(Value::as_str).ok_or_else(|| {
+                UnsupportedSchema(format!("struct field without a \"field\" name: {f}"))
+            })?;
             connect_field(name, f)
         })
         .collect::<Result<Vec<_>, _>>()
@@ -118,7 +126,7 @@ fn connect_fields(schema: &Value) -> Result<Fields, String> {
 
 /// The table schema for records with this Connect value schema: a struct's fields become
 /// columns; any other type becomes a single `value` column.
-pub fn connect_schema(schema: &Value) -> Result<Schema, String> {
+pub fn connect_schema(schema: &Value) -> Result<Schema, UnsupportedSchema> {
     match connect_type(schema)? {
         DataType::Struct(fields) => Ok(Schema::new(fields)),
         other => Ok(Schema::new(vec![Field::new(VALUE_COLUMN, other, true)])),
@@ -131,13 +139,13 @@ pub fn prepare_connect_value(value: &mut Value, schema: &Value) {
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
     let name = schema.get("name").and_then(Value::as_str).unwrap_or("");
     match (ty, value) {
-        ("bytes", v @ Value::String(_)) if name == "org.apache.kafka.connect.data.Decimal" => {
+        ("bytes", v @ Value::String(_)) if name == logical::DECIMAL => {
             let scale = schema
                 .get("parameters")
                 .and_then(|p| p.get("scale"))
                 .and_then(|s| s.as_str()?.parse::<u32>().ok())
                 .unwrap_or(0);
-            if let Some(text) = v.as_str().and_then(|s| decimal_text(s, scale)) {
+            if let Some(text) = v.as_str().and_then(|s| logical::decimal_text(s, scale)) {
                 *v = Value::String(text);
             }
         }
@@ -161,28 +169,6 @@ pub fn prepare_connect_value(value: &mut Value, schema: &Value) {
         }
         _ => {}
     }
-}
-
-/// `base64` of a big-endian two's-complement integer, as a decimal with `scale` digits.
-fn decimal_text(b64: &str, scale: u32) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    if bytes.is_empty() || bytes.len() > 16 {
-        return None;
-    }
-    let negative = bytes[0] & 0x80 != 0;
-    let mut buf = if negative { [0xFFu8; 16] } else { [0u8; 16] };
-    buf[16 - bytes.len()..].copy_from_slice(&bytes);
-    let unscaled = i128::from_be_bytes(buf);
-    let digits = unscaled.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    let sign = if negative { "-" } else { "" };
-    Some(if scale == 0 {
-        format!("{sign}{int}")
-    } else {
-        format!("{sign}{int}.{frac}")
-    })
 }
 
 /// Merges the schema of newer records into the current one: new fields are added (nullable),
@@ -278,9 +264,9 @@ mod tests {
     #[test]
     fn decimals_decode_from_connect_bytes() {
         // 12345 = 0x3039, scale 2 → 123.45; -1 = 0xFF.
-        assert_eq!(decimal_text("MDk=", 2).as_deref(), Some("123.45"));
-        assert_eq!(decimal_text("/w==", 0).as_deref(), Some("-1"));
-        assert_eq!(decimal_text("AQ==", 3).as_deref(), Some("0.001"));
+        assert_eq!(logical::decimal_text("MDk=", 2).as_deref(), Some("123.45"));
+        assert_eq!(logical::decimal_text("/w==", 0).as_deref(), Some("-1"));
+        assert_eq!(logical::decimal_text("AQ==", 3).as_deref(), Some("0.001"));
     }
 
     #[test]

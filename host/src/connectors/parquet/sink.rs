@@ -15,12 +15,12 @@ use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
 use super::encode::{Row, Scratch, encode, infer};
 use super::file::{OpenFile, Positions, fold_positions};
 use super::recovery::recover;
-use super::schema::{connect_schema, merge, prepare_connect_value};
-use crate::core::error::{ConnectorError, RecordError, Stage};
-use crate::core::record::{Position, Record};
-use crate::core::task::{BuildContext, Sink};
-use crate::core::time::{date_of_millis, timestamp_millis};
-use crate::core::transform::DATA_EXCEPTION;
+use super::schema::{UnsupportedSchema, connect_schema, merge, prepare_connect_value};
+use crate::api::connector::{BuildContext, Sink};
+use crate::api::error::DATA_EXCEPTION;
+use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::record::{Position, Record};
+use crate::api::time::{date_of_millis, timestamp_millis};
 use crate::offsets::file_stem;
 
 const COMPONENT: &str = "headwater.parquet.ParquetSink";
@@ -168,7 +168,11 @@ impl ParquetSink {
     }
 
     /// The schema for a new file holding `rows`.
-    fn schema_for(&self, connect: &Option<Value>, rows: &[&Prepared]) -> Result<SchemaRef, String> {
+    fn schema_for(
+        &self,
+        connect: &Option<Value>,
+        rows: &[&Prepared],
+    ) -> Result<SchemaRef, UnsupportedSchema> {
         if let Some((_, schema)) = &self.config.schema {
             return Ok(Arc::clone(schema));
         }
@@ -177,7 +181,7 @@ impl ParquetSink {
         }
         infer(rows.iter().map(|p| &p.row))
             .map(Arc::new)
-            .map_err(|e| e.to_string())
+            .map_err(|e| UnsupportedSchema(e.to_string()))
     }
 
     fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {

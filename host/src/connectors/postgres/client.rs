@@ -3,6 +3,8 @@
 
 use tokio_postgres::{Client, NoTls};
 
+use super::error::{PgError, describe};
+
 /// A connection string for tokio-postgres, and how to secure the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
@@ -28,13 +30,17 @@ pub fn connection_string(
     url: &str,
     user: Option<String>,
     password: Option<String>,
-) -> Result<Connection, String> {
+) -> Result<Connection, PgError> {
     let url = url.trim();
     let rest = url
         .strip_prefix("jdbc:postgresql://")
         .or_else(|| url.strip_prefix("postgresql://"))
         .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or("expected jdbc:postgresql://host:port/db or postgresql://... ")?;
+        .ok_or_else(|| {
+            PgError::Settings(
+                "expected jdbc:postgresql://host:port/db or postgresql://... ".to_owned(),
+            )
+        })?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (credentials, host) = match authority.rsplit_once('@') {
         Some((c, h)) => (Some(c), h),
@@ -68,10 +74,10 @@ pub fn connection_string(
                     "disable" | "allow" | "prefer" => false,
                     "require" | "verify-ca" | "verify-full" => true,
                     other => {
-                        return Err(format!(
+                        return Err(PgError::Settings(format!(
                             "unknown sslmode={other}; expected disable, allow, prefer, require, \
                              verify-ca or verify-full"
-                        ));
+                        )));
                     }
                 }
             }
@@ -94,7 +100,7 @@ pub fn connection_string(
 
 /// Connects and drives the connection in the background; a connection that ends is logged
 /// with the connector's name.
-pub async fn connect(connection: &Connection, connector: &str) -> Result<Client, String> {
+pub async fn connect(connection: &Connection, connector: &str) -> Result<Client, PgError> {
     let params = &connection.params;
     let name = connector.to_owned();
     let closed = move |e: tokio_postgres::Error| {
@@ -104,7 +110,7 @@ pub async fn connect(connection: &Connection, connector: &str) -> Result<Client,
         Tls::Off => {
             let (client, conn) = tokio_postgres::connect(params, NoTls)
                 .await
-                .map_err(|e| describe(&e))?;
+                .map_err(PgError::postgres("connecting to PostgreSQL"))?;
             tokio::spawn(async move { conn.await.map_err(closed) });
             Ok(client)
         }
@@ -112,30 +118,9 @@ pub async fn connect(connection: &Connection, connector: &str) -> Result<Client,
             let tls = super::tls::connector(root_cert.as_deref())?;
             let (client, conn) = tokio_postgres::connect(params, tls)
                 .await
-                .map_err(|e| format!("{} (over TLS)", describe(&e)))?;
+                .map_err(PgError::postgres("connecting to PostgreSQL over TLS"))?;
             tokio::spawn(async move { conn.await.map_err(closed) });
             Ok(client)
         }
     }
-}
-
-/// A PostgreSQL error with what the server said: tokio-postgres' own text is only "db error".
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// Whether an error text from [`describe`] is one only the user can fix: SQLSTATE class 28
-/// (invalid authorization: unknown role, wrong password) or 3D000 (no such database).
-pub fn is_config_error(text: &str) -> bool {
-    let code = text.split_whitespace().nth(1).unwrap_or_default();
-    code.starts_with("28") || code.starts_with("3D000")
 }

@@ -1,18 +1,19 @@
 //! PostgreSQL: `headwater.postgres.QuerySource` polls a query or table with Confluent's JDBC
-//! source modes (bulk, incrementing, timestamp, timestamp+incrementing). The Debezium-compatible
-//! CDC source comes with its issue.
+//! source modes (bulk, incrementing, timestamp, timestamp+incrementing). The connection helpers
+//! here (URLs, TLS, errors) serve the Debezium-compatible CDC source (`postgres_cdc`) too.
 //!
 //! Source positions: partition `{"table": <table>}` or `{"query": <query>}`, offset
 //! `{"incrementing": <n>, "timestamp": <ms>, "timestamp_nanos": <ns of the second>}` as
 //! Confluent's source stores it, so a restart resumes after the last published row.
 
 pub mod client;
+pub mod error;
 pub mod query_config;
 mod query_source;
 pub mod tls;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, Options};
 
 pub use query_source::QuerySource;
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::client::{Connection, connection_string};
-use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::api::options::{ConfigKey, KeyType, Options};
 
 const CONNECTION_URL: ConfigKey = ConfigKey::new(
     "connection.url",
@@ -269,6 +269,7 @@ mod tests {
         assert!(
             connection_string("jdbc:postgresql://h/db?sslmode=maybe", None, None)
                 .unwrap_err()
+                .to_string()
                 .contains("unknown sslmode=maybe")
         );
     }

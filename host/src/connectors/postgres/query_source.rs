@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::client::describe;
+use super::error::{PgError, describe};
 use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
-use crate::core::error::ConnectorError;
-use crate::core::record::{Payload, Position, Record};
-use crate::core::task::{BuildContext, Source, SourceBatch, SourceContext};
+use crate::api::connector::{BuildContext, Source, SourceBatch, SourceContext};
+use crate::api::error::ConnectorError;
+use crate::api::record::{Payload, Position, Record};
+use crate::api::retry::Backoff;
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -164,13 +165,13 @@ impl QuerySource {
         }
     }
 
-    async fn connect(&self) -> Result<Client, String> {
+    async fn connect(&self) -> Result<Client, PgError> {
         let client = super::client::connect(&self.config.connection, &self.connector).await?;
         // Timestamps without a time zone are read as UTC, like the cursor.
         client
             .batch_execute("SET TIME ZONE 'UTC'")
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(PgError::postgres("setting the session time zone"))?;
         Ok(client)
     }
 
@@ -181,7 +182,7 @@ impl QuerySource {
         client: &Client,
         prepared: &mut Option<Statement>,
         cursor: &mut Cursor,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
     ) -> Result<Result<(), tokio_postgres::Error>, ConnectorError> {
         let delay = self.config.timestamp_delay_ms as i64;
         let params: Vec<&(dyn ToSql + Sync)> = self
@@ -258,7 +259,7 @@ impl QuerySource {
         &self,
         batch: &mut SourceBatch,
         cursor: Cursor,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
     ) -> Result<(), ConnectorError> {
         if batch.records.is_empty() {
             return Ok(());
@@ -273,10 +274,10 @@ impl QuerySource {
 
 #[async_trait]
 impl Source for QuerySource {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
         let mut cursor = Cursor::from_offset(ctx.committed(&self.partition));
         let cancel = ctx.cancellation().clone();
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
         loop {
             let client = tokio::select! {
                 client = self.connect() => client,
@@ -284,16 +285,14 @@ impl Source for QuerySource {
             };
             let client = match client {
                 Ok(c) => {
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                     c
                 }
                 Err(e) => {
-                    tracing::warn!(connector = %self.connector, error = %e, retry_in_ms = backoff.as_millis() as u64, "Cannot connect to PostgreSQL; retrying.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = cancel.cancelled() => return Ok(()),
+                    tracing::warn!(connector = %self.connector, error = %e, retry_in_ms = backoff.delay().as_millis() as u64, "Cannot connect to PostgreSQL; retrying.");
+                    if !backoff.wait(&cancel).await {
+                        return Ok(());
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };

@@ -8,18 +8,23 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::error::PgError;
+
 /// A TLS connector trusting the CA certificates in `root_cert` (PEM), or the system's roots.
-pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, PgError> {
     let mut roots = rustls::RootCertStore::empty();
     match root_cert {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                PgError::Settings(format!("cannot read sslrootcert {}: {e}", path.display()))
+            })?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+                let cert = cert.map_err(|e| {
+                    PgError::Settings(format!("sslrootcert {}: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    PgError::Settings(format!("sslrootcert {}: {e}", path.display()))
+                })?;
             }
         }
         None => {
@@ -31,12 +36,14 @@ pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, String> 
         }
     }
     if roots.is_empty() {
-        return Err("no CA certificate to verify the server with: set sslrootcert".into());
+        return Err(PgError::Settings(
+            "no CA certificate to verify the server with: set sslrootcert".to_owned(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(|e| PgError::Settings(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))

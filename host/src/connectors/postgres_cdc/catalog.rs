@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 use super::config::CdcConfig;
 use super::pgoutput::Relation;
 use super::types::{Kind, TypeInfo, default_value, field_schema, kind_of};
-use crate::connectors::postgres::client::describe;
-use crate::core::record::Schema;
+use crate::api::record::Schema;
+use crate::connectors::postgres::error::PgError;
 
 /// One column as events show it.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ SELECT n.nspname::text, c.relname::text
 pub async fn captured_tables(
     client: &Client,
     config: &CdcConfig,
-) -> Result<Vec<(u32, String, String)>, String> {
+) -> Result<Vec<(u32, String, String)>, PgError> {
     let rows = client
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text
@@ -91,7 +91,7 @@ pub async fn captured_tables(
             &[],
         )
         .await
-        .map_err(|e| format!("listing tables: {}", describe(&e)))?;
+        .map_err(PgError::postgres("listing tables"))?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -105,11 +105,13 @@ pub async fn captured_tables(
         .collect())
 }
 
-async fn catalog_columns(client: &Client, oid: u32) -> Result<Vec<CatalogColumn>, String> {
+async fn catalog_columns(client: &Client, oid: u32) -> Result<Vec<CatalogColumn>, PgError> {
     let rows = client
         .query(COLUMNS_SQL, &[&oid])
         .await
-        .map_err(|e| format!("reading the columns of table {oid}: {}", describe(&e)))?;
+        .map_err(PgError::postgres(format!(
+            "reading the columns of table {oid}"
+        )))?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -131,7 +133,7 @@ async fn catalog_columns(client: &Client, oid: u32) -> Result<Vec<CatalogColumn>
 }
 
 /// Builds a table from the catalog alone (for the snapshot).
-pub async fn load(client: &Client, config: &CdcConfig, oid: u32) -> Result<Arc<Table>, String> {
+pub async fn load(client: &Client, config: &CdcConfig, oid: u32) -> Result<Arc<Table>, PgError> {
     let (schema, name) = table_row(client, oid).await?;
     let catalog = catalog_columns(client, oid).await?;
     let primary_key = primary_key(client, oid).await?;
@@ -144,7 +146,7 @@ pub async fn from_relation(
     client: &Client,
     config: &CdcConfig,
     relation: &Relation,
-) -> Result<Arc<Table>, String> {
+) -> Result<Arc<Table>, PgError> {
     let catalog = catalog_columns(client, relation.id).await?;
     let primary_key = primary_key(client, relation.id).await?;
     let columns = relation
@@ -178,20 +180,22 @@ pub async fn from_relation(
     )))
 }
 
-async fn table_row(client: &Client, oid: u32) -> Result<(String, String), String> {
+async fn table_row(client: &Client, oid: u32) -> Result<(String, String), PgError> {
     let row = client
         .query_opt(TABLE_SQL, &[&oid])
         .await
-        .map_err(|e| format!("reading table {oid}: {}", describe(&e)))?
-        .ok_or_else(|| format!("table {oid} no longer exists"))?;
+        .map_err(PgError::postgres(format!("reading table {oid}")))?
+        .ok_or_else(|| PgError::State(format!("table {oid} no longer exists")))?;
     Ok((row.get(0), row.get(1)))
 }
 
-async fn primary_key(client: &Client, oid: u32) -> Result<Vec<String>, String> {
+async fn primary_key(client: &Client, oid: u32) -> Result<Vec<String>, PgError> {
     let rows = client
         .query(PRIMARY_KEY_SQL, &[&oid])
         .await
-        .map_err(|e| format!("reading the primary key of table {oid}: {}", describe(&e)))?;
+        .map_err(PgError::postgres(format!(
+            "reading the primary key of table {oid}"
+        )))?;
     Ok(rows.into_iter().map(|r| r.get(0)).collect())
 }
 

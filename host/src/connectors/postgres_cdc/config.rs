@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::api::options::{ConfigKey, KeyType, Options};
 use crate::connectors::postgres::client::{Connection, connection_string};
 
 const HOSTNAME: ConfigKey = ConfigKey::new(

@@ -11,7 +11,7 @@ use super::catalog::{Column, Table};
 use super::config::{BinaryMode, CdcConfig};
 use super::pgoutput::Cell;
 use super::types::{Kind, convert, zero};
-use crate::core::record::{Data, Header, Payload, Position, Record, Schema};
+use crate::api::record::{Data, Header, Payload, Position, Record, Schema};
 
 /// Debezium's version string in `source.version`: the events are the ones that release emits.
 pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
@@ -135,6 +135,12 @@ fn header(key: &str, value: &Value) -> Header {
     }
 }
 
+/// A row the change cannot be turned into an event (a value that does not parse as its column
+/// type says); the message names the column. The record goes to the error policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventError(pub String);
+
 /// Builds the records of one connector.
 #[derive(Debug)]
 pub struct Events {
@@ -244,7 +250,7 @@ impl Events {
         cells: &[Cell],
         fallback: Option<&[Cell]>,
         key_only: bool,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, EventError> {
         let modes = &self.config.modes;
         let mut row = Map::with_capacity(table.columns.len());
         for (i, column) in table.columns.iter().enumerate() {
@@ -262,10 +268,13 @@ impl Events {
             let value = match cell {
                 Cell::Text(text) => {
                     let text = std::str::from_utf8(text).map_err(|_| {
-                        format!("column {} holds text that is not UTF-8", column.name)
+                        EventError(format!(
+                            "column {} holds text that is not UTF-8",
+                            column.name
+                        ))
                     })?;
                     convert(&column.kind, modes, text)
-                        .map_err(|e| format!("column {}: {e}", column.name))?
+                        .map_err(|e| EventError(format!("column {}: {e}", column.name)))?
                 }
                 Cell::Null => self.absent(column, key_only),
                 Cell::UnchangedToast => self.placeholder(&column.kind),
@@ -297,7 +306,7 @@ impl Events {
     }
 
     /// The key struct of a tuple, `None` for a table without a key.
-    fn key(&self, table: &Table, cells: &[Cell]) -> Result<Payload, String> {
+    fn key(&self, table: &Table, cells: &[Cell]) -> Result<Payload, EventError> {
         let Some(schema) = &table.key_schema else {
             return Ok(Payload::null());
         };
@@ -308,10 +317,13 @@ impl Events {
             let value = match cells.get(i) {
                 Some(Cell::Text(text)) => {
                     let text = std::str::from_utf8(text).map_err(|_| {
-                        format!("key column {} holds text that is not UTF-8", column.name)
+                        EventError(format!(
+                            "key column {} holds text that is not UTF-8",
+                            column.name
+                        ))
                     })?;
                     convert(&column.kind, modes, text)
-                        .map_err(|e| format!("key column {}: {e}", column.name))?
+                        .map_err(|e| EventError(format!("key column {}: {e}", column.name)))?
                 }
                 _ => self.absent(column, true),
             };
@@ -333,7 +345,7 @@ impl Events {
 
     /// The records of one change: one event; for a delete also its tombstone; for an update
     /// that changed the key, delete + tombstone + create with the old/new key headers.
-    pub fn change(&self, change: Change<'_>, out: &mut Vec<Record>) -> Result<(), String> {
+    pub fn change(&self, change: Change<'_>, out: &mut Vec<Record>) -> Result<(), EventError> {
         let table = change.table;
         let now = now_us();
         let source = self.source(Some(table), &change.at);

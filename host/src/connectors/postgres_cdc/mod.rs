@@ -21,8 +21,8 @@ mod snapshot;
 mod source;
 mod types;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, Options};
 
 pub use source::CdcSource;
 

@@ -9,9 +9,9 @@
 use serde_json::{Map, Value, json};
 
 use super::event::partition_of;
-use crate::core::error::{ConnectorError, RecordError, Stage};
-use crate::core::record::Record;
-use crate::core::task::{SourceBatch, SourceContext};
+use crate::api::connector::{SourceBatch, SourceContext};
+use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::record::Record;
 
 pub const CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
 
@@ -114,13 +114,13 @@ impl Output {
     /// A change that could not be turned into an event goes to the error policy (DLQ) with
     /// the reason; its place in the stream still counts.
     pub fn fail(&mut self, topic: &str, message: String) {
-        let record = Record::new(topic, crate::core::record::Payload::null());
+        let record = Record::new(topic, crate::api::record::Payload::null());
         self.failed.push((
             record,
             RecordError::new(
                 Stage::TaskPoll,
                 CLASS,
-                "org.apache.kafka.connect.errors.DataException",
+                crate::api::error::DATA_EXCEPTION,
                 message,
             ),
         ));
@@ -135,7 +135,7 @@ impl Output {
     }
 
     /// Hands the batch to the pipeline, with the offset it reaches.
-    pub async fn flush(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+    pub async fn flush(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
         if self.is_empty() && self.offset.is_empty() {
             return Ok(());
         }

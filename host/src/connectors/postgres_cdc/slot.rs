@@ -5,7 +5,7 @@ use pgwire_replication::{Lsn, ReplicationClient};
 use tokio_postgres::Client;
 
 use super::config::{CdcConfig, PublicationMode};
-use crate::connectors::postgres::client::describe;
+use crate::connectors::postgres::error::PgError;
 use crate::connectors::postgres::query_config::quote_identifier;
 
 /// Makes sure the publication exists (and, in `filtered` mode, lists exactly the captured
@@ -14,7 +14,7 @@ pub async fn ensure_publication(
     client: &Client,
     config: &CdcConfig,
     tables: &[(u32, String, String)],
-) -> Result<(), String> {
+) -> Result<(), PgError> {
     let name = quote_identifier(&config.publication);
     let exists = client
         .query_opt(
@@ -22,13 +22,10 @@ pub async fn ensure_publication(
             &[&config.publication],
         )
         .await
-        .map_err(|e| {
-            format!(
-                "reading publication {}: {}",
-                config.publication,
-                describe(&e)
-            )
-        })?
+        .map_err(PgError::postgres(format!(
+            "reading publication {}",
+            config.publication
+        )))?
         .is_some();
     let listed = || {
         tables
@@ -39,18 +36,18 @@ pub async fn ensure_publication(
     };
     let sql = match (config.publication_mode, exists) {
         (PublicationMode::Disabled, false) => {
-            return Err(format!(
+            return Err(PgError::State(format!(
                 "publication {:?} does not exist and publication.autocreate.mode=disabled: \
                  create it (CREATE PUBLICATION ... FOR TABLE ...) or choose another mode",
                 config.publication
-            ));
+            )));
         }
         (PublicationMode::Filtered, _) if tables.is_empty() => {
-            return Err(
+            return Err(PgError::State(
                 "no table matches the include/exclude lists: publication.autocreate.mode=filtered \
                  needs at least one captured table"
                     .into(),
-            );
+            ));
         }
         (PublicationMode::Filtered, true) => {
             format!("ALTER PUBLICATION {name} SET TABLE {}", listed())
@@ -62,17 +59,15 @@ pub async fn ensure_publication(
         (PublicationMode::NoTables, false) => format!("CREATE PUBLICATION {name}"),
         _ => return Ok(()),
     };
-    client.batch_execute(&sql).await.map_err(|e| {
-        format!(
-            "setting up publication {} ({sql}): {}",
-            config.publication,
-            describe(&e)
-        )
-    })
+    let context = format!("setting up publication {} ({sql})", config.publication);
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(PgError::postgres(context))
 }
 
 /// The slot's confirmed position, or `None` when there is no such slot.
-pub async fn confirmed_flush(client: &Client, slot: &str) -> Result<Option<u64>, String> {
+pub async fn confirmed_flush(client: &Client, slot: &str) -> Result<Option<u64>, PgError> {
     let row = client
         .query_opt(
             "SELECT confirmed_flush_lsn::text, plugin, database FROM pg_replication_slots \
@@ -80,14 +75,16 @@ pub async fn confirmed_flush(client: &Client, slot: &str) -> Result<Option<u64>,
             &[&slot],
         )
         .await
-        .map_err(|e| format!("reading replication slot {slot}: {}", describe(&e)))?;
+        .map_err(PgError::postgres(format!(
+            "reading replication slot {slot}"
+        )))?;
     let Some(row) = row else { return Ok(None) };
     let plugin: Option<String> = row.get(1);
     if plugin.as_deref() != Some("pgoutput") {
-        return Err(format!(
+        return Err(PgError::State(format!(
             "replication slot {slot} exists with plugin {plugin:?}, not pgoutput: drop it or choose \
              another slot.name"
-        ));
+        )));
     }
     let lsn: Option<String> = row.get(0);
     Ok(Some(
@@ -96,7 +93,7 @@ pub async fn confirmed_flush(client: &Client, slot: &str) -> Result<Option<u64>,
     ))
 }
 
-pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), String> {
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), PgError> {
     client
         .execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
@@ -104,7 +101,7 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), String> {
         )
         .await
         .map(|_| ())
-        .map_err(|e| format!("dropping replication slot {slot}: {}", describe(&e)))
+        .map_err(PgError::postgres(format!("dropping replication slot {slot}")))
 }
 
 /// A slot created on the replication session: its consistent point and, when asked for, the
@@ -119,7 +116,7 @@ pub async fn create_slot(
     repl: &mut ReplicationClient,
     slot: &str,
     export_snapshot: bool,
-) -> Result<NewSlot, String> {
+) -> Result<NewSlot, PgError> {
     let mode = if export_snapshot {
         "EXPORT_SNAPSHOT"
     } else {
@@ -130,10 +127,15 @@ pub async fn create_slot(
             "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput {mode}"
         ))
         .await
-        .map_err(|e| format!("creating replication slot {slot}: {e}"))?;
-    let row = rows
-        .first()
-        .ok_or_else(|| format!("creating replication slot {slot}: the server returned no row"))?;
+        .map_err(|source| PgError::Replication {
+            context: format!("creating replication slot {slot}"),
+            source,
+        })?;
+    let row = rows.first().ok_or_else(|| {
+        PgError::State(format!(
+            "creating replication slot {slot}: the server returned no row"
+        ))
+    })?;
     let text = |i: usize| {
         row.get(i)
             .and_then(|v| v.as_ref())
@@ -142,7 +144,11 @@ pub async fn create_slot(
     let consistent_point = text(1)
         .and_then(|l| Lsn::parse(&l).ok())
         .map(|l| l.as_u64())
-        .ok_or_else(|| format!("creating replication slot {slot}: no consistent point"))?;
+        .ok_or_else(|| {
+            PgError::State(format!(
+                "creating replication slot {slot}: no consistent point"
+            ))
+        })?;
     Ok(NewSlot {
         consistent_point,
         snapshot: text(2),

@@ -13,10 +13,10 @@ use super::config::CdcConfig;
 use super::event::{At, Change, Events, Op, now_us};
 use super::output::Output;
 use super::pgoutput::Cell;
-use crate::connectors::postgres::client::describe;
+use crate::api::connector::SourceContext;
+use crate::api::error::ConnectorError;
+use crate::connectors::postgres::error::PgError;
 use crate::connectors::postgres::query_config::quote_identifier;
-use crate::core::error::ConnectorError;
-use crate::core::task::SourceContext;
 
 /// One row read, waiting for the next so its `source.snapshot` marker is known.
 struct Pending {
@@ -36,8 +36,10 @@ pub struct Snapshot<'a> {
     pub emitted: u64,
 }
 
-fn retriable(context: &str, message: String) -> ConnectorError {
-    ConnectorError::retriable(context.to_owned(), message)
+/// A failed snapshot statement: the snapshot starts over on the next session.
+fn retriable(context: &str) -> impl FnOnce(tokio_postgres::Error) -> ConnectorError {
+    let context = context.to_owned();
+    move |source| ConnectorError::retriable("snapshot", PgError::postgres(context)(source))
 }
 
 impl Snapshot<'_> {
@@ -45,7 +47,7 @@ impl Snapshot<'_> {
     /// nothing: the transaction is ended here.
     pub async fn run(
         &mut self,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
         exported: &str,
         tables: &[(u32, String, String)],
     ) -> Result<(), ConnectorError> {
@@ -56,7 +58,7 @@ impl Snapshot<'_> {
                 exported.replace('\'', "''")
             ))
             .await
-            .map_err(|e| retriable("starting the snapshot transaction", describe(&e)))?;
+            .map_err(retriable("starting the snapshot transaction"))?;
         let tx_id = self
             .client
             .query_one(
@@ -65,7 +67,7 @@ impl Snapshot<'_> {
             )
             .await
             .map(|r| r.get::<_, i64>(0))
-            .map_err(|e| retriable("reading the snapshot transaction", describe(&e)))?;
+            .map_err(retriable("reading the snapshot transaction"))?;
         tracing::info!(
             connector = %ctx.connector(),
             tables = tables.len(),
@@ -82,7 +84,7 @@ impl Snapshot<'_> {
         for (oid, _, _) in tables {
             let table = catalog::load(self.client, self.config, *oid)
                 .await
-                .map_err(|e| retriable("reading the catalog", e))?;
+                .map_err(|e| ConnectorError::retriable("snapshot", e))?;
             let columns = table
                 .columns
                 .iter()
@@ -94,24 +96,22 @@ impl Snapshot<'_> {
                 quote_identifier(&table.schema),
                 quote_identifier(&table.name)
             );
-            self.client.batch_execute(&select).await.map_err(|e| {
-                retriable(
-                    &format!("snapshotting {}.{}", table.schema, table.name),
-                    describe(&e),
-                )
-            })?;
+            let snapshotting = format!("snapshotting {}.{}", table.schema, table.name);
+            self.client
+                .batch_execute(&select)
+                .await
+                .map_err(retriable(&snapshotting))?;
             let fetch = format!("FETCH {} FROM headwater_snapshot", self.config.fetch_size);
             let mut first_in_table = true;
             loop {
                 if ctx.cancellation().is_cancelled() {
                     return Ok(());
                 }
-                let messages = self.client.simple_query(&fetch).await.map_err(|e| {
-                    retriable(
-                        &format!("snapshotting {}.{}", table.schema, table.name),
-                        describe(&e),
-                    )
-                })?;
+                let messages = self
+                    .client
+                    .simple_query(&fetch)
+                    .await
+                    .map_err(retriable(&snapshotting))?;
                 let mut rows = 0;
                 for message in messages {
                     let SimpleQueryMessage::Row(row) = message else {
@@ -144,7 +144,7 @@ impl Snapshot<'_> {
             self.client
                 .batch_execute("CLOSE headwater_snapshot")
                 .await
-                .map_err(|e| retriable("ending a snapshot cursor", describe(&e)))?;
+                .map_err(retriable("ending a snapshot cursor"))?;
         }
         if let Some(last) = pending.take() {
             self.emit(ctx, last, true, true, started, tx_id).await?;
@@ -152,7 +152,7 @@ impl Snapshot<'_> {
         self.client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| retriable("ending the snapshot transaction", describe(&e)))?;
+            .map_err(retriable("ending the snapshot transaction"))?;
         self.out.set("last_snapshot_record", true);
         self.out.flush(ctx).await?;
         tracing::info!(connector = %ctx.connector(), rows = total, "Snapshot completed.");
@@ -161,7 +161,7 @@ impl Snapshot<'_> {
 
     async fn emit(
         &mut self,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
         row: Pending,
         last_in_table: bool,
         last: bool,

@@ -23,9 +23,11 @@ use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
 use super::slot;
 use super::snapshot::Snapshot;
-use crate::connectors::postgres::client::{self, describe};
-use crate::core::error::ConnectorError;
-use crate::core::task::{BuildContext, Source, SourceContext};
+use crate::api::connector::{BuildContext, Source, SourceContext};
+use crate::api::error::ConnectorError;
+use crate::api::retry::Backoff;
+use crate::connectors::postgres::client;
+use crate::connectors::postgres::error::PgError;
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -58,14 +60,14 @@ impl CdcSource {
         }
     }
 
-    async fn catalog_client(&self) -> Result<Client, String> {
+    async fn catalog_client(&self) -> Result<Client, PgError> {
         let client = client::connect(&self.config.connection, &self.connector).await?;
         client
             .batch_execute(
                 "SET DateStyle TO ISO; SET IntervalStyle TO iso_8601; SET extra_float_digits TO 1",
             )
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(PgError::postgres("setting the session's text formats"))?;
         Ok(client)
     }
 
@@ -100,14 +102,14 @@ impl CdcSource {
 
     /// One session: connect, set up, maybe snapshot, stream until an error or cancellation.
     /// `Ok(true)` means the task is done (`initial_only`).
-    async fn session(&mut self, ctx: &mut SourceContext) -> Result<bool, ConnectorError> {
+    async fn session(&mut self, ctx: &mut dyn SourceContext) -> Result<bool, ConnectorError> {
         let retriable = |what: &str| {
             let what = what.to_owned();
-            move |e: String| ConnectorError::retriable(what, e)
+            move |e: PgError| ConnectorError::retriable(what, e)
         };
         let client = self.catalog_client().await.map_err(|e| {
             // A refused login or a missing database will not fix itself: say so once.
-            if client::is_config_error(&e) {
+            if e.needs_user() {
                 ConnectorError::fatal("connecting to PostgreSQL", e)
             } else {
                 ConnectorError::retriable("connecting to PostgreSQL", e)
@@ -238,8 +240,8 @@ impl CdcSource {
 
 #[async_trait]
 impl Source for CdcSource {
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
-        let mut backoff = Duration::from_millis(250);
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
         loop {
             if ctx.cancellation().is_cancelled() {
                 return Ok(());
@@ -247,19 +249,18 @@ impl Source for CdcSource {
             match self.session(ctx).await {
                 Ok(true) => return Ok(()),
                 Ok(false) if ctx.cancellation().is_cancelled() => return Ok(()),
-                Ok(false) => backoff = Duration::from_millis(250),
+                Ok(false) => backoff.reset(),
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(
                         connector = %self.connector,
                         error = %e.trace(),
-                        retry_in_ms = backoff.as_millis() as u64,
+                        retry_in_ms = backoff.delay().as_millis() as u64,
                         "PostgreSQL CDC session ended; reconnecting."
                     );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = ctx.cancellation().cancelled() => return Ok(()),
+                    let cancel = ctx.cancellation().clone();
+                    if !backoff.wait(&cancel).await {
+                        return Ok(());
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => return Err(e),
             }
@@ -290,7 +291,7 @@ struct Stream {
 
 impl Stream {
     /// Tells the slot the newest position every sink has flushed.
-    fn confirm(&self, ctx: &SourceContext, repl: &ReplicationClient) {
+    fn confirm(&self, ctx: &dyn SourceContext, repl: &ReplicationClient) {
         if let Some(lsn) = ctx
             .acknowledged(self.out.partition())
             .and_then(|o| o.get("lsn").and_then(Value::as_u64))
@@ -301,7 +302,7 @@ impl Stream {
 
     async fn run(
         &mut self,
-        ctx: &mut SourceContext,
+        ctx: &mut dyn SourceContext,
         repl: &mut ReplicationClient,
         events: &Events,
     ) -> Result<(), ConnectorError> {
@@ -343,7 +344,7 @@ impl Stream {
                             .batch_execute(HEARTBEAT_MARKER)
                             .await
                         {
-                            return Err(ConnectorError::retriable("heartbeat", describe(&e)));
+                            return Err(ConnectorError::retriable("heartbeat", PgError::postgres("emitting a heartbeat message")(e)));
                         }
                     }
                     continue;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::feast::FeastType;
-use crate::config::options::{ConfigKey, KeyType, Options};
+use crate::api::options::{ConfigKey, KeyType, Options};
 
 const URI: ConfigKey = ConfigKey::new(
     "redis.uri",
@@ -91,8 +91,9 @@ const TIMESTAMP_FIELD: ConfigKey = ConfigKey::new(
     KeyType::String,
     "Event-time guard: value field (epoch milliseconds or ISO-8601) holding the record's event \
      time. A record older than what Redis holds for its key changes nothing, so late and \
-     out-of-order records never overwrite newer data. Hash layout only; the time is kept in \
-     the hash field `_ts`.",
+     out-of-order records never overwrite newer data. Hash layout: the time is kept in the \
+     hash field `_ts`; Feast layout: it is the feature view's event timestamp (default: the \
+     record's timestamp). Not with the string layout.",
 );
 
 /// Every key of the RedisSink (besides `topics` / `topics.regex`).
@@ -210,7 +211,7 @@ impl RedisSinkConfig {
         });
         let key_prefix = options.string(&KEY_PREFIX).unwrap_or_default();
         let key_fields = options.list(&KEY_FIELDS);
-        let key_separator = options.string(&KEY_SEPARATOR).unwrap_or_else(|| ":".into());
+        let key_separator = options.string(&KEY_SEPARATOR).unwrap_or_default();
         let ttl = options
             .u64(&TTL_SECONDS)
             .filter(|s| *s > 0)

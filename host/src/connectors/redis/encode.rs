@@ -4,10 +4,9 @@ use serde_json::{Map, Value};
 
 use super::config::{FeastConfig, Layout, RedisSinkConfig};
 use super::feast;
-use crate::core::error::{RecordError, Stage};
-use crate::core::record::Record;
-use crate::core::time::timestamp_millis;
-use crate::core::transform::DATA_EXCEPTION;
+use crate::api::error::{RecordError, Stage};
+use crate::api::record::Record;
+use crate::api::time::timestamp_millis;
 
 const COMPONENT: &str = "headwater.redis.RedisSink";
 
@@ -38,8 +37,8 @@ pub enum Op {
     },
 }
 
-fn error(message: impl Into<String>) -> RecordError {
-    RecordError::new(Stage::TaskPut, COMPONENT, DATA_EXCEPTION, message)
+fn error(message: impl std::fmt::Display) -> RecordError {
+    RecordError::data(Stage::TaskPut, COMPONENT, message.to_string())
 }
 
 /// A JSON value as the text stored in Redis: strings as they are, the rest as JSON.
@@ -84,7 +83,7 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
     // its bytes for the dead-letter queue.
     let value = match record.value.raw() {
         Some(raw) => serde_json::from_slice::<Value>(raw)
-            .map(|v| crate::core::record::Data::from_json(v).value)
+            .map(|v| crate::api::record::Data::from_json(v).value)
             .map_err(|e| error(format!("value is not JSON: {e}")))?,
         None if record.value.is_null() => Value::Null,
         None => record
@@ -265,7 +264,7 @@ fn entity_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::Payload;
+    use crate::api::record::Payload;
     use serde_json::json;
 
     fn config(layout: Layout, key_fields: &[&str]) -> RedisSinkConfig {

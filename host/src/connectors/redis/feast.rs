@@ -100,7 +100,12 @@ fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
 }
 
 /// A JSON value as a serialized `feast.types.Value` of type `ty`; `Err` names the mismatch.
-pub fn encode_value(value: &Value, ty: FeastType) -> Result<Vec<u8>, String> {
+/// A value that does not fit its declared Feast type; the message names the column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FeastValueError(pub String);
+
+pub fn encode_value(value: &Value, ty: FeastType) -> Result<Vec<u8>, FeastValueError> {
     let mut out = Vec::with_capacity(16);
     if value.is_null() {
         // null_val = 19 (enum Null.NULL = 0): written, as a set oneof always is.
@@ -108,7 +113,7 @@ pub fn encode_value(value: &Value, ty: FeastType) -> Result<Vec<u8>, String> {
         varint(&mut out, 0);
         return Ok(out);
     }
-    let mismatch = || format!("expected a {ty:?} value, got {value}");
+    let mismatch = || FeastValueError(format!("expected a {ty:?} value, got {value}"));
     match ty {
         FeastType::String | FeastType::Bytes => {
             let s = value.as_str().ok_or_else(mismatch)?;
@@ -193,7 +198,10 @@ pub fn timestamp_seconds(bytes: &[u8]) -> Option<i64> {
 
 /// The Redis key of an entity: its join keys serialized as entity-key version 3, then the
 /// project. `keys` are `(join key, value, type)`.
-pub fn entity_key(keys: &[(&str, &Value, FeastType)], project: &str) -> Result<Vec<u8>, String> {
+pub fn entity_key(
+    keys: &[(&str, &Value, FeastType)],
+    project: &str,
+) -> Result<Vec<u8>, FeastValueError> {
     let mut sorted: Vec<&(&str, &Value, FeastType)> = keys.iter().collect();
     sorted.sort_by_key(|(name, _, _)| *name);
     let mut out = Vec::new();
@@ -207,24 +215,36 @@ pub fn entity_key(keys: &[(&str, &Value, FeastType)], project: &str) -> Result<V
         let bytes: Vec<u8> = match ty {
             FeastType::String => value
                 .as_str()
-                .ok_or_else(|| format!("entity column {name}: expected a string, got {value}"))?
+                .ok_or_else(|| {
+                    FeastValueError(format!(
+                        "entity column {name}: expected a string, got {value}"
+                    ))
+                })?
                 .as_bytes()
                 .to_vec(),
             FeastType::Int64 => value
                 .as_i64()
-                .ok_or_else(|| format!("entity column {name}: expected an integer, got {value}"))?
+                .ok_or_else(|| {
+                    FeastValueError(format!(
+                        "entity column {name}: expected an integer, got {value}"
+                    ))
+                })?
                 .to_le_bytes()
                 .to_vec(),
             FeastType::Int32 => value
                 .as_i64()
                 .and_then(|v| i32::try_from(v).ok())
-                .ok_or_else(|| format!("entity column {name}: expected an int32, got {value}"))?
+                .ok_or_else(|| {
+                    FeastValueError(format!(
+                        "entity column {name}: expected an int32, got {value}"
+                    ))
+                })?
                 .to_le_bytes()
                 .to_vec(),
             other => {
-                return Err(format!(
+                return Err(FeastValueError(format!(
                     "entity column {name}: type {other:?} cannot be a join key"
-                ));
+                )));
             }
         };
         out.extend_from_slice(&ty.number().to_le_bytes());

@@ -11,8 +11,8 @@ mod encode;
 mod feast;
 mod sink;
 
-use crate::config::options::{ConfigKey, Options};
-use crate::core::task::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
+use crate::api::options::{ConfigKey, Options};
 
 pub use sink::RedisSink;
 

@@ -14,9 +14,9 @@ use super::RedisError;
 use super::config::{Layout, RedisSinkConfig};
 use super::encode::{Op, encode};
 use super::feast;
-use crate::core::error::{ConnectorError, RecordError};
-use crate::core::record::Record;
-use crate::core::task::Sink;
+use crate::api::connector::Sink;
+use crate::api::error::{ConnectorError, RecordError};
+use crate::api::record::Record;
 
 /// How long to wait for Redis to accept a connection or answer a request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

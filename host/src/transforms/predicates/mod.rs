@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::config::options::{ConfigKey, KeyType, Options};
-use crate::core::record::Record;
-use crate::core::transform::Predicate;
+use crate::api::options::{ConfigKey, KeyType, Options};
+use crate::api::record::Record;
+use crate::api::transform::Predicate;
 
 const PACKAGE: &str = "org.apache.kafka.connect.transforms.predicates.";
 
@@ -26,6 +26,13 @@ pub const PATTERN: ConfigKey = ConfigKey::new(
 
 pub const NAME: ConfigKey =
     ConfigKey::new("name", KeyType::String, "The header name to look for.").required();
+
+/// Each built-in predicate's class and documented keys.
+pub const KEYS: [(&str, &[ConfigKey]); 3] = [
+    (CLASSES[0], &[PATTERN]),
+    (CLASSES[1], &[NAME]),
+    (CLASSES[2], &[]),
+];
 
 /// Builds the predicate of class `class`, recording problems in `options`.
 pub fn build(class: &str, options: &mut Options) -> Option<Arc<dyn Predicate>> {

@@ -1,0 +1,171 @@
+//! What a connector implements: a [`Source`] or a [`Sink`], and the [`ConnectorPlugin`] that
+//! builds one from config. The runtime drives them (`crate::runtime`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::convert::Converter;
+use crate::api::error::{ConnectorError, RecordError};
+use crate::api::kafka::KafkaSettings;
+use crate::api::metrics::ConnectorMetrics;
+use crate::api::options::{ConfigKey, Options};
+use crate::api::record::Record;
+
+/// Whether a connector produces or consumes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorType {
+    Source,
+    Sink,
+}
+
+impl ConnectorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Sink => "sink",
+        }
+    }
+}
+
+/// What a plugin may use while building its task. Building must not do I/O: `headwater
+/// validate` builds tasks too.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    pub connector: String,
+    pub data_dir: PathBuf,
+    /// `key.converter` and `value.converter` as configured (sinks that serialize use them).
+    pub key_converter: Arc<dyn Converter>,
+    pub value_converter: Arc<dyn Converter>,
+    /// The worker's Kafka (`[kafka]`), for connectors that talk to Kafka themselves.
+    pub kafka: Option<KafkaSettings>,
+}
+
+/// A built, not yet running, task.
+pub enum Task {
+    Source(Box<dyn Source>),
+    Sink(Box<dyn Sink>),
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Source(_) => f.write_str("Task::Source"),
+            Self::Sink(_) => f.write_str("Task::Sink"),
+        }
+    }
+}
+
+/// A connector class: its names, its documented keys, and how to build its task.
+pub trait ConnectorPlugin: Send + Sync {
+    /// Headwater's class name, e.g. `headwater.file.FileSource`.
+    fn class(&self) -> &'static str;
+    /// Other accepted class names (Kafka Connect's or Debezium's).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn connector_type(&self) -> ConnectorType;
+    /// Every connector-specific key, documented.
+    fn keys(&self) -> &'static [ConfigKey];
+    /// Pulls the connector's own keys out of `options` and builds the task. Problems are
+    /// recorded in `options`; `None` when the config is invalid.
+    fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task>;
+}
+
+/// A source task. `run` reads from its system until cancelled (or, for finite sources, until
+/// done) and hands records to [`SourceContext::send`].
+#[async_trait]
+pub trait Source: Send {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError>;
+}
+
+/// A sink task. The runtime calls `write` with each batch, then `flush` whenever
+/// `flush_due` says so, at `flush_deadline`, and before stopping; records are acknowledged to
+/// their sources only after a successful flush.
+#[async_trait]
+pub trait Sink: Send {
+    /// Prepares the sink (connects, recovers state). Called before the first write.
+    async fn open(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Whether this sink already durably holds the record (after a crash between its commit
+    /// and the source's offset commit). Such records are acknowledged without being written.
+    fn already_written(&self, _record: &Record) -> bool {
+        false
+    }
+
+    /// Takes a batch; may buffer. Returns the records it could not write, for the DLQ.
+    async fn write(
+        &mut self,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Record, RecordError)>, ConnectorError>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&mut self) -> Result<(), ConnectorError>;
+
+    /// True when buffered data should be flushed now (a size threshold was reached).
+    fn flush_due(&self) -> bool {
+        true
+    }
+
+    /// The latest time buffered data may wait before a flush (a time threshold).
+    fn flush_deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// The requested state of a running connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Started,
+    Paused,
+}
+
+/// One poll's worth of source output.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub records: Vec<Record>,
+    /// Records that could not be read (a malformed line), for the error policy.
+    pub failed: Vec<(Record, RecordError)>,
+    /// The source offsets (partition, offset) reached after this batch.
+    pub offsets: Vec<(Value, Value)>,
+    /// Bytes read, for metrics.
+    pub bytes: u64,
+}
+
+/// What a source task uses to emit records and read its committed offsets. The runtime
+/// implements it (`crate::runtime::source_context`): sources see only this.
+#[async_trait]
+pub trait SourceContext: Send {
+    /// The connector's name.
+    fn connector(&self) -> &str;
+
+    /// The offset committed for `partition` before this task started.
+    fn committed(&self, partition: &Value) -> Option<&Value>;
+
+    /// The offset of `partition` as of the newest batch every sink has flushed: what a source
+    /// may confirm to its upstream (a replication slot) without risking loss.
+    fn acknowledged(&self, partition: &Value) -> Option<Value>;
+
+    /// Batches sent whose records are not all flushed yet.
+    fn in_flight(&self) -> usize;
+
+    /// Cancelled when the task must stop; select on it while waiting for data.
+    fn cancellation(&self) -> &CancellationToken;
+
+    fn metrics(&self) -> &ConnectorMetrics;
+
+    /// Runs the batch through the connector's transforms, reports failures per the error
+    /// policy, and publishes the rest. Waits while paused and while sinks are busy.
+    async fn send(&mut self, batch: SourceBatch) -> Result<(), ConnectorError>;
+
+    /// A source with nothing to send calls this now and then (between polls): stateful
+    /// transforms checkpoint what the last batches changed, so an idle stream does not keep
+    /// its newest state only in memory.
+    async fn idle(&mut self) -> Result<(), ConnectorError>;
+}

@@ -1,0 +1,766 @@
+//! The runtime: knows every connector (its config, where it was defined, its target state) and
+//! runs a task for each one that is not STOPPED; starts, stops, pauses, restarts and shuts down.
+//!
+//! Lifetimes: a sink subscribes to the bus when it starts, so it never misses records of a
+//! source started after it; stopping a sink unsubscribes it, drains its inbox, flushes and acks.
+//! A source task runs with a committer beside it that persists the offsets its sinks
+//! acknowledged. On shutdown, sources stop first, then sinks flush what they hold, then the
+//! committers write the final offsets: a clean stop replays nothing.
+//!
+//! Authority: a connector belongs to where it was defined. A connector defined by a file in
+//! `connectors.d/` is changed by editing or removing that file; the REST API may pause, resume,
+//! stop and restart it but refuses (409) to change or delete its config, so the file and the
+//! running connector never silently diverge. Connectors created over REST are stored in
+//! `<data dir>/connectors.json` with every connector's target state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::api::connector::{ConnectorType, TargetState};
+use crate::api::error::ConnectorError;
+use crate::api::metrics::{ConnectorMetrics, MetricsSnapshot};
+use crate::api::offsets::SourceOffsets;
+use crate::api::registry::Registry;
+use crate::config::connector::{ConfigErrors, ConnectorConfig};
+use crate::offsets::{OffsetStore, OffsetStoreError};
+use crate::runtime::bus::Bus;
+use crate::runtime::kafka_bus::link::KafkaLink;
+use crate::runtime::launch::Handle;
+use crate::runtime::launch::{Running, TopicSet, start, stop, stop_all};
+use crate::runtime::prepare::{Prepared, prepare};
+use crate::runtime::replay::{self, ReplayError, ReplayFrom, ReplayReport};
+use crate::runtime::status::{ConnectorStatus, State, StatusBoard};
+use crate::runtime::store::{ConnectorStore, StoreError, StoredConnector, Target};
+
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Where a connector was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Rest,
+}
+
+/// Why a runtime operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Offsets(#[from] OffsetStoreError),
+    #[error("deleting the state store {}: {source}", path.display())]
+    StateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("replaying the dead letters of {connector}: {source}")]
+    Replay {
+        connector: String,
+        #[source]
+        source: Box<ReplayError>,
+    },
+}
+
+/// A connector as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectorView {
+    pub name: String,
+    pub config: BTreeMap<String, String>,
+    pub connector_type: ConnectorType,
+    pub origin: Origin,
+    pub target: Target,
+    pub status: ConnectorStatus,
+    /// False when STOPPED (Kafka Connect then lists no tasks).
+    pub has_task: bool,
+}
+
+struct Entry {
+    config: ConnectorConfig,
+    origin: Origin,
+    target: Target,
+    connector_type: ConnectorType,
+    task: Option<Running>,
+    topics: Arc<TopicSet>,
+}
+
+pub(super) struct Shared {
+    pub(super) data_dir: PathBuf,
+    pub(super) registry: Registry,
+    pub(super) bus: Arc<Bus>,
+    pub(super) offsets: OffsetStore,
+    pub(super) status: StatusBoard,
+    pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
+    /// The worker's Kafka, if it has one.
+    pub(super) kafka: Option<Arc<KafkaLink>>,
+}
+
+/// Runs connectors. One per process.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    store: ConnectorStore,
+    /// Target states restored for file-defined connectors the watcher has not applied yet.
+    restored_targets: Mutex<BTreeMap<String, Target>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("data_dir", &self.shared.data_dir)
+            .finish()
+    }
+}
+
+fn task_state(target: Target) -> Option<TargetState> {
+    match target {
+        Target::Started => Some(TargetState::Started),
+        Target::Paused => Some(TargetState::Paused),
+        Target::Stopped => None,
+    }
+}
+
+impl Runtime {
+    pub fn new(data_dir: &Path, registry: Registry) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                data_dir: data_dir.to_path_buf(),
+                registry,
+                bus: Bus::new(),
+                offsets: OffsetStore::new(data_dir),
+                status: StatusBoard::default(),
+                metrics: Mutex::new(HashMap::new()),
+                kafka: None,
+            }),
+            entries: tokio::sync::Mutex::new(BTreeMap::new()),
+            store: ConnectorStore::new(data_dir),
+            restored_targets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Connects the runtime to Kafka: sinks read the topics Kafka has, dead letters may go to
+    /// Kafka topics, and with the Kafka bus sources produce to Kafka. Call before starting
+    /// connectors.
+    pub fn with_kafka(mut self, link: KafkaLink) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.kafka = Some(Arc::new(link)),
+            None => tracing::error!("with_kafka called on a running runtime; ignored."),
+        }
+        self
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// Validates a config without running it.
+    pub fn validate(&self, config: &ConnectorConfig) -> Result<Prepared, ConfigErrors> {
+        prepare(
+            &self.shared.registry,
+            config,
+            &self.shared.data_dir,
+            self.shared.kafka.as_ref().map(|k| &k.settings),
+        )
+    }
+
+    /// Restores what `connectors.json` remembers: REST-created connectors start in their target
+    /// state; target states of file-defined connectors wait for the watcher to apply the file.
+    pub async fn restore(&self) -> Result<(), RuntimeError> {
+        let stored = self.store.load()?;
+        for (name, connector) in stored {
+            match connector.config {
+                Some(config) => {
+                    let config = ConnectorConfig {
+                        name: name.clone(),
+                        config,
+                    };
+                    if let Err(e) = self
+                        .apply_inner(config, Origin::Rest, Some(connector.target), false)
+                        .await
+                    {
+                        tracing::error!(connector = %name, error = %e, "Cannot restore a connector created over REST.");
+                    }
+                }
+                None => {
+                    self.restored().insert(name, connector.target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restored(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Target>> {
+        self.restored_targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a connector, or updates it if its config changed (restarting its task). An
+    /// invalid config leaves a running instance of the same connector untouched.
+    pub async fn apply(
+        &self,
+        config: ConnectorConfig,
+        origin: Origin,
+    ) -> Result<Applied, RuntimeError> {
+        self.apply_inner(config, origin, None, true).await
+    }
+
+    /// `POST /connectors`: creates a connector that must not exist yet.
+    pub async fn create(
+        &self,
+        config: ConnectorConfig,
+        initial: Target,
+    ) -> Result<(), RuntimeError> {
+        self.apply_inner(config, Origin::Rest, Some(initial), true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn apply_inner(
+        &self,
+        config: ConnectorConfig,
+        origin: Origin,
+        initial: Option<Target>,
+        persist: bool,
+    ) -> Result<Applied, RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let name = config.name.clone();
+        // An initial state means "create": the connector must not exist yet (checked under
+        // the lock, so two concurrent creates cannot both succeed).
+        if initial.is_some() && entries.contains_key(&name) {
+            return Err(RuntimeError::Conflict(format!(
+                "Connector {name} already exists"
+            )));
+        }
+        if let Some(existing) = entries.get(&name) {
+            match (&existing.origin, &origin) {
+                (Origin::Rest, Origin::File(path)) => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} was created over the REST API; the file {} is ignored \
+                         (delete the connector over REST first)",
+                        path.display()
+                    )));
+                }
+                (Origin::File(path), Origin::Rest) => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} is defined by the file {}; edit or remove that file \
+                         to change it",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+            if existing.config == config {
+                return Ok(Applied::Unchanged);
+            }
+        }
+        let prepared = self.validate(&config)?;
+        for key in &prepared.unused_keys {
+            tracing::warn!(connector = %name, key = %key, "Unknown configuration key; it is ignored.");
+        }
+        let connector_type = prepared.connector_type;
+        let old = entries.remove(&name);
+        let applied = if old.is_some() {
+            Applied::Updated
+        } else {
+            Applied::Created
+        };
+        let target = old
+            .as_ref()
+            .map(|e| e.target)
+            .or_else(|| self.restored().remove(&name))
+            .or(initial)
+            .unwrap_or_default();
+        let replaced_failed_sink =
+            old.is_some() && self.is_failed(&name) && connector_type == ConnectorType::Sink;
+        let topics = old
+            .as_ref()
+            .map_or_else(Arc::default, |e| Arc::clone(&e.topics));
+        let mut old_task = old.and_then(|e| e.task);
+        if old_task.is_some() {
+            self.shared.status.set(&name, State::Restarting, None);
+        }
+        // A new sink subscribes before the old one stops, so its topics are never without a
+        // subscriber (records published meanwhile may reach both: at-least-once, never lost).
+        // A new source starts after the old one wrote its final offsets.
+        if connector_type == ConnectorType::Source
+            && let Some(task) = old_task.take()
+        {
+            stop(task).await;
+        }
+        let task = self.start_task(prepared, target, &topics);
+        if let Some(task) = old_task {
+            stop(task).await;
+        }
+        if target == Target::Stopped {
+            self.shared.status.set(&name, State::Stopped, None);
+        }
+        entries.insert(
+            name.clone(),
+            Entry {
+                config,
+                origin,
+                target,
+                connector_type,
+                task,
+                topics,
+            },
+        );
+        tracing::info!(connector = %name, action = ?applied, "Connector started.");
+        if replaced_failed_sink {
+            self.replay_unacknowledged(&mut entries).await;
+        }
+        if persist {
+            self.persist(&entries);
+        }
+        Ok(applied)
+    }
+
+    /// Starts the task of a prepared connector unless its target is STOPPED.
+    fn start_task(
+        &self,
+        prepared: Prepared,
+        target: Target,
+        topics: &Arc<TopicSet>,
+    ) -> Option<Running> {
+        let initial = task_state(target)?;
+        let name = prepared.config.name.clone();
+        let metrics = self.metrics_for(&name);
+        match start(&self.shared, prepared, initial, metrics, Arc::clone(topics)) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                self.fail(&name, &e);
+                None
+            }
+        }
+    }
+
+    fn persist(&self, entries: &BTreeMap<String, Entry>) {
+        let mut stored: BTreeMap<String, StoredConnector> = self
+            .restored()
+            .iter()
+            .map(|(name, target)| {
+                (
+                    name.clone(),
+                    StoredConnector {
+                        target: *target,
+                        config: None,
+                    },
+                )
+            })
+            .collect();
+        for (name, entry) in entries {
+            let config = match entry.origin {
+                Origin::Rest => Some(entry.config.config.clone()),
+                Origin::File(_) => None,
+            };
+            stored.insert(
+                name.clone(),
+                StoredConnector {
+                    target: entry.target,
+                    config,
+                },
+            );
+        }
+        if let Err(e) = self.store.save(&stored) {
+            tracing::error!(error = %e, "Cannot persist connector configs and target states.");
+        }
+    }
+
+    /// Records that a connector's config is invalid (for status), without touching a running
+    /// instance.
+    pub fn report_invalid(&self, name: &str, errors: &ConfigErrors) {
+        tracing::error!(connector = %name, error = %errors, "Invalid connector config.");
+        if self
+            .shared
+            .status
+            .get(name)
+            .is_none_or(|s| s.state != State::Running)
+        {
+            self.shared
+                .status
+                .set(name, State::Failed, Some(errors.to_string()));
+        }
+    }
+
+    /// Stops and forgets a connector. Its offsets stay (as in Kafka Connect). With
+    /// `from` set, a connector defined elsewhere is not touched (409).
+    pub async fn remove(&self, name: &str, from: Option<&Origin>) -> Result<(), RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let Some(entry) = entries.get(name) else {
+            return Err(RuntimeError::NotFound(name.to_owned()));
+        };
+        match (from, &entry.origin) {
+            (Some(Origin::Rest), Origin::File(path)) => {
+                return Err(RuntimeError::Conflict(format!(
+                    "connector {name} is defined by the file {}; remove that file to delete it",
+                    path.display()
+                )));
+            }
+            (Some(Origin::File(_)), Origin::Rest) => {
+                return Err(RuntimeError::Conflict(format!(
+                    "connector {name} was created over the REST API"
+                )));
+            }
+            _ => {}
+        }
+        let entry = entries.remove(name).expect("checked above");
+        let failed_sink = self.is_failed(name) && entry.connector_type == ConnectorType::Sink;
+        if let Some(task) = entry.task {
+            stop(task).await;
+        }
+        tracing::info!(connector = %name, "Connector stopped.");
+        self.shared.status.remove(name);
+        if failed_sink {
+            self.replay_unacknowledged(&mut entries).await;
+        }
+        self.persist(&entries);
+        Ok(())
+    }
+
+    /// Pauses, resumes or stops a connector; the target state persists across restarts.
+    pub async fn set_target(&self, name: &str, target: Target) -> Result<(), RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        entry.target = target;
+        match (task_state(target), entry.task.as_ref()) {
+            (Some(state), Some(task)) => {
+                task.target.send_replace(state);
+                if !self.is_failed(name) {
+                    let shown = match state {
+                        TargetState::Started => State::Running,
+                        TargetState::Paused => State::Paused,
+                    };
+                    self.shared.status.set(name, shown, None);
+                }
+            }
+            (Some(_), None) => {
+                let config = entry.config.clone();
+                let topics = Arc::clone(&entry.topics);
+                let prepared = self.validate(&config)?;
+                let task = self.start_task(prepared, target, &topics);
+                if let Some(entry) = entries.get_mut(name) {
+                    entry.task = task;
+                }
+            }
+            (None, _) => {
+                if let Some(task) = entry.task.take() {
+                    stop(task).await;
+                }
+                self.shared.status.set(name, State::Stopped, None);
+            }
+        }
+        self.persist(&entries);
+        Ok(())
+    }
+
+    pub async fn pause(&self, name: &str) -> Result<(), RuntimeError> {
+        self.set_target(name, Target::Paused).await
+    }
+
+    pub async fn resume(&self, name: &str) -> Result<(), RuntimeError> {
+        self.set_target(name, Target::Started).await
+    }
+
+    /// Restarts a connector's task (one task per connector: the connector and its task restart
+    /// together). With `only_failed`, only a FAILED one. Returns whether it restarted.
+    pub async fn restart(&self, name: &str, only_failed: bool) -> Result<bool, RuntimeError> {
+        let mut entries = self.entries.lock().await;
+        let entry = entries
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        if entry.target == Target::Stopped || (only_failed && !self.is_failed(name)) {
+            return Ok(false);
+        }
+        self.shared.status.set(name, State::Restarting, None);
+        if let Some(task) = entry.task.take() {
+            stop(task).await;
+        }
+        let prepared = self.validate(&entry.config)?;
+        let topics = Arc::clone(&entry.topics);
+        let target = entry.target;
+        let task = self.start_task(prepared, target, &topics);
+        if let Some(entry) = entries.get_mut(name) {
+            entry.task = task;
+        }
+        Ok(true)
+    }
+
+    fn is_failed(&self, name: &str) -> bool {
+        self.shared
+            .status
+            .get(name)
+            .is_some_and(|s| s.state == State::Failed)
+    }
+
+    /// After a failed sink is replaced or removed, the batches it held will never be
+    /// acknowledged. Sources with unacknowledged batches restart from their committed offsets,
+    /// so those records reach the sinks now subscribed (sinks that already have some of them
+    /// see them again: at-least-once).
+    async fn replay_unacknowledged(&self, entries: &mut BTreeMap<String, Entry>) {
+        for (name, entry) in entries.iter_mut() {
+            if entry.task.as_ref().is_none_or(|t| t.in_flight() == 0) {
+                continue;
+            }
+            if let Some(task) = entry.task.take() {
+                stop(task).await;
+            }
+            tracing::info!(connector = %name, "Replaying records a failed sink never acknowledged.");
+            match self.validate(&entry.config) {
+                Ok(prepared) => {
+                    entry.task = self.start_task(prepared, entry.target, &entry.topics);
+                }
+                Err(errors) => self.report_invalid(name, &errors),
+            }
+        }
+    }
+
+    pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
+        self.shared.status.get(name)
+    }
+
+    pub fn statuses(&self) -> BTreeMap<String, ConnectorStatus> {
+        self.shared.status.all()
+    }
+
+    pub fn metrics(&self, name: &str) -> Option<MetricsSnapshot> {
+        let metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        metrics.get(name).map(|m| m.snapshot())
+    }
+
+    /// Every connector's counters.
+    pub fn all_metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
+        let metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        metrics
+            .iter()
+            .map(|(name, m)| (name.clone(), m.snapshot()))
+            .collect()
+    }
+
+    fn view(&self, entry: &Entry) -> ConnectorView {
+        let status = self
+            .shared
+            .status
+            .get(&entry.config.name)
+            .unwrap_or(ConnectorStatus {
+                state: State::Unassigned,
+                trace: None,
+            });
+        ConnectorView {
+            name: entry.config.name.clone(),
+            config: entry.config.config.clone(),
+            connector_type: entry.connector_type,
+            origin: entry.origin.clone(),
+            target: entry.target,
+            status,
+            has_task: entry.target != Target::Stopped,
+        }
+    }
+
+    /// Every connector, by name.
+    pub async fn connectors(&self) -> Vec<ConnectorView> {
+        let entries = self.entries.lock().await;
+        entries.values().map(|e| self.view(e)).collect()
+    }
+
+    pub async fn connector(&self, name: &str) -> Result<ConnectorView, RuntimeError> {
+        let entries = self.entries.lock().await;
+        entries
+            .get(name)
+            .map(|e| self.view(e))
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))
+    }
+
+    /// Topics the connector produced to or consumed from since it was created or reset.
+    pub async fn topics(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Ok(entry.topics.list())
+    }
+
+    pub async fn reset_topics(&self, name: &str) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        entry.topics.clear();
+        Ok(())
+    }
+
+    /// Sends a sink connector's dead letters through it again (see [`crate::runtime::replay`]).
+    pub async fn replay(&self, name: &str, from: ReplayFrom) -> Result<ReplayReport, RuntimeError> {
+        let (inbox, (key, value)) = {
+            let entries = self.entries.lock().await;
+            let entry = entries
+                .get(name)
+                .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+            if entry.connector_type != ConnectorType::Sink {
+                return Err(RuntimeError::BadRequest(format!(
+                    "{name} is a source connector: replay its dead letters into the sink \
+                     connector that consumes its topics"
+                )));
+            }
+            match entry.task.as_ref().map(|t| &t.handle) {
+                Some(Handle::Sink(h)) => (h.inbox.clone(), h.converters.clone()),
+                _ => {
+                    return Err(RuntimeError::Conflict(format!(
+                        "connector {name} is not running; resume it before replaying its dead letters"
+                    )));
+                }
+            }
+        };
+        let kafka = self.shared.kafka.as_ref().map(|k| k.settings.clone());
+        let report = replay::run(
+            name,
+            &from,
+            &self.shared.data_dir,
+            kafka,
+            &inbox,
+            (key, value),
+        )
+        .await
+        .map_err(|source| RuntimeError::Replay {
+            connector: name.to_owned(),
+            source: Box::new(source),
+        })?;
+        tracing::info!(connector = %name, replayed = report.replayed, refused = report.refused, from = %report.from, "Dead letters replayed.");
+        Ok(report)
+    }
+
+    /// The committed source offsets of a connector (sinks have none on the embedded bus).
+    pub async fn offsets(&self, name: &str) -> Result<SourceOffsets, RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        if entry.connector_type == ConnectorType::Sink {
+            return Ok(SourceOffsets::default());
+        }
+        Ok(self.shared.offsets.load(name)?)
+    }
+
+    fn require_stopped(entry: &Entry) -> Result<(), RuntimeError> {
+        if entry.target != Target::Stopped || entry.task.is_some() {
+            return Err(RuntimeError::BadRequest(
+                "Connectors must be in the STOPPED state before their offsets can be modified. \
+                 This can be done for the specified connector by issuing a 'PUT' request to the \
+                 '/connectors/{connector}/stop' endpoint"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, forgets) the offsets of some source partitions. STOPPED only.
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        changes: Vec<(Value, Option<Value>)>,
+    ) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Self::require_stopped(entry)?;
+        if entry.connector_type == ConnectorType::Sink {
+            return Err(RuntimeError::BadRequest(format!(
+                "connector {name} is a sink: on the embedded bus it has no offsets to alter"
+            )));
+        }
+        let mut offsets = self.shared.offsets.load(name)?;
+        for (partition, offset) in changes {
+            match offset {
+                Some(offset) => offsets.insert(partition, offset),
+                None => offsets.remove(&partition),
+            }
+        }
+        self.forget_state(name)?;
+        Ok(self.shared.offsets.save(name, &offsets)?)
+    }
+
+    /// Deletes a connector's transform state (windows, plugin state): it describes the records
+    /// up to the old offsets, so new offsets start it afresh. Its checkpoint would otherwise
+    /// take precedence over the offsets file at the next start.
+    fn forget_state(&self, name: &str) -> Result<(), RuntimeError> {
+        let path = crate::state::StateStore::path_for(&self.shared.data_dir, name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(connector = %name, path = %path.display(), "Transform state deleted with the offsets.");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RuntimeError::StateFile { path, source }),
+        }
+    }
+
+    /// Forgets every offset of a connector. STOPPED only.
+    pub async fn reset_offsets(&self, name: &str) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        Self::require_stopped(entry)?;
+        self.forget_state(name)?;
+        Ok(self.shared.offsets.delete(name)?)
+    }
+
+    /// Stops everything: sources, then sinks (final flush), then the offset committers.
+    pub async fn shutdown(&self) {
+        let mut entries = self.entries.lock().await;
+        let tasks: Vec<Running> = entries.values_mut().filter_map(|e| e.task.take()).collect();
+        stop_all(tasks).await;
+        tracing::info!("All connectors stopped.");
+    }
+
+    fn metrics_for(&self, name: &str) -> Arc<ConnectorMetrics> {
+        let mut metrics = self
+            .shared
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(metrics.entry(name.to_owned()).or_default())
+    }
+
+    fn fail(&self, name: &str, error: &ConnectorError) {
+        fail(&self.shared, name, error);
+    }
+}
+
+pub(super) fn fail(shared: &Shared, name: &str, error: &ConnectorError) {
+    let trace = error.trace();
+    tracing::error!(connector = %name, error = %trace, "Connector task failed.");
+    shared.status.set(name, State::Failed, Some(trace));
+}

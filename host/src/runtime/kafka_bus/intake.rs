@@ -1,0 +1,506 @@
+//! Feeding a sink from Kafka: a consumer in group `connect-<sink>` reads the sink's topics,
+//! converts each message with the sink's key and value converters, and hands batches to the
+//! sink's inbox like any local source would.
+//!
+//! Offsets are committed to Kafka only for records the sink flushed: each batch is registered
+//! with an [`OffsetTracker`] whose acknowledged offsets this loop commits. When the group takes
+//! partitions away, the consumer asks the sink to flush, waits for the acknowledgements and
+//! commits before letting go, so the next owner starts exactly after what was written here.
+//!
+//! The consumer runs on its own thread: librdkafka's rebalance callbacks run inside `poll`, and
+//! waiting for the sink there must not hold up an async worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::convert::Converter;
+use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::offsets::SourceOffsets;
+use crate::api::record::{Header, Payload, Position, Record};
+use crate::api::retry::{Backoff, INITIAL_DELAY};
+use crate::converters::BuiltinConverter;
+use crate::kafka::client::{KafkaSettings, connector_error};
+use crate::runtime::ack::OffsetTracker;
+use crate::runtime::bus::{Delivery, TopicSelector};
+
+/// Most records handed to the sink in one batch (Kafka's `max.poll.records` default).
+const MAX_BATCH: usize = 500;
+/// How long a poll waits for the first message of a batch.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long partitions being revoked (or a stopping consumer) wait for the sink's flush.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks while waiting for the sink.
+const WAIT_STEP: Duration = Duration::from_millis(5);
+/// How often a sink on the embedded bus looks for listed topics Kafka does not have yet.
+const TOPIC_RECHECK: Duration = Duration::from_secs(5);
+
+/// Everything a sink's Kafka consumer needs.
+pub struct IntakeSpec {
+    pub connector: String,
+    pub settings: KafkaSettings,
+    pub selector: TopicSelector,
+    /// Consume only the listed topics Kafka already has (the embedded bus: topics missing from
+    /// Kafka are the local sources' business). With the Kafka bus every listed topic is read.
+    pub only_existing: bool,
+    pub key_converter: BuiltinConverter,
+    pub value_converter: BuiltinConverter,
+    pub inbox: mpsc::Sender<Delivery>,
+    /// Notified to make the sink flush now (before partitions are revoked).
+    pub flush_now: Arc<Notify>,
+    /// Cancelled when the task stops.
+    pub cancel: CancellationToken,
+    /// Cancelled when the sink runner has finished (flushed what it could, or failed).
+    pub sink_done: CancellationToken,
+    /// Called when the consumer cannot run (a client property librdkafka refuses, a bad
+    /// subscription): the connector is marked FAILED with the reason.
+    pub on_failure: Box<dyn FnOnce(ConnectorError) + Send>,
+}
+
+impl std::fmt::Debug for IntakeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeSpec")
+            .field("connector", &self.connector)
+            .field("selector", &self.selector)
+            .finish()
+    }
+}
+
+/// Starts the consumer thread.
+pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("kafka-in-{}", spec.connector))
+        .spawn(move || {
+            let on_failure = std::mem::replace(&mut spec.on_failure, Box::new(|_| {}));
+            if let Err(e) = run(spec) {
+                on_failure(connector_error("running the sink's Kafka consumer", e));
+            }
+        })
+}
+
+struct IntakeContext {
+    connector: String,
+    tracker: Arc<OffsetTracker>,
+    flush_now: Arc<Notify>,
+    sink_done: CancellationToken,
+}
+
+impl ClientContext for IntakeContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if is_missing_topic(&error) {
+            tracing::debug!(connector = %self.connector, reason, "A subscribed topic does not exist yet.");
+        } else {
+            tracing::warn!(connector = %self.connector, error = %error, reason, "Kafka client error.");
+        }
+    }
+}
+
+fn is_missing_topic(error: &rdkafka::error::KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+}
+
+impl ConsumerContext for IntakeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    connector = %self.connector,
+                    partitions = partitions.count(),
+                    "Partitions revoked; flushing the sink before committing."
+                );
+                self.flush_now.notify_one();
+                wait_for_sink(&self.tracker, &self.sink_done);
+                commit(consumer, &self.tracker, Some(partitions), CommitMode::Sync);
+                // Partitions kept (cooperative rebalancing) are committed by the next round.
+                self.tracker.mark_dirty();
+            }
+            Rebalance::Assign(partitions) => {
+                for p in partitions.elements() {
+                    self.tracker
+                        .forget(&partition_key(p.topic(), p.partition()));
+                }
+                tracing::info!(
+                    connector = %self.connector,
+                    partitions = partitions.count(),
+                    "Partitions assigned."
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(connector = %self.connector, error = %e, "Rebalance failed.");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // The next commit carries the same or newer offsets; nothing is lost meanwhile.
+            tracing::warn!(connector = %self.connector, error = %e, "Offset commit failed; will retry.");
+            self.tracker.mark_dirty();
+        }
+    }
+}
+
+/// Waits until every batch handed to the sink is acknowledged (or the sink is gone).
+fn wait_for_sink(tracker: &OffsetTracker, sink_done: &CancellationToken) {
+    let deadline = Instant::now() + FLUSH_WAIT;
+    while tracker.in_flight() > 0 && !sink_done.is_cancelled() && Instant::now() < deadline {
+        std::thread::sleep(WAIT_STEP);
+    }
+}
+
+/// The waits of this thread while the schema registry is unreachable: 300 ms doubling to 30 s.
+fn registry_backoff() -> Backoff {
+    Backoff::new(INITIAL_DELAY, Duration::from_secs(30))
+}
+
+/// The source partition of a topic partition, in the offsets' JSON form.
+pub fn partition_key(topic: &str, partition: i32) -> Value {
+    json!({ "topic": topic, "partition": partition })
+}
+
+/// Commits the acknowledged offsets of the assigned partitions (or of `only` those).
+fn commit(
+    consumer: &BaseConsumer<IntakeContext>,
+    tracker: &OffsetTracker,
+    only: Option<&TopicPartitionList>,
+    mode: CommitMode,
+) {
+    let Some(acked) = tracker.take_dirty() else {
+        return;
+    };
+    let assigned = match only {
+        Some(tpl) => tpl.clone(),
+        None => match consumer.assignment() {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the partition assignment.");
+                tracker.mark_dirty();
+                return;
+            }
+        },
+    };
+    let list = offsets_to_commit(&acked, &assigned);
+    if list.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&list, mode) {
+        tracing::warn!(error = %e, "Offset commit failed; will retry.");
+        tracker.mark_dirty();
+    }
+}
+
+/// Acknowledged offsets restricted to the partitions this member owns: committing a
+/// partition another member took over would move its position backwards.
+fn offsets_to_commit(acked: &SourceOffsets, assigned: &TopicPartitionList) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for elem in assigned.elements() {
+        let key = partition_key(elem.topic(), elem.partition());
+        if let Some(next) = acked.get(&key).and_then(|o| o["offset"].as_i64())
+            && list
+                .add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next))
+                .is_err()
+        {
+            tracing::warn!(topic = elem.topic(), "Invalid offset to commit; skipped.");
+        }
+    }
+    list
+}
+
+fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
+    let tracker = OffsetTracker::new(SourceOffsets::default());
+    let context = IntakeContext {
+        connector: spec.connector.clone(),
+        tracker: Arc::clone(&tracker),
+        flush_now: Arc::clone(&spec.flush_now),
+        sink_done: spec.sink_done.clone(),
+    };
+    let group = format!("connect-{}", spec.connector);
+    let consumer: BaseConsumer<IntakeContext> = spec
+        .settings
+        .consumer_config(&group, &format!("headwater-{}", spec.connector))
+        .create_with_context(context)?;
+    let mut subscription = Subscription::new(&spec);
+    let source: Arc<str> = Arc::from(spec.connector.as_str());
+    while !spec.cancel.is_cancelled() {
+        if !subscription.refresh(&spec, &consumer)? {
+            std::thread::sleep(POLL_WAIT);
+            continue;
+        }
+        let batch = poll_batch(&consumer, &spec, &source);
+        commit(&consumer, &tracker, None, CommitMode::Async);
+        let Some((records, failed, offsets)) = batch else {
+            continue;
+        };
+        let ack = tracker
+            .begin(offsets, 1)
+            .pop()
+            .expect("begin returns one token per sink");
+        let mut delivery = Delivery {
+            records,
+            failed,
+            ack,
+        };
+        // Waits while the sink's inbox is full; the group heartbeat runs on librdkafka's thread.
+        loop {
+            match spec.inbox.try_send(delivery) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if spec.cancel.is_cancelled() {
+                        return finish(&consumer, &tracker, &spec);
+                    }
+                    delivery = back;
+                    std::thread::sleep(WAIT_STEP);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return finish(&consumer, &tracker, &spec);
+                }
+            }
+        }
+    }
+    finish(&consumer, &tracker, &spec)
+}
+
+/// A stopping consumer waits for the sink's last flush and commits it before leaving the group.
+fn finish(
+    consumer: &BaseConsumer<IntakeContext>,
+    tracker: &OffsetTracker,
+    spec: &IntakeSpec,
+) -> Result<(), rdkafka::error::KafkaError> {
+    wait_for_sink(tracker, &spec.sink_done);
+    commit(consumer, tracker, None, CommitMode::Sync);
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// What the sink reads from Kafka: a regex (librdkafka's form, `^` first) or listed topics.
+/// With `only_existing` (the embedded bus), listed topics Kafka does not have yet are looked
+/// for again every [`TOPIC_RECHECK`], so a topic created after the sink started is read too.
+struct Subscription {
+    wanted: Vec<String>,
+    only_existing: bool,
+    current: Vec<String>,
+    next_check: Instant,
+    said_waiting: bool,
+}
+
+impl Subscription {
+    fn new(spec: &IntakeSpec) -> Self {
+        let (mut wanted, only_existing) = match &spec.selector {
+            TopicSelector::Regex(re) => (vec![format!("^(?:{})$", re.as_str())], false),
+            TopicSelector::List(topics) => (topics.iter().cloned().collect(), spec.only_existing),
+        };
+        wanted.sort();
+        Self {
+            wanted,
+            only_existing,
+            current: Vec::new(),
+            next_check: Instant::now(),
+            said_waiting: false,
+        }
+    }
+
+    /// Subscribes to what is wanted (and, with `only_existing`, in Kafka) when that changed.
+    /// Returns whether anything is subscribed.
+    fn refresh(
+        &mut self,
+        spec: &IntakeSpec,
+        consumer: &BaseConsumer<IntakeContext>,
+    ) -> Result<bool, rdkafka::error::KafkaError> {
+        if self.current.len() == self.wanted.len() || Instant::now() < self.next_check {
+            return Ok(!self.current.is_empty());
+        }
+        self.next_check = Instant::now() + TOPIC_RECHECK;
+        let topics = if self.only_existing {
+            match consumer.fetch_metadata(None, Duration::from_secs(10)) {
+                Ok(metadata) => self
+                    .wanted
+                    .iter()
+                    .filter(|t| metadata.topics().iter().any(|m| m.name() == t.as_str()))
+                    .cloned()
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(connector = %spec.connector, error = %e, retry_in_s = TOPIC_RECHECK.as_secs(), "Could not list Kafka's topics; retrying.");
+                    return Ok(!self.current.is_empty());
+                }
+            }
+        } else {
+            self.wanted.clone()
+        };
+        if topics != self.current && !topics.is_empty() {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&refs)?;
+            tracing::info!(connector = %spec.connector, group = %format!("connect-{}", spec.connector), topics = ?topics, "Consuming from Kafka.");
+            self.current = topics;
+        } else if self.current.is_empty() && !self.said_waiting {
+            self.said_waiting = true;
+            tracing::debug!(connector = %spec.connector, recheck_s = TOPIC_RECHECK.as_secs(), "None of the sink's topics is in Kafka yet; reading local sources.");
+        }
+        Ok(!self.current.is_empty())
+    }
+}
+
+/// Records converted, records that failed conversion, and the offsets reached per partition.
+type Batch = (Vec<Record>, Vec<(Record, RecordError)>, Vec<(Value, Value)>);
+
+fn poll_batch(
+    consumer: &BaseConsumer<IntakeContext>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Option<Batch> {
+    let mut records = Vec::new();
+    let mut failed = Vec::new();
+    let mut offsets: Vec<(Value, Value)> = Vec::new();
+    let mut wait = POLL_WAIT;
+    while records.len() + failed.len() < MAX_BATCH {
+        let message = match consumer.poll(wait) {
+            None => break,
+            Some(Ok(m)) => m,
+            Some(Err(e)) if is_missing_topic(&e) => break,
+            Some(Err(e)) => {
+                tracing::warn!(connector = %spec.connector, error = %e, "Kafka consumer error.");
+                break;
+            }
+        };
+        wait = Duration::ZERO;
+        let key = partition_key(message.topic(), message.partition());
+        let next = json!({ "offset": message.offset() + 1 });
+        match offsets.iter_mut().find(|(p, _)| *p == key) {
+            Some((_, offset)) => *offset = next,
+            None => offsets.push((key, next)),
+        }
+        match convert_waiting(&message, spec, source) {
+            Some(Ok(record)) => records.push(record),
+            Some(Err(failure)) => failed.push(*failure),
+            // Stopped while the registry was away: nothing of this batch is handed over or
+            // committed; the next owner reads it again.
+            None => return None,
+        }
+    }
+    (!offsets.is_empty()).then_some((records, failed, offsets))
+}
+
+/// A Kafka message as a record, through the sink's converters. On failure, the record keeps the
+/// original bytes for the dead-letter queue.
+fn convert(
+    message: &BorrowedMessage<'_>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Result<Record, Conversion> {
+    let key_bytes = message.key().map(Bytes::copy_from_slice);
+    let value_bytes = message.payload().map(Bytes::copy_from_slice);
+    let mut record = Record {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key: Payload::null(),
+        value: Payload::null(),
+        headers: message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(Bytes::copy_from_slice),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        position: Some(Position {
+            source: Arc::clone(source),
+            partition: Arc::from(partition_key(message.topic(), message.partition()).to_string()),
+            offset: u64::try_from(message.offset() + 1).unwrap_or(0),
+        }),
+    };
+    let read = |converter: &BuiltinConverter, bytes: &Option<Bytes>| match bytes {
+        Some(b) => converter.read(b.clone()),
+        None => Ok(Payload::null()),
+    };
+    let failure = match read(&spec.key_converter, &key_bytes) {
+        Ok(key) => match read(&spec.value_converter, &value_bytes) {
+            Ok(value) => {
+                record.key = key;
+                record.value = value;
+                return Ok(record);
+            }
+            Err(e) => (Stage::ValueConverter, spec.value_converter.class(), e),
+        },
+        Err(e) => (Stage::KeyConverter, spec.key_converter.class(), e),
+    };
+    let (stage, class, error) = failure;
+    if error.is_transient() {
+        return Err(Conversion::Transient(error));
+    }
+    // The dead letter carries the bytes exactly as they were consumed.
+    record.key = key_bytes.map(Payload::json_bytes).unwrap_or_default();
+    record.value = value_bytes.map(Payload::json_bytes).unwrap_or_default();
+    let error = RecordError::new(
+        stage,
+        class,
+        crate::api::error::DATA_EXCEPTION,
+        error.to_string(),
+    );
+    Err(Conversion::Refused(Box::new((record, error))))
+}
+
+/// Why a message could not become a record.
+enum Conversion {
+    /// The data is bad: a dead letter with the bytes as consumed.
+    Refused(Box<(Record, RecordError)>),
+    /// The converter's schema registry could not be reached: worth waiting for.
+    Transient(crate::api::convert::ConvertError),
+}
+
+/// [`convert`], waiting with backoff while the schema registry is unreachable (a registry
+/// outage must not turn every record into a dead letter). `None` when the task stops meanwhile.
+fn convert_waiting(
+    message: &BorrowedMessage<'_>,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+) -> Option<Result<Record, Box<(Record, RecordError)>>> {
+    let mut backoff = registry_backoff();
+    loop {
+        match convert(message, spec, source) {
+            Ok(record) => return Some(Ok(record)),
+            Err(Conversion::Refused(failure)) => return Some(Err(failure)),
+            Err(Conversion::Transient(e)) => {
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_ms = backoff.delay().as_millis() as u64, "The schema registry is unreachable; waiting for it.");
+                if !backoff.wait_blocking(&spec.cancel, WAIT_STEP * 10) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owned_partitions_are_committed() {
+        let mut acked = SourceOffsets::default();
+        acked.insert(partition_key("t", 0), json!({"offset": 10}));
+        acked.insert(partition_key("t", 1), json!({"offset": 7}));
+        let mut assigned = TopicPartitionList::new();
+        assigned.add_partition("t", 1);
+        assigned.add_partition("t", 2);
+        let list = offsets_to_commit(&acked, &assigned);
+        let elements = list.elements();
+        assert_eq!(
+            elements.len(),
+            1,
+            "partition 0 moved to another member; 2 has no ack"
+        );
+        assert_eq!(elements[0].partition(), 1);
+        assert_eq!(elements[0].offset(), Offset::Offset(7));
+    }
+}

@@ -1,0 +1,7 @@
+//! The Kafka bus (`[bus] kind = "kafka"`, and sinks reading Kafka topics on the embedded bus):
+//! the worker's link to the cluster, the publisher that produces a source's records, and the
+//! intake that feeds a sink from its consumer group. Offsets are committed only after the
+//! records they cover are safe (acknowledged by Kafka, or flushed by the sink).
+pub mod intake;
+pub mod link;
+pub mod publish;

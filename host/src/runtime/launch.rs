@@ -1,0 +1,385 @@
+//! Starting and stopping one connector's task: wiring a built task to the bus, its transform
+//! chain, error reporter, offsets and metrics.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::connector::{TargetState, Task};
+use crate::api::error::ConnectorError;
+use crate::api::metrics::ConnectorMetrics;
+use crate::api::record::Record;
+use crate::converters::BuiltinConverter;
+use crate::runtime::ack::OffsetTracker;
+use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
+use crate::runtime::host::{Shared, fail};
+use crate::runtime::kafka_bus::intake::{self, IntakeSpec};
+use crate::runtime::kafka_bus::link::KafkaLink;
+use crate::runtime::kafka_bus::publish::KafkaPublisher;
+use crate::runtime::prepare::Prepared;
+use crate::runtime::reporter::ErrorReporter;
+use crate::runtime::sink_runner::SinkRunner;
+use crate::runtime::source_context::{Publisher, SourceTaskContext};
+use crate::runtime::source_runner::{commit_loop, run_source};
+use crate::runtime::status::State;
+use crate::state::StateStore;
+
+/// How long a stopping source waits for sinks to acknowledge what it already sent, so its final
+/// offsets include them. Whatever is not acknowledged by then is replayed on the next start.
+const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The topics a connector produced to or consumed from (Kafka Connect's topic tracking).
+#[derive(Debug, Default)]
+pub struct TopicSet {
+    topics: Mutex<BTreeSet<String>>,
+}
+
+impl TopicSet {
+    /// Notes the topics of a batch (one lock per batch; consecutive duplicates skipped).
+    pub fn note(&self, records: &[Record]) {
+        let mut last: Option<&str> = None;
+        let mut new: Vec<&str> = Vec::new();
+        for r in records {
+            if last != Some(r.topic.as_str()) && !new.contains(&r.topic.as_str()) {
+                new.push(&r.topic);
+            }
+            last = Some(&r.topic);
+        }
+        if new.is_empty() {
+            return;
+        }
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for t in new {
+            if !topics.contains(t) {
+                topics.insert(t.to_owned());
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+pub(super) struct SourceHandle {
+    run: JoinHandle<()>,
+    committer: JoinHandle<()>,
+    stop_committer: CancellationToken,
+    pub(super) tracker: Arc<OffsetTracker>,
+}
+
+pub(super) struct SinkHandle {
+    run: JoinHandle<()>,
+    /// The sink's inbox and converters, for replaying dead letters into it.
+    pub(super) inbox: mpsc::Sender<Delivery>,
+    pub(super) converters: (BuiltinConverter, BuiltinConverter),
+    /// The thread consuming the sink's topics from Kafka, if it reads Kafka.
+    intake: Option<std::thread::JoinHandle<()>>,
+}
+
+pub(super) enum Handle {
+    Source(SourceHandle),
+    Sink(SinkHandle),
+}
+
+/// A running task.
+pub(super) struct Running {
+    pub(super) name: String,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Sender<TargetState>,
+    pub(super) handle: Handle,
+}
+
+impl Running {
+    /// Batches sent but not yet acknowledged by every sink (sources only).
+    pub(super) fn in_flight(&self) -> usize {
+        match &self.handle {
+            Handle::Source(h) => h.tracker.in_flight(),
+            Handle::Sink(_) => 0,
+        }
+    }
+
+    pub(super) fn is_source(&self) -> bool {
+        matches!(self.handle, Handle::Source(_))
+    }
+}
+
+/// Starts `prepared` in `initial` state.
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    prepared: Prepared,
+    initial: TargetState,
+    metrics: Arc<ConnectorMetrics>,
+    topics: Arc<TopicSet>,
+) -> Result<Running, ConnectorError> {
+    let name = prepared.config.name.clone();
+    let cancel = CancellationToken::new();
+    let (target_tx, target_rx) = watch::channel(initial);
+    // The worker's Kafka as this connector sees it (its client overrides applied).
+    let kafka = with_overrides(shared, &prepared);
+    let key_converter = prepared.key_converter.clone();
+    let value_converter = prepared.value_converter.clone();
+    let reporter = Arc::new(ErrorReporter::new(
+        Arc::from(name.as_str()),
+        prepared.policy.clone(),
+        &shared.data_dir,
+        Arc::clone(&metrics),
+        kafka.clone(),
+        (key_converter.clone(), value_converter.clone()),
+    ));
+    let chain = Arc::new(prepared.chain);
+    // Set before the tasks start: a task failing at once (a consumer property librdkafka
+    // refuses) must not have its FAILED overwritten.
+    let state = match initial {
+        TargetState::Started => State::Running,
+        TargetState::Paused => State::Paused,
+    };
+    shared.status.set(&name, state, None);
+    let handle = match prepared.task {
+        Task::Sink(sink) => {
+            let selector = prepared
+                .topics
+                .expect("prepare sets topics for every sink connector");
+            let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
+            let on_kafka_bus = shared.kafka.as_ref().is_some_and(|k| k.bus);
+            let id = if on_kafka_bus {
+                // Every record comes through Kafka: nothing to take from the embedded bus.
+                u64::MAX
+            } else {
+                shared
+                    .bus
+                    .subscribe_with(&name, selector.clone(), inbox.clone())
+            };
+            let subscription = Subscription {
+                id,
+                inbox: receiver,
+            };
+            let flush_now = Arc::new(Notify::new());
+            let done = CancellationToken::new();
+            let intake = match &kafka {
+                Some(link) => {
+                    let spec = IntakeSpec {
+                        connector: name.clone(),
+                        settings: link.settings.clone(),
+                        selector,
+                        only_existing: !link.bus,
+                        key_converter: key_converter.clone(),
+                        value_converter: value_converter.clone(),
+                        inbox: inbox.clone(),
+                        flush_now: Arc::clone(&flush_now),
+                        cancel: cancel.clone(),
+                        sink_done: done.clone(),
+                        on_failure: {
+                            let (shared, name) = (Arc::clone(shared), name.clone());
+                            Box::new(move |e| fail(&shared, &name, &e))
+                        },
+                    };
+                    Some(intake::spawn(spec).map_err(|e| {
+                        ConnectorError::fatal("starting the Kafka consumer thread", e)
+                    })?)
+                }
+                None => None,
+            };
+            let runner = SinkRunner {
+                name: name.clone(),
+                shared: Arc::clone(shared),
+                chain,
+                reporter,
+                metrics,
+                topics,
+                cancel: cancel.clone(),
+                target: target_rx,
+                held: Vec::new(),
+                held_newest_event: None,
+                flush_now,
+                done,
+            };
+            Handle::Sink(SinkHandle {
+                run: tokio::spawn(runner.run(sink, subscription)),
+                intake,
+                inbox,
+                converters: (key_converter, value_converter),
+            })
+        }
+        Task::Source(source) => {
+            // Starting from scratch after a read error would re-emit everything: refuse.
+            let mut committed = shared
+                .offsets
+                .load(&name)
+                .map_err(|e| ConnectorError::fatal("loading committed offsets", e))?;
+            // Stateful steps resume from their checkpoint: its offsets, not the offsets file
+            // (which may be ahead of the state), say where the source starts again.
+            let state = if chain.is_stateful() {
+                let path = StateStore::path_for(&shared.data_dir, &name);
+                let store = StateStore::open(&path)
+                    .map_err(|e| ConnectorError::fatal("opening the state store", e))?;
+                chain
+                    .restore_state(&store)
+                    .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
+                if let Some(offsets) = store
+                    .checkpointed_offsets()
+                    .map_err(|e| ConnectorError::fatal("reading the state checkpoint", e))?
+                {
+                    committed = offsets;
+                }
+                Some(store)
+            } else {
+                None
+            };
+            let tracker = OffsetTracker::new(committed.clone());
+            let committed_at_start = committed.clone();
+            let stop_committer = CancellationToken::new();
+            // With state, offsets are written only at checkpoints, with the state they match
+            // (`SourceTaskContext::checkpoint`): written ahead of the state, a crash before the
+            // next checkpoint would resume past records the state never kept.
+            let committer = tokio::spawn(commit_loop(
+                name.clone(),
+                Arc::clone(&tracker),
+                shared.offsets.clone(),
+                stop_committer.clone(),
+                state.is_none(),
+            ));
+            let ctx = SourceTaskContext {
+                connector: Arc::from(name.as_str()),
+                committed,
+                chain,
+                reporter: Arc::clone(&reporter),
+                publisher: publisher(shared, kafka, key_converter, value_converter)?,
+                tracker: Arc::clone(&tracker),
+                cancel: cancel.clone(),
+                target: target_rx,
+                metrics,
+                topics,
+                state,
+                offset_store: shared.offsets.clone(),
+                last_checkpoint: std::time::Instant::now(),
+                checkpointed: committed_at_start,
+                state_ahead: false,
+            };
+            let run = tokio::spawn(run_source(
+                name.clone(),
+                Arc::clone(shared),
+                source,
+                ctx,
+                reporter,
+            ));
+            Handle::Source(SourceHandle {
+                run,
+                committer,
+                stop_committer,
+                tracker,
+            })
+        }
+    };
+    Ok(Running {
+        name,
+        cancel,
+        target: target_tx,
+        handle,
+    })
+}
+
+/// Waits for a sink runner, then for its Kafka consumer's last commit.
+async fn await_sink(name: &str, h: SinkHandle) {
+    await_task(name, h.run).await;
+    if let Some(intake) = h.intake {
+        let joined = tokio::task::spawn_blocking(move || intake.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!(connector = %name, "Kafka consumer thread panicked.");
+        }
+    }
+}
+
+/// The worker's Kafka with the connector's `producer.override.*` and `consumer.override.*`
+/// applied (the shared link, and its producer, when there are none).
+fn with_overrides(shared: &Shared, prepared: &Prepared) -> Option<Arc<KafkaLink>> {
+    let link = shared.kafka.as_ref()?;
+    if prepared.producer_overrides.is_empty() && prepared.consumer_overrides.is_empty() {
+        return Some(Arc::clone(link));
+    }
+    let settings = link
+        .settings
+        .with_overrides(&prepared.producer_overrides, &prepared.consumer_overrides);
+    Some(Arc::new(KafkaLink::new(settings, link.bus)))
+}
+
+/// Where a source's records go: Kafka on the Kafka bus, else the embedded bus.
+fn publisher(
+    shared: &Shared,
+    kafka: Option<Arc<KafkaLink>>,
+    key: BuiltinConverter,
+    value: BuiltinConverter,
+) -> Result<Publisher, ConnectorError> {
+    match kafka {
+        Some(link) if link.bus => Ok(Publisher::Kafka(Box::new(KafkaPublisher::new(
+            link, key, value,
+        )?))),
+        _ => Ok(Publisher::Embedded(Arc::clone(&shared.bus))),
+    }
+}
+
+pub(super) async fn await_task(name: &str, handle: JoinHandle<()>) {
+    if let Err(e) = handle.await {
+        tracing::error!(connector = %name, error = %e, "Connector task panicked.");
+    }
+}
+
+/// Stops a task: a sink drains and flushes; a source stops reading, gives its sinks
+/// [`SOURCE_DRAIN_TIMEOUT`] to acknowledge, and writes its final offsets.
+pub(super) async fn stop(r: Running) {
+    r.cancel.cancel();
+    match r.handle {
+        Handle::Sink(h) => await_sink(&r.name, h).await,
+        Handle::Source(h) => {
+            await_task(&r.name, h.run).await;
+            let deadline = tokio::time::Instant::now() + SOURCE_DRAIN_TIMEOUT;
+            while h.tracker.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            h.stop_committer.cancel();
+            await_task(&r.name, h.committer).await;
+        }
+    }
+}
+
+/// Stops many tasks the way a shutdown must: sources first, then sinks (which flush and ack
+/// what the sources sent), then the sources' committers (which write the final offsets).
+pub(super) async fn stop_all(tasks: Vec<Running>) {
+    let (sources, sinks): (Vec<_>, Vec<_>) = tasks.into_iter().partition(Running::is_source);
+    for r in sources.iter().chain(&sinks) {
+        if r.is_source() {
+            r.cancel.cancel();
+        }
+    }
+    let mut committers = Vec::new();
+    for r in sources {
+        if let Handle::Source(h) = r.handle {
+            await_task(&r.name, h.run).await;
+            committers.push((r.name, h.committer, h.stop_committer));
+        }
+    }
+    for r in &sinks {
+        r.cancel.cancel();
+    }
+    for r in sinks {
+        if let Handle::Sink(h) = r.handle {
+            await_sink(&r.name, h).await;
+        }
+    }
+    for (name, committer, stop) in committers {
+        stop.cancel();
+        await_task(&name, committer).await;
+    }
+}

@@ -1,0 +1,356 @@
+//! The keys the host reads from every connector config (Kafka Connect's `ConnectorConfig` and
+//! `SinkConnectorConfig`), and [`prepare`], which turns a raw config into a runnable task.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::connector::{BuildContext, ConnectorType, Task};
+use crate::api::error::{ErrorPolicy, Tolerance};
+use crate::api::registry::Registry;
+use crate::converters::BuiltinConverter;
+use crate::kafka::KafkaSettings;
+use crate::runtime::bus::TopicSelector;
+use crate::transforms::chain::Chain;
+
+use crate::api::options::{ConfigIssue, ConfigKey, KeyType, Options};
+use crate::config::connector::{ConfigErrors, ConnectorConfig};
+use crate::config::providers;
+
+pub const CONNECTOR_CLASS: ConfigKey = ConfigKey::new(
+    "connector.class",
+    KeyType::String,
+    "Class of the connector: a Headwater class (`headwater.file.FileSource`), a Kafka Connect \
+     or Debezium class name Headwater implements, or its simple name.",
+)
+.required();
+
+pub const NAME: ConfigKey = ConfigKey::new(
+    "name",
+    KeyType::String,
+    "Globally unique name of the connector.",
+);
+
+pub const TASKS_MAX: ConfigKey = ConfigKey::new(
+    "tasks.max",
+    KeyType::Int,
+    "Maximum number of tasks. Headwater runs one task per connector and scales across hosts \
+     instead; values above 1 are accepted and logged.",
+)
+.with_default("1");
+
+pub const KEY_CONVERTER: ConfigKey = ConfigKey::new(
+    "key.converter",
+    KeyType::Class,
+    "BuiltinConverter for record keys; options under `key.converter.*`. Default: JsonConverter with \
+     schemas.enable=true (Kafka Connect's worker default).",
+);
+
+pub const VALUE_CONVERTER: ConfigKey = ConfigKey::new(
+    "value.converter",
+    KeyType::Class,
+    "BuiltinConverter for record values; options under `value.converter.*`. Default: JsonConverter \
+     with schemas.enable=true (Kafka Connect's worker default).",
+);
+
+pub const HEADER_CONVERTER: ConfigKey = ConfigKey::new(
+    "header.converter",
+    KeyType::Class,
+    "BuiltinConverter for header values. Accepted for compatibility; headers are kept as bytes.",
+);
+
+pub const CONFIG_ACTION_RELOAD: ConfigKey = ConfigKey::new(
+    "config.action.reload",
+    KeyType::String,
+    "What to do when a referenced external config changes: restart or none.",
+)
+.with_default("restart")
+.one_of(&["restart", "none"]);
+
+pub const ERRORS_TOLERANCE: ConfigKey = ConfigKey::new(
+    "errors.tolerance",
+    KeyType::String,
+    "Behaviour for records that fail a stage: `none` fails the task at the first one; `all` \
+     sends them to the dead-letter queue and continues.",
+)
+.with_default("none")
+.one_of(&["none", "all"]);
+
+pub const ERRORS_LOG_ENABLE: ConfigKey = ConfigKey::new(
+    "errors.log.enable",
+    KeyType::Boolean,
+    "Log each failed record with its error.",
+)
+.with_default("false");
+
+pub const ERRORS_LOG_INCLUDE_MESSAGES: ConfigKey = ConfigKey::new(
+    "errors.log.include.messages",
+    KeyType::Boolean,
+    "Include the failed record's key and value in the error log.",
+)
+.with_default("false");
+
+pub const ERRORS_RETRY_TIMEOUT: ConfigKey = ConfigKey::new(
+    "errors.retry.timeout",
+    KeyType::Long,
+    "Milliseconds to keep retrying a failed operation that may succeed later (lost \
+     connection, timeout). 0 means no retry, -1 retries forever.",
+)
+.with_default("0");
+
+pub const ERRORS_RETRY_DELAY_MAX_MS: ConfigKey = ConfigKey::new(
+    "errors.retry.delay.max.ms",
+    KeyType::Long,
+    "Upper bound, in milliseconds, of the exponential backoff between retries.",
+)
+.with_default("60000");
+
+pub const ERRORS_DLQ_TOPIC: ConfigKey = ConfigKey::new(
+    "errors.deadletterqueue.topic.name",
+    KeyType::String,
+    "Kafka topic for dead letters (needs a Kafka bus). Without it, dead letters go to \
+     `<data dir>/dlq/<connector>.jsonl`.",
+)
+.with_default("");
+
+pub const ERRORS_DLQ_REPLICATION: ConfigKey = ConfigKey::new(
+    "errors.deadletterqueue.topic.replication.factor",
+    KeyType::Int,
+    "Replication factor of the dead-letter topic when it is created.",
+)
+.with_default("3");
+
+pub const ERRORS_DLQ_CONTEXT_HEADERS: ConfigKey = ConfigKey::new(
+    "errors.deadletterqueue.context.headers.enable",
+    KeyType::Boolean,
+    "Add `__connect.errors.*` headers to dead letters. The dead-letter file always has them.",
+)
+.with_default("false");
+
+pub const TOPICS: ConfigKey = ConfigKey::new(
+    "topics",
+    KeyType::List,
+    "Sink connectors: comma-separated topics to consume. Exactly one of `topics` and \
+     `topics.regex` must be set.",
+);
+
+pub const TOPICS_REGEX: ConfigKey = ConfigKey::new(
+    "topics.regex",
+    KeyType::String,
+    "Sink connectors: a Java regular expression; every topic it matches entirely is consumed.",
+);
+
+/// The keys every connector accepts, documented.
+pub const COMMON_KEYS: &[ConfigKey] = &[
+    NAME,
+    CONNECTOR_CLASS,
+    TASKS_MAX,
+    KEY_CONVERTER,
+    VALUE_CONVERTER,
+    HEADER_CONVERTER,
+    CONFIG_ACTION_RELOAD,
+    ERRORS_TOLERANCE,
+    ERRORS_LOG_ENABLE,
+    ERRORS_LOG_INCLUDE_MESSAGES,
+    ERRORS_RETRY_TIMEOUT,
+    ERRORS_RETRY_DELAY_MAX_MS,
+    ERRORS_DLQ_TOPIC,
+    ERRORS_DLQ_REPLICATION,
+    ERRORS_DLQ_CONTEXT_HEADERS,
+];
+
+/// Keys only sink connectors accept.
+pub const SINK_KEYS: &[ConfigKey] = &[TOPICS, TOPICS_REGEX];
+
+/// A validated connector, ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub config: ConnectorConfig,
+    pub class: &'static str,
+    pub connector_type: ConnectorType,
+    pub task: Task,
+    pub chain: Chain,
+    pub policy: ErrorPolicy,
+    /// The sink's subscription; `None` for sources.
+    pub topics: Option<TopicSelector>,
+    /// Keys nobody read (Kafka Connect accepts extra keys; we say which were ignored).
+    pub unused_keys: Vec<String>,
+    /// `key.converter` and `value.converter`: how the connector's records are written to and
+    /// read from Kafka.
+    pub key_converter: BuiltinConverter,
+    pub value_converter: BuiltinConverter,
+    /// `producer.override.*` (sources on the Kafka bus, dead letters) and
+    /// `consumer.override.*` (sinks reading Kafka), prefixes stripped.
+    pub producer_overrides: BTreeMap<String, String>,
+    pub consumer_overrides: BTreeMap<String, String>,
+}
+
+fn error_policy(options: &mut Options) -> ErrorPolicy {
+    let defaults = ErrorPolicy::default();
+    let tolerance = match options.choice(&ERRORS_TOLERANCE).as_deref() {
+        Some("all") => Tolerance::All,
+        _ => Tolerance::None,
+    };
+    let retry_timeout = match options.i64(&ERRORS_RETRY_TIMEOUT) {
+        Some(-1) => None,
+        Some(ms) if ms >= 0 => Some(Duration::from_millis(ms.unsigned_abs())),
+        Some(ms) => {
+            options.issue(
+                ERRORS_RETRY_TIMEOUT.name,
+                format!("expected -1 (forever) or a non-negative number of ms, got {ms}"),
+            );
+            defaults.retry_timeout
+        }
+        None => defaults.retry_timeout,
+    };
+    let dlq_topic = options
+        .string(&ERRORS_DLQ_TOPIC)
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    ErrorPolicy {
+        dlq_topic,
+        dlq_replication: options
+            .positive(&ERRORS_DLQ_REPLICATION)
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(defaults.dlq_replication),
+        dlq_context_headers: options.bool(&ERRORS_DLQ_CONTEXT_HEADERS).unwrap_or(false),
+        tolerance,
+        log_enable: options.bool(&ERRORS_LOG_ENABLE).unwrap_or(false),
+        log_include_messages: options.bool(&ERRORS_LOG_INCLUDE_MESSAGES).unwrap_or(false),
+        retry_timeout,
+        retry_delay_max: options
+            .u64(&ERRORS_RETRY_DELAY_MAX_MS)
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.retry_delay_max),
+    }
+}
+
+fn topic_selector(options: &mut Options) -> Option<TopicSelector> {
+    let topics = options.list(&TOPICS);
+    let has_regex = options.contains(TOPICS_REGEX.name);
+    match (topics.is_empty(), has_regex) {
+        (false, true) => {
+            options.issue(
+                TOPICS.name,
+                "topics and topics.regex are mutually exclusive options, but both are set.",
+            );
+            None
+        }
+        (true, false) => {
+            options.issue(TOPICS.name, "Must configure one of topics or topics.regex");
+            None
+        }
+        (false, false) => Some(TopicSelector::List(topics.into_iter().collect())),
+        (true, true) => options
+            .full_match_regex(&TOPICS_REGEX)
+            .map(TopicSelector::Regex),
+    }
+}
+
+/// Resolves placeholders, reads the common keys, builds the transform chain and the
+/// connector's task. Every problem is reported at once.
+pub fn prepare(
+    registry: &Registry,
+    config: &ConnectorConfig,
+    data_dir: &Path,
+    kafka: Option<&KafkaSettings>,
+) -> Result<Prepared, ConfigErrors> {
+    let fail = |issues: Vec<ConfigIssue>| ConfigErrors {
+        connector: config.name.clone(),
+        issues,
+    };
+    let resolved = providers::resolve(&config.config).map_err(fail)?;
+    let mut options = Options::new(resolved);
+    options.string(&NAME);
+    let class = options.string(&CONNECTOR_CLASS);
+    let plugin = class.as_deref().and_then(|c| {
+        let found = registry.find(c);
+        if found.is_none() {
+            let known = registry.class_names().join(", ");
+            options.issue(
+                CONNECTOR_CLASS.name,
+                format!("unknown connector class {c:?}; known classes: {known}"),
+            );
+        }
+        found
+    });
+    if let Some(n) = options.positive(&TASKS_MAX)
+        && n > 1
+    {
+        tracing::info!(
+            connector = %config.name,
+            tasks_max = n,
+            "Headwater runs one task per connector; tasks.max above 1 is accepted."
+        );
+    }
+    options.string(&HEADER_CONVERTER);
+    options.choice(&CONFIG_ACTION_RELOAD);
+    let key_converter = BuiltinConverter::from_options(&mut options, &KEY_CONVERTER);
+    let value_converter = BuiltinConverter::from_options(&mut options, &VALUE_CONVERTER);
+    let policy = error_policy(&mut options);
+    let producer_overrides: BTreeMap<String, String> = options
+        .take_under("producer.override.")
+        .into_iter()
+        .collect();
+    let consumer_overrides: BTreeMap<String, String> = options
+        .take_under("consumer.override.")
+        .into_iter()
+        .collect();
+    options.take_under("admin.override.");
+    let chain_ctx = crate::api::transform::ChainContext {
+        connector: config.name.clone(),
+        data_dir: data_dir.to_path_buf(),
+    };
+    let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
+    let Some(plugin) = plugin else {
+        return Err(fail(options.issues().to_vec()));
+    };
+    let connector_type = plugin.connector_type();
+    let topics = match connector_type {
+        ConnectorType::Sink => topic_selector(&mut options),
+        ConnectorType::Source => None,
+    };
+    if connector_type == ConnectorType::Sink && chain.is_stateful() {
+        // A checkpoint pairs the state with the offsets of the records that built it: those of
+        // a source connector.
+        options.issue(
+            "transforms",
+            format!(
+                "a stateful transform ({} or a stateful WASM plugin) keeps durable state, \
+                 checkpointed with a source's offsets: put it in the transforms of the source \
+                 connector that produces these topics",
+                crate::window::CLASS
+            ),
+        );
+    }
+    let ctx = BuildContext {
+        connector: config.name.clone(),
+        data_dir: data_dir.to_path_buf(),
+        key_converter: Arc::new(key_converter.clone()),
+        value_converter: Arc::new(value_converter.clone()),
+        kafka: kafka.map(|k| k.with_overrides(&producer_overrides, &consumer_overrides)),
+    };
+    let task = plugin.build(&mut options, &ctx);
+    let unused_keys = options.finish().map_err(fail)?;
+    let task = task.ok_or_else(|| {
+        fail(vec![ConfigIssue {
+            key: CONNECTOR_CLASS.name.to_owned(),
+            message: "the connector could not be built from this config".into(),
+        }])
+    })?;
+    Ok(Prepared {
+        config: config.clone(),
+        class: plugin.class(),
+        connector_type,
+        task,
+        chain,
+        policy,
+        topics,
+        unused_keys,
+        key_converter,
+        value_converter,
+        producer_overrides,
+        consumer_overrides,
+    })
+}

@@ -1,0 +1,210 @@
+//! `errors.*` handling: what happens to a record that fails a stage.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::api::convert::Converter;
+use crate::api::error::{ConnectorError, ErrorPolicy, RecordError, Tolerance};
+use crate::api::metrics::ConnectorMetrics;
+use crate::api::record::Payload;
+use crate::api::record::Record;
+use crate::converters::BuiltinConverter;
+use crate::kafka::client::connector_error;
+use crate::kafka::producer::Outgoing;
+use crate::runtime::dlq::{FileDeadLetterQueue, context_headers, dead_letter_json};
+use crate::runtime::kafka_bus::link::KafkaLink;
+
+/// Routes failed records of one connector per its [`ErrorPolicy`].
+#[derive(Debug)]
+pub struct ErrorReporter {
+    connector: Arc<str>,
+    task_id: u32,
+    policy: ErrorPolicy,
+    dlq: FileDeadLetterQueue,
+    /// Set when dead letters go to a Kafka topic.
+    kafka: Option<Arc<KafkaLink>>,
+    /// The connector's key and value converters: a dead letter's bytes are the record as they
+    /// wrote (or read) it.
+    converters: (BuiltinConverter, BuiltinConverter),
+    metrics: Arc<ConnectorMetrics>,
+}
+
+impl ErrorReporter {
+    pub fn new(
+        connector: Arc<str>,
+        policy: ErrorPolicy,
+        data_dir: &Path,
+        metrics: Arc<ConnectorMetrics>,
+        kafka: Option<Arc<KafkaLink>>,
+        converters: (BuiltinConverter, BuiltinConverter),
+    ) -> Self {
+        let dlq = FileDeadLetterQueue::new(data_dir, &connector);
+        let kafka = match (&policy.dlq_topic, kafka) {
+            (Some(_), Some(link)) => Some(link),
+            (Some(topic), None) => {
+                tracing::warn!(
+                    connector = %connector,
+                    topic = %topic,
+                    file = %dlq.path().display(),
+                    "errors.deadletterqueue.topic.name is set but the worker has no Kafka \
+                     ([kafka] bootstrap_servers); dead letters go to the file instead."
+                );
+                None
+            }
+            (None, _) => None,
+        };
+        Self {
+            connector,
+            task_id: 0,
+            policy,
+            dlq,
+            kafka,
+            converters,
+            metrics,
+        }
+    }
+
+    pub fn policy(&self) -> &ErrorPolicy {
+        &self.policy
+    }
+
+    /// Handles failed records: with `errors.tolerance=all` they are written (and synced) to the
+    /// dead-letter queue; with `none` the first one fails the task.
+    pub async fn report(&self, failures: Vec<(Record, RecordError)>) -> Result<(), ConnectorError> {
+        if failures.is_empty() {
+            return Ok(());
+        }
+        self.metrics.add_errors(failures.len() as u64);
+        if self.policy.tolerance == Tolerance::None {
+            let (record, error) = failures.into_iter().next().expect("failures is not empty");
+            tracing::error!(
+                connector = %self.connector,
+                topic = %record.topic,
+                offset = record.offset,
+                error = %error,
+                "Record failed and errors.tolerance=none; failing the task."
+            );
+            return Err(ConnectorError::ToleranceExceeded(Box::new(error)));
+        }
+        for (record, error) in &failures {
+            self.log(record, error);
+        }
+        let count = failures.len() as u64;
+        match (&self.kafka, &self.policy.dlq_topic) {
+            (Some(link), Some(topic)) => self.produce(link, topic, failures).await?,
+            _ => self.append(&failures)?,
+        }
+        self.metrics.add_dead_letters(count);
+        Ok(())
+    }
+
+    fn log(&self, record: &Record, error: &RecordError) {
+        if self.policy.log_enable {
+            if self.policy.log_include_messages {
+                tracing::warn!(
+                    connector = %self.connector,
+                    topic = %record.topic,
+                    offset = record.offset,
+                    key = ?record.key.to_json_bytes(),
+                    value = ?record.value.to_json_bytes(),
+                    error = %error,
+                    "Record failed; sent to the dead-letter queue."
+                );
+            } else {
+                tracing::warn!(
+                    connector = %self.connector,
+                    topic = %record.topic,
+                    offset = record.offset,
+                    error = %error,
+                    "Record failed; sent to the dead-letter queue."
+                );
+            }
+        }
+    }
+
+    /// Dead letters to Kafka: the original key and value bytes and headers, plus the
+    /// `__connect.errors.*` context headers when enabled. Waits for Kafka's acknowledgement.
+    async fn produce(
+        &self,
+        link: &KafkaLink,
+        topic: &str,
+        failures: Vec<(Record, RecordError)>,
+    ) -> Result<(), ConnectorError> {
+        link.topics
+            .ensure(topic, Some(self.policy.dlq_replication))
+            .await?;
+        let producer = link.producer()?;
+        let letters: Vec<Outgoing> = failures
+            .iter()
+            .map(|(record, error)| {
+                let mut headers = record.headers.clone();
+                if self.policy.dlq_context_headers {
+                    headers.extend(context_headers(
+                        record,
+                        &self.connector,
+                        self.task_id,
+                        error,
+                    ));
+                }
+                Outgoing {
+                    topic: topic.to_owned(),
+                    partition: None,
+                    key: letter_bytes(&self.converters.0, &record.topic, true, &record.key),
+                    value: letter_bytes(&self.converters.1, &record.topic, false, &record.value),
+                    headers,
+                    timestamp: record.timestamp,
+                }
+            })
+            .collect();
+        for result in producer.send_all(&letters).await {
+            result.map_err(|e| {
+                connector_error(format!("writing dead letters to Kafka topic {topic}"), e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Dead letters to `<data dir>/dlq/<connector>.jsonl`, synced.
+    fn append(&self, failures: &[(Record, RecordError)]) -> Result<(), ConnectorError> {
+        let mut lines = Vec::with_capacity(failures.len());
+        for (record, error) in failures {
+            lines.push(dead_letter_json(
+                record,
+                record.key.to_json_bytes().as_ref(),
+                record.value.to_json_bytes().as_ref(),
+                &self.connector,
+                self.task_id,
+                error,
+            ));
+        }
+        self.dlq.append(&lines).map_err(|e| {
+            ConnectorError::fatal(
+                format!(
+                    "writing {} record(s) to the dead-letter file {}",
+                    lines.len(),
+                    self.dlq.path().display()
+                ),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// A dead letter's key or value bytes: the bytes as they arrived when the record was never
+/// converted (a converter refused it), else the record as the connector's converter writes it
+/// (Avro as JSON: re-registering a schema for a dead letter would change the registry).
+fn letter_bytes(
+    converter: &BuiltinConverter,
+    topic: &str,
+    is_key: bool,
+    payload: &Payload,
+) -> Option<bytes::Bytes> {
+    if payload.raw().is_some() || matches!(converter, BuiltinConverter::Avro(_)) {
+        return payload.to_json_bytes();
+    }
+    let mut copy = payload.clone();
+    converter
+        .serialize(topic, is_key, &mut copy)
+        .unwrap_or_else(|_| payload.to_json_bytes())
+}

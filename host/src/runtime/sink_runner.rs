@@ -1,0 +1,194 @@
+//! Running a sink task: deliveries in, transforms, writes, flushes on size and time, and
+//! acknowledgements after each successful flush.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::connector::{Sink, TargetState};
+use crate::api::error::ConnectorError;
+use crate::api::metrics::ConnectorMetrics;
+use crate::api::retry::Retry;
+use crate::runtime::ack::AckToken;
+use crate::runtime::bus::{Delivery, Subscription};
+use crate::runtime::host::{Shared, fail};
+use crate::runtime::launch::TopicSet;
+use crate::runtime::reporter::ErrorReporter;
+use crate::transforms::chain::Chain;
+
+/// How long a stopping sink may take for its last flush.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub(super) struct SinkRunner {
+    pub(super) name: String,
+    pub(super) shared: Arc<Shared>,
+    pub(super) chain: Arc<Chain>,
+    pub(super) reporter: Arc<ErrorReporter>,
+    pub(super) metrics: Arc<ConnectorMetrics>,
+    pub(super) topics: Arc<TopicSet>,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Receiver<TargetState>,
+    /// Tokens of records written but not yet flushed.
+    pub(super) held: Vec<AckToken>,
+    /// Newest event time among the records the held tokens cover.
+    pub(super) held_newest_event: Option<i64>,
+    /// Notified when the sink must flush now (Kafka partitions are being revoked).
+    pub(super) flush_now: Arc<Notify>,
+    /// Cancelled when this runner has finished: flushed what it could, or failed.
+    pub(super) done: CancellationToken,
+}
+
+impl SinkRunner {
+    pub(super) async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
+        let done = self.done.clone();
+        self.run_inner(&mut sink, &mut sub).await;
+        done.cancel();
+    }
+
+    async fn run_inner(&mut self, sink: &mut Box<dyn Sink>, sub: &mut Subscription) {
+        let result = match self.serve(sink, sub).await {
+            // Graceful part: no new deliveries, take what is queued, flush it.
+            Ok(()) => {
+                self.shared.bus.unsubscribe(sub.id);
+                sub.inbox.close();
+                // A destination that cannot take the last flush (a broker down) must not hold
+                // the shutdown: what is not flushed is not acknowledged, so it is replayed.
+                match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, self.drain(sink, sub)).await {
+                    Ok(drained) => drained,
+                    Err(_) => {
+                        tracing::warn!(
+                            connector = %self.name,
+                            timeout_s = FINAL_FLUSH_TIMEOUT.as_secs(),
+                            "The sink did not flush in time while stopping; its unflushed records will be replayed."
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            fail(&self.shared, &self.name, &e);
+            // A failed sink keeps its subscription without reading it: its inbox fills and
+            // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
+            // would let sources commit records no sink received.
+            self.cancel.cancelled().await;
+            self.shared.bus.unsubscribe(sub.id);
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.open().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
+            }
+        }
+        loop {
+            let started = *self.target.borrow_and_update() == TargetState::Started;
+            if !started && !self.held.is_empty() {
+                // Paused: make what we hold durable, then idle.
+                self.flush(sink).await?;
+            }
+            let deadline = sink.flush_deadline().filter(|_| !self.held.is_empty());
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Ok(()),
+                changed = self.target.changed() => if changed.is_err() { return Ok(()) },
+                delivery = sub.inbox.recv(), if started => match delivery {
+                    Some(d) => self.handle(sink, d).await?,
+                    None => return Ok(()),
+                },
+                _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
+                _ = self.flush_now.notified() => self.drain(sink, sub).await?,
+            }
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        while let Ok(d) = sub.inbox.try_recv() {
+            self.handle(sink, d).await?;
+        }
+        if !self.held.is_empty() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        delivery: Delivery,
+    ) -> Result<(), ConnectorError> {
+        let started = std::time::Instant::now();
+        let Delivery {
+            records,
+            failed,
+            ack,
+        } = delivery;
+        self.reporter.report(failed).await?;
+        self.topics.note(&records);
+        let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
+        self.metrics.add_in(records.len() as u64, bytes as u64);
+        let before = records.len();
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|r| !sink.already_written(r))
+            .collect();
+        self.metrics.add_dropped((before - records.len()) as u64);
+        let out = self.chain.apply_batch_async(records).await;
+        if let Some(reason) = out.fatal {
+            return Err(ConnectorError::fatal("transform chain", reason));
+        }
+        self.reporter.report(out.failed).await?;
+        self.metrics.add_dropped(out.dropped as u64);
+        let written = out.kept.len();
+        let newest_event = out.kept.iter().filter_map(|r| r.timestamp).max();
+        let failed = sink.write(out.kept).await?;
+        self.metrics.add_out((written - failed.len()) as u64);
+        self.reporter.report(failed).await?;
+        self.held.push(ack);
+        self.held_newest_event = self.held_newest_event.max(newest_event);
+        self.metrics.batch_latency.observe(started.elapsed());
+        if sink.flush_due() {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        let started = std::time::Instant::now();
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.flush().await {
+                Ok(()) => break,
+                Err(e) => retry.backoff(e, &self.cancel, "flushing sink").await?,
+            }
+        }
+        self.metrics.flush_latency.observe(started.elapsed());
+        if let Some(event_ms) = self.held_newest_event.take() {
+            self.metrics.note_durable_event(event_ms);
+        }
+        for token in self.held.drain(..) {
+            token.ack();
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

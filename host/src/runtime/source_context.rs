@@ -1,0 +1,261 @@
+//! The runtime's side of [`SourceContext`]: a source task's batches go through its transform
+//! chain and error policy to the bus; with stateful transforms, checkpoints pair the chain's
+//! state with the offsets the sinks acknowledged.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::connector::{SourceBatch, SourceContext, TargetState};
+use crate::api::error::ConnectorError;
+use crate::api::metrics::ConnectorMetrics;
+use crate::api::offsets::SourceOffsets;
+use crate::runtime::ack::OffsetTracker;
+use crate::runtime::bus::Bus;
+use crate::runtime::reporter::ErrorReporter;
+use crate::transforms::chain::Chain;
+
+/// A running source task's context.
+#[derive(Debug)]
+pub struct SourceTaskContext {
+    pub(crate) connector: Arc<str>,
+    pub(crate) committed: SourceOffsets,
+    pub(crate) chain: Arc<Chain>,
+    pub(crate) reporter: Arc<ErrorReporter>,
+    pub(crate) publisher: Publisher,
+    pub(crate) tracker: Arc<OffsetTracker>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) target: watch::Receiver<TargetState>,
+    pub(crate) metrics: Arc<ConnectorMetrics>,
+    pub(crate) topics: Arc<crate::runtime::launch::TopicSet>,
+    /// The connector's state store when its chain has stateful steps.
+    pub(crate) state: Option<Arc<crate::state::StateStore>>,
+    /// Where offsets are persisted (by the checkpoint, when the chain has state).
+    pub(crate) offset_store: crate::offsets::OffsetStore,
+    pub(crate) last_checkpoint: std::time::Instant,
+    /// The offsets of the last checkpoint.
+    pub(crate) checkpointed: crate::api::offsets::SourceOffsets,
+    /// The chain's state has absorbed a batch the tracker does not know yet.
+    pub(crate) state_ahead: bool,
+}
+
+/// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
+#[derive(Debug)]
+pub enum Publisher {
+    Embedded(Arc<Bus>),
+    Kafka(Box<crate::runtime::kafka_bus::publish::KafkaPublisher>),
+}
+
+#[async_trait]
+impl SourceContext for SourceTaskContext {
+    fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    fn committed(&self, partition: &Value) -> Option<&Value> {
+        self.committed.get(partition)
+    }
+
+    fn acknowledged(&self, partition: &Value) -> Option<Value> {
+        if self.state.is_some() {
+            // With stateful transforms a restart resumes from the checkpoint: upstream must
+            // keep everything after it.
+            return self.checkpointed.get(partition).cloned();
+        }
+        self.tracker.acknowledged(partition)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.tracker.in_flight()
+    }
+
+    fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    fn metrics(&self) -> &ConnectorMetrics {
+        &self.metrics
+    }
+
+    async fn send(&mut self, batch: SourceBatch) -> Result<(), ConnectorError> {
+        if !self.wait_until_started().await {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let SourceBatch {
+            records,
+            mut failed,
+            offsets,
+            bytes,
+        } = batch;
+        self.metrics
+            .add_in((records.len() + failed.len()) as u64, bytes);
+        // From here until the batch is registered with the tracker, the state holds records
+        // no offset accounts for: a checkpoint must not be taken (see `final_checkpoint`).
+        self.state_ahead = self.state.is_some();
+        let out = self.chain.apply_batch_async(records).await;
+        if let Some(reason) = out.fatal {
+            return Err(ConnectorError::fatal("transform chain", reason));
+        }
+        failed.extend(out.failed);
+        self.reporter.report(failed).await?;
+        self.metrics.add_dropped(out.dropped as u64);
+        self.topics.note(&out.kept);
+        let published = out.kept.len();
+        // A stopped (or failed) sink may never make room: stopping must not wait for it. An
+        // interrupted publish leaves its batch unacknowledged, to be replayed.
+        let (discarded, refused) = match &self.publisher {
+            Publisher::Embedded(bus) => tokio::select! {
+                discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
+                _ = self.cancel.cancelled() => return Ok(()),
+            },
+            Publisher::Kafka(kafka) => {
+                let Some((records, refused)) = kafka.serialize(out.kept, &self.cancel).await else {
+                    return Ok(());
+                };
+                // Records the converters refuse are dead letters (counted as errors), written
+                // before the batch's position can be committed.
+                let count = refused.len();
+                self.reporter.report(refused).await?;
+                tokio::select! {
+                    sent = kafka.send(records, offsets, &self.tracker) => sent?,
+                    _ = self.cancel.cancelled() => return Ok(()),
+                }
+                (0, count)
+            }
+        };
+        self.state_ahead = false;
+        self.metrics.add_dropped(discarded as u64);
+        self.metrics
+            .add_out((published - discarded - refused) as u64);
+        self.metrics.batch_latency.observe(started.elapsed());
+        let since = self.last_checkpoint.elapsed();
+        // Without waiting when the sinks are caught up; waiting for them (a Parquet sink
+        // acknowledges at each file rotation) only once a checkpoint is long overdue.
+        if since >= CHECKPOINT_INTERVAL && self.tracker.in_flight() == 0
+            || since >= CHECKPOINT_FORCE_AFTER
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    async fn idle(&mut self) -> Result<(), ConnectorError> {
+        if self.state.is_some()
+            && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+            && self.tracker.committed() != self.checkpointed
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+}
+
+impl SourceTaskContext {
+    /// Waits while the connector is paused. Returns false if the task was cancelled meanwhile.
+    async fn wait_until_started(&mut self) -> bool {
+        loop {
+            if *self.target.borrow_and_update() == TargetState::Started {
+                return true;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                changed = self.target.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    /// After a failed run, before the source runs again (sources resume from
+    /// [`Self::committed`]): from what the sinks acknowledged; with stateful transforms, from
+    /// their last checkpoint, the state going back to it too, so the retry counts nothing twice.
+    pub(crate) fn rewind(&mut self) -> Result<(), ConnectorError> {
+        let Some(store) = self.state.clone() else {
+            self.committed = self.tracker.committed();
+            return Ok(());
+        };
+        store
+            .discard_spills()
+            .and_then(|()| self.chain.restore_state(&store))
+            .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
+        self.committed = self.checkpointed.clone();
+        self.state_ahead = false;
+        Ok(())
+    }
+
+    /// Checkpoints the chain's state (if it has any) with the offsets it corresponds to. Waits
+    /// until every batch sent is acknowledged, so the state and the offsets describe the same
+    /// records, and every window result emitted so far is in the sinks.
+    pub(crate) async fn checkpoint(&mut self) -> Result<(), ConnectorError> {
+        let Some(store) = self.state.clone() else {
+            return Ok(());
+        };
+        while self.tracker.in_flight() > 0 {
+            tokio::select! {
+                _ = self.tracker.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = self.cancel.cancelled() => return Ok(()),
+            }
+        }
+        self.write_checkpoint(store).await
+    }
+
+    /// The last checkpoint of a stopping task: taken if the sinks acknowledge everything sent
+    /// within `wait`; otherwise the next start replays from the previous checkpoint.
+    pub(crate) async fn final_checkpoint(&mut self, wait: std::time::Duration) {
+        let Some(store) = self.state.clone() else {
+            return;
+        };
+        if self.state_ahead {
+            tracing::info!(connector = %self.connector, "Stopped mid-batch; no final state checkpoint (the next start replays from the last one).");
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.tracker.in_flight() > 0 {
+            tokio::select! {
+                _ = self.tracker.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(connector = %self.connector, "Records still unacknowledged at stop; no final state checkpoint (the next start replays from the last one).");
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.write_checkpoint(store).await {
+            tracing::error!(connector = %self.connector, error = %e, "Final state checkpoint failed; the next start replays from the last one.");
+        }
+    }
+
+    async fn write_checkpoint(
+        &mut self,
+        store: Arc<crate::state::StateStore>,
+    ) -> Result<(), ConnectorError> {
+        let offsets = self.tracker.committed();
+        self.checkpointed = offsets.clone();
+        let chain = Arc::clone(&self.chain);
+        let (file, name) = (self.offset_store.clone(), self.connector.to_string());
+        tokio::task::spawn_blocking(move || {
+            chain.checkpoint(&store, &offsets)?;
+            // The offsets file follows (for the REST API and tools); the store stays the
+            // source of truth on restart.
+            if let Err(e) = file.save(&name, &offsets) {
+                tracing::warn!(connector = %name, error = %e, "Could not write the offsets file after a checkpoint.");
+            }
+            Ok::<_, crate::state::StateError>(())
+        })
+        .await
+        .map_err(|e| ConnectorError::fatal("checkpointing state", e.to_string()))?
+        .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// How often a source with stateful transforms checkpoints their state with its offsets, when
+/// its sinks have acknowledged everything sent. A restart replays the input since the last
+/// checkpoint (window results from it may be emitted again, identical).
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// After this long without a checkpoint, the source waits for its sinks to take one.
+const CHECKPOINT_FORCE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);

@@ -1,0 +1,220 @@
+//! The worker config: where the host keeps its state and how it talks to the world.
+//!
+//! A TOML file (`headwater run --config worker.toml`); every field has a default, and command
+//! line flags override the file.
+//!
+//! ```toml
+//! data_dir = "var"              # offsets, dead letters, plugin cache
+//! connectors_dir = "connectors.d"
+//!
+//! [rest]
+//! listen = "127.0.0.1:8083"
+//! token = "s3cret"              # optional bearer token (or HEADWATER_REST_TOKEN)
+//!
+//! [bus]
+//! kind = "embedded"             # in-process topics; "kafka": topics live in Kafka
+//!
+//! [kafka]
+//! bootstrap_servers = "127.0.0.1:9092"
+//! topic_partitions = 4          # for topics Headwater creates
+//! topic_replication_factor = 1
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::kafka::KafkaSettings;
+use crate::runtime::kafka_bus::link::KafkaLink;
+
+/// Which bus carries topics between sources and sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process topic router: a local source feeds the local sinks subscribed to its topics.
+    /// This is the default.
+    #[default]
+    Embedded,
+    /// Topics are Kafka topics: sources produce to Kafka, sinks consume in group
+    /// `connect-<name>`, and hosts with the same configs split the partitions. Needs
+    /// `[kafka] bootstrap_servers`.
+    Kafka,
+}
+
+/// `[rest]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestConfig {
+    /// Address of the REST API. Default `127.0.0.1:8083` (Kafka Connect's port, loopback only).
+    pub listen: SocketAddr,
+    /// Bearer token every request (but `/health`) must carry. The `HEADWATER_REST_TOKEN`
+    /// environment variable sets it too. Default: none.
+    pub token: Option<String>,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
+            token: None,
+        }
+    }
+}
+
+/// `[bus]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    pub kind: BusKind,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Kafka bootstrap servers, `host:port[,host:port]`. Unset: no Kafka. With the embedded
+    /// bus, sinks then also read their topics that Kafka has, and dead letters may go to Kafka.
+    pub bootstrap_servers: Option<String>,
+    /// Partitions of topics Headwater creates (Kafka bus topics, dead-letter topics).
+    /// Default 1.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics Headwater creates (Kafka bus and KafkaSink topics;
+    /// dead-letter topics use `errors.deadletterqueue.topic.replication.factor`). Default 1.
+    pub topic_replication_factor: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: None,
+            topic_partitions: 1,
+            topic_replication_factor: 1,
+        }
+    }
+}
+
+/// The whole worker config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Directory for offsets, dead letters and caches. Default `var`.
+    pub data_dir: PathBuf,
+    /// Directory watched for connector configs. Default `connectors.d`.
+    pub connectors_dir: PathBuf,
+    pub rest: RestConfig,
+    pub bus: BusConfig,
+    pub kafka: KafkaConfig,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("var"),
+            connectors_dir: PathBuf::from("connectors.d"),
+            rest: RestConfig::default(),
+            bus: BusConfig::default(),
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+/// Why the worker config could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerConfigError {
+    #[error("bus.kind = \"kafka\" needs [kafka] bootstrap_servers")]
+    KafkaBusWithoutServers,
+    #[error("reading worker config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("worker config {path}: {source}")]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl WorkerConfig {
+    /// The Kafka connection this config asks for; an error when `bus.kind = "kafka"` has no
+    /// bootstrap servers.
+    pub fn kafka_link(&self) -> Result<Option<KafkaLink>, WorkerConfigError> {
+        let servers = self
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let on_kafka_bus = self.bus.kind == BusKind::Kafka;
+        match servers {
+            None if on_kafka_bus => Err(WorkerConfigError::KafkaBusWithoutServers),
+            None => Ok(None),
+            Some(servers) => {
+                let settings = KafkaSettings {
+                    topic_partitions: self.kafka.topic_partitions.max(1),
+                    topic_replication: self.kafka.topic_replication_factor.max(1),
+                    ..KafkaSettings::new(servers)
+                };
+                Ok(Some(KafkaLink::new(settings, on_kafka_bus)))
+            }
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, WorkerConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WorkerConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| WorkerConfigError::Toml {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c: WorkerConfig =
+            toml::from_str("data_dir = \"/tmp/x\"\n[rest]\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.rest.listen.port(), 9000);
+        assert_eq!(c.connectors_dir, PathBuf::from("connectors.d"));
+        assert_eq!(c.bus.kind, BusKind::Embedded);
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_named() {
+        let err = toml::from_str::<WorkerConfig>("data_dri = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `data_dri`"), "{err}");
+        let err = toml::from_str::<WorkerConfig>("[bus]\nkind = \"carrier-pigeon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `carrier-pigeon`"), "{err}");
+    }
+
+    #[test]
+    fn the_kafka_bus_needs_bootstrap_servers() {
+        let c: WorkerConfig = toml::from_str("[bus]\nkind = \"kafka\"\n").unwrap();
+        assert!(
+            c.kafka_link()
+                .unwrap_err()
+                .to_string()
+                .contains("bootstrap_servers")
+        );
+        let c: WorkerConfig = toml::from_str(
+            "[bus]\nkind = \"kafka\"\n[kafka]\nbootstrap_servers = \"h:9092\"\ntopic_partitions = 6\n",
+        )
+        .unwrap();
+        let link = c.kafka_link().unwrap().unwrap();
+        assert!(link.bus);
+        assert_eq!(link.settings.topic_partitions, 6);
+        assert!(WorkerConfig::default().kafka_link().unwrap().is_none());
+    }
+}
