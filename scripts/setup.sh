@@ -3,7 +3,7 @@
 # Idempotent: every step checks first and does nothing when already done.
 #
 #   scripts/setup.sh           everything (tests need all of it)
-#   scripts/setup.sh --demo    only what the demo needs (build tools, the wasm32-wasip2 target)
+#   scripts/setup.sh --demo    only what the demo needs (build tools, python3, wasm32-wasip2)
 #   scripts/setup.sh --cdc-demo  what the CDC demo needs (build tools, PostgreSQL)
 #   scripts/setup.sh --docs    mdbook, to build the user book (not needed by the tests: the
 #                              book's generated reference is checked without it)
@@ -44,8 +44,9 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
-# Build tools for crates that compile C (zstd, librdkafka and its zlib).
-apt_install build-essential pkg-config zlib1g-dev
+# Build tools for crates that compile C (zstd, librdkafka and its zlib); python3 makes the
+# demos' sample data.
+apt_install build-essential pkg-config zlib1g-dev python3
 
 # WASM plugins are built for this target.
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

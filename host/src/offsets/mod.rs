@@ -96,9 +96,12 @@ impl OffsetStore {
 /// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the
 /// directory so the rename itself survives a power cut.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no parent directory"))?;
+    let dir = match path.parent() {
+        // A bare file name lives in the current directory.
+        Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+        Some(dir) => dir,
+        None => return Err(io::Error::other("path has no parent directory")),
+    };
     fs::create_dir_all(dir)?;
     let name = path
         .file_name()
@@ -118,6 +121,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_current_directory() {
+        // Relative to the current directory, as `--ready-file ready.json` is.
+        let relative = Path::new("headwater-write-atomically-test.json");
+        write_atomically(relative, b"1").unwrap();
+        assert_eq!(fs::read(relative).unwrap(), b"1");
+        fs::remove_file(relative).unwrap();
+    }
 
     #[test]
     fn offsets_round_trip_and_replace() {
