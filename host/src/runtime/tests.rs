@@ -177,6 +177,13 @@ fn config(name: &str, config: Value) -> ConnectorConfig {
     .unwrap()
 }
 
+/// Creates connector `name` as the REST API would.
+async fn create(rt: &Runtime, name: &str, config_map: Value) {
+    rt.apply(config(name, config_map), Origin::Rest)
+        .await
+        .unwrap();
+}
+
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..1000 {
         if done() {
@@ -192,21 +199,18 @@ async fn connectors_run_pause_resume_stop_and_go() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
     let p = probe("lifecycle");
-    rt.apply(
-        config(
-            "sink",
-            json!({"connector.class": "test.ProbeSink", "topics": "t", "test.id": "lifecycle"}),
-        ),
-        Origin::Rest,
+    create(
+        &rt,
+        "sink",
+        json!({"connector.class": "test.ProbeSink", "topics": "t", "test.id": "lifecycle"}),
     )
-    .await
-    .unwrap();
-    rt.apply(
-        config("source", json!({"connector.class": "test.CountingSource", "total": "50", "test.id": "lifecycle"})),
-        Origin::Rest,
+    .await;
+    create(
+        &rt,
+        "source",
+        json!({"connector.class": "test.CountingSource", "total": "50", "test.id": "lifecycle"}),
     )
-    .await
-    .unwrap();
+    .await;
     eventually("all 50 records", || p.flushed.lock().unwrap().len() == 50).await;
     assert_eq!(*p.flushed.lock().unwrap(), (0..50).collect::<Vec<_>>());
 
@@ -231,26 +235,20 @@ async fn a_slow_sink_holds_the_source_back() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
     let p = probe("backpressure");
-    rt.apply(
-        config(
-            "slow",
-            json!({"connector.class": "test.ProbeSink", "topics": "t",
+    create(
+        &rt,
+        "slow",
+        json!({"connector.class": "test.ProbeSink", "topics": "t",
             "test.id": "backpressure", "write.delay.ms": "20"}),
-        ),
-        Origin::Rest,
     )
-    .await
-    .unwrap();
-    rt.apply(
-        config(
-            "fast",
-            json!({"connector.class": "test.CountingSource", "total": "100000",
+    .await;
+    create(
+        &rt,
+        "fast",
+        json!({"connector.class": "test.CountingSource", "total": "100000",
             "test.id": "backpressure"}),
-        ),
-        Origin::Rest,
     )
-    .await
-    .unwrap();
+    .await;
     // At 20 ms a batch of ten the sink takes ~200 s for everything; meanwhile the source may
     // only run ahead by what the bounded channels hold.
     let mut widest = 0;
@@ -276,26 +274,20 @@ async fn a_sink_that_crashes_loses_nothing_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
     let p = probe("crash");
-    rt.apply(
-        config(
-            "sink",
-            json!({"connector.class": "test.ProbeSink", "topics": "t",
+    create(
+        &rt,
+        "sink",
+        json!({"connector.class": "test.ProbeSink", "topics": "t",
             "test.id": "crash", "fail.at.flush": "3", "write.delay.ms": "5"}),
-        ),
-        Origin::Rest,
     )
-    .await
-    .unwrap();
-    rt.apply(
-        config(
-            "source",
-            json!({"connector.class": "test.CountingSource", "total": "300",
+    .await;
+    create(
+        &rt,
+        "source",
+        json!({"connector.class": "test.CountingSource", "total": "300",
             "test.id": "crash"}),
-        ),
-        Origin::Rest,
     )
-    .await
-    .unwrap();
+    .await;
     eventually("the sink to fail", || {
         rt.status("sink").is_some_and(|s| s.state == State::Failed)
     })

@@ -3,7 +3,10 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::text::*;
+use super::text::{
+    date_days, interval_iso, interval_micros, iso_time, parse_array, time_micros, time_tz,
+    timestamp_micros, zoned_timestamp,
+};
 use super::{Kind, Modes};
 use crate::connectors::postgres_cdc::config::{
     BinaryMode, DecimalMode, IntervalMode, TimePrecisionMode,
