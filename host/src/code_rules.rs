@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 /// The top-level modules from the bottom up. A module may use only modules listed before it.
 /// `lib.rs` and `main.rs` compose everything and are not checked.
@@ -52,25 +53,124 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The file's code outside tests: test-only files are skipped, and a file's `#[cfg(test)]`
-/// module (always its last item here) is cut off.
+/// The file's code outside tests: test-only files are skipped, every `#[cfg(test)]` item (a
+/// `mod tests;` line, an inline module or function through its closing brace) is cut out, and
+/// comment lines are dropped (they may name any module).
 fn production_code(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     if name == "tests.rs" || name.ends_with("_tests.rs") || name == "code_rules.rs" {
         return None;
     }
     let text = std::fs::read_to_string(path).ok()?;
-    let code = match text.find("#[cfg(test)]\nmod ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(without_test_items(&code))
+}
+
+/// `code` without its `#[cfg(test)]` items.
+fn without_test_items(code: &str) -> String {
+    const MARK: &str = "#[cfg(test)]";
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let item = &rest[at + MARK.len()..];
+        // The item ends at its first `;` outside braces, or where its first brace closes.
+        let (mut depth, mut end, mut in_string) = (0usize, item.len(), false);
+        let mut chars = item.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if in_string => {
+                    chars.next();
+                }
+                '"' => in_string = !in_string,
+                '\'' if !in_string => {
+                    // A char literal such as '{' (not a lifetime): skip it whole.
+                    let mut ahead = item[i + 1..].chars();
+                    if let (Some(_), Some('\'')) = (ahead.next(), ahead.next()) {
+                        chars.next();
+                        chars.next();
+                    }
+                }
+                '{' if !in_string => depth += 1,
+                '}' if !in_string => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                ';' if !in_string && depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &item[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The top-level modules `code` (in `file`) names: through `crate::x`, `crate::{x, y::z}`, or a
+/// `super::` chain that climbs to the crate root. `crate` itself when it is aliased
+/// (`use crate as x`), which hides every later path.
+fn top_level_targets(file: &Path, code: &str) -> Vec<String> {
+    static PATHS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\bcrate\s*::\s*(?:([A-Za-z_]\w*)|\{([^}]*)\})|\bcrate\s+as\b|((?:\bsuper\s*::\s*)+)([A-Za-z_]\w*)")
+            .expect("regex")
+    });
+    let depth = module_depth(file);
+    let mut found = Vec::new();
+    for caps in PATHS.captures_iter(code) {
+        if let Some(name) = caps.get(1) {
+            found.push(name.as_str().to_owned());
+        } else if let Some(group) = caps.get(2) {
+            // Top-level entries of the group: the first segment of each.
+            let mut level = 0;
+            let mut entry = String::new();
+            for c in group.as_str().chars().chain(std::iter::once(',')) {
+                match c {
+                    '{' => level += 1,
+                    '}' => level -= 1,
+                    ',' if level == 0 => {
+                        let first = entry.trim().split("::").next().unwrap_or("").trim();
+                        if !first.is_empty() && first != "self" {
+                            found.push(first.to_owned());
+                        }
+                        entry.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                entry.push(c);
+            }
+        } else if let (Some(chain), Some(name)) = (caps.get(3), caps.get(4)) {
+            let climbs = chain.as_str().matches("super").count();
+            if climbs >= depth {
+                found.push(name.as_str().to_owned());
+            }
+        } else {
+            found.push("crate".to_owned());
+        }
+    }
+    found
+}
+
+/// How deep `file`'s module sits below the crate root (`api/mod.rs` 1, `api/record.rs` 2).
+fn module_depth(file: &Path) -> usize {
+    let Ok(relative) = file.strip_prefix(src_dir()) else {
+        return 0;
     };
-    // Comments may name any module.
-    Some(
-        code.lines()
-            .filter(|l| !l.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
+    let parts = relative.components().count();
+    match file.file_name().and_then(|n| n.to_str()) {
+        Some("mod.rs") => parts - 1,
+        _ => parts,
+    }
 }
 
 /// The top-level module a file belongs to (`None` for `lib.rs` and `main.rs`).
@@ -87,7 +187,6 @@ fn layers_point_down() {
     rust_files(&src_dir(), &mut files);
     assert!(files.len() > 50, "found only {} files", files.len());
     let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
-    let uses = regex::Regex::new(r"\bcrate::([a-z_]+)").expect("regex");
     let mut violations = BTreeSet::new();
     for file in &files {
         let (Some(module), Some(code)) = (module_of(file), production_code(file)) else {
@@ -100,8 +199,8 @@ fn layers_point_down() {
             ));
             continue;
         };
-        for used in uses.captures_iter(&code) {
-            let target = &used[1];
+        for target in top_level_targets(file, &code) {
+            let target = target.as_str();
             if target == module || SURFACES.contains(&module.as_str()) && target == "registry" {
                 continue;
             }
@@ -133,7 +232,13 @@ fn only_the_registry_names_connectors() {
     let offenders: Vec<String> = files
         .iter()
         .filter(|f| module_of(f).is_some_and(|m| m != "connectors"))
-        .filter(|f| production_code(f).is_some_and(|code| code.contains("crate::connectors")))
+        .filter(|f| {
+            production_code(f).is_some_and(|code| {
+                top_level_targets(f, &code)
+                    .iter()
+                    .any(|t| t == "connectors")
+            })
+        })
         .map(|f| f.display().to_string())
         .collect();
     assert!(
@@ -210,6 +315,21 @@ fn no_stringly_errors() {
         "functions return errors without a type (use a thiserror enum that keeps the source):\n{}",
         violations.join("\n")
     );
+}
+
+#[test]
+fn the_layer_rule_sees_every_way_to_name_a_module() {
+    let file = src_dir().join("api/record.rs");
+    let code = "use crate::{runtime::host::Runtime, api::x};\nuse crate::Runtime;\n\
+                use super::super::rest::y;\nuse super::time;\nuse crate as hw;";
+    assert_eq!(
+        top_level_targets(&file, code),
+        ["runtime", "api", "Runtime", "rest", "crate"]
+    );
+    let cut = without_test_items(
+        "a\n#[cfg(test)]\nmod tests;\nb\n#[cfg(test)]\nmod t {\n fn f() { '{'; \"}\" }\n}\nc",
+    );
+    assert_eq!(cut.split_whitespace().collect::<Vec<_>>(), ["a", "b", "c"]);
 }
 
 #[test]

@@ -10,6 +10,9 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+/// Milliseconds in a day: the unit step of Connect's `Date` (days since the epoch).
+pub const MILLIS_PER_DAY: i64 = 86_400_000;
+
 /// `org.apache.kafka.connect.data.Decimal`: bytes, the unscaled value; `scale` parameter.
 pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
 /// `org.apache.kafka.connect.data.Date`: int32 days since the epoch.

@@ -24,8 +24,9 @@ use crate::api::error::ErrorPolicy;
 pub const INITIAL_DELAY: Duration = Duration::from_millis(300);
 
 /// Exponential backoff: waits start at `initial` and double after each one, up to `max`. Every
-/// retry loop in Headwater waits through one of these, so they all back off alike and stop
-/// waiting the moment their task is cancelled.
+/// retry loop in Headwater waits through one of these, so they all back off alike; loops that
+/// have their task's cancellation token wait with [`Backoff::wait`] (or `wait_blocking`) and
+/// stop waiting the moment the task is cancelled.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,

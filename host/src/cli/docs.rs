@@ -101,7 +101,10 @@ pub fn pages(registry: &Registry) -> Vec<Page> {
             &format!("transforms/{class}.md"),
             class,
             "A WebAssembly component built with headwater-sdk.",
-            &[("Keys (under `transforms.<alias>.`)", crate::wasm::KEYS)],
+            &[(
+                "Keys (under `transforms.<alias>.`)",
+                crate::wasm::keys(class),
+            )],
         ));
     }
     for (class, keys) in crate::transforms::predicates::KEYS {
@@ -152,19 +155,35 @@ fn row(key: &ConfigKey) -> String {
     let default = match (key.default, key.required) {
         (_, true) => "required".to_owned(),
         (Some(""), false) => "empty".to_owned(),
-        (Some(d), false) => format!("`{d}`"),
+        (Some(d), false) => code(d),
         (None, false) => String::new(),
     };
-    let mut doc = key.doc.replace('|', "\\|");
+    let mut doc = cell(key.doc);
     if !key.allowed.is_empty() {
-        let allowed: Vec<String> = key.allowed.iter().map(|a| format!("`{a}`")).collect();
+        let allowed: Vec<String> = key.allowed.iter().map(|a| code(a)).collect();
         write!(doc, " One of: {}.", allowed.join(", ")).ok();
     }
     format!(
-        "| `{}` | {} | {default} | {doc} |\n",
-        key.name,
+        "| {} | {} | {default} | {doc} |\n",
+        code(key.name),
         key.kind.as_str().to_lowercase()
     )
+}
+
+/// Text safe inside a table cell: no line breaks, pipes escaped.
+fn cell(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+/// `text` as inline code in a table cell: a value holding backticks is fenced with more of them.
+fn code(text: &str) -> String {
+    let fence = if text.contains('`') { "``" } else { "`" };
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{}{pad}{fence}", cell(text))
 }
 
 /// The reference part of `SUMMARY.md` (what goes between the markers).
@@ -214,6 +233,9 @@ pub fn expected_files(
     let (Some(start), Some(end)) = (summary.find(START), summary.find(END)) else {
         return Err(DocsError::NoMarkers(summary_path));
     };
+    if end < start {
+        return Err(DocsError::NoMarkers(summary_path));
+    }
     let filled = format!(
         "{}{START}\n{}{}",
         &summary[..start],
@@ -356,5 +378,8 @@ mod tests {
             row(&key),
             "| `a` | string |  | one \\| two One of: `x`, `y`. |\n"
         );
+        let odd = ConfigKey::new("b", crate::api::options::KeyType::String, "line\nbreak")
+            .with_default("`|`");
+        assert_eq!(row(&odd), "| `b` | string | `` `\\|` `` | line break |\n");
     }
 }

@@ -406,14 +406,9 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     let worker_id = listener
         .local_addr()
         .map_or_else(|_| worker.rest.listen.to_string(), |a| a.to_string());
-    if let Some(path) = &ready_file {
-        let ready = serde_json::json!({ "rest": worker_id, "pid": std::process::id() });
-        crate::offsets::write_atomically(path, ready.to_string().as_bytes())
-            .with_context(|| format!("writing the ready file {}", path.display()))?;
-    }
     let state = crate::rest::AppState {
         runtime: Arc::clone(&runtime),
-        worker_id,
+        worker_id: worker_id.clone(),
         token: token.map(Arc::from),
         ready,
         schema_registry: Arc::new(
@@ -422,6 +417,12 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         ),
     };
     let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
+    // Everything the API needs is open: tell whoever waits where it is.
+    if let Some(path) = &ready_file {
+        let ready = serde_json::json!({ "rest": worker_id, "pid": std::process::id() });
+        crate::offsets::write_atomically(path, ready.to_string().as_bytes())
+            .with_context(|| format!("writing the ready file {}", path.display()))?;
+    }
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "Shutting down.");
@@ -446,6 +447,11 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         let _ = rest_task.await;
     }
     runtime.shutdown().await;
+    if let Some(path) = &ready_file
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        tracing::warn!(file = %path.display(), error = %e, "Could not remove the ready file.");
+    }
     outcome
 }
 

@@ -31,7 +31,8 @@ enum ProviderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("properties file {path}: {source}")]
+    // The parser's error names the file already.
+    #[error("{source}")]
     ParseFile {
         path: String,
         #[source]

@@ -20,7 +20,7 @@ pub enum Serialized {
 }
 
 /// A record serialized for Kafka, or why it could not be (and whether that may pass).
-pub fn outgoing(
+fn outgoing(
     record: &mut Record,
     key: &dyn Converter,
     value: &dyn Converter,

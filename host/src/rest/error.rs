@@ -72,8 +72,13 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Replay { source, .. } if matches!(*source, ReplayError::NoKafka) => {
                 Self::bad_request(source.to_string())
             }
-            e @ RuntimeError::Replay { .. } if matches!(&e, RuntimeError::Replay { source, .. } if matches!(**source, ReplayError::SinkStopped)) => {
-                Self::new(StatusCode::CONFLICT, e.to_string())
+            RuntimeError::Replay { connector, source }
+                if matches!(*source, ReplayError::SinkStopped) =>
+            {
+                Self::new(
+                    StatusCode::CONFLICT,
+                    format!("connector {connector} stopped during the replay"),
+                )
             }
             e @ (RuntimeError::Store(_)
             | RuntimeError::Offsets(_)

@@ -91,7 +91,7 @@ fn keys_of(state: &AppState, plugin: &str) -> Option<Vec<(&'static ConfigKey, &'
     }
     if crate::wasm::is_wasm_class(plugin) {
         return Some(
-            crate::wasm::KEYS
+            crate::wasm::keys(plugin)
                 .iter()
                 .map(|k| (k, "Transforms"))
                 .collect(),

@@ -43,21 +43,21 @@ pub const TASKS_MAX: ConfigKey = ConfigKey::new(
 pub const KEY_CONVERTER: ConfigKey = ConfigKey::new(
     "key.converter",
     KeyType::Class,
-    "BuiltinConverter for record keys; options under `key.converter.*`. Default: JsonConverter with \
+    "Converter for record keys; options under `key.converter.*`. Default: JsonConverter with \
      schemas.enable=true (Kafka Connect's worker default).",
 );
 
 pub const VALUE_CONVERTER: ConfigKey = ConfigKey::new(
     "value.converter",
     KeyType::Class,
-    "BuiltinConverter for record values; options under `value.converter.*`. Default: JsonConverter \
+    "Converter for record values; options under `value.converter.*`. Default: JsonConverter \
      with schemas.enable=true (Kafka Connect's worker default).",
 );
 
 pub const HEADER_CONVERTER: ConfigKey = ConfigKey::new(
     "header.converter",
     KeyType::Class,
-    "BuiltinConverter for header values. Accepted for compatibility; headers are kept as bytes.",
+    "Converter for header values. Accepted for compatibility; headers are kept as bytes.",
 );
 
 pub const CONFIG_ACTION_RELOAD: ConfigKey = ConfigKey::new(

@@ -58,6 +58,11 @@ pub enum ReplayError {
         topic: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error("removing the replayed dead-letter file {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the worker has no Kafka ([kafka] bootstrap_servers)")]
     NoKafka,
     #[error("the connector stopped during the replay")]
@@ -102,7 +107,7 @@ fn payload(
 
 /// Letters rebuilt as records: those the converters accept, and those they refuse again.
 #[derive(Debug, Default)]
-pub struct Letters {
+struct Letters {
     pub records: Vec<Record>,
     pub failed: Vec<(Record, RecordError)>,
 }
@@ -147,7 +152,7 @@ fn letter_bytes(value: &Value) -> Option<Bytes> {
 }
 
 /// Moves the dead-letter file aside and reads it. `None` when there is nothing to replay.
-pub fn take_file(
+fn take_file(
     data_dir: &Path,
     connector: &str,
     key: &BuiltinConverter,
@@ -213,7 +218,7 @@ pub fn take_file(
 }
 
 /// A consumer positioned after the letters it read, to commit once they are flushed.
-pub struct TopicReplay {
+struct TopicReplay {
     consumer: BaseConsumer,
     next: TopicPartitionList,
 }
@@ -230,7 +235,7 @@ impl TopicReplay {
 
 /// Reads the letters of `connector` in `topic`, from the replay group's committed offsets (or
 /// the beginning) to the end of each partition. Blocking.
-pub fn read_topic(
+fn read_topic(
     settings: &KafkaSettings,
     topic: &str,
     connector: &str,
@@ -339,7 +344,7 @@ pub fn read_topic(
 }
 
 /// The offsets a replay's batches are tracked under (nothing is committed from them).
-pub fn replay_offsets(n: usize) -> Vec<(Value, Value)> {
+fn replay_offsets(n: usize) -> Vec<(Value, Value)> {
     vec![(json!({ "replay": true }), json!({ "letters": n }))]
 }
 
@@ -436,7 +441,7 @@ pub async fn run(
     match done {
         ReplayDone::Nothing => {}
         ReplayDone::File(path) => {
-            std::fs::remove_file(&path).map_err(|source| ReplayError::File { path, source })?
+            std::fs::remove_file(&path).map_err(|source| ReplayError::Remove { path, source })?
         }
         ReplayDone::Topic(consumer) => tokio::task::spawn_blocking(move || consumer.commit())
             .await?

@@ -21,25 +21,25 @@ use crate::transforms::chain::Chain;
 /// A running source task's context.
 #[derive(Debug)]
 pub struct SourceTaskContext {
-    pub(crate) connector: Arc<str>,
-    pub(crate) committed: SourceOffsets,
-    pub(crate) chain: Arc<Chain>,
-    pub(crate) reporter: Arc<ErrorReporter>,
-    pub(crate) publisher: Publisher,
-    pub(crate) tracker: Arc<OffsetTracker>,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) target: watch::Receiver<TargetState>,
-    pub(crate) metrics: Arc<ConnectorMetrics>,
-    pub(crate) topics: Arc<crate::runtime::launch::TopicSet>,
+    pub(super) connector: Arc<str>,
+    pub(super) committed: SourceOffsets,
+    pub(super) chain: Arc<Chain>,
+    pub(super) reporter: Arc<ErrorReporter>,
+    pub(super) publisher: Publisher,
+    pub(super) tracker: Arc<OffsetTracker>,
+    pub(super) cancel: CancellationToken,
+    pub(super) target: watch::Receiver<TargetState>,
+    pub(super) metrics: Arc<ConnectorMetrics>,
+    pub(super) topics: Arc<crate::runtime::launch::TopicSet>,
     /// The connector's state store when its chain has stateful steps.
-    pub(crate) state: Option<Arc<crate::state::StateStore>>,
+    pub(super) state: Option<Arc<crate::state::StateStore>>,
     /// Where offsets are persisted (by the checkpoint, when the chain has state).
-    pub(crate) offset_store: crate::offsets::OffsetStore,
-    pub(crate) last_checkpoint: std::time::Instant,
+    pub(super) offset_store: crate::offsets::OffsetStore,
+    pub(super) last_checkpoint: std::time::Instant,
     /// The offsets of the last checkpoint.
-    pub(crate) checkpointed: crate::api::offsets::SourceOffsets,
+    pub(super) checkpointed: crate::api::offsets::SourceOffsets,
     /// The chain's state has absorbed a batch the tracker does not know yet.
-    pub(crate) state_ahead: bool,
+    pub(super) state_ahead: bool,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -171,7 +171,7 @@ impl SourceTaskContext {
     /// After a failed run, before the source runs again (sources resume from
     /// [`Self::committed`]): from what the sinks acknowledged; with stateful transforms, from
     /// their last checkpoint, the state going back to it too, so the retry counts nothing twice.
-    pub(crate) fn rewind(&mut self) -> Result<(), ConnectorError> {
+    pub(super) fn rewind(&mut self) -> Result<(), ConnectorError> {
         let Some(store) = self.state.clone() else {
             self.committed = self.tracker.committed();
             return Ok(());
@@ -188,7 +188,7 @@ impl SourceTaskContext {
     /// Checkpoints the chain's state (if it has any) with the offsets it corresponds to. Waits
     /// until every batch sent is acknowledged, so the state and the offsets describe the same
     /// records, and every window result emitted so far is in the sinks.
-    pub(crate) async fn checkpoint(&mut self) -> Result<(), ConnectorError> {
+    pub(super) async fn checkpoint(&mut self) -> Result<(), ConnectorError> {
         let Some(store) = self.state.clone() else {
             return Ok(());
         };
@@ -204,7 +204,7 @@ impl SourceTaskContext {
 
     /// The last checkpoint of a stopping task: taken if the sinks acknowledge everything sent
     /// within `wait`; otherwise the next start replays from the previous checkpoint.
-    pub(crate) async fn final_checkpoint(&mut self, wait: std::time::Duration) {
+    pub(super) async fn final_checkpoint(&mut self, wait: std::time::Duration) {
         let Some(store) = self.state.clone() else {
             return;
         };

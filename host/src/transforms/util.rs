@@ -16,8 +16,7 @@ use crate::api::transform::{Outcome, TransformError};
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// Milliseconds in a day: the unit step of Connect's `Date` logical type.
-pub const MILLIS_PER_DAY: i64 = 86_400_000;
+pub use crate::api::logical::MILLIS_PER_DAY;
 
 /// The half of the record a `$Key` / `$Value` SMT works on, and the name it reports errors
 /// under: `InsertField$Value` for `org.apache.kafka.connect.transforms.InsertField` and `Value`.

@@ -105,8 +105,13 @@ const VIOLATIONS_INFO: ConfigKey = ConfigKey::new(
 .with_default("tag")
 .one_of(ACTIONS);
 
-/// The keys of a WASM step (`transforms.<alias>.*`), for docs and validation.
-pub const KEYS: &[ConfigKey] = &[
+/// The keys of a `headwater.wasm.Transform` step (`transforms.<alias>.*`), for docs and the
+/// REST API.
+pub const TRANSFORM_KEYS: &[ConfigKey] = &[MODULE, CONFIG, TIMEOUT_MS, MAX_MEMORY, BATCH_SIZE];
+
+/// The keys of a `headwater.wasm.Check` step: a transform's, plus what each violation severity
+/// does to its record.
+pub const CHECK_KEYS: &[ConfigKey] = &[
     MODULE,
     CONFIG,
     TIMEOUT_MS,
@@ -116,6 +121,15 @@ pub const KEYS: &[ConfigKey] = &[
     VIOLATIONS_WARNING,
     VIOLATIONS_INFO,
 ];
+
+/// The documented keys of a WASM class.
+pub fn keys(class: &str) -> &'static [ConfigKey] {
+    if class == CHECK_CLASS {
+        CHECK_KEYS
+    } else {
+        TRANSFORM_KEYS
+    }
+}
 
 fn action(options: &mut Options, key: &ConfigKey, default: Action) -> Action {
     options

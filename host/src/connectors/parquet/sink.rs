@@ -19,6 +19,7 @@ use super::schema::{UnsupportedSchema, connect_schema, merge, prepare_connect_va
 use crate::api::connector::{BuildContext, Sink};
 use crate::api::error::DATA_EXCEPTION;
 use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::logical::MILLIS_PER_DAY;
 use crate::api::record::{Position, Record};
 use crate::api::time::{date_of_millis, timestamp_millis};
 use crate::offsets::file_stem;
@@ -27,8 +28,6 @@ const COMPONENT: &str = "headwater.parquet.ParquetSink";
 
 /// `(topic, days since the epoch)`: the `date=` partition.
 type PartitionKey = (String, i64);
-
-const MILLIS_PER_DAY: i64 = 86_400_000;
 
 /// Finds `"schema"` in raw JSON: such an object may be a JsonConverter envelope.
 static SCHEMA_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =

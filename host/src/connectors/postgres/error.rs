@@ -19,6 +19,14 @@ pub enum PgError {
         #[source]
         source: pgwire_replication::PgWireError,
     },
+    /// TLS could not be set up: the `sslrootcert` file cannot be read or holds no usable
+    /// certificate.
+    #[error("{context}: {source}")]
+    Tls {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The connection settings are wrong (a URL, an `sslmode`, a certificate file).
     #[error("{0}")]
     Settings(String),
@@ -39,20 +47,20 @@ impl PgError {
     pub fn code(&self) -> Option<&SqlState> {
         match self {
             Self::Postgres { source, .. } => source.code(),
-            Self::Replication { .. } | Self::Settings(_) | Self::State(_) => None,
+            Self::Replication { .. } | Self::Tls { .. } | Self::Settings(_) | Self::State(_) => {
+                None
+            }
         }
     }
 
-    /// True when only the user can fix it, so retrying is pointless: wrong settings, a refused
+    /// True when the server says only the user can fix it, so retrying is pointless: a refused
     /// login (SQLSTATE class 28: unknown role, wrong password) or a missing database (3D000).
+    /// Everything else is retried, certificate trouble included: a mounted secret may appear
+    /// late. (Wrong settings in the config itself are refused before the task starts.)
     pub fn needs_user(&self) -> bool {
-        match self {
-            Self::Settings(_) => true,
-            Self::Replication { .. } | Self::State(_) => false,
-            Self::Postgres { .. } => self.code().is_some_and(|code| {
-                code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME
-            }),
-        }
+        self.code().is_some_and(|code| {
+            code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME
+        })
     }
 }
 

@@ -15,16 +15,14 @@ pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, PgError>
     let mut roots = rustls::RootCertStore::empty();
     match root_cert {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                PgError::Settings(format!("cannot read sslrootcert {}: {e}", path.display()))
-            })?;
+            let bad_file = |source: Box<dyn std::error::Error + Send + Sync>| PgError::Tls {
+                context: format!("sslrootcert {}", path.display()),
+                source,
+            };
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad_file(e.into()))?;
             for cert in certs {
-                let cert = cert.map_err(|e| {
-                    PgError::Settings(format!("sslrootcert {}: {e}", path.display()))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    PgError::Settings(format!("sslrootcert {}: {e}", path.display()))
-                })?;
+                let cert = cert.map_err(|e| bad_file(e.into()))?;
+                roots.add(cert).map_err(|e| bad_file(e.into()))?;
             }
         }
         None => {
@@ -43,7 +41,10 @@ pub fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, PgError>
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| PgError::Settings(format!("TLS setup: {e}")))?
+        .map_err(|e| PgError::Tls {
+            context: "TLS setup".to_owned(),
+            source: e.into(),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))

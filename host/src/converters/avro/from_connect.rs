@@ -1,5 +1,6 @@
 //! Connect schemas as Avro schemas (Confluent's `AvroData.fromConnectSchema`).
 
+use crate::api::logical;
 use apache_avro::Schema as AvroSchema;
 use apache_avro::schema::Name;
 use serde_json::{Value, json};
@@ -30,7 +31,7 @@ pub(super) fn connect_to_avro_json(
     top: bool,
 ) -> Result<Value, AvroError> {
     let base = match schema.get("name").and_then(Value::as_str) {
-        Some("org.apache.kafka.connect.data.Decimal") => {
+        Some(logical::DECIMAL) => {
             let params = &schema["parameters"];
             let scale: u64 = params["scale"]
                 .as_str()
@@ -42,13 +43,13 @@ pub(super) fn connect_to_avro_json(
                 .unwrap_or(64);
             json!({ "type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale })
         }
-        Some("org.apache.kafka.connect.data.Date") => {
+        Some(logical::DATE) => {
             json!({ "type": "int", "logicalType": "date" })
         }
-        Some("org.apache.kafka.connect.data.Time") => {
+        Some(logical::TIME) => {
             json!({ "type": "int", "logicalType": "time-millis" })
         }
-        Some("org.apache.kafka.connect.data.Timestamp") => {
+        Some(logical::TIMESTAMP) => {
             json!({ "type": "long", "logicalType": "timestamp-millis" })
         }
         _ => match schema["type"].as_str().unwrap_or("") {

@@ -1,6 +1,7 @@
 //! Avro schemas as Kafka Connect schemas (Confluent's `AvroData.toConnectSchema`), and the
 //! named types a schema's references resolve to.
 
+use crate::api::logical;
 use std::collections::HashMap;
 
 use apache_avro::Schema as AvroSchema;
@@ -113,12 +114,12 @@ pub(super) fn to_connect_in(
             json!({ "type": "string" })
         }
         AvroSchema::Enum(e) => json!({ "type": "string", "name": e.name.fullname(None) }),
-        AvroSchema::Date => logical("org.apache.kafka.connect.data.Date", "int32"),
-        AvroSchema::TimeMillis => logical("org.apache.kafka.connect.data.Time", "int32"),
-        AvroSchema::TimestampMillis => logical("org.apache.kafka.connect.data.Timestamp", "int64"),
+        AvroSchema::Date => logical(logical::DATE, "int32"),
+        AvroSchema::TimeMillis => logical(logical::TIME, "int32"),
+        AvroSchema::TimestampMillis => logical(logical::TIMESTAMP, "int64"),
         AvroSchema::Decimal(d) => json!({
             "type": "bytes",
-            "name": "org.apache.kafka.connect.data.Decimal",
+            "name": logical::DECIMAL,
             "version": 1,
             "parameters": {
                 "scale": d.scale.to_string(),

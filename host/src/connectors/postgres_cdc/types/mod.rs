@@ -9,6 +9,7 @@
 //! - `values.rs`: a column's value from its text;
 //! - `text.rs`: the calendar, time, interval and array text forms.
 
+use crate::api::logical;
 use serde_json::{Map, Value, json};
 
 use super::config::{BinaryMode, DecimalMode, IntervalMode, TimePrecisionMode};
@@ -222,7 +223,7 @@ fn value_schema(kind: &Kind, modes: &Modes, optional: bool) -> Value {
         },
         Kind::Decimal { precision, scale } => match modes.decimal {
             DecimalMode::Precise => {
-                let mut s = logical("bytes", optional, "org.apache.kafka.connect.data.Decimal");
+                let mut s = logical("bytes", optional, logical::DECIMAL);
                 s["parameters"] = json!({
                     "scale": scale.to_string(),
                     "connect.decimal.precision": precision.to_string(),
@@ -234,7 +235,7 @@ fn value_schema(kind: &Kind, modes: &Modes, optional: bool) -> Value {
         },
         Kind::Money => match modes.decimal {
             DecimalMode::Precise => {
-                let mut s = logical("bytes", optional, "org.apache.kafka.connect.data.Decimal");
+                let mut s = logical("bytes", optional, logical::DECIMAL);
                 s["parameters"] = json!({"scale": "2"});
                 s
             }
@@ -256,21 +257,17 @@ fn value_schema(kind: &Kind, modes: &Modes, optional: bool) -> Value {
             DecimalMode::Double => plain("double"),
             DecimalMode::String => plain("string"),
         },
-        Kind::Date if connect => logical("int32", optional, "org.apache.kafka.connect.data.Date"),
-        Kind::Date => logical("int32", optional, "io.debezium.time.Date"),
-        Kind::Time { .. } if connect => {
-            logical("int32", optional, "org.apache.kafka.connect.data.Time")
-        }
+        Kind::Date if connect => logical("int32", optional, logical::DATE),
+        Kind::Date => logical("int32", optional, logical::DEBEZIUM_DATE),
+        Kind::Time { .. } if connect => logical("int32", optional, logical::TIME),
         Kind::Time { precision } if adaptive && *precision <= 3 => {
-            logical("int32", optional, "io.debezium.time.Time")
+            logical("int32", optional, logical::DEBEZIUM_TIME)
         }
         Kind::Time { .. } => logical("int64", optional, "io.debezium.time.MicroTime"),
         Kind::TimeTz => logical("string", optional, "io.debezium.time.ZonedTime"),
-        Kind::Timestamp { .. } if connect => {
-            logical("int64", optional, "org.apache.kafka.connect.data.Timestamp")
-        }
+        Kind::Timestamp { .. } if connect => logical("int64", optional, logical::TIMESTAMP),
         Kind::Timestamp { precision } if *precision <= 3 => {
-            logical("int64", optional, "io.debezium.time.Timestamp")
+            logical("int64", optional, logical::DEBEZIUM_TIMESTAMP)
         }
         Kind::Timestamp { .. } => logical("int64", optional, "io.debezium.time.MicroTimestamp"),
         Kind::TimestampTz { .. } => logical("string", optional, "io.debezium.time.ZonedTimestamp"),
