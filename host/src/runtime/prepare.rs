@@ -109,7 +109,8 @@ pub const ERRORS_RETRY_DELAY_MAX_MS: ConfigKey = ConfigKey::new(
 pub const ERRORS_DLQ_TOPIC: ConfigKey = ConfigKey::new(
     "errors.deadletterqueue.topic.name",
     KeyType::String,
-    "Kafka topic for dead letters (needs a Kafka bus). Without it, dead letters go to \
+    "Kafka topic for dead letters (needs Kafka in the worker config, `[kafka] \
+     bootstrap_servers`; either bus). Without it, dead letters go to \
      `<data dir>/dlq/<connector>.jsonl`.",
 )
 .with_default("");
