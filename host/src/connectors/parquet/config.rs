@@ -8,7 +8,7 @@ use arrow_schema::Schema;
 use parquet::basic::{Compression, ZstdLevel};
 use serde_json::Value;
 
-use super::schema::{UnsupportedSchema, connect_schema};
+use super::schema::{SchemaError, connect_schema};
 use crate::api::options::{ConfigKey, KeyType, Options};
 
 const PATH: ConfigKey = ConfigKey::new(
@@ -107,11 +107,9 @@ impl ParquetSinkConfig {
             Some("none") => Compression::UNCOMPRESSED,
             _ => Compression::ZSTD(ZstdLevel::default()),
         };
-        let schema = options.string(&SCHEMA).and_then(|text| {
-            let parsed = serde_json::from_str::<Value>(&text)
-                .map_err(|e| UnsupportedSchema(format!("invalid JSON: {e}")))
-                .and_then(|v| connect_schema(&v).map(|s| (v, Arc::new(s))));
-            match parsed {
+        let schema = options
+            .string(&SCHEMA)
+            .and_then(|text| match parse_schema(&text) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     options.issue(
@@ -120,8 +118,7 @@ impl ParquetSinkConfig {
                     );
                     None
                 }
-            }
-        });
+            });
         Some(Self {
             path: PathBuf::from(path?.trim()),
             partition_field,
@@ -132,4 +129,11 @@ impl ParquetSinkConfig {
             schema,
         })
     }
+}
+
+/// The configured `schema`: its Connect JSON and its Arrow form.
+fn parse_schema(text: &str) -> Result<(Value, Arc<Schema>), SchemaError> {
+    let connect: Value = serde_json::from_str(text)?;
+    let arrow = connect_schema(&connect)?;
+    Ok((connect, Arc::new(arrow)))
 }

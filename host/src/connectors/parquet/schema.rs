@@ -15,6 +15,18 @@ pub const VALUE_COLUMN: &str = "value";
 #[error("{0}")]
 pub struct UnsupportedSchema(pub String);
 
+/// Why the schema of a file (or of the configured `schema`) could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedSchema),
+    /// Records without a Connect schema whose JSON Arrow cannot type.
+    #[error(transparent)]
+    Inferred(#[from] arrow_schema::ArrowError),
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// The Arrow type of a Kafka Connect schema (`{"type":"int64","name":"...Timestamp",...}`).
 pub fn connect_type(schema: &Value) -> Result<DataType, UnsupportedSchema> {
     let ty = schema

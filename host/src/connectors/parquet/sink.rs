@@ -15,7 +15,7 @@ use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
 use super::encode::{Row, Scratch, encode, infer};
 use super::file::{OpenFile, Positions, fold_positions};
 use super::recovery::recover;
-use super::schema::{UnsupportedSchema, connect_schema, merge, prepare_connect_value};
+use super::schema::{SchemaError, connect_schema, merge, prepare_connect_value};
 use crate::api::connector::{BuildContext, Sink};
 use crate::api::error::DATA_EXCEPTION;
 use crate::api::error::{ConnectorError, RecordError, Stage};
@@ -171,16 +171,14 @@ impl ParquetSink {
         &self,
         connect: &Option<Value>,
         rows: &[&Prepared],
-    ) -> Result<SchemaRef, UnsupportedSchema> {
+    ) -> Result<SchemaRef, SchemaError> {
         if let Some((_, schema)) = &self.config.schema {
             return Ok(Arc::clone(schema));
         }
         if let Some(connect) = connect {
-            return connect_schema(connect).map(Arc::new);
+            return Ok(Arc::new(connect_schema(connect)?));
         }
-        infer(rows.iter().map(|p| &p.row))
-            .map(Arc::new)
-            .map_err(|e| UnsupportedSchema(e.to_string()))
+        Ok(Arc::new(infer(rows.iter().map(|p| &p.row))?))
     }
 
     fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {

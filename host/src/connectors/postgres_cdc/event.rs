@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::catalog::{Column, Table};
 use super::config::{BinaryMode, CdcConfig};
 use super::pgoutput::Cell;
-use super::types::{Kind, convert, zero};
+use super::types::{Kind, ValueError, convert, zero};
 use crate::api::record::{Data, Header, Payload, Position, Record, Schema};
 
 /// Debezium's version string in `source.version`: the events are the ones that release emits.
@@ -135,11 +135,25 @@ fn header(key: &str, value: &Value) -> Header {
     }
 }
 
-/// A row the change cannot be turned into an event (a value that does not parse as its column
-/// type says); the message names the column. The record goes to the error policy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EventError(pub String);
+/// A row the change cannot be turned into an event: a value that does not parse as its column
+/// type says. It names the column (`key column` for the old key of an update or delete). The
+/// record goes to the error policy.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{}column {column} holds text that is not UTF-8", key_prefix(*.key))]
+    NotUtf8 { column: String, key: bool },
+    #[error("{}column {column}: {source}", key_prefix(*.key))]
+    Value {
+        column: String,
+        key: bool,
+        #[source]
+        source: ValueError,
+    },
+}
+
+fn key_prefix(key: bool) -> &'static str {
+    if key { "key " } else { "" }
+}
 
 /// Builds the records of one connector.
 #[derive(Debug)]
@@ -267,14 +281,15 @@ impl Events {
             };
             let value = match cell {
                 Cell::Text(text) => {
-                    let text = std::str::from_utf8(text).map_err(|_| {
-                        EventError(format!(
-                            "column {} holds text that is not UTF-8",
-                            column.name
-                        ))
+                    let text = std::str::from_utf8(text).map_err(|_| EventError::NotUtf8 {
+                        column: column.name.clone(),
+                        key: false,
                     })?;
-                    convert(&column.kind, modes, text)
-                        .map_err(|e| EventError(format!("column {}: {e}", column.name)))?
+                    convert(&column.kind, modes, text).map_err(|source| EventError::Value {
+                        column: column.name.clone(),
+                        key: false,
+                        source,
+                    })?
                 }
                 Cell::Null => self.absent(column, key_only),
                 Cell::UnchangedToast => self.placeholder(&column.kind),
@@ -316,14 +331,15 @@ impl Events {
             let column = &table.columns[i];
             let value = match cells.get(i) {
                 Some(Cell::Text(text)) => {
-                    let text = std::str::from_utf8(text).map_err(|_| {
-                        EventError(format!(
-                            "key column {} holds text that is not UTF-8",
-                            column.name
-                        ))
+                    let text = std::str::from_utf8(text).map_err(|_| EventError::NotUtf8 {
+                        column: column.name.clone(),
+                        key: true,
                     })?;
-                    convert(&column.kind, modes, text)
-                        .map_err(|e| EventError(format!("key column {}: {e}", column.name)))?
+                    convert(&column.kind, modes, text).map_err(|source| EventError::Value {
+                        column: column.name.clone(),
+                        key: true,
+                        source,
+                    })?
                 }
                 _ => self.absent(column, true),
             };

@@ -300,4 +300,4 @@ mod tests;
 mod text;
 mod values;
 
-pub use values::{convert, zero};
+pub use values::{ValueError, convert, zero};
