@@ -63,6 +63,7 @@ fn chain(module: &Path, batch_size: usize, data_dir: &Path) -> Chain {
     let ctx = ChainContext {
         connector: "bench".into(),
         data_dir: data_dir.to_path_buf(),
+        inputs: headwater::api::transform::Inputs::One,
     };
     let chain = build_chain(&mut options, &ctx);
     assert!(options.issues().is_empty(), "{:?}", options.issues());

@@ -52,7 +52,12 @@ fn run(groups: u64, events: u64) {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let mut options = Options::new(options);
-    let step = WindowStep::new("bench", &mut options).expect("valid window config");
+    let ctx = headwater::api::transform::ChainContext {
+        connector: "bench".into(),
+        data_dir: dir.path().to_path_buf(),
+        inputs: headwater::api::transform::Inputs::One,
+    };
+    let step = WindowStep::new("bench", &mut options, &ctx).expect("valid window config");
     step.restore(&store).expect("restore");
     let mut emitted = 0usize;
     let mut max_resident = 0usize;

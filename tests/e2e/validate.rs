@@ -78,3 +78,33 @@ fn valid_configs_pass_and_every_problem_is_named() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+/// A sink with a window step is valid, and `validate` says how it reads Kafka and where its
+/// state goes.
+#[test]
+fn a_windowing_sink_is_valid_and_validate_says_what_it_does() {
+    let ws = Workspace::new();
+    let file = ws.path("stream.json");
+    std::fs::write(
+        &file,
+        json!({"name": "clicks-stream", "config": {
+            "connector.class": "headwater.file.FileSink", "topics": "clicks",
+            "file": "out/features.jsonl",
+            "transforms": "window",
+            "transforms.window.type": "headwater.window.Aggregate",
+            "transforms.window.group.by": "user_id",
+            "transforms.window.window.size.ms": "300000",
+            "transforms.window.aggregates": "n:count",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, out) = validate(std::slice::from_ref(&file));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("reads every partition of the sink's Kafka topics"),
+        "{out}"
+    );
+    assert!(out.contains("no repartition topic"), "{out}");
+    assert!(out.contains("state/clicks-stream.redb"), "{out}");
+}

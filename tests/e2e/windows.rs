@@ -42,14 +42,15 @@ fn write_file(ws: &Workspace, file: usize) {
 type Windows = BTreeMap<(String, i64), (u64, u64)>;
 
 /// What a reader of the files in order must compute: each click counted in its window unless
-/// the watermark (newest time − delay) already passed the window's end when it arrived.
+/// the watermark (newest time − delay) had already reached the window's last millisecond
+/// (`end - 1`, Flink's rule) when it arrived.
 fn reference() -> Windows {
     let (mut watermark, mut newest) = (i64::MIN, i64::MIN);
     let mut windows: BTreeMap<(String, i64), (u64, BTreeSet<String>)> = BTreeMap::new();
     for i in 0..FILES as i64 * PER_FILE {
         let (user, page, t) = click(i);
         let start = t.div_euclid(SIZE) * SIZE;
-        if start + SIZE > watermark {
+        if start + SIZE - 1 > watermark {
             let w = windows.entry((user, start)).or_default();
             w.0 += 1;
             w.1.insert(page);
@@ -61,7 +62,7 @@ fn reference() -> Windows {
     }
     windows
         .into_iter()
-        .filter(|((_, start), _)| start + SIZE <= watermark)
+        .filter(|((_, start), _)| start + SIZE - 1 <= watermark)
         .map(|(k, (n, pages))| (k, (n, pages.len() as u64)))
         .collect()
 }

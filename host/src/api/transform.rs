@@ -76,6 +76,18 @@ pub trait Predicate: Send + Sync {
 pub struct ChainContext {
     pub connector: String,
     pub data_dir: PathBuf,
+    /// What a stateful step's watermark follows.
+    pub inputs: Inputs,
+}
+
+/// The inputs of a connector's chain, for event-time watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inputs {
+    /// A source connector: its records are one stream, with one watermark.
+    One,
+    /// A sink connector: each Kafka partition it consumes and each local source feeding it is
+    /// an input with its own watermark; a step's watermark is their minimum.
+    Many,
 }
 
 impl ChainContext {
@@ -84,6 +96,7 @@ impl ChainContext {
         Self {
             connector: "test".into(),
             data_dir: std::env::temp_dir().join("headwater-unit-tests"),
+            inputs: Inputs::One,
         }
     }
 }

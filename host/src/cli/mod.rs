@@ -526,6 +526,9 @@ fn validate_file(
         prepared.connector_type.as_str(),
         prepared.class
     );
+    if let Some(state) = prepared.state_summary() {
+        summary.push_str(&format!("\n  {state}"));
+    }
     for key in &prepared.unused_keys {
         summary.push_str(&format!("\n  warning: unknown key {key:?} is ignored"));
     }

@@ -23,6 +23,7 @@ use crate::runtime::kafka_bus::publish::KafkaPublisher;
 use crate::runtime::prepare::Prepared;
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_runner::SinkRunner;
+use crate::runtime::sink_state::SinkState;
 use crate::runtime::source_context::{Publisher, SourceTaskContext};
 use crate::runtime::source_runner::{commit_loop, run_source};
 use crate::runtime::status::State;
@@ -168,6 +169,19 @@ pub(super) fn start(
             };
             let flush_now = Arc::new(Notify::new());
             let done = CancellationToken::new();
+            // A stateful chain resumes from its checkpoint: the state, and the positions of
+            // the input it holds (Kafka offsets the consumer starts from).
+            let state = if chain.is_stateful() {
+                let path = StateStore::path_for(&shared.data_dir, &name);
+                let store = StateStore::open(&path)
+                    .map_err(|e| ConnectorError::fatal("opening the state store", e))?;
+                Some(
+                    SinkState::open(store, &chain)
+                        .map_err(|e| ConnectorError::fatal("restoring transform state", e))?,
+                )
+            } else {
+                None
+            };
             let intake = match &kafka {
                 Some(link) => {
                     let spec = IntakeSpec {
@@ -184,6 +198,11 @@ pub(super) fn start(
                         on_failure: {
                             let (shared, name) = (Arc::clone(shared), name.clone());
                             Box::new(move |e| fail(&shared, &name, &e))
+                        },
+                        checkpointed: state.as_ref().map(|s| s.kafka_offsets(&name)),
+                        on_assign: {
+                            let chain = Arc::clone(&chain);
+                            Box::new(move |partitions| chain.assign(partitions))
                         },
                     };
                     Some(intake::spawn(spec).map_err(|e| {
@@ -205,6 +224,7 @@ pub(super) fn start(
                 held_newest_event: None,
                 flush_now,
                 done,
+                state,
             };
             Handle::Sink(SinkHandle {
                 run: tokio::spawn(runner.run(sink, subscription)),

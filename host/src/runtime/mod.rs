@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod replay;
 pub mod reporter;
 mod sink_runner;
+pub mod sink_state;
 pub mod source_context;
 mod source_runner;
 pub mod status;

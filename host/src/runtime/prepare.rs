@@ -187,6 +187,32 @@ pub struct Prepared {
     pub consumer_overrides: BTreeMap<String, String>,
 }
 
+impl Prepared {
+    /// What the connector's stateful steps (windows, stateful plugins) do with their state,
+    /// for `validate`; `None` when its chain keeps none.
+    pub fn state_summary(&self) -> Option<String> {
+        if !self.chain.is_stateful() {
+            return None;
+        }
+        let store = format!(
+            "<data dir>/state/{}.redb",
+            crate::offsets::file_stem(&self.config.name)
+        );
+        Some(match self.connector_type {
+            ConnectorType::Source => format!(
+                "stateful steps: their state is checkpointed with the source's offsets in {store}"
+            ),
+            ConnectorType::Sink => format!(
+                "stateful steps: the consumer reads every partition of the sink's Kafka topics \
+                 (no consumer-group rebalancing, no repartition topic; every host running this \
+                 connector computes every window), and the state is checkpointed with the \
+                 consumed offsets in {store}; batches of local sources are acknowledged once a \
+                 checkpoint holds them"
+            ),
+        })
+    }
+}
+
 fn error_policy(options: &mut Options) -> ErrorPolicy {
     let defaults = ErrorPolicy::default();
     let tolerance = match options.choice(&ERRORS_TOLERANCE).as_deref() {
@@ -302,6 +328,12 @@ pub fn prepare(
     let chain_ctx = crate::api::transform::ChainContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),
+        // A sink's stateful steps follow each of its inputs' watermarks (Kafka partitions,
+        // local sources); a source's records are one stream.
+        inputs: match plugin.as_ref().map(|p| p.connector_type()) {
+            Some(ConnectorType::Sink) => crate::api::transform::Inputs::Many,
+            _ => crate::api::transform::Inputs::One,
+        },
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
     let Some(plugin) = plugin else {
@@ -312,19 +344,6 @@ pub fn prepare(
         ConnectorType::Sink => topic_selector(&mut options),
         ConnectorType::Source => None,
     };
-    if connector_type == ConnectorType::Sink && chain.is_stateful() {
-        // A checkpoint pairs the state with the offsets of the records that built it: those of
-        // a source connector.
-        options.issue(
-            "transforms",
-            format!(
-                "a stateful transform ({} or a stateful WASM plugin) keeps durable state, \
-                 checkpointed with a source's offsets: put it in the transforms of the source \
-                 connector that produces these topics",
-                crate::window::CLASS
-            ),
-        );
-    }
     let ctx = BuildContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),

@@ -1,5 +1,6 @@
 //! Running a sink task: deliveries in, transforms, writes, flushes on size and time, and
-//! acknowledgements after each successful flush.
+//! acknowledgements after each successful flush — with a stateful chain, after the checkpoint
+//! that follows it (`crate::runtime::sink_state`).
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use crate::runtime::bus::{Delivery, Subscription};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
 use crate::runtime::reporter::ErrorReporter;
-use crate::transforms::chain::Chain;
+use crate::runtime::sink_state::SinkState;
+use crate::transforms::chain::{Chain, ChainOutput};
 
 /// How long a stopping sink may take for its last flush.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -37,7 +39,12 @@ pub(super) struct SinkRunner {
     pub(super) flush_now: Arc<Notify>,
     /// Cancelled when this runner has finished: flushed what it could, or failed.
     pub(super) done: CancellationToken,
+    /// With a stateful chain: what it absorbed and the acknowledgements awaiting a checkpoint.
+    pub(super) state: Option<SinkState>,
 }
+
+/// How often a stateful chain is told that processing time moved on (idle inputs).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl SinkRunner {
     pub(super) async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
@@ -90,13 +97,21 @@ impl SinkRunner {
                 Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
             }
         }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let started = *self.target.borrow_and_update() == TargetState::Started;
-            if !started && !self.held.is_empty() {
+            if !started
+                && (!self.held.is_empty() || self.state.as_ref().is_some_and(SinkState::pending))
+            {
                 // Paused: make what we hold durable, then idle.
                 self.flush(sink).await?;
             }
             let deadline = sink.flush_deadline().filter(|_| !self.held.is_empty());
+            // A stateful sink flushes (and checkpoints) once a checkpoint is due, so its
+            // batches are acknowledged even when the destination batches for longer.
+            let unflushed = !self.held.is_empty();
+            let checkpoint = self.state.as_ref().and_then(|s| s.next_due(unflushed));
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Ok(()),
@@ -106,7 +121,9 @@ impl SinkRunner {
                     None => return Ok(()),
                 },
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
+                _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.flush(sink).await?,
                 _ = self.flush_now.notified() => self.drain(sink, sub).await?,
+                _ = tick.tick(), if started && self.state.is_some() => self.tick(sink).await?,
             }
         }
     }
@@ -119,10 +136,32 @@ impl SinkRunner {
         while let Ok(d) = sub.inbox.try_recv() {
             self.handle(sink, d).await?;
         }
-        if !self.held.is_empty() {
+        if !self.held.is_empty() || self.state.as_ref().is_some_and(SinkState::pending) {
             self.flush(sink).await?;
+            if let Some(state) = self.state.as_mut()
+                && state.pending()
+            {
+                // Partitions being revoked, or the task stopping: what was flushed is
+                // checkpointed now, not at the next interval.
+                state
+                    .checkpoint(&self.chain)
+                    .await
+                    .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+            }
         }
         Ok(())
+    }
+
+    /// Lets a stateful chain act on processing time (idle inputs let the watermark move).
+    async fn tick(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        let out = self.chain.tick();
+        if out.fatal.is_none() && out.kept.is_empty() && out.failed.is_empty() {
+            return Ok(());
+        }
+        if let Some(state) = self.state.as_mut() {
+            state.touch();
+        }
+        self.write(sink, out, std::time::Instant::now()).await
     }
 
     async fn handle(
@@ -136,17 +175,43 @@ impl SinkRunner {
             failed,
             ack,
         } = delivery;
+        let (records, failed) = match self.state.as_mut() {
+            // Records a checkpoint already holds (a local source replaying) are skipped.
+            Some(state) => state.absorb(records, failed),
+            None => (records, failed),
+        };
         self.reporter.report(failed).await?;
         self.topics.note(&records);
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
         self.metrics.add_in(records.len() as u64, bytes as u64);
         let before = records.len();
-        let records: Vec<_> = records
-            .into_iter()
-            .filter(|r| !sink.already_written(r))
-            .collect();
+        let records: Vec<_> = if self.state.is_some() {
+            // Every record must reach the state, even one whose output the sink already has.
+            records
+        } else {
+            records
+                .into_iter()
+                .filter(|r| !sink.already_written(r))
+                .collect()
+        };
         self.metrics.add_dropped((before - records.len()) as u64);
-        let out = self.chain.apply_batch_async(records).await;
+        let mut out = self.chain.apply_batch_async(records).await;
+        if self.state.is_some() {
+            let before = out.kept.len();
+            out.kept.retain(|r| !sink.already_written(r));
+            self.metrics.add_dropped((before - out.kept.len()) as u64);
+        }
+        self.held.push(ack);
+        self.write(sink, out, started).await
+    }
+
+    /// Writes what the chain kept, reports what failed, and flushes when the sink wants it.
+    async fn write(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        out: ChainOutput,
+        started: std::time::Instant,
+    ) -> Result<(), ConnectorError> {
         if let Some(reason) = out.fatal {
             return Err(ConnectorError::fatal("transform chain", reason));
         }
@@ -157,10 +222,9 @@ impl SinkRunner {
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
         self.reporter.report(failed).await?;
-        self.held.push(ack);
         self.held_newest_event = self.held_newest_event.max(newest_event);
         self.metrics.batch_latency.observe(started.elapsed());
-        if sink.flush_due() {
+        if sink.flush_due() || self.state.as_ref().is_some_and(SinkState::overdue) {
             self.flush(sink).await?;
         }
         Ok(())
@@ -179,8 +243,20 @@ impl SinkRunner {
         if let Some(event_ms) = self.held_newest_event.take() {
             self.metrics.note_durable_event(event_ms);
         }
-        for token in self.held.drain(..) {
-            token.ack();
+        let Some(state) = self.state.as_mut() else {
+            for token in self.held.drain(..) {
+                token.ack();
+            }
+            return Ok(());
+        };
+        // Everything the state emitted is in the destination now: the moment a checkpoint
+        // may be taken. The batches are acknowledged once one holds them.
+        state.hold(self.held.drain(..));
+        if state.due() {
+            state
+                .checkpoint(&self.chain)
+                .await
+                .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
         }
         Ok(())
     }

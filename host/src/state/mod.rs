@@ -21,8 +21,10 @@ const SPILL: &str = "~spill";
 const DELETED: u8 = 0;
 const VALUE: u8 = 1;
 
+use std::collections::BTreeSet;
+
 use crate::api::offsets::SourceOffsets;
-use crate::api::transform::BatchTransform;
+use crate::api::transform::{BatchOutput, BatchTransform};
 
 mod table;
 
@@ -418,6 +420,16 @@ pub trait StatefulStep: Send + Sync {
     fn restore(&self, store: &Arc<StateStore>) -> Result<(), StateError>;
     /// Writes every change since the last checkpoint.
     fn checkpoint(&self, writer: &mut Writer<'_>) -> Result<(), StateError>;
+
+    /// Called now and then while no batch comes: a step whose output depends on processing
+    /// time (an input gone idle lets the watermark move) emits it here.
+    fn tick(&self) -> BatchOutput {
+        BatchOutput::default()
+    }
+
+    /// The Kafka partitions the connector's consumer owns now, as records' positions name
+    /// them (`{"partition":0,"topic":"clicks"}`).
+    fn assign(&self, _partitions: &BTreeSet<String>) {}
 }
 
 /// A batch step with state: what a connector's chain checkpoints.

@@ -185,7 +185,8 @@ impl Chain {
         self.stateful_steps().try_for_each(|s| s.restore(store))
     }
 
-    /// Writes every stateful step's changes and the offsets they correspond to, in one durable
+    /// Writes every stateful step's changes and the input positions they correspond to (a
+    /// source's offsets; a sink's Kafka offsets and local sources' positions), in one durable
     /// transaction.
     pub fn checkpoint(
         &self,
@@ -200,19 +201,52 @@ impl Chain {
     /// Runs a batch through every step in turn.
     pub fn apply_batch(&self, records: Vec<Record>) -> ChainOutput {
         let mut out = ChainOutput::default();
+        out.kept = self.run_steps(&self.steps, records, &mut out);
+        out
+    }
+
+    /// Lets stateful steps act on the passing of processing time (see
+    /// [`StatefulStep::tick`]); what they emit goes through the steps after them.
+    pub fn tick(&self) -> ChainOutput {
+        let mut out = ChainOutput::default();
+        for (i, step) in self.steps.iter().enumerate() {
+            let StepKind::Stateful(t) = &step.transform else {
+                continue;
+            };
+            let emitted = t.tick();
+            step.absorb(emitted.failed, emitted.dropped, emitted.fatal, &mut out);
+            if out.fatal.is_some() {
+                return out;
+            }
+            let kept = self.run_steps(&self.steps[i + 1..], emitted.kept, &mut out);
+            out.kept.extend(kept);
+        }
+        out
+    }
+
+    /// Tells stateful steps which Kafka partitions the connector's consumer owns now.
+    pub fn assign(&self, partitions: &std::collections::BTreeSet<String>) {
+        self.stateful_steps().for_each(|s| s.assign(partitions));
+    }
+
+    fn run_steps(
+        &self,
+        steps: &[Step],
+        records: Vec<Record>,
+        out: &mut ChainOutput,
+    ) -> Vec<Record> {
         let mut records = records;
-        for step in &self.steps {
+        for step in steps {
             if records.is_empty() {
                 break;
             }
             records = match &step.transform {
-                StepKind::Record(t) => step.run_each(t.as_ref(), records, &mut out),
-                StepKind::Batch(t) => step.run_batch(t.as_ref(), records, &mut out),
-                StepKind::Stateful(t) => step.run_batch(t.as_ref(), records, &mut out),
+                StepKind::Record(t) => step.run_each(t.as_ref(), records, out),
+                StepKind::Batch(t) => step.run_batch(t.as_ref(), records, out),
+                StepKind::Stateful(t) => step.run_batch(t.as_ref(), records, out),
             };
         }
-        out.kept = records;
-        out
+        records
     }
 
     /// [`Chain::apply_batch`], outside the async scheduler when a step may block: in place on

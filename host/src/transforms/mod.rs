@@ -186,8 +186,10 @@ pub fn build_chain(options: &mut Options, ctx: &ChainContext) -> Chain {
         };
         let transform = match lookup(&class) {
             Some((plugin, part)) => (plugin.build)(&mut scoped, part).map(StepKind::Record),
-            None if class == crate::window::CLASS => crate::window::build_step(&alias, &mut scoped)
-                .map(|step| StepKind::Stateful(Box::new(step))),
+            None if class == crate::window::CLASS => {
+                crate::window::build_step(&alias, &mut scoped, ctx)
+                    .map(|step| StepKind::Stateful(Box::new(step)))
+            }
             None if crate::wasm::is_wasm_class(&class) => {
                 crate::wasm::build_step(&class, &alias, &mut scoped, ctx).map(|step| {
                     if step.is_stateful() {

@@ -60,11 +60,23 @@ pub const TIME_KIND: ConfigKey = ConfigKey::new(
 pub const WATERMARK_DELAY: ConfigKey = ConfigKey::new(
     "watermark.delay.ms",
     KeyType::Long,
-    "How far behind the newest event time the watermark stays: a window closes (and is \
-     emitted) once the watermark passes its end, so out-of-order records this much late still \
-     count.",
+    "How far behind the newest event time the watermark stays (Flink SQL's `WATERMARK FOR t AS \
+     t - INTERVAL ...`): a window fires, and later records for it are late, once the \
+     watermark reaches its last millisecond (`end - 1`, Flink's `maxTimestamp`), so \
+     out-of-order records up to this much late still count.",
 )
 .with_default("0");
+
+pub const WATERMARK_IDLE_TIMEOUT: ConfigKey = ConfigKey::new(
+    "watermark.idle.timeout.ms",
+    KeyType::Long,
+    "In a sink connector, each input (a Kafka partition, a local source) has its own watermark \
+     and the step's watermark is their minimum (Flink's rule), so a fast input never makes a \
+     slow one's records late. An input without records for this long (processing time) stops \
+     holding the watermark back until it has records again (Flink's `withIdleness`). 0: an \
+     idle input holds it back for ever (Flink's default).",
+)
+.with_default("30000");
 
 pub const ALLOWED_LATENESS: ConfigKey = ConfigKey::new(
     "allowed.lateness.ms",
@@ -144,6 +156,7 @@ pub const KEYS: &[ConfigKey] = &[
     TIME_FIELD,
     TIME_KIND,
     WATERMARK_DELAY,
+    WATERMARK_IDLE_TIMEOUT,
     ALLOWED_LATENESS,
     LATE_RECORDS,
     LATE_TOPIC,
@@ -182,6 +195,9 @@ pub struct AggregateConfig {
     pub time_field: Option<String>,
     pub processing_time: bool,
     pub watermark_delay: i64,
+    /// Milliseconds without records after which an input stops holding the watermark back;
+    /// 0: never.
+    pub idle_timeout_ms: u64,
     pub allowed_lateness: i64,
     pub late: LatePolicy,
     pub features: Vec<Feature>,
@@ -321,6 +337,7 @@ impl AggregateConfig {
             time_field: options.string(&TIME_FIELD),
             processing_time: options.choice(&TIME_KIND)? == "processing",
             watermark_delay: non_negative(options, &WATERMARK_DELAY)?,
+            idle_timeout_ms: non_negative(options, &WATERMARK_IDLE_TIMEOUT)? as u64,
             allowed_lateness: non_negative(options, &ALLOWED_LATENESS)?,
             late,
             features,

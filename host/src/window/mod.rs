@@ -1,17 +1,19 @@
 //! `headwater.window.Aggregate`: streaming features over event-time windows.
 //!
 //! Records are grouped by `group.by` fields and assigned to tumbling, hopping or session
-//! windows on their event time. The watermark (newest event time − `watermark.delay.ms`) closes windows:
-//! each closed window becomes one output record with the group's fields, the window's start and
-//! end and one field per configured aggregate. Late records within `allowed.lateness.ms` update
-//! their window and emit it again; later ones follow `late.records`. Like Kafka Streams' stream
-//! time, the watermark advances with the records: a window closes when a record past its end
-//! (plus the delay) arrives.
+//! windows on their event time. Flink SQL's semantics: the watermark is the newest event time
+//! minus `watermark.delay.ms`; a window fires when the watermark reaches its last millisecond
+//! (`end - 1`), becoming one output record with the group's fields, the window's start and end
+//! and one field per configured aggregate. Late records within `allowed.lateness.ms` update
+//! their window and emit it again; later ones follow `late.records`. The watermark advances
+//! with the records. In a sink connector each input (a Kafka partition, a local source) has its
+//! own watermark and the step's is their minimum; an input idle for
+//! `watermark.idle.timeout.ms` stops holding it back (`Operator::tick`).
 //!
 //! State is durable: windows live in the connector's state store (`crate::state`) with a
-//! bounded in-memory cache, and are checkpointed with the source offsets, so a restart (even
-//! after `kill -9`) resumes exactly where the checkpoint left off. That is why the step runs in
-//! source connectors' chains only: their offsets are what a checkpoint pairs the state with.
+//! bounded in-memory cache, and are checkpointed with the positions of the input they hold
+//! (a source's offsets, a sink's Kafka offsets and local sources' positions), so a restart
+//! (even after `kill -9`) resumes exactly where the checkpoint left off.
 
 mod accumulator;
 pub mod config;
@@ -19,9 +21,11 @@ mod operator;
 
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeSet;
+
 use crate::api::options::Options;
 use crate::api::record::Record;
-use crate::api::transform::{BatchOutput, BatchTransform};
+use crate::api::transform::{BatchOutput, BatchTransform, ChainContext};
 use crate::state::{StateError, StateStore, StatefulStep, Writer};
 
 pub use accumulator::{Accumulator, Function, Hll};
@@ -32,8 +36,8 @@ use operator::Operator;
 pub const CLASS: &str = "headwater.window.Aggregate";
 
 /// Builds the step; problems are recorded in `options`.
-pub fn build_step(alias: &str, options: &mut Options) -> Option<WindowStep> {
-    WindowStep::new(alias, options)
+pub fn build_step(alias: &str, options: &mut Options, ctx: &ChainContext) -> Option<WindowStep> {
+    WindowStep::new(alias, options, ctx)
 }
 
 /// The chain step: one operator behind a lock (the chain runs one batch at a time).
@@ -42,10 +46,10 @@ pub struct WindowStep {
 }
 
 impl WindowStep {
-    pub fn new(alias: &str, options: &mut Options) -> Option<Self> {
+    pub fn new(alias: &str, options: &mut Options, ctx: &ChainContext) -> Option<Self> {
         let config = Arc::new(AggregateConfig::parse(options)?);
         Some(Self {
-            operator: Mutex::new(Operator::new(config, alias)),
+            operator: Mutex::new(Operator::new(config, alias, ctx.inputs, &ctx.connector)),
         })
     }
 
@@ -77,6 +81,14 @@ impl StatefulStep for WindowStep {
 
     fn checkpoint(&self, writer: &mut Writer<'_>) -> Result<(), StateError> {
         self.operator().checkpoint(writer)
+    }
+
+    fn tick(&self) -> BatchOutput {
+        self.operator().tick()
+    }
+
+    fn assign(&self, partitions: &BTreeSet<String>) {
+        self.operator().assign(partitions.clone());
     }
 }
 

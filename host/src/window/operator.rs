@@ -2,9 +2,9 @@
 //! windows, late records, early emission. State lives in a [`StateTable`] keyed by window end
 //! (ordered, so closing is a range scan) and group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,7 +13,7 @@ use super::accumulator::Accumulator;
 use super::config::{AggregateConfig, LatePolicy};
 use crate::api::record::{Payload, Record};
 use crate::api::time::timestamp_millis;
-use crate::api::transform::{BatchOutput, TransformError};
+use crate::api::transform::{BatchOutput, Inputs, TransformError};
 use crate::state::{StateError, StateStore, StateTable, Writer};
 
 /// One group's window.
@@ -30,14 +30,45 @@ pub struct WindowState {
 /// What the step keeps in memory besides its windows, saved at every checkpoint.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Progress {
-    /// The newest event time seen.
-    max_event: Option<i64>,
-    /// Windows that end at or before it are closed.
+    /// The newest event time of each input ("" in a source connector: one input;
+    /// [`NO_RECORD`] for a Kafka partition assigned that has had none yet).
+    inputs: BTreeMap<String, i64>,
+    /// Flink's watermark: the minimum over the active inputs of their newest event time minus
+    /// `watermark.delay.ms`. Windows whose last millisecond (`end - 1`) is at or before it
+    /// have fired.
     watermark: Option<i64>,
     /// Ends of the windows kept, with how many groups have one (few: windows are aligned), so
     /// the watermark only scans the store when a window is due.
     ends: BTreeMap<i64, u64>,
 }
+
+/// The progress a checkpoint of an earlier version holds (one input).
+#[derive(Deserialize)]
+struct ProgressV1 {
+    max_event: Option<i64>,
+    watermark: Option<i64>,
+    ends: BTreeMap<i64, u64>,
+}
+
+impl From<ProgressV1> for Progress {
+    fn from(v1: ProgressV1) -> Self {
+        Self {
+            inputs: v1
+                .max_event
+                .map(|t| (String::new(), t))
+                .into_iter()
+                .collect(),
+            // That version closed a window when the watermark reached its end: one
+            // millisecond later than now, so nothing it kept is fired twice.
+            watermark: v1.watermark.map(|w| w.saturating_sub(1)),
+            ends: v1.ends,
+        }
+    }
+}
+
+/// The newest event time of an input that has had no record yet (a Kafka partition assigned,
+/// still empty): it holds the watermark back.
+const NO_RECORD: i64 = i64::MIN;
 
 /// The event times windows accept (±2^53 ms, about ±285,000 years): window arithmetic
 /// cannot overflow within them.
@@ -71,13 +102,27 @@ pub struct Operator {
     /// with nothing due costs no scan.
     earliest_timer: Option<i64>,
     progress: Progress,
+    /// What the watermark follows (see [`Inputs`]).
+    inputs: Inputs,
+    /// The connector: records whose position names it come from its own Kafka consumer.
+    connector: Arc<str>,
+    /// When each input last had a record (or was assigned): an input quiet for
+    /// `watermark.idle.timeout.ms` stops holding the watermark back. Inputs not listed (a
+    /// Kafka partition given up) do not count.
+    seen: HashMap<String, Instant>,
+    /// The Kafka partitions the connector's consumer owns now.
+    assigned: BTreeSet<String>,
+    /// The time of the batch being processed (one clock read per batch).
+    batch_now: Instant,
+    /// The input of records without a position.
+    no_input: Arc<str>,
     last_early: Instant,
     /// Topic of the newest input: early results go there when `output.topic` is not set.
     last_topic: String,
 }
 
 impl Operator {
-    pub fn new(config: Arc<AggregateConfig>, alias: &str) -> Self {
+    pub fn new(config: Arc<AggregateConfig>, alias: &str, inputs: Inputs, connector: &str) -> Self {
         let name = format!("window:{alias}");
         Self {
             windows: StateTable::new(name.clone(), config.cache_entries),
@@ -88,23 +133,45 @@ impl Operator {
             config,
             store: None,
             progress: Progress::default(),
+            inputs,
+            connector: Arc::from(connector),
+            seen: HashMap::new(),
+            assigned: BTreeSet::new(),
+            batch_now: Instant::now(),
+            no_input: Arc::from(""),
             last_early: Instant::now(),
             last_topic: String::new(),
         }
     }
 
+    /// Where the progress is saved (`:progress` held the earlier version's).
     fn progress_key(&self) -> String {
-        format!("{}:progress", self.name)
+        format!("{}:progress.v2", self.name)
     }
 
     pub fn restore(&mut self, store: &Arc<StateStore>) -> Result<(), StateError> {
-        self.progress = match store.meta(&self.progress_key())? {
-            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| StateError {
-                path: store.path().to_owned(),
-                message: format!("{}: undecodable progress: {e}", self.name),
-            })?,
-            None => Progress::default(),
+        let undecodable = |e: postcard::Error| StateError {
+            path: store.path().to_owned(),
+            message: format!("{}: undecodable progress: {e}", self.name),
         };
+        self.progress = match store.meta(&self.progress_key())? {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(undecodable)?,
+            None => match store.meta(&format!("{}:progress", self.name))? {
+                Some(bytes) => postcard::from_bytes::<ProgressV1>(&bytes)
+                    .map_err(undecodable)?
+                    .into(),
+                None => Progress::default(),
+            },
+        };
+        // Every input of the checkpoint counts again from now (as Flink restores its splits).
+        let now = Instant::now();
+        self.seen = self
+            .progress
+            .inputs
+            .keys()
+            .chain(&self.assigned)
+            .map(|input| (input.clone(), now))
+            .collect();
         self.windows = StateTable::new(self.name.clone(), self.config.cache_entries);
         self.sessions =
             StateTable::new(format!("{}:sessions", self.name), self.config.cache_entries);
@@ -147,11 +214,18 @@ impl Operator {
             return out;
         };
         let last = records.len().saturating_sub(1);
+        self.batch_now = Instant::now();
+        let mut last_input: Option<Arc<str>> = None;
         for (i, mut record) in records.into_iter().enumerate() {
             if self.last_topic != record.topic {
                 self.last_topic.clone_from(&record.topic);
             }
-            match self.absorb(&store, &mut record, i, &mut out) {
+            let input = self.input_of(&record);
+            if last_input.as_ref() != Some(&input) {
+                self.touch(&input);
+                last_input = Some(Arc::clone(&input));
+            }
+            match self.absorb(&store, &mut record, &input, i, &mut out) {
                 Ok(()) => {}
                 Err(Failure::Record(e)) => out.failed.push((i, record, e)),
                 Err(Failure::State(e)) => {
@@ -176,6 +250,121 @@ impl Operator {
             self.emit_early(last, &mut out);
         }
         out
+    }
+
+    /// Processing time moved on without records: inputs quiet for `watermark.idle.timeout.ms`
+    /// stop holding the watermark back, which may fire windows.
+    pub fn tick(&mut self) -> BatchOutput {
+        let mut out = BatchOutput::default();
+        if self.inputs == Inputs::One {
+            return out;
+        }
+        let Some(store) = self.store() else {
+            return out;
+        };
+        self.batch_now = Instant::now();
+        let trigger = Record::new(self.last_topic.clone(), Payload::null());
+        if let Err(e) = self.move_watermark(&store, &trigger, 0, &mut out) {
+            out.fatal = Some(e.to_string());
+        }
+        out
+    }
+
+    /// The Kafka partitions the connector's consumer owns now (ids as in records'
+    /// positions): they count for the watermark from now, even before their first record;
+    /// those given up no longer do.
+    pub fn assign(&mut self, partitions: BTreeSet<String>) {
+        let now = Instant::now();
+        for gone in self.assigned.difference(&partitions) {
+            self.seen.remove(gone);
+        }
+        for new in partitions.difference(&self.assigned) {
+            self.seen.entry(new.clone()).or_insert(now);
+            // Saved with the checkpoint, so that after a restart the partition holds the
+            // watermark back from the start, before the consumer reports it again.
+            self.progress.inputs.entry(new.clone()).or_insert(NO_RECORD);
+        }
+        self.assigned = partitions;
+    }
+
+    /// The input a record belongs to (see [`Inputs`]).
+    fn input_of(&self, record: &Record) -> Arc<str> {
+        match (self.inputs, &record.position) {
+            (Inputs::One, _) | (_, None) => Arc::clone(&self.no_input),
+            // A record of this connector's own Kafka consumer: its input is the partition.
+            (Inputs::Many, Some(p)) if p.source == self.connector => Arc::clone(&p.partition),
+            (Inputs::Many, Some(p)) => Arc::clone(&p.source),
+        }
+    }
+
+    /// Notes that `input` had a record now.
+    fn touch(&mut self, input: &str) {
+        if self.inputs == Inputs::One {
+            return;
+        }
+        match self.seen.get_mut(input) {
+            Some(at) => *at = self.batch_now,
+            None => {
+                self.seen.insert(input.to_owned(), self.batch_now);
+            }
+        }
+    }
+
+    /// Windows ending at or before this have fired: the watermark plus one millisecond, since
+    /// Flink fires a window when the watermark reaches its last millisecond.
+    fn frontier(&self) -> i64 {
+        self.progress
+            .watermark
+            .map_or(i64::MIN, |w| w.saturating_add(1))
+    }
+
+    /// The watermark the inputs allow now: the minimum over the active inputs of their newest
+    /// event time minus the delay. `None` while an active input has had no record yet, or
+    /// when every input is idle.
+    fn allowed_watermark(&self) -> Option<i64> {
+        let delay = self.config.watermark_delay;
+        if self.inputs == Inputs::One {
+            return self
+                .progress
+                .inputs
+                .get("")
+                .map(|t| t.saturating_sub(delay));
+        }
+        let idle = (self.config.idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.config.idle_timeout_ms));
+        let mut min: Option<i64> = None;
+        for (input, last) in &self.seen {
+            if idle.is_some_and(|idle| self.batch_now.saturating_duration_since(*last) >= idle) {
+                continue;
+            }
+            let newest = *self.progress.inputs.get(input)?;
+            if newest == NO_RECORD {
+                return None;
+            }
+            let w = newest.saturating_sub(delay);
+            min = Some(min.map_or(w, |m| m.min(w)));
+        }
+        min
+    }
+
+    /// Moves the watermark as far as the inputs allow, firing what it passes.
+    fn move_watermark(
+        &mut self,
+        store: &StateStore,
+        trigger: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+    ) -> Result<(), StateError> {
+        let Some(next) = self.allowed_watermark() else {
+            return Ok(());
+        };
+        if self.progress.watermark.is_some_and(|w| next <= w) {
+            return Ok(());
+        }
+        let from = self.frontier();
+        self.progress.watermark = Some(next);
+        let to = self.frontier();
+        self.advance(store, from, to, trigger, index, out)
     }
 
     fn event_time(&self, record: &mut Record) -> Result<i64, TransformError> {
@@ -215,6 +404,7 @@ impl Operator {
         &mut self,
         store: &StateStore,
         record: &mut Record,
+        input: &str,
         index: usize,
         out: &mut BatchOutput,
     ) -> Result<(), Failure> {
@@ -255,14 +445,22 @@ impl Operator {
             })?;
         }
         if let Some(gap) = self.config.session_gap {
-            return self.absorb_session(store, record, index, out, (t, gap), &value, group);
+            return self.absorb_session(
+                store,
+                record,
+                (input, index),
+                out,
+                (t, gap),
+                &value,
+                group,
+            );
         }
         let lateness = self.config.allowed_lateness;
-        let watermark = self.progress.watermark.unwrap_or(i64::MIN);
+        let frontier = self.frontier();
         let mut absorbed = false;
         for start in self.window_starts(t) {
             let end = start + self.config.size;
-            if end.saturating_add(lateness) <= watermark {
+            if end.saturating_add(lateness) <= frontier {
                 continue; // closed and purged
             }
             absorbed = true;
@@ -295,46 +493,44 @@ impl Operator {
             if created {
                 *self.progress.ends.entry(end).or_default() += 1;
             }
-            if end <= watermark {
+            if end <= frontier {
                 // A late record within allowed.lateness: the window's result, updated.
                 let window = window.clone();
                 self.emit(&window, end, record, index, out);
             }
         }
         if !absorbed {
-            return self.late(record, t, watermark, index, out);
+            return self.late(record, t, index, out);
         }
-        self.observe(store, t, watermark, record, index, out)
+        self.observe(store, input, t, record, index, out)
             .map_err(Failure::State)
     }
 
-    /// Notes event time `t`; a new newest time moves the watermark (from `watermark`), which
-    /// closes what it passes, `record` being the one that closed them.
+    /// Notes event time `t` of `input`; a new newest time may move the watermark, which fires
+    /// what it passes, `record` being the one that fired them.
     fn observe(
         &mut self,
         store: &StateStore,
+        input: &str,
         t: i64,
-        watermark: i64,
         record: &Record,
         index: usize,
         out: &mut BatchOutput,
     ) -> Result<(), StateError> {
-        if self.progress.max_event.is_some_and(|m| t <= m) {
-            return Ok(());
+        match self.progress.inputs.get_mut(input) {
+            Some(newest) if t <= *newest => return Ok(()),
+            Some(newest) => *newest = t,
+            None => {
+                self.progress.inputs.insert(input.to_owned(), t);
+            }
         }
-        self.progress.max_event = Some(t);
-        let next = t.saturating_sub(self.config.watermark_delay);
-        if next > watermark {
-            self.advance(store, next, record, index, out)?;
-        }
-        Ok(())
+        self.move_watermark(store, record, index, out)
     }
 
     fn late(
         &mut self,
         record: &Record,
         t: i64,
-        watermark: i64,
         index: usize,
         out: &mut BatchOutput,
     ) -> Result<(), Failure> {
@@ -344,8 +540,9 @@ impl Operator {
                 Ok(())
             }
             LatePolicy::DeadLetter => Err(Failure::Record(TransformError::data(format!(
-                "window: late record: event time {t} is before the watermark {watermark} minus \
-                 allowed.lateness.ms ({}); its windows are closed",
+                "window: late record: event time {t}: its windows fired when the watermark \
+                 (now {}) reached their last millisecond, and allowed.lateness.ms ({}) is over",
+                self.progress.watermark.unwrap_or(i64::MIN),
                 self.config.allowed_lateness
             )))),
             LatePolicy::Topic(topic) => {
@@ -358,18 +555,17 @@ impl Operator {
         }
     }
 
-    /// Moves the watermark to `to`: emits the windows that end by it, purges those past
-    /// allowed lateness.
+    /// Moves the frontier from `from` to `to`: emits the windows that end by it, purges those
+    /// past allowed lateness.
     fn advance(
         &mut self,
         store: &StateStore,
+        from: i64,
         to: i64,
         trigger: &Record,
         index: usize,
         out: &mut BatchOutput,
     ) -> Result<(), StateError> {
-        let from = self.progress.watermark.unwrap_or(i64::MIN);
-        self.progress.watermark = Some(to);
         if self.config.session_gap.is_some() {
             return self.fire_session_timers(store, to, trigger, index, out);
         }
@@ -413,7 +609,7 @@ impl Operator {
 
     /// Open windows changed since they were last emitted (those in memory).
     fn emit_early(&mut self, origin: usize, out: &mut BatchOutput) {
-        let watermark = self.progress.watermark.unwrap_or(i64::MIN);
+        let frontier = self.frontier();
         let mut due = Vec::new();
         self.windows.for_each_cached(|window| {
             if !window.changed {
@@ -426,7 +622,7 @@ impl Operator {
         let trigger = Record::new(self.last_topic.clone(), Payload::null());
         for window in due {
             let end = window.start + self.config.size;
-            if end > watermark {
+            if end > frontier {
                 self.emit(&window, end, &trigger, origin, out);
             }
         }
@@ -495,14 +691,14 @@ impl Operator {
         &mut self,
         store: &StateStore,
         record: &Record,
-        index: usize,
+        (input, index): (&str, usize),
         out: &mut BatchOutput,
         (t, gap): (i64, i64),
         value: &Value,
         group: String,
     ) -> Result<(), Failure> {
         let lateness = self.config.allowed_lateness;
-        let watermark = self.progress.watermark.unwrap_or(i64::MIN);
+        let frontier = self.frontier();
         let key = group.as_bytes().to_vec();
         let kept: Vec<Session> = self
             .sessions
@@ -514,8 +710,8 @@ impl Operator {
         let (joined, mut others): (Vec<Session>, Vec<Session>) = kept
             .into_iter()
             .partition(|s| t < s.last + gap && s.start < t + gap);
-        if joined.is_empty() && t + gap + lateness <= watermark {
-            return self.late(record, t, watermark, index, out);
+        if joined.is_empty() && t + gap + lateness <= frontier {
+            return self.late(record, t, index, out);
         }
         let mut merged = Session {
             start: t,
@@ -539,7 +735,7 @@ impl Operator {
         }
         for old in joined {
             self.timers
-                .remove(&self.session_timer(&old, gap, watermark, &group));
+                .remove(&self.session_timer(&old, gap, frontier, &group));
             merged.start = merged.start.min(old.start);
             merged.last = merged.last.max(old.last);
             for (acc, theirs) in merged.accumulators.iter_mut().zip(old.accumulators) {
@@ -547,30 +743,30 @@ impl Operator {
             }
         }
         let close = merged.last + gap;
-        if close <= watermark {
+        if close <= frontier {
             // Joined a closed session still kept for late records: its result, updated.
             self.emit_session(&merged, gap, &group, record, index, out);
         }
-        let timer = self.session_timer(&merged, gap, watermark, &group);
+        let timer = self.session_timer(&merged, gap, frontier, &group);
         self.note_timer(&timer);
         *self
             .timers
             .upsert(store, &timer, || EMIT)
-            .map_err(Failure::State)? = if close <= watermark { PURGE } else { EMIT };
+            .map_err(Failure::State)? = if close <= frontier { PURGE } else { EMIT };
         others.push(merged);
         *self
             .sessions
             .upsert(store, &key, Vec::new)
             .map_err(Failure::State)? = others;
-        self.observe(store, t, watermark, record, index, out)
+        self.observe(store, input, t, record, index, out)
             .map_err(Failure::State)
     }
 
     /// The timer a session has: to emit at its close, or (already closed and emitted) to
     /// drop it once allowed lateness is over.
-    fn session_timer(&self, session: &Session, gap: i64, watermark: i64, group: &str) -> Vec<u8> {
+    fn session_timer(&self, session: &Session, gap: i64, frontier: i64, group: &str) -> Vec<u8> {
         let close = session.last + gap;
-        let at = if close <= watermark {
+        let at = if close <= frontier {
             close + self.config.allowed_lateness
         } else {
             close

@@ -41,7 +41,11 @@ fn window_step(extra: &[(&str, &str)]) -> super::WindowStep {
         map.insert((*k).to_owned(), (*v).to_owned());
     }
     let mut options = Options::new(map);
-    let step = super::WindowStep::new("clicks", &mut options);
+    let step = super::WindowStep::new(
+        "clicks",
+        &mut options,
+        &crate::api::transform::ChainContext::for_tests(),
+    );
     assert!(options.issues().is_empty(), "{:?}", options.issues());
     step.unwrap()
 }
@@ -75,15 +79,16 @@ fn record(user: &str, page: &str, ts: i64) -> Record {
     )
 }
 
-/// The straightforward computation: the watermark after each record, each record counted in
-/// every window of its time that is not yet purged when it arrives.
+/// The straightforward computation, with Flink's rule: a window fires (and is purged past its
+/// allowed lateness) once the watermark reaches its last millisecond, `end - 1`; each record
+/// counts in every window of its time not yet purged when it arrives.
 fn reference(events: &[(String, String, i64)]) -> BTreeMap<(String, i64), (u64, usize)> {
     let mut watermark = i64::MIN;
     let mut max_event = i64::MIN;
     let mut windows: HashMap<(String, i64), (u64, BTreeSet<String>)> = HashMap::new();
     for (user, page, t) in events {
         let start = t.div_euclid(SIZE) * SIZE;
-        if start + SIZE + LATENESS > watermark {
+        if start + SIZE - 1 + LATENESS > watermark {
             let w = windows.entry((user.clone(), start)).or_default();
             w.0 += 1;
             w.1.insert(page.clone());
@@ -95,7 +100,7 @@ fn reference(events: &[(String, String, i64)]) -> BTreeMap<(String, i64), (u64, 
     }
     windows
         .into_iter()
-        .filter(|((_, start), _)| start + SIZE <= watermark)
+        .filter(|((_, start), _)| start + SIZE - 1 <= watermark)
         .map(|(k, (n, pages))| (k, (n, pages.len())))
         .collect()
 }
@@ -333,7 +338,7 @@ fn session_reference(
         let (joined, mut rest): (Vec<_>, Vec<_>) = sessions
             .drain(..)
             .partition(|(start, last, _, _)| *t < last + gap && *start < t + gap);
-        if joined.is_empty() && t + gap <= watermark {
+        if joined.is_empty() && t + gap - 1 <= watermark {
             *sessions = rest;
             continue;
         }
@@ -351,7 +356,7 @@ fn session_reference(
             watermark = watermark.max(t - DELAY);
             for (user, sessions) in open.iter_mut() {
                 sessions.retain(|(start, last, n, pages)| {
-                    let closed = last + gap <= watermark;
+                    let closed = last + gap - 1 <= watermark;
                     if closed {
                         emitted.insert((user.clone(), *start), (*n, pages.len()));
                     }
@@ -443,4 +448,112 @@ fn a_late_record_within_lateness_updates_its_closed_session() {
     let out = results(vec![record("u3", "/", 400_000)]);
     assert!(out.iter().any(|r| r.0 == "u2"), "{out:?}");
     assert!(results(vec![record("u1", "/", 25_000)]).is_empty());
+}
+
+/// A sink's step: one watermark per input, the step's is their minimum, and an idle input
+/// stops holding it back after `watermark.idle.timeout.ms`.
+fn sink_step(extra: &[(&str, &str)]) -> super::WindowStep {
+    let mut map: BTreeMap<String, String> = [
+        ("group.by", "user_id"),
+        ("window.size.ms", "300000"),
+        ("time.field", "ts"),
+        ("watermark.delay.ms", "5000"),
+        ("aggregates", "n:count"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut options = Options::new(map);
+    let ctx = crate::api::transform::ChainContext {
+        inputs: crate::api::transform::Inputs::Many,
+        ..crate::api::transform::ChainContext::for_tests()
+    };
+    let step = super::WindowStep::new("clicks", &mut options, &ctx).unwrap();
+    assert!(options.issues().is_empty(), "{:?}", options.issues());
+    step
+}
+
+/// A record of partition `p` of the sink's own Kafka consumer (connector "test").
+fn from_partition(p: i32, user: &str, ts: i64) -> Record {
+    let mut r = record(user, "/", ts);
+    r.position = Some(crate::api::record::Position {
+        source: Arc::from("test"),
+        partition: Arc::from(format!(r#"{{"topic":"clicks","partition":{p}}}"#)),
+        offset: ts as u64,
+    });
+    r
+}
+
+fn starts(out: &crate::api::transform::BatchOutput) -> Vec<(String, i64, u64)> {
+    let mut got: Vec<(String, i64, u64)> = out
+        .kept
+        .iter()
+        .map(|r| {
+            let v = r.value.parsed().unwrap().value.clone();
+            (
+                v["user_id"].as_str().unwrap().to_owned(),
+                v["window_start"].as_i64().unwrap(),
+                v["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn a_fast_partition_does_not_make_a_slow_ones_records_late() {
+    let step = sink_step(&[("watermark.idle.timeout.ms", "0")]);
+    let dir = tempfile::tempdir().unwrap();
+    step.restore(&StateStore::open(&dir.path().join("s.redb")).unwrap())
+        .unwrap();
+    let assigned: BTreeSet<String> = (0..2)
+        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
+        .collect();
+    step.assign(&assigned);
+    // Partition 0 runs an hour ahead; partition 1 has had nothing yet: nothing fires.
+    let out = step.apply_batch(vec![
+        from_partition(0, "a", 10_000),
+        from_partition(0, "a", 3_600_000),
+    ]);
+    assert!(out.kept.is_empty(), "{:?}", starts(&out));
+    // Partition 1's old records still count: its own watermark is far behind.
+    let out = step.apply_batch(vec![from_partition(1, "a", 20_000)]);
+    assert!(out.kept.is_empty() && out.dropped == 0);
+    // Partition 1 reaches 305,000 - 1 + 5,000: the first window fires with both records.
+    let out = step.apply_batch(vec![from_partition(1, "b", 309_999)]);
+    assert_eq!(starts(&out), [("a".to_owned(), 0, 2)]);
+    // Flink's rule: one millisecond less and the window [300000, 600000) would not fire.
+    let out = step.apply_batch(vec![from_partition(1, "b", 604_998)]);
+    assert!(out.kept.is_empty(), "{:?}", starts(&out));
+    let out = step.apply_batch(vec![from_partition(1, "c", 604_999)]);
+    assert_eq!(starts(&out), [("b".to_owned(), 300_000, 1)]);
+    assert_eq!(step.watermark(), Some(599_999));
+}
+
+#[test]
+fn an_idle_partition_stops_holding_the_watermark_back() {
+    let step = sink_step(&[("watermark.idle.timeout.ms", "50")]);
+    let dir = tempfile::tempdir().unwrap();
+    step.restore(&StateStore::open(&dir.path().join("s.redb")).unwrap())
+        .unwrap();
+    let assigned: BTreeSet<String> = (0..2)
+        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
+        .collect();
+    step.assign(&assigned);
+    let out = step.apply_batch(vec![
+        from_partition(0, "a", 10_000),
+        from_partition(0, "a", 3_600_000),
+    ]);
+    assert!(out.kept.is_empty());
+    assert!(step.tick().kept.is_empty(), "partition 1 is not idle yet");
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    // Partition 0 is quiet too: with every input idle the watermark stays.
+    assert!(step.tick().kept.is_empty());
+    // Partition 0 has a record again; partition 1 is still idle: its windows fire.
+    let out = step.apply_batch(vec![from_partition(0, "z", 3_600_001)]);
+    assert_eq!(starts(&out), [("a".to_owned(), 0, 1)]);
 }

@@ -7,9 +7,16 @@
 //! partitions away, the consumer asks the sink to flush, waits for the acknowledgements and
 //! commits before letting go, so the next owner starts exactly after what was written here.
 //!
+//! A sink whose chain keeps state (windows) reads differently, as Flink's KafkaSource does: its
+//! checkpoint is the truth. The consumer assigns itself every partition of the sink's topics
+//! (no group rebalancing, so one host's windows see every record of their group), starts each
+//! from the checkpointed offset, and finds new partitions and topics every few seconds. The
+//! group's offsets are still committed, after each checkpoint, for lag and tooling.
+//!
 //! The consumer runs on its own thread: librdkafka's rebalance callbacks run inside `poll`, and
 //! waiting for the sink there must not hold up an async worker.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +50,9 @@ const WAIT_STEP: Duration = Duration::from_millis(5);
 /// How often a sink on the embedded bus looks for listed topics Kafka does not have yet.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
+/// Told the partitions a stateful sink's consumer owns, as records' positions name them.
+pub type OnAssign = Box<dyn Fn(&BTreeSet<String>) + Send>;
+
 /// Everything a sink's Kafka consumer needs.
 pub struct IntakeSpec {
     pub connector: String,
@@ -63,6 +73,13 @@ pub struct IntakeSpec {
     /// Called when the consumer cannot run (a client property librdkafka refuses, a bad
     /// subscription): the connector is marked FAILED with the reason.
     pub on_failure: Box<dyn FnOnce(ConnectorError) + Send>,
+    /// A stateful sink's checkpointed offsets by (topic, partition): the consumer then assigns
+    /// itself every partition of its topics and starts each from its checkpointed offset (the
+    /// group's committed offset, or `auto.offset.reset`, for one the checkpoint lacks).
+    pub checkpointed: Option<HashMap<(String, i32), i64>>,
+    /// Told the partitions the consumer owns (as records' positions name them) whenever they
+    /// change.
+    pub on_assign: OnAssign,
 }
 
 impl std::fmt::Debug for IntakeSpec {
@@ -239,6 +256,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         let Some((records, failed, offsets)) = batch else {
             continue;
         };
+        subscription.note_read(&offsets);
         let ack = tracker
             .begin(offsets, 1)
             .pop()
@@ -276,7 +294,11 @@ fn finish(
 ) -> Result<(), rdkafka::error::KafkaError> {
     wait_for_sink(tracker, &spec.sink_done);
     commit(consumer, tracker, None, CommitMode::Sync);
-    consumer.unsubscribe();
+    if spec.checkpointed.is_some() {
+        consumer.unassign()?;
+    } else {
+        consumer.unsubscribe();
+    }
     Ok(())
 }
 
@@ -289,6 +311,10 @@ struct Subscription {
     current: Vec<String>,
     next_check: Instant,
     said_waiting: bool,
+    /// A stateful sink's: the partitions assigned, and the next offset to read of each
+    /// partition read so far (kept when new partitions are added to the assignment).
+    assigned: BTreeSet<(String, i32)>,
+    read: HashMap<(String, i32), i64>,
 }
 
 impl Subscription {
@@ -304,7 +330,87 @@ impl Subscription {
             current: Vec::new(),
             next_check: Instant::now(),
             said_waiting: false,
+            assigned: BTreeSet::new(),
+            read: HashMap::new(),
         }
+    }
+
+    /// Notes the next offsets to read after a batch.
+    fn note_read(&mut self, offsets: &[(Value, Value)]) {
+        for (key, next) in offsets {
+            if let (Some(topic), Some(partition), Some(next)) = (
+                key["topic"].as_str(),
+                key["partition"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok()),
+                next["offset"].as_i64(),
+            ) {
+                self.read.insert((topic.to_owned(), partition), next);
+            }
+        }
+    }
+
+    /// A stateful sink's consumer: assigns itself every partition of the wanted topics that
+    /// Kafka has, each from where it was read to, else from the checkpoint, else from the
+    /// group's offset. Returns whether anything is assigned.
+    fn assign_all(
+        &mut self,
+        spec: &IntakeSpec,
+        consumer: &BaseConsumer<IntakeContext>,
+        checkpointed: &HashMap<(String, i32), i64>,
+    ) -> Result<bool, rdkafka::error::KafkaError> {
+        if Instant::now() < self.next_check {
+            return Ok(!self.assigned.is_empty());
+        }
+        self.next_check = Instant::now() + TOPIC_RECHECK;
+        let metadata = match consumer.fetch_metadata(None, Duration::from_secs(10)) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                tracing::warn!(connector = %spec.connector, error = %e, retry_in_s = TOPIC_RECHECK.as_secs(), "Could not list Kafka's topics; retrying.");
+                return Ok(!self.assigned.is_empty());
+            }
+        };
+        let found: BTreeSet<(String, i32)> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+            .filter(|t| spec.selector.matches(t.name()))
+            .flat_map(|t| t.partitions().iter().map(|p| (t.name().to_owned(), p.id())))
+            .collect();
+        if found == self.assigned {
+            return Ok(!found.is_empty());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &found {
+            let key = (topic.clone(), *partition);
+            let offset = match self.read.get(&key).or_else(|| checkpointed.get(&key)) {
+                Some(next) => Offset::Offset(*next),
+                None => Offset::Stored,
+            };
+            list.add_partition_offset(topic, *partition, offset)?;
+        }
+        consumer.assign(&list)?;
+        tracing::info!(
+            connector = %spec.connector,
+            partitions = found.len(),
+            "Reading every partition of the sink's topics from the state checkpoint."
+        );
+        tracing::debug!(
+            connector = %spec.connector,
+            from = ?list
+                .elements()
+                .iter()
+                .map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset()))
+                .collect::<Vec<_>>(),
+            "Starting positions."
+        );
+        let names = found
+            .iter()
+            .map(|(topic, partition)| partition_key(topic, *partition).to_string())
+            .collect();
+        (spec.on_assign)(&names);
+        self.assigned = found;
+        Ok(!self.assigned.is_empty())
     }
 
     /// Subscribes to what is wanted (and, with `only_existing`, in Kafka) when that changed.
@@ -314,6 +420,9 @@ impl Subscription {
         spec: &IntakeSpec,
         consumer: &BaseConsumer<IntakeContext>,
     ) -> Result<bool, rdkafka::error::KafkaError> {
+        if let Some(checkpointed) = &spec.checkpointed {
+            return self.assign_all(spec, consumer, checkpointed);
+        }
         if self.current.len() == self.wanted.len() || Instant::now() < self.next_check {
             return Ok(!self.current.is_empty());
         }

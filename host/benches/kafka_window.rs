@@ -1,0 +1,183 @@
+//! The book chapter's streaming job from Kafka: events/s and peak RSS of a sink connector that
+//! reads a 4-partition click topic on tansu and windows it (`headwater.window.Aggregate`,
+//! 5-minute tumbling windows, `count` + exact `count_distinct`, 100,000 users) into the
+//! BlackholeSink, beside a plain rdkafka consumer loop reading the same topic.
+//!
+//!     cargo bench --bench kafka_window                     # 1,000,000 clicks
+//!     HEADWATER_BENCH_ROWS=3000000 cargo bench --bench kafka_window
+//!
+//! Needs the tansu broker (scripts/setup.sh builds it). Headwater runs in a child process, so
+//! its peak RSS (VmHWM) is its own; it is timed from starting the connector until it has taken
+//! in every click (the windows' state checkpointed with the consumed offsets as it goes).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+#[path = "../../tests/support/service.rs"]
+mod service;
+use service::{Service, repo_root};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TOPIC: &str = "bench-click-events";
+const USERS: u64 = 100_000;
+/// A side that has not read everything by then is stuck, not slow.
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Clicks keyed by page (not by the user the windows group by), event time 1 ms apart.
+fn produce(bootstrap: &str, rows: u64) {
+    let status = std::process::Command::new("python3")
+        .arg(repo_root().join("host/testdata/kafka/client.py"))
+        .args(["create", bootstrap, TOPIC, "4"])
+        .status()
+        .expect("create the topic");
+    assert!(status.success());
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    for i in 0..rows {
+        let user = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % USERS;
+        let page = format!("/page/{}", (i * 7) % 200);
+        let value = format!(
+            r#"{{"user_id":"user{user}","page_id":"{page}","action":"view","ts":{}}}"#,
+            1_748_764_800_000u64 + i
+        );
+        let mut record = BaseRecord::to(TOPIC).key(&page).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).expect("produced");
+}
+
+/// A plain consumer loop: poll, touch the payload, count.
+fn plain(bootstrap: &str, rows: u64) -> Duration {
+    let consumer: BaseConsumer = headwater::kafka::KafkaSettings::new(bootstrap)
+        .consumer_config("bench-plain", "bench-plain")
+        .create()
+        .expect("consumer");
+    let started = Instant::now();
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let (mut seen, mut bytes) = (0u64, 0usize);
+    while seen < rows {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the plain consumer read {seen} of {rows}"
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    assert!(bytes > 0);
+    started.elapsed()
+}
+
+/// The child: the windowing sink connector, until it has taken in every click.
+fn headwater_side(bootstrap: &str, rows: u64) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let elapsed = rt.block_on(async {
+        use headwater::config::connector::parse_json;
+        use headwater::runtime::host::Origin;
+        use headwater::runtime::kafka_bus::link::KafkaLink;
+        let link = KafkaLink::new(headwater::kafka::KafkaSettings::new(bootstrap), false);
+        let runtime = headwater::runtime(&work.path().join("var")).with_kafka(link);
+        let sink = parse_json(
+            &serde_json::json!({"name": "bench-window", "config": {
+                "connector.class": "headwater.blackhole.BlackholeSink",
+                "topics": TOPIC,
+                "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                "value.converter.schemas.enable": "false",
+                "transforms": "window",
+                "transforms.window.type": "headwater.window.Aggregate",
+                "transforms.window.group.by": "user_id",
+                "transforms.window.window.size.ms": "300000",
+                "transforms.window.time.field": "ts",
+                "transforms.window.watermark.delay.ms": "5000",
+                "transforms.window.aggregates":
+                    "click_count_5min:count,unique_pages_5min:count_distinct(page_id)",
+            }})
+            .to_string(),
+            "bench",
+            None,
+        )
+        .expect("sink config");
+        let started = Instant::now();
+        runtime.apply(sink, Origin::Rest).await.expect("sink");
+        loop {
+            let taken = runtime.metrics("bench-window").map_or(0, |m| m.records_in);
+            if taken >= rows {
+                break;
+            }
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "Headwater took in {taken} of {rows}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let elapsed = started.elapsed();
+        runtime.shutdown().await;
+        elapsed
+    });
+    println!(
+        "headwater: Kafka -> window (count + count_distinct, {USERS} users) -> blackhole: \
+         {:>9.0} events/s ({:.2} s), peak RSS {:.0} MiB",
+        rows as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        peak_rss_mib()
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows: u64 = std::env::var("HEADWATER_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    if let Ok(bootstrap) = std::env::var("HEADWATER_BENCH_BOOTSTRAP") {
+        headwater_side(&bootstrap, rows);
+        return;
+    }
+    let broker = Service::start("tansu");
+    produce(&broker.url, rows);
+    println!("kafka_window: {rows} clicks in {TOPIC} (4 partitions, keyed by page) on tansu");
+    let plain_time = plain(&broker.url, rows);
+    println!(
+        "plain rdkafka consumer loop: {:>9.0} records/s ({:.2} s)",
+        rows as f64 / plain_time.as_secs_f64(),
+        plain_time.as_secs_f64()
+    );
+    let status = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--bench")
+        .env("HEADWATER_BENCH_BOOTSTRAP", &broker.url)
+        .env("HEADWATER_BENCH_ROWS", rows.to_string())
+        .status()
+        .expect("run the Headwater side");
+    assert!(status.success());
+}

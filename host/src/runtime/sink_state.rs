@@ -1,0 +1,241 @@
+//! The state of a sink connector whose chain keeps state (windows, stateful plugins): which
+//! input it has absorbed, and acknowledgements held until a checkpoint covers them.
+//!
+//! A checkpoint writes the chain's state with the newest position absorbed from every input
+//! (each Kafka partition the sink consumes, each local source's partition), in one durable
+//! transaction. It is taken only right after the sink flushed, so every result the state has
+//! emitted is in the destination. Batches are acknowledged — a local source commits its offsets,
+//! the Kafka consumer commits the group's offsets — only once a checkpoint holds their effect.
+//! After a crash the sink resumes from the checkpoint: the Kafka consumer seeks to its offsets
+//! (the checkpoint is the truth, as in Flink's KafkaSource), and records a local source replays
+//! that the checkpoint already holds are skipped by their position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::api::error::RecordError;
+use crate::api::offsets::SourceOffsets;
+use crate::api::record::Record;
+use crate::runtime::ack::AckToken;
+use crate::state::{StateError, StateStore};
+use crate::transforms::chain::Chain;
+
+/// How often a stateful sink checkpoints, at its flushes, when it has absorbed anything since.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// A sink that batches for longer (a Parquet file per rotation) is made to flush, and
+/// checkpoint, after this long: the acknowledgements wait for it.
+pub const CHECKPOINT_FORCE_AFTER: Duration = Duration::from_secs(30);
+
+/// (source connector, source partition as canonical JSON): one input of the sink.
+type Input = (Arc<str>, Arc<str>);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct SinkState {
+    store: Arc<StateStore>,
+    /// The newest position absorbed from each input.
+    absorbed: HashMap<Input, u64>,
+    /// Flushed batches no checkpoint holds yet.
+    unconfirmed: Vec<AckToken>,
+    /// The state changed since the last checkpoint.
+    changed: bool,
+    last_checkpoint: Instant,
+}
+
+impl SinkState {
+    /// Opens `connector`'s state, restores the chain's steps from it, and reads the positions
+    /// of its last checkpoint.
+    pub fn open(store: Arc<StateStore>, chain: &Chain) -> Result<Self, StateError> {
+        chain.restore_state(&store)?;
+        let checkpointed = store.checkpointed_offsets()?.unwrap_or_default();
+        let absorbed = checkpointed
+            .iter()
+            .filter_map(|(key, offset)| {
+                let source = key["source"].as_str()?;
+                let partition = key.get("partition")?.to_string();
+                Some((
+                    (Arc::from(source), Arc::from(partition)),
+                    offset["offset"].as_u64()?,
+                ))
+            })
+            .collect();
+        Ok(Self {
+            store,
+            absorbed,
+            unconfirmed: Vec::new(),
+            changed: false,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Every Kafka offset of `connector`'s own consumer in the checkpoint, by (topic, partition).
+    pub fn kafka_offsets(&self, connector: &str) -> HashMap<(String, i32), i64> {
+        self.absorbed
+            .iter()
+            .filter(|((source, _), _)| **source == *connector)
+            .filter_map(|((_, partition), offset)| {
+                let p: Value = serde_json::from_str(partition).ok()?;
+                let topic = p["topic"].as_str()?.to_owned();
+                let number = i32::try_from(p["partition"].as_i64()?).ok()?;
+                Some(((topic, number), i64::try_from(*offset).ok()?))
+            })
+            .collect()
+    }
+
+    /// Drops the records of a batch the state already holds (a replay of what a checkpoint
+    /// covers), and notes the others' positions as absorbed. Freshness is judged against the
+    /// positions before the batch: its converted and refused records interleave.
+    pub fn absorb(
+        &mut self,
+        records: Vec<Record>,
+        failed: Vec<(Record, RecordError)>,
+    ) -> (Vec<Record>, Vec<(Record, RecordError)>) {
+        self.changed = true;
+        let records: Vec<Record> = records.into_iter().filter(|r| self.fresh(r)).collect();
+        let failed: Vec<(Record, RecordError)> =
+            failed.into_iter().filter(|(r, _)| self.fresh(r)).collect();
+        for record in records.iter().chain(failed.iter().map(|(r, _)| r)) {
+            self.note(record);
+        }
+        (records, failed)
+    }
+
+    fn fresh(&self, record: &Record) -> bool {
+        record.position.as_ref().is_none_or(|p| {
+            self.absorbed
+                .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
+                .is_none_or(|done| p.offset > *done)
+        })
+    }
+
+    fn note(&mut self, record: &Record) {
+        let Some(p) = &record.position else {
+            return;
+        };
+        match self
+            .absorbed
+            .get_mut(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
+        {
+            Some(done) => *done = (*done).max(p.offset),
+            None => {
+                tracing::debug!(source = %p.source, partition = %p.partition, position = p.offset, "First record of an input since the checkpoint.");
+                self.absorbed
+                    .insert((Arc::clone(&p.source), Arc::clone(&p.partition)), p.offset);
+            }
+        }
+    }
+
+    /// Notes that the state changed without input (a tick fired windows).
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    /// Holds flushed batches' acknowledgements until the next checkpoint.
+    pub fn hold(&mut self, tokens: impl IntoIterator<Item = AckToken>) {
+        self.unconfirmed.extend(tokens);
+    }
+
+    /// True when a checkpoint is due: something changed or waits for one, and the interval
+    /// has passed.
+    pub fn due(&self) -> bool {
+        self.pending() && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+    }
+
+    /// Something changed or waits for a checkpoint.
+    pub fn pending(&self) -> bool {
+        self.changed || !self.unconfirmed.is_empty()
+    }
+
+    /// True when a flush must be forced for a checkpoint (see [`CHECKPOINT_FORCE_AFTER`]).
+    pub fn overdue(&self) -> bool {
+        self.pending() && self.last_checkpoint.elapsed() >= CHECKPOINT_FORCE_AFTER
+    }
+
+    /// When to flush for a checkpoint, if one is pending: after the interval when the sink
+    /// holds nothing unflushed (the flush costs nothing), else once overdue.
+    pub fn next_due(&self, unflushed: bool) -> Option<tokio::time::Instant> {
+        let wait = if unflushed {
+            CHECKPOINT_FORCE_AFTER
+        } else {
+            CHECKPOINT_INTERVAL
+        };
+        self.pending()
+            .then(|| tokio::time::Instant::from_std(self.last_checkpoint + wait))
+    }
+
+    /// The positions absorbed, in the checkpoint's form.
+    fn offsets(&self) -> SourceOffsets {
+        let mut offsets = SourceOffsets::default();
+        for ((source, partition), offset) in &self.absorbed {
+            let partition: Value = serde_json::from_str(partition)
+                .unwrap_or_else(|_| Value::String(partition.to_string()));
+            offsets.insert(
+                json!({ "source": &**source, "partition": partition }),
+                json!({ "offset": offset }),
+            );
+        }
+        offsets
+    }
+
+    /// Writes the chain's state with the positions absorbed (call it right after the sink
+    /// flushed), then acknowledges the batches it covers.
+    pub async fn checkpoint(&mut self, chain: &Arc<Chain>) -> Result<(), StateError> {
+        let offsets = self.offsets();
+        let (chain, store) = (Arc::clone(chain), Arc::clone(&self.store));
+        let path = store.path().to_owned();
+        tokio::task::spawn_blocking(move || chain.checkpoint(&store, &offsets))
+            .await
+            .map_err(|e| StateError {
+                path,
+                message: format!("the checkpoint task failed: {e}"),
+            })??;
+        self.changed = false;
+        self.last_checkpoint = Instant::now();
+        for token in self.unconfirmed.drain(..) {
+            token.ack();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::record::{Payload, Position};
+
+    #[test]
+    fn every_partition_absorbed_is_checkpointed_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+        let chain = Arc::new(Chain::default());
+        let mut state = SinkState::open(Arc::clone(&store), &chain).unwrap();
+        for p in 0..4 {
+            for offset in 1..=3u64 {
+                let mut r = Record::new("clicks", Payload::null());
+                r.position = Some(Position {
+                    source: Arc::from("sink"),
+                    partition: Arc::from(
+                        crate::runtime::kafka_bus::intake::partition_key("clicks", p).to_string(),
+                    ),
+                    offset,
+                });
+                let (kept, _) = state.absorb(vec![r.clone()], Vec::new());
+                assert_eq!(kept.len(), 1);
+                let (kept, _) = state.absorb(vec![r], Vec::new());
+                assert!(kept.is_empty(), "a replay is skipped");
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(state.checkpoint(&chain)).unwrap();
+        drop(state);
+        let state = SinkState::open(store, &chain).unwrap();
+        let offsets = state.kafka_offsets("sink");
+        assert_eq!(offsets.len(), 4, "{offsets:?}");
+        assert!(offsets.values().all(|o| *o == 3));
+    }
+}

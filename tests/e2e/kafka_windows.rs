@@ -1,0 +1,393 @@
+//! The book chapter's streaming job on a real Kafka-protocol broker (tansu): click events in a
+//! multi-partition topic, 5-minute tumbling windows per user with a 5-second watermark, in sink
+//! connectors that read the topic — into Redis (`user:<id>` hashes) and into a file that keeps
+//! every window — checked against a plain computation, through `kill -9`s; and the watermark
+//! across partitions (a fast partition never makes a slow one's records late; an idle one stops
+//! holding windows back after its timeout).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use redis::Commands;
+use serde_json::{Value, json};
+
+use crate::harness::{Service, Workspace, jsonl};
+use crate::redis_sink::connect;
+
+const SIZE: i64 = 300_000;
+const DELAY: i64 = 5_000;
+/// 2025-06-01T08:00:00Z, as flink-bench's clicks start.
+const T0: i64 = 1_748_764_800_000;
+
+/// Click `i`: ~150 ms apart, up to 3 s out of order (less than the watermark delay, so no
+/// click is late whatever the interleaving of partitions), 23 users, 9 pages.
+fn click(i: i64) -> (String, String, i64) {
+    let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let jitter = (h >> 40) as i64 % 3_000;
+    (
+        format!("user{}", (h >> 8) % 23),
+        format!("/page/{}", (h >> 20) % 9),
+        T0 + i * 150 - jitter,
+    )
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a valid time")
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Produces clicks `ids` with rdkafka, click `i` to partition `i % partitions`, keyed by its
+/// page (not by the user the windows group by). One record per batch: tansu 0.6 answers a
+/// fetch from an offset inside a record batch with the next batch, so a consumer resuming
+/// mid-batch (after a checkpoint, or a group's commit) would skip the rest of that batch.
+fn produce(bootstrap: &str, topic: &str, partitions: i32, ids: impl IntoIterator<Item = i64>) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .expect("create a test producer");
+    for i in ids {
+        let (user, page, t) = click(i);
+        let value =
+            json!({"user_id": user, "page_id": page, "action": "view", "event_time": iso(t)})
+                .to_string();
+        let partition = (i % i64::from(partitions)) as i32;
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&page)
+            .payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("test records delivered");
+}
+
+fn produce_raw(bootstrap: &str, topic: &str, partition: i32, value: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("create a test producer");
+    producer
+        .send(
+            BaseRecord::<str, str>::to(topic)
+                .partition(partition)
+                .payload(value),
+        )
+        .expect("queue a test record");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("test record delivered");
+}
+
+fn create_topic(broker: &Service, topic: &str, partitions: i32) {
+    crate::kafka::client(&["create", &broker.url, topic, &partitions.to_string()]);
+}
+
+type Windows = BTreeMap<(String, i64), (u64, u64)>;
+
+/// Every window of clicks `range` that has fired once each partition's newest click is in:
+/// the watermark is the minimum over partitions of their newest event time minus the delay,
+/// and a window fires when it reaches the window's last millisecond.
+fn reference(range: std::ops::Range<i64>, partitions: i64) -> Windows {
+    let mut newest = vec![i64::MIN; partitions as usize];
+    let mut windows: BTreeMap<(String, i64), (u64, BTreeSet<String>)> = BTreeMap::new();
+    for i in range {
+        let (user, page, t) = click(i);
+        let p = (i % partitions) as usize;
+        newest[p] = newest[p].max(t);
+        let w = windows
+            .entry((user, t.div_euclid(SIZE) * SIZE))
+            .or_default();
+        w.0 += 1;
+        w.1.insert(page);
+    }
+    let watermark = newest.iter().min().copied().unwrap_or(i64::MIN) - DELAY;
+    windows
+        .into_iter()
+        .filter(|((_, start), _)| start + SIZE - 1 <= watermark)
+        .map(|(k, (n, pages))| (k, (n, pages.len() as u64)))
+        .collect()
+}
+
+fn window_config(extra: Value) -> Value {
+    let mut config = json!({
+        "topics": "click-events",
+        "transforms": "window",
+        "transforms.window.type": "headwater.window.Aggregate",
+        "transforms.window.group.by": "user_id",
+        "transforms.window.window.size.ms": SIZE.to_string(),
+        "transforms.window.time.field": "event_time",
+        "transforms.window.watermark.delay.ms": DELAY.to_string(),
+        "transforms.window.aggregates": "click_count_5min:count,unique_pages_5min:count_distinct(page_id)",
+        "transforms.window.late.records": "dlq",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "errors.tolerance": "all",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
+    config
+}
+
+/// The last result per (user, window start) in the file sink's output.
+fn file_windows(ws: &Workspace) -> Windows {
+    let mut out = Windows::new();
+    // The sink's value converter (schemaless JSON) also writes its lines.
+    for line in jsonl(&ws.path("out/windows.jsonl")) {
+        let v = &line["value"];
+        let key = (
+            v["user_id"].as_str().unwrap_or_default().to_owned(),
+            v["window_start"].as_i64().unwrap_or_default(),
+        );
+        assert_eq!(v["window_end"].as_i64(), Some(key.1 + SIZE), "{v}");
+        out.insert(
+            key,
+            (
+                v["click_count_5min"].as_u64().unwrap_or_default(),
+                v["unique_pages_5min"].as_u64().unwrap_or_default(),
+            ),
+        );
+    }
+    out
+}
+
+fn kafka_workspace(broker: &Service) -> Workspace {
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n",
+        broker.url
+    ));
+    ws
+}
+
+/// The chapter's job: a 4-partition topic keyed by page, windowed per user into Redis and into
+/// a file, through three `kill -9`s at arbitrary points, equals an uninterrupted computation.
+#[test]
+fn a_four_partition_topic_windowed_per_user_survives_three_kill_9s() {
+    const PARTITIONS: i32 = 4;
+    const PHASE: i64 = 6_000;
+    let broker = Service::start("tansu");
+    let redis = Service::start("redis");
+    create_topic(&broker, "click-events", PARTITIONS);
+    let ws = kafka_workspace(&broker);
+    ws.put_config(
+        "online.json",
+        &json!({"name": "clicks-online", "config": window_config(json!({
+            "connector.class": "headwater.redis.RedisSink",
+            "redis.uri": redis.url,
+            "key.prefix": "user:",
+            "key.fields": "user_id",
+            "timestamp.field": "window_end",
+        }))}),
+    );
+    let mut audit = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
+    for (k, v) in window_config(json!({})).as_object().unwrap() {
+        audit["config"][k] = v.clone();
+    }
+    ws.put_config("audit.json", &audit);
+
+    let mut host = ws.start();
+    for phase in 0..4 {
+        produce(
+            &broker.url,
+            "click-events",
+            PARTITIONS,
+            phase * PHASE..(phase + 1) * PHASE,
+        );
+        // A poison record: no usable event time. It is a dead letter with the reason.
+        if phase == 1 {
+            produce_raw(
+                &broker.url,
+                "click-events",
+                2,
+                r#"{"user_id":"x","page_id":"/"}"#,
+            );
+        }
+        let fired = reference(0..(phase + 1) * PHASE, i64::from(PARTITIONS)).len();
+        host.wait_for("some windows of this phase", || {
+            (file_windows(&ws).len() * 2 > fired).then_some(())
+        });
+        if phase < 3 {
+            host.kill9();
+            host = ws.start();
+        }
+    }
+    let expected = reference(0..4 * PHASE, i64::from(PARTITIONS));
+    assert!(expected.len() > 200, "{} windows", expected.len());
+    let got = host.wait_for("every window in the file", || {
+        let got = file_windows(&ws);
+        (got.len() >= expected.len()).then_some(got)
+    });
+    // The windows that differ, (key, expected, got), rather than two maps of hundreds.
+    let differing: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), *v, got.get(k).copied()))
+        .take(20)
+        .collect();
+    assert!(
+        differing.is_empty() && got.len() == expected.len(),
+        "windows differ from the reference: {differing:?}\n{}",
+        host.log()
+    );
+
+    // Redis: each user's hash holds its newest window.
+    let mut conn = connect(&redis);
+    let mut newest: BTreeMap<&str, (i64, (u64, u64))> = BTreeMap::new();
+    for ((user, start), counts) in &expected {
+        newest.insert(user, (*start, *counts));
+    }
+    host.wait_for("every user's newest window in Redis", || {
+        newest
+            .iter()
+            .all(|(user, (start, (count, pages)))| {
+                let hash: BTreeMap<String, String> =
+                    conn.hgetall(format!("user:{user}")).unwrap_or_default();
+                hash.get("window_end") == Some(&(start + SIZE).to_string())
+                    && hash.get("click_count_5min") == Some(&count.to_string())
+                    && hash.get("unique_pages_5min") == Some(&pages.to_string())
+            })
+            .then_some(())
+    });
+    // At least once: a replay after a crash may dead-letter it again.
+    let dead = jsonl(&ws.path("var/dlq/clicks-audit.jsonl"));
+    assert!(!dead.is_empty());
+    for letter in &dead {
+        let text = letter.to_string();
+        assert!(
+            text.contains("event_time") && text.contains("expected epoch milliseconds"),
+            "{text}"
+        );
+    }
+    assert!(host.stop().success());
+}
+
+fn partition_workspace(broker: &Service, idle_ms: i64) -> Workspace {
+    let ws = kafka_workspace(broker);
+    let mut sink = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
+    let config = window_config(json!({
+        "transforms.window.watermark.idle.timeout.ms": idle_ms.to_string(),
+    }));
+    for (k, v) in config.as_object().unwrap() {
+        sink["config"][k] = v.clone();
+    }
+    ws.put_config("audit.json", &sink);
+    ws
+}
+
+/// Partition 0 is an hour ahead before partition 1 has anything: partition 1's clicks still
+/// count, since the watermark is the minimum over partitions (no idleness here).
+#[test]
+fn a_slow_partitions_records_are_not_late_because_another_ran_ahead() {
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", 2);
+    let ws = partition_workspace(&broker, 0);
+    let host = ws.start();
+    // Even clicks go to partition 0, odd ones to 1: produce the even ones first.
+    let evens: Vec<i64> = (0..6_000).filter(|i| i % 2 == 0).collect();
+    let odds: Vec<i64> = (0..6_000).filter(|i| i % 2 == 1).collect();
+    produce(&broker.url, "click-events", 2, evens.iter().copied());
+    host.wait_for_log("Reading every partition");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        file_windows(&ws).is_empty(),
+        "partition 1 has had nothing: no window may fire"
+    );
+    produce(&broker.url, "click-events", 2, odds);
+    let expected = reference(0..6_000, 2);
+    let got = host.wait_for("every window", || {
+        let got = file_windows(&ws);
+        (got.len() >= expected.len()).then_some(got)
+    });
+    assert_eq!(got, expected);
+    assert!(
+        !ws.path("var/dlq/clicks-audit.jsonl").exists(),
+        "no late record"
+    );
+    assert!(host.stop().success());
+}
+
+/// Only partition 0 has clicks: after partition 1's idle timeout its windows fire anyway.
+#[test]
+fn an_idle_partition_does_not_stall_windows_past_its_timeout() {
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", 2);
+    let ws = partition_workspace(&broker, 1_500);
+    let host = ws.start();
+    let evens: Vec<i64> = (0..4_000).filter(|i| i % 2 == 0).collect();
+    produce(&broker.url, "click-events", 2, evens.iter().copied());
+    let got = host.wait_for("windows fired without partition 1", || {
+        let got = file_windows(&ws);
+        (!got.is_empty()).then_some(got)
+    });
+    // What fired is exact: partition 0's clicks of those windows, all of them.
+    let mut expected: BTreeMap<(String, i64), (u64, BTreeSet<String>)> = BTreeMap::new();
+    for i in &evens {
+        let (user, page, t) = click(*i);
+        let w = expected
+            .entry((user, t.div_euclid(SIZE) * SIZE))
+            .or_default();
+        w.0 += 1;
+        w.1.insert(page);
+    }
+    for (key, counts) in &got {
+        let (n, pages) = &expected[key];
+        assert_eq!(*counts, (*n, pages.len() as u64), "{key:?}");
+    }
+    assert!(host.stop().success());
+}
+
+/// The broker goes down mid-stream (librdkafka's mock cluster, which keeps its topics): the
+/// windowing sink rides it out with `errors.retry.*`, and every window is exact once it is back.
+#[test]
+fn a_broker_outage_mid_stream_loses_and_doubles_nothing() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
+    mock.create_topic("click-events", 2, 1)
+        .expect("create topic");
+    let bootstrap = mock.bootstrap_servers();
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
+    let mut sink = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
+    let config = window_config(json!({
+        "errors.retry.timeout": "-1",
+        "errors.retry.delay.max.ms": "1000",
+    }));
+    for (k, v) in config.as_object().unwrap() {
+        sink["config"][k] = v.clone();
+    }
+    ws.put_config("audit.json", &sink);
+    let host = ws.start();
+    produce(&bootstrap, "click-events", 2, 0..4_000);
+    host.wait_for("windows before the outage", || {
+        (!file_windows(&ws).is_empty()).then_some(())
+    });
+    mock.broker_down(1).expect("take the broker down");
+    std::thread::sleep(Duration::from_secs(3));
+    mock.broker_up(1).expect("bring the broker back");
+    produce(&bootstrap, "click-events", 2, 4_000..8_000);
+    let expected = reference(0..8_000, 2);
+    let got = host.wait_for("every window", || {
+        let got = file_windows(&ws);
+        (got.len() >= expected.len()).then_some(got)
+    });
+    assert_eq!(got, expected);
+    assert!(host.stop().success());
+}
