@@ -22,19 +22,14 @@ use service::{Service, repo_root};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_mib;
+
 const TOPIC: &str = "bench-click-events";
 const USERS: u64 = 100_000;
 /// A side that has not read everything by then is stuck, not slow.
 const TIMEOUT: Duration = Duration::from_secs(600);
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// Clicks keyed by page (not by the user the windows group by), event time 1 ms apart.
 fn produce(bootstrap: &str, rows: u64) {

@@ -24,16 +24,11 @@ use headwater::window::WindowStep;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const BATCH: usize = 1000;
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_mib;
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+const BATCH: usize = 1000;
 
 fn run(groups: u64, events: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
