@@ -5,6 +5,8 @@
 //!
 //!     cargo bench --bench kafka_window                     # 1,000,000 clicks
 //!     HEADWATER_BENCH_ROWS=3000000 cargo bench --bench kafka_window
+//!     HEADWATER_BENCH_CONFIG='{"consumer.override.queued.min.messages":"10000"}' \
+//!         cargo bench --bench kafka_window              # keys added to the sink's config
 //!
 //! Needs the tansu broker (scripts/setup.sh builds it). Headwater runs in a child process, so
 //! its peak RSS (VmHWM) is its own; it is timed from starting the connector until it has taken
@@ -100,27 +102,30 @@ fn headwater_side(bootstrap: &str, rows: u64) {
         use headwater::runtime::kafka_bus::link::KafkaLink;
         let link = KafkaLink::new(headwater::kafka::KafkaSettings::new(bootstrap), false);
         let runtime = headwater::runtime(&work.path().join("var")).with_kafka(link);
-        let sink = parse_json(
-            &serde_json::json!({"name": "bench-window", "config": {
-                "connector.class": "headwater.blackhole.BlackholeSink",
-                "topics": TOPIC,
-                "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-                "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-                "value.converter.schemas.enable": "false",
-                "transforms": "window",
-                "transforms.window.type": "headwater.window.Aggregate",
-                "transforms.window.group.by": "user_id",
-                "transforms.window.window.size.ms": "300000",
-                "transforms.window.time.field": "ts",
-                "transforms.window.watermark.delay.ms": "5000",
-                "transforms.window.aggregates":
-                    "click_count_5min:count,unique_pages_5min:count_distinct(page_id)",
-            }})
-            .to_string(),
-            "bench",
-            None,
-        )
-        .expect("sink config");
+        let mut config = serde_json::json!({"name": "bench-window", "config": {
+            "connector.class": "headwater.blackhole.BlackholeSink",
+            "topics": TOPIC,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "transforms": "window",
+            "transforms.window.type": "headwater.window.Aggregate",
+            "transforms.window.group.by": "user_id",
+            "transforms.window.window.size.ms": "300000",
+            "transforms.window.time.field": "ts",
+            "transforms.window.watermark.delay.ms": "5000",
+            "transforms.window.aggregates":
+                "click_count_5min:count,unique_pages_5min:count_distinct(page_id)",
+        }});
+        if let Ok(extra) = std::env::var("HEADWATER_BENCH_CONFIG") {
+            let extra: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&extra).expect("HEADWATER_BENCH_CONFIG is a JSON object");
+            config["config"]
+                .as_object_mut()
+                .expect("config object")
+                .extend(extra);
+        }
+        let sink = parse_json(&config.to_string(), "bench", None).expect("sink config");
         let started = Instant::now();
         runtime.apply(sink, Origin::Rest).await.expect("sink");
         loop {

@@ -329,6 +329,31 @@ impl AggregateConfig {
             }
             Some(v)
         };
+        let start_field = options.string(&START_FIELD)?;
+        let end_field = options.string(&END_FIELD)?;
+        // Each result field needs its own name: a feature named like a group field (or the
+        // window bounds) would overwrite it.
+        let outputs = group_by
+            .iter()
+            .map(|g| (g.as_str(), GROUP_BY.name))
+            .chain([
+                (start_field.as_str(), START_FIELD.name),
+                (end_field.as_str(), END_FIELD.name),
+            ])
+            .chain(features.iter().map(|f| (f.name.as_str(), AGGREGATES.name)));
+        let mut named_by = std::collections::BTreeMap::new();
+        for (name, key) in outputs {
+            if let Some(first) = named_by.insert(name, key) {
+                options.issue(
+                    key,
+                    format!(
+                        "result field {name:?} is also named by {first}: give each group \
+                         field, window bound and feature its own name"
+                    ),
+                );
+                return None;
+            }
+        }
         Some(Self {
             group_by,
             size,
@@ -343,8 +368,8 @@ impl AggregateConfig {
             features,
             emit_early_ms: non_negative(options, &EMIT_EARLY)? as u64,
             output_topic: options.string(&OUTPUT_TOPIC),
-            start_field: options.string(&START_FIELD)?,
-            end_field: options.string(&END_FIELD)?,
+            start_field,
+            end_field,
             cache_entries: non_negative(options, &CACHE_ENTRIES)? as usize,
         })
     }
@@ -353,6 +378,47 @@ impl AggregateConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn issues_of(pairs: &[(&str, &str)]) -> Vec<String> {
+        let map = [
+            ("group.by", "user_id"),
+            ("window.size.ms", "300000"),
+            ("aggregates", "n:count"),
+        ]
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let mut options = Options::new(map);
+        let parsed = AggregateConfig::parse(&mut options);
+        let issues: Vec<String> = options
+            .issues()
+            .iter()
+            .map(|i| format!("{}: {}", i.key, i.message))
+            .collect();
+        assert_eq!(parsed.is_some(), issues.is_empty(), "{issues:?}");
+        issues
+    }
+
+    #[test]
+    fn result_fields_need_distinct_names() {
+        assert!(issues_of(&[]).is_empty());
+        let clash = issues_of(&[("aggregates", "user_id:count")]);
+        assert_eq!(
+            clash,
+            [
+                "aggregates: result field \"user_id\" is also named by group.by: give each \
+              group field, window bound and feature its own name"
+            ]
+        );
+        let bound = issues_of(&[("window.end.field", "n")]);
+        assert!(
+            bound[0]
+                .starts_with("aggregates: result field \"n\" is also named by window.end.field"),
+            "{bound:?}"
+        );
+        assert!(issues_of(&[("group.by", "a,a")])[0].starts_with("group.by: result field \"a\""));
+    }
 
     #[test]
     fn features_parse_and_errors_say_what_is_expected() {

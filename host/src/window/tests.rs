@@ -491,8 +491,9 @@ fn starts(out: &crate::api::transform::BatchOutput) -> Vec<(String, i64, u64)> {
     let mut got: Vec<(String, i64, u64)> = out
         .kept
         .iter()
-        .map(|r| {
-            let v = r.value.parsed().unwrap().value.clone();
+        .cloned()
+        .map(|mut r| {
+            let v = r.value.get().unwrap().value.clone();
             (
                 v["user_id"].as_str().unwrap().to_owned(),
                 v["window_start"].as_i64().unwrap(),
