@@ -16,6 +16,8 @@ use crate::redis_sink::connect;
 
 const SIZE: i64 = 300_000;
 const DELAY: i64 = 5_000;
+/// How long a test producer waits for the broker to acknowledge what it sent.
+const DELIVERY_PATIENCE: Duration = Duration::from_secs(180);
 /// 2025-06-01T08:00:00Z, as flink-bench's clicks start.
 const T0: i64 = 1_748_764_800_000;
 
@@ -72,8 +74,10 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, ids: impl IntoIterator
         }
         producer.poll(Duration::ZERO);
     }
+    // One record per produce request is slow on a loaded 2-core machine (CI took over 30 s
+    // for 6,000 while the host consumed), so give delivery minutes rather than seconds.
     producer
-        .flush(Duration::from_secs(30))
+        .flush(DELIVERY_PATIENCE)
         .expect("test records delivered");
 }
 
@@ -91,7 +95,7 @@ fn produce_raw(bootstrap: &str, topic: &str, partition: i32, value: &str) {
         )
         .expect("queue a test record");
     producer
-        .flush(Duration::from_secs(30))
+        .flush(DELIVERY_PATIENCE)
         .expect("test record delivered");
 }
 

@@ -123,7 +123,11 @@ impl SinkRunner {
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.flush(sink).await?,
                 _ = self.flush_now.notified() => self.drain(sink, sub).await?,
-                _ = tick.tick(), if started && self.state.is_some() => self.tick(sink).await?,
+                _ = tick.tick(), if started && self.state.is_some() => {
+                    // A close a checkpoint left under way (after a restart) finishes here too.
+                    self.tick(sink).await?;
+                    self.finish_closes(sink).await?;
+                }
             }
         }
     }
@@ -202,7 +206,17 @@ impl SinkRunner {
             self.metrics.add_dropped((before - out.kept.len()) as u64);
         }
         self.held.push(ack);
-        self.write(sink, out, started).await
+        self.write(sink, out, started).await?;
+        self.finish_closes(sink).await
+    }
+
+    /// A window end shared by many groups closes a page per call: the rest is written now,
+    /// page by page, before the next batch is taken.
+    async fn finish_closes(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        while self.chain.pending() && !self.cancel.is_cancelled() {
+            self.tick(sink).await?;
+        }
+        Ok(())
     }
 
     /// Writes what the chain kept, reports what failed, and flushes when the sink wants it.

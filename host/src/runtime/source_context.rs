@@ -11,12 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::connector::{SourceBatch, SourceContext, TargetState};
 use crate::api::error::ConnectorError;
+use crate::api::error::RecordError;
 use crate::api::metrics::ConnectorMetrics;
 use crate::api::offsets::SourceOffsets;
+use crate::api::record::Record;
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::Bus;
 use crate::runtime::reporter::ErrorReporter;
-use crate::transforms::chain::Chain;
+use crate::transforms::chain::{Chain, ChainOutput};
 
 /// A running source task's context.
 #[derive(Debug)]
@@ -87,7 +89,7 @@ impl SourceContext for SourceTaskContext {
         let started = std::time::Instant::now();
         let SourceBatch {
             records,
-            mut failed,
+            failed,
             offsets,
             bytes,
         } = batch;
@@ -97,40 +99,18 @@ impl SourceContext for SourceTaskContext {
         // no offset accounts for: a checkpoint must not be taken (see `final_checkpoint`).
         self.state_ahead = self.state.is_some();
         let out = self.chain.apply_batch_async(records).await;
-        if let Some(reason) = out.fatal {
-            return Err(ConnectorError::fatal("transform chain", reason));
+        if !self.publish(out, failed, offsets).await? {
+            return Ok(());
         }
-        failed.extend(out.failed);
-        self.reporter.report(failed).await?;
-        self.metrics.add_dropped(out.dropped as u64);
-        self.topics.note(&out.kept);
-        let published = out.kept.len();
-        // A stopped (or failed) sink may never make room: stopping must not wait for it. An
-        // interrupted publish leaves its batch unacknowledged, to be replayed.
-        let (discarded, refused) = match &self.publisher {
-            Publisher::Embedded(bus) => tokio::select! {
-                discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
-                _ = self.cancel.cancelled() => return Ok(()),
-            },
-            Publisher::Kafka(kafka) => {
-                let Some((records, refused)) = kafka.serialize(out.kept, &self.cancel).await else {
-                    return Ok(());
-                };
-                // Records the converters refuse are dead letters (counted as errors), written
-                // before the batch's position can be committed.
-                let count = refused.len();
-                self.reporter.report(refused).await?;
-                tokio::select! {
-                    sent = kafka.send(records, offsets, &self.tracker) => sent?,
-                    _ = self.cancel.cancelled() => return Ok(()),
-                }
-                (0, count)
+        // A window end shared by many groups closes a page per call: the rest follows, page by
+        // page, before any checkpoint (which must find every result published).
+        while self.chain.pending() {
+            let out = self.chain.tick();
+            if !self.publish(out, Vec::new(), Vec::new()).await? {
+                return Ok(());
             }
-        };
+        }
         self.state_ahead = false;
-        self.metrics.add_dropped(discarded as u64);
-        self.metrics
-            .add_out((published - discarded - refused) as u64);
         self.metrics.batch_latency.observe(started.elapsed());
         let since = self.last_checkpoint.elapsed();
         // Without waiting when the sinks are caught up; waiting for them (a Parquet sink
@@ -155,6 +135,50 @@ impl SourceContext for SourceTaskContext {
 }
 
 impl SourceTaskContext {
+    /// Sends the chain's output of a batch (with the batch's offsets, and the records the
+    /// source could not read) to the bus or Kafka. `false` when stopped meanwhile.
+    async fn publish(
+        &mut self,
+        out: ChainOutput,
+        mut failed: Vec<(Record, RecordError)>,
+        offsets: Vec<(Value, Value)>,
+    ) -> Result<bool, ConnectorError> {
+        if let Some(reason) = out.fatal {
+            return Err(ConnectorError::fatal("transform chain", reason));
+        }
+        failed.extend(out.failed);
+        self.reporter.report(failed).await?;
+        self.metrics.add_dropped(out.dropped as u64);
+        self.topics.note(&out.kept);
+        let published = out.kept.len();
+        // A stopped (or failed) sink may never make room: stopping must not wait for it. An
+        // interrupted publish leaves its batch unacknowledged, to be replayed.
+        let (discarded, refused) = match &self.publisher {
+            Publisher::Embedded(bus) => tokio::select! {
+                discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
+                _ = self.cancel.cancelled() => return Ok(false),
+            },
+            Publisher::Kafka(kafka) => {
+                let Some((records, refused)) = kafka.serialize(out.kept, &self.cancel).await else {
+                    return Ok(false);
+                };
+                // Records the converters refuse are dead letters (counted as errors), written
+                // before the batch's position can be committed.
+                let count = refused.len();
+                self.reporter.report(refused).await?;
+                tokio::select! {
+                    sent = kafka.send(records, offsets, &self.tracker) => sent?,
+                    _ = self.cancel.cancelled() => return Ok(false),
+                }
+                (0, count)
+            }
+        };
+        self.metrics.add_dropped(discarded as u64);
+        self.metrics
+            .add_out((published - discarded - refused) as u64);
+        Ok(true)
+    }
+
     /// Waits while the connector is paused. Returns false if the task was cancelled meanwhile.
     async fn wait_until_started(&mut self) -> bool {
         loop {

@@ -430,6 +430,13 @@ pub trait StatefulStep: Send + Sync {
     /// The Kafka partitions the connector's consumer owns now, as records' positions name
     /// them (`{"partition":0,"topic":"clicks"}`).
     fn assign(&self, _partitions: &BTreeSet<String>) {}
+
+    /// True while the step has output it emits over several calls (a window end shared by
+    /// many groups closes a page at a time): the runtime calls [`Self::tick`] until it is
+    /// false, writing each call's output before the next.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 /// A batch step with state: what a connector's chain checkpoints.

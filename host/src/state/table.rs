@@ -1,6 +1,7 @@
 //! A typed table of a [`StateStore`] with a bounded write-back cache: hot entries are kept
-//! decoded in memory; when the cache holds more than its limit, changed entries spill to the
-//! store (non-durably) and the cache is emptied. A checkpoint writes what is still changed.
+//! decoded in memory; when the cache holds more than its limit, a quarter of it is evicted —
+//! entries not used since the last eviction first (the CLOCK policy), changed ones spilled to
+//! the store (non-durably). A checkpoint writes what is still changed.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -21,6 +22,8 @@ pub type Page<T> = (Vec<(Vec<u8>, T)>, Option<Vec<u8>>);
 pub struct Entry<T> {
     value: Option<T>,
     dirty: bool,
+    /// Read or changed since the last eviction: kept by the next one.
+    used: bool,
 }
 
 /// See the module documentation. Keys are bytes ordered as the store orders them, so range
@@ -59,6 +62,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
                 Entry {
                     value,
                     dirty: false,
+                    used: true,
                 },
             );
         }
@@ -68,7 +72,12 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     /// The entry at `key` for reading.
     pub fn get(&mut self, store: &StateStore, key: &[u8]) -> Result<Option<&T>, StateError> {
         self.load(store, key)?;
-        Ok(self.cache.get(key).and_then(|e| e.value.as_ref()))
+        let entry = self
+            .cache
+            .get_mut(key)
+            .expect("load leaves the key in the cache");
+        entry.used = true;
+        Ok(entry.value.as_ref())
     }
 
     /// The entry at `key` for changing (marked changed), created with `init` if absent.
@@ -84,6 +93,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
             .get_mut(key)
             .expect("load leaves the key in the cache");
         entry.dirty = true;
+        entry.used = true;
         Ok(entry.value.get_or_insert_with(init))
     }
 
@@ -94,6 +104,7 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
             Entry {
                 value: None,
                 dirty: true,
+                used: true,
             },
         );
     }
@@ -209,25 +220,28 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         self.cache.len()
     }
 
-    /// Changed entries as (key, encoded value or `None` for a deletion).
-    fn changes(&self, path: &std::path::Path) -> Result<Vec<Change>, StateError> {
-        let mut out = Vec::new();
-        for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
-            let bytes = match &e.value {
-                Some(v) => Some(postcard::to_allocvec(v).map_err(|err| StateError {
+    /// Encodes a changed entry for writing: its bytes, or `None` for a deletion.
+    fn encode(
+        &self,
+        path: &std::path::Path,
+        value: Option<&T>,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        value
+            .map(|v| {
+                postcard::to_allocvec(v).map_err(|err| StateError {
                     path: path.to_owned(),
                     message: format!("table {}: cannot encode an entry: {err}", self.name),
-                })?),
-                None => None,
-            };
-            out.push((k.clone(), bytes));
-        }
-        Ok(out)
+                })
+            })
+            .transpose()
     }
 
     /// Writes changed entries into `writer`'s transaction and marks them written.
     pub fn write_changes(&mut self, writer: &mut Writer<'_>) -> Result<(), StateError> {
-        let changes = self.changes(writer.path())?;
+        let mut changes: Vec<Change> = Vec::new();
+        for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
+            changes.push((k.clone(), self.encode(writer.path(), e.value.as_ref())?));
+        }
         writer.apply(
             &self.name,
             changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
@@ -239,13 +253,52 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         Ok(())
     }
 
-    /// Past the cache limit: spills changed entries (non-durably) and empties the cache.
+    /// Past the cache limit: evicts a quarter of the cache, spilling (non-durably) what the
+    /// evicted entries changed. Entries used since the last eviction get a second chance;
+    /// among the others the smallest keys go first, which for windows keyed by their end are
+    /// the oldest. Emptying the whole cache instead made a working set slightly larger than
+    /// the limit reload every entry after each spill.
     pub fn bound_memory(&mut self, store: &StateStore) -> Result<(), StateError> {
         if self.cache.len() <= self.max_entries {
             return Ok(());
         }
-        store.spill(|w| self.write_changes(w))?;
-        self.cache.clear();
+        let target = self.max_entries - self.max_entries / 4;
+        let mut excess = self.cache.len() - target;
+        let mut evicted: Vec<Vec<u8>> = Vec::with_capacity(excess);
+        // Two sweeps: the first clears the marks of the entries it passes, so the second
+        // (needed only when nearly all were used) always finds enough.
+        for _ in 0..2 {
+            for (k, e) in self.cache.iter_mut() {
+                if excess == 0 {
+                    break;
+                }
+                if std::mem::take(&mut e.used) {
+                    continue;
+                }
+                evicted.push(k.clone());
+                excess -= 1;
+                // Marked so the second sweep does not pick it again.
+                e.used = true;
+            }
+        }
+        let mut changes: Vec<Change> = Vec::new();
+        for key in &evicted {
+            if let Some(e) = self.cache.get(key).filter(|e| e.dirty) {
+                changes.push((key.clone(), self.encode(store.path(), e.value.as_ref())?));
+            }
+        }
+        if !changes.is_empty() {
+            let name = &self.name;
+            store.spill(|w| {
+                w.apply(
+                    name,
+                    changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+                )
+            })?;
+        }
+        for key in &evicted {
+            self.cache.remove(key);
+        }
         Ok(())
     }
 }

@@ -224,6 +224,11 @@ impl Chain {
         out
     }
 
+    /// True while a stateful step has output still to emit (see [`StatefulStep::pending`]).
+    pub fn pending(&self) -> bool {
+        self.stateful_steps().any(|s| s.pending())
+    }
+
     /// Tells stateful steps which Kafka partitions the connector's consumer owns now.
     pub fn assign(&self, partitions: &std::collections::BTreeSet<String>) {
         self.stateful_steps().for_each(|s| s.assign(partitions));

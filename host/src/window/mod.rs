@@ -90,6 +90,10 @@ impl StatefulStep for WindowStep {
     fn assign(&self, partitions: &BTreeSet<String>) {
         self.operator().assign(partitions.clone());
     }
+
+    fn pending(&self) -> bool {
+        self.operator().closing()
+    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,22 @@ const NO_RECORD: i64 = i64::MIN;
 /// cannot overflow within them.
 const MAX_TIME: i64 = 1 << 53;
 
-/// Windows read at a time when closing.
+/// Windows read at a time when closing, and results a window end emits per batch (or tick):
+/// the rest of a window end shared by many groups follows in the next calls (see [`Closing`]).
 const CLOSE_PAGE: usize = 10_000;
+
+/// A window end the watermark passed, being closed a page at a time: its windows from `next`
+/// on are still to be emitted (`emit`) and/or dropped (`purge`, allowed lateness over). Paging
+/// the close across calls keeps the results of one window end shared by 100,000 groups from
+/// sitting in memory at once (they were most of the peak heap of a Kafka-fed window). Saved at
+/// checkpoints, so a restart finishes the close where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Closing {
+    end: i64,
+    emit: bool,
+    purge: bool,
+    next: Vec<u8>,
+}
 
 /// Window ends as bytes that sort like the numbers.
 fn end_key(end: i64, group: &str) -> Vec<u8> {
@@ -102,6 +116,10 @@ pub struct Operator {
     /// with nothing due costs no scan.
     earliest_timer: Option<i64>,
     progress: Progress,
+    /// Window ends being closed, oldest first.
+    closing: Vec<Closing>,
+    /// Results closes may still emit in the current call.
+    close_budget: usize,
     /// What the watermark follows (see [`Inputs`]).
     inputs: Inputs,
     /// The connector: records whose position names it come from its own Kafka consumer.
@@ -133,6 +151,8 @@ impl Operator {
             config,
             store: None,
             progress: Progress::default(),
+            closing: Vec::new(),
+            close_budget: CLOSE_PAGE,
             inputs,
             connector: Arc::from(connector),
             seen: HashMap::new(),
@@ -149,6 +169,11 @@ impl Operator {
         format!("{}:progress.v2", self.name)
     }
 
+    /// Where the closes under way are saved (absent: none).
+    fn closing_key(&self) -> String {
+        format!("{}:closing", self.name)
+    }
+
     pub fn restore(&mut self, store: &Arc<StateStore>) -> Result<(), StateError> {
         let undecodable = |e: postcard::Error| StateError {
             path: store.path().to_owned(),
@@ -162,6 +187,10 @@ impl Operator {
                     .into(),
                 None => Progress::default(),
             },
+        };
+        self.closing = match store.meta(&self.closing_key())? {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(undecodable)?,
+            None => Vec::new(),
         };
         // Every input of the checkpoint counts again from now (as Flink restores its splits).
         let now = Instant::now();
@@ -185,11 +214,22 @@ impl Operator {
         self.windows.write_changes(writer)?;
         self.sessions.write_changes(writer)?;
         self.timers.write_changes(writer)?;
-        let bytes = postcard::to_allocvec(&self.progress).map_err(|e| StateError {
-            path: writer.path().to_owned(),
-            message: format!("{}: cannot encode progress: {e}", self.name),
-        })?;
-        writer.put_meta(&self.progress_key(), &bytes)
+        let encode = |what: postcard::Result<Vec<u8>>| {
+            what.map_err(|e| StateError {
+                path: writer.path().to_owned(),
+                message: format!("{}: cannot encode progress: {e}", self.name),
+            })
+        };
+        let progress = encode(postcard::to_allocvec(&self.progress))?;
+        let closing = encode(postcard::to_allocvec(&self.closing))?;
+        writer.put_meta(&self.progress_key(), &progress)?;
+        writer.put_meta(&self.closing_key(), &closing)
+    }
+
+    /// A window end is still being closed: its remaining results come with the next calls
+    /// ([`Self::tick`] when no batch comes).
+    pub fn closing(&self) -> bool {
+        !self.closing.is_empty()
     }
 
     /// Windows kept decoded in memory.
@@ -215,6 +255,14 @@ impl Operator {
         };
         let last = records.len().saturating_sub(1);
         self.batch_now = Instant::now();
+        self.close_budget = CLOSE_PAGE;
+        if !self.closing.is_empty() {
+            let trigger = Record::new(self.last_topic.clone(), Payload::null());
+            if let Err(e) = self.continue_closing(&store, &trigger, 0, &mut out) {
+                out.fatal = Some(e.to_string());
+                return out;
+            }
+        }
         let mut last_input: Option<Arc<str>> = None;
         for (i, mut record) in records.into_iter().enumerate() {
             if self.last_topic != record.topic {
@@ -254,17 +302,23 @@ impl Operator {
 
     /// Processing time moved on without records: inputs quiet for `watermark.idle.timeout.ms`
     /// stop holding the watermark back, which may fire windows.
+    /// Also continues a window end's close (see [`Closing`]).
     pub fn tick(&mut self) -> BatchOutput {
         let mut out = BatchOutput::default();
-        if self.inputs == Inputs::One {
-            return out;
-        }
         let Some(store) = self.store() else {
             return out;
         };
         self.batch_now = Instant::now();
+        self.close_budget = CLOSE_PAGE;
         let trigger = Record::new(self.last_topic.clone(), Payload::null());
-        if let Err(e) = self.move_watermark(&store, &trigger, 0, &mut out) {
+        let mut step = || {
+            self.continue_closing(&store, &trigger, 0, &mut out)?;
+            if self.inputs == Inputs::One {
+                return Ok(());
+            }
+            self.move_watermark(&store, &trigger, 0, &mut out)
+        };
+        if let Err(e) = step() {
             out.fatal = Some(e.to_string());
         }
         out
@@ -415,16 +469,14 @@ impl Operator {
                  ±2^53 (about ±285,000 years)"
             ))));
         }
-        let value = record
-            .value
-            .get()
-            .map_err(|e| {
-                Failure::Record(TransformError::data(format!(
-                    "window: the value is not JSON: {e}"
-                )))
-            })?
-            .value
-            .clone();
+        record.value.get().map_err(|e| {
+            Failure::Record(TransformError::data(format!(
+                "window: the value is not JSON: {e}"
+            )))
+        })?;
+        // Read in place: a deep copy of each value cost an allocation per field and string.
+        let record: &Record = record;
+        let value = record.value.parsed().map_or(&Value::Null, |d| &d.value);
         let group: Vec<&Value> = self
             .config
             .group_by
@@ -445,15 +497,7 @@ impl Operator {
             })?;
         }
         if let Some(gap) = self.config.session_gap {
-            return self.absorb_session(
-                store,
-                record,
-                (input, index),
-                out,
-                (t, gap),
-                &value,
-                group,
-            );
+            return self.absorb_session(store, record, (input, index), out, (t, gap), value, group);
         }
         let lateness = self.config.allowed_lateness;
         let frontier = self.frontier();
@@ -465,6 +509,9 @@ impl Operator {
             }
             absorbed = true;
             let key = end_key(end, &group);
+            // A late record within allowed.lateness updates its window's result, emitted now
+            // unless the close under way still has it to emit.
+            let update = end <= frontier && !self.close_will_emit(end, &key);
             let features = &self.config.features;
             let mut created = false;
             let window = self
@@ -493,8 +540,7 @@ impl Operator {
             if created {
                 *self.progress.ends.entry(end).or_default() += 1;
             }
-            if end <= frontier {
-                // A late record within allowed.lateness: the window's result, updated.
+            if update {
                 let window = window.clone();
                 self.emit(&window, end, record, index, out);
             }
@@ -572,39 +618,78 @@ impl Operator {
         let lateness = self.config.allowed_lateness;
         // Ends to emit (passed just now) or purge (past allowed lateness); those emitted and
         // still kept for late records are left alone.
-        let due: Vec<i64> = self
+        let due = self
             .progress
             .ends
             .range(..=to)
             .map(|(end, _)| *end)
-            .filter(|end| *end > from || end.saturating_add(lateness) <= to)
-            .collect();
+            .filter(|end| *end > from || end.saturating_add(lateness) <= to);
         for end in due {
-            let prefix = end_prefix(end);
             let emit = end > from;
-            let purge = end.saturating_add(lateness) <= to;
-            // Page by page: a window end shared by a million groups is never all in memory.
-            let mut next = Some(prefix.to_vec());
-            while let Some(at) = next.take() {
-                let (windows, rest) = self
-                    .windows
-                    .page_with_prefix(store, &prefix, &at, CLOSE_PAGE)?;
-                for (key, window) in windows {
-                    if emit {
-                        self.emit(&window, end, trigger, index, out);
-                    }
-                    if purge {
-                        self.windows.remove(&key);
-                    }
-                }
-                next = rest;
-                self.windows.bound_memory(store)?;
+            // An end stays due for purging until its purge is done: queued once. A purge of
+            // an end whose emission is still under way is queued after it (never merged into
+            // it: the windows that emission already passed would be left behind).
+            let purge = end.saturating_add(lateness) <= to
+                && !self.closing.iter().any(|c| c.end == end && c.purge);
+            if !emit && !purge {
+                continue;
             }
-            if purge {
-                self.progress.ends.remove(&end);
+            self.closing.push(Closing {
+                end,
+                emit,
+                purge,
+                next: end_prefix(end).to_vec(),
+            });
+        }
+        self.continue_closing(store, trigger, index, out)
+    }
+
+    /// Closes window ends in order, page by page, until this call's budget of results is spent.
+    fn continue_closing(
+        &mut self,
+        store: &StateStore,
+        trigger: &Record,
+        index: usize,
+        out: &mut BatchOutput,
+    ) -> Result<(), StateError> {
+        while self.close_budget > 0 && !self.closing.is_empty() {
+            let mut closing = self.closing.remove(0);
+            let prefix = end_prefix(closing.end);
+            let (windows, rest) =
+                self.windows
+                    .page_with_prefix(store, &prefix, &closing.next, self.close_budget)?;
+            self.close_budget = self.close_budget.saturating_sub(windows.len().max(1));
+            for (key, window) in windows {
+                if closing.emit {
+                    self.emit(&window, closing.end, trigger, index, out);
+                }
+                if closing.purge {
+                    self.windows.remove(&key);
+                }
+            }
+            self.windows.bound_memory(store)?;
+            match rest {
+                Some(next) => {
+                    closing.next = next;
+                    self.closing.insert(0, closing);
+                }
+                // Every window of this end is gone, unless another close of it is queued (a
+                // purge after an emission only starts once that emission is done).
+                None if closing.purge && !self.closing.iter().any(|c| c.end == closing.end) => {
+                    self.progress.ends.remove(&closing.end);
+                }
+                None => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether a close under way will still emit the window at `key` of `end` (so a late
+    /// record's update need not be emitted now).
+    fn close_will_emit(&self, end: i64, key: &[u8]) -> bool {
+        self.closing
+            .iter()
+            .any(|c| c.end == end && c.emit && key >= c.next.as_slice())
     }
 
     /// Open windows changed since they were last emitted (those in memory).
@@ -637,13 +722,19 @@ impl Operator {
         out: &mut BatchOutput,
     ) {
         let group: Vec<Value> = serde_json::from_str(&window.group).unwrap_or_default();
-        let key: serde_json::Map<String, Value> = self
-            .config
-            .group_by
-            .iter()
-            .cloned()
-            .zip(group.iter().cloned())
-            .collect();
+        let group_fields = || {
+            self.config
+                .group_by
+                .iter()
+                .map(String::as_str)
+                .zip(group.iter().cloned())
+        };
+        let key = if reads_as_envelope(&self.config.group_by) {
+            let fields = group_fields().map(|(name, value)| (name.to_owned(), value));
+            Payload::value(Value::Object(fields.collect()))
+        } else {
+            Payload::json_bytes(json_object(group_fields()))
+        };
         let bounds = [
             (self.config.start_field.as_str(), Value::from(window.start)),
             (self.config.end_field.as_str(), Value::from(end)),
@@ -654,22 +745,14 @@ impl Operator {
             .iter()
             .zip(&window.accumulators)
             .map(|(feature, acc)| (feature.name.as_str(), acc.result()));
-        let value = json_object(
-            self.config
-                .group_by
-                .iter()
-                .map(String::as_str)
-                .zip(group)
-                .chain(bounds)
-                .chain(features),
-        );
+        let value = json_object(group_fields().chain(bounds).chain(features));
         let topic = self
             .config
             .output_topic
             .clone()
             .unwrap_or_else(|| trigger.topic.clone());
         let mut record = Record::new(topic, Payload::json_bytes(value));
-        record.key = Payload::value(Value::Object(key));
+        record.key = key;
         // The window's last instant (Flink's `maxTimestamp`): time-partitioned sinks file the
         // result under the window's own day.
         record.timestamp = Some(end - 1);
@@ -682,9 +765,9 @@ impl Operator {
 
 /// A window result as JSON text. A window end closes for every group at once, so results are
 /// made as compact bytes: a parsed map per result was the largest part of the peak memory with
-/// 100,000 groups. The object always has the window bounds and at least one feature, so it is
-/// never read back as a `{"schema", "payload"}` envelope (`Data::from_json`); the key (the
-/// group's fields) could be, so it stays parsed.
+/// 100,000 groups. The value always has the window bounds and at least one feature, so it is
+/// never read back as a `{"schema", "payload"}` envelope (`Data::from_json`); a key can be,
+/// see [`reads_as_envelope`].
 fn json_object<'a>(entries: impl Iterator<Item = (&'a str, Value)>) -> bytes::Bytes {
     use serde::Serializer as _;
     let mut text = Vec::with_capacity(128);
@@ -692,6 +775,12 @@ fn json_object<'a>(entries: impl Iterator<Item = (&'a str, Value)>) -> bytes::By
     let written = serde_json::Serializer::new(&mut text).collect_map(entries);
     debug_assert!(written.is_ok(), "{written:?}");
     bytes::Bytes::from(text)
+}
+
+/// Whether a key made of these group fields would read back as a Connect envelope: grouped by
+/// exactly `schema` and `payload`. Such a key is kept parsed, never as JSON text.
+fn reads_as_envelope(group_by: &[String]) -> bool {
+    group_by.len() == 2 && group_by.iter().all(|f| f == "schema" || f == "payload")
 }
 
 /// One session of a group: from its first record to its last; it closes `gap` after the last.
