@@ -3,7 +3,7 @@
 //! entries not used since the last eviction first (the CLOCK policy), changed ones spilled to
 //! the store (non-durably). A checkpoint writes what is still changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use serde::Serialize;
@@ -33,6 +33,19 @@ pub struct StateTable<T> {
     name: String,
     cache: BTreeMap<Vec<u8>, Entry<T>>,
     max_entries: usize,
+    /// Where a cache miss needs no read (see [`Self::cached_unless_stored`]).
+    residency: Option<Residency>,
+}
+
+/// Key prefixes of a table whose entries may be in the store but not in the cache: those the
+/// store held when the table was opened, and those an eviction touched. Under any other
+/// prefix the cache holds every entry, so a key missing from it is absent. A window's first
+/// record (one in three records, with 100,000 users clicking thrice per window) used to read
+/// the store to find nothing.
+#[derive(Debug)]
+struct Residency {
+    prefix_len: usize,
+    cold: BTreeSet<Vec<u8>>,
 }
 
 impl<T: Serialize + DeserializeOwned> StateTable<T> {
@@ -41,7 +54,39 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
             name: name.into(),
             cache: BTreeMap::new(),
             max_entries: max_entries.max(1),
+            residency: None,
         }
+    }
+
+    /// Declares that the store holds entries of this table only under `stored` prefixes (of
+    /// `prefix_len` bytes, e.g. window ends), as of its last checkpoint: a lookup under any
+    /// other prefix is answered from the cache until an entry under it is evicted.
+    pub fn cached_unless_stored(
+        mut self,
+        prefix_len: usize,
+        stored: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Self {
+        self.residency = Some(Residency {
+            prefix_len,
+            cold: stored.into_iter().collect(),
+        });
+        self
+    }
+
+    /// Notes that no entry is left under `prefix` (every one deleted, the deletions written
+    /// or cached): lookups under it need no read again.
+    pub fn forget_prefix(&mut self, prefix: &[u8]) {
+        if let Some(r) = self.residency.as_mut() {
+            r.cold.remove(prefix);
+        }
+    }
+
+    /// Whether the store may hold `key` while the cache does not.
+    fn may_be_stored(&self, key: &[u8]) -> bool {
+        self.residency.as_ref().is_none_or(|r| {
+            key.get(..r.prefix_len)
+                .is_none_or(|prefix| r.cold.contains(prefix))
+        })
     }
 
     fn decode(&self, store: &StateStore, bytes: &[u8]) -> Result<T, StateError> {
@@ -53,7 +98,11 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
 
     fn load(&mut self, store: &StateStore, key: &[u8]) -> Result<(), StateError> {
         if !self.cache.contains_key(key) {
-            let value = match store.get(&self.name, key)? {
+            let stored = match self.may_be_stored(key) {
+                true => store.get(&self.name, key)?,
+                false => None,
+            };
+            let value = match stored {
                 Some(bytes) => Some(self.decode(store, &bytes)?),
                 None => None,
             };
@@ -298,6 +347,12 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         }
         for key in &evicted {
             self.cache.remove(key);
+            if let Some(r) = self.residency.as_mut()
+                && let Some(prefix) = key.get(..r.prefix_len)
+                && !r.cold.contains(prefix)
+            {
+                r.cold.insert(prefix.to_vec());
+            }
         }
         Ok(())
     }
@@ -359,6 +414,32 @@ mod tests {
     }
 
     use crate::api::offsets::SourceOffsets;
+
+    #[test]
+    fn a_prefix_never_evicted_is_answered_from_the_cache() {
+        let store = StateStore::in_memory().unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 2);
+        *t.upsert(&store, b"a1", || 5).unwrap() += 0;
+        store
+            .checkpoint(&SourceOffsets::default(), |w| t.write_changes(w))
+            .unwrap();
+        // Told the store holds nothing under "a": the stored entry is not read.
+        let mut t: StateTable<u64> = StateTable::new("t", 2).cached_unless_stored(1, []);
+        assert_eq!(t.get(&store, b"a1").unwrap(), None);
+        let mut t: StateTable<u64> =
+            StateTable::new("t", 2).cached_unless_stored(1, [b"a".to_vec()]);
+        assert_eq!(t.get(&store, b"a1").unwrap(), Some(&5));
+        // Entries evicted under "b" are read back from the store.
+        let keys: [&[u8]; 4] = [b"b1", b"b2", b"b3", b"b4"];
+        for k in keys {
+            *t.upsert(&store, k, || 1).unwrap() += 1;
+            t.bound_memory(&store).unwrap();
+        }
+        assert!(t.resident() <= 2);
+        for k in keys {
+            assert_eq!(t.get(&store, k).unwrap(), Some(&2), "{k:?}");
+        }
+    }
 
     #[test]
     fn prefix_ends() {

@@ -98,7 +98,10 @@ fn end_key(end: i64, group: &str) -> Vec<u8> {
     key
 }
 
-fn end_prefix(end: i64) -> [u8; 8] {
+/// Bytes of a window key that hold its end.
+const END_PREFIX_LEN: usize = 8;
+
+fn end_prefix(end: i64) -> [u8; END_PREFIX_LEN] {
     ((end as u64) ^ (1 << 63)).to_be_bytes()
 }
 
@@ -201,7 +204,15 @@ impl Operator {
             .chain(&self.assigned)
             .map(|input| (input.clone(), now))
             .collect();
-        self.windows = StateTable::new(self.name.clone(), self.config.cache_entries);
+        // Windows are stored under the ends the progress lists; a window of any other end is
+        // new, or in the cache until evicted.
+        let stored_ends = self
+            .progress
+            .ends
+            .keys()
+            .map(|end| end_prefix(*end).to_vec());
+        self.windows = StateTable::new(self.name.clone(), self.config.cache_entries)
+            .cached_unless_stored(END_PREFIX_LEN, stored_ends);
         self.sessions =
             StateTable::new(format!("{}:sessions", self.name), self.config.cache_entries);
         self.timers = StateTable::new(format!("{}:timers", self.name), self.config.cache_entries);
@@ -677,6 +688,7 @@ impl Operator {
                 // purge after an emission only starts once that emission is done).
                 None if closing.purge && !self.closing.iter().any(|c| c.end == closing.end) => {
                     self.progress.ends.remove(&closing.end);
+                    self.windows.forget_prefix(&prefix);
                 }
                 None => {}
             }
