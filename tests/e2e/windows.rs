@@ -7,7 +7,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::harness::{Workspace, sink_values};
+use crate::harness::{Workspace, jsonl, sink_values};
 
 const FILES: usize = 6;
 const PER_FILE: i64 = 30_000;
@@ -153,4 +153,91 @@ fn windows_match_the_reference_and_survive_kill_9() {
         ws.path("var/state/clicks.redb").exists(),
         "the state store lives under the data dir"
     );
+}
+
+/// A window end shared by more groups than a close emits per call (10,000) closes page by page,
+/// in a source connector's chain and in a sink connector's fed by a local source: every group's
+/// window arrives once, with its count, through a state cache far smaller than the groups.
+#[test]
+fn a_window_end_with_25000_groups_closes_completely_in_a_source_and_in_a_sink() {
+    const USERS: i64 = 25_000;
+    const T0: i64 = 1_767_225_600_000;
+    let ws = Workspace::new();
+    fs::create_dir_all(ws.path("in")).unwrap();
+    // Every user clicks once or twice in the first window; one click ten minutes later closes it.
+    let mut text = String::new();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..USERS + USERS / 5 {
+        let user = format!("u{}", i % USERS);
+        text.push_str(&json!({"user_id": user, "page": "/", "ts": T0 + i}).to_string());
+        text.push('\n');
+        *expected.entry(user).or_default() += 1;
+    }
+    text.push_str(&json!({"user_id": "closer", "page": "/", "ts": T0 + 2 * SIZE}).to_string());
+    text.push('\n');
+    let window = json!({
+        "transforms": "window",
+        "transforms.window.type": "headwater.window.Aggregate",
+        "transforms.window.group.by": "user_id",
+        "transforms.window.window.size.ms": SIZE.to_string(),
+        "transforms.window.time.field": "ts",
+        "transforms.window.watermark.delay.ms": DELAY.to_string(),
+        "transforms.window.aggregates": "n:count",
+        "transforms.window.state.cache.max.entries": "4000",
+    });
+    let with_window = |mut config: serde_json::Value| {
+        for (k, v) in window.as_object().unwrap() {
+            config["config"][k] = v.clone();
+        }
+        config
+    };
+    let source = |name: &str, topic: &str| {
+        json!({"name": name, "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/*.jsonl").display().to_string(),
+            "topic": topic,
+            "batch.max.records": "1000",
+        }})
+    };
+    ws.put_config(
+        "windowed-source.json",
+        &with_window(source("windowed-source", "features")),
+    );
+    ws.put_config(
+        "source-results.json",
+        &ws.file_sink("source-results", "features", "out/source.jsonl"),
+    );
+    ws.put_config("raw.json", &source("raw", "raw-clicks"));
+    ws.put_config(
+        "windowed-sink.json",
+        &with_window(ws.file_sink("windowed-sink", "raw-clicks", "out/sink.jsonl")),
+    );
+    let tmp = ws.path("in/.clicks.tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, ws.path("in/clicks.jsonl")).unwrap();
+
+    let host = ws.start();
+    for (what, file) in [("source", "out/source.jsonl"), ("sink", "out/sink.jsonl")] {
+        let got = host.wait_for(&format!("every window closed in the {what}"), || {
+            let values = jsonl(&ws.path(file));
+            (values.len() >= USERS as usize).then_some(values)
+        });
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for line in &got {
+            // The sink's own value converter: with schemas (source side) or without.
+            let v = if line["value"]["payload"].is_object() {
+                &line["value"]["payload"]
+            } else {
+                &line["value"]
+            };
+            let user = v["user_id"].as_str().unwrap_or_default().to_owned();
+            let previous = counts.insert(user.clone(), v["n"].as_u64().unwrap_or_default());
+            assert!(previous.is_none(), "{what}: {user}'s window emitted twice");
+        }
+        assert!(
+            counts == expected,
+            "{what}: the windows differ from the reference"
+        );
+    }
+    assert!(host.stop().success());
 }
