@@ -85,29 +85,41 @@ fn results(ws: &Workspace) -> Windows {
     out
 }
 
+/// `config` (a connector's `{"name", "config"}`) with a 5-minute window per user added to its
+/// chain.
+fn with_window(mut config: serde_json::Value, aggregates: &str, cache: &str) -> serde_json::Value {
+    let window = json!({
+        "transforms": "window",
+        "transforms.window.type": "headwater.window.Aggregate",
+        "transforms.window.group.by": "user_id",
+        "transforms.window.window.size.ms": SIZE.to_string(),
+        "transforms.window.time.field": "ts",
+        "transforms.window.watermark.delay.ms": DELAY.to_string(),
+        "transforms.window.aggregates": aggregates,
+        "transforms.window.state.cache.max.entries": cache,
+    });
+    for (k, v) in window.as_object().into_iter().flatten() {
+        config["config"][k] = v.clone();
+    }
+    config
+}
+
 fn workspace() -> Workspace {
     let ws = Workspace::new();
     fs::create_dir_all(ws.path("in")).unwrap();
-    ws.put_config(
-        "clicks.json",
-        &json!({"name": "clicks", "config": {
+    let mut clicks = with_window(
+        json!({"name": "clicks", "config": {
             "connector.class": "headwater.file.FileSource",
             "path": ws.path("in/*.jsonl").display().to_string(),
             "topic": "clicks",
             "batch.max.records": "500",
             "poll.interval.ms": "50",
-            "transforms": "window",
-            "transforms.window.type": "headwater.window.Aggregate",
-            "transforms.window.group.by": "user_id",
-            "transforms.window.window.size.ms": SIZE.to_string(),
-            "transforms.window.time.field": "ts",
-            "transforms.window.watermark.delay.ms": DELAY.to_string(),
-            "transforms.window.aggregates":
-                "click_count_5min:count,unique_pages_5min:count_distinct(page)",
-            "transforms.window.output.topic": "click-features",
-            "transforms.window.state.cache.max.entries": "200",
         }}),
+        "click_count_5min:count,unique_pages_5min:count_distinct(page)",
+        "200",
     );
+    clicks["config"]["transforms.window.output.topic"] = json!("click-features");
+    ws.put_config("clicks.json", &clicks);
     ws.put_config(
         "features.json",
         &ws.file_sink("features", "click-features", "out/features.jsonl"),
@@ -175,22 +187,7 @@ fn a_window_end_with_25000_groups_closes_completely_in_a_source_and_in_a_sink() 
     }
     text.push_str(&json!({"user_id": "closer", "page": "/", "ts": T0 + 2 * SIZE}).to_string());
     text.push('\n');
-    let window = json!({
-        "transforms": "window",
-        "transforms.window.type": "headwater.window.Aggregate",
-        "transforms.window.group.by": "user_id",
-        "transforms.window.window.size.ms": SIZE.to_string(),
-        "transforms.window.time.field": "ts",
-        "transforms.window.watermark.delay.ms": DELAY.to_string(),
-        "transforms.window.aggregates": "n:count",
-        "transforms.window.state.cache.max.entries": "4000",
-    });
-    let with_window = |mut config: serde_json::Value| {
-        for (k, v) in window.as_object().unwrap() {
-            config["config"][k] = v.clone();
-        }
-        config
-    };
+    let with_window = |config| with_window(config, "n:count", "4000");
     let source = |name: &str, topic: &str| {
         json!({"name": name, "config": {
             "connector.class": "headwater.file.FileSource",
