@@ -187,7 +187,7 @@ fn a_window_end_with_25000_groups_closes_completely_in_a_source_and_in_a_sink() 
     }
     text.push_str(&json!({"user_id": "closer", "page": "/", "ts": T0 + 2 * SIZE}).to_string());
     text.push('\n');
-    let with_window = |config| with_window(config, "n:count", "4000");
+    let windowed = |config| with_window(config, "n:count", "4000");
     let source = |name: &str, topic: &str| {
         json!({"name": name, "config": {
             "connector.class": "headwater.file.FileSource",
@@ -198,7 +198,7 @@ fn a_window_end_with_25000_groups_closes_completely_in_a_source_and_in_a_sink() 
     };
     ws.put_config(
         "windowed-source.json",
-        &with_window(source("windowed-source", "features")),
+        &windowed(source("windowed-source", "features")),
     );
     ws.put_config(
         "source-results.json",
@@ -207,7 +207,7 @@ fn a_window_end_with_25000_groups_closes_completely_in_a_source_and_in_a_sink() 
     ws.put_config("raw.json", &source("raw", "raw-clicks"));
     ws.put_config(
         "windowed-sink.json",
-        &with_window(ws.file_sink("windowed-sink", "raw-clicks", "out/sink.jsonl")),
+        &windowed(ws.file_sink("windowed-sink", "raw-clicks", "out/sink.jsonl")),
     );
     let tmp = ws.path("in/.clicks.tmp");
     fs::write(&tmp, text).unwrap();

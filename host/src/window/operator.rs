@@ -786,7 +786,8 @@ fn json_object<'a>(entries: impl Iterator<Item = (&'a str, Value)>) -> bytes::By
     // Serializing JSON values into memory cannot fail.
     let written = serde_json::Serializer::new(&mut text).collect_map(entries);
     debug_assert!(written.is_ok(), "{written:?}");
-    bytes::Bytes::from(text)
+    // Exactly sized: a key of ~20 bytes would otherwise keep the whole 128-byte buffer.
+    bytes::Bytes::from(text.into_boxed_slice())
 }
 
 /// Whether a key made of these group fields would read back as a Connect envelope: grouped by
