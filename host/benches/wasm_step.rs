@@ -64,6 +64,8 @@ fn chain(module: &Path, batch_size: usize, data_dir: &Path) -> Chain {
         connector: "bench".into(),
         data_dir: data_dir.to_path_buf(),
         inputs: headwater::api::transform::Inputs::One,
+        state_scope: None,
+        per_partition: false,
     };
     let chain = build_chain(&mut options, &ctx);
     assert!(options.issues().is_empty(), "{:?}", options.issues());

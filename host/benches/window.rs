@@ -51,6 +51,8 @@ fn run(groups: u64, events: u64) {
         connector: "bench".into(),
         data_dir: dir.path().to_path_buf(),
         inputs: headwater::api::transform::Inputs::One,
+        state_scope: None,
+        per_partition: false,
     };
     let step = WindowStep::new("bench", &mut options, &ctx).expect("valid window config");
     step.restore(&store).expect("restore");

@@ -108,3 +108,62 @@ fn a_windowing_sink_is_valid_and_validate_says_what_it_does() {
     assert!(out.contains("no repartition topic"), "{out}");
     assert!(out.contains("state/clicks-stream.redb"), "{out}");
 }
+
+/// With Kafka in the worker config and `tasks.max` 2, a windowing sink keeps state per
+/// partition: validate refuses a window whose groups the topic's partitioning may split, and
+/// says what the accepted one does.
+#[test]
+fn a_windowing_sink_with_several_tasks_needs_groups_its_partitions_hold() {
+    let ws = Workspace::new();
+    let worker = ws.path("worker.toml");
+    std::fs::write(&worker, "[kafka]\nbootstrap_servers = \"127.0.0.1:9\"\n").unwrap();
+    let config = |extra: &[(&str, &str)]| {
+        let mut config = json!({
+            "connector.class": "headwater.file.FileSink", "topics": "clicks",
+            "file": "out/features.jsonl", "tasks.max": "2",
+            "transforms": "window",
+            "transforms.window.type": "headwater.window.Aggregate",
+            "transforms.window.group.by": "user_id",
+            "transforms.window.window.size.ms": "300000",
+            "transforms.window.aggregates": "n:count",
+        });
+        for (k, v) in extra {
+            config[*k] = json!(v);
+        }
+        json!({"name": "clicks-stream", "config": config}).to_string()
+    };
+    let run = |file: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
+            .args(["validate", "--config"])
+            .arg(&worker)
+            .arg(file)
+            .output()
+            .expect("run headwater validate");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let split = ws.path("split.json");
+    std::fs::write(&split, config(&[])).unwrap();
+    let (ok, out) = run(&split);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("group.by.partitioned") && out.contains("tasks.max=1"),
+        "{out}"
+    );
+    let keyed = ws.path("keyed.json");
+    std::fs::write(
+        &keyed,
+        config(&[("transforms.window.group.by.partitioned", "true")]),
+    )
+    .unwrap();
+    let (ok, out) = run(&keyed);
+    assert!(ok, "{out}");
+    assert!(out.contains("state per input partition"), "{out}");
+    assert!(out.contains("group connect-clicks-stream"), "{out}");
+    // Without Kafka the same config has one reader.
+    let (ok, out) = validate(std::slice::from_ref(&keyed));
+    assert!(ok, "{out}");
+    assert!(out.contains("one reader"), "{out}");
+}

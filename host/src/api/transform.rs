@@ -78,6 +78,14 @@ pub struct ChainContext {
     pub data_dir: PathBuf,
     /// What a stateful step's watermark follows.
     pub inputs: Inputs,
+    /// The state partition this chain keeps state for, when a sink keeps one chain per input
+    /// partition (`tasks.max` > 1, see `crate::runtime::partitioned`): its steps store their
+    /// state under names of their own, so each partition's state can be restored, dropped or
+    /// (later) moved alone.
+    pub state_scope: Option<String>,
+    /// The chain runs once per input partition (a sink reading Kafka with `tasks.max` > 1):
+    /// its stateful steps see one partition's records only.
+    pub per_partition: bool,
 }
 
 /// The inputs of a connector's chain, for event-time watermarks.
@@ -97,6 +105,17 @@ impl ChainContext {
             connector: "test".into(),
             data_dir: std::env::temp_dir().join("headwater-unit-tests"),
             inputs: Inputs::One,
+            state_scope: None,
+            per_partition: false,
+        }
+    }
+
+    /// The name a stateful step keeps its state under: `base` (`window:<alias>`), followed by
+    /// `@<state partition>` in a per-partition chain.
+    pub fn state_name(&self, base: &str) -> String {
+        match &self.state_scope {
+            Some(scope) => format!("{base}@{scope}"),
+            None => base.to_owned(),
         }
     }
 }

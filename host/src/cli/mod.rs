@@ -36,6 +36,10 @@ enum Command {
         /// Connector config files (.json or .properties).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The worker config (TOML) the connectors will run with: with its `[kafka]`, a sink
+        /// with `tasks.max` > 1 keeps state per partition, and validate checks it so.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Manage the connectors of a running host through its REST API.
     Connectors(ConnectorsArgs),
@@ -228,7 +232,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files, config } => validate(&files, config.as_deref()),
         Command::Connectors(args) => call_api(&args.api, |c| connectors_command(c, &args.command)),
         Command::Dlq(args) => call_api(&args.api, |c| dlq_command(c, &args.command)),
         Command::Plugin(command) => plugin::run(&command),
@@ -470,14 +474,26 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-fn validate(files: &[PathBuf]) -> ExitCode {
+fn validate(files: &[PathBuf], worker: Option<&Path>) -> ExitCode {
+    let kafka = match worker.map(|path| {
+        WorkerConfig::load(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|w| Ok(w.kafka_link()?))
+    }) {
+        None => None,
+        Some(Ok(link)) => link.map(|l| l.settings),
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let registry = crate::registry();
     // Building a task compiles its WASM plugins; that cache is scratch here, never a user's
     // data dir.
     let scratch = std::env::temp_dir().join(format!("headwater-validate-{}", std::process::id()));
     let mut invalid = 0;
     for file in files {
-        match validate_file(&registry, file, &scratch) {
+        match validate_file(&registry, file, &scratch, kafka.as_ref()) {
             Ok(summary) => println!("{}: OK: {summary}", file.display()),
             Err(e) => {
                 invalid += 1;
@@ -517,9 +533,10 @@ fn validate_file(
     registry: &crate::api::registry::Registry,
     file: &Path,
     scratch: &Path,
+    kafka: Option<&crate::kafka::KafkaSettings>,
 ) -> Result<String, Invalid> {
     let config = load_file(file)?;
-    let prepared = prepare(registry, &config, scratch, None)?;
+    let prepared = prepare(registry, &config, scratch, kafka)?;
     let mut summary = format!(
         "connector '{}' ({} {})",
         config.name,

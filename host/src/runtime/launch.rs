@@ -17,12 +17,13 @@ use crate::converters::BuiltinConverter;
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
 use crate::runtime::host::{Shared, fail};
-use crate::runtime::kafka_bus::intake::{self, IntakeSpec};
+use crate::runtime::kafka_bus::intake::{self, IntakeSpec, Reading};
 use crate::runtime::kafka_bus::link::KafkaLink;
 use crate::runtime::kafka_bus::publish::KafkaPublisher;
+use crate::runtime::partitioned::{Ownership, PartitionedChains};
 use crate::runtime::prepare::Prepared;
 use crate::runtime::reporter::ErrorReporter;
-use crate::runtime::sink_runner::SinkRunner;
+use crate::runtime::sink_runner::{SinkChain, SinkRunner};
 use crate::runtime::sink_state::SinkState;
 use crate::runtime::source_context::{Publisher, SourceTaskContext};
 use crate::runtime::source_runner::{commit_loop, run_source};
@@ -175,12 +176,44 @@ pub(super) fn start(
                 let path = StateStore::path_for(&shared.data_dir, &name);
                 let store = StateStore::open(&path)
                     .map_err(|e| ConnectorError::fatal("opening the state store", e))?;
+                if prepared.partitioned.is_none() {
+                    chain
+                        .restore_state(&store)
+                        .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
+                }
                 Some(
-                    SinkState::open(store, &chain)
+                    SinkState::open(store)
                         .map_err(|e| ConnectorError::fatal("restoring transform state", e))?,
                 )
             } else {
                 None
+            };
+            // How the consumer reads, and the chain (or chains) its records go through.
+            let (reading, sink_chain) = match (&state, prepared.partitioned) {
+                (Some(state), Some(builder)) => {
+                    let ownership = Ownership::new(state.kafka_offsets(&name));
+                    let chains = PartitionedChains::new(
+                        &name,
+                        builder,
+                        Arc::clone(state.store()),
+                        Arc::clone(&ownership),
+                    );
+                    (
+                        Reading::Partitioned(Arc::clone(&ownership)),
+                        SinkChain::PerPartition { chains, ownership },
+                    )
+                }
+                (Some(state), None) => (
+                    Reading::Every {
+                        checkpointed: state.kafka_offsets(&name),
+                        on_assign: {
+                            let chain = Arc::clone(&chain);
+                            Box::new(move |partitions| chain.assign(partitions))
+                        },
+                    },
+                    SinkChain::One(Arc::clone(&chain)),
+                ),
+                (None, _) => (Reading::Group, SinkChain::One(Arc::clone(&chain))),
             };
             let intake = match &kafka {
                 Some(link) => {
@@ -199,11 +232,7 @@ pub(super) fn start(
                             let (shared, name) = (Arc::clone(shared), name.clone());
                             Box::new(move |e| fail(&shared, &name, &e))
                         },
-                        checkpointed: state.as_ref().map(|s| s.kafka_offsets(&name)),
-                        on_assign: {
-                            let chain = Arc::clone(&chain);
-                            Box::new(move |partitions| chain.assign(partitions))
-                        },
+                        reading,
                     };
                     Some(intake::spawn(spec).map_err(|e| {
                         ConnectorError::fatal("starting the Kafka consumer thread", e)
@@ -214,7 +243,7 @@ pub(super) fn start(
             let runner = SinkRunner {
                 name: name.clone(),
                 shared: Arc::clone(shared),
-                chain,
+                chain: sink_chain,
                 reporter,
                 metrics,
                 topics,

@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod host;
 pub mod kafka_bus;
 pub mod launch;
+pub mod partitioned;
 pub mod prepare;
 pub mod replay;
 pub mod reporter;

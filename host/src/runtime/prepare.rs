@@ -36,7 +36,9 @@ pub const TASKS_MAX: ConfigKey = ConfigKey::new(
     "tasks.max",
     KeyType::Int,
     "Maximum number of tasks. Headwater runs one task per connector and scales across hosts \
-     instead; values above 1 are accepted and logged.",
+     instead. For a sink with windows or stateful plugins reading Kafka, above 1 means the \
+     hosts running it share its partitions: state is kept per input partition (see State and \
+     checkpoints); 1 reads every partition on each host.",
 )
 .with_default("1");
 
@@ -172,6 +174,9 @@ pub struct Prepared {
     pub connector_type: ConnectorType,
     pub task: Task,
     pub chain: Chain,
+    /// A sink keeping its chain's state per input partition (`tasks.max` > 1, reading Kafka):
+    /// how each partition's chain is built.
+    pub partitioned: Option<crate::runtime::partitioned::ChainBuilder>,
     pub policy: ErrorPolicy,
     /// The sink's subscription; `None` for sources.
     pub topics: Option<TopicSelector>,
@@ -202,12 +207,22 @@ impl Prepared {
             ConnectorType::Source => format!(
                 "stateful steps: their state is checkpointed with the source's offsets in {store}"
             ),
+            ConnectorType::Sink if self.partitioned.is_some() => format!(
+                "stateful steps, state per input partition (tasks.max > 1): the consumer joins \
+                 group connect-{name} (cooperative-sticky), so the hosts running this connector \
+                 share the partitions; each partition's windows and watermark are its own, \
+                 checkpointed with its offset in {store}; windows group by fields the topics \
+                 are keyed by (group.by.partitioned), so no repartition topic is created; a \
+                 partition that moves to another host starts its windows again there (no \
+                 changelog yet)",
+                name = self.config.name
+            ),
             ConnectorType::Sink => format!(
-                "stateful steps: the consumer reads every partition of the sink's Kafka topics \
-                 (no consumer-group rebalancing, no repartition topic; every host running this \
-                 connector computes every window), and the state is checkpointed with the \
-                 consumed offsets in {store}; batches of local sources are acknowledged once a \
-                 checkpoint holds them"
+                "stateful steps, one reader (tasks.max = 1): the consumer reads every partition \
+                 of the sink's Kafka topics (no consumer-group rebalancing, no repartition \
+                 topic; every host running this connector computes every window), and the \
+                 state is checkpointed with the consumed offsets in {store}; batches of local \
+                 sources are acknowledged once a checkpoint holds them"
             ),
         })
     }
@@ -288,7 +303,7 @@ pub fn prepare(
         issues,
     };
     let resolved = providers::resolve(&config.config).map_err(fail)?;
-    let mut options = Options::new(resolved);
+    let mut options = Options::new(resolved.clone());
     options.string(&NAME);
     let class = options.string(&CONNECTOR_CLASS);
     let plugin = class.as_deref().and_then(|c| {
@@ -302,13 +317,16 @@ pub fn prepare(
         }
         found
     });
-    if let Some(n) = options.positive(&TASKS_MAX)
-        && n > 1
-    {
+    let tasks_max = options.positive(&TASKS_MAX).unwrap_or(1);
+    let is_sink = plugin.as_ref().map(|p| p.connector_type()) == Some(ConnectorType::Sink);
+    // Several tasks (or hosts) sharing a sink's Kafka partitions: its stateful steps keep
+    // state per partition (`crate::runtime::partitioned`).
+    let per_partition = is_sink && tasks_max > 1 && kafka.is_some();
+    if tasks_max > 1 {
         tracing::info!(
             connector = %config.name,
-            tasks_max = n,
-            "Headwater runs one task per connector; tasks.max above 1 is accepted."
+            tasks_max,
+            "Headwater runs one task per connector; tasks.max above 1 lets hosts share a sink's partitions."
         );
     }
     options.string(&HEADER_CONVERTER);
@@ -330,12 +348,18 @@ pub fn prepare(
         data_dir: data_dir.to_path_buf(),
         // A sink's stateful steps follow each of its inputs' watermarks (Kafka partitions,
         // local sources); a source's records are one stream.
-        inputs: match plugin.as_ref().map(|p| p.connector_type()) {
-            Some(ConnectorType::Sink) => crate::api::transform::Inputs::Many,
-            _ => crate::api::transform::Inputs::One,
+        // (A chain per partition sees one input.)
+        inputs: if is_sink && !per_partition {
+            crate::api::transform::Inputs::Many
+        } else {
+            crate::api::transform::Inputs::One
         },
+        state_scope: None,
+        per_partition,
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
+    let partitioned = (per_partition && chain.is_stateful())
+        .then(|| crate::runtime::partitioned::ChainBuilder::new(resolved, chain_ctx));
     let Some(plugin) = plugin else {
         return Err(fail(options.issues().to_vec()));
     };
@@ -365,6 +389,7 @@ pub fn prepare(
         connector_type,
         task,
         chain,
+        partitioned,
         policy,
         topics,
         unused_keys,

@@ -15,6 +15,7 @@ use crate::runtime::ack::AckToken;
 use crate::runtime::bus::{Delivery, Subscription};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
+use crate::runtime::partitioned::{Ownership, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_state::SinkState;
 use crate::transforms::chain::{Chain, ChainOutput};
@@ -22,10 +23,69 @@ use crate::transforms::chain::{Chain, ChainOutput};
 /// How long a stopping sink may take for its last flush.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A sink's transform chain: one for all its input, or one per input partition (see
+/// `crate::runtime::partitioned`).
+pub(super) enum SinkChain {
+    One(Arc<Chain>),
+    PerPartition {
+        chains: PartitionedChains,
+        ownership: Arc<Ownership>,
+    },
+}
+
+impl SinkChain {
+    async fn apply(&mut self, records: Vec<crate::api::record::Record>) -> ChainOutput {
+        match self {
+            Self::One(chain) => chain.apply_batch_async(records).await,
+            Self::PerPartition { chains, .. } => {
+                chains.apply(records).await.unwrap_or_else(|e| ChainOutput {
+                    fatal: Some(e.to_string()),
+                    ..ChainOutput::default()
+                })
+            }
+        }
+    }
+
+    fn tick(&self) -> ChainOutput {
+        match self {
+            Self::One(chain) => chain.tick(),
+            Self::PerPartition { chains, .. } => chains.tick(),
+        }
+    }
+
+    fn pending(&self) -> bool {
+        match self {
+            Self::One(chain) => chain.pending(),
+            Self::PerPartition { chains, .. } => chains.pending(),
+        }
+    }
+
+    /// Checkpoints the state of every chain, then lets go of revoked partitions' chains.
+    async fn checkpoint(
+        &mut self,
+        state: &mut SinkState,
+        name: &str,
+    ) -> Result<(), ConnectorError> {
+        let chains = match self {
+            Self::One(chain) => vec![Arc::clone(chain)],
+            Self::PerPartition { chains, .. } => chains.all(),
+        };
+        state
+            .checkpoint(chains)
+            .await
+            .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        if let Self::PerPartition { chains, ownership } = self {
+            ownership.checkpointed(state.kafka_offsets(name));
+            chains.release_revoked();
+        }
+        Ok(())
+    }
+}
+
 pub(super) struct SinkRunner {
     pub(super) name: String,
     pub(super) shared: Arc<Shared>,
-    pub(super) chain: Arc<Chain>,
+    pub(super) chain: SinkChain,
     pub(super) reporter: Arc<ErrorReporter>,
     pub(super) metrics: Arc<ConnectorMetrics>,
     pub(super) topics: Arc<TopicSet>,
@@ -147,10 +207,7 @@ impl SinkRunner {
             {
                 // Partitions being revoked, or the task stopping: what was flushed is
                 // checkpointed now, not at the next interval.
-                state
-                    .checkpoint(&self.chain)
-                    .await
-                    .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+                self.chain.checkpoint(state, &self.name).await?;
             }
         }
         Ok(())
@@ -199,7 +256,7 @@ impl SinkRunner {
                 .collect()
         };
         self.metrics.add_dropped((before - records.len()) as u64);
-        let mut out = self.chain.apply_batch_async(records).await;
+        let mut out = self.chain.apply(records).await;
         if self.state.is_some() {
             let before = out.kept.len();
             out.kept.retain(|r| !sink.already_written(r));
@@ -267,10 +324,7 @@ impl SinkRunner {
         // may be taken. The batches are acknowledged once one holds them.
         state.hold(self.held.drain(..));
         if state.due() {
-            state
-                .checkpoint(&self.chain)
-                .await
-                .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+            self.chain.checkpoint(state, &self.name).await?;
         }
         Ok(())
     }

@@ -46,10 +46,9 @@ pub struct SinkState {
 }
 
 impl SinkState {
-    /// Opens `connector`'s state, restores the chain's steps from it, and reads the positions
-    /// of its last checkpoint.
-    pub fn open(store: Arc<StateStore>, chain: &Chain) -> Result<Self, StateError> {
-        chain.restore_state(&store)?;
+    /// Opens `connector`'s state (its chains restore from the store themselves) and reads the
+    /// positions of its last checkpoint.
+    pub fn open(store: Arc<StateStore>) -> Result<Self, StateError> {
         let checkpointed = store.checkpointed_offsets()?.unwrap_or_default();
         let absorbed = checkpointed
             .iter()
@@ -180,18 +179,27 @@ impl SinkState {
         offsets
     }
 
-    /// Writes the chain's state with the positions absorbed (call it right after the sink
-    /// flushed), then acknowledges the batches it covers.
-    pub async fn checkpoint(&mut self, chain: &Arc<Chain>) -> Result<(), StateError> {
+    /// The store the state is checkpointed in.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
+    /// Writes the chains' state with the positions absorbed (call it right after the sink
+    /// flushed), in one transaction, then acknowledges the batches it covers.
+    pub async fn checkpoint(&mut self, chains: Vec<Arc<Chain>>) -> Result<(), StateError> {
         let offsets = self.offsets();
-        let (chain, store) = (Arc::clone(chain), Arc::clone(&self.store));
+        let store = Arc::clone(&self.store);
         let path = store.path().to_owned();
-        tokio::task::spawn_blocking(move || chain.checkpoint(&store, &offsets))
-            .await
-            .map_err(|e| StateError {
-                path,
-                message: format!("the checkpoint task failed: {e}"),
-            })??;
+        tokio::task::spawn_blocking(move || {
+            store.checkpoint(&offsets, |writer| {
+                chains.iter().try_for_each(|c| c.write_state(writer))
+            })
+        })
+        .await
+        .map_err(|e| StateError {
+            path,
+            message: format!("the checkpoint task failed: {e}"),
+        })??;
         self.changed = false;
         self.last_checkpoint = Instant::now();
         for token in self.unconfirmed.drain(..) {
@@ -211,7 +219,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
         let chain = Arc::new(Chain::default());
-        let mut state = SinkState::open(Arc::clone(&store), &chain).unwrap();
+        let mut state = SinkState::open(Arc::clone(&store)).unwrap();
         for p in 0..4 {
             for offset in 1..=3u64 {
                 let mut r = Record::new("clicks", Payload::null());
@@ -231,9 +239,9 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(state.checkpoint(&chain)).unwrap();
+        rt.block_on(state.checkpoint(vec![chain])).unwrap();
         drop(state);
-        let state = SinkState::open(store, &chain).unwrap();
+        let state = SinkState::open(store).unwrap();
         let offsets = state.kafka_offsets("sink");
         assert_eq!(offsets.len(), 4, "{offsets:?}");
         assert!(offsets.values().all(|o| *o == 3));

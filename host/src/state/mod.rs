@@ -220,6 +220,37 @@ impl StateStore {
         txn.commit().map_err(|e| self.error(e))
     }
 
+    /// Deletes the state of one state partition: the tables and metadata its steps keep
+    /// under `<name>@<scope>` (see `crate::api::transform::ChainContext::state_name`).
+    pub fn forget_scope(&self, scope: &str) -> Result<(), StateError> {
+        let suffix = format!("@{scope}");
+        let spill_suffix = format!("{suffix}{SPILL}");
+        let meta_part = format!("{suffix}:");
+        let tables: Vec<String> = self
+            .tables()?
+            .into_iter()
+            .filter(|n| n.ends_with(&suffix) || n.ends_with(&spill_suffix))
+            .collect();
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        for name in &tables {
+            txn.delete_table(table(name)).map_err(|e| self.error(e))?;
+        }
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            let keys: Vec<String> = meta
+                .iter()
+                .map_err(|e| self.error(e))?
+                .filter_map(Result::ok)
+                .map(|(k, _)| k.value().to_owned())
+                .filter(|k| k.contains(&meta_part))
+                .collect();
+            for key in keys {
+                meta.remove(key.as_str()).map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+
     /// A store in memory, for state nobody checkpoints (`headwater plugin test`, unit tests).
     pub fn in_memory() -> Result<Arc<Self>, StateError> {
         let db = redb::Builder::new()

@@ -193,9 +193,13 @@ impl Chain {
         store: &StateStore,
         offsets: &SourceOffsets,
     ) -> Result<(), StateError> {
-        store.checkpoint(offsets, |writer| {
-            self.stateful_steps().try_for_each(|s| s.checkpoint(writer))
-        })
+        store.checkpoint(offsets, |writer| self.write_state(writer))
+    }
+
+    /// Writes every stateful step's changes into a checkpoint under way (one of several chains
+    /// checkpointed together).
+    pub fn write_state(&self, writer: &mut crate::state::Writer<'_>) -> Result<(), StateError> {
+        self.stateful_steps().try_for_each(|s| s.checkpoint(writer))
     }
 
     /// Runs a batch through every step in turn.

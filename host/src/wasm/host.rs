@@ -17,6 +17,9 @@ use super::state::{Pending, PluginState};
 pub struct Scope {
     pub connector: String,
     pub step: String,
+    /// What a stateful plugin's state is stored under (`wasm:<alias>`, see
+    /// [`crate::api::transform::ChainContext::state_name`]).
+    pub state: String,
 }
 
 /// Caps a store's linear memory at `max.memory.bytes` and remembers when the cap was hit,
@@ -105,7 +108,7 @@ impl HostState {
     /// in memory.
     fn plugin_state(&mut self) -> Option<Arc<PluginState>> {
         if self.plugin_state.is_none() {
-            match PluginState::new(&self.scope.step) {
+            match PluginState::new(&self.scope.state) {
                 Ok(s) => self.plugin_state = Some(s),
                 Err(e) => self.state_error = Some(e.to_string()),
             }

@@ -193,6 +193,7 @@ pub fn build_step(
     let scope = host::Scope {
         connector: ctx.connector.clone(),
         step: alias.to_owned(),
+        state: ctx.state_name(&format!("wasm:{alias}")),
     };
     let cache = ctx.data_dir.join("wasm-cache");
     match WasmStep::new(kind, settings, scope, Some(cache)) {

@@ -39,6 +39,7 @@ fn scope(module: &Path) -> Arc<Scope> {
     Arc::new(Scope {
         connector: "plugin-cli".into(),
         step: module.display().to_string(),
+        state: format!("wasm:{}", module.display()),
     })
 }
 

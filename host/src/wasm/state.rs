@@ -38,10 +38,10 @@ impl std::fmt::Debug for PluginState {
 }
 
 impl PluginState {
-    /// State for step `alias`, in memory until [`Self::restore`] attaches the connector's
-    /// store (`headwater plugin test` never does).
-    pub fn new(alias: &str) -> Result<Arc<Self>, StateError> {
-        let name = format!("wasm:{alias}");
+    /// State stored under `name` (`wasm:<alias>`), in memory until [`Self::restore`]
+    /// attaches the connector's store (`headwater plugin test` never does).
+    pub fn new(name: &str) -> Result<Arc<Self>, StateError> {
+        let name = name.to_owned();
         Ok(Arc::new(Self {
             inner: Mutex::new(Inner {
                 store: StateStore::in_memory()?,

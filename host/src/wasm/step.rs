@@ -140,7 +140,7 @@ impl WasmStep {
             )));
         }
         let state = if module.stateful {
-            Some(PluginState::new(&scope.step).map_err(|e| CallError::Fatal(e.to_string()))?)
+            Some(PluginState::new(&scope.state).map_err(|e| CallError::Fatal(e.to_string()))?)
         } else {
             None
         };

@@ -12,6 +12,18 @@ pub const GROUP_BY: ConfigKey = ConfigKey::new(
 )
 .with_default("");
 
+pub const GROUP_BY_PARTITIONED: ConfigKey = ConfigKey::new(
+    "group.by.partitioned",
+    KeyType::Boolean,
+    "The input's Kafka partitions hold whole groups: its producers key records by the \
+     `group.by` fields (a topic keyed by `user_id`, grouped by `user_id`). A sink reading \
+     Kafka with `tasks.max` > 1 keeps each partition's windows apart (the unit a host owns) \
+     and needs it (Kafka Streams' `groupByKey`, Flink's `reinterpretAsKeyedStream`). \
+     Headwater cannot check it: a group whose records sit in several partitions gets one \
+     partial result per partition.",
+)
+.with_default("false");
+
 pub const WINDOW_TYPE: ConfigKey = ConfigKey::new(
     "window.type",
     KeyType::String,
@@ -149,6 +161,7 @@ pub const CACHE_ENTRIES: ConfigKey = ConfigKey::new(
 
 pub const KEYS: &[ConfigKey] = &[
     GROUP_BY,
+    GROUP_BY_PARTITIONED,
     WINDOW_TYPE,
     WINDOW_SIZE,
     WINDOW_ADVANCE,
@@ -247,9 +260,37 @@ fn parse_feature(spec: &str) -> Result<Feature, BadFeature> {
 }
 
 impl AggregateConfig {
-    /// Reads the step's options; problems are recorded in `options`.
-    pub fn parse(options: &mut Options) -> Option<Self> {
+    /// Reads the step's options; problems are recorded in `options`. `per_partition`: the
+    /// step runs in a chain of one input partition (see `GROUP_BY_PARTITIONED`).
+    pub fn parse(options: &mut Options, per_partition: bool) -> Option<Self> {
         let group_by = options.list(&GROUP_BY);
+        let partitioned = options.bool(&GROUP_BY_PARTITIONED).unwrap_or(false);
+        if partitioned && group_by.is_empty() {
+            options.issue(
+                GROUP_BY_PARTITIONED.name,
+                "without group.by every record is in one group, which no partitioning holds whole",
+            );
+            return None;
+        }
+        if per_partition && !partitioned {
+            options.issue(
+                GROUP_BY_PARTITIONED.name,
+                format!(
+                    "this sink reads its topics' partitions in parallel (tasks.max > 1) and keeps \
+                     each partition's windows apart, so a group must sit in one partition: set \
+                     group.by.partitioned=true if the topics are keyed by the group.by fields \
+                     ({}), or tasks.max=1 to window every partition in one task (grouping by \
+                     other fields with tasks.max > 1 needs a repartition topic, which this \
+                     version does not create)",
+                    if group_by.is_empty() {
+                        "none: one group".to_owned()
+                    } else {
+                        group_by.join(", ")
+                    }
+                ),
+            );
+            return None;
+        }
         let kind = options.choice(&WINDOW_TYPE)?;
         let hopping = kind == "hopping";
         let session_gap = if kind == "session" {
@@ -390,7 +431,7 @@ mod tests {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         let mut options = Options::new(map);
-        let parsed = AggregateConfig::parse(&mut options);
+        let parsed = AggregateConfig::parse(&mut options, false);
         let issues: Vec<String> = options
             .issues()
             .iter()
@@ -398,6 +439,31 @@ mod tests {
             .collect();
         assert_eq!(parsed.is_some(), issues.is_empty(), "{issues:?}");
         issues
+    }
+
+    #[test]
+    fn a_window_per_partition_needs_groups_the_partitions_hold() {
+        let parse = |pairs: &[(&str, &str)], per_partition: bool| {
+            let map = [("window.size.ms", "300000"), ("aggregates", "n:count")]
+                .iter()
+                .chain(pairs)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let mut options = Options::new(map);
+            let parsed = AggregateConfig::parse(&mut options, per_partition);
+            (parsed.is_some(), options.issues().to_vec())
+        };
+        let (ok, issues) = parse(&[("group.by", "user_id")], true);
+        assert!(!ok);
+        assert_eq!(issues[0].key, "group.by.partitioned");
+        assert!(issues[0].message.contains("(user_id)"), "{issues:?}");
+        let keyed = [("group.by", "user_id"), ("group.by.partitioned", "true")];
+        assert!(parse(&keyed, true).0);
+        // One reader reads every partition: any grouping works.
+        assert!(parse(&[("group.by", "user_id")], false).0);
+        let (ok, issues) = parse(&[("group.by.partitioned", "true")], false);
+        assert!(!ok);
+        assert!(issues[0].message.contains("one group"), "{issues:?}");
     }
 
     #[test]

@@ -47,9 +47,14 @@ pub struct WindowStep {
 
 impl WindowStep {
     pub fn new(alias: &str, options: &mut Options, ctx: &ChainContext) -> Option<Self> {
-        let config = Arc::new(AggregateConfig::parse(options)?);
+        let config = Arc::new(AggregateConfig::parse(options, ctx.per_partition)?);
         Some(Self {
-            operator: Mutex::new(Operator::new(config, alias, ctx.inputs, &ctx.connector)),
+            operator: Mutex::new(Operator::new(
+                config,
+                ctx.state_name(&format!("window:{alias}")),
+                ctx.inputs,
+                &ctx.connector,
+            )),
         })
     }
 

@@ -143,8 +143,14 @@ pub struct Operator {
 }
 
 impl Operator {
-    pub fn new(config: Arc<AggregateConfig>, alias: &str, inputs: Inputs, connector: &str) -> Self {
-        let name = format!("window:{alias}");
+    /// `name`: what the state is stored under (`window:<alias>`, see
+    /// [`crate::api::transform::ChainContext::state_name`]).
+    pub fn new(
+        config: Arc<AggregateConfig>,
+        name: String,
+        inputs: Inputs,
+        connector: &str,
+    ) -> Self {
         Self {
             windows: StateTable::new(name.clone(), config.cache_entries),
             sessions: StateTable::new(format!("{name}:sessions"), config.cache_entries),

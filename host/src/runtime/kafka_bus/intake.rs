@@ -38,6 +38,7 @@ use crate::converters::BuiltinConverter;
 use crate::kafka::client::{KafkaSettings, connector_error};
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::{Delivery, TopicSelector};
+use crate::runtime::partitioned::Ownership;
 
 /// Most records handed to the sink in one batch (Kafka's `max.poll.records` default).
 const MAX_BATCH: usize = 500;
@@ -47,6 +48,8 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the sink.
 const WAIT_STEP: Duration = Duration::from_millis(5);
+/// How long a rebalance waits for the group's committed offsets.
+const COMMITTED_WAIT: Duration = Duration::from_secs(10);
 /// How often a sink on the embedded bus looks for listed topics Kafka does not have yet.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
@@ -73,13 +76,28 @@ pub struct IntakeSpec {
     /// Called when the consumer cannot run (a client property librdkafka refuses, a bad
     /// subscription): the connector is marked FAILED with the reason.
     pub on_failure: Box<dyn FnOnce(ConnectorError) + Send>,
-    /// A stateful sink's checkpointed offsets by (topic, partition): the consumer then assigns
-    /// itself every partition of its topics and starts each from its checkpointed offset (the
-    /// group's committed offset, or `auto.offset.reset`, for one the checkpoint lacks).
-    pub checkpointed: Option<HashMap<(String, i32), i64>>,
-    /// Told the partitions the consumer owns (as records' positions name them) whenever they
-    /// change.
-    pub on_assign: OnAssign,
+    pub reading: Reading,
+}
+
+/// Which partitions the consumer reads, and from where.
+pub enum Reading {
+    /// The partitions the group assigns, from the group's offsets (a stateless sink).
+    Group,
+    /// Every partition of the sink's topics, from the checkpoint (a stateful sink with one
+    /// task: the checkpoint is the truth, as in Flink's KafkaSource).
+    Every {
+        /// The checkpointed offsets by (topic, partition); a partition the checkpoint lacks
+        /// starts from the group's committed offset, or `auto.offset.reset`.
+        checkpointed: HashMap<(String, i32), i64>,
+        /// Told the partitions the consumer owns (as records' positions name them) whenever
+        /// they change.
+        on_assign: OnAssign,
+    },
+    /// The partitions the group assigns, each with its own state (a stateful sink with
+    /// `tasks.max` > 1, see `crate::runtime::partitioned`): the group's offsets, which follow
+    /// the checkpoints, say where each starts; records the checkpoint already holds are
+    /// skipped by the sink.
+    Partitioned(Arc<Ownership>),
 }
 
 impl std::fmt::Debug for IntakeSpec {
@@ -105,6 +123,8 @@ pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()
 
 struct IntakeContext {
     connector: String,
+    /// With state per partition: told what the group assigns and revokes.
+    ownership: Option<Arc<Ownership>>,
     tracker: Arc<OffsetTracker>,
     flush_now: Arc<Notify>,
     sink_done: CancellationToken,
@@ -133,6 +153,10 @@ impl ConsumerContext for IntakeContext {
                     partitions = partitions.count(),
                     "Partitions revoked; flushing the sink before committing."
                 );
+                if let Some(ownership) = &self.ownership {
+                    // Before the flush: the checkpoint it ends with lets their state go.
+                    ownership.revoke(&topic_partitions(partitions));
+                }
                 self.flush_now.notify_one();
                 wait_for_sink(&self.tracker, &self.sink_done);
                 commit(consumer, &self.tracker, Some(partitions), CommitMode::Sync);
@@ -143,6 +167,9 @@ impl ConsumerContext for IntakeContext {
                 for p in partitions.elements() {
                     self.tracker
                         .forget(&partition_key(p.topic(), p.partition()));
+                }
+                if let Some(ownership) = &self.ownership {
+                    self.assign_partitioned(consumer, ownership, partitions);
                 }
                 tracing::info!(
                     connector = %self.connector,
@@ -163,6 +190,49 @@ impl ConsumerContext for IntakeContext {
             self.tracker.mark_dirty();
         }
     }
+}
+
+impl IntakeContext {
+    /// Tells the sink's partitioned state which partitions it owns now, and which of them
+    /// another member read past this host's checkpoint (their local state is stale).
+    fn assign_partitioned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        ownership: &Ownership,
+        partitions: &TopicPartitionList,
+    ) {
+        // Without the committed offsets the local state is trusted: it is stale only if
+        // another host ran this partition, which a failed lookup cannot tell.
+        let committed = consumer
+            .committed_offsets(partitions.clone(), COMMITTED_WAIT)
+            .inspect_err(|e| {
+                tracing::warn!(connector = %self.connector, error = %e, "Could not read the group's committed offsets; keeping local state.");
+            })
+            .unwrap_or_default();
+        let assigned: Vec<(String, i32, Option<i64>)> = partitions
+            .elements()
+            .iter()
+            .map(|p| {
+                let offset = committed
+                    .find_partition(p.topic(), p.partition())
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                (p.topic().to_owned(), p.partition(), offset)
+            })
+            .collect();
+        let stale = ownership.assign(&assigned);
+        if !stale.is_empty() {
+            tracing::warn!(connector = %self.connector, partitions = ?stale, "Partitions another host read since this host's checkpoint; their state starts again (no changelog yet).");
+        }
+    }
+}
+
+/// The (topic, partition) pairs of a list.
+fn topic_partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 /// Waits until every batch handed to the sink is acknowledged (or the sink is gone).
@@ -235,15 +305,26 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     let tracker = OffsetTracker::new(SourceOffsets::default());
     let context = IntakeContext {
         connector: spec.connector.clone(),
+        ownership: match &spec.reading {
+            Reading::Partitioned(ownership) => Some(Arc::clone(ownership)),
+            Reading::Group | Reading::Every { .. } => None,
+        },
         tracker: Arc::clone(&tracker),
         flush_now: Arc::clone(&spec.flush_now),
         sink_done: spec.sink_done.clone(),
     };
     let group = format!("connect-{}", spec.connector);
-    let consumer: BaseConsumer<IntakeContext> = spec
+    let mut config = spec
         .settings
-        .consumer_config(&group, &format!("headwater-{}", spec.connector))
-        .create_with_context(context)?;
+        .consumer_config(&group, &format!("headwater-{}", spec.connector));
+    if matches!(spec.reading, Reading::Partitioned(_))
+        && config.get("partition.assignment.strategy").is_none()
+    {
+        // A rebalance revokes only the partitions that move: the others keep their state in
+        // memory and never stop (Kafka Streams' default protocol).
+        config.set("partition.assignment.strategy", "cooperative-sticky");
+    }
+    let consumer: BaseConsumer<IntakeContext> = config.create_with_context(context)?;
     let mut subscription = Subscription::new(&spec);
     let source: Arc<str> = Arc::from(spec.connector.as_str());
     while !spec.cancel.is_cancelled() {
@@ -294,7 +375,7 @@ fn finish(
 ) -> Result<(), rdkafka::error::KafkaError> {
     wait_for_sink(tracker, &spec.sink_done);
     commit(consumer, tracker, None, CommitMode::Sync);
-    if spec.checkpointed.is_some() {
+    if matches!(spec.reading, Reading::Every { .. }) {
         consumer.unassign()?;
     } else {
         consumer.unsubscribe();
@@ -358,6 +439,7 @@ impl Subscription {
         spec: &IntakeSpec,
         consumer: &BaseConsumer<IntakeContext>,
         checkpointed: &HashMap<(String, i32), i64>,
+        on_assign: &OnAssign,
     ) -> Result<bool, rdkafka::error::KafkaError> {
         if Instant::now() < self.next_check {
             return Ok(!self.assigned.is_empty());
@@ -408,7 +490,7 @@ impl Subscription {
             .iter()
             .map(|(topic, partition)| partition_key(topic, *partition).to_string())
             .collect();
-        (spec.on_assign)(&names);
+        on_assign(&names);
         self.assigned = found;
         Ok(!self.assigned.is_empty())
     }
@@ -420,8 +502,12 @@ impl Subscription {
         spec: &IntakeSpec,
         consumer: &BaseConsumer<IntakeContext>,
     ) -> Result<bool, rdkafka::error::KafkaError> {
-        if let Some(checkpointed) = &spec.checkpointed {
-            return self.assign_all(spec, consumer, checkpointed);
+        if let Reading::Every {
+            checkpointed,
+            on_assign,
+        } = &spec.reading
+        {
+            return self.assign_all(spec, consumer, checkpointed, on_assign);
         }
         if self.current.len() == self.wanted.len() || Instant::now() < self.next_check {
             return Ok(!self.current.is_empty());

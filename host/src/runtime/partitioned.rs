@@ -1,0 +1,352 @@
+//! State per input partition: a sink reading Kafka with `tasks.max` > 1 keeps one transform
+//! chain, with its own state and watermark, per input partition (Kafka Streams' task per
+//! partition).
+//!
+//! Such a sink joins its consumer group like a stateless one, so the hosts running it share the
+//! topics' partitions. A partition's state is the unit a host owns: it is stored under names of
+//! its own (`window:<alias>@<topic>-<partition>`), checkpointed with the partition's offset,
+//! dropped from memory when the group takes the partition away (after the checkpoint the
+//! revocation forces) and restored from the store when the partition comes back. Each partition
+//! keeps its own watermark, so a partition's results depend on its records alone, not on which
+//! partitions share a host: the same on any host, before and after a rebalance.
+//!
+//! The group's committed offsets follow the checkpoints (a batch is acknowledged once one holds
+//! it), so they never pass what a host's checkpoint holds for a partition it owned alone. A
+//! committed offset past the local checkpoint means another host read the partition meanwhile:
+//! the local state is stale and is dropped, and the partition starts again from the committed
+//! offset with empty state. Bringing that other host's state along is what a changelog topic is
+//! for (not built yet); until then, run such a sink on one host, or accept that a partition
+//! moving between hosts restarts its windows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::api::options::Options;
+use crate::api::record::Record;
+use crate::api::transform::ChainContext;
+use crate::state::{StateError, StateStore};
+use crate::transforms::chain::{Chain, ChainOutput};
+
+/// Why a partition's chain could not be made or its state handled.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("building the transform chain of partition {scope}: {issues}")]
+    Build { scope: String, issues: String },
+    #[error("the state of partition {scope}: {source}")]
+    State {
+        scope: String,
+        #[source]
+        source: StateError,
+    },
+}
+
+/// Builds a connector's chain again for one state partition.
+#[derive(Debug, Clone)]
+pub struct ChainBuilder {
+    /// The connector's config, providers resolved.
+    config: BTreeMap<String, String>,
+    ctx: ChainContext,
+}
+
+impl ChainBuilder {
+    pub fn new(config: BTreeMap<String, String>, ctx: ChainContext) -> Self {
+        Self { config, ctx }
+    }
+
+    /// The chain of state partition `scope`. The config was validated when the connector was
+    /// prepared; what can still fail is loading a WASM module changed since.
+    pub fn build(&self, scope: &str) -> Result<Chain, PartitionError> {
+        let mut options = Options::new(self.config.clone());
+        let ctx = ChainContext {
+            state_scope: Some(scope.to_owned()),
+            ..self.ctx.clone()
+        };
+        let chain = crate::transforms::build_chain(&mut options, &ctx);
+        match options.issues() {
+            [] => Ok(chain),
+            issues => Err(PartitionError::Build {
+                scope: scope.to_owned(),
+                issues: issues
+                    .iter()
+                    .map(|i| format!("{}: {}", i.key, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+}
+
+/// The name of the state partition of a Kafka partition (Kafka's own `topic-partition`).
+pub fn scope_of_partition(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// The state partition a record belongs to: its Kafka partition when the sink's consumer read
+/// it, else the local source and partition it came from.
+fn scope_of(connector: &str, record: &Record) -> Arc<str> {
+    let Some(p) = &record.position else {
+        return Arc::from("");
+    };
+    if *p.source == *connector
+        && let Ok(key) = serde_json::from_str::<serde_json::Value>(&p.partition)
+        && let (Some(topic), Some(partition)) = (key["topic"].as_str(), key["partition"].as_i64())
+    {
+        return Arc::from(format!("{topic}-{partition}"));
+    }
+    Arc::from(format!("{}:{}", p.source, p.partition))
+}
+
+/// What the sink's consumer and its runner share about the group's assignment.
+#[derive(Debug, Default)]
+pub struct Ownership {
+    inner: Mutex<OwnershipInner>,
+}
+
+#[derive(Debug, Default)]
+struct OwnershipInner {
+    /// State partitions of the Kafka partitions this member owns.
+    owned: BTreeSet<String>,
+    /// State partitions whose local state another member has moved past: dropped before the
+    /// partition's next record.
+    stale: BTreeSet<String>,
+    /// The next offset of each Kafka partition the last checkpoint holds.
+    checkpointed: HashMap<(String, i32), i64>,
+}
+
+impl Ownership {
+    pub fn new(checkpointed: HashMap<(String, i32), i64>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(OwnershipInner {
+                checkpointed,
+                ..OwnershipInner::default()
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OwnershipInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The group gave this member `partitions`, whose committed offsets are `committed`
+    /// (`None`: none committed). Returns the partitions whose local state is stale.
+    pub fn assign(&self, partitions: &[(String, i32, Option<i64>)]) -> Vec<String> {
+        let mut inner = self.lock();
+        let mut stale = Vec::new();
+        for (topic, partition, committed) in partitions {
+            let scope = scope_of_partition(topic, *partition);
+            let local = inner
+                .checkpointed
+                .get(&(topic.clone(), *partition))
+                .copied();
+            if let (Some(local), Some(committed)) = (local, committed)
+                && *committed > local
+            {
+                stale.push(scope.clone());
+                inner.stale.insert(scope.clone());
+                inner.checkpointed.remove(&(topic.clone(), *partition));
+            }
+            inner.owned.insert(scope);
+        }
+        stale
+    }
+
+    /// The group is taking `partitions` away: their chains are dropped at the next checkpoint
+    /// (which the revocation forces before it completes).
+    pub fn revoke(&self, partitions: &[(String, i32)]) {
+        let mut inner = self.lock();
+        for (topic, partition) in partitions {
+            inner.owned.remove(&scope_of_partition(topic, *partition));
+        }
+    }
+
+    /// Notes the offsets a checkpoint holds.
+    pub fn checkpointed(&self, offsets: HashMap<(String, i32), i64>) {
+        self.lock().checkpointed.extend(offsets);
+    }
+
+    fn take_stale(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.lock().stale)
+    }
+
+    fn owns(&self, scope: &str) -> bool {
+        self.lock().owned.contains(scope)
+    }
+}
+
+/// The chains of a sink keeping state per input partition, made on a partition's first record.
+#[derive(Debug)]
+pub struct PartitionedChains {
+    connector: Arc<str>,
+    builder: ChainBuilder,
+    store: Arc<StateStore>,
+    ownership: Arc<Ownership>,
+    chains: BTreeMap<Arc<str>, Arc<Chain>>,
+}
+
+impl PartitionedChains {
+    pub fn new(
+        connector: &str,
+        builder: ChainBuilder,
+        store: Arc<StateStore>,
+        ownership: Arc<Ownership>,
+    ) -> Self {
+        Self {
+            connector: Arc::from(connector),
+            builder,
+            store,
+            ownership,
+            chains: BTreeMap::new(),
+        }
+    }
+
+    /// Runs a batch: each partition's records through that partition's chain, in order.
+    pub async fn apply(&mut self, records: Vec<Record>) -> Result<ChainOutput, PartitionError> {
+        self.drop_stale()?;
+        let mut by_scope: BTreeMap<Arc<str>, Vec<Record>> = BTreeMap::new();
+        for record in records {
+            by_scope
+                .entry(scope_of(&self.connector, &record))
+                .or_default()
+                .push(record);
+        }
+        let mut out = ChainOutput::default();
+        for (scope, records) in by_scope {
+            let chain = self.chain(&scope)?;
+            merge(&mut out, chain.apply_batch_async(records).await);
+        }
+        Ok(out)
+    }
+
+    /// [`Chain::tick`] of every partition's chain.
+    pub fn tick(&self) -> ChainOutput {
+        let mut out = ChainOutput::default();
+        for chain in self.chains.values() {
+            merge(&mut out, chain.tick());
+        }
+        out
+    }
+
+    pub fn pending(&self) -> bool {
+        self.chains.values().any(|c| c.pending())
+    }
+
+    /// The chains a checkpoint writes.
+    pub fn all(&self) -> Vec<Arc<Chain>> {
+        self.chains.values().cloned().collect()
+    }
+
+    /// After a checkpoint: the chains of Kafka partitions the group took away leave memory
+    /// (their state is in the checkpoint).
+    pub fn release_revoked(&mut self) {
+        let ownership = Arc::clone(&self.ownership);
+        // Local sources' partitions are never revoked.
+        self.chains
+            .retain(|scope, _| !is_kafka_scope(scope) || ownership.owns(scope));
+    }
+
+    fn drop_stale(&mut self) -> Result<(), PartitionError> {
+        for scope in self.ownership.take_stale() {
+            self.chains.remove(scope.as_str());
+            self.store
+                .forget_scope(&scope)
+                .map_err(|source| PartitionError::State {
+                    scope: scope.clone(),
+                    source,
+                })?;
+            tracing::warn!(
+                connector = %self.connector,
+                partition = %scope,
+                "Another host read this partition since this host's checkpoint: its local \
+                 state is dropped and its windows start again from the group's offset."
+            );
+        }
+        Ok(())
+    }
+
+    fn chain(&mut self, scope: &Arc<str>) -> Result<Arc<Chain>, PartitionError> {
+        if let Some(chain) = self.chains.get(scope) {
+            return Ok(Arc::clone(chain));
+        }
+        let chain = self.builder.build(scope)?;
+        chain
+            .restore_state(&self.store)
+            .map_err(|source| PartitionError::State {
+                scope: scope.to_string(),
+                source,
+            })?;
+        tracing::debug!(connector = %self.connector, partition = %scope, "Partition state restored.");
+        let chain = Arc::new(chain);
+        self.chains.insert(Arc::clone(scope), Arc::clone(&chain));
+        Ok(chain)
+    }
+}
+
+/// A Kafka partition's scope (`topic-N`; topic names have no `:`), as opposed to a local
+/// source's (`source:{...}`).
+fn is_kafka_scope(scope: &str) -> bool {
+    !scope.contains(':')
+}
+
+fn merge(out: &mut ChainOutput, part: ChainOutput) {
+    out.kept.extend(part.kept);
+    out.failed.extend(part.failed);
+    out.dropped += part.dropped;
+    if out.fatal.is_none() {
+        out.fatal = part.fatal;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_state_is_stale_only_when_the_group_moved_past_it() {
+        let checkpointed = [(("t".to_owned(), 0), 100), (("t".to_owned(), 1), 100)];
+        let ownership = Ownership::new(checkpointed.into_iter().collect());
+        let stale = ownership.assign(&[
+            // Committed before the checkpoint (a crash between the two): replayed, deduplicated.
+            ("t".into(), 0, Some(90)),
+            // Committed past it: another host read 1 meanwhile.
+            ("t".into(), 1, Some(120)),
+            // Never checkpointed here.
+            ("t".into(), 2, Some(50)),
+        ]);
+        assert_eq!(stale, ["t-1"]);
+        assert_eq!(
+            ownership.take_stale().into_iter().collect::<Vec<_>>(),
+            ["t-1"]
+        );
+        assert!(ownership.owns("t-0") && ownership.owns("t-1") && ownership.owns("t-2"));
+        ownership.revoke(&[("t".into(), 0)]);
+        assert!(!ownership.owns("t-0"));
+    }
+
+    #[test]
+    fn forgetting_a_partition_drops_its_state_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+        let offsets = crate::api::offsets::SourceOffsets::default();
+        store
+            .checkpoint(&offsets, |w| {
+                for name in ["window:w@t-1", "window:w@t-10", "window:w"] {
+                    w.apply(name, [(b"k".as_slice(), Some(b"v".as_slice()))])?;
+                    w.put_meta(&format!("{name}:progress.v2"), b"p")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        store.forget_scope("t-1").unwrap();
+        assert_eq!(store.get("window:w@t-1", b"k").unwrap(), None);
+        assert_eq!(store.meta("window:w@t-1:progress.v2").unwrap(), None);
+        for kept in ["window:w@t-10", "window:w"] {
+            assert!(store.get(kept, b"k").unwrap().is_some(), "{kept}");
+            assert!(
+                store
+                    .meta(&format!("{kept}:progress.v2"))
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    }
+}
