@@ -155,7 +155,9 @@ pub const CACHE_ENTRIES: ConfigKey = ConfigKey::new(
     "state.cache.max.entries",
     KeyType::Long,
     "Windows (group × window) kept decoded in memory; beyond it, state spills to the \
-     connector's state store on disk, which bounds memory whatever the number of groups.",
+     connector's state store on disk, which bounds memory whatever the number of groups. With \
+     state per input partition (`tasks.max` > 1) the bound applies to each partition a host \
+     owns.",
 )
 .with_default("100000");
 
