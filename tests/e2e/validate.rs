@@ -162,8 +162,12 @@ fn a_windowing_sink_with_several_tasks_needs_groups_its_partitions_hold() {
     assert!(ok, "{out}");
     assert!(out.contains("state per input partition"), "{out}");
     assert!(out.contains("group connect-clicks-stream"), "{out}");
-    // Without Kafka the same config has one reader.
+    // Without Kafka the same config has one reader; the window that would need a repartition
+    // topic is refused all the same.
     let (ok, out) = validate(std::slice::from_ref(&keyed));
     assert!(ok, "{out}");
     assert!(out.contains("one reader"), "{out}");
+    let (ok, out) = validate(std::slice::from_ref(&split));
+    assert!(!ok, "{out}");
+    assert!(out.contains("needs a repartition topic"), "{out}");
 }

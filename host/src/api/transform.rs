@@ -83,8 +83,8 @@ pub struct ChainContext {
     /// state under names of their own, so each partition's state can be restored, dropped or
     /// (later) moved alone.
     pub state_scope: Option<String>,
-    /// The chain runs once per input partition (a sink reading Kafka with `tasks.max` > 1):
-    /// its stateful steps see one partition's records only.
+    /// The chain runs once per input partition (a sink with `tasks.max` > 1; with Kafka, see
+    /// `crate::runtime::partitioned`): its stateful steps see one partition's records only.
     pub per_partition: bool,
 }
 

@@ -218,11 +218,11 @@ impl Prepared {
                 name = self.config.name
             ),
             ConnectorType::Sink => format!(
-                "stateful steps, one reader (tasks.max = 1): the consumer reads every partition \
-                 of the sink's Kafka topics (no consumer-group rebalancing, no repartition \
-                 topic; every host running this connector computes every window), and the \
-                 state is checkpointed with the consumed offsets in {store}; batches of local \
-                 sources are acknowledged once a checkpoint holds them"
+                "stateful steps, one reader (tasks.max = 1, or no Kafka): the consumer reads \
+                 every partition of the sink's Kafka topics (no consumer-group rebalancing, no \
+                 repartition topic; every host running this connector computes every window), \
+                 and the state is checkpointed with the consumed offsets in {store}; batches \
+                 of local sources are acknowledged once a checkpoint holds them"
             ),
         })
     }
@@ -320,8 +320,11 @@ pub fn prepare(
     let tasks_max = options.positive(&TASKS_MAX).unwrap_or(1);
     let is_sink = plugin.as_ref().map(|p| p.connector_type()) == Some(ConnectorType::Sink);
     // Several tasks (or hosts) sharing a sink's Kafka partitions: its stateful steps keep
-    // state per partition (`crate::runtime::partitioned`).
-    let per_partition = is_sink && tasks_max > 1 && kafka.is_some();
+    // state per partition (`crate::runtime::partitioned`). The config is checked for it even
+    // without Kafka (a worker without Kafka feeds the sink from local sources, one reader):
+    // a window that would need a repartition topic is refused either way.
+    let per_partition_config = is_sink && tasks_max > 1;
+    let per_partition = per_partition_config && kafka.is_some();
     if tasks_max > 1 {
         tracing::info!(
             connector = %config.name,
@@ -355,7 +358,7 @@ pub fn prepare(
             crate::api::transform::Inputs::One
         },
         state_scope: None,
-        per_partition,
+        per_partition: per_partition_config,
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
     let partitioned = (per_partition && chain.is_stateful())
