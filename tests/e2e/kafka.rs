@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -334,6 +335,66 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Produces click events `start..start+count` (as `client.py produce-json` does) with Rust's
 /// rdkafka, for brokers the Python client is not pointed at (the in-process mock cluster).
+/// A little over the consumers' `session.timeout.ms`: a killed member has left its group.
+pub const SESSION_EXPIRY: Duration = Duration::from_secs(12);
+/// Waits until the group has given `host` some partitions. On tansu a member joining while
+/// the topic is being written was seen to be assigned nothing at first, until a later
+/// rebalance; the tests produce once the host owns partitions.
+pub fn wait_for_partitions(host: &Host) {
+    host.wait_for("partitions assigned", || {
+        host.log()
+            .lines()
+            .any(|l| l.contains("Partitions assigned") && !l.contains("partitions=0"))
+            .then_some(())
+    });
+}
+
+/// How long a test producer waits for the broker to acknowledge what it sent.
+pub const DELIVERY_PATIENCE: Duration = Duration::from_secs(180);
+
+/// Produces `records`, each (partition, key, value, timestamp in ms or the producer's clock),
+/// one record per batch: tansu 0.6 answers a
+/// fetch from an offset inside a record batch with the next batch, so a consumer resuming
+/// mid-batch (after a checkpoint, or a group's commit) would skip the rest of that batch.
+pub fn produce_one_per_batch(
+    bootstrap: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (i32, String, String, Option<i64>)>,
+) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .expect("create a test producer");
+    for (partition, key, value, timestamp) in records {
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&value);
+        if let Some(ms) = timestamp {
+            record = record.timestamp(ms);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    // One record per produce request is slow on a loaded 2-core machine (CI took over 30 s
+    // for 6,000 while the host consumed), so give delivery minutes rather than seconds.
+    producer
+        .flush(DELIVERY_PATIENCE)
+        .expect("test records delivered");
+}
+
 pub fn produce_clicks(bootstrap: &str, topic: &str, start: i64, count: i64) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = rdkafka::ClientConfig::new()

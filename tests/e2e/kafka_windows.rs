@@ -16,10 +16,6 @@ use crate::redis_sink::connect;
 
 const SIZE: i64 = 300_000;
 const DELAY: i64 = 5_000;
-/// How long a test producer waits for the broker to acknowledge what it sent.
-const DELIVERY_PATIENCE: Duration = Duration::from_secs(180);
-/// A little over the consumers' `session.timeout.ms`: a killed member has left its group.
-const SESSION_EXPIRY: Duration = Duration::from_secs(12);
 /// 2025-06-01T08:00:00Z, as flink-bench's clicks start.
 const T0: i64 = 1_748_764_800_000;
 
@@ -68,50 +64,22 @@ fn produce_by_user(bootstrap: &str, topic: &str, partitions: i32, ids: std::ops:
     });
 }
 
-/// Produces clicks `ids` with rdkafka, each to the (partition, key) `route` gives. One record
-/// per batch: tansu 0.6 answers a fetch from an offset inside a record batch with the next
-/// batch, so a consumer resuming mid-batch (after a checkpoint, or a group's commit) would skip
-/// the rest of that batch.
+/// Produces clicks `ids`, each to the (partition, key) `route` gives.
 fn produce_routed(
     bootstrap: &str,
     topic: &str,
     ids: impl IntoIterator<Item = i64>,
     route: impl Fn(i64) -> (i32, String),
 ) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .expect("create a test producer");
-    for i in ids {
+    let records = ids.into_iter().map(|i| {
         let (user, page, t) = click(i);
         let value =
             json!({"user_id": user, "page_id": page, "action": "view", "event_time": iso(t)})
                 .to_string();
         let (partition, key) = route(i);
-        let mut record = BaseRecord::to(topic)
-            .partition(partition)
-            .key(&key)
-            .payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    // One record per produce request is slow on a loaded 2-core machine (CI took over 30 s
-    // for 6,000 while the host consumed), so give delivery minutes rather than seconds.
-    producer
-        .flush(DELIVERY_PATIENCE)
-        .expect("test records delivered");
+        (partition, key, value, None)
+    });
+    crate::kafka::produce_one_per_batch(bootstrap, topic, records);
 }
 
 fn produce_raw(bootstrap: &str, topic: &str, partition: i32, value: &str) {
@@ -128,7 +96,7 @@ fn produce_raw(bootstrap: &str, topic: &str, partition: i32, value: &str) {
         )
         .expect("queue a test record");
     producer
-        .flush(DELIVERY_PATIENCE)
+        .flush(crate::kafka::DELIVERY_PATIENCE)
         .expect("test record delivered");
 }
 
@@ -359,18 +327,6 @@ fn partitioned_workspace(broker: &Service) -> Workspace {
     ws
 }
 
-/// Waits until the group has given `host` some partitions. On tansu a member joining while
-/// the topic is being written was seen to be assigned nothing at first, until a later
-/// rebalance; the tests produce once the host owns partitions.
-fn wait_for_partitions(host: &crate::harness::Host) {
-    host.wait_for("partitions assigned", || {
-        host.log()
-            .lines()
-            .any(|l| l.contains("Partitions assigned") && !l.contains("partitions=0"))
-            .then_some(())
-    });
-}
-
 /// A window that differs: its key, the expected counts, and what was got.
 type Difference = ((String, i64), (u64, u64), Option<(u64, u64)>);
 
@@ -395,7 +351,7 @@ fn state_per_partition_survives_three_kill_9s() {
     let ws = partitioned_workspace(&broker);
     let mut host = ws.start();
     for phase in 0..4 {
-        wait_for_partitions(&host);
+        crate::kafka::wait_for_partitions(&host);
         produce_by_user(
             &broker.url,
             "click-events",
@@ -411,7 +367,7 @@ fn state_per_partition_survives_three_kill_9s() {
             // The killed member leaves the group once its session (10 s) expires. tansu
             // 0.6 was seen not to rebalance when a member that joined meanwhile should then
             // get the dead one's partitions (Kafka does), so the host comes back after that.
-            std::thread::sleep(SESSION_EXPIRY);
+            std::thread::sleep(crate::kafka::SESSION_EXPIRY);
             host = ws.start();
         }
     }
@@ -445,7 +401,7 @@ fn two_hosts_share_the_partitions_and_together_emit_every_window_once() {
     a.wait_for_log("Partitions assigned");
     let b = ws_b.start();
     // Both own partitions before any click: no window state has to move between them.
-    wait_for_partitions(&b);
+    crate::kafka::wait_for_partitions(&b);
     produce_by_user(&broker.url, "click-events", PARTITIONS, 0..8_000);
     let expected = reference_per_partition(0..8_000, PARTITIONS);
     let (from_a, from_b) = a.wait_for("every window from the two hosts", || {
