@@ -168,6 +168,10 @@ impl Ownership {
         std::mem::take(&mut self.lock().stale)
     }
 
+    fn owned(&self) -> Vec<String> {
+        self.lock().owned.iter().cloned().collect()
+    }
+
     fn owns(&self, scope: &str) -> bool {
         self.lock().owned.contains(scope)
     }
@@ -217,13 +221,21 @@ impl PartitionedChains {
         Ok(out)
     }
 
-    /// [`Chain::tick`] of every partition's chain.
-    pub fn tick(&self) -> ChainOutput {
+    /// [`Chain::tick`] of every partition's chain. An owned partition without a chain yet
+    /// gets one first: its state is restored even before its next record, so a window end
+    /// that was closing when the host stopped finishes closing.
+    pub fn tick(&mut self) -> Result<ChainOutput, PartitionError> {
+        self.drop_stale()?;
+        for scope in self.ownership.owned() {
+            if !self.chains.contains_key(scope.as_str()) {
+                self.chain(&Arc::from(scope))?;
+            }
+        }
         let mut out = ChainOutput::default();
         for chain in self.chains.values() {
             merge(&mut out, chain.tick());
         }
-        out
+        Ok(out)
     }
 
     pub fn pending(&self) -> bool {

@@ -15,7 +15,7 @@ use crate::runtime::ack::AckToken;
 use crate::runtime::bus::{Delivery, Subscription};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
-use crate::runtime::partitioned::{Ownership, PartitionedChains};
+use crate::runtime::partitioned::{Ownership, PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_state::SinkState;
 use crate::transforms::chain::{Chain, ChainOutput};
@@ -46,10 +46,10 @@ impl SinkChain {
         }
     }
 
-    fn tick(&self) -> ChainOutput {
+    fn tick(&mut self) -> ChainOutput {
         match self {
             Self::One(chain) => chain.tick(),
-            Self::PerPartition { chains, .. } => chains.tick(),
+            Self::PerPartition { chains, .. } => chains.tick().unwrap_or_else(fatal),
         }
     }
 
@@ -79,6 +79,14 @@ impl SinkChain {
             chains.release_revoked();
         }
         Ok(())
+    }
+}
+
+/// A chain output that stops the task with the reason.
+fn fatal(e: PartitionError) -> ChainOutput {
+    ChainOutput {
+        fatal: Some(e.to_string()),
+        ..ChainOutput::default()
     }
 }
 
