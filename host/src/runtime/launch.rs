@@ -24,7 +24,7 @@ use crate::runtime::partitioned::{Ownership, PartitionedChains};
 use crate::runtime::prepare::Prepared;
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_runner::{SinkChain, SinkRunner};
-use crate::runtime::sink_state::SinkState;
+use crate::runtime::sink_state::{Layout, SinkState};
 use crate::runtime::source_context::{Publisher, SourceTaskContext};
 use crate::runtime::source_runner::{commit_loop, run_source};
 use crate::runtime::status::State;
@@ -181,8 +181,12 @@ pub(super) fn start(
                         .restore_state(&store)
                         .map_err(|e| ConnectorError::fatal("restoring transform state", e))?;
                 }
+                let layout = match prepared.partitioned {
+                    Some(_) => Layout::PerPartition,
+                    None => Layout::One,
+                };
                 Some(
-                    SinkState::open(store)
+                    SinkState::open(store, layout)
                         .map_err(|e| ConnectorError::fatal("restoring transform state", e))?,
                 )
             } else {

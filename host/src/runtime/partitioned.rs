@@ -41,11 +41,20 @@ pub enum PartitionError {
 }
 
 /// Builds a connector's chain again for one state partition.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChainBuilder {
     /// The connector's config, providers resolved.
     config: BTreeMap<String, String>,
     ctx: ChainContext,
+}
+
+impl std::fmt::Debug for ChainBuilder {
+    // The config holds resolved secrets: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainBuilder")
+            .field("connector", &self.ctx.connector)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChainBuilder {
@@ -59,6 +68,12 @@ impl ChainBuilder {
         let mut options = Options::new(self.config.clone());
         let ctx = ChainContext {
             state_scope: Some(scope.to_owned()),
+            // The local sources' chain follows each of them, as a one-reader sink does.
+            inputs: if scope == LOCAL_SCOPE {
+                crate::api::transform::Inputs::Many
+            } else {
+                crate::api::transform::Inputs::One
+            },
             ..self.ctx.clone()
         };
         let chain = crate::transforms::build_chain(&mut options, &ctx);
@@ -81,19 +96,21 @@ pub fn scope_of_partition(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+/// The state partition of the records of local sources (and of records without a position):
+/// one more partition, beside the Kafka ones, never revoked.
+const LOCAL_SCOPE: &str = "local";
+
 /// The state partition a record belongs to: its Kafka partition when the sink's consumer read
-/// it, else the local source and partition it came from.
+/// it, else [`LOCAL_SCOPE`].
 fn scope_of(connector: &str, record: &Record) -> Arc<str> {
-    let Some(p) = &record.position else {
-        return Arc::from("");
-    };
-    if *p.source == *connector
+    if let Some(p) = &record.position
+        && *p.source == *connector
         && let Ok(key) = serde_json::from_str::<serde_json::Value>(&p.partition)
         && let (Some(topic), Some(partition)) = (key["topic"].as_str(), key["partition"].as_i64())
     {
         return Arc::from(format!("{topic}-{partition}"));
     }
-    Arc::from(format!("{}:{}", p.source, p.partition))
+    Arc::from(LOCAL_SCOPE)
 }
 
 /// What the sink's consumer and its runner share about the group's assignment.
@@ -106,9 +123,9 @@ pub struct Ownership {
 struct OwnershipInner {
     /// State partitions of the Kafka partitions this member owns.
     owned: BTreeSet<String>,
-    /// State partitions whose local state another member has moved past: dropped before the
+    /// Kafka partitions whose local state another member has moved past: dropped before the
     /// partition's next record.
-    stale: BTreeSet<String>,
+    stale: BTreeSet<(String, i32)>,
     /// The next offset of each Kafka partition the last checkpoint holds.
     checkpointed: HashMap<(String, i32), i64>,
 }
@@ -142,7 +159,7 @@ impl Ownership {
                 && *committed > local
             {
                 stale.push(scope.clone());
-                inner.stale.insert(scope.clone());
+                inner.stale.insert((topic.clone(), *partition));
                 inner.checkpointed.remove(&(topic.clone(), *partition));
             }
             inner.owned.insert(scope);
@@ -164,12 +181,24 @@ impl Ownership {
         self.lock().checkpointed.extend(offsets);
     }
 
-    fn take_stale(&self) -> BTreeSet<String> {
+    fn take_stale(&self) -> BTreeSet<(String, i32)> {
         std::mem::take(&mut self.lock().stale)
     }
 
-    fn owned(&self) -> Vec<String> {
-        self.lock().owned.iter().cloned().collect()
+    /// The owned partitions whose local state is not waiting to be dropped.
+    fn owned_fresh(&self) -> Vec<String> {
+        let inner = self.lock();
+        let stale: BTreeSet<String> = inner
+            .stale
+            .iter()
+            .map(|(t, p)| scope_of_partition(t, *p))
+            .collect();
+        inner
+            .owned
+            .iter()
+            .filter(|s| !stale.contains(*s))
+            .cloned()
+            .collect()
     }
 
     fn owns(&self, scope: &str) -> bool {
@@ -203,9 +232,9 @@ impl PartitionedChains {
         }
     }
 
-    /// Runs a batch: each partition's records through that partition's chain, in order.
+    /// Runs a batch: each partition's records through that partition's chain, in order. Call
+    /// [`Self::drop_stale`] first.
     pub async fn apply(&mut self, records: Vec<Record>) -> Result<ChainOutput, PartitionError> {
-        self.drop_stale()?;
         let mut by_scope: BTreeMap<Arc<str>, Vec<Record>> = BTreeMap::new();
         for record in records {
             by_scope
@@ -225,8 +254,7 @@ impl PartitionedChains {
     /// gets one first: its state is restored even before its next record, so a window end
     /// that was closing when the host stopped finishes closing.
     pub fn tick(&mut self) -> Result<ChainOutput, PartitionError> {
-        self.drop_stale()?;
-        for scope in self.ownership.owned() {
+        for scope in self.ownership.owned_fresh() {
             if !self.chains.contains_key(scope.as_str()) {
                 self.chain(&Arc::from(scope))?;
             }
@@ -251,13 +279,17 @@ impl PartitionedChains {
     /// (their state is in the checkpoint).
     pub fn release_revoked(&mut self) {
         let ownership = Arc::clone(&self.ownership);
-        // Local sources' partitions are never revoked.
         self.chains
-            .retain(|scope, _| !is_kafka_scope(scope) || ownership.owns(scope));
+            .retain(|scope, _| **scope == *LOCAL_SCOPE || ownership.owns(scope));
     }
 
-    fn drop_stale(&mut self) -> Result<(), PartitionError> {
-        for scope in self.ownership.take_stale() {
+    /// Drops the state of partitions another host read since this host's checkpoint (see
+    /// [`Ownership::assign`]), in memory and in the store; returns them, so the positions
+    /// absorbed from them are forgotten too.
+    pub fn drop_stale(&mut self) -> Result<Vec<(String, i32)>, PartitionError> {
+        let stale = self.ownership.take_stale();
+        for (topic, partition) in &stale {
+            let scope = scope_of_partition(topic, *partition);
             self.chains.remove(scope.as_str());
             self.store
                 .forget_scope(&scope)
@@ -272,7 +304,7 @@ impl PartitionedChains {
                  state is dropped and its windows start again from the group's offset."
             );
         }
-        Ok(())
+        Ok(stale.into_iter().collect())
     }
 
     fn chain(&mut self, scope: &Arc<str>) -> Result<Arc<Chain>, PartitionError> {
@@ -291,12 +323,6 @@ impl PartitionedChains {
         self.chains.insert(Arc::clone(scope), Arc::clone(&chain));
         Ok(chain)
     }
-}
-
-/// A Kafka partition's scope (`topic-N`; topic names have no `:`), as opposed to a local
-/// source's (`source:{...}`).
-fn is_kafka_scope(scope: &str) -> bool {
-    !scope.contains(':')
 }
 
 fn merge(out: &mut ChainOutput, part: ChainOutput) {
@@ -325,13 +351,40 @@ mod tests {
             ("t".into(), 2, Some(50)),
         ]);
         assert_eq!(stale, ["t-1"]);
+        assert!(ownership.owns("t-0") && ownership.owns("t-1") && ownership.owns("t-2"));
+        // A stale partition gets no chain before its state is dropped.
+        assert_eq!(ownership.owned_fresh(), ["t-0", "t-2"]);
         assert_eq!(
             ownership.take_stale().into_iter().collect::<Vec<_>>(),
-            ["t-1"]
+            [("t".to_owned(), 1)]
         );
-        assert!(ownership.owns("t-0") && ownership.owns("t-1") && ownership.owns("t-2"));
+        assert_eq!(ownership.owned_fresh(), ["t-0", "t-1", "t-2"]);
         ownership.revoke(&[("t".into(), 0)]);
         assert!(!ownership.owns("t-0"));
+    }
+
+    #[test]
+    fn a_record_belongs_to_its_kafka_partition_or_to_the_local_partition() {
+        use crate::api::record::{Payload, Position};
+        let at = |source: &str, partition: String| {
+            let mut r = Record::new("t", Payload::null());
+            r.position = Some(Position {
+                source: Arc::from(source),
+                partition: Arc::from(partition),
+                offset: 1,
+            });
+            r
+        };
+        let kafka = crate::runtime::kafka_bus::intake::partition_key("clicks", 3).to_string();
+        assert_eq!(&*scope_of("sink", &at("sink", kafka)), "clicks-3");
+        assert_eq!(
+            &*scope_of("sink", &at("files", r#"{"file":"a.jsonl"}"#.into())),
+            LOCAL_SCOPE
+        );
+        assert_eq!(
+            &*scope_of("sink", &Record::new("t", Payload::null())),
+            LOCAL_SCOPE
+        );
     }
 
     #[test]
@@ -341,7 +394,12 @@ mod tests {
         let offsets = crate::api::offsets::SourceOffsets::default();
         store
             .checkpoint(&offsets, |w| {
-                for name in ["window:w@t-1", "window:w@t-10", "window:w"] {
+                for name in [
+                    "window:w@t-1",
+                    "window:w@t-1:sessions",
+                    "window:w@t-10",
+                    "window:w",
+                ] {
                     w.apply(name, [(b"k".as_slice(), Some(b"v".as_slice()))])?;
                     w.put_meta(&format!("{name}:progress.v2"), b"p")?;
                 }
@@ -349,8 +407,10 @@ mod tests {
             })
             .unwrap();
         store.forget_scope("t-1").unwrap();
-        assert_eq!(store.get("window:w@t-1", b"k").unwrap(), None);
-        assert_eq!(store.meta("window:w@t-1:progress.v2").unwrap(), None);
+        for gone in ["window:w@t-1", "window:w@t-1:sessions"] {
+            assert_eq!(store.get(gone, b"k").unwrap(), None, "{gone}");
+            assert_eq!(store.meta(&format!("{gone}:progress.v2")).unwrap(), None);
+        }
         for kept in ["window:w@t-10", "window:w"] {
             assert!(store.get(kept, b"k").unwrap().is_some(), "{kept}");
             assert!(

@@ -60,6 +60,29 @@ impl SinkChain {
         }
     }
 
+    /// Drops the state of partitions another host read meanwhile, and the positions absorbed
+    /// from them (records from the group's offset on are new to the empty state).
+    fn drop_stale(&mut self, state: &mut SinkState, name: &str) -> Result<(), ConnectorError> {
+        if let Self::PerPartition { chains, .. } = self {
+            for (topic, partition) in chains
+                .drop_stale()
+                .map_err(|e| ConnectorError::retriable("dropping a partition's stale state", e))?
+            {
+                state.forget_kafka_partition(name, &topic, partition);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets go of revoked partitions' chains when they hold nothing a checkpoint lacks.
+    fn release_revoked(&mut self, state: &SinkState) {
+        if let Self::PerPartition { chains, .. } = self
+            && !state.pending()
+        {
+            chains.release_revoked();
+        }
+    }
+
     /// Checkpoints the state of every chain, then lets go of revoked partitions' chains.
     async fn checkpoint(
         &mut self,
@@ -208,6 +231,10 @@ impl SinkRunner {
         while let Ok(d) = sub.inbox.try_recv() {
             self.handle(sink, d).await?;
         }
+        if let Some(state) = self.state.as_ref() {
+            // Revoked partitions with nothing to checkpoint leave memory now.
+            self.chain.release_revoked(state);
+        }
         if !self.held.is_empty() || self.state.as_ref().is_some_and(SinkState::pending) {
             self.flush(sink).await?;
             if let Some(state) = self.state.as_mut()
@@ -223,6 +250,9 @@ impl SinkRunner {
 
     /// Lets a stateful chain act on processing time (idle inputs let the watermark move).
     async fn tick(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
+        if let Some(state) = self.state.as_mut() {
+            self.chain.drop_stale(state, &self.name)?;
+        }
         let out = self.chain.tick();
         if out.fatal.is_none() && out.kept.is_empty() && out.failed.is_empty() {
             return Ok(());
@@ -246,7 +276,10 @@ impl SinkRunner {
         } = delivery;
         let (records, failed) = match self.state.as_mut() {
             // Records a checkpoint already holds (a local source replaying) are skipped.
-            Some(state) => state.absorb(records, failed),
+            Some(state) => {
+                self.chain.drop_stale(state, &self.name)?;
+                state.absorb(records, failed)
+            }
             None => (records, failed),
         };
         self.reporter.report(failed).await?;

@@ -32,10 +32,33 @@ pub const CHECKPOINT_FORCE_AFTER: Duration = Duration::from_secs(30);
 /// (source connector, source partition as canonical JSON): one input of the sink.
 type Input = (Arc<str>, Arc<str>);
 
+/// Where a checkpoint says how its state is kept (absent: one chain, as before per-partition
+/// state existed).
+const LAYOUT_META: &str = "sink.state.layout";
+
+/// How a sink keeps its chain's state: the names the state is stored under depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One chain for all input (`tasks.max` = 1).
+    One,
+    /// One chain per input partition (`tasks.max` > 1, see `crate::runtime::partitioned`).
+    PerPartition,
+}
+
+impl Layout {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::One => "one",
+            Self::PerPartition => "per-partition",
+        }
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct SinkState {
     store: Arc<StateStore>,
+    layout: Layout,
     /// The newest position absorbed from each input.
     absorbed: HashMap<Input, u64>,
     /// Flushed batches no checkpoint holds yet.
@@ -47,9 +70,37 @@ pub struct SinkState {
 
 impl SinkState {
     /// Opens `connector`'s state (its chains restore from the store themselves) and reads the
-    /// positions of its last checkpoint.
-    pub fn open(store: Arc<StateStore>) -> Result<Self, StateError> {
-        let checkpointed = store.checkpointed_offsets()?.unwrap_or_default();
+    /// positions of its last checkpoint. State checkpointed in another layout is refused: read
+    /// the other way it would be silently empty, or stale.
+    pub fn open(store: Arc<StateStore>, layout: Layout) -> Result<Self, StateError> {
+        let checkpointed = store.checkpointed_offsets()?;
+        let stored = match store.meta(LAYOUT_META)? {
+            Some(bytes) if bytes == Layout::PerPartition.as_str().as_bytes() => {
+                Layout::PerPartition
+            }
+            _ => Layout::One,
+        };
+        if checkpointed.is_some() && stored != layout {
+            let (was, is) = match stored {
+                Layout::PerPartition => (
+                    "per input partition (tasks.max > 1 with Kafka)",
+                    "one reader",
+                ),
+                Layout::One => (
+                    "by one reader",
+                    "per input partition (tasks.max > 1 with Kafka)",
+                ),
+            };
+            return Err(StateError {
+                path: store.path().to_owned(),
+                message: format!(
+                    "this connector's state was kept {was} and would now be kept {is}, under \
+                     other names: set tasks.max back, or reset the connector's offsets \
+                     (DELETE /connectors/<name>/offsets, which deletes its state) to start over"
+                ),
+            });
+        }
+        let checkpointed = checkpointed.unwrap_or_default();
         let absorbed = checkpointed
             .iter()
             .filter_map(|(key, offset)| {
@@ -63,6 +114,7 @@ impl SinkState {
             .collect();
         Ok(Self {
             store,
+            layout,
             absorbed,
             unconfirmed: Vec::new(),
             changed: false,
@@ -82,6 +134,14 @@ impl SinkState {
                 Some(((topic, number), i64::try_from(*offset).ok()?))
             })
             .collect()
+    }
+
+    /// Forgets what was absorbed from a Kafka partition of `connector`'s consumer whose state
+    /// was dropped (another host read it meanwhile).
+    pub fn forget_kafka_partition(&mut self, connector: &str, topic: &str, partition: i32) {
+        let key = crate::runtime::kafka_bus::intake::partition_key(topic, partition).to_string();
+        self.absorbed
+            .remove(&(Arc::from(connector), Arc::from(key.as_str())));
     }
 
     /// Drops the records of a batch the state already holds (a replay of what a checkpoint
@@ -190,8 +250,10 @@ impl SinkState {
         let offsets = self.offsets();
         let store = Arc::clone(&self.store);
         let path = store.path().to_owned();
+        let layout = self.layout.as_str();
         tokio::task::spawn_blocking(move || {
             store.checkpoint(&offsets, |writer| {
+                writer.put_meta(LAYOUT_META, layout.as_bytes())?;
                 chains.iter().try_for_each(|c| c.write_state(writer))
             })
         })
@@ -219,7 +281,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
         let chain = Arc::new(Chain::default());
-        let mut state = SinkState::open(Arc::clone(&store)).unwrap();
+        let mut state = SinkState::open(Arc::clone(&store), Layout::One).unwrap();
         for p in 0..4 {
             for offset in 1..=3u64 {
                 let mut r = Record::new("clicks", Payload::null());
@@ -241,9 +303,12 @@ mod tests {
             .unwrap();
         rt.block_on(state.checkpoint(vec![chain])).unwrap();
         drop(state);
-        let state = SinkState::open(store).unwrap();
+        let state = SinkState::open(Arc::clone(&store), Layout::One).unwrap();
         let offsets = state.kafka_offsets("sink");
         assert_eq!(offsets.len(), 4, "{offsets:?}");
         assert!(offsets.values().all(|o| *o == 3));
+        // The same state read per partition (tasks.max changed) is refused, with what to do.
+        let refused = SinkState::open(store, Layout::PerPartition).unwrap_err();
+        assert!(refused.message.contains("set tasks.max back"), "{refused}");
     }
 }

@@ -223,27 +223,28 @@ impl StateStore {
     /// Deletes the state of one state partition: the tables and metadata its steps keep
     /// under `<name>@<scope>` (see `crate::api::transform::ChainContext::state_name`).
     pub fn forget_scope(&self, scope: &str) -> Result<(), StateError> {
-        let suffix = format!("@{scope}");
-        let spill_suffix = format!("{suffix}{SPILL}");
-        let meta_part = format!("{suffix}:");
-        let tables: Vec<String> = self
-            .tables()?
-            .into_iter()
-            .filter(|n| n.ends_with(&suffix) || n.ends_with(&spill_suffix))
-            .collect();
+        // `window:w@t-1`, `window:w@t-1:sessions`, `window:w@t-1:progress.v2`, each with its
+        // scratch table: the scope ends the name or is followed by `:`.
+        let whole = format!("@{scope}");
+        let part = format!("{whole}:");
+        let in_scope = |name: &str| {
+            let name = name.strip_suffix(SPILL).unwrap_or(name);
+            name.ends_with(&whole) || name.contains(&part)
+        };
+        let tables: Vec<String> = self.tables()?.into_iter().filter(|n| in_scope(n)).collect();
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         for name in &tables {
             txn.delete_table(table(name)).map_err(|e| self.error(e))?;
         }
         {
             let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
-            let keys: Vec<String> = meta
-                .iter()
-                .map_err(|e| self.error(e))?
-                .filter_map(Result::ok)
-                .map(|(k, _)| k.value().to_owned())
-                .filter(|k| k.contains(&meta_part))
-                .collect();
+            let mut keys = Vec::new();
+            for entry in meta.iter().map_err(|e| self.error(e))? {
+                let (key, _) = entry.map_err(|e| self.error(e))?;
+                if in_scope(key.value()) {
+                    keys.push(key.value().to_owned());
+                }
+            }
             for key in keys {
                 meta.remove(key.as_str()).map_err(|e| self.error(e))?;
             }

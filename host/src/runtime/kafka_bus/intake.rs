@@ -48,8 +48,9 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the sink.
 const WAIT_STEP: Duration = Duration::from_millis(5);
-/// How long a rebalance waits for the group's committed offsets.
+/// How long a rebalance waits for the group's committed offsets, and how often it asks.
 const COMMITTED_WAIT: Duration = Duration::from_secs(10);
+const COMMITTED_TRIES: u32 = 3;
 /// How often a sink on the embedded bus looks for listed topics Kafka does not have yet.
 const TOPIC_RECHECK: Duration = Duration::from_secs(5);
 
@@ -125,6 +126,8 @@ struct IntakeContext {
     connector: String,
     /// With state per partition: told what the group assigns and revokes.
     ownership: Option<Arc<Ownership>>,
+    /// Why the consumer must stop, found in a rebalance callback (which cannot return it).
+    failure: std::sync::Mutex<Option<rdkafka::error::KafkaError>>,
     tracker: Arc<OffsetTracker>,
     flush_now: Arc<Notify>,
     sink_done: CancellationToken,
@@ -201,14 +204,19 @@ impl IntakeContext {
         ownership: &Ownership,
         partitions: &TopicPartitionList,
     ) {
-        // Without the committed offsets the local state is trusted: it is stale only if
-        // another host ran this partition, which a failed lookup cannot tell.
-        let committed = consumer
-            .committed_offsets(partitions.clone(), COMMITTED_WAIT)
-            .inspect_err(|e| {
-                tracing::warn!(connector = %self.connector, error = %e, "Could not read the group's committed offsets; keeping local state.");
-            })
-            .unwrap_or_default();
+        // Whether the local state is current depends on the group's offsets: without them the
+        // task cannot tell, and stops (FAILED, with the reason) rather than guess.
+        let committed = match committed_offsets(consumer, partitions) {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::error!(connector = %self.connector, error = %e, "Could not read the group's committed offsets of the assigned partitions.");
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                return;
+            }
+        };
         let assigned: Vec<(String, i32, Option<i64>)> = partitions
             .elements()
             .iter()
@@ -223,6 +231,32 @@ impl IntakeContext {
         let stale = ownership.assign(&assigned);
         if !stale.is_empty() {
             tracing::warn!(connector = %self.connector, partitions = ?stale, "Partitions another host read since this host's checkpoint; their state starts again (no changelog yet).");
+        }
+    }
+}
+
+/// The group's committed offsets of `partitions`, with a few tries (the coordinator may be
+/// loading); an error of any partition is an error.
+fn committed_offsets(
+    consumer: &BaseConsumer<IntakeContext>,
+    partitions: &TopicPartitionList,
+) -> KafkaResult<TopicPartitionList> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = consumer
+            .committed_offsets(partitions.clone(), COMMITTED_WAIT)
+            .and_then(
+                |list| match list.elements().iter().find_map(|e| e.error().err()) {
+                    Some(e) => Err(e),
+                    None => Ok(list),
+                },
+            );
+        match result {
+            Err(e) if tries < COMMITTED_TRIES => {
+                tracing::warn!(error = %e, "Reading the group's committed offsets failed; retrying.");
+            }
+            result => return result,
         }
     }
 }
@@ -309,6 +343,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
             Reading::Partitioned(ownership) => Some(Arc::clone(ownership)),
             Reading::Group | Reading::Every { .. } => None,
         },
+        failure: std::sync::Mutex::new(None),
         tracker: Arc::clone(&tracker),
         flush_now: Arc::clone(&spec.flush_now),
         sink_done: spec.sink_done.clone(),
@@ -333,6 +368,15 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
             continue;
         }
         let batch = poll_batch(&consumer, &spec, &source);
+        if let Some(e) = consumer
+            .context()
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            return Err(e);
+        }
         commit(&consumer, &tracker, None, CommitMode::Async);
         let Some((records, failed, offsets)) = batch else {
             continue;
