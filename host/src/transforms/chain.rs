@@ -175,6 +175,18 @@ impl Chain {
         })
     }
 
+    /// Splits the chain before its first stateful step: the steps a repartition topic's
+    /// shuffle runs (stateless), and the steps from the stateful one on.
+    pub fn split_at_first_stateful(mut self) -> (Chain, Chain) {
+        let at = self
+            .steps
+            .iter()
+            .position(|s| matches!(s.transform, StepKind::Stateful(_)))
+            .unwrap_or(self.steps.len());
+        let rest = self.steps.split_off(at);
+        (self, Chain::new(rest))
+    }
+
     /// True when a step keeps state across batches (it needs a state store and checkpoints).
     pub fn is_stateful(&self) -> bool {
         self.stateful_steps().next().is_some()
@@ -334,6 +346,19 @@ mod tests {
                 (r.topic.clone(), n)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_chain_splits_before_its_first_stateful_step() {
+        let step = |alias: &str| Step {
+            alias: alias.into(),
+            class: "test.DoubleEvens".into(),
+            transform: StepKind::Batch(Box::new(DoubleEvens)),
+            predicate: None,
+        };
+        let (prefix, rest) = Chain::new(vec![step("a"), step("b")]).split_at_first_stateful();
+        assert_eq!(prefix.steps.len(), 2);
+        assert!(rest.is_empty());
     }
 
     #[test]

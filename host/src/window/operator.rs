@@ -290,6 +290,14 @@ impl Operator {
                 self.touch(&input);
                 last_input = Some(Arc::clone(&input));
             }
+            // A repartition topic's watermark marker: its input reached this event time.
+            if let Some(t) = marker_time(&record) {
+                if let Err(e) = self.observe(&store, &input, t, &record, i, &mut out) {
+                    out.fatal = Some(e.to_string());
+                    return out;
+                }
+                continue;
+            }
             match self.absorb(&store, &mut record, &input, i, &mut out) {
                 Ok(()) => {}
                 Err(Failure::Record(e)) => out.failed.push((i, record, e)),
@@ -786,6 +794,19 @@ impl Operator {
 /// 100,000 groups. The value always has the window bounds and at least one feature, so it is
 /// never read back as a `{"schema", "payload"}` envelope (`Data::from_json`); a key can be,
 /// see [`reads_as_envelope`].
+/// Header of a watermark marker: the newest event time (epoch ms, decimal text) its input
+/// (an upstream partition of a repartition topic) has reached.
+pub const MARKER_HEADER: &str = "hw.mark";
+
+/// The event time a watermark marker carries; `None` for a data record.
+fn marker_time(record: &Record) -> Option<i64> {
+    let header = record.headers.iter().find(|h| h.key == MARKER_HEADER)?;
+    std::str::from_utf8(header.value.as_deref()?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn json_object<'a>(entries: impl Iterator<Item = (&'a str, Value)>) -> bytes::Bytes {
     use serde::Serializer as _;
     let mut text = Vec::with_capacity(128);

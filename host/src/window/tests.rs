@@ -660,3 +660,36 @@ fn a_results_key_holds_its_group_fields_even_when_named_like_an_envelope() {
         (false, json!({"schema": "s", "payload": 7}))
     );
 }
+
+#[test]
+fn a_watermark_marker_moves_its_inputs_watermark_and_emits_nothing_itself() {
+    let step = sink_step(&[("watermark.idle.timeout.ms", "0")]);
+    let dir = tempfile::tempdir().unwrap();
+    step.restore(&StateStore::open(&dir.path().join("s.redb")).unwrap())
+        .unwrap();
+    let marker = |p: i32, t: i64| {
+        let mut m = from_partition(p, "-", 0);
+        m.value = Payload::null();
+        m.headers.push(crate::api::record::Header::text(
+            super::operator::MARKER_HEADER,
+            t.to_string(),
+        ));
+        m
+    };
+    // The upstream partitions are the inputs (stage 2 learns them from the input topics).
+    let assigned: BTreeSet<String> = (0..2)
+        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
+        .collect();
+    step.assign(&assigned);
+    // Partition 1 has no record here, only a marker: its records went to other partitions of
+    // the repartition topic.
+    let out = step.apply_batch(vec![
+        from_partition(0, "a", 10_000),
+        from_partition(0, "a", 309_999),
+    ]);
+    assert!(out.kept.is_empty(), "partition 1 holds the watermark back");
+    let out = step.apply_batch(vec![marker(1, 309_999)]);
+    assert_eq!(starts(&out), [("a".to_owned(), 0, 1)]);
+    assert!(out.failed.is_empty() && out.dropped == 0, "{out:?}");
+    assert_eq!(step.watermark(), Some(304_999));
+}

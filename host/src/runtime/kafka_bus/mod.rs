@@ -4,4 +4,5 @@
 //! records they cover are safe (acknowledged by Kafka, or flushed by the sink).
 pub mod intake;
 pub mod link;
+pub mod murmur2;
 pub mod publish;
