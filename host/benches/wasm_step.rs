@@ -66,6 +66,7 @@ fn chain(module: &Path, batch_size: usize, data_dir: &Path) -> Chain {
         inputs: headwater::api::transform::Inputs::One,
         state_scope: None,
         per_partition: false,
+        kafka: false,
     };
     let chain = build_chain(&mut options, &ctx);
     assert!(options.issues().is_empty(), "{:?}", options.issues());

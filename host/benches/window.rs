@@ -53,6 +53,7 @@ fn run(groups: u64, events: u64) {
         inputs: headwater::api::transform::Inputs::One,
         state_scope: None,
         per_partition: false,
+        kafka: false,
     };
     let step = WindowStep::new("bench", &mut options, &ctx).expect("valid window config");
     step.restore(&store).expect("restore");

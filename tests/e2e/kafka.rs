@@ -341,10 +341,19 @@ pub const SESSION_EXPIRY: Duration = Duration::from_secs(12);
 /// the topic is being written was seen to be assigned nothing at first, until a later
 /// rebalance; the tests produce once the host owns partitions.
 pub fn wait_for_partitions(host: &Host) {
+    wait_for_partitions_of(host, "");
+}
+
+/// Waits until consumer group `group` has given `host` some partitions.
+pub fn wait_for_partitions_of(host: &Host, group: &str) {
     host.wait_for("partitions assigned", || {
         host.log()
             .lines()
-            .any(|l| l.contains("Partitions assigned") && !l.contains("partitions=0"))
+            .any(|l| {
+                l.contains("Partitions assigned")
+                    && l.contains(group)
+                    && !l.contains("partitions=0")
+            })
             .then_some(())
     });
 }

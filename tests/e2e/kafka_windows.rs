@@ -327,6 +327,39 @@ fn partitioned_workspace(broker: &Service) -> Workspace {
     ws
 }
 
+/// Two hosts together emit every window of `expected` once: each some, no user's windows from
+/// both, the union equal to the reference.
+fn assert_two_hosts_emit(
+    expected: &Windows,
+    (a, ws_a): (&crate::harness::Host, &Workspace),
+    (b, ws_b): (&crate::harness::Host, &Workspace),
+) {
+    let (from_a, from_b) = a.wait_for("every window from the two hosts", || {
+        let (from_a, from_b) = (file_windows(ws_a), file_windows(ws_b));
+        (from_a.len() + from_b.len() >= expected.len()).then_some((from_a, from_b))
+    });
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "each host windows some partitions: {} and {} windows",
+        from_a.len(),
+        from_b.len()
+    );
+    let users_a: BTreeSet<&String> = from_a.keys().map(|(u, _)| u).collect();
+    assert!(
+        from_b.keys().all(|(u, _)| !users_a.contains(u)),
+        "a user's windows come from one host"
+    );
+    let mut got = from_a.clone();
+    got.extend(from_b);
+    let wrong = differing(expected, &got);
+    assert!(
+        wrong.is_empty() && got.len() == expected.len(),
+        "windows differ from the reference: {wrong:?}\nhost a:\n{}\nhost b:\n{}",
+        a.log(),
+        b.log()
+    );
+}
+
 /// A window that differs: its key, the expected counts, and what was got.
 type Difference = ((String, i64), (u64, u64), Option<(u64, u64)>);
 
@@ -340,29 +373,24 @@ fn differing(expected: &Windows, got: &Windows) -> Vec<Difference> {
         .collect()
 }
 
-/// State per partition (`tasks.max` 2, a topic keyed by user): each partition's windows
-/// follow its own watermark, and three `kill -9`s change nothing.
-#[test]
-fn state_per_partition_survives_three_kill_9s() {
-    const PARTITIONS: i32 = 4;
-    const PHASE: i64 = 5_000;
-    let broker = Service::start("tansu");
-    create_topic(&broker, "click-events", PARTITIONS);
-    let ws = partitioned_workspace(&broker);
+/// Four phases of `phase` clicks, each produced once the host owns partitions, with a
+/// `kill -9` after the first three: every window in the file equals `reference`. Returns the
+/// running host.
+fn windows_survive_three_kill_9s(
+    ws: &Workspace,
+    phase: i64,
+    produce: impl Fn(std::ops::Range<i64>),
+    reference: impl Fn(std::ops::Range<i64>) -> Windows,
+) -> crate::harness::Host {
     let mut host = ws.start();
-    for phase in 0..4 {
+    for n in 0..4 {
         crate::kafka::wait_for_partitions(&host);
-        produce_by_user(
-            &broker.url,
-            "click-events",
-            PARTITIONS,
-            phase * PHASE..(phase + 1) * PHASE,
-        );
-        let fired = reference_per_partition(0..(phase + 1) * PHASE, PARTITIONS).len();
+        produce(n * phase..(n + 1) * phase);
+        let fired = reference(0..(n + 1) * phase).len();
         host.wait_for("some windows of this phase", || {
-            (file_windows(&ws).len() * 2 > fired).then_some(())
+            (file_windows(ws).len() * 2 > fired).then_some(())
         });
-        if phase < 3 {
+        if n < 3 {
             host.kill9();
             // The killed member leaves the group once its session (10 s) expires. tansu
             // 0.6 was seen not to rebalance when a member that joined meanwhile should then
@@ -371,10 +399,10 @@ fn state_per_partition_survives_three_kill_9s() {
             host = ws.start();
         }
     }
-    let expected = reference_per_partition(0..4 * PHASE, PARTITIONS);
+    let expected = reference(0..4 * phase);
     assert!(expected.len() > 150, "{} windows", expected.len());
     let got = host.wait_for("every window in the file", || {
-        let got = file_windows(&ws);
+        let got = file_windows(ws);
         (got.len() >= expected.len()).then_some(got)
     });
     let wrong = differing(&expected, &got);
@@ -383,7 +411,91 @@ fn state_per_partition_survives_three_kill_9s() {
         "windows differ from the reference: {wrong:?}\n{}",
         host.log()
     );
+    host
+}
+
+/// State per partition (`tasks.max` 2, a topic keyed by user): each partition's windows
+/// follow its own watermark, and three `kill -9`s change nothing.
+#[test]
+fn state_per_partition_survives_three_kill_9s() {
+    const PARTITIONS: i32 = 4;
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", PARTITIONS);
+    let ws = partitioned_workspace(&broker);
+    let host = windows_survive_three_kill_9s(
+        &ws,
+        5_000,
+        |ids| produce_by_user(&broker.url, "click-events", PARTITIONS, ids),
+        |ids| reference_per_partition(ids, PARTITIONS),
+    );
     assert!(host.stop().success());
+}
+
+/// A file sink windowing a topic keyed by page per user with `tasks.max` 2: behind the
+/// connector's repartition topic (4 partitions, the worker's `topic_partitions`).
+fn repartition_workspace(broker: &Service) -> Workspace {
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic_partitions = 4\n",
+        broker.url
+    ));
+    let mut sink = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
+    for (k, v) in window_config(json!({"tasks.max": "2"}))
+        .as_object()
+        .unwrap()
+    {
+        sink["config"][k] = v.clone();
+    }
+    ws.put_config("audit.json", &sink);
+    ws
+}
+
+/// A 4-partition topic keyed by page, windowed per user with `tasks.max` 2: the clicks are
+/// re-keyed through the connector's repartition topic, and through three `kill -9`s every
+/// window equals one reader's (the watermark the minimum over the upstream partitions).
+#[test]
+fn a_repartition_topic_regroups_by_user_through_three_kill_9s() {
+    const PARTITIONS: i32 = 4;
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", PARTITIONS);
+    let ws = repartition_workspace(&broker);
+    let host = windows_survive_three_kill_9s(
+        &ws,
+        4_000,
+        |ids| produce(&broker.url, "click-events", PARTITIONS, ids),
+        |ids| reference(ids, i64::from(PARTITIONS)),
+    );
+    // The windows read the repartition topic, in their own group.
+    let log = host.log();
+    assert!(
+        log.contains("group=connect-clicks-audit-state")
+            && log.contains("headwater-clicks-audit-repartition"),
+        "{log}"
+    );
+    assert!(host.stop().success());
+}
+
+/// Two hosts run the same sink behind its repartition topic: both shuffle, both window, and
+/// together they emit every window once, each equal to one reader's.
+#[test]
+fn two_hosts_behind_a_repartition_topic_together_emit_every_window_once() {
+    const PARTITIONS: i32 = 4;
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", PARTITIONS);
+    let (ws_a, ws_b) = (
+        repartition_workspace(&broker),
+        repartition_workspace(&broker),
+    );
+    let a = ws_a.start();
+    crate::kafka::wait_for_partitions_of(&a, "group=connect-clicks-audit-state");
+    let b = ws_b.start();
+    // Both own windows before any click: no window state has to move between them.
+    crate::kafka::wait_for_partitions_of(&b, "group=connect-clicks-audit-state");
+    produce(&broker.url, "click-events", PARTITIONS, 0..6_000);
+    let expected = reference(0..6_000, i64::from(PARTITIONS));
+    assert_two_hosts_emit(&expected, (&a, &ws_a), (&b, &ws_b));
+    assert!(a.stop().success());
+    assert!(b.stop().success());
 }
 
 /// Two hosts run the same sink with state per partition: the group splits the partitions, each
@@ -404,30 +516,7 @@ fn two_hosts_share_the_partitions_and_together_emit_every_window_once() {
     crate::kafka::wait_for_partitions(&b);
     produce_by_user(&broker.url, "click-events", PARTITIONS, 0..8_000);
     let expected = reference_per_partition(0..8_000, PARTITIONS);
-    let (from_a, from_b) = a.wait_for("every window from the two hosts", || {
-        let (from_a, from_b) = (file_windows(&ws_a), file_windows(&ws_b));
-        (from_a.len() + from_b.len() >= expected.len()).then_some((from_a, from_b))
-    });
-    assert!(
-        !from_a.is_empty() && !from_b.is_empty(),
-        "each host windows some partitions: {} and {} windows",
-        from_a.len(),
-        from_b.len()
-    );
-    let users_a: BTreeSet<&String> = from_a.keys().map(|(u, _)| u).collect();
-    assert!(
-        from_b.keys().all(|(u, _)| !users_a.contains(u)),
-        "a user's windows come from one host"
-    );
-    let mut got = from_a.clone();
-    got.extend(from_b.clone());
-    let wrong = differing(&expected, &got);
-    assert!(
-        wrong.is_empty() && got.len() == expected.len(),
-        "windows differ from the reference: {wrong:?}\nhost a:\n{}\nhost b:\n{}",
-        a.log(),
-        b.log()
-    );
+    assert_two_hosts_emit(&expected, (&a, &ws_a), (&b, &ws_b));
     assert!(a.stop().success());
     assert!(b.stop().success());
 }

@@ -110,10 +110,10 @@ fn a_windowing_sink_is_valid_and_validate_says_what_it_does() {
 }
 
 /// With Kafka in the worker config and `tasks.max` 2, a windowing sink keeps state per
-/// partition: validate refuses a window whose groups the topic's partitioning may split, and
-/// says what the accepted one does.
+/// partition, behind a repartition topic unless the topic is keyed by the groups; without
+/// Kafka the repartition topic is impossible and validate says why.
 #[test]
-fn a_windowing_sink_with_several_tasks_needs_groups_its_partitions_hold() {
+fn a_windowing_sink_with_several_tasks_is_repartitioned_unless_keyed_by_its_groups() {
     let ws = Workspace::new();
     let worker = ws.path("worker.toml");
     std::fs::write(&worker, "[kafka]\nbootstrap_servers = \"127.0.0.1:9\"\n").unwrap();
@@ -144,12 +144,14 @@ fn a_windowing_sink_with_several_tasks_needs_groups_its_partitions_hold() {
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
+    // Grouped by a field the topic may not be keyed by: re-keyed through a repartition topic.
     let split = ws.path("split.json");
     std::fs::write(&split, config(&[])).unwrap();
     let (ok, out) = run(&split);
-    assert!(!ok, "{out}");
+    assert!(ok, "{out}");
     assert!(
-        out.contains("group.by.partitioned") && out.contains("tasks.max=1"),
+        out.contains("headwater-clicks-stream-repartition")
+            && out.contains("group connect-clicks-stream-state"),
         "{out}"
     );
     let keyed = ws.path("keyed.json");
@@ -169,5 +171,10 @@ fn a_windowing_sink_with_several_tasks_needs_groups_its_partitions_hold() {
     assert!(out.contains("one reader"), "{out}");
     let (ok, out) = validate(std::slice::from_ref(&split));
     assert!(!ok, "{out}");
-    assert!(out.contains("needs a repartition topic"), "{out}");
+    assert!(
+        out.contains("needs a repartition topic, and so Kafka")
+            && out.contains("group.by.partitioned")
+            && out.contains("tasks.max=1"),
+        "{out}"
+    );
 }

@@ -86,6 +86,8 @@ pub struct ChainContext {
     /// The chain runs once per input partition (a sink with `tasks.max` > 1; with Kafka, see
     /// `crate::runtime::partitioned`): its stateful steps see one partition's records only.
     pub per_partition: bool,
+    /// The worker has Kafka: a step may have its input re-keyed through a repartition topic.
+    pub kafka: bool,
 }
 
 /// The inputs of a connector's chain, for event-time watermarks.
@@ -107,6 +109,7 @@ impl ChainContext {
             inputs: Inputs::One,
             state_scope: None,
             per_partition: false,
+            kafka: false,
         }
     }
 

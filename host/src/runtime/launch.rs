@@ -15,6 +15,7 @@ use crate::api::metrics::ConnectorMetrics;
 use crate::api::record::Record;
 use crate::converters::BuiltinConverter;
 use crate::runtime::ack::OffsetTracker;
+use crate::runtime::bus::TopicSelector;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::kafka_bus::intake::{self, IntakeSpec, Reading};
@@ -23,6 +24,7 @@ use crate::runtime::kafka_bus::publish::KafkaPublisher;
 use crate::runtime::partitioned::{Ownership, PartitionedChains};
 use crate::runtime::prepare::Prepared;
 use crate::runtime::reporter::ErrorReporter;
+use crate::runtime::shuffle;
 use crate::runtime::sink_runner::{SinkChain, SinkRunner};
 use crate::runtime::sink_state::{Layout, SinkState};
 use crate::runtime::source_context::{Publisher, SourceTaskContext};
@@ -88,7 +90,9 @@ pub(super) struct SinkHandle {
     pub(super) inbox: mpsc::Sender<Delivery>,
     pub(super) converters: (BuiltinConverter, BuiltinConverter),
     /// The thread consuming the sink's topics from Kafka, if it reads Kafka.
-    intake: Option<std::thread::JoinHandle<()>>,
+    intake: Vec<std::thread::JoinHandle<()>>,
+    /// Stage 1 of a repartition topic (`crate::runtime::shuffle`).
+    shuffle: Option<JoinHandle<()>>,
 }
 
 pub(super) enum Handle {
@@ -192,6 +196,10 @@ pub(super) fn start(
             } else {
                 None
             };
+            let shuffle_builder = prepared
+                .partitioned
+                .clone()
+                .filter(|_| prepared.repartition);
             // How the consumer reads, and the chain (or chains) its records go through.
             let (reading, sink_chain) = match (&state, prepared.partitioned) {
                 (Some(state), Some(builder)) => {
@@ -219,15 +227,48 @@ pub(super) fn start(
                 ),
                 (None, _) => (Reading::Group, SinkChain::One(Arc::clone(&chain))),
             };
+            let mut intakes = Vec::new();
+            let mut shuffle = None;
+            if let (Some(link), Some(builder)) = (&kafka, shuffle_builder) {
+                let (thread, task) = start_shuffle(
+                    shared,
+                    &name,
+                    link,
+                    &builder,
+                    selector.clone(),
+                    (key_converter.clone(), value_converter.clone()),
+                    Arc::clone(&reporter),
+                    &cancel,
+                )?;
+                intakes.push(thread);
+                shuffle = Some(task);
+            }
+            // Behind a repartition topic the sink reads it, not its topics.
+            let (read_selector, behind_repartition, group, converters) = match &shuffle {
+                Some(_) => (
+                    TopicSelector::List([shuffle::topic_name(&name)].into_iter().collect()),
+                    Some(selector.clone()),
+                    shuffle::state_group(&name),
+                    (shuffle::internal_converter(), shuffle::internal_converter()),
+                ),
+                None => (
+                    selector.clone(),
+                    None,
+                    format!("connect-{name}"),
+                    (key_converter.clone(), value_converter.clone()),
+                ),
+            };
             let intake = match &kafka {
                 Some(link) => {
                     let spec = IntakeSpec {
                         connector: name.clone(),
                         settings: link.settings.clone(),
-                        selector,
-                        only_existing: !link.bus,
-                        key_converter: key_converter.clone(),
-                        value_converter: value_converter.clone(),
+                        selector: read_selector,
+                        only_existing: !link.bus && behind_repartition.is_none(),
+                        key_converter: converters.0,
+                        value_converter: converters.1,
+                        group,
+                        behind_repartition,
                         inbox: inbox.clone(),
                         flush_now: Arc::clone(&flush_now),
                         cancel: cancel.clone(),
@@ -244,6 +285,7 @@ pub(super) fn start(
                 }
                 None => None,
             };
+            intakes.extend(intake);
             let runner = SinkRunner {
                 name: name.clone(),
                 shared: Arc::clone(shared),
@@ -261,7 +303,8 @@ pub(super) fn start(
             };
             Handle::Sink(SinkHandle {
                 run: tokio::spawn(runner.run(sink, subscription)),
-                intake,
+                intake: intakes,
+                shuffle,
                 inbox,
                 converters: (key_converter, value_converter),
             })
@@ -344,10 +387,80 @@ pub(super) fn start(
     })
 }
 
+/// Starts stage 1 of a repartition topic: a consumer of the sink's topics (group
+/// `connect-<name>`) feeding a [`shuffle::Shuffle`] task that produces to the topic.
+#[allow(clippy::too_many_arguments)]
+fn start_shuffle(
+    shared: &Arc<Shared>,
+    name: &str,
+    link: &Arc<KafkaLink>,
+    builder: &crate::runtime::partitioned::ChainBuilder,
+    selector: TopicSelector,
+    (key_converter, value_converter): (BuiltinConverter, BuiltinConverter),
+    reporter: Arc<ErrorReporter>,
+    cancel: &CancellationToken,
+) -> Result<(std::thread::JoinHandle<()>, JoinHandle<()>), ConnectorError> {
+    let (prefix, keyer) = builder
+        .shuffle()
+        .map_err(|e| ConnectorError::fatal("building the shuffle's transform chain", e))?;
+    let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+    let done = CancellationToken::new();
+    let on_failure = |shared: &Arc<Shared>, name: &str| -> Box<dyn FnOnce(ConnectorError) + Send> {
+        let (shared, name) = (Arc::clone(shared), name.to_owned());
+        Box::new(move |e| fail(&shared, &name, &e))
+    };
+    let spec = IntakeSpec {
+        connector: name.to_owned(),
+        settings: link.settings.clone(),
+        selector,
+        only_existing: !link.bus,
+        key_converter,
+        value_converter,
+        group: format!("connect-{name}"),
+        behind_repartition: None,
+        inbox: tx,
+        // The shuffle acknowledges a batch once Kafka has it: nothing to flush.
+        flush_now: Arc::new(Notify::new()),
+        cancel: cancel.clone(),
+        sink_done: done.clone(),
+        on_failure: on_failure(shared, name),
+        reading: Reading::Group,
+    };
+    let thread = intake::spawn(spec)
+        .map_err(|e| ConnectorError::fatal("starting the shuffle's Kafka consumer thread", e))?;
+    let topic = shuffle::topic_name(name);
+    let stage = shuffle::Shuffle {
+        connector: name.to_owned(),
+        prefix,
+        keyer,
+        producer: link.producer()?,
+        topic: topic.clone(),
+        partitions: link.settings.topic_partitions,
+        inbox: rx,
+        reporter,
+        cancel: cancel.clone(),
+    };
+    let (link, shared, name) = (Arc::clone(link), Arc::clone(shared), name.to_owned());
+    let task = tokio::spawn(async move {
+        let result = match link.topics.ensure(&topic, None).await {
+            Ok(()) => stage.run().await,
+            Err(e) => Err(e),
+        };
+        done.cancel();
+        if let Err(e) = result {
+            fail(&shared, &name, &e);
+        }
+    });
+    Ok((thread, task))
+}
+
 /// Waits for a sink runner, then for its Kafka consumer's last commit.
 async fn await_sink(name: &str, h: SinkHandle) {
     await_task(name, h.run).await;
-    if let Some(intake) = h.intake {
+    if let Some(shuffle) = h.shuffle {
+        await_task(name, shuffle).await;
+    }
+    for intake in h.intake {
         let joined = tokio::task::spawn_blocking(move || intake.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!(connector = %name, "Kafka consumer thread panicked.");

@@ -14,6 +14,7 @@ pub mod partitioned;
 pub mod prepare;
 pub mod replay;
 pub mod reporter;
+pub mod shuffle;
 mod sink_runner;
 pub mod sink_state;
 pub mod source_context;

@@ -46,6 +46,9 @@ pub struct ChainBuilder {
     /// The connector's config, providers resolved.
     config: BTreeMap<String, String>,
     ctx: ChainContext,
+    /// Only the steps from the first stateful one on (behind a repartition topic, whose
+    /// shuffle ran the others).
+    from_first_stateful: bool,
 }
 
 impl std::fmt::Debug for ChainBuilder {
@@ -59,7 +62,28 @@ impl std::fmt::Debug for ChainBuilder {
 
 impl ChainBuilder {
     pub fn new(config: BTreeMap<String, String>, ctx: ChainContext) -> Self {
-        Self { config, ctx }
+        Self {
+            config,
+            ctx,
+            from_first_stateful: false,
+        }
+    }
+
+    /// Builds only the steps from the first stateful one on, each partition's chain following
+    /// every upstream partition as an input (the repartition topic mixes them).
+    pub fn from_first_stateful(mut self) -> Self {
+        self.from_first_stateful = true;
+        self
+    }
+
+    /// The shuffle's chains: the steps before the first stateful one, and the rest (whose
+    /// first step keys records; its state is never opened).
+    pub fn shuffle(&self) -> Result<(Chain, Chain), PartitionError> {
+        let whole = Self {
+            from_first_stateful: false,
+            ..self.clone()
+        };
+        Ok(whole.build("shuffle")?.split_at_first_stateful())
     }
 
     /// The chain of state partition `scope`. The config was validated when the connector was
@@ -68,15 +92,19 @@ impl ChainBuilder {
         let mut options = Options::new(self.config.clone());
         let ctx = ChainContext {
             state_scope: Some(scope.to_owned()),
-            // The local sources' chain follows each of them, as a one-reader sink does.
-            inputs: if scope == LOCAL_SCOPE {
+            // The local sources' chain follows each of them, as a one-reader sink does; so
+            // does a repartition topic's partition, each upstream partition an input.
+            inputs: if scope == LOCAL_SCOPE || self.from_first_stateful {
                 crate::api::transform::Inputs::Many
             } else {
                 crate::api::transform::Inputs::One
             },
             ..self.ctx.clone()
         };
-        let chain = crate::transforms::build_chain(&mut options, &ctx);
+        let mut chain = crate::transforms::build_chain(&mut options, &ctx);
+        if self.from_first_stateful {
+            chain = chain.split_at_first_stateful().1;
+        }
         match options.issues() {
             [] => Ok(chain),
             issues => Err(PartitionError::Build {
@@ -122,7 +150,10 @@ pub struct Ownership {
 #[derive(Debug, Default)]
 struct OwnershipInner {
     /// State partitions of the Kafka partitions this member owns.
-    owned: BTreeSet<String>,
+    owned: BTreeMap<String, (String, i32)>,
+    /// Behind a repartition topic: the upstream partitions (`<topic>-<partition>`), each an
+    /// input of every partition's windows.
+    upstream: Vec<String>,
     /// Kafka partitions whose local state another member has moved past: dropped before the
     /// partition's next record.
     stale: BTreeSet<(String, i32)>,
@@ -162,7 +193,7 @@ impl Ownership {
                 inner.stale.insert((topic.clone(), *partition));
                 inner.checkpointed.remove(&(topic.clone(), *partition));
             }
-            inner.owned.insert(scope);
+            inner.owned.insert(scope, (topic.clone(), *partition));
         }
         stale
     }
@@ -195,14 +226,33 @@ impl Ownership {
             .collect();
         inner
             .owned
-            .iter()
+            .keys()
             .filter(|s| !stale.contains(*s))
             .cloned()
             .collect()
     }
 
     fn owns(&self, scope: &str) -> bool {
-        self.lock().owned.contains(scope)
+        self.lock().owned.contains_key(scope)
+    }
+
+    /// Notes the upstream partitions of a repartition topic.
+    pub fn set_upstream(&self, upstream: Vec<String>) {
+        self.lock().upstream = upstream;
+    }
+
+    /// The inputs a partition's windows follow behind a repartition topic, as its records'
+    /// positions name them (empty otherwise).
+    fn inputs_of(&self, scope: &str) -> std::collections::BTreeSet<String> {
+        let inner = self.lock();
+        let Some((topic, partition)) = inner.owned.get(scope) else {
+            return std::collections::BTreeSet::new();
+        };
+        inner
+            .upstream
+            .iter()
+            .map(|src| crate::runtime::shuffle::position_partition(topic, *partition, src))
+            .collect()
     }
 }
 
@@ -318,6 +368,12 @@ impl PartitionedChains {
                 scope: scope.to_string(),
                 source,
             })?;
+        // Behind a repartition topic every upstream partition holds the watermark back from
+        // the start, before its first record or marker reaches this partition.
+        let inputs = self.ownership.inputs_of(scope);
+        if !inputs.is_empty() {
+            chain.assign(&inputs);
+        }
         tracing::debug!(connector = %self.connector, partition = %scope, "Partition state restored.");
         let chain = Arc::new(chain);
         self.chains.insert(Arc::clone(scope), Arc::clone(&chain));

@@ -177,6 +177,9 @@ pub struct Prepared {
     /// A sink keeping its chain's state per input partition (`tasks.max` > 1, reading Kafka):
     /// how each partition's chain is built.
     pub partitioned: Option<crate::runtime::partitioned::ChainBuilder>,
+    /// The sink's input is re-keyed through `headwater-<name>-repartition` first (see
+    /// `crate::runtime::shuffle`); `partitioned` then builds the chains reading it.
+    pub repartition: bool,
     pub policy: ErrorPolicy,
     /// The sink's subscription; `None` for sources.
     pub topics: Option<TopicSelector>,
@@ -206,6 +209,16 @@ impl Prepared {
         Some(match self.connector_type {
             ConnectorType::Source => format!(
                 "stateful steps: their state is checkpointed with the source's offsets in {store}"
+            ),
+            ConnectorType::Sink if self.repartition => format!(
+                "stateful steps behind a repartition topic (tasks.max > 1, the window grouping \
+                 by fields the topics are not keyed by): group connect-{name} reads the topics, \
+                 runs the steps before the window and produces each record to \
+                 headwater-{name}-repartition (created with the worker's topic_partitions), \
+                 keyed by its group; group connect-{name}-state reads that topic, each of its \
+                 partitions with its own windows, their watermark the minimum over the upstream \
+                 partitions, checkpointed in {store}",
+                name = self.config.name
             ),
             ConnectorType::Sink if self.partitioned.is_some() => format!(
                 "stateful steps, state per input partition (tasks.max > 1): the consumer joins \
@@ -359,10 +372,19 @@ pub fn prepare(
         },
         state_scope: None,
         per_partition: per_partition_config,
+        kafka: kafka.is_some(),
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
-    let partitioned = (per_partition && chain.is_stateful())
-        .then(|| crate::runtime::partitioned::ChainBuilder::new(resolved, chain_ctx));
+    // With several readers, a window grouping by fields the topics are not keyed by has its
+    // input re-keyed through a repartition topic first (`crate::runtime::shuffle`).
+    let repartition = per_partition && chain.needs_repartition();
+    let partitioned = (per_partition && chain.is_stateful()).then(|| {
+        let mut builder = crate::runtime::partitioned::ChainBuilder::new(resolved, chain_ctx);
+        if repartition {
+            builder = builder.from_first_stateful();
+        }
+        builder
+    });
     let Some(plugin) = plugin else {
         return Err(fail(options.issues().to_vec()));
     };
@@ -393,6 +415,7 @@ pub fn prepare(
         task,
         chain,
         partitioned,
+        repartition,
         policy,
         topics,
         unused_keys,

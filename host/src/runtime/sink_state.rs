@@ -54,6 +54,13 @@ impl Layout {
     }
 }
 
+fn is_marker(record: &Record) -> bool {
+    record
+        .headers
+        .iter()
+        .any(|h| h.key == crate::window::MARKER_HEADER)
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct SinkState {
@@ -129,6 +136,10 @@ impl SinkState {
             .filter(|((source, _), _)| **source == *connector)
             .filter_map(|((_, partition), offset)| {
                 let p: Value = serde_json::from_str(partition).ok()?;
+                // A repartition topic's records are positioned by their upstream offsets.
+                if p.get("src").is_some() {
+                    return None;
+                }
                 let topic = p["topic"].as_str()?.to_owned();
                 let number = i32::try_from(p["partition"].as_i64()?).ok()?;
                 Some(((topic, number), i64::try_from(*offset).ok()?))
@@ -163,6 +174,10 @@ impl SinkState {
     }
 
     fn fresh(&self, record: &Record) -> bool {
+        // A repartition topic's watermark marker is never a replay of anything.
+        if is_marker(record) {
+            return true;
+        }
         record.position.as_ref().is_none_or(|p| {
             self.absorbed
                 .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
@@ -171,7 +186,7 @@ impl SinkState {
     }
 
     fn note(&mut self, record: &Record) {
-        let Some(p) = &record.position else {
+        let Some(p) = record.position.as_ref().filter(|_| !is_marker(record)) else {
             return;
         };
         match self

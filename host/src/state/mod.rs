@@ -24,7 +24,8 @@ const VALUE: u8 = 1;
 use std::collections::BTreeSet;
 
 use crate::api::offsets::SourceOffsets;
-use crate::api::transform::{BatchOutput, BatchTransform};
+use crate::api::record::Record;
+use crate::api::transform::{BatchOutput, BatchTransform, TransformError};
 
 mod table;
 
@@ -462,6 +463,19 @@ pub trait StatefulStep: Send + Sync {
     /// The Kafka partitions the connector's consumer owns now, as records' positions name
     /// them (`{"partition":0,"topic":"clicks"}`).
     fn assign(&self, _partitions: &BTreeSet<String>) {}
+
+    /// True when the step groups records by fields its input is not partitioned by, so that
+    /// with several readers its input must first be re-keyed through a repartition topic
+    /// (`crate::runtime::shuffle`).
+    fn needs_repartition(&self) -> bool {
+        false
+    }
+
+    /// For the repartition topic's shuffle: the record's group key (the bytes its partition is
+    /// chosen by) and event time.
+    fn shuffle_key(&self, _record: &mut Record) -> Result<(Vec<u8>, i64), TransformError> {
+        Err(TransformError::data("this step is not re-keyed (a bug)"))
+    }
 
     /// True while the step has output it emits over several calls (a window end shared by
     /// many groups closes a page at a time): the runtime calls [`Self::tick`] until it is

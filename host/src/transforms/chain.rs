@@ -175,6 +175,23 @@ impl Chain {
         })
     }
 
+    /// The first stateful step groups by fields its input is not partitioned by (see
+    /// [`StatefulStep::needs_repartition`]).
+    pub fn needs_repartition(&self) -> bool {
+        self.stateful_steps()
+            .next()
+            .is_some_and(|s| s.needs_repartition())
+    }
+
+    /// The first stateful step's group key and event time of a record (the shuffle of a
+    /// repartition topic runs the steps before it first).
+    pub fn shuffle_key(
+        &self,
+        record: &mut Record,
+    ) -> Option<Result<(Vec<u8>, i64), crate::api::transform::TransformError>> {
+        self.stateful_steps().next().map(|s| s.shuffle_key(record))
+    }
+
     /// Splits the chain before its first stateful step: the steps a repartition topic's
     /// shuffle runs (stateless), and the steps from the stateful one on.
     pub fn split_at_first_stateful(mut self) -> (Chain, Chain) {

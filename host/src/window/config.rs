@@ -17,10 +17,12 @@ pub const GROUP_BY_PARTITIONED: ConfigKey = ConfigKey::new(
     KeyType::Boolean,
     "The input's Kafka partitions hold whole groups: its producers key records by the \
      `group.by` fields (a topic keyed by `user_id`, grouped by `user_id`). A sink reading \
-     Kafka with `tasks.max` > 1 keeps each partition's windows apart (the unit a host owns) \
-     and needs it (Kafka Streams' `groupByKey`, Flink's `reinterpretAsKeyedStream`). \
-     Headwater cannot check it: a group whose records sit in several partitions gets one \
-     partial result per partition.",
+     Kafka with `tasks.max` > 1 keeps each partition's windows apart (the unit a host owns): \
+     with this set it windows the topic's partitions as they are (Kafka Streams' \
+     `groupByKey`, Flink's `reinterpretAsKeyedStream`); without it, it first re-keys the \
+     records by group through its repartition topic (Kafka Streams' `groupBy`). Headwater \
+     cannot check it: a group whose records sit in several partitions gets one partial \
+     result per partition.",
 )
 .with_default("false");
 
@@ -202,6 +204,8 @@ pub enum LatePolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateConfig {
     pub group_by: Vec<String>,
+    /// `group.by.partitioned`: the input's partitions hold whole groups.
+    pub group_by_partitioned: bool,
     pub size: i64,
     /// Equal to `size` for tumbling windows.
     pub advance: i64,
@@ -263,8 +267,9 @@ fn parse_feature(spec: &str) -> Result<Feature, BadFeature> {
 
 impl AggregateConfig {
     /// Reads the step's options; problems are recorded in `options`. `per_partition`: the
-    /// step runs in a chain of one input partition (see `GROUP_BY_PARTITIONED`).
-    pub fn parse(options: &mut Options, per_partition: bool) -> Option<Self> {
+    /// step runs in a chain of one input partition (see `GROUP_BY_PARTITIONED`); `kafka`: a
+    /// repartition topic can re-key its input when the partitions do not hold whole groups.
+    pub fn parse(options: &mut Options, per_partition: bool, kafka: bool) -> Option<Self> {
         let group_by = options.list(&GROUP_BY);
         let partitioned = options.bool(&GROUP_BY_PARTITIONED).unwrap_or(false);
         if partitioned && group_by.is_empty() {
@@ -274,16 +279,16 @@ impl AggregateConfig {
             );
             return None;
         }
-        if per_partition && !partitioned {
+        if per_partition && !partitioned && !kafka {
             options.issue(
                 GROUP_BY_PARTITIONED.name,
                 format!(
                     "this sink reads its topics' partitions in parallel (tasks.max > 1) and keeps \
                      each partition's windows apart, so a group must sit in one partition: set \
                      group.by.partitioned=true if the topics are keyed by the group.by fields \
-                     ({}), or tasks.max=1 to window every partition in one task (grouping by \
-                     other fields with tasks.max > 1 needs a repartition topic, which this \
-                     version does not create)",
+                     ({}), or tasks.max=1 to window every partition in one task; grouping by \
+                     other fields with tasks.max > 1 needs a repartition topic, and so Kafka \
+                     (`[kafka] bootstrap_servers` in the worker config)",
                     if group_by.is_empty() {
                         "none: one group".to_owned()
                     } else {
@@ -399,6 +404,7 @@ impl AggregateConfig {
         }
         Some(Self {
             group_by,
+            group_by_partitioned: partitioned,
             size,
             advance,
             session_gap,
@@ -433,7 +439,7 @@ mod tests {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         let mut options = Options::new(map);
-        let parsed = AggregateConfig::parse(&mut options, false);
+        let parsed = AggregateConfig::parse(&mut options, false, false);
         let issues: Vec<String> = options
             .issues()
             .iter()
@@ -452,7 +458,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
             let mut options = Options::new(map);
-            let parsed = AggregateConfig::parse(&mut options, per_partition);
+            let parsed = AggregateConfig::parse(&mut options, per_partition, false);
             (parsed.is_some(), options.issues().to_vec())
         };
         let (ok, issues) = parse(&[("group.by", "user_id")], true);

@@ -30,6 +30,7 @@ use crate::state::{StateError, StateStore, StatefulStep, Writer};
 
 pub use accumulator::{Accumulator, Function, Hll};
 use config::AggregateConfig;
+pub use operator::MARKER_HEADER;
 use operator::Operator;
 
 /// The class name in `transforms.<alias>.type`.
@@ -47,7 +48,11 @@ pub struct WindowStep {
 
 impl WindowStep {
     pub fn new(alias: &str, options: &mut Options, ctx: &ChainContext) -> Option<Self> {
-        let config = Arc::new(AggregateConfig::parse(options, ctx.per_partition)?);
+        let config = Arc::new(AggregateConfig::parse(
+            options,
+            ctx.per_partition,
+            ctx.kafka,
+        )?);
         Some(Self {
             operator: Mutex::new(Operator::new(
                 config,
@@ -98,6 +103,17 @@ impl StatefulStep for WindowStep {
 
     fn pending(&self) -> bool {
         self.operator().closing()
+    }
+
+    fn needs_repartition(&self) -> bool {
+        !self.operator().config().group_by_partitioned
+    }
+
+    fn shuffle_key(
+        &self,
+        record: &mut Record,
+    ) -> Result<(Vec<u8>, i64), crate::api::transform::TransformError> {
+        self.operator().shuffle_key(record)
     }
 }
 

@@ -446,6 +446,33 @@ impl Operator {
         self.advance(store, from, to, trigger, index, out)
     }
 
+    pub fn config(&self) -> &AggregateConfig {
+        &self.config
+    }
+
+    /// A value's group: its `group.by` fields as a JSON array (missing ones null).
+    fn group_key(&self, value: &Value) -> String {
+        let group: Vec<&Value> = self
+            .config
+            .group_by
+            .iter()
+            .map(|f| value.get(f.as_str()).unwrap_or(&Value::Null))
+            .collect();
+        serde_json::to_string(&group).unwrap_or_default()
+    }
+
+    /// The group key (as the windows key their state) and event time of a record, for the
+    /// repartition topic's shuffle.
+    pub fn shuffle_key(&self, record: &mut Record) -> Result<(Vec<u8>, i64), TransformError> {
+        let t = self.event_time(record)?;
+        let value = &record
+            .value
+            .get()
+            .map_err(|e| TransformError::data(format!("window: the value is not JSON: {e}")))?
+            .value;
+        Ok((self.group_key(value).into_bytes(), t))
+    }
+
     fn event_time(&self, record: &mut Record) -> Result<i64, TransformError> {
         if self.config.processing_time {
             return Ok(chrono::Utc::now().timestamp_millis());
@@ -502,13 +529,7 @@ impl Operator {
         // Read in place: a deep copy of each value cost an allocation per field and string.
         let record: &Record = record;
         let value = record.value.parsed().map_or(&Value::Null, |d| &d.value);
-        let group: Vec<&Value> = self
-            .config
-            .group_by
-            .iter()
-            .map(|f| value.get(f.as_str()).unwrap_or(&Value::Null))
-            .collect();
-        let group = serde_json::to_string(&group).unwrap_or_default();
+        let group = self.group_key(value);
         // Every input is checked before any window changes: a bad value fails the record
         // without leaving a window half updated.
         for feature in &self.config.features {

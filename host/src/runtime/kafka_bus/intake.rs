@@ -78,6 +78,12 @@ pub struct IntakeSpec {
     /// subscription): the connector is marked FAILED with the reason.
     pub on_failure: Box<dyn FnOnce(ConnectorError) + Send>,
     pub reading: Reading,
+    /// The consumer group (`connect-<name>`, or a repartition topic's stage 2 group).
+    pub group: String,
+    /// Reading a repartition topic (`crate::runtime::shuffle`): the upstream topics. Records
+    /// take back their upstream topic and are positioned by their upstream partition and
+    /// offset.
+    pub behind_repartition: Option<TopicSelector>,
 }
 
 /// Which partitions the consumer reads, and from where.
@@ -124,8 +130,12 @@ pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()
 
 struct IntakeContext {
     connector: String,
+    group: String,
     /// With state per partition: told what the group assigns and revokes.
     ownership: Option<Arc<Ownership>>,
+    /// Behind a repartition topic: the upstream topics, whose partitions are the inputs of
+    /// every partition's windows.
+    upstream: Option<TopicSelector>,
     /// Why the consumer must stop, found in a rebalance callback (which cannot return it).
     failure: std::sync::Mutex<Option<rdkafka::error::KafkaError>>,
     tracker: Arc<OffsetTracker>,
@@ -176,6 +186,7 @@ impl ConsumerContext for IntakeContext {
                 }
                 tracing::info!(
                     connector = %self.connector,
+                    group = %self.group,
                     partitions = partitions.count(),
                     "Partitions assigned."
                 );
@@ -228,6 +239,29 @@ impl IntakeContext {
                 (p.topic().to_owned(), p.partition(), offset)
             })
             .collect();
+        if let Some(upstream) = &self.upstream {
+            match consumer.fetch_metadata(None, COMMITTED_WAIT) {
+                Ok(metadata) => ownership.set_upstream(
+                    metadata
+                        .topics()
+                        .iter()
+                        .filter(|t| t.error().is_none() && upstream.matches(t.name()))
+                        .flat_map(|t| {
+                            t.partitions()
+                                .iter()
+                                .map(|p| format!("{}-{}", t.name(), p.id()))
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    *self
+                        .failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                    return;
+                }
+            }
+        }
         let stale = ownership.assign(&assigned);
         if !stale.is_empty() {
             tracing::warn!(connector = %self.connector, partitions = ?stale, "Partitions another host read since this host's checkpoint; their state starts again (no changelog yet).");
@@ -339,16 +373,18 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     let tracker = OffsetTracker::new(SourceOffsets::default());
     let context = IntakeContext {
         connector: spec.connector.clone(),
+        group: spec.group.clone(),
         ownership: match &spec.reading {
             Reading::Partitioned(ownership) => Some(Arc::clone(ownership)),
             Reading::Group | Reading::Every { .. } => None,
         },
+        upstream: spec.behind_repartition.clone(),
         failure: std::sync::Mutex::new(None),
         tracker: Arc::clone(&tracker),
         flush_now: Arc::clone(&spec.flush_now),
         sink_done: spec.sink_done.clone(),
     };
-    let group = format!("connect-{}", spec.connector);
+    let group = spec.group.clone();
     let mut config = spec
         .settings
         .consumer_config(&group, &format!("headwater-{}", spec.connector));
@@ -576,7 +612,7 @@ impl Subscription {
         if topics != self.current && !topics.is_empty() {
             let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             consumer.subscribe(&refs)?;
-            tracing::info!(connector = %spec.connector, group = %format!("connect-{}", spec.connector), topics = ?topics, "Consuming from Kafka.");
+            tracing::info!(connector = %spec.connector, group = %spec.group, topics = ?topics, "Consuming from Kafka.");
             self.current = topics;
         } else if self.current.is_empty() && !self.said_waiting {
             self.said_waiting = true;
@@ -659,6 +695,9 @@ fn convert(
             offset: u64::try_from(message.offset() + 1).unwrap_or(0),
         }),
     };
+    if spec.behind_repartition.is_some() {
+        from_repartition(&mut record, message, source);
+    }
     let read = |converter: &BuiltinConverter, bytes: &Option<Bytes>| match bytes {
         Some(b) => converter.read(b.clone()),
         None => Ok(Payload::null()),
@@ -688,6 +727,40 @@ fn convert(
         error.to_string(),
     );
     Err(Conversion::Refused(Box::new((record, error))))
+}
+
+/// A repartition topic's record takes back its upstream topic, and is positioned by its
+/// upstream partition and offset (a marker, at 0).
+fn from_repartition(record: &mut Record, message: &BorrowedMessage<'_>, source: &Arc<str>) {
+    use crate::runtime::shuffle::{OFFSET_HEADER, SRC_HEADER, TOPIC_HEADER, position_partition};
+    let text = |key: &str| {
+        record
+            .headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned)
+    };
+    let src = text(SRC_HEADER).unwrap_or_default();
+    let offset: i64 = text(OFFSET_HEADER)
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(-1);
+    if let Some(topic) = text(TOPIC_HEADER) {
+        record.topic = topic;
+    }
+    record
+        .headers
+        .retain(|h| ![SRC_HEADER, OFFSET_HEADER, TOPIC_HEADER].contains(&h.key.as_str()));
+    record.position = Some(Position {
+        source: Arc::clone(source),
+        partition: Arc::from(position_partition(
+            message.topic(),
+            message.partition(),
+            &src,
+        )),
+        offset: u64::try_from(offset + 1).unwrap_or(0),
+    });
 }
 
 /// Why a message could not become a record.
