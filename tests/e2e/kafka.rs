@@ -449,10 +449,16 @@ fn two_hosts_split_partitions_and_a_killed_one_loses_nothing() {
     };
     let (a, b) = (workspace(), workspace());
     let host_a = a.start();
-    host_a.wait_for_log("Partitions assigned. connector=splitter partitions=4");
+    host_a.wait_for_log(
+        "Partitions assigned. connector=splitter group=connect-splitter partitions=4",
+    );
     let host_b = b.start();
-    host_b.wait_for_log("Partitions assigned. connector=splitter partitions=2");
-    host_a.wait_for_log("Partitions assigned. connector=splitter partitions=2");
+    host_b.wait_for_log(
+        "Partitions assigned. connector=splitter group=connect-splitter partitions=2",
+    );
+    host_a.wait_for_log(
+        "Partitions assigned. connector=splitter group=connect-splitter partitions=2",
+    );
 
     produce_clicks(&bootstrap, "split", 0, 2000);
     let (path_a, path_b) = (a.path("out/s.jsonl"), b.path("out/s.jsonl"));
@@ -472,7 +478,7 @@ fn two_hosts_split_partitions_and_a_killed_one_loses_nothing() {
     assert!(
         host_a
             .log()
-            .matches("Partitions assigned. connector=splitter partitions=4")
+            .matches("Partitions assigned. connector=splitter group=connect-splitter partitions=4")
             .count()
             >= 2,
         "A took over all four partitions:\n{}",
