@@ -479,43 +479,42 @@ fn a_repartition_topic_regroups_by_user_through_three_kill_9s() {
 /// together they emit every window once, each equal to one reader's.
 #[test]
 fn two_hosts_behind_a_repartition_topic_together_emit_every_window_once() {
-    const PARTITIONS: i32 = 4;
-    let broker = Service::start("tansu");
-    create_topic(&broker, "click-events", PARTITIONS);
-    let (ws_a, ws_b) = (
-        repartition_workspace(&broker),
-        repartition_workspace(&broker),
+    two_hosts_emit_every_window_once(
+        repartition_workspace,
+        "group=connect-clicks-audit-state",
+        |broker| produce(&broker.url, "click-events", 4, 0..6_000),
+        reference(0..6_000, 4),
     );
-    let a = ws_a.start();
-    crate::kafka::wait_for_partitions_of(&a, "group=connect-clicks-audit-state");
-    let b = ws_b.start();
-    // Both own windows before any click: no window state has to move between them.
-    crate::kafka::wait_for_partitions_of(&b, "group=connect-clicks-audit-state");
-    produce(&broker.url, "click-events", PARTITIONS, 0..6_000);
-    let expected = reference(0..6_000, i64::from(PARTITIONS));
-    assert_two_hosts_emit(&expected, (&a, &ws_a), (&b, &ws_b));
-    assert!(a.stop().success());
-    assert!(b.stop().success());
 }
 
 /// Two hosts run the same sink with state per partition: the group splits the partitions, each
 /// host windows its own, and together they emit every window exactly once.
 #[test]
 fn two_hosts_share_the_partitions_and_together_emit_every_window_once() {
-    const PARTITIONS: i32 = 4;
-    let broker = Service::start("tansu");
-    create_topic(&broker, "click-events", PARTITIONS);
-    let (ws_a, ws_b) = (
-        partitioned_workspace(&broker),
-        partitioned_workspace(&broker),
+    two_hosts_emit_every_window_once(
+        partitioned_workspace,
+        "group=connect-clicks-audit ",
+        |broker| produce_by_user(&broker.url, "click-events", 4, 0..8_000),
+        reference_per_partition(0..8_000, 4),
     );
+}
+
+/// Two hosts on a 4-partition topic, each owning windows (consumer `group`) before `produce`
+/// runs, so no window state has to move between them: together they emit `expected`.
+fn two_hosts_emit_every_window_once(
+    workspace: fn(&Service) -> Workspace,
+    group: &str,
+    produce: impl Fn(&Service),
+    expected: Windows,
+) {
+    let broker = Service::start("tansu");
+    create_topic(&broker, "click-events", 4);
+    let (ws_a, ws_b) = (workspace(&broker), workspace(&broker));
     let a = ws_a.start();
-    a.wait_for_log("Partitions assigned");
+    crate::kafka::wait_for_partitions_of(&a, group);
     let b = ws_b.start();
-    // Both own partitions before any click: no window state has to move between them.
-    crate::kafka::wait_for_partitions(&b);
-    produce_by_user(&broker.url, "click-events", PARTITIONS, 0..8_000);
-    let expected = reference_per_partition(0..8_000, PARTITIONS);
+    crate::kafka::wait_for_partitions_of(&b, group);
+    produce(&broker);
     assert_two_hosts_emit(&expected, (&a, &ws_a), (&b, &ws_b));
     assert!(a.stop().success());
     assert!(b.stop().success());

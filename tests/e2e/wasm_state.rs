@@ -60,6 +60,15 @@ fn reference() -> HashMap<i64, (u64, f64, f64)> {
 
 /// The sink's values: the payloads of its JSON-with-schema lines, or, with a schemaless value
 /// converter (the Kafka-fed sink), the values themselves.
+/// How many distinct transactions the sink has written.
+fn seen(ws: &Workspace) -> usize {
+    outputs(ws)
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
 fn outputs(ws: &Workspace) -> Vec<Value> {
     let path = ws.path("out/rolling.jsonl");
     let with_schema = sink_values(&path);
@@ -115,13 +124,6 @@ fn survives_kill_9(place: Place) {
     let expected = reference();
     let ws = plugin_workspace(place);
     let total = FILES * PER_FILE as usize;
-    let seen = |ws: &Workspace| -> usize {
-        outputs(ws)
-            .iter()
-            .map(|v| v["id"].as_i64().unwrap())
-            .collect::<HashSet<_>>()
-            .len()
-    };
     // The source's offsets move only with checkpoints: of its own state, or of the sink's
     // (the sink acknowledges a batch once a checkpoint holds it).
     let checkpointed = |ws: &Workspace| -> String {
@@ -217,13 +219,6 @@ fn a_stateful_plugin_keeps_exact_state_per_kafka_partition_across_kill_9() {
         crate::kafka::produce_one_per_batch(&broker.url, "tx", records);
     };
     let total = FILES as i64 * PER_FILE;
-    let seen = |ws: &Workspace| -> usize {
-        outputs(ws)
-            .iter()
-            .map(|v| v["id"].as_i64().unwrap())
-            .collect::<HashSet<_>>()
-            .len()
-    };
     let host = ws.start();
     crate::kafka::wait_for_partitions(&host);
     produce(0..total / 2);

@@ -431,7 +431,7 @@ fn start_shuffle(
     let topic = shuffle::topic_name(name);
     let stage = shuffle::Shuffle {
         connector: name.to_owned(),
-        prefix,
+        prefix: Arc::new(prefix),
         keyer,
         producer: link.producer()?,
         topic: topic.clone(),

@@ -83,7 +83,7 @@ fn upstream_of(record: &Record) -> Option<(String, i64)> {
 pub struct Shuffle {
     pub connector: String,
     /// The steps before the window, and the rest (whose first step keys records).
-    pub prefix: Chain,
+    pub prefix: Arc<Chain>,
     pub keyer: Chain,
     pub producer: BatchProducer,
     pub topic: String,
@@ -126,7 +126,8 @@ impl Shuffle {
             ack,
         } = delivery;
         self.reporter.report(failed).await?;
-        let out = self.prefix.apply_batch(records);
+        // Off the async workers when a step may block (a WASM plugin).
+        let out = self.prefix.apply_batch_async(records).await;
         if let Some(reason) = out.fatal {
             return Err(ConnectorError::fatal("transform chain", reason));
         }

@@ -556,6 +556,14 @@ fn from_partition(p: i32, user: &str, ts: i64) -> Record {
     r
 }
 
+/// Tells a sink's window step that its consumer owns partitions 0 and 1 of `clicks`.
+fn assign_two_partitions(step: &super::WindowStep) {
+    let assigned: BTreeSet<String> = (0..2)
+        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
+        .collect();
+    step.assign(&assigned);
+}
+
 fn starts(out: &crate::api::transform::BatchOutput) -> Vec<(String, i64, u64)> {
     let mut got: Vec<(String, i64, u64)> = out
         .kept
@@ -580,10 +588,7 @@ fn a_fast_partition_does_not_make_a_slow_ones_records_late() {
     let dir = tempfile::tempdir().unwrap();
     step.restore(&StateStore::open(&dir.path().join("s.redb")).unwrap())
         .unwrap();
-    let assigned: BTreeSet<String> = (0..2)
-        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
-        .collect();
-    step.assign(&assigned);
+    assign_two_partitions(&step);
     // Partition 0 runs an hour ahead; partition 1 has had nothing yet: nothing fires.
     let out = step.apply_batch(vec![
         from_partition(0, "a", 10_000),
@@ -610,10 +615,7 @@ fn an_idle_partition_stops_holding_the_watermark_back() {
     let dir = tempfile::tempdir().unwrap();
     step.restore(&StateStore::open(&dir.path().join("s.redb")).unwrap())
         .unwrap();
-    let assigned: BTreeSet<String> = (0..2)
-        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
-        .collect();
-    step.assign(&assigned);
+    assign_two_partitions(&step);
     let out = step.apply_batch(vec![
         from_partition(0, "a", 10_000),
         from_partition(0, "a", 3_600_000),
@@ -677,10 +679,7 @@ fn a_watermark_marker_moves_its_inputs_watermark_and_emits_nothing_itself() {
         m
     };
     // The upstream partitions are the inputs (stage 2 learns them from the input topics).
-    let assigned: BTreeSet<String> = (0..2)
-        .map(|p| format!(r#"{{"topic":"clicks","partition":{p}}}"#))
-        .collect();
-    step.assign(&assigned);
+    assign_two_partitions(&step);
     // Partition 1 has no record here, only a marker: its records went to other partitions of
     // the repartition topic.
     let out = step.apply_batch(vec![
