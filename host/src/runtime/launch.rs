@@ -269,6 +269,7 @@ pub(super) fn start(
                         value_converter: converters.1,
                         group,
                         behind_repartition,
+                        parse_values: chain.parses_values(),
                         inbox: inbox.clone(),
                         flush_now: Arc::clone(&flush_now),
                         cancel: cancel.clone(),
@@ -418,6 +419,7 @@ fn start_shuffle(
         value_converter,
         group: format!("connect-{name}"),
         behind_repartition: None,
+        parse_values: false,
         inbox: tx,
         // The shuffle acknowledges a batch once Kafka has it: nothing to flush.
         flush_now: Arc::new(Notify::new()),

@@ -17,7 +17,8 @@ use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
 use crate::runtime::partitioned::{Ownership, PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
-use crate::runtime::sink_state::SinkState;
+use crate::runtime::sink_state::{KafkaOffsets, SinkState, written};
+use crate::state::StateError;
 use crate::transforms::chain::{Chain, ChainOutput};
 
 /// How long a stopping sink may take for its last flush.
@@ -78,29 +79,49 @@ impl SinkChain {
     fn release_revoked(&mut self, state: &SinkState) {
         if let Self::PerPartition { chains, .. } = self
             && !state.pending()
+            && !state.writing()
         {
             chains.release_revoked();
         }
     }
 
-    /// Checkpoints the state of every chain, then lets go of revoked partitions' chains.
+    /// Starts a checkpoint of the state of every chain, once the one before is written (see
+    /// [`SinkState::checkpoint`]).
     async fn checkpoint(
         &mut self,
         state: &mut SinkState,
         name: &str,
     ) -> Result<(), ConnectorError> {
+        self.settle(state).await?;
         let chains = match self {
             Self::One(chain) => vec![Arc::clone(chain)],
             Self::PerPartition { chains, .. } => chains.all(),
         };
         state
-            .checkpoint(chains)
-            .await
-            .map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
-        if let Self::PerPartition { chains, ownership } = self {
-            ownership.checkpointed(state.kafka_offsets(name));
-            chains.release_revoked();
+            .checkpoint(&chains, name)
+            .map_err(|e| ConnectorError::retriable("checkpointing state", e))
+    }
+
+    /// Waits for the checkpoint being written, if any, and finishes it.
+    async fn settle(&mut self, state: &mut SinkState) -> Result<(), ConnectorError> {
+        match state.settle().await {
+            Ok(None) => Ok(()),
+            written => self.written(state, written.map(Option::unwrap_or_default)),
         }
+    }
+
+    /// A checkpoint was written (or failed): the partitions' checkpointed offsets are those,
+    /// and revoked partitions' chains can go.
+    fn written(
+        &mut self,
+        state: &SinkState,
+        written: Result<KafkaOffsets, StateError>,
+    ) -> Result<(), ConnectorError> {
+        let offsets = written.map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        if let Self::PerPartition { ownership, .. } = self {
+            ownership.checkpointed(offsets);
+        }
+        self.release_revoked(state);
         Ok(())
     }
 }
@@ -141,6 +162,13 @@ impl SinkRunner {
     pub(super) async fn run(mut self, mut sink: Box<dyn Sink>, mut sub: Subscription) {
         let done = self.done.clone();
         self.run_inner(&mut sink, &mut sub).await;
+        // A checkpoint still being written (the last flush timed out) holds the state store
+        // open: the task started next could not open it.
+        if let Some(state) = self.state.as_mut()
+            && let Err(e) = state.settle().await
+        {
+            tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
+        }
         done.cancel();
     }
 
@@ -167,6 +195,13 @@ impl SinkRunner {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
+            // A checkpoint being written still holds what it holds: its batches are
+            // acknowledged, the rest is replayed.
+            if let Some(state) = self.state.as_mut()
+                && let Err(e) = self.chain.settle(state).await
+            {
+                tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
+            }
             fail(&self.shared, &self.name, &e);
             // A failed sink keeps its subscription without reading it: its inbox fills and
             // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
@@ -207,6 +242,13 @@ impl SinkRunner {
                 biased;
                 _ = self.cancel.cancelled() => return Ok(()),
                 changed = self.target.changed() => if changed.is_err() { return Ok(()) },
+                // Before the next delivery: under load one is always ready.
+                result = written(&mut self.state) => {
+                    if let Some(state) = self.state.as_mut() {
+                        let offsets = state.finish_writing(result);
+                        self.chain.written(state, offsets)?;
+                    }
+                }
                 delivery = sub.inbox.recv(), if started => match delivery {
                     Some(d) => self.handle(sink, d).await?,
                     None => return Ok(()),
@@ -244,6 +286,9 @@ impl SinkRunner {
                 // checkpointed now, not at the next interval.
                 self.chain.checkpoint(state, &self.name).await?;
             }
+        }
+        if let Some(state) = self.state.as_mut() {
+            self.chain.settle(state).await?;
         }
         Ok(())
     }

@@ -9,6 +9,10 @@
 //! After a crash the sink resumes from the checkpoint: the Kafka consumer seeks to its offsets
 //! (the checkpoint is the truth, as in Flink's KafkaSource), and records a local source replays
 //! that the checkpoint already holds are skipped by their position.
+//!
+//! The checkpoint is asynchronous: its changes are recorded on the sink's task and written on a
+//! blocking thread while the task goes on ([`crate::state::StateStore::snapshot`]); its batches
+//! are acknowledged when the write is done, and the next checkpoint waits for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +77,8 @@ pub struct SinkState {
     /// The state changed since the last checkpoint.
     changed: bool,
     last_checkpoint: Instant,
+    /// The checkpoint being written, if one is.
+    writing: Option<Writing>,
 }
 
 impl SinkState {
@@ -126,11 +132,12 @@ impl SinkState {
             unconfirmed: Vec::new(),
             changed: false,
             last_checkpoint: Instant::now(),
+            writing: None,
         })
     }
 
     /// Every Kafka offset of `connector`'s own consumer in the checkpoint, by (topic, partition).
-    pub fn kafka_offsets(&self, connector: &str) -> HashMap<(String, i32), i64> {
+    pub fn kafka_offsets(&self, connector: &str) -> KafkaOffsets {
         self.absorbed
             .iter()
             .filter(|((source, _), _)| **source == *connector)
@@ -259,31 +266,92 @@ impl SinkState {
         &self.store
     }
 
-    /// Writes the chains' state with the positions absorbed (call it right after the sink
-    /// flushed), in one transaction, then acknowledges the batches it covers.
-    pub async fn checkpoint(&mut self, chains: Vec<Arc<Chain>>) -> Result<(), StateError> {
+    /// Starts a checkpoint of the chains' state with the positions absorbed (call it right
+    /// after the sink flushed): the changes are recorded now, and written on a blocking thread
+    /// while the sink goes on ([`StateStore::snapshot`]). The batches it covers are
+    /// acknowledged once it is written ([`Self::settle`], [`Self::finish_writing`]). The
+    /// checkpoint before must be settled first.
+    pub fn checkpoint(&mut self, chains: &[Arc<Chain>], connector: &str) -> Result<(), StateError> {
+        debug_assert!(
+            self.writing.is_none(),
+            "the previous checkpoint is settled first"
+        );
         let offsets = self.offsets();
-        let store = Arc::clone(&self.store);
-        let path = store.path().to_owned();
         let layout = self.layout.as_str();
-        tokio::task::spawn_blocking(move || {
-            store.checkpoint(&offsets, |writer| {
-                writer.put_meta(LAYOUT_META, layout.as_bytes())?;
-                chains.iter().try_for_each(|c| c.write_state(writer))
-            })
-        })
-        .await
-        .map_err(|e| StateError {
-            path,
-            message: format!("the checkpoint task failed: {e}"),
-        })??;
+        let snapshot = self.store.snapshot(|writer| {
+            writer.put_meta(LAYOUT_META, layout.as_bytes())?;
+            chains.iter().try_for_each(|c| c.write_state(writer))
+        })?;
+        let store = Arc::clone(&self.store);
+        let task = tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot));
+        self.writing = Some(Writing {
+            task,
+            tokens: std::mem::take(&mut self.unconfirmed),
+            kafka: self.kafka_offsets(connector),
+        });
         self.changed = false;
         self.last_checkpoint = Instant::now();
-        for token in self.unconfirmed.drain(..) {
-            token.ack();
-        }
         Ok(())
     }
+
+    /// A checkpoint is being written.
+    pub fn writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// Waits until the checkpoint being written (if any) is, then finishes it
+    /// ([`Self::finish_writing`]).
+    pub async fn settle(&mut self) -> Result<Option<KafkaOffsets>, StateError> {
+        match self.writing.as_mut() {
+            Some(w) => {
+                let result = (&mut w.task).await;
+                self.finish_writing(result).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Acknowledges the batches the checkpoint just written holds (`result`: how its write
+    /// task ended), and tells which Kafka offsets it holds.
+    pub fn finish_writing(
+        &mut self,
+        result: Result<Result<(), StateError>, tokio::task::JoinError>,
+    ) -> Result<KafkaOffsets, StateError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(KafkaOffsets::new());
+        };
+        result.map_err(|e| StateError {
+            path: self.store.path().to_owned(),
+            message: format!("the checkpoint task failed: {e}"),
+        })??;
+        for token in writing.tokens {
+            token.ack();
+        }
+        Ok(writing.kafka)
+    }
+}
+
+/// Completes when the checkpoint `state` is writing has been written (never when none is).
+pub async fn written(
+    state: &mut Option<SinkState>,
+) -> Result<Result<(), StateError>, tokio::task::JoinError> {
+    match state.as_mut().and_then(|s| s.writing.as_mut()) {
+        Some(w) => (&mut w.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Kafka offsets of the connector's own consumer, by (topic, partition).
+pub type KafkaOffsets = HashMap<(String, i32), i64>;
+
+/// A checkpoint being written, and what it settles.
+#[derive(Debug)]
+struct Writing {
+    task: tokio::task::JoinHandle<Result<(), StateError>>,
+    /// The batches it holds.
+    tokens: Vec<AckToken>,
+    /// The Kafka offsets it holds.
+    kafka: KafkaOffsets,
 }
 
 #[cfg(test)]
@@ -316,7 +384,10 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(state.checkpoint(vec![chain])).unwrap();
+        rt.block_on(async {
+            state.checkpoint(&[chain], "sink").unwrap();
+            state.settle().await.unwrap();
+        });
         drop(state);
         let state = SinkState::open(Arc::clone(&store), Layout::One).unwrap();
         let offsets = state.kafka_offsets("sink");

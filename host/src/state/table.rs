@@ -3,16 +3,14 @@
 //! entries not used since the last eviction first (the CLOCK policy), changed ones spilled to
 //! the store (non-durably). A checkpoint writes what is still changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{StateError, StateStore, Writer};
-
-/// A change to write: key, and the encoded value or `None` for a deletion.
-type Change = (Vec<u8>, Option<Vec<u8>>);
+use super::{Change, Changes, StateError, StateStore, Writer};
 
 /// Live entries of a page, and the key the next page starts at (`None`: the last page).
 pub type Page<T> = (Vec<(Vec<u8>, T)>, Option<Vec<u8>>);
@@ -35,17 +33,63 @@ pub struct StateTable<T> {
     max_entries: usize,
     /// Where a cache miss needs no read (see [`Self::cached_unless_stored`]).
     residency: Option<Residency>,
+    /// Prefixes removed since the last checkpoint ([`Self::remove_prefix`]).
+    removed: Vec<Vec<u8>>,
+    /// What a snapshot not yet written holds: the store lacks it.
+    unwritten: Option<Unwritten>,
 }
 
-/// Key prefixes of a table whose entries may be in the store but not in the cache: those the
-/// store held when the table was opened, and those an eviction touched. Under any other
-/// prefix the cache holds every entry, so a key missing from it is absent. A window's first
-/// record (one in three records, with 100,000 users clicking thrice per window) used to read
-/// the store to find nothing.
+#[derive(Debug)]
+struct Unwritten {
+    generation: u64,
+    changes: Arc<Changes>,
+    removed: Vec<Vec<u8>>,
+}
+
+/// Which keys of a table may be in the store but not in the cache: any key under a prefix the
+/// store held entries under when the table was opened, and the keys evicted since. For any
+/// other key the cache holds the entry if there is one, so a key missing from it is absent.
+/// A window's first record (one in three records, with 100,000 users clicking thrice per
+/// window) used to read the store to find nothing; and once one entry under a window's end was
+/// evicted, every new group of that window did.
 #[derive(Debug)]
 struct Residency {
     prefix_len: usize,
-    cold: BTreeSet<Vec<u8>>,
+    stored: BTreeSet<Vec<u8>>,
+    /// Hashes of the keys evicted, by prefix (a collision only costs a read).
+    evicted: BTreeMap<Vec<u8>, HashSet<u64>>,
+}
+
+impl Residency {
+    fn may_be_stored(&self, key: &[u8]) -> bool {
+        let Some(prefix) = key.get(..self.prefix_len) else {
+            return true;
+        };
+        self.stored.contains(prefix)
+            || self
+                .evicted
+                .get(prefix)
+                .is_some_and(|keys| keys.contains(&key_hash(key)))
+    }
+
+    fn evicted(&mut self, key: &[u8]) {
+        let Some(prefix) = key.get(..self.prefix_len) else {
+            return;
+        };
+        let hash = key_hash(key);
+        match self.evicted.get_mut(prefix) {
+            Some(keys) => {
+                keys.insert(hash);
+            }
+            None => {
+                self.evicted.insert(prefix.to_vec(), HashSet::from([hash]));
+            }
+        }
+    }
+}
+
+fn key_hash(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 impl<T: Serialize + DeserializeOwned> StateTable<T> {
@@ -55,6 +99,8 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
             cache: BTreeMap::new(),
             max_entries: max_entries.max(1),
             residency: None,
+            removed: Vec::new(),
+            unwritten: None,
         }
     }
 
@@ -68,7 +114,8 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     ) -> Self {
         self.residency = Some(Residency {
             prefix_len,
-            cold: stored.into_iter().collect(),
+            stored: stored.into_iter().collect(),
+            evicted: BTreeMap::new(),
         });
         self
     }
@@ -77,16 +124,14 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     /// or cached): lookups under it need no read again.
     pub fn forget_prefix(&mut self, prefix: &[u8]) {
         if let Some(r) = self.residency.as_mut() {
-            r.cold.remove(prefix);
+            r.stored.remove(prefix);
+            r.evicted.remove(prefix);
         }
     }
 
     /// Whether the store may hold `key` while the cache does not.
     fn may_be_stored(&self, key: &[u8]) -> bool {
-        self.residency.as_ref().is_none_or(|r| {
-            key.get(..r.prefix_len)
-                .is_none_or(|prefix| r.cold.contains(prefix))
-        })
+        self.residency.as_ref().is_none_or(|r| r.may_be_stored(key))
     }
 
     fn decode(&self, store: &StateStore, bytes: &[u8]) -> Result<T, StateError> {
@@ -96,10 +141,56 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         })
     }
 
+    /// What the last snapshot holds, while it is not written.
+    fn unwritten(&self, store: &StateStore) -> Option<&Unwritten> {
+        self.unwritten
+            .as_ref()
+            .filter(|u| !store.written(u.generation))
+    }
+
+    /// Whether `key` is under a prefix removed while the store still holds it (`unwritten`:
+    /// the last snapshot, if it is not written).
+    fn removed(&self, unwritten: Option<&Unwritten>, key: &[u8]) -> bool {
+        let under = |prefixes: &[Vec<u8>]| prefixes.iter().any(|p| key.starts_with(p));
+        under(&self.removed) || unwritten.is_some_and(|u| under(&u.removed))
+    }
+
+    /// The stored bytes of `key`: the unwritten snapshot's, else the store's.
+    fn read(&mut self, store: &StateStore, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let unwritten = self.unwritten(store);
+        if self.removed(unwritten, key) {
+            return Ok(None);
+        }
+        match unwritten {
+            Some(u) => {
+                if let Ok(i) = u.changes.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    return Ok(u.changes[i].1.clone());
+                }
+            }
+            None => self.unwritten = None,
+        }
+        store.get(&self.name, key)
+    }
+
+    /// Deletes every entry whose key starts with `prefix` (a closed window end's groups): from
+    /// the cache now, from the store at the next checkpoint, in one range deletion rather than
+    /// one deletion per entry. No entry may be created under `prefix` afterwards: one spilled
+    /// before that checkpoint would be deleted with the rest.
+    pub fn remove_prefix(&mut self, prefix: &[u8]) {
+        let mut under = self.cache.split_off(prefix);
+        if let Some(end) = prefix_end(prefix) {
+            let mut after = under.split_off(end.as_slice());
+            self.cache.append(&mut after);
+        }
+        drop(under);
+        self.removed.push(prefix.to_vec());
+        self.forget_prefix(prefix);
+    }
+
     fn load(&mut self, store: &StateStore, key: &[u8]) -> Result<(), StateError> {
         if !self.cache.contains_key(key) {
             let stored = match self.may_be_stored(key) {
-                true => store.get(&self.name, key)?,
+                true => self.read(store, key)?,
                 false => None,
             };
             let value = match stored {
@@ -188,6 +279,8 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         if to.is_some_and(|t| from >= t) {
             return Ok((Vec::new(), None));
         }
+        // Decided before reading the store: a snapshot written in between is in both.
+        let unwritten = self.unwritten(store);
         let stored = store.range_limited(&self.name, from, to, limit)?;
         // Cached entries past the last stored one belong to the next page.
         let last = (stored.len() >= limit)
@@ -204,23 +297,52 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         };
         let mut merged: BTreeMap<Vec<u8>, Option<T>> = BTreeMap::new();
         for (k, bytes) in stored {
+            if self.removed(unwritten, &k) {
+                continue;
+            }
             let value = match bytes {
                 Some(b) => Some(self.decode(store, &b)?),
                 None => None,
             };
             merged.insert(k, value);
         }
+        if let Some(u) = unwritten {
+            let start = u.changes.partition_point(|(k, _)| k.as_slice() < from);
+            for (k, bytes) in &u.changes[start..] {
+                let within = match upper {
+                    Bound::Included(u) => k.as_slice() <= u,
+                    Bound::Excluded(u) => k.as_slice() < u,
+                    Bound::Unbounded => true,
+                };
+                if !within {
+                    break;
+                }
+                let value = match bytes {
+                    Some(b) => Some(self.decode(store, b)?),
+                    None => None,
+                };
+                merged.insert(k.clone(), value);
+            }
+        }
         for (k, e) in self.cache.range::<[u8], _>((Bound::Included(from), upper)) {
             merged.insert(k.clone(), e.value.clone());
         }
+        let mut live: Vec<(Vec<u8>, T)> = merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        // Cached entries the store lacks may crowd the span: a page is `limit` entries.
+        let last = match live.len() > limit {
+            true => {
+                live.truncate(limit);
+                live.last().map(|(k, _)| k.clone())
+            }
+            false => last,
+        };
         let next = last.map(|mut k| {
             k.push(0);
             k
         });
-        let live = merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
         Ok((live, next))
     }
 
@@ -285,16 +407,27 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
             .transpose()
     }
 
-    /// Writes changed entries into `writer`'s transaction and marks them written.
+    /// Writes changed entries into `writer`'s transaction, or its snapshot, and marks them
+    /// written. A snapshot's changes answer reads until it is written.
     pub fn write_changes(&mut self, writer: &mut Writer<'_>) -> Result<(), StateError> {
-        let mut changes: Vec<Change> = Vec::new();
+        let mut changes: Changes = Vec::new();
         for (k, e) in self.cache.iter().filter(|(_, e)| e.dirty) {
             changes.push((k.clone(), self.encode(writer.path(), e.value.as_ref())?));
         }
-        writer.apply(
-            &self.name,
-            changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
-        )?;
+        let changes = Arc::new(changes);
+        let removed = std::mem::take(&mut self.removed);
+        writer.remove_prefixes(&self.name, &removed)?;
+        if let Some(generation) = writer.snapshot() {
+            // The cache drops deletions and, later, evicts clean entries: what this snapshot
+            // holds must stay readable until the store has it. (A snapshot is only taken once
+            // the previous one is written, so this one covers every unwritten change.)
+            self.unwritten = Some(Unwritten {
+                generation,
+                changes: Arc::clone(&changes),
+                removed,
+            });
+        }
+        writer.apply_changes(&self.name, changes)?;
         self.cache.retain(|_, e| e.value.is_some());
         for e in self.cache.values_mut() {
             e.dirty = false;
@@ -303,8 +436,8 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
     }
 
     /// Past the cache limit: evicts a quarter of the cache, spilling (non-durably) what the
-    /// evicted entries changed. Entries used since the last eviction get a second chance;
-    /// among the others the smallest keys go first, which for windows keyed by their end are
+    /// evicted entries changed. Unchanged entries go first; entries used since the last
+    /// eviction get a second chance; among the others the smallest keys go first, which for windows keyed by their end are
     /// the oldest. Emptying the whole cache instead made a working set slightly larger than
     /// the limit reload every entry after each spill.
     pub fn bound_memory(&mut self, store: &StateStore) -> Result<(), StateError> {
@@ -314,19 +447,25 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         let target = self.max_entries - self.max_entries / 4;
         let mut excess = self.cache.len() - target;
         let mut evicted: Vec<Vec<u8>> = Vec::with_capacity(excess);
-        // Two sweeps: the first clears the marks of the entries it passes, so the second
+        // First the unused entries the store already holds (written by a checkpoint): they
+        // leave without a spill, which would also wait for a checkpoint being written. Then
+        // two sweeps: the first clears the marks of the entries it passes, so the second
         // (needed only when nearly all were used) always finds enough.
-        for _ in 0..2 {
+        for sweep in 0..3 {
             for (k, e) in self.cache.iter_mut() {
                 if excess == 0 {
                     break;
                 }
-                if std::mem::take(&mut e.used) {
+                let keep = match sweep {
+                    0 => e.used || e.dirty,
+                    _ => std::mem::take(&mut e.used),
+                };
+                if keep {
                     continue;
                 }
                 evicted.push(k.clone());
                 excess -= 1;
-                // Marked so the second sweep does not pick it again.
+                // Marked so a later sweep does not pick it again.
                 e.used = true;
             }
         }
@@ -347,11 +486,8 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
         }
         for key in &evicted {
             self.cache.remove(key);
-            if let Some(r) = self.residency.as_mut()
-                && let Some(prefix) = key.get(..r.prefix_len)
-                && !r.cold.contains(prefix)
-            {
-                r.cold.insert(prefix.to_vec());
+            if let Some(r) = self.residency.as_mut() {
+                r.evicted(key);
             }
         }
         Ok(())
@@ -439,6 +575,142 @@ mod tests {
         for k in keys {
             assert_eq!(t.get(&store, k).unwrap(), Some(&2), "{k:?}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_answers_reads_until_written_and_spills_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 2);
+        *t.upsert(&store, b"a", || 1).unwrap() += 0;
+        *t.upsert(&store, b"b", || 2).unwrap() += 0;
+        store
+            .checkpoint(&SourceOffsets::default(), |w| t.write_changes(w))
+            .unwrap();
+        // Changed since: a 1 → 5, b deleted, c new.
+        *t.upsert(&store, b"a", || 0).unwrap() = 5;
+        t.remove(b"b");
+        *t.upsert(&store, b"c", || 3).unwrap() += 0;
+        let snapshot = store.snapshot(|w| t.write_changes(w)).unwrap();
+        // The store still has the checkpoint before; the table answers from the snapshot,
+        // also for entries the cache lets go of (clean, so evicted without a spill).
+        assert_eq!(
+            store.get("t", b"a").unwrap(),
+            Some(postcard::to_allocvec(&1u64).unwrap())
+        );
+        assert_eq!(t.get(&store, b"x").unwrap(), None);
+        t.bound_memory(&store).unwrap();
+        assert!(t.resident() <= 2);
+        assert_eq!(t.get(&store, b"a").unwrap(), Some(&5));
+        assert_eq!(t.get(&store, b"b").unwrap(), None);
+        assert_eq!(
+            t.entries_with_prefix(&store, b"").unwrap(),
+            [(b"a".to_vec(), 5), (b"c".to_vec(), 3)]
+        );
+        // A spill written now would be folded under the snapshot's older changes: it waits.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spiller = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                store
+                    .spill(|w| w.apply("t", [(&b"d"[..], Some(&b"\x07"[..]))]))
+                    .unwrap();
+                done_tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            done_rx
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "the spill waits for the snapshot"
+        );
+        store
+            .write_snapshot(&SourceOffsets::default(), snapshot)
+            .unwrap();
+        done_rx.recv().unwrap();
+        spiller.join().unwrap();
+        assert_eq!(
+            store.get("t", b"a").unwrap(),
+            Some(postcard::to_allocvec(&5u64).unwrap())
+        );
+        assert_eq!(store.get("t", b"b").unwrap(), None);
+        assert_eq!(t.get(&store, b"a").unwrap(), Some(&5));
+    }
+
+    #[test]
+    fn a_snapshot_never_written_is_lost_as_a_crash_loses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = StateStore::open(&path).unwrap();
+            let mut t: StateTable<u64> = StateTable::new("t", 10);
+            *t.upsert(&store, b"a", || 1).unwrap() += 0;
+            store
+                .checkpoint(&SourceOffsets::default(), |w| t.write_changes(w))
+                .unwrap();
+            *t.upsert(&store, b"a", || 0).unwrap() = 2;
+            let snapshot = store.snapshot(|w| t.write_changes(w)).unwrap();
+            drop(snapshot);
+            // Dropped, it no longer holds spills back.
+            store.spill(|w| w.apply("t", [(&b"z"[..], None)])).unwrap();
+        }
+        let store = StateStore::open(&path).unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 10);
+        assert_eq!(t.get(&store, b"a").unwrap(), Some(&1));
+    }
+
+    #[test]
+    fn a_removed_prefix_is_gone_at_once_and_from_the_store_at_the_checkpoint() {
+        let store = StateStore::in_memory().unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 10);
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            *t.upsert(&store, k, || 1).unwrap() += 0;
+        }
+        store
+            .checkpoint(&SourceOffsets::default(), |w| t.write_changes(w))
+            .unwrap();
+        t.remove_prefix(b"a");
+        assert_eq!(t.get(&store, b"a1").unwrap(), None);
+        assert_eq!(
+            t.entries_with_prefix(&store, b"").unwrap(),
+            [(b"b1".to_vec(), 1)]
+        );
+        // Through a snapshot: still removed while it is written, and in the store after.
+        let snapshot = store.snapshot(|w| t.write_changes(w)).unwrap();
+        assert!(store.get("t", b"a2").unwrap().is_some());
+        assert_eq!(t.entries_with_prefix(&store, b"a").unwrap(), []);
+        store
+            .write_snapshot(&SourceOffsets::default(), snapshot)
+            .unwrap();
+        assert_eq!(store.get("t", b"a1").unwrap(), None);
+        assert_eq!(store.get("t", b"a2").unwrap(), None);
+        assert!(store.get("t", b"b1").unwrap().is_some());
+        // And in line.
+        t.remove_prefix(b"b");
+        store
+            .checkpoint(&SourceOffsets::default(), |w| t.write_changes(w))
+            .unwrap();
+        assert_eq!(store.get("t", b"b1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_page_holds_at_most_its_limit_even_of_cached_entries() {
+        let store = StateStore::in_memory().unwrap();
+        let mut t: StateTable<u64> = StateTable::new("t", 100);
+        for k in 0..30u8 {
+            *t.upsert(&store, &[b'k', k], || 1).unwrap() += 0;
+        }
+        let (mut seen, mut from) = (0, b"k".to_vec());
+        loop {
+            let (page, next) = t.page_with_prefix(&store, b"k", &from, 10).unwrap();
+            assert!(page.len() <= 10, "{} entries", page.len());
+            seen += page.len();
+            match next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, 30);
     }
 
     #[test]

@@ -183,6 +183,14 @@ impl Chain {
             .is_some_and(|s| s.needs_repartition())
     }
 
+    /// The first stateful step reads fields of every record's value (see
+    /// [`StatefulStep::reads_fields`]).
+    pub fn parses_values(&self) -> bool {
+        self.stateful_steps()
+            .next()
+            .is_some_and(|s| s.reads_fields())
+    }
+
     /// The first stateful step's group key and event time of a record (the shuffle of a
     /// repartition topic runs the steps before it first).
     pub fn shuffle_key(

@@ -58,7 +58,7 @@ impl Function {
     pub fn start(self) -> Accumulator {
         match self {
             Self::Count => Accumulator::Count(0),
-            Self::CountDistinct => Accumulator::Distinct(BTreeSet::new()),
+            Self::CountDistinct => Accumulator::Distinct(Vec::new()),
             Self::ApproxCountDistinct => Accumulator::Approx(Hll::default()),
             Self::Sum => Accumulator::Sum {
                 total: 0.0,
@@ -83,8 +83,10 @@ impl Function {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Accumulator {
     Count(u64),
-    /// Exact distinct values, as their JSON text.
-    Distinct(BTreeSet<String>),
+    /// Exact distinct values, as their JSON text, sorted: a window's few values in one
+    /// allocation, where a `BTreeSet` took a 288-byte node (stored the same way: postcard
+    /// encodes both as the sorted sequence).
+    Distinct(Vec<String>),
     Approx(Hll),
     /// `integral` while every input was an integer: the result stays an integer, so a column
     /// keeps one type (Parquet) whatever the values.
@@ -148,8 +150,11 @@ impl Accumulator {
         let whole = value.is_some_and(|v| v.is_i64() || v.is_u64());
         match self {
             Self::Count(n) => *n += 1,
-            Self::Distinct(set) => {
-                set.insert(text(value.unwrap_or(&Value::Null)));
+            Self::Distinct(values) => {
+                let value = text(value.unwrap_or(&Value::Null));
+                if let Err(at) = values.binary_search(&value) {
+                    values.insert(at, value);
+                }
             }
             Self::Approx(hll) => hll.add(text(value.unwrap_or(&Value::Null)).as_bytes()),
             Self::Sum { total, integral } => {
@@ -187,7 +192,11 @@ impl Accumulator {
     pub fn merge(&mut self, other: Accumulator) {
         match (self, other) {
             (Self::Count(a), Self::Count(b)) => *a += b,
-            (Self::Distinct(a), Self::Distinct(b)) => a.extend(b),
+            (Self::Distinct(a), Self::Distinct(b)) => {
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+            }
             (Self::Approx(a), Self::Approx(b)) => a.merge(b),
             (
                 Self::Sum { total, integral },
@@ -420,5 +429,34 @@ mod tests {
         }
         let e = hll.estimate() as f64;
         assert!((e - 100_100.0).abs() / 100_100.0 < 0.05, "estimate {e}");
+    }
+    #[test]
+    fn distinct_values_read_back_from_checkpoints_of_the_set_they_were() {
+        let mut acc = Function::CountDistinct.start();
+        for page in ["/b", "/a", "/b", "/c"] {
+            acc.add(Function::CountDistinct, Some(&json!(page)), 0)
+                .unwrap();
+        }
+        assert_eq!(acc.result(), json!(3));
+        // Earlier releases kept a BTreeSet: the same bytes in the store.
+        #[derive(Serialize)]
+        enum Before {
+            _Count(u64),
+            Distinct(std::collections::BTreeSet<String>),
+        }
+        let set = ["/a", "/b", "/c"].map(String::from).into();
+        let stored = postcard::to_allocvec(&Before::Distinct(set)).unwrap();
+        assert_eq!(postcard::to_allocvec(&acc).unwrap(), stored);
+        let read: Accumulator = postcard::from_bytes(&stored).unwrap();
+        assert_eq!(read, acc);
+        let mut other = Function::CountDistinct.start();
+        other
+            .add(Function::CountDistinct, Some(&json!("/d")), 0)
+            .unwrap();
+        other
+            .add(Function::CountDistinct, Some(&json!("/a")), 0)
+            .unwrap();
+        acc.merge(other);
+        assert_eq!(acc.result(), json!(4));
     }
 }

@@ -109,6 +109,10 @@ impl StatefulStep for WindowStep {
         !self.operator().config().group_by_partitioned
     }
 
+    fn reads_fields(&self) -> bool {
+        true
+    }
+
     fn shuffle_key(
         &self,
         record: &mut Record,

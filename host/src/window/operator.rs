@@ -705,12 +705,9 @@ impl Operator {
                 self.windows
                     .page_with_prefix(store, &prefix, &closing.next, self.close_budget)?;
             self.close_budget = self.close_budget.saturating_sub(windows.len().max(1));
-            for (key, window) in windows {
-                if closing.emit {
-                    self.emit(&window, closing.end, trigger, index, out);
-                }
-                if closing.purge {
-                    self.windows.remove(&key);
+            if closing.emit {
+                for (_, window) in &windows {
+                    self.emit(window, closing.end, trigger, index, out);
                 }
             }
             self.windows.bound_memory(store)?;
@@ -719,11 +716,16 @@ impl Operator {
                     closing.next = next;
                     self.closing.insert(0, closing);
                 }
-                // Every window of this end is gone, unless another close of it is queued (a
-                // purge after an emission only starts once that emission is done).
-                None if closing.purge && !self.closing.iter().any(|c| c.end == closing.end) => {
-                    self.progress.ends.remove(&closing.end);
-                    self.windows.forget_prefix(&prefix);
+                // The last page: the end's windows are deleted at once (one range deletion at
+                // the next checkpoint, not one per group). The pages before stay until then;
+                // the close's position skips them, and records for a purged end are late.
+                None if closing.purge => {
+                    self.windows.remove_prefix(&prefix);
+                    // Unless another close of this end is queued (a purge after an emission
+                    // only starts once that emission is done).
+                    if !self.closing.iter().any(|c| c.end == closing.end) {
+                        self.progress.ends.remove(&closing.end);
+                    }
                 }
                 None => {}
             }

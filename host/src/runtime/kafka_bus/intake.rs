@@ -84,6 +84,9 @@ pub struct IntakeSpec {
     /// take back their upstream topic and are positioned by their upstream partition and
     /// offset.
     pub behind_repartition: Option<TopicSelector>,
+    /// Parse each value into its structured form here, on the consumer's thread: the sink's
+    /// chain reads fields of every record (a window), and its task is the busier one.
+    pub parse_values: bool,
 }
 
 /// Which partitions the consumer reads, and from where.
@@ -398,12 +401,13 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     let consumer: BaseConsumer<IntakeContext> = config.create_with_context(context)?;
     let mut subscription = Subscription::new(&spec);
     let source: Arc<str> = Arc::from(spec.connector.as_str());
+    let mut names = PartitionNames::default();
     while !spec.cancel.is_cancelled() {
         if !subscription.refresh(&spec, &consumer)? {
             std::thread::sleep(POLL_WAIT);
             continue;
         }
-        let batch = poll_batch(&consumer, &spec, &source);
+        let batch = poll_batch(&consumer, &spec, &source, &mut names);
         if let Some(e) = consumer
             .context()
             .failure
@@ -625,14 +629,37 @@ impl Subscription {
 /// Records converted, records that failed conversion, and the offsets reached per partition.
 type Batch = (Vec<Record>, Vec<(Record, RecordError)>, Vec<(Value, Value)>);
 
+/// Each topic partition's name in records' positions (its [`partition_key`] as text), built
+/// once per partition rather than once per record.
+#[derive(Default)]
+struct PartitionNames(Vec<(String, i32, Arc<str>)>);
+
+impl PartitionNames {
+    fn get(&mut self, topic: &str, partition: i32) -> Arc<str> {
+        if let Some((_, _, name)) = self
+            .0
+            .iter()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(partition_key(topic, partition).to_string());
+        self.0
+            .push((topic.to_owned(), partition, Arc::clone(&name)));
+        name
+    }
+}
+
 fn poll_batch(
     consumer: &BaseConsumer<IntakeContext>,
     spec: &IntakeSpec,
     source: &Arc<str>,
+    names: &mut PartitionNames,
 ) -> Option<Batch> {
     let mut records = Vec::new();
     let mut failed = Vec::new();
-    let mut offsets: Vec<(Value, Value)> = Vec::new();
+    // The next offset of each partition the batch reached.
+    let mut reached: Vec<(String, i32, i64)> = Vec::new();
     let mut wait = POLL_WAIT;
     while records.len() + failed.len() < MAX_BATCH {
         let message = match consumer.poll(wait) {
@@ -645,13 +672,16 @@ fn poll_batch(
             }
         };
         wait = Duration::ZERO;
-        let key = partition_key(message.topic(), message.partition());
-        let next = json!({ "offset": message.offset() + 1 });
-        match offsets.iter_mut().find(|(p, _)| *p == key) {
-            Some((_, offset)) => *offset = next,
-            None => offsets.push((key, next)),
+        let (topic, partition, next) = (message.topic(), message.partition(), message.offset() + 1);
+        match reached
+            .iter_mut()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
+            Some((_, _, offset)) => *offset = next,
+            None => reached.push((topic.to_owned(), partition, next)),
         }
-        match convert_waiting(&message, spec, source) {
+        let position = names.get(topic, partition);
+        match convert_waiting(&message, spec, source, position) {
             Some(Ok(record)) => records.push(record),
             Some(Err(failure)) => failed.push(*failure),
             // Stopped while the registry was away: nothing of this batch is handed over or
@@ -659,6 +689,10 @@ fn poll_batch(
             None => return None,
         }
     }
+    let offsets: Vec<(Value, Value)> = reached
+        .into_iter()
+        .map(|(t, p, next)| (partition_key(&t, p), json!({ "offset": next })))
+        .collect();
     (!offsets.is_empty()).then_some((records, failed, offsets))
 }
 
@@ -668,6 +702,7 @@ fn convert(
     message: &BorrowedMessage<'_>,
     spec: &IntakeSpec,
     source: &Arc<str>,
+    position: Arc<str>,
 ) -> Result<Record, Conversion> {
     let key_bytes = message.key().map(Bytes::copy_from_slice);
     let value_bytes = message.payload().map(Bytes::copy_from_slice);
@@ -691,7 +726,7 @@ fn convert(
             .unwrap_or_default(),
         position: Some(Position {
             source: Arc::clone(source),
-            partition: Arc::from(partition_key(message.topic(), message.partition()).to_string()),
+            partition: position,
             offset: u64::try_from(message.offset() + 1).unwrap_or(0),
         }),
     };
@@ -707,6 +742,10 @@ fn convert(
             Ok(value) => {
                 record.key = key;
                 record.value = value;
+                if spec.parse_values {
+                    // Not JSON: the step reading it says so, with its context.
+                    let _ = record.value.get();
+                }
                 return Ok(record);
             }
             Err(e) => (Stage::ValueConverter, spec.value_converter.class(), e),
@@ -777,10 +816,11 @@ fn convert_waiting(
     message: &BorrowedMessage<'_>,
     spec: &IntakeSpec,
     source: &Arc<str>,
+    position: Arc<str>,
 ) -> Option<Result<Record, Box<(Record, RecordError)>>> {
     let mut backoff = registry_backoff();
     loop {
-        match convert(message, spec, source) {
+        match convert(message, spec, source, Arc::clone(&position)) {
             Ok(record) => return Some(Ok(record)),
             Err(Conversion::Refused(failure)) => return Some(Err(failure)),
             Err(Conversion::Transient(e)) => {
