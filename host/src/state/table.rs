@@ -189,24 +189,50 @@ impl<T: Serialize + DeserializeOwned> StateTable<T> {
 
     fn load(&mut self, store: &StateStore, key: &[u8]) -> Result<(), StateError> {
         if !self.cache.contains_key(key) {
-            let stored = match self.may_be_stored(key) {
-                true => self.read(store, key)?,
-                false => None,
-            };
-            let value = match stored {
-                Some(bytes) => Some(self.decode(store, &bytes)?),
-                None => None,
-            };
-            self.cache.insert(
-                key.to_vec(),
-                Entry {
-                    value,
-                    dirty: false,
-                    used: true,
-                },
-            );
+            let entry = self.fetch(store, key)?;
+            self.cache.insert(key.to_vec(), entry);
         }
         Ok(())
+    }
+
+    /// The entry of a key the cache lacks, from the store (or nothing, when the store cannot
+    /// have it).
+    fn fetch(&mut self, store: &StateStore, key: &[u8]) -> Result<Entry<T>, StateError> {
+        let stored = match self.may_be_stored(key) {
+            true => self.read(store, key)?,
+            false => None,
+        };
+        let value = match stored {
+            Some(bytes) => Some(self.decode(store, &bytes)?),
+            None => None,
+        };
+        Ok(Entry {
+            value,
+            dirty: false,
+            used: true,
+        })
+    }
+
+    /// Changes the entry at `key` with `change` (created with `init` if absent) and marks it
+    /// changed. One cache search when the entry is cached (most calls), where
+    /// [`Self::upsert`], which returns the entry, takes two.
+    pub fn update<R>(
+        &mut self,
+        store: &StateStore,
+        key: &[u8],
+        init: impl FnOnce() -> T,
+        change: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, StateError> {
+        let touch = |entry: &mut Entry<T>| {
+            entry.dirty = true;
+            entry.used = true;
+            change(entry.value.get_or_insert_with(init))
+        };
+        if let Some(entry) = self.cache.get_mut(key) {
+            return Ok(touch(entry));
+        }
+        let entry = self.fetch(store, key)?;
+        Ok(touch(self.cache.entry(key.to_vec()).or_insert(entry)))
     }
 
     /// The entry at `key` for reading.

@@ -560,34 +560,37 @@ impl Operator {
             let update = end <= frontier && !self.close_will_emit(end, &key);
             let features = &self.config.features;
             let mut created = false;
-            let window = self
+            let init = || {
+                created = true;
+                WindowState {
+                    start,
+                    group: group.clone(),
+                    accumulators: features.iter().map(|f| f.function.start()).collect(),
+                    changed: false,
+                }
+            };
+            let add = |window: &mut WindowState| {
+                for (feature, acc) in features.iter().zip(window.accumulators.iter_mut()) {
+                    let input = feature.field.as_deref().map(|f| value.get(f));
+                    acc.add(feature.function, input.flatten(), t).map_err(|e| {
+                        Failure::Record(TransformError::data(format!(
+                            "window: feature {:?}: field {:?}: {e}",
+                            feature.name,
+                            feature.field.as_deref().unwrap_or("")
+                        )))
+                    })?;
+                }
+                window.changed = true;
+                Ok::<_, Failure>(update.then(|| window.clone()))
+            };
+            let updated = self
                 .windows
-                .upsert(store, &key, || {
-                    created = true;
-                    WindowState {
-                        start,
-                        group: group.clone(),
-                        accumulators: features.iter().map(|f| f.function.start()).collect(),
-                        changed: false,
-                    }
-                })
-                .map_err(Failure::State)?;
-            for (feature, acc) in features.iter().zip(window.accumulators.iter_mut()) {
-                let input = feature.field.as_deref().map(|f| value.get(f));
-                acc.add(feature.function, input.flatten(), t).map_err(|e| {
-                    Failure::Record(TransformError::data(format!(
-                        "window: feature {:?}: field {:?}: {e}",
-                        feature.name,
-                        feature.field.as_deref().unwrap_or("")
-                    )))
-                })?;
-            }
-            window.changed = true;
+                .update(store, &key, init, add)
+                .map_err(Failure::State)??;
             if created {
                 *self.progress.ends.entry(end).or_default() += 1;
             }
-            if update {
-                let window = window.clone();
+            if let Some(window) = updated {
                 self.emit(&window, end, record, index, out);
             }
         }
