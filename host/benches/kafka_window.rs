@@ -5,8 +5,10 @@
 //!
 //!     cargo bench --bench kafka_window                     # 1,000,000 clicks
 //!     HEADWATER_BENCH_ROWS=3000000 cargo bench --bench kafka_window
-//!     HEADWATER_BENCH_CONFIG='{"consumer.override.queued.min.messages":"10000"}' \
+//!     HEADWATER_BENCH_CONFIG='{"transforms.window.state.cache.max.entries":"200000"}' \
 //!         cargo bench --bench kafka_window              # keys added to the sink's config
+//!     HEADWATER_BENCH_CONSUMER='{"fetch.wait.max.ms":"500"}' \
+//!         cargo bench --bench kafka_window              # librdkafka settings of both sides
 //!
 //! Needs the tansu broker (scripts/setup.sh builds it). Headwater runs in a child process, so
 //! its peak RSS (VmHWM) is its own; it is timed from starting the connector until it has taken
@@ -69,9 +71,20 @@ fn produce(bootstrap: &str, rows: u64) {
     producer.flush(Duration::from_secs(120)).expect("produced");
 }
 
+/// The client settings both sides read with: Headwater's, plus `HEADWATER_BENCH_CONSUMER`.
+fn settings(bootstrap: &str) -> headwater::kafka::KafkaSettings {
+    let mut settings = headwater::kafka::KafkaSettings::new(bootstrap);
+    if let Ok(extra) = std::env::var("HEADWATER_BENCH_CONSUMER") {
+        let extra: std::collections::BTreeMap<String, String> = serde_json::from_str(&extra)
+            .expect("HEADWATER_BENCH_CONSUMER is a JSON object of strings");
+        settings.consumer.extend(extra);
+    }
+    settings
+}
+
 /// A plain consumer loop: poll, touch the payload, count.
 fn plain(bootstrap: &str, rows: u64) -> Duration {
-    let consumer: BaseConsumer = headwater::kafka::KafkaSettings::new(bootstrap)
+    let consumer: BaseConsumer = settings(bootstrap)
         .consumer_config("bench-plain", "bench-plain")
         .create()
         .expect("consumer");
@@ -100,7 +113,7 @@ fn headwater_side(bootstrap: &str, rows: u64) {
         use headwater::config::connector::parse_json;
         use headwater::runtime::host::Origin;
         use headwater::runtime::kafka_bus::link::KafkaLink;
-        let link = KafkaLink::new(headwater::kafka::KafkaSettings::new(bootstrap), false);
+        let link = KafkaLink::new(settings(bootstrap), false);
         let runtime = headwater::runtime(&work.path().join("var")).with_kafka(link);
         let mut config = serde_json::json!({"name": "bench-window", "config": {
             "connector.class": "headwater.blackhole.BlackholeSink",

@@ -1,9 +1,12 @@
 //! Aggregate functions over a window's records, kept as small serializable accumulators.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::distinct::DistinctValues;
 
 /// An aggregate function of `aggregates`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +61,7 @@ impl Function {
     pub fn start(self) -> Accumulator {
         match self {
             Self::Count => Accumulator::Count(0),
-            Self::CountDistinct => Accumulator::Distinct(Vec::new()),
+            Self::CountDistinct => Accumulator::Distinct(DistinctValues::default()),
             Self::ApproxCountDistinct => Accumulator::Approx(Hll::default()),
             Self::Sum => Accumulator::Sum {
                 total: 0.0,
@@ -83,10 +86,8 @@ impl Function {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Accumulator {
     Count(u64),
-    /// Exact distinct values, as their JSON text, sorted: a window's few values in one
-    /// allocation, where a `BTreeSet` took a 288-byte node (stored the same way: postcard
-    /// encodes both as the sorted sequence).
-    Distinct(Vec<String>),
+    /// Exact distinct values, as their JSON text (see [`DistinctValues`]).
+    Distinct(DistinctValues),
     Approx(Hll),
     /// `integral` while every input was an integer: the result stays an integer, so a column
     /// keeps one type (Parquet) whatever the values.
@@ -124,10 +125,10 @@ fn number(v: &Value) -> Result<f64, NotANumber> {
 }
 
 /// A value as the text distinct counts compare: strings as they are, the rest as JSON.
-fn text(value: &Value) -> String {
+fn text(value: &Value) -> Cow<'_, str> {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -150,12 +151,7 @@ impl Accumulator {
         let whole = value.is_some_and(|v| v.is_i64() || v.is_u64());
         match self {
             Self::Count(n) => *n += 1,
-            Self::Distinct(values) => {
-                let value = text(value.unwrap_or(&Value::Null));
-                if let Err(at) = values.binary_search(&value) {
-                    values.insert(at, value);
-                }
-            }
+            Self::Distinct(values) => values.insert(&text(value.unwrap_or(&Value::Null))),
             Self::Approx(hll) => hll.add(text(value.unwrap_or(&Value::Null)).as_bytes()),
             Self::Sum { total, integral } => {
                 *total += x;
@@ -192,11 +188,7 @@ impl Accumulator {
     pub fn merge(&mut self, other: Accumulator) {
         match (self, other) {
             (Self::Count(a), Self::Count(b)) => *a += b,
-            (Self::Distinct(a), Self::Distinct(b)) => {
-                a.extend(b);
-                a.sort_unstable();
-                a.dedup();
-            }
+            (Self::Distinct(a), Self::Distinct(b)) => a.extend(&b),
             (Self::Approx(a), Self::Approx(b)) => a.merge(b),
             (
                 Self::Sum { total, integral },

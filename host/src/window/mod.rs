@@ -17,6 +17,7 @@
 
 mod accumulator;
 pub mod config;
+mod distinct;
 mod operator;
 
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use crate::state::{StateError, StateStore, StatefulStep, Writer};
 
 pub use accumulator::{Accumulator, Function, Hll};
 use config::AggregateConfig;
+pub use distinct::DistinctValues;
 pub use operator::MARKER_HEADER;
 use operator::Operator;
 

@@ -48,6 +48,8 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the sink.
 const WAIT_STEP: Duration = Duration::from_millis(5);
+/// The first pause while the sink's inbox is full; it doubles up to [`WAIT_STEP`].
+const FIRST_INBOX_PAUSE: Duration = Duration::from_micros(100);
 /// How long a rebalance waits for the group's committed offsets, and how often it asks.
 const COMMITTED_WAIT: Duration = Duration::from_secs(10);
 const COMMITTED_TRIES: u32 = 3;
@@ -432,6 +434,9 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
             ack,
         };
         // Waits while the sink's inbox is full; the group heartbeat runs on librdkafka's thread.
+        // The pause starts short: a busy sink frees a slot within a batch's time (~3 ms for a
+        // window), and a fixed 5 ms left it waiting for this thread.
+        let mut pause = FIRST_INBOX_PAUSE;
         loop {
             match spec.inbox.try_send(delivery) {
                 Ok(()) => break,
@@ -440,7 +445,8 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
                         return finish(&consumer, &tracker, &spec);
                     }
                     delivery = back;
-                    std::thread::sleep(WAIT_STEP);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(WAIT_STEP);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     return finish(&consumer, &tracker, &spec);
