@@ -647,6 +647,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_point_read_sees_every_commit_before_it() {
+        let store = StateStore::in_memory().unwrap();
+        // The first read opens the read transaction later reads share, and finds no table.
+        assert_eq!(store.get("t", b"k").unwrap(), None);
+        store
+            .spill(|w| w.apply("t", [(&b"k"[..], Some(&b"\x01"[..]))]))
+            .unwrap();
+        assert_eq!(store.get("t", b"k").unwrap(), Some(vec![1]));
+        store
+            .checkpoint(&SourceOffsets::default(), |w| {
+                w.apply("t", [(&b"k"[..], Some(&b"\x02"[..]))])
+            })
+            .unwrap();
+        assert_eq!(store.get("t", b"k").unwrap(), Some(vec![2]));
+    }
+
     /// Every live entry under `prefix`, read a page of `limit` at a time.
     fn paged(t: &StateTable<u64>, store: &StateStore, prefix: &[u8], limit: usize) -> Vec<u64> {
         let (mut all, mut from) = (Vec::new(), prefix.to_vec());
