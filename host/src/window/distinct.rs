@@ -153,15 +153,44 @@ impl<'de> Deserialize<'de> for DistinctValues {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DistinctValues, A::Error> {
                 let mut values = DistinctValues::default();
-                // Borrowed where the format allows (postcard does), so nothing is allocated
-                // per value while the set stays packed.
-                while let Some(value) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+                while let Some(Text(value)) = seq.next_element::<Text<'de>>()? {
                     values.insert(&value);
                 }
                 Ok(values)
             }
         }
         deserializer.deserialize_seq(Values)
+    }
+}
+
+/// A value read borrowed where the format allows (postcard, from the state store's bytes), so
+/// nothing is allocated per value while the set stays packed. serde's own `Cow<str>` is
+/// always read owned.
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -208,6 +237,10 @@ mod tests {
         assert_eq!(packed, spread);
         let read: DistinctValues = postcard::from_bytes(&stored).unwrap();
         assert_eq!(read, packed);
+        // Postcard hands the values over borrowed from the stored bytes.
+        let one = postcard::to_allocvec("/a").unwrap();
+        let text: Text<'_> = postcard::from_bytes(&one).unwrap();
+        assert!(matches!(text.0, std::borrow::Cow::Borrowed("/a")));
         // A stored set not in order (or with repeats) is read back as a set.
         let unsorted = postcard::to_allocvec(&vec!["/b", "/a", "/b"]).unwrap();
         let read: DistinctValues = postcard::from_bytes(&unsorted).unwrap();
