@@ -18,7 +18,7 @@ use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::TopicSelector;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
 use crate::runtime::host::{Shared, fail};
-use crate::runtime::kafka_bus::intake::{self, IntakeSpec, Reading};
+use crate::runtime::kafka_bus::intake::{self, EventTimeOf, IntakeSpec, Reading};
 use crate::runtime::kafka_bus::link::KafkaLink;
 use crate::runtime::kafka_bus::publish::KafkaPublisher;
 use crate::runtime::partitioned::{Ownership, PartitionedChains};
@@ -270,6 +270,11 @@ pub(super) fn start(
                         group,
                         behind_repartition,
                         parse_values: chain.parses_values(),
+                        event_time: chain.leads_with_event_time().then(|| {
+                            let chain = Arc::clone(&chain);
+                            Arc::new(move |record: &mut Record| chain.leading_event_time(record))
+                                as EventTimeOf
+                        }),
                         inbox: inbox.clone(),
                         flush_now: Arc::clone(&flush_now),
                         cancel: cancel.clone(),
@@ -420,6 +425,7 @@ fn start_shuffle(
         group: format!("connect-{name}"),
         behind_repartition: None,
         parse_values: false,
+        event_time: None,
         inbox: tx,
         // The shuffle acknowledges a batch once Kafka has it: nothing to flush.
         flush_now: Arc::new(Notify::new()),

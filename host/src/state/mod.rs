@@ -693,6 +693,13 @@ pub trait StatefulStep: Send + Sync {
         Err(TransformError::data("this step is not re-keyed (a bug)"))
     }
 
+    /// The record's event time as the step reads it, if the step has one and the record
+    /// gives it: a Kafka consumer feeding the step reads its partitions in event-time order
+    /// by it (`crate::runtime::kafka_bus::aligned`).
+    fn event_time(&self, _record: &mut Record) -> Option<i64> {
+        None
+    }
+
     /// True while the step has output it emits over several calls (a window end shared by
     /// many groups closes a page at a time): the runtime calls [`Self::tick`] until it is
     /// false, writing each call's output before the next.

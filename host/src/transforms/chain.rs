@@ -200,6 +200,24 @@ impl Chain {
         self.stateful_steps().next().map(|s| s.shuffle_key(record))
     }
 
+    /// The event time of a record as the chain's first step reads it, when that step is
+    /// stateful (see [`StatefulStep::event_time`]). With steps before it, the record it sees
+    /// is not the one read from Kafka: `None`.
+    pub fn leading_event_time(&self, record: &mut Record) -> Option<i64> {
+        match &self.steps.first()?.transform {
+            StepKind::Stateful(step) => step.event_time(record),
+            StepKind::Record(_) | StepKind::Batch(_) => None,
+        }
+    }
+
+    /// True when the chain's first step is stateful and has event times (a window on event
+    /// time): [`Self::leading_event_time`] can tell records' event times.
+    pub fn leads_with_event_time(&self) -> bool {
+        self.steps.first().is_some_and(
+            |s| matches!(&s.transform, StepKind::Stateful(step) if step.reads_fields()),
+        )
+    }
+
     /// Splits the chain before its first stateful step: the steps a repartition topic's
     /// shuffle runs (stateless), and the steps from the stateful one on.
     pub fn split_at_first_stateful(mut self) -> (Chain, Chain) {

@@ -121,6 +121,10 @@ impl StatefulStep for WindowStep {
     ) -> Result<(Vec<u8>, i64), crate::api::transform::TransformError> {
         self.operator().shuffle_key(record)
     }
+
+    fn event_time(&self, record: &mut Record) -> Option<i64> {
+        self.operator().record_event_time(record)
+    }
 }
 
 #[cfg(test)]

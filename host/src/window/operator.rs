@@ -473,6 +473,15 @@ impl Operator {
         Ok((self.group_key(value).into_bytes(), t))
     }
 
+    /// The record's event time, unless the window runs on processing time or the record
+    /// has none it can read.
+    pub fn record_event_time(&self, record: &mut Record) -> Option<i64> {
+        if self.config.processing_time {
+            return None;
+        }
+        self.event_time(record).ok()
+    }
+
     fn event_time(&self, record: &mut Record) -> Result<i64, TransformError> {
         if self.config.processing_time {
             return Ok(chrono::Utc::now().timestamp_millis());

@@ -10,7 +10,8 @@
 //! A sink whose chain keeps state (windows) reads differently, as Flink's KafkaSource does: its
 //! checkpoint is the truth. The consumer assigns itself every partition of the sink's topics
 //! (no group rebalancing, so one host's windows see every record of their group), starts each
-//! from the checkpointed offset, and finds new partitions and topics every few seconds. The
+//! from the checkpointed offset, and finds new partitions and topics every few seconds. It
+//! reads the partitions in step, furthest behind in event time first (`super::aligned`). The
 //! group's offsets are still committed, after each checkpoint, for lag and tooling.
 //!
 //! The consumer runs on its own thread: librdkafka's rebalance callbacks run inside `poll`, and
@@ -40,10 +41,12 @@ use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::{Delivery, TopicSelector};
 use crate::runtime::partitioned::Ownership;
 
+use super::aligned::{self, AlignedReader};
+
 /// Most records handed to the sink in one batch (Kafka's `max.poll.records` default).
-const MAX_BATCH: usize = 500;
+pub(super) const MAX_BATCH: usize = 500;
 /// How long a poll waits for the first message of a batch.
-const POLL_WAIT: Duration = Duration::from_millis(100);
+pub(super) const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long partitions being revoked (or a stopping consumer) wait for the sink's flush.
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the sink.
@@ -89,7 +92,14 @@ pub struct IntakeSpec {
     /// Parse each value into its structured form here, on the consumer's thread: the sink's
     /// chain reads fields of every record (a window), and its task is the busier one.
     pub parse_values: bool,
+    /// How the sink's chain reads a record's event time, when it starts with a window on event
+    /// time: a stateful sink reads its partitions in step by it (see `aligned`), rather than
+    /// by the Kafka timestamps.
+    pub event_time: Option<EventTimeOf>,
 }
+
+/// A record's event time as a sink's chain reads it.
+pub type EventTimeOf = Arc<dyn Fn(&mut Record) -> Option<i64> + Send + Sync>;
 
 /// Which partitions the consumer reads, and from where.
 pub enum Reading {
@@ -133,7 +143,7 @@ pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()
         })
 }
 
-struct IntakeContext {
+pub(super) struct IntakeContext {
     connector: String,
     group: String,
     /// With state per partition: told what the group assigns and revokes.
@@ -158,7 +168,7 @@ impl ClientContext for IntakeContext {
     }
 }
 
-fn is_missing_topic(error: &rdkafka::error::KafkaError) -> bool {
+pub(super) fn is_missing_topic(error: &rdkafka::error::KafkaError) -> bool {
     error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
 }
 
@@ -400,16 +410,38 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         // memory and never stop (Kafka Streams' default protocol).
         config.set("partition.assignment.strategy", "cooperative-sticky");
     }
-    let consumer: BaseConsumer<IntakeContext> = config.create_with_context(context)?;
+    if matches!(spec.reading, Reading::Every { .. }) {
+        aligned::configure(&mut config, &spec.settings);
+    }
+    let consumer: Arc<BaseConsumer<IntakeContext>> = Arc::new(config.create_with_context(context)?);
     let mut subscription = Subscription::new(&spec);
     let source: Arc<str> = Arc::from(spec.connector.as_str());
     let mut names = PartitionNames::default();
+    // A stateful sink reads its partitions in step (see `aligned`); the reader of the current
+    // assignment, by the assignment's generation.
+    let mut aligned: Option<(u64, AlignedReader)> = None;
     while !spec.cancel.is_cancelled() {
         if !subscription.refresh(&spec, &consumer)? {
             std::thread::sleep(POLL_WAIT);
             continue;
         }
-        let batch = poll_batch(&consumer, &spec, &source, &mut names);
+        let batch = if matches!(spec.reading, Reading::Every { .. }) {
+            if aligned.as_ref().map(|(generation, _)| *generation) != Some(subscription.generation)
+            {
+                // The old queues go first: dropping one clears the callback of the
+                // partition's queue, which the new reader sets again.
+                drop(aligned.take());
+                aligned = Some((
+                    subscription.generation,
+                    AlignedReader::split(&consumer, &subscription.assigned),
+                ));
+            }
+            aligned
+                .as_mut()
+                .and_then(|(_, reader)| reader.poll_batch(&consumer, &spec, &source, &mut names))
+        } else {
+            poll_batch(&consumer, &spec, &source, &mut names)
+        };
         if let Some(e) = consumer
             .context()
             .failure
@@ -486,6 +518,8 @@ struct Subscription {
     /// partition read so far (kept when new partitions are added to the assignment).
     assigned: BTreeSet<(String, i32)>,
     read: HashMap<(String, i32), i64>,
+    /// Counts the assignments made: each ends the partition queues split before.
+    generation: u64,
 }
 
 impl Subscription {
@@ -503,6 +537,7 @@ impl Subscription {
             said_waiting: false,
             assigned: BTreeSet::new(),
             read: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -562,6 +597,7 @@ impl Subscription {
             list.add_partition_offset(topic, *partition, offset)?;
         }
         consumer.assign(&list)?;
+        self.generation += 1;
         tracing::info!(
             connector = %spec.connector,
             partitions = found.len(),
@@ -633,15 +669,15 @@ impl Subscription {
 }
 
 /// Records converted, records that failed conversion, and the offsets reached per partition.
-type Batch = (Vec<Record>, Vec<(Record, RecordError)>, Vec<(Value, Value)>);
+pub(super) type Batch = (Vec<Record>, Vec<(Record, RecordError)>, Vec<(Value, Value)>);
 
 /// Each topic partition's name in records' positions (its [`partition_key`] as text), built
 /// once per partition rather than once per record.
 #[derive(Default)]
-struct PartitionNames(Vec<(String, i32, Arc<str>)>);
+pub(super) struct PartitionNames(Vec<(String, i32, Arc<str>)>);
 
 impl PartitionNames {
-    fn get(&mut self, topic: &str, partition: i32) -> Arc<str> {
+    pub(super) fn get(&mut self, topic: &str, partition: i32) -> Arc<str> {
         if let Some((_, _, name)) = self
             .0
             .iter()
@@ -662,44 +698,104 @@ fn poll_batch(
     source: &Arc<str>,
     names: &mut PartitionNames,
 ) -> Option<Batch> {
-    let mut records = Vec::new();
-    let mut failed = Vec::new();
-    // The next offset of each partition the batch reached.
-    let mut reached: Vec<(String, i32, i64)> = Vec::new();
-    let mut wait = POLL_WAIT;
-    while records.len() + failed.len() < MAX_BATCH {
-        let message = match consumer.poll(wait) {
+    let mut batch = BatchBuilder::default();
+    read_queue(consumer, &mut batch, POLL_WAIT, spec, source, names)?;
+    batch.finish()
+}
+
+/// Reads the consumer's own queue into `batch` until the batch is full or the queue empty,
+/// waiting up to `wait` for the first message (polling also serves librdkafka's callbacks).
+/// `None` when the task stopped (see [`BatchBuilder::take`]).
+pub(super) fn read_queue(
+    consumer: &BaseConsumer<IntakeContext>,
+    batch: &mut BatchBuilder,
+    mut wait: Duration,
+    spec: &IntakeSpec,
+    source: &Arc<str>,
+    names: &mut PartitionNames,
+) -> Option<()> {
+    while batch.len() < MAX_BATCH {
+        match consumer.poll(wait) {
             None => break,
-            Some(Ok(m)) => m,
-            Some(Err(e)) if is_missing_topic(&e) => break,
+            Some(Ok(message)) => {
+                batch.take(&message, spec, source, names)?;
+            }
             Some(Err(e)) => {
-                tracing::warn!(connector = %spec.connector, error = %e, "Kafka consumer error.");
+                log_consumer_error(spec, &e);
                 break;
             }
-        };
+        }
         wait = Duration::ZERO;
+    }
+    Some(())
+}
+
+/// Logs what a poll returned instead of a message, unless it is expected: a partition's end
+/// (reported for an aligned reader), a listed topic Kafka does not have yet.
+pub(super) fn log_consumer_error(spec: &IntakeSpec, error: &rdkafka::error::KafkaError) {
+    match error {
+        rdkafka::error::KafkaError::PartitionEOF(_) => {}
+        e if is_missing_topic(e) => {}
+        e => tracing::warn!(connector = %spec.connector, error = %e, "Kafka consumer error."),
+    }
+}
+
+/// The batch being read: records converted, records that failed conversion, and the next
+/// offset of each partition it reached.
+#[derive(Default)]
+pub(super) struct BatchBuilder {
+    records: Vec<Record>,
+    failed: Vec<(Record, RecordError)>,
+    reached: Vec<(String, i32, i64)>,
+}
+
+impl BatchBuilder {
+    pub(super) fn len(&self) -> usize {
+        self.records.len() + self.failed.len()
+    }
+
+    /// Converts and adds a message: the record, `Some(None)` when it failed conversion (it is
+    /// a dead letter), `None` when the task stopped while the schema registry was away —
+    /// nothing of this batch may then be handed over or committed (the next owner reads it
+    /// again).
+    pub(super) fn take(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        spec: &IntakeSpec,
+        source: &Arc<str>,
+        names: &mut PartitionNames,
+    ) -> Option<Option<&mut Record>> {
         let (topic, partition, next) = (message.topic(), message.partition(), message.offset() + 1);
-        match reached
+        match self
+            .reached
             .iter_mut()
             .find(|(t, p, _)| *p == partition && t == topic)
         {
             Some((_, _, offset)) => *offset = next,
-            None => reached.push((topic.to_owned(), partition, next)),
+            None => self.reached.push((topic.to_owned(), partition, next)),
         }
         let position = names.get(topic, partition);
-        match convert_waiting(&message, spec, source, position) {
-            Some(Ok(record)) => records.push(record),
-            Some(Err(failure)) => failed.push(*failure),
-            // Stopped while the registry was away: nothing of this batch is handed over or
-            // committed; the next owner reads it again.
-            None => return None,
+        match convert_waiting(message, spec, source, position)? {
+            Ok(record) => {
+                self.records.push(record);
+                Some(self.records.last_mut())
+            }
+            Err(failure) => {
+                self.failed.push(*failure);
+                Some(None)
+            }
         }
     }
-    let offsets: Vec<(Value, Value)> = reached
-        .into_iter()
-        .map(|(t, p, next)| (partition_key(&t, p), json!({ "offset": next })))
-        .collect();
-    (!offsets.is_empty()).then_some((records, failed, offsets))
+
+    /// The batch, unless nothing was read.
+    pub(super) fn finish(self) -> Option<Batch> {
+        let offsets: Vec<(Value, Value)> = self
+            .reached
+            .into_iter()
+            .map(|(t, p, next)| (partition_key(&t, p), json!({ "offset": next })))
+            .collect();
+        (!offsets.is_empty()).then_some((self.records, self.failed, offsets))
+    }
 }
 
 /// A Kafka message as a record, through the sink's converters. On failure, the record keeps the
