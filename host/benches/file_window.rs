@@ -36,6 +36,8 @@ fn testdata(name: &str) -> PathBuf {
 
 /// The child: the two connectors, until the source has read every click.
 fn headwater_side(clicks: &Path, rows: u64) {
+    // As `headwater run` sets the process up (transparent huge pages off).
+    headwater::runtime::host::prepare_process().expect("turning transparent huge pages off");
     let work = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let elapsed = rt.block_on(async {

@@ -110,6 +110,8 @@ fn plain(bootstrap: &str, rows: u64) -> Duration {
 
 /// The child: the windowing sink connector, until it has taken in every click.
 fn headwater_side(bootstrap: &str, rows: u64) {
+    // As `headwater run` sets the process up (transparent huge pages off).
+    headwater::runtime::host::prepare_process().expect("turning transparent huge pages off");
     let work = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let (elapsed, cache) = rt.block_on(async {

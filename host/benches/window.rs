@@ -100,6 +100,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000_000);
     if let Ok(groups) = std::env::var("HEADWATER_BENCH_WINDOW_GROUPS") {
+        // As `headwater run` sets the process up (transparent huge pages off).
+        headwater::runtime::host::prepare_process().expect("turning transparent huge pages off");
         run(groups.parse().expect("group count"), events);
         return;
     }

@@ -224,6 +224,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => {
             init_tracing(args.log_format);
+            if let Err(e) = crate::runtime::host::prepare_process() {
+                tracing::debug!(error = %e, "Could not turn transparent huge pages off; memory use may be higher.");
+            }
             match run(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

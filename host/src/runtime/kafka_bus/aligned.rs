@@ -66,7 +66,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     // A fetch answer brings what one partition may bring (`max.partition.fetch.bytes`, 1 MiB),
     // whatever the broker does with the per-partition limit: tansu 0.6 ignores it and answered
     // with whole partitions (librdkafka's 50 MiB default), which then waited in their queues —
-    // 490 MiB of a 1M-click bench. Below a producer's batch size, tansu 0.6 answers nothing.
+    // 490 MiB of a 1M-click bench.
     ("fetch.max.bytes", "1048576"),
     // tansu 0.6 sleeps about half this wait before answering a fetch, data or not: with 1 MiB
     // answers, 100 ms capped the bench at ~140,000 records/s, 20 ms at ~170,000. A broker
