@@ -210,8 +210,9 @@ impl Chain {
         }
     }
 
-    /// True when the chain's first step is stateful and has event times (a window on event
-    /// time): [`Self::leading_event_time`] can tell records' event times.
+    /// True when the chain's first step is stateful and reads its records' fields (a window):
+    /// records' times are then what [`Self::leading_event_time`] says, never the Kafka
+    /// timestamps. A window on processing time gives none, and its input is read as it comes.
     pub fn leads_with_event_time(&self) -> bool {
         self.steps.first().is_some_and(
             |s| matches!(&s.transform, StepKind::Stateful(step) if step.reads_fields()),
