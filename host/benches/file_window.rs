@@ -24,6 +24,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "common/rss.rs"]
 mod rss;
+
+#[path = "common/run.rs"]
+mod run;
 use rss::peak_rss_mib;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -146,13 +149,10 @@ fn flink_side(python: &str, clicks_for_flink: &Path, rows: u64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let rows: u64 = std::env::var("HEADWATER_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
+    let rows = run::rows(2_000_000);
     if let Ok(clicks) = std::env::var("HEADWATER_BENCH_CLICKS") {
         headwater_side(Path::new(&clicks), rows);
         return;

@@ -29,6 +29,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "common/rss.rs"]
 mod rss;
+
+#[path = "common/run.rs"]
+mod run;
 use rss::peak_rss_mib;
 
 const TOPIC: &str = "bench-click-events";
@@ -179,13 +182,10 @@ fn headwater_side(bootstrap: &str, rows: u64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let rows: u64 = std::env::var("HEADWATER_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = run::rows(1_000_000);
     if let Ok(bootstrap) = std::env::var("HEADWATER_BENCH_BOOTSTRAP") {
         headwater_side(&bootstrap, rows);
         return;

@@ -48,6 +48,9 @@ impl Redis {
     }
 }
 
+#[path = "common/run.rs"]
+mod run;
+
 fn generate(path: &Path, rows: usize) {
     let mut out = BufWriter::new(std::fs::File::create(path).expect("create input"));
     for i in 0..rows {
@@ -142,13 +145,10 @@ fn redis_benchmark(port: u16, rows: usize) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let rows: usize = std::env::var("HEADWATER_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let rows = usize::try_from(run::rows(200_000)).unwrap_or(usize::MAX);
     let redis = Redis::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("rows.jsonl");

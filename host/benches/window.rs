@@ -26,6 +26,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "common/rss.rs"]
 mod rss;
+
+#[path = "common/run.rs"]
+mod run;
 use rss::peak_rss_mib;
 
 const BATCH: usize = 1000;
@@ -92,13 +95,10 @@ fn run(groups: u64, events: u64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let events: u64 = std::env::var("HEADWATER_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3_000_000);
+    let events = run::rows(3_000_000);
     if let Ok(groups) = std::env::var("HEADWATER_BENCH_WINDOW_GROUPS") {
         // As `headwater run` sets the process up (transparent huge pages off).
         headwater::runtime::host::prepare_process().expect("turning transparent huge pages off");

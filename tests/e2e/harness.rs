@@ -186,6 +186,16 @@ impl Host {
         }
     }
 
+    /// SIGSTOP: the process stops, as in a long pause, without knowing it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     /// SIGKILL: no cleanup of any kind.
     pub fn kill9(mut self) {
         let mut child = self.child.take().expect("host is running");

@@ -57,7 +57,12 @@ fn user_partition(user: &str, partitions: i32) -> i32 {
 }
 
 /// Produces clicks `ids` to a topic keyed by user: all of a user's clicks in one partition.
-fn produce_by_user(bootstrap: &str, topic: &str, partitions: i32, ids: std::ops::Range<i64>) {
+pub(crate) fn produce_by_user(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    ids: std::ops::Range<i64>,
+) {
     produce_routed(bootstrap, topic, ids, |i| {
         let (user, _, _) = click(i);
         (user_partition(&user, partitions), user)
@@ -104,7 +109,7 @@ fn create_topic(broker: &Service, topic: &str, partitions: i32) {
     crate::kafka::client(&["create", &broker.url, topic, &partitions.to_string()]);
 }
 
-type Windows = BTreeMap<(String, i64), (u64, u64)>;
+pub(crate) type Windows = BTreeMap<(String, i64), (u64, u64)>;
 
 /// Every window of clicks `range` that has fired once each partition's newest click is in:
 /// the watermark is the minimum over partitions of their newest event time minus the delay,
@@ -120,7 +125,7 @@ fn reference(range: std::ops::Range<i64>, partitions: i64) -> Windows {
 
 /// Every window of clicks `range` (a topic keyed by user) that has fired when each partition's
 /// windows follow that partition's own watermark (state per partition).
-fn reference_per_partition(range: std::ops::Range<i64>, partitions: i32) -> Windows {
+pub(crate) fn reference_per_partition(range: std::ops::Range<i64>, partitions: i32) -> Windows {
     fired(
         range,
         partitions as usize,
@@ -163,7 +168,7 @@ fn fired(
         .collect()
 }
 
-fn window_config(extra: Value) -> Value {
+pub(crate) fn window_config(extra: Value) -> Value {
     let mut config = json!({
         "topics": "click-events",
         "transforms": "window",
@@ -186,7 +191,7 @@ fn window_config(extra: Value) -> Value {
 }
 
 /// The last result per (user, window start) in the file sink's output.
-fn file_windows(ws: &Workspace) -> Windows {
+pub(crate) fn file_windows(ws: &Workspace) -> Windows {
     let mut out = Windows::new();
     // The sink's value converter (schemaless JSON) also writes its lines.
     for line in jsonl(&ws.path("out/windows.jsonl")) {
@@ -208,11 +213,13 @@ fn file_windows(ws: &Workspace) -> Windows {
 }
 
 fn kafka_workspace(broker: &Service) -> Workspace {
+    kafka_workspace_at(&broker.url)
+}
+
+/// A workspace whose worker reaches Kafka at `bootstrap`.
+pub(crate) fn kafka_workspace_at(bootstrap: &str) -> Workspace {
     let ws = Workspace::new();
-    ws.put_worker_config(&format!(
-        "[kafka]\nbootstrap_servers = \"{}\"\n",
-        broker.url
-    ));
+    ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
     ws
 }
 
@@ -314,7 +321,12 @@ fn a_four_partition_topic_windowed_per_user_survives_three_kill_9s() {
 
 /// A file sink windowing a topic keyed by user with state per partition (`tasks.max` 2).
 fn partitioned_workspace(broker: &Service) -> Workspace {
-    let ws = kafka_workspace(broker);
+    partitioned_workspace_at(&broker.url)
+}
+
+/// [`partitioned_workspace`] on the broker at `bootstrap`.
+pub(crate) fn partitioned_workspace_at(bootstrap: &str) -> Workspace {
+    let ws = kafka_workspace_at(bootstrap);
     let mut sink = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
     let config = window_config(json!({
         "tasks.max": "2",
@@ -361,10 +373,10 @@ fn assert_two_hosts_emit(
 }
 
 /// A window that differs: its key, the expected counts, and what was got.
-type Difference = ((String, i64), (u64, u64), Option<(u64, u64)>);
+pub(crate) type Difference = ((String, i64), (u64, u64), Option<(u64, u64)>);
 
 /// The windows that differ from `expected`, rather than two maps.
-fn differing(expected: &Windows, got: &Windows) -> Vec<Difference> {
+pub(crate) fn differing(expected: &Windows, got: &Windows) -> Vec<Difference> {
     expected
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(*v))

@@ -17,6 +17,7 @@ mod file_to_parquet;
 mod flink_parity;
 mod harness;
 mod kafka;
+mod kafka_scale_out;
 mod kafka_windows;
 mod online_store;
 mod postgres_cdc;

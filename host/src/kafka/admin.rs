@@ -44,6 +44,28 @@ impl TopicCreator {
         topic: &str,
         replication: Option<i32>,
     ) -> Result<(), ConnectorError> {
+        let partitions = self.settings.topic_partitions;
+        self.create(topic, partitions, replication, &[]).await
+    }
+
+    /// Creates `topic` compacted (a changelog: the newest value of each key is kept) with
+    /// `partitions`, unless it exists.
+    pub async fn ensure_compacted(
+        &self,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<(), ConnectorError> {
+        self.create(topic, partitions, None, &[("cleanup.policy", "compact")])
+            .await
+    }
+
+    async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: Option<i32>,
+        configs: &[(&str, &str)],
+    ) -> Result<(), ConnectorError> {
         if self.is_known(topic) {
             return Ok(());
         }
@@ -53,11 +75,10 @@ impl TopicCreator {
             .producer_config("headwater-admin")
             .create()
             .map_err(|e| connector_error("creating a Kafka admin client", e))?;
-        let new = NewTopic::new(
-            topic,
-            self.settings.topic_partitions,
-            TopicReplication::Fixed(replication),
-        );
+        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        for (key, value) in configs {
+            new = new.set(key, value);
+        }
         let options = AdminOptions::new()
             .operation_timeout(Some(CREATE_TIMEOUT))
             .request_timeout(Some(CREATE_TIMEOUT));
@@ -76,7 +97,7 @@ impl TopicCreator {
             // will tell whether the topic is really missing.
             tracing::warn!(
                 topic,
-                partitions = self.settings.topic_partitions,
+                partitions,
                 replication,
                 reason = %reason,
                 "Could not create the Kafka topic; writing to it anyway."

@@ -113,6 +113,15 @@ pub async fn delivered(pending: Pending) -> Result<(), KafkaError> {
     }
 }
 
+/// Waits for one delivery report; the offset the record was written at.
+pub async fn delivered_at(pending: Pending) -> Result<i64, KafkaError> {
+    match pending.await {
+        Ok(Ok(delivery)) => Ok(delivery.offset),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
 fn kafka_headers(headers: &[Header]) -> Option<OwnedHeaders> {
     if headers.is_empty() {
         return None;

@@ -17,6 +17,7 @@ use crate::converters::BuiltinConverter;
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::TopicSelector;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
+use crate::runtime::changelog::Changelog;
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::kafka_bus::intake::{self, EventTimeOf, IntakeSpec, Reading};
 use crate::runtime::kafka_bus::link::KafkaLink;
@@ -196,6 +197,15 @@ pub(super) fn start(
             } else {
                 None
             };
+            // State per Kafka partition moves between hosts through a changelog.
+            let changelog = match (&kafka, &prepared.partitioned) {
+                (Some(link), Some(_)) => Some(Arc::new(Changelog::new(&name, Arc::clone(link))?)),
+                _ => None,
+            };
+            let state = match (state, &changelog) {
+                (Some(state), Some(changelog)) => Some(state.with_changelog(Arc::clone(changelog))),
+                (state, _) => state,
+            };
             let shuffle_builder = prepared
                 .partitioned
                 .clone()
@@ -203,16 +213,23 @@ pub(super) fn start(
             // How the consumer reads, and the chain (or chains) its records go through.
             let (reading, sink_chain) = match (&state, prepared.partitioned) {
                 (Some(state), Some(builder)) => {
-                    let ownership = Ownership::new(state.kafka_offsets(&name));
+                    let ownership = Ownership::new();
+                    let changelog = changelog.ok_or_else(|| {
+                        ConnectorError::fatal(
+                            "keeping state per partition",
+                            "it needs Kafka (the worker's [kafka] section) for its changelog",
+                        )
+                    })?;
                     let chains = PartitionedChains::new(
                         &name,
                         builder,
                         Arc::clone(state.store()),
                         Arc::clone(&ownership),
+                        changelog,
                     );
                     (
-                        Reading::Partitioned(Arc::clone(&ownership)),
-                        SinkChain::PerPartition { chains, ownership },
+                        Reading::Partitioned(ownership),
+                        SinkChain::PerPartition { chains },
                     )
                 }
                 (Some(state), None) => (
@@ -258,6 +275,7 @@ pub(super) fn start(
                     (key_converter.clone(), value_converter.clone()),
                 ),
             };
+            let intake_stop = cancel.child_token();
             let intake = match &kafka {
                 Some(link) => {
                     let spec = IntakeSpec {
@@ -277,7 +295,10 @@ pub(super) fn start(
                         }),
                         inbox: inbox.clone(),
                         flush_now: Arc::clone(&flush_now),
-                        cancel: cancel.clone(),
+                        // The consumer also stops when the sink fails, leaving the group so
+                        // that its partitions go to the hosts still running (as Kafka Connect
+                        // stops a failed task's consumer).
+                        cancel: intake_stop.clone(),
                         sink_done: done.clone(),
                         on_failure: {
                             let (shared, name) = (Arc::clone(shared), name.clone());
@@ -305,6 +326,7 @@ pub(super) fn start(
                 held_newest_event: None,
                 flush_now,
                 done,
+                intake_stop,
                 state,
             };
             Handle::Sink(SinkHandle {

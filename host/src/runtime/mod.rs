@@ -6,6 +6,7 @@
 //! [`crate::api::registry::Registry`].
 pub mod ack;
 pub mod bus;
+pub mod changelog;
 pub mod dlq;
 pub mod host;
 pub mod kafka_bus;

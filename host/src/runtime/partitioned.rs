@@ -10,20 +10,18 @@
 //! keeps its own watermark, so a partition's results depend on its records alone, not on which
 //! partitions share a host: the same on any host, before and after a rebalance.
 //!
-//! The group's committed offsets follow the checkpoints (a batch is acknowledged once one holds
-//! it), so they never pass what a host's checkpoint holds for a partition it owned alone. A
-//! committed offset past the local checkpoint means another host read the partition meanwhile:
-//! the local state is stale and is dropped, and the partition starts again from the committed
-//! offset with empty state. Bringing that other host's state along is what a changelog topic is
-//! for (not built yet); until then, run such a sink on one host, or accept that a partition
-//! moving between hosts restarts its windows.
+//! A partition's state follows it from host to host through the connector's changelog
+//! (`crate::runtime::changelog`): a host assigned a partition restores its state before it
+//! processes a record of it, from the local store when that is current, else from the
+//! changelog, and resumes from the input positions that state holds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::api::options::Options;
 use crate::api::record::Record;
 use crate::api::transform::ChainContext;
+use crate::runtime::changelog::Changelog;
 use crate::state::{StateError, StateStore};
 use crate::transforms::chain::{Chain, ChainOutput};
 
@@ -32,6 +30,12 @@ use crate::transforms::chain::{Chain, ChainOutput};
 pub enum PartitionError {
     #[error("building the transform chain of partition {scope}: {issues}")]
     Build { scope: String, issues: String },
+    #[error("restoring the state of partition {scope}: {source}")]
+    Changelog {
+        scope: String,
+        #[source]
+        source: crate::runtime::changelog::ChangelogError,
+    },
     #[error("the state of partition {scope}: {source}")]
     State {
         scope: String,
@@ -154,21 +158,14 @@ struct OwnershipInner {
     /// Behind a repartition topic: the upstream partitions (`<topic>-<partition>`), each an
     /// input of every partition's windows.
     upstream: Vec<String>,
-    /// Kafka partitions whose local state another member has moved past: dropped before the
-    /// partition's next record.
-    stale: BTreeSet<(String, i32)>,
-    /// The next offset of each Kafka partition the last checkpoint holds.
-    checkpointed: HashMap<(String, i32), i64>,
+    /// State partitions assigned whose state is not restored yet, with the group's committed
+    /// offset of their Kafka partition: restored before the partition's next record.
+    to_restore: BTreeMap<String, Option<i64>>,
 }
 
 impl Ownership {
-    pub fn new(checkpointed: HashMap<(String, i32), i64>) -> Arc<Self> {
-        Arc::new(Self {
-            inner: Mutex::new(OwnershipInner {
-                checkpointed,
-                ..OwnershipInner::default()
-            }),
-        })
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
     }
 
     fn lock(&self) -> MutexGuard<'_, OwnershipInner> {
@@ -176,26 +173,14 @@ impl Ownership {
     }
 
     /// The group gave this member `partitions`, whose committed offsets are `committed`
-    /// (`None`: none committed). Returns the partitions whose local state is stale.
-    pub fn assign(&self, partitions: &[(String, i32, Option<i64>)]) -> Vec<String> {
+    /// (`None`: none committed): their state is restored before their next record.
+    pub fn assign(&self, partitions: &[(String, i32, Option<i64>)]) {
         let mut inner = self.lock();
-        let mut stale = Vec::new();
         for (topic, partition, committed) in partitions {
             let scope = scope_of_partition(topic, *partition);
-            let local = inner
-                .checkpointed
-                .get(&(topic.clone(), *partition))
-                .copied();
-            if let (Some(local), Some(committed)) = (local, committed)
-                && *committed > local
-            {
-                stale.push(scope.clone());
-                inner.stale.insert((topic.clone(), *partition));
-                inner.checkpointed.remove(&(topic.clone(), *partition));
-            }
+            inner.to_restore.insert(scope.clone(), *committed);
             inner.owned.insert(scope, (topic.clone(), *partition));
         }
-        stale
     }
 
     /// The group is taking `partitions` away: their chains are dropped at the next checkpoint
@@ -207,27 +192,18 @@ impl Ownership {
         }
     }
 
-    /// Notes the offsets a checkpoint holds.
-    pub fn checkpointed(&self, offsets: HashMap<(String, i32), i64>) {
-        self.lock().checkpointed.extend(offsets);
+    /// The partitions assigned since the last call, to restore, with their committed offsets.
+    fn take_to_restore(&self) -> BTreeMap<String, Option<i64>> {
+        std::mem::take(&mut self.lock().to_restore)
     }
 
-    fn take_stale(&self) -> BTreeSet<(String, i32)> {
-        std::mem::take(&mut self.lock().stale)
-    }
-
-    /// The owned partitions whose local state is not waiting to be dropped.
-    fn owned_fresh(&self) -> Vec<String> {
+    /// The owned partitions whose state is restored.
+    fn owned_restored(&self) -> Vec<String> {
         let inner = self.lock();
-        let stale: BTreeSet<String> = inner
-            .stale
-            .iter()
-            .map(|(t, p)| scope_of_partition(t, *p))
-            .collect();
         inner
             .owned
             .keys()
-            .filter(|s| !stale.contains(*s))
+            .filter(|s| !inner.to_restore.contains_key(*s))
             .cloned()
             .collect()
     }
@@ -256,6 +232,14 @@ impl Ownership {
     }
 }
 
+/// A partition restored: its state partition, and the input positions its state holds
+/// (`None`: those of the local checkpoint).
+#[derive(Debug)]
+pub struct RestoredPartition {
+    pub scope: String,
+    pub positions: Option<Vec<(serde_json::Value, u64)>>,
+}
+
 /// The chains of a sink keeping state per input partition, made on a partition's first record.
 #[derive(Debug)]
 pub struct PartitionedChains {
@@ -263,6 +247,7 @@ pub struct PartitionedChains {
     builder: ChainBuilder,
     store: Arc<StateStore>,
     ownership: Arc<Ownership>,
+    changelog: Arc<Changelog>,
     chains: BTreeMap<Arc<str>, Arc<Chain>>,
 }
 
@@ -272,18 +257,20 @@ impl PartitionedChains {
         builder: ChainBuilder,
         store: Arc<StateStore>,
         ownership: Arc<Ownership>,
+        changelog: Arc<Changelog>,
     ) -> Self {
         Self {
             connector: Arc::from(connector),
             builder,
             store,
             ownership,
+            changelog,
             chains: BTreeMap::new(),
         }
     }
 
     /// Runs a batch: each partition's records through that partition's chain, in order. Call
-    /// [`Self::drop_stale`] first.
+    /// [`Self::restore_assigned`] first.
     pub async fn apply(&mut self, records: Vec<Record>) -> Result<ChainOutput, PartitionError> {
         let mut by_scope: BTreeMap<Arc<str>, Vec<Record>> = BTreeMap::new();
         for record in records {
@@ -304,7 +291,7 @@ impl PartitionedChains {
     /// gets one first: its state is restored even before its next record, so a window end
     /// that was closing when the host stopped finishes closing.
     pub fn tick(&mut self) -> Result<ChainOutput, PartitionError> {
-        for scope in self.ownership.owned_fresh() {
+        for scope in self.ownership.owned_restored() {
             if !self.chains.contains_key(scope.as_str()) {
                 self.chain(&Arc::from(scope))?;
             }
@@ -326,35 +313,56 @@ impl PartitionedChains {
     }
 
     /// After a checkpoint: the chains of Kafka partitions the group took away leave memory
-    /// (their state is in the checkpoint).
+    /// (their state is in the checkpoint and the changelog), and their changelog partitions
+    /// are no longer written.
     pub fn release_revoked(&mut self) {
-        let ownership = Arc::clone(&self.ownership);
-        self.chains
-            .retain(|scope, _| **scope == *LOCAL_SCOPE || ownership.owns(scope));
+        let (ownership, changelog) = (Arc::clone(&self.ownership), Arc::clone(&self.changelog));
+        self.chains.retain(|scope, _| {
+            let keep = **scope == *LOCAL_SCOPE || ownership.owns(scope);
+            if !keep {
+                changelog.release(scope);
+            }
+            keep
+        });
     }
 
-    /// Drops the state of partitions another host read since this host's checkpoint (see
-    /// [`Ownership::assign`]), in memory and in the store; returns them, so the positions
-    /// absorbed from them are forgotten too.
-    pub fn drop_stale(&mut self) -> Result<Vec<(String, i32)>, PartitionError> {
-        let stale = self.ownership.take_stale();
-        for (topic, partition) in &stale {
-            let scope = scope_of_partition(topic, *partition);
+    /// Restores the state of the partitions assigned since the last call, before any of their
+    /// records (see `crate::runtime::changelog`). Returns the input positions each one's state
+    /// holds (`None`: the local checkpoint's). Call it with no checkpoint being written.
+    pub async fn restore_assigned(&mut self) -> Result<Vec<RestoredPartition>, PartitionError> {
+        let mut restored = Vec::new();
+        for (scope, committed) in self.ownership.take_to_restore() {
+            // A chain still in memory (the partition came back before it was let go) holds
+            // nothing its checkpoint lacks; it is built again from the restored state.
             self.chains.remove(scope.as_str());
-            self.store
-                .forget_scope(&scope)
-                .map_err(|source| PartitionError::State {
+            let started = std::time::Instant::now();
+            let outcome = self
+                .changelog
+                .restore(&self.store, &scope, committed)
+                .await
+                .map_err(|source| PartitionError::Changelog {
                     scope: scope.clone(),
                     source,
                 })?;
-            tracing::warn!(
+            tracing::info!(
                 connector = %self.connector,
                 partition = %scope,
-                "Another host read this partition since this host's checkpoint: its local \
-                 state is dropped and its windows start again from the group's offset."
+                changes_applied = outcome.applied,
+                epoch = outcome.epoch,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Partition state restored."
             );
+            restored.push(RestoredPartition {
+                scope,
+                positions: outcome.positions,
+            });
         }
-        Ok(stale.into_iter().collect())
+        Ok(restored)
+    }
+
+    /// Whether partitions wait to be restored.
+    pub fn restores_pending(&self) -> bool {
+        !self.ownership.lock().to_restore.is_empty()
     }
 
     fn chain(&mut self, scope: &Arc<str>) -> Result<Arc<Chain>, PartitionError> {
@@ -374,7 +382,6 @@ impl PartitionedChains {
         if !inputs.is_empty() {
             chain.assign(&inputs);
         }
-        tracing::debug!(connector = %self.connector, partition = %scope, "Partition state restored.");
         let chain = Arc::new(chain);
         self.chains.insert(Arc::clone(scope), Arc::clone(&chain));
         Ok(chain)
@@ -395,26 +402,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_state_is_stale_only_when_the_group_moved_past_it() {
-        let checkpointed = [(("t".to_owned(), 0), 100), (("t".to_owned(), 1), 100)];
-        let ownership = Ownership::new(checkpointed.into_iter().collect());
-        let stale = ownership.assign(&[
-            // Committed before the checkpoint (a crash between the two): replayed, deduplicated.
-            ("t".into(), 0, Some(90)),
-            // Committed past it: another host read 1 meanwhile.
-            ("t".into(), 1, Some(120)),
-            // Never checkpointed here.
-            ("t".into(), 2, Some(50)),
-        ]);
-        assert_eq!(stale, ["t-1"]);
-        assert!(ownership.owns("t-0") && ownership.owns("t-1") && ownership.owns("t-2"));
-        // A stale partition gets no chain before its state is dropped.
-        assert_eq!(ownership.owned_fresh(), ["t-0", "t-2"]);
+    fn an_assigned_partition_is_restored_before_it_counts_as_owned() {
+        let ownership = Ownership::new();
+        ownership.assign(&[("t".into(), 0, Some(90)), ("t".into(), 1, None)]);
+        assert!(ownership.owns("t-0") && ownership.owns("t-1"));
+        // No chain is made for a partition before its state is restored.
+        assert!(ownership.owned_restored().is_empty());
+        let to_restore = ownership.take_to_restore();
         assert_eq!(
-            ownership.take_stale().into_iter().collect::<Vec<_>>(),
-            [("t".to_owned(), 1)]
+            to_restore.into_iter().collect::<Vec<_>>(),
+            [("t-0".to_owned(), Some(90)), ("t-1".to_owned(), None)]
         );
-        assert_eq!(ownership.owned_fresh(), ["t-0", "t-1", "t-2"]);
+        assert_eq!(ownership.owned_restored(), ["t-0", "t-1"]);
         ownership.revoke(&[("t".into(), 0)]);
         assert!(!ownership.owns("t-0"));
     }

@@ -37,8 +37,9 @@ pub const TASKS_MAX: ConfigKey = ConfigKey::new(
     KeyType::Int,
     "Maximum number of tasks. Headwater runs one task per connector and scales across hosts \
      instead. For a sink with windows or stateful plugins reading Kafka, above 1 means the \
-     hosts running it share its partitions: state is kept per input partition (see State and \
-     checkpoints); 1 reads every partition on each host.",
+     hosts running it share its partitions: state is kept per input partition and moves with it \
+     between hosts through the connector's changelog topic (see State and checkpoints); 1 reads \
+     every partition on each host.",
 )
 .with_default("1");
 
@@ -225,9 +226,11 @@ impl Prepared {
                  group connect-{name} (cooperative-sticky), so the hosts running this connector \
                  share the partitions; each partition's windows and watermark are its own, \
                  checkpointed with its offset in {store}; windows group by fields the topics \
-                 are keyed by (group.by.partitioned), so no repartition topic is created; a \
-                 partition that moves to another host starts its windows again there (no \
-                 changelog yet)",
+                 are keyed by (group.by.partitioned), so no repartition topic is created; each \
+                 checkpoint is copied to the compacted changelog \
+                 headwater-{name}-<topic>-changelog (one per input topic, created with its \
+                 partitions), through which each partition's state follows it to whichever \
+                 host the group gives it",
                 name = self.config.name
             ),
             ConnectorType::Sink => format!(

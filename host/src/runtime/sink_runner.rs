@@ -15,7 +15,7 @@ use crate::runtime::ack::AckToken;
 use crate::runtime::bus::{Delivery, Subscription};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
-use crate::runtime::partitioned::{Ownership, PartitionError, PartitionedChains};
+use crate::runtime::partitioned::{PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_state::{KafkaOffsets, SinkState, written};
 use crate::state::StateError;
@@ -28,10 +28,7 @@ const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// `crate::runtime::partitioned`).
 pub(super) enum SinkChain {
     One(Arc<Chain>),
-    PerPartition {
-        chains: PartitionedChains,
-        ownership: Arc<Ownership>,
-    },
+    PerPartition { chains: PartitionedChains },
 }
 
 impl SinkChain {
@@ -61,16 +58,32 @@ impl SinkChain {
         }
     }
 
-    /// Drops the state of partitions another host read meanwhile, and the positions absorbed
-    /// from them (records from the group's offset on are new to the empty state).
-    fn drop_stale(&mut self, state: &mut SinkState, name: &str) -> Result<(), ConnectorError> {
-        if let Self::PerPartition { chains, .. } = self {
-            for (topic, partition) in chains
-                .drop_stale()
-                .map_err(|e| ConnectorError::retriable("dropping a partition's stale state", e))?
-            {
-                state.forget_kafka_partition(name, &topic, partition);
+    /// Restores the state of partitions assigned since the last call, before any of their
+    /// records is processed, and takes the input positions it holds.
+    async fn restore_assigned(
+        &mut self,
+        state: &mut SinkState,
+        name: &str,
+    ) -> Result<(), ConnectorError> {
+        let Self::PerPartition { chains, .. } = self else {
+            return Ok(());
+        };
+        if !chains.restores_pending() {
+            return Ok(());
+        }
+        // A checkpoint being written would put back the positions the restore replaces.
+        self.settle(state).await?;
+        let Self::PerPartition { chains, .. } = self else {
+            return Ok(());
+        };
+        let restored = chains.restore_assigned().await.map_err(|e| match &e {
+            PartitionError::Changelog { source, .. } if !source.lost => {
+                ConnectorError::retriable("restoring a partition's state", e)
             }
+            _ => ConnectorError::fatal("restoring a partition's state", e),
+        })?;
+        for partition in restored {
+            state.restored(name, &partition.scope, partition.positions.as_deref());
         }
         Ok(())
     }
@@ -117,10 +130,7 @@ impl SinkChain {
         state: &SinkState,
         written: Result<KafkaOffsets, StateError>,
     ) -> Result<(), ConnectorError> {
-        let offsets = written.map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
-        if let Self::PerPartition { ownership, .. } = self {
-            ownership.checkpointed(offsets);
-        }
+        written.map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
         self.release_revoked(state);
         Ok(())
     }
@@ -151,6 +161,8 @@ pub(super) struct SinkRunner {
     pub(super) flush_now: Arc<Notify>,
     /// Cancelled when this runner has finished: flushed what it could, or failed.
     pub(super) done: CancellationToken,
+    /// Stops the sink's Kafka consumer (cancelled when the sink fails).
+    pub(super) intake_stop: CancellationToken,
     /// With a stateful chain: what it absorbed and the acknowledgements awaiting a checkpoint.
     pub(super) state: Option<SinkState>,
 }
@@ -203,6 +215,10 @@ impl SinkRunner {
                 tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
             }
             fail(&self.shared, &self.name, &e);
+            // Its Kafka consumer commits what was acknowledged and leaves the group at once:
+            // the partitions go on on the other hosts instead of waiting for this one.
+            self.done.cancel();
+            self.intake_stop.cancel();
             // A failed sink keeps its subscription without reading it: its inbox fills and
             // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
             // would let sources commit records no sink received.
@@ -296,7 +312,7 @@ impl SinkRunner {
     /// Lets a stateful chain act on processing time (idle inputs let the watermark move).
     async fn tick(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
         if let Some(state) = self.state.as_mut() {
-            self.chain.drop_stale(state, &self.name)?;
+            self.chain.restore_assigned(state, &self.name).await?;
         }
         let out = self.chain.tick();
         if out.fatal.is_none() && out.kept.is_empty() && out.failed.is_empty() {
@@ -322,7 +338,7 @@ impl SinkRunner {
         let (records, failed) = match self.state.as_mut() {
             // Records a checkpoint already holds (a local source replaying) are skipped.
             Some(state) => {
-                self.chain.drop_stale(state, &self.name)?;
+                self.chain.restore_assigned(state, &self.name).await?;
                 state.absorb(records, failed)
             }
             None => (records, failed),

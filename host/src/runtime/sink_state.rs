@@ -24,6 +24,7 @@ use crate::api::error::RecordError;
 use crate::api::offsets::SourceOffsets;
 use crate::api::record::Record;
 use crate::runtime::ack::AckToken;
+use crate::runtime::changelog::Changelog;
 use crate::state::{StateError, StateStore};
 use crate::transforms::chain::Chain;
 
@@ -58,6 +59,16 @@ impl Layout {
     }
 }
 
+/// The state partition of a Kafka position's partition (`{"topic":"t","partition":1}` → `t-1`).
+fn scope_of_position(partition: &str) -> Option<String> {
+    let p: Value = serde_json::from_str(partition).ok()?;
+    Some(format!(
+        "{}-{}",
+        p["topic"].as_str()?,
+        p["partition"].as_i64()?
+    ))
+}
+
 fn is_marker(record: &Record) -> bool {
     record
         .headers
@@ -79,6 +90,8 @@ pub struct SinkState {
     last_checkpoint: Instant,
     /// The checkpoint being written, if one is.
     writing: Option<Writing>,
+    /// With state per Kafka partition: where each checkpoint is copied first.
+    changelog: Option<Arc<Changelog>>,
 }
 
 impl SinkState {
@@ -133,7 +146,14 @@ impl SinkState {
             changed: false,
             last_checkpoint: Instant::now(),
             writing: None,
+            changelog: None,
         })
+    }
+
+    /// Copies every checkpoint to `changelog` before writing it locally.
+    pub fn with_changelog(mut self, changelog: Arc<Changelog>) -> Self {
+        self.changelog = Some(changelog);
+        self
     }
 
     /// Every Kafka offset of `connector`'s own consumer in the checkpoint, by (topic, partition).
@@ -154,12 +174,24 @@ impl SinkState {
             .collect()
     }
 
-    /// Forgets what was absorbed from a Kafka partition of `connector`'s consumer whose state
-    /// was dropped (another host read it meanwhile).
-    pub fn forget_kafka_partition(&mut self, connector: &str, topic: &str, partition: i32) {
-        let key = crate::runtime::kafka_bus::intake::partition_key(topic, partition).to_string();
-        self.absorbed
-            .remove(&(Arc::from(connector), Arc::from(key.as_str())));
+    /// A partition's state was restored (see `crate::runtime::changelog`): the positions
+    /// absorbed from its inputs are those its state holds (`None`: as checkpointed here).
+    pub fn restored(&mut self, connector: &str, scope: &str, positions: Option<&[(Value, u64)]>) {
+        let Some(positions) = positions else {
+            return;
+        };
+        self.absorbed.retain(|(source, partition), _| {
+            **source != *connector || scope_of_position(partition).as_deref() != Some(scope)
+        });
+        for (partition, offset) in positions {
+            self.absorbed.insert(
+                (
+                    Arc::from(connector),
+                    Arc::from(partition.to_string().as_str()),
+                ),
+                *offset,
+            );
+        }
     }
 
     /// Drops the records of a batch the state already holds (a replay of what a checkpoint
@@ -247,6 +279,17 @@ impl SinkState {
             .then(|| tokio::time::Instant::from_std(self.last_checkpoint + wait))
     }
 
+    /// The positions absorbed from `connector`'s own consumer, by input partition.
+    fn positions_of(&self, connector: &str) -> Vec<(Value, u64)> {
+        self.absorbed
+            .iter()
+            .filter(|((source, _), _)| **source == *connector)
+            .filter_map(|((_, partition), offset)| {
+                Some((serde_json::from_str(partition).ok()?, *offset))
+            })
+            .collect()
+    }
+
     /// The positions absorbed, in the checkpoint's form.
     fn offsets(&self) -> SourceOffsets {
         let mut offsets = SourceOffsets::default();
@@ -283,7 +326,30 @@ impl SinkState {
             chains.iter().try_for_each(|c| c.write_state(writer))
         })?;
         let store = Arc::clone(&self.store);
-        let task = tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot));
+        let task = match &self.changelog {
+            None => tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot)),
+            Some(changelog) => {
+                let changelog = Arc::clone(changelog);
+                let positions = self.positions_of(connector);
+                tokio::spawn(async move {
+                    let mut snapshot = snapshot;
+                    changelog
+                        .write(&store, &mut snapshot, &positions)
+                        .await
+                        .map_err(|e| StateError {
+                            path: store.path().to_owned(),
+                            message: e.to_string(),
+                        })?;
+                    let path = store.path().to_owned();
+                    tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot))
+                        .await
+                        .map_err(|e| StateError {
+                            path,
+                            message: format!("the checkpoint task failed: {e}"),
+                        })?
+                })
+            }
+        };
         self.writing = Some(Writing {
             task,
             tokens: std::mem::take(&mut self.unconfirmed),

@@ -27,10 +27,12 @@ use crate::api::offsets::SourceOffsets;
 use crate::api::record::Record;
 use crate::api::transform::{BatchOutput, BatchTransform, TransformError};
 
+mod scope;
 mod snapshot;
 mod table;
 
-pub use snapshot::{Change, Changes, Snapshot};
+pub use scope::{Import, ScopeChange, scope_of_name};
+pub use snapshot::{Change, Changes, Snapshot, SnapshotView};
 use snapshot::{InFlight, SnapshotWrite};
 pub use table::{Entry, Page, StateTable, prefix_end};
 

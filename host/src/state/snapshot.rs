@@ -32,6 +32,24 @@ pub(super) enum SnapshotWrite {
     },
 }
 
+/// One write of a [`Snapshot`], as [`Snapshot::view`] shows it.
+#[derive(Debug)]
+pub enum SnapshotView<'a> {
+    Changes {
+        table: &'a str,
+        changes: &'a Changes,
+    },
+    /// Every entry of `table` whose key starts with one of `prefixes` is deleted.
+    RemovePrefixes {
+        table: &'a str,
+        prefixes: &'a [Vec<u8>],
+    },
+    Meta {
+        name: &'a str,
+        value: &'a [u8],
+    },
+}
+
 /// A checkpoint's writes, recorded and not yet written (see the module documentation).
 pub struct Snapshot {
     generation: u64,
@@ -85,6 +103,23 @@ impl Snapshot {
             name: name.to_owned(),
             value: value.to_vec(),
         });
+    }
+
+    /// The writes recorded, in order (what a changelog copies before the store writes them).
+    pub fn view(&self) -> impl Iterator<Item = SnapshotView<'_>> {
+        self.writes.iter().map(|w| match w {
+            SnapshotWrite::Changes { table, changes } => SnapshotView::Changes { table, changes },
+            SnapshotWrite::RemovePrefixes { table, prefixes } => {
+                SnapshotView::RemovePrefixes { table, prefixes }
+            }
+            SnapshotWrite::Meta { name, value } => SnapshotView::Meta { name, value },
+        })
+    }
+
+    /// Adds a metadata value to write with the rest (where the changelog holds this
+    /// checkpoint, known once it is produced).
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.record_meta(name, value);
     }
 
     pub(super) fn take_writes(&mut self) -> Vec<SnapshotWrite> {

@@ -222,16 +222,17 @@ impl ConsumerContext for IntakeContext {
 }
 
 impl IntakeContext {
-    /// Tells the sink's partitioned state which partitions it owns now, and which of them
-    /// another member read past this host's checkpoint (their local state is stale).
+    /// Tells the sink's partitioned state which partitions it owns now, with the group's
+    /// offsets its restore checks the changelog against.
     fn assign_partitioned(
         &self,
         consumer: &BaseConsumer<Self>,
         ownership: &Ownership,
         partitions: &TopicPartitionList,
     ) {
-        // Whether the local state is current depends on the group's offsets: without them the
-        // task cannot tell, and stops (FAILED, with the reason) rather than guess.
+        // A restore checks the changelog against the group's offsets: without them the task
+        // cannot tell whether the state it finds is the one they need, and stops (FAILED, with
+        // the reason) rather than guess.
         let committed = match committed_offsets(consumer, partitions) {
             Ok(committed) => committed,
             Err(e) => {
@@ -277,10 +278,7 @@ impl IntakeContext {
                 }
             }
         }
-        let stale = ownership.assign(&assigned);
-        if !stale.is_empty() {
-            tracing::warn!(connector = %self.connector, partitions = ?stale, "Partitions another host read since this host's checkpoint; their state starts again (no changelog yet).");
-        }
+        ownership.assign(&assigned);
     }
 }
 

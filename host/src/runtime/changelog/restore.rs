@@ -1,0 +1,561 @@
+//! Restoring a state partition from its changelog when this host is assigned the partition,
+//! and claiming it (see the module documentation of `super`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use super::record::{self, Decoded, EPOCH_HEADER, Marker};
+use super::{Changelog, ChangelogError, Claim, input_of, local_key, topic_name};
+use crate::api::offsets::SourceOffsets;
+use crate::kafka::producer::delivered_at;
+use crate::state::{Import, ScopeChange, StateError, StateStore};
+
+/// How long a read may go without a record before the changelog counts as unreadable.
+const READ_STALL: Duration = Duration::from_secs(30);
+/// How long a metadata or watermark request may take.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
+/// Changes applied to the local store per commit while restoring, so a restore of millions of
+/// entries holds a bounded part of them in memory. Replaying the log from the last marker the
+/// store holds gives the same state over any prefix of it already applied, so a restore cut
+/// short resumes safely.
+const CHUNK: usize = 50_000;
+
+/// What a restore gives the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// The input positions the state holds (those of the partition's inputs), or `None` when
+    /// the local checkpoint's are current.
+    pub positions: Option<Vec<(Value, u64)>>,
+    /// Changes applied from the changelog (0: the local state was current).
+    pub applied: u64,
+    /// The epoch this host now writes the partition with.
+    pub epoch: u64,
+}
+
+/// Where the local store holds a state partition's changelog.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct Local {
+    offset: i64,
+    epoch: u64,
+}
+
+impl Changelog {
+    /// Brings the state of `scope` (a Kafka partition assigned to this host) up to the newest
+    /// checkpoint its changelog holds, then claims the partition. `committed`: the group's
+    /// offset of the input partition. Fails, naming the changelog, when the state there cannot
+    /// be what the group's offset needs — never with an empty state taken as the truth.
+    pub async fn restore(
+        &self,
+        store: &Arc<StateStore>,
+        scope: &str,
+        committed: Option<i64>,
+    ) -> Result<Restored, ChangelogError> {
+        let Some((input, partition)) = input_of(scope) else {
+            return Err(ChangelogError {
+                topic: format!("headwater-{}-*-changelog", self.connector),
+                partition: -1,
+                message: format!("{scope} is not a Kafka partition"),
+                lost: true,
+                fenced: false,
+            });
+        };
+        let mut claim = Claim {
+            topic: topic_name(&self.connector, input),
+            partition,
+            epoch: 0,
+            positions: Vec::new(),
+            next: 0,
+        };
+        self.ensure_topic(&claim, input).await?;
+        let local = match store.meta(&local_key(scope)) {
+            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Local>(&b).ok()),
+            Err(e) => return Err(claim.error(e.to_string())),
+        };
+        let settings = self.link.settings.clone();
+        let (reader, mut replay, end) = {
+            let (store, scope, for_read) = (Arc::clone(store), scope.to_owned(), claim.clone());
+            tokio::task::spawn_blocking(move || -> Result<_, ChangelogError> {
+                let claim = for_read;
+                let reader = Reader::new(&settings, &claim)?;
+                let low = reader.log_start()?;
+                let (from, import, epoch) = match local {
+                    Some(l) if low <= l.offset + 1 => (l.offset + 1, Import::OnTop, l.epoch),
+                    None if low == 0 => (0, Import::Replace, 0),
+                    _ => {
+                        let needed = local.map_or(0, |l| l.offset + 1);
+                        return Err(claim.lost(format!(
+                            "the log starts at offset {low}, but the state needs it from offset \
+                             {needed}: the records before it were deleted (a changelog must be \
+                             compacted, cleanup.policy=compact, never deleted by retention)"
+                        )));
+                    }
+                };
+                let mut replay = Replay::new(scope, store, import, epoch);
+                let end = reader.read(from, Until::End, &mut replay)?;
+                Ok((reader, replay, end))
+            })
+            .await
+            .map_err(|e| claim.error(format!("the restore task failed: {e}")))??
+        };
+        let positions = match replay.positions.clone() {
+            Some(positions) => Some(positions),
+            None if replay.import == Import::Replace && local.is_none() => {
+                let positions = self.without_marker(store, scope, committed, &claim)?;
+                if positions.is_some() {
+                    // State kept here from before the changelog existed: kept, and written out.
+                    replay.import = Import::OnTop;
+                    replay.seed = Some(
+                        store
+                            .export_scope(scope)
+                            .map_err(|e| claim.error(e.to_string()))?,
+                    );
+                }
+                positions
+            }
+            None => None,
+        };
+        if let (Some(positions), Some(committed)) = (&positions, committed) {
+            check_committed(positions, input, partition, committed, &claim)?;
+        }
+        // Claim the partition: a higher epoch than any before, so what an earlier owner writes
+        // from now on is ignored.
+        claim.epoch = replay.epoch.max(local.map_or(0, |l| l.epoch)) + 1;
+        let value = serde_json::to_vec(&Marker {
+            epoch: claim.epoch,
+            positions: None,
+        })
+        .unwrap_or_default();
+        let pending = self
+            .queue(&claim, record::marker_key(), Some(value))
+            .await?;
+        let mut last = delivered_at(pending)
+            .await
+            .map_err(|e| claim.error(format!("writing the claim: {e}")))?;
+        // Records written between the read and the claim (by an owner that has not noticed it
+        // lost the partition) precede the claim: readers apply them, so this host does too.
+        let (mut replay, reader) = tokio::task::spawn_blocking(move || {
+            let read = reader.read(end, Until::Offset(last), &mut replay);
+            read.map(|_| (replay, reader))
+        })
+        .await
+        .map_err(|e| claim.error(format!("the restore task failed: {e}")))??;
+        drop(reader);
+        let positions = replay.positions.clone().or(positions);
+        if let Some(seed) = replay.seed.take() {
+            last = self
+                .write_group(&claim, &seed, positions.clone().unwrap_or_default())
+                .await?;
+        }
+        replay
+            .finish(last, claim.epoch, positions.as_deref(), &self.connector)
+            .map_err(|e| claim.error(e.to_string()))?;
+        claim.next = last + 1;
+        claim.positions = match &positions {
+            Some(p) => p.clone(),
+            None => local_positions(store, &self.connector, scope)
+                .map_err(|e| claim.error(e.to_string()))?,
+        };
+        let restored = Restored {
+            positions,
+            applied: replay.applied,
+            epoch: claim.epoch,
+        };
+        self.claims().insert(scope.to_owned(), claim);
+        Ok(restored)
+    }
+
+    /// No marker in the changelog and no changelog position here: either state this host kept
+    /// before the connector had a changelog (written out after the claim), a new partition, or
+    /// lost state.
+    fn without_marker(
+        &self,
+        store: &StateStore,
+        scope: &str,
+        committed: Option<i64>,
+        claim: &Claim,
+    ) -> Result<Option<Vec<(Value, u64)>>, ChangelogError> {
+        let positions = local_positions(store, &self.connector, scope)
+            .map_err(|e| claim.error(e.to_string()))?;
+        if !positions.is_empty() {
+            return Ok(Some(positions));
+        }
+        match committed {
+            Some(offset) => Err(claim.lost(format!(
+                "it holds no state of {scope}, but the group has read that partition up to \
+                 offset {offset}: the state is lost (was the changelog topic deleted?). Reset \
+                 the connector's offsets (DELETE /connectors/{}/offsets) to start over",
+                self.connector
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `changes` and a checkpoint marker with `positions`; returns the marker's offset.
+    async fn write_group(
+        &self,
+        claim: &Claim,
+        changes: &[ScopeChange],
+        positions: Vec<(Value, u64)>,
+    ) -> Result<i64, ChangelogError> {
+        let mut pending = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (key, value) = record::encode(change);
+            pending.push(self.queue(claim, key, value).await?);
+        }
+        let marker = serde_json::to_vec(&Marker {
+            epoch: claim.epoch,
+            positions: Some(positions),
+        })
+        .unwrap_or_default();
+        let marker = self
+            .queue(claim, record::marker_key(), Some(marker))
+            .await?;
+        for p in pending {
+            delivered_at(p)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+        }
+        delivered_at(marker)
+            .await
+            .map_err(|e| claim.error(e.to_string()))
+    }
+
+    /// Creates the changelog topic (compacted, as many partitions as the input topic) unless
+    /// it exists, and checks it has the partition.
+    async fn ensure_topic(&self, claim: &Claim, input: &str) -> Result<(), ChangelogError> {
+        let mut had = self.partitions(claim, &claim.topic).await?;
+        if had == 0 {
+            let count = i32::try_from(self.partitions(claim, input).await?)
+                .unwrap_or(i32::MAX)
+                .max(claim.partition + 1);
+            self.link
+                .topics
+                .ensure_compacted(&claim.topic, count)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+            had = self.partitions(claim, &claim.topic).await?;
+            if had == 0 {
+                return Err(claim.error(format!(
+                    "the topic does not exist and could not be created (see the warning \
+                     before): create it with cleanup.policy=compact and {count} partitions, one \
+                     per partition of {input}"
+                )));
+            }
+        }
+        if had <= usize::try_from(claim.partition).unwrap_or(0) {
+            return Err(claim.lost(format!(
+                "the topic has {had} partitions; the state of {input} partition {} needs one \
+                 per input partition (add partitions to it as you did to {input})",
+                claim.partition
+            )));
+        }
+        Ok(())
+    }
+
+    /// How many partitions `topic` has (0: it does not exist).
+    async fn partitions(&self, claim: &Claim, topic: &str) -> Result<usize, ChangelogError> {
+        let (settings, name) = (self.link.settings.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<usize, KafkaError> {
+            let consumer: BaseConsumer = settings
+                .consumer_config("headwater-changelog", "headwater-changelog")
+                .create()?;
+            let metadata = consumer.fetch_metadata(Some(&name), REQUEST_WAIT)?;
+            Ok(metadata
+                .topics()
+                .first()
+                .filter(|t| t.error().is_none())
+                .map_or(0, |t| t.partitions().len()))
+        })
+        .await
+        .map_err(|e| claim.error(e.to_string()))?
+        .map_err(|e| claim.error(format!("reading the metadata of {topic}: {e}")))
+    }
+}
+
+/// The positions the local checkpoint holds of `scope`'s inputs.
+fn local_positions(
+    store: &StateStore,
+    connector: &str,
+    scope: &str,
+) -> Result<Vec<(Value, u64)>, StateError> {
+    let offsets = store.checkpointed_offsets()?.unwrap_or_default();
+    Ok(offsets
+        .iter()
+        .filter(|(key, _)| {
+            key["source"] == connector
+                && scope_of_partition(&key["partition"]) == Some(scope.to_owned())
+        })
+        .filter_map(|(key, offset)| Some((key["partition"].clone(), offset["offset"].as_u64()?)))
+        .collect())
+}
+
+fn scope_of_partition(partition: &Value) -> Option<String> {
+    Some(format!(
+        "{}-{}",
+        partition["topic"].as_str()?,
+        partition["partition"].as_i64()?
+    ))
+}
+
+/// The group's offset is never past the checkpoint the changelog holds: the group commits
+/// only what a checkpoint holds, and the changelog has it before.
+fn check_committed(
+    positions: &[(Value, u64)],
+    input: &str,
+    partition: i32,
+    committed: i64,
+    claim: &Claim,
+) -> Result<(), ChangelogError> {
+    let held = positions
+        .iter()
+        .find(|(p, _)| p["topic"] == input && p["partition"] == partition && p.get("src").is_none())
+        .map(|(_, offset)| i64::try_from(*offset).unwrap_or(i64::MAX).saturating_add(1));
+    match held {
+        Some(next) if committed > next => Err(claim.lost(format!(
+            "its newest checkpoint holds {input} partition {partition} up to offset {next}, but \
+             the group has read up to {committed}: the changelog lost records (was it deleted, \
+             or not compacted?)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Applying a changelog's records in order: changes wait for the marker that ends their
+/// checkpoint; records of an epoch older than the newest claim are ignored.
+struct Replay {
+    scope: String,
+    store: Arc<StateStore>,
+    import: Import,
+    /// The newest epoch seen.
+    epoch: u64,
+    pending: Vec<ScopeChange>,
+    ready: Vec<ScopeChange>,
+    positions: Option<Vec<(Value, u64)>>,
+    applied: u64,
+    /// State of the scope from before the changelog, to write out (see `without_marker`).
+    seed: Option<Vec<ScopeChange>>,
+}
+
+impl Replay {
+    fn new(scope: String, store: Arc<StateStore>, import: Import, epoch: u64) -> Self {
+        Self {
+            scope,
+            store,
+            import,
+            epoch,
+            pending: Vec::new(),
+            ready: Vec::new(),
+            positions: None,
+            applied: 0,
+            seed: None,
+        }
+    }
+
+    fn record(&mut self, epoch: u64, decoded: Decoded) -> Result<(), StateError> {
+        if epoch < self.epoch {
+            return Ok(());
+        }
+        if epoch > self.epoch {
+            // A new owner: what the one before left unfinished is void.
+            self.pending.clear();
+            self.epoch = epoch;
+        }
+        match decoded {
+            Decoded::Change(change) => self.pending.push(change),
+            Decoded::Marker(Marker {
+                positions: Some(positions),
+                ..
+            }) => {
+                self.applied += self.pending.len() as u64;
+                self.ready.append(&mut self.pending);
+                self.positions = Some(positions);
+                if self.ready.len() >= CHUNK {
+                    self.apply(None)?;
+                }
+            }
+            Decoded::Marker(Marker {
+                positions: None, ..
+            }) => self.pending.clear(),
+        }
+        Ok(())
+    }
+
+    /// Writes the changes ready, and `positions` (of `connector`'s inputs) when given.
+    fn apply(&mut self, positions: Option<(&[(Value, u64)], &str)>) -> Result<(), StateError> {
+        if self.ready.is_empty() && positions.is_none() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.ready);
+        let scope = self.scope.clone();
+        self.store
+            .import_scope(&self.scope, self.import, changes, |offsets| {
+                if let Some((positions, connector)) = positions {
+                    replace_positions(offsets, connector, &scope, positions);
+                }
+            })?;
+        self.import = Import::OnTop;
+        Ok(())
+    }
+
+    /// The last commit: what is ready, the changelog position `last` and `epoch`, and the
+    /// input positions (`None`: the local ones stay).
+    fn finish(
+        &mut self,
+        last: i64,
+        epoch: u64,
+        positions: Option<&[(Value, u64)]>,
+        connector: &str,
+    ) -> Result<(), StateError> {
+        self.ready.push(ScopeChange::Meta {
+            name: local_key(&self.scope),
+            value: json!({"offset": last, "epoch": epoch})
+                .to_string()
+                .into_bytes(),
+        });
+        self.apply(positions.map(|p| (p, connector)))
+    }
+}
+
+/// Sets the positions of `scope`'s inputs in a checkpoint's offsets to `positions`.
+fn replace_positions(
+    offsets: &mut SourceOffsets,
+    connector: &str,
+    scope: &str,
+    positions: &[(Value, u64)],
+) {
+    let old: Vec<Value> = offsets
+        .iter()
+        .filter(|(key, _)| {
+            key["source"] == connector
+                && scope_of_partition(&key["partition"]).as_deref() == Some(scope)
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in old {
+        offsets.remove(&key);
+    }
+    for (partition, offset) in positions {
+        offsets.insert(
+            json!({"source": connector, "partition": partition}),
+            json!({"offset": offset}),
+        );
+    }
+}
+
+/// A consumer of one changelog partition, outside any group.
+struct Reader {
+    consumer: BaseConsumer,
+    claim: Claim,
+}
+
+impl Reader {
+    fn new(settings: &crate::kafka::KafkaSettings, claim: &Claim) -> Result<Self, ChangelogError> {
+        let mut config = settings.consumer_config("headwater-changelog", "headwater-changelog");
+        config.set("enable.partition.eof", "true");
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| claim.error(format!("creating a consumer: {e}")))?;
+        Ok(Self {
+            consumer,
+            claim: claim.clone(),
+        })
+    }
+
+    /// The log's first offset.
+    fn log_start(&self) -> Result<i64, ChangelogError> {
+        // Only the start: tansu 0.6 answers the end offset (ListOffsets, latest) with its
+        // newest batch's first offset, so the end is found by reading (the fetch answers'
+        // high watermark, which is right).
+        self.consumer
+            .fetch_watermarks(&self.claim.topic, self.claim.partition, REQUEST_WAIT)
+            .map(|(low, _)| low)
+            .map_err(|e| self.claim.error(format!("reading its offsets: {e}")))
+    }
+
+    /// Feeds the records from `from` on to `replay`, up to `until`; returns the offset after
+    /// the last record read.
+    fn read(&self, from: i64, until: Until, replay: &mut Replay) -> Result<i64, ChangelogError> {
+        if let Until::Offset(to) = until
+            && from >= to
+        {
+            return Ok(from);
+        }
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(
+            &self.claim.topic,
+            self.claim.partition,
+            Offset::Offset(from),
+        )
+        .map_err(|e| self.claim.error(e.to_string()))?;
+        self.consumer
+            .assign(&list)
+            .map_err(|e| self.claim.error(format!("assigning it: {e}")))?;
+        let mut next = from;
+        let mut last_progress = Instant::now();
+        loop {
+            if let Until::Offset(to) = until
+                && next >= to
+            {
+                return Ok(next);
+            }
+            if last_progress.elapsed() > READ_STALL {
+                return Err(self.claim.error(format!(
+                    "unreadable: nothing from offset {next} on within {} s",
+                    READ_STALL.as_secs()
+                )));
+            }
+            let Some(result) = self.consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = match result {
+                Ok(message) => message,
+                Err(KafkaError::PartitionEOF(_)) => {
+                    if until == Until::End {
+                        return Ok(next);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.claim.topic, partition = self.claim.partition, error = %e, "Reading the changelog failed; retrying.");
+                    continue;
+                }
+            };
+            last_progress = Instant::now();
+            next = message.offset() + 1;
+            let epoch = message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == EPOCH_HEADER))
+                .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    self.claim.lost(format!(
+                        "the record at offset {} has no {EPOCH_HEADER} header: the topic holds \
+                         records Headwater did not write",
+                        message.offset()
+                    ))
+                })?;
+            let decoded = record::decode(message.key().unwrap_or_default(), message.payload())
+                .map_err(|e| {
+                    self.claim
+                        .lost(format!("the record at offset {}: {e}", message.offset()))
+                })?;
+            replay
+                .record(epoch, decoded)
+                .map_err(|e| self.claim.error(e.to_string()))?;
+        }
+    }
+}
+
+/// How far [`Reader::read`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The log's end as the read finds it.
+    End,
+    /// The record before this offset.
+    Offset(i64),
+}

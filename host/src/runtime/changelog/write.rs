@@ -1,0 +1,385 @@
+//! Writing a checkpoint's changes to the changelog, before the checkpoint is written locally.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+
+use serde_json::{Value, json};
+
+use super::record::{self, EPOCH_HEADER, Marker};
+use super::{Changelog, ChangelogError, Claim, local_key};
+use crate::api::record::Header;
+use crate::kafka::producer::{Outgoing, Pending, delivered_at};
+use crate::state::{
+    ScopeChange, Snapshot, SnapshotView, StateError, StateStore, prefix_end, scope_of_name,
+};
+
+/// How long the end offset request of the fencing check may take.
+const PROBE_WAIT: Duration = Duration::from_secs(10);
+
+impl Changelog {
+    /// Produces the changes `snapshot` (and the entries spilled since the last checkpoint)
+    /// makes to each claimed state partition, each partition's ended by a marker with its
+    /// input `positions`, and waits until Kafka has them all. Then records in the snapshot
+    /// where the changelog holds it, so the local checkpoint says it.
+    pub async fn write(
+        &self,
+        store: &StateStore,
+        snapshot: &mut Snapshot,
+        positions: &[(Value, u64)],
+    ) -> Result<(), ChangelogError> {
+        let claims = self.claims().clone();
+        let changes = changes_by_scope(store, snapshot, &claims)
+            .map_err(|e| self.any_error(&claims, e.to_string()))?;
+        let positions = positions_by_scope(positions);
+        let due: Vec<&String> = claims
+            .iter()
+            .filter(|(scope, claim)| {
+                changes.get(*scope).is_some_and(|c| !c.is_empty())
+                    || positions.get(*scope).map(Vec::as_slice).unwrap_or_default()
+                        != claim.positions.as_slice()
+            })
+            .map(|(scope, _)| scope)
+            .collect();
+        self.check_not_fenced(due.iter().map(|scope| &claims[*scope]))
+            .await?;
+        let mut queued = Vec::new();
+        for scope in due {
+            let claim = &claims[scope];
+            let changes = changes.get(scope).map(Vec::as_slice).unwrap_or_default();
+            let positions = positions.get(scope).cloned().unwrap_or_default();
+            let mut pending = Vec::with_capacity(changes.len());
+            for change in changes {
+                let (key, value) = record::encode(change);
+                pending.push(self.queue(claim, key, value).await?);
+            }
+            let marker = Marker {
+                epoch: claim.epoch,
+                positions: Some(positions.clone()),
+            };
+            let value = serde_json::to_vec(&marker).unwrap_or_default();
+            let marker = self.queue(claim, record::marker_key(), Some(value)).await?;
+            queued.push(Queued {
+                scope: scope.clone(),
+                changes: pending,
+                marker,
+                positions,
+            });
+        }
+        for Queued {
+            scope,
+            changes: pending,
+            marker,
+            positions,
+        } in queued
+        {
+            let claim = &claims[&scope];
+            for p in pending {
+                delivered_at(p)
+                    .await
+                    .map_err(|e| claim.error(e.to_string()))?;
+            }
+            let offset = delivered_at(marker)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+            snapshot.put_meta(
+                &local_key(&scope),
+                json!({"offset": offset, "epoch": claim.epoch})
+                    .to_string()
+                    .as_bytes(),
+            );
+            if let Some(c) = self.claims().get_mut(&scope) {
+                c.positions = positions;
+                c.next = offset + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails when another host has written one of `claims`' partitions since this host's last
+    /// record: it claimed the partition (see [`ChangelogError::fenced`]).
+    async fn check_not_fenced(
+        &self,
+        claims: impl Iterator<Item = &Claim>,
+    ) -> Result<(), ChangelogError> {
+        let claims: Vec<Claim> = claims.cloned().collect();
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let (probe, settings) = (Arc::clone(&self.probe), self.link.settings.clone());
+        tokio::task::spawn_blocking(move || {
+            let consumer = match probe.get() {
+                Some(c) => c,
+                None => {
+                    let mut config =
+                        settings.consumer_config("headwater-changelog", "headwater-changelog");
+                    config
+                        .set("enable.partition.eof", "true")
+                        .set("fetch.wait.max.ms", "10");
+                    let made = config
+                        .create()
+                        .map_err(|e| claims[0].error(format!("creating a consumer: {e}")))?;
+                    probe.get_or_init(|| made)
+                }
+            };
+            find_foreign_writes(consumer, &claims)
+        })
+        .await
+        .map_err(|e| ChangelogError {
+            topic: String::new(),
+            partition: -1,
+            message: format!("the fencing check failed: {e}"),
+            lost: false,
+            fenced: false,
+        })?
+    }
+
+    /// Queues one record for `claim`'s changelog partition.
+    pub(super) async fn queue(
+        &self,
+        claim: &Claim,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> Result<Pending, ChangelogError> {
+        let outgoing = Outgoing {
+            topic: claim.topic.clone(),
+            partition: Some(claim.partition),
+            key: Some(key.into()),
+            value: value.map(Into::into),
+            headers: vec![Header::text(EPOCH_HEADER, claim.epoch.to_string())],
+            timestamp: None,
+        };
+        self.producer
+            .queue(&outgoing)
+            .await
+            .map_err(|e| claim.error(format!("producing: {e}")))
+    }
+
+    /// An error of the store's, told against one of the changelog's partitions.
+    fn any_error(&self, claims: &HashMap<String, Claim>, message: String) -> ChangelogError {
+        match claims.values().next() {
+            Some(claim) => claim.error(message),
+            None => ChangelogError {
+                topic: format!("headwater-{}-*-changelog", self.connector),
+                partition: -1,
+                message,
+                lost: false,
+                fenced: false,
+            },
+        }
+    }
+}
+
+/// A partition's changes and marker, queued for Kafka.
+struct Queued {
+    scope: String,
+    changes: Vec<Pending>,
+    marker: Pending,
+    positions: Vec<(Value, u64)>,
+}
+
+impl Claim {
+    /// An error reaching the changelog: trying again may help.
+    pub(super) fn error(&self, message: impl Into<String>) -> ChangelogError {
+        ChangelogError {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            message: message.into(),
+            lost: false,
+            fenced: false,
+        }
+    }
+
+    /// The changelog cannot give the state needed: trying again would not help.
+    pub(super) fn lost(&self, message: impl Into<String>) -> ChangelogError {
+        ChangelogError {
+            lost: true,
+            ..self.error(message)
+        }
+    }
+}
+
+/// A checkpoint's changes of each claimed state partition, in the order the local
+/// checkpoint applies them: the spilled entries it folds in, then the snapshot's writes. A
+/// removed prefix (a closed window end's groups) becomes a tombstone per key it held, so that
+/// compaction lets the removed entries go.
+fn changes_by_scope(
+    store: &StateStore,
+    snapshot: &Snapshot,
+    claims: &HashMap<String, Claim>,
+) -> Result<BTreeMap<String, Vec<ScopeChange>>, StateError> {
+    let mut collected = Collected::default();
+    for (table, changes) in store.spilled()? {
+        let Some(scope) = claimed(claims, &table) else {
+            continue;
+        };
+        for (key, value) in changes {
+            collected.entry(scope, &table, key, value);
+        }
+    }
+    for write in snapshot.view() {
+        match write {
+            SnapshotView::Changes { table, changes } => {
+                let Some(scope) = claimed(claims, table) else {
+                    continue;
+                };
+                for (key, value) in changes {
+                    collected.entry(scope, table, key.clone(), value.clone());
+                }
+            }
+            SnapshotView::RemovePrefixes { table, prefixes } => {
+                let Some(scope) = claimed(claims, table) else {
+                    continue;
+                };
+                for prefix in prefixes {
+                    let end = prefix_end(prefix);
+                    let stored = store.range(table, prefix, end.as_deref())?;
+                    let mut keys: BTreeSet<Vec<u8>> = stored
+                        .into_iter()
+                        .filter_map(|(k, v)| v.map(|_| k))
+                        .collect();
+                    if let Some(set_here) = collected.set.get(table) {
+                        keys.extend(set_here.iter().filter(|k| k.starts_with(prefix)).cloned());
+                    }
+                    for key in keys {
+                        collected.entry(scope, table, key, None);
+                    }
+                }
+            }
+            SnapshotView::Meta { name, value } => {
+                if let Some(scope) = claimed(claims, name) {
+                    collected
+                        .out
+                        .entry(scope.to_owned())
+                        .or_default()
+                        .push(ScopeChange::Meta {
+                            name: name.to_owned(),
+                            value: value.to_vec(),
+                        });
+                }
+            }
+        }
+    }
+    Ok(collected.out)
+}
+
+/// The claimed state partition a table or metadata name belongs to.
+fn claimed<'n>(claims: &HashMap<String, Claim>, name: &'n str) -> Option<&'n str> {
+    scope_of_name(name).filter(|s| claims.contains_key(*s))
+}
+
+/// The changes collected so far, and the keys they set, by table: a prefix removed after them
+/// removes them too.
+#[derive(Default)]
+struct Collected {
+    out: BTreeMap<String, Vec<ScopeChange>>,
+    set: HashMap<String, BTreeSet<Vec<u8>>>,
+}
+
+impl Collected {
+    fn entry(&mut self, scope: &str, table: &str, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let keys = self.set.entry(table.to_owned()).or_default();
+        if value.is_some() {
+            keys.insert(key.clone());
+        } else {
+            keys.remove(&key);
+        }
+        self.out
+            .entry(scope.to_owned())
+            .or_default()
+            .push(ScopeChange::Entry {
+                table: table.to_owned(),
+                key,
+                value,
+            });
+    }
+}
+
+/// The input positions of each state partition: those of its Kafka partition (a repartition
+/// topic's partition has one per upstream partition).
+fn positions_by_scope(positions: &[(Value, u64)]) -> BTreeMap<String, Vec<(Value, u64)>> {
+    let mut out: BTreeMap<String, Vec<(Value, u64)>> = BTreeMap::new();
+    for (partition, offset) in positions {
+        if let (Some(topic), Some(number)) =
+            (partition["topic"].as_str(), partition["partition"].as_i64())
+        {
+            out.entry(format!("{topic}-{number}"))
+                .or_default()
+                .push((partition.clone(), *offset));
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by_key(|(partition, _)| partition.to_string());
+    }
+    out
+}
+
+/// Reads each claimed partition from the offset after this host's last record: a record
+/// there was written by another host, which claimed the partition. (Reading, not asking for
+/// the end offset: tansu 0.6 answers that with its newest batch's first offset.)
+fn find_foreign_writes(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    claims: &[Claim],
+) -> Result<(), ChangelogError> {
+    use rdkafka::message::Message;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for claim in claims {
+        list.add_partition_offset(
+            &claim.topic,
+            claim.partition,
+            rdkafka::Offset::Offset(claim.next),
+        )
+        .map_err(|e| claim.error(e.to_string()))?;
+    }
+    consumer
+        .assign(&list)
+        .map_err(|e| claims[0].error(format!("assigning the changelog: {e}")))?;
+    let mut open: Vec<&Claim> = claims.iter().collect();
+    let deadline = std::time::Instant::now() + PROBE_WAIT;
+    while !open.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(open[0].error(format!(
+                "no answer reading from offset {} within {} s",
+                open[0].next,
+                PROBE_WAIT.as_secs()
+            )));
+        }
+        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        match result {
+            Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
+                // The partition of the error is not named with its topic: changelogs of two
+                // topics share numbers only when a connector reads several topics, and each is
+                // then resolved by its own end.
+                if let Some(i) = open.iter().position(|c| c.partition == partition) {
+                    open.remove(i);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Reading the changelog for the fencing check failed; retrying.");
+            }
+            Ok(message) => {
+                let Some(claim) = open
+                    .iter()
+                    .find(|c| c.topic == message.topic() && c.partition == message.partition())
+                else {
+                    continue;
+                };
+                return Err(ChangelogError {
+                    fenced: true,
+                    ..claim.error(format!(
+                        "another host has written it since this host's last record (offset {} \
+                         holds a record, this host wrote up to {}): the partition was assigned \
+                         elsewhere while this host was not looking",
+                        message.offset(),
+                        claim.next - 1
+                    ))
+                });
+            }
+        }
+    }
+    Ok(())
+}
