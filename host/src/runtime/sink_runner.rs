@@ -339,7 +339,7 @@ impl SinkRunner {
             // Records a checkpoint already holds (a local source replaying) are skipped.
             Some(state) => {
                 self.chain.restore_assigned(state, &self.name).await?;
-                state.absorb(records, failed)
+                state.absorb(&self.name, records, failed)
             }
             None => (records, failed),
         };

@@ -196,32 +196,57 @@ impl SinkState {
 
     /// Drops the records of a batch the state already holds (a replay of what a checkpoint
     /// covers), and notes the others' positions as absorbed. Freshness is judged against the
-    /// positions before the batch: its converted and refused records interleave.
+    /// positions before the batch (its converted and refused records interleave), and, for the
+    /// records `connector`'s own Kafka consumer read, against those before them in the same
+    /// list too: a Kafka offset (or a repartition record's upstream offset) names one record,
+    /// and after a crash the repartition topic holds records stage 1 produced again right
+    /// behind their first copies, often in the same batch.
     pub fn absorb(
         &mut self,
+        connector: &str,
         records: Vec<Record>,
         failed: Vec<(Record, RecordError)>,
     ) -> (Vec<Record>, Vec<(Record, RecordError)>) {
         self.changed = true;
-        let records: Vec<Record> = records.into_iter().filter(|r| self.fresh(r)).collect();
-        let failed: Vec<(Record, RecordError)> =
-            failed.into_iter().filter(|(r, _)| self.fresh(r)).collect();
+        let mut taken = HashMap::new();
+        let records: Vec<Record> = records
+            .into_iter()
+            .filter(|r| self.fresh(r, connector, &mut taken))
+            .collect();
+        let mut taken = HashMap::new();
+        let failed: Vec<(Record, RecordError)> = failed
+            .into_iter()
+            .filter(|(r, _)| self.fresh(r, connector, &mut taken))
+            .collect();
         for record in records.iter().chain(failed.iter().map(|(r, _)| r)) {
             self.note(record);
         }
         (records, failed)
     }
 
-    fn fresh(&self, record: &Record) -> bool {
+    /// `taken`: the newest position of each Kafka input taken from the list so far.
+    fn fresh(&self, record: &Record, connector: &str, taken: &mut HashMap<Input, u64>) -> bool {
         // A repartition topic's watermark marker is never a replay of anything.
         if is_marker(record) {
             return true;
         }
-        record.position.as_ref().is_none_or(|p| {
-            self.absorbed
-                .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
-                .is_none_or(|done| p.offset > *done)
-        })
+        let Some(p) = record.position.as_ref() else {
+            return true;
+        };
+        let input = (Arc::clone(&p.source), Arc::clone(&p.partition));
+        if *p.source != *connector {
+            // A local source's positions may repeat within a batch (records of one change).
+            return self
+                .absorbed
+                .get(&input)
+                .is_none_or(|done| p.offset > *done);
+        }
+        let done = taken.get(&input).or_else(|| self.absorbed.get(&input));
+        if done.is_some_and(|done| p.offset <= *done) {
+            return false;
+        }
+        taken.insert(input, p.offset);
+        true
     }
 
     fn note(&mut self, record: &Record) {
@@ -425,6 +450,56 @@ mod tests {
     use super::*;
     use crate::api::record::{Payload, Position};
 
+    fn at(source: &str, partition: &str, offset: u64) -> Record {
+        let mut r = Record::new("clicks", Payload::null());
+        r.position = Some(Position {
+            source: Arc::from(source),
+            partition: Arc::from(partition),
+            offset,
+        });
+        r
+    }
+
+    /// Behind a repartition topic, records stage 1 produced again after a crash follow their
+    /// first copies, often in the same batch: each counts once. A local source's positions,
+    /// which may repeat within a batch, are judged against the batch's start only.
+    #[test]
+    fn a_record_read_twice_in_one_batch_counts_once() {
+        let store = StateStore::in_memory().unwrap();
+        let mut state = SinkState::open(store, Layout::PerPartition).unwrap();
+        let repartition = r#"{"topic":"r","partition":0,"src":"clicks-1"}"#;
+        let batch: Vec<Record> = [5, 6, 7, 5, 6, 7, 8]
+            .into_iter()
+            .map(|offset| at("sink", repartition, offset))
+            .collect();
+        let refused = vec![(
+            at("sink", repartition, 4),
+            RecordError::new(crate::api::error::Stage::ValueConverter, "c", "k", "m"),
+        )];
+        let (kept, failed) = state.absorb("sink", batch, refused);
+        let offsets: Vec<u64> = kept
+            .iter()
+            .map(|r| r.position.as_ref().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, [5, 6, 7, 8]);
+        assert_eq!(
+            failed.len(),
+            1,
+            "a refused record between them is still reported"
+        );
+        let local = r#"{"file":"a.jsonl"}"#;
+        let (kept, _) = state.absorb(
+            "sink",
+            vec![at("files", local, 3), at("files", local, 3)],
+            Vec::new(),
+        );
+        assert_eq!(
+            kept.len(),
+            2,
+            "a local source's repeated position is not a replay"
+        );
+    }
+
     #[test]
     fn every_partition_absorbed_is_checkpointed_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -441,9 +516,9 @@ mod tests {
                     ),
                     offset,
                 });
-                let (kept, _) = state.absorb(vec![r.clone()], Vec::new());
+                let (kept, _) = state.absorb("sink", vec![r.clone()], Vec::new());
                 assert_eq!(kept.len(), 1);
-                let (kept, _) = state.absorb(vec![r], Vec::new());
+                let (kept, _) = state.absorb("sink", vec![r], Vec::new());
                 assert!(kept.is_empty(), "a replay is skipped");
             }
         }

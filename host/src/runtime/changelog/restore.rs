@@ -110,11 +110,12 @@ impl Changelog {
                 if positions.is_some() {
                     // State kept here from before the changelog existed: kept, and written out.
                     replay.import = Import::OnTop;
-                    replay.seed = Some(
-                        store
-                            .export_scope(scope)
-                            .map_err(|e| claim.error(e.to_string()))?,
-                    );
+                    let mut seed = store
+                        .export_scope(scope)
+                        .map_err(|e| claim.error(e.to_string()))?;
+                    // Where the changelog holds this host's state is this host's to say.
+                    seed.retain(|c| !matches!(c, ScopeChange::Meta { name, .. } if *name == local_key(scope)));
+                    replay.seed = Some(seed);
                 }
                 positions
             }
@@ -457,7 +458,10 @@ struct Reader {
 impl Reader {
     fn new(settings: &crate::kafka::KafkaSettings, claim: &Claim) -> Result<Self, ChangelogError> {
         let mut config = settings.consumer_config("headwater-changelog", "headwater-changelog");
-        config.set("enable.partition.eof", "true");
+        // A read from past the end is an error, never a silent jump to another offset.
+        config
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "error");
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| claim.error(format!("creating a consumer: {e}")))?;
@@ -521,6 +525,13 @@ impl Reader {
                     }
                     continue;
                 }
+                Err(e) if is_out_of_range(&e) => {
+                    return Err(self.claim.lost(format!(
+                        "it has no offset {next}, where this host's state goes on: the log \
+                         is shorter than this host's last record (was the topic deleted and \
+                         created again?); reset the connector's offsets to start over"
+                    )));
+                }
                 Err(e) => {
                     tracing::warn!(topic = %self.claim.topic, partition = self.claim.partition, error = %e, "Reading the changelog failed; retrying.");
                     continue;
@@ -549,6 +560,15 @@ impl Reader {
                 .map_err(|e| self.claim.error(e.to_string()))?;
         }
     }
+}
+
+/// The offset read from is past the log's end (the reader never resets it: see `Reader::new`).
+fn is_out_of_range(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset)
+    )
 }
 
 /// How far [`Reader::read`] reads.
