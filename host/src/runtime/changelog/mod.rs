@@ -64,7 +64,7 @@ pub struct Changelog {
     /// The partitions this host has claimed, by state partition (`<topic>-<partition>`).
     claimed: Mutex<HashMap<String, Claim>>,
     /// A client for the logs' end offsets (made on first use).
-    probe: Arc<std::sync::OnceLock<rdkafka::consumer::BaseConsumer>>,
+    probe: Arc<std::sync::OnceLock<ChangelogConsumer>>,
 }
 
 impl std::fmt::Debug for Changelog {
@@ -87,6 +87,26 @@ struct Claim {
     /// The offset after this host's last record: the log's end while no other host writes.
     next: i64,
 }
+
+/// A consumer reading changelog partitions outside any group.
+type ChangelogConsumer = rdkafka::consumer::BaseConsumer<ReadToEnd>;
+
+/// The client context of changelog readers: they ask for partition ends
+/// (`enable.partition.eof`), which librdkafka also reports as errors; those are not logged as
+/// such.
+struct ReadToEnd;
+
+impl rdkafka::ClientContext for ReadToEnd {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::trace!(reason, "Changelog partition read to its end.");
+        } else {
+            tracing::warn!(error = %error, reason, "Kafka client error while reading a changelog.");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReadToEnd {}
 
 /// Where the local store keeps the changelog offset and epoch of a state partition's last
 /// marker; named in the partition's scope, so it goes and comes with the partition's state.

@@ -11,7 +11,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use super::record::{self, Decoded, EPOCH_HEADER, Marker};
-use super::{Changelog, ChangelogError, Claim, input_of, local_key, topic_name};
+use super::{
+    Changelog, ChangelogConsumer, ChangelogError, Claim, ReadToEnd, input_of, local_key, topic_name,
+};
 use crate::api::offsets::SourceOffsets;
 use crate::kafka::producer::delivered_at;
 use crate::state::{Import, ScopeChange, StateError, StateStore};
@@ -451,7 +453,7 @@ fn replace_positions(
 
 /// A consumer of one changelog partition, outside any group.
 struct Reader {
-    consumer: BaseConsumer,
+    consumer: ChangelogConsumer,
     claim: Claim,
 }
 
@@ -462,8 +464,8 @@ impl Reader {
         config
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "error");
-        let consumer: BaseConsumer = config
-            .create()
+        let consumer: ChangelogConsumer = config
+            .create_with_context(ReadToEnd)
             .map_err(|e| claim.error(format!("creating a consumer: {e}")))?;
         Ok(Self {
             consumer,

@@ -119,7 +119,7 @@ impl Changelog {
                         .set("enable.partition.eof", "true")
                         .set("fetch.wait.max.ms", "10");
                     let made = config
-                        .create()
+                        .create_with_context(super::ReadToEnd)
                         .map_err(|e| claims[0].error(format!("creating a consumer: {e}")))?;
                     probe.get_or_init(|| made)
                 }
@@ -320,7 +320,7 @@ fn positions_by_scope(positions: &[(Value, u64)]) -> BTreeMap<String, Vec<(Value
 /// there was written by another host, which claimed the partition. (Reading, not asking for
 /// the end offset: tansu 0.6 answers that with its newest batch's first offset.)
 fn find_foreign_writes(
-    consumer: &rdkafka::consumer::BaseConsumer,
+    consumer: &super::ChangelogConsumer,
     claims: &[Claim],
 ) -> Result<(), ChangelogError> {
     use rdkafka::message::Message;
