@@ -118,6 +118,18 @@ fn a_killed_hosts_partitions_move_with_their_windows() {
     wait_for_restore_from_changelog(&b);
     let expected = reference_per_partition(0..2 * PHASE, PARTITIONS);
     assert_hosts_emit(&expected, &b, &[&ws_a, &ws_b]);
+    // The restores show in the metrics: changes applied, none still under way.
+    let metrics = crate::wasm::http_text(crate::harness::rest_port(&b), "/metrics");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{connector=\"clicks-audit\"}} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    assert!(value("headwater_connector_state_restored_changes_total") > 0);
+    assert!(value("headwater_connector_state_restores_total") >= 4);
+    assert_eq!(value("headwater_connector_state_partitions_restoring"), 0);
     assert!(b.stop().success());
 }
 

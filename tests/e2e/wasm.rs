@@ -31,7 +31,7 @@ pub fn module(name: &str) -> String {
     plugins().join(format!("{name}.wasm")).display().to_string()
 }
 
-fn http_text(port: u16, path: &str) -> String {
+pub(crate) fn http_text(port: u16, path: &str) -> String {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         conn,

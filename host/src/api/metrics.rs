@@ -66,6 +66,12 @@ pub struct ConnectorMetrics {
     pub flush_latency: Histogram,
     /// Newest event time (epoch ms) a sink has made durable; `i64::MIN` before the first.
     newest_event_ms: AtomicI64,
+    /// State partitions being restored from their changelog now.
+    restoring: AtomicU64,
+    /// State partitions restored (from the local store or the changelog).
+    restores: AtomicU64,
+    /// Changes applied from changelogs by those restores.
+    restored_changes: AtomicU64,
 }
 
 impl Default for ConnectorMetrics {
@@ -80,6 +86,9 @@ impl Default for ConnectorMetrics {
             batch_latency: Histogram::default(),
             flush_latency: Histogram::default(),
             newest_event_ms: AtomicI64::new(i64::MIN),
+            restoring: AtomicU64::new(0),
+            restores: AtomicU64::new(0),
+            restored_changes: AtomicU64::new(0),
         }
     }
 }
@@ -102,6 +111,12 @@ pub struct MetricsSnapshot {
     pub flush_latency: HistogramSnapshot,
     /// Newest event time (epoch ms) a sink made durable, if any.
     pub newest_event_ms: Option<i64>,
+    /// State partitions being restored now.
+    pub restoring: u64,
+    /// State partitions restored.
+    pub restores: u64,
+    /// Changes applied from changelogs by restores.
+    pub restored_changes: u64,
 }
 
 impl ConnectorMetrics {
@@ -125,6 +140,19 @@ impl ConnectorMetrics {
     pub fn note_durable_event(&self, event_ms: i64) {
         self.newest_event_ms.fetch_max(event_ms, Ordering::Relaxed);
     }
+    /// `partitions` state partitions start restoring.
+    pub fn restoring(&self, partitions: u64) {
+        self.restoring.fetch_add(partitions, Ordering::Relaxed);
+    }
+    /// One state partition finished restoring (`changes` applied from its changelog), or
+    /// gave up (`None`).
+    pub fn restored(&self, changes: Option<u64>) {
+        self.restoring.fetch_sub(1, Ordering::Relaxed);
+        if let Some(changes) = changes {
+            self.restores.fetch_add(1, Ordering::Relaxed);
+            self.restored_changes.fetch_add(changes, Ordering::Relaxed);
+        }
+    }
     pub fn snapshot(&self) -> MetricsSnapshot {
         let newest = self.newest_event_ms.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -137,6 +165,9 @@ impl ConnectorMetrics {
             batch_latency: self.batch_latency.snapshot(),
             flush_latency: self.flush_latency.snapshot(),
             newest_event_ms: (newest != i64::MIN).then_some(newest),
+            restoring: self.restoring.load(Ordering::Relaxed),
+            restores: self.restores.load(Ordering::Relaxed),
+            restored_changes: self.restored_changes.load(Ordering::Relaxed),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::wasm::metrics::MetricKind;
 type Field = fn(&MetricsSnapshot) -> u64;
 
 /// Counter name (without `_total`), help, and which counter of the snapshot it shows.
-const COUNTERS: [(&str, &str, Field); 6] = [
+const COUNTERS: [(&str, &str, Field); 8] = [
     (
         "headwater_connector_records_in",
         "Records a source read or a sink received.",
@@ -53,6 +53,16 @@ const COUNTERS: [(&str, &str, Field); 6] = [
         "headwater_connector_records_dropped",
         "Records dropped on purpose (filters, time windows, no subscriber, already written).",
         |m| m.dropped,
+    ),
+    (
+        "headwater_connector_state_restores",
+        "State partitions a sink restored when the group assigned them (tasks.max > 1).",
+        |m| m.restores,
+    ),
+    (
+        "headwater_connector_state_restored_changes",
+        "State changes those restores applied from the connector's changelog topic.",
+        |m| m.restored_changes,
     ),
 ];
 
@@ -107,6 +117,17 @@ impl Collector for RuntimeCollector {
                 let age = (now_ms - event_ms) as f64 / 1000.0;
                 ConstGauge::new(age).encode(metric.encode_family(&labels)?)?;
             }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "headwater_connector_state_partitions_restoring",
+            "State partitions being restored from the changelog before their records are read.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (connector, m) in &snapshot {
+            let labels = [("connector", connector.as_str())];
+            ConstGauge::new(i64::try_from(m.restoring).unwrap_or(i64::MAX))
+                .encode(metric.encode_family(&labels)?)?;
         }
         let statuses = self.0.statuses();
         let mut metric = encoder.encode_descriptor(

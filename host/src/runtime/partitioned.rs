@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::api::metrics::ConnectorMetrics;
 use crate::api::options::Options;
 use crate::api::record::Record;
 use crate::api::transform::ChainContext;
@@ -329,21 +330,32 @@ impl PartitionedChains {
     /// Restores the state of the partitions assigned since the last call, before any of their
     /// records (see `crate::runtime::changelog`). Returns the input positions each one's state
     /// holds (`None`: the local checkpoint's). Call it with no checkpoint being written.
-    pub async fn restore_assigned(&mut self) -> Result<Vec<RestoredPartition>, PartitionError> {
+    pub async fn restore_assigned(
+        &mut self,
+        metrics: &ConnectorMetrics,
+    ) -> Result<Vec<RestoredPartition>, PartitionError> {
         let mut restored = Vec::new();
-        for (scope, committed) in self.ownership.take_to_restore() {
+        let assigned = self.ownership.take_to_restore();
+        metrics.restoring(assigned.len() as u64);
+        let mut left = assigned.len();
+        for (scope, committed) in assigned {
             // A chain still in memory (the partition came back before it was let go) holds
             // nothing its checkpoint lacks; it is built again from the restored state.
             self.chains.remove(scope.as_str());
             let started = std::time::Instant::now();
-            let outcome = self
-                .changelog
-                .restore(&self.store, &scope, committed)
-                .await
-                .map_err(|source| PartitionError::Changelog {
+            let outcome = self.changelog.restore(&self.store, &scope, committed).await;
+            left -= 1;
+            metrics.restored(outcome.as_ref().ok().map(|o| o.applied));
+            let outcome = outcome.map_err(|source| {
+                // The partitions not reached are not restoring any more either.
+                for _ in 0..left {
+                    metrics.restored(None);
+                }
+                PartitionError::Changelog {
                     scope: scope.clone(),
                     source,
-                })?;
+                }
+            })?;
             tracing::info!(
                 connector = %self.connector,
                 partition = %scope,

@@ -64,6 +64,7 @@ impl SinkChain {
         &mut self,
         state: &mut SinkState,
         name: &str,
+        metrics: &ConnectorMetrics,
     ) -> Result<(), ConnectorError> {
         let Self::PerPartition { chains, .. } = self else {
             return Ok(());
@@ -76,12 +77,15 @@ impl SinkChain {
         let Self::PerPartition { chains, .. } = self else {
             return Ok(());
         };
-        let restored = chains.restore_assigned().await.map_err(|e| match &e {
-            PartitionError::Changelog { source, .. } if !source.lost => {
-                ConnectorError::retriable("restoring a partition's state", e)
-            }
-            _ => ConnectorError::fatal("restoring a partition's state", e),
-        })?;
+        let restored = chains
+            .restore_assigned(metrics)
+            .await
+            .map_err(|e| match &e {
+                PartitionError::Changelog { source, .. } if !source.lost => {
+                    ConnectorError::retriable("restoring a partition's state", e)
+                }
+                _ => ConnectorError::fatal("restoring a partition's state", e),
+            })?;
         for partition in restored {
             state.restored(name, &partition.scope, partition.positions.as_deref());
         }
@@ -312,7 +316,9 @@ impl SinkRunner {
     /// Lets a stateful chain act on processing time (idle inputs let the watermark move).
     async fn tick(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
         if let Some(state) = self.state.as_mut() {
-            self.chain.restore_assigned(state, &self.name).await?;
+            self.chain
+                .restore_assigned(state, &self.name, &self.metrics)
+                .await?;
         }
         let out = self.chain.tick();
         if out.fatal.is_none() && out.kept.is_empty() && out.failed.is_empty() {
@@ -338,7 +344,9 @@ impl SinkRunner {
         let (records, failed) = match self.state.as_mut() {
             // Records a checkpoint already holds (a local source replaying) are skipped.
             Some(state) => {
-                self.chain.restore_assigned(state, &self.name).await?;
+                self.chain
+                    .restore_assigned(state, &self.name, &self.metrics)
+                    .await?;
                 state.absorb(&self.name, records, failed)
             }
             None => (records, failed),
