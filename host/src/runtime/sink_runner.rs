@@ -17,7 +17,7 @@ use crate::runtime::host::{Shared, fail};
 use crate::runtime::launch::TopicSet;
 use crate::runtime::partitioned::{PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
-use crate::runtime::sink_state::{KafkaOffsets, SinkState, written};
+use crate::runtime::sink_state::{SinkState, written};
 use crate::state::StateError;
 use crate::transforms::chain::{Chain, ChainOutput};
 
@@ -122,17 +122,16 @@ impl SinkChain {
     /// Waits for the checkpoint being written, if any, and finishes it.
     async fn settle(&mut self, state: &mut SinkState) -> Result<(), ConnectorError> {
         match state.settle().await {
-            Ok(None) => Ok(()),
-            written => self.written(state, written.map(Option::unwrap_or_default)),
+            Ok(false) => Ok(()),
+            written => self.written(state, written.map(drop)),
         }
     }
 
-    /// A checkpoint was written (or failed): the partitions' checkpointed offsets are those,
-    /// and revoked partitions' chains can go.
+    /// A checkpoint was written (or failed): revoked partitions' chains can go.
     fn written(
         &mut self,
         state: &SinkState,
-        written: Result<KafkaOffsets, StateError>,
+        written: Result<(), StateError>,
     ) -> Result<(), ConnectorError> {
         written.map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
         self.release_revoked(state);
@@ -265,8 +264,8 @@ impl SinkRunner {
                 // Before the next delivery: under load one is always ready.
                 result = written(&mut self.state) => {
                     if let Some(state) = self.state.as_mut() {
-                        let offsets = state.finish_writing(result);
-                        self.chain.written(state, offsets)?;
+                        let written = state.finish_writing(result);
+                        self.chain.written(state, written)?;
                     }
                 }
                 delivery = sub.inbox.recv(), if started => match delivery {

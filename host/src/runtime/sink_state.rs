@@ -15,6 +15,7 @@
 //! are acknowledged when the write is done, and the next checkpoint waits for it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,12 +242,23 @@ impl SinkState {
                 .get(&input)
                 .is_none_or(|done| p.offset > *done);
         }
-        let done = taken.get(&input).or_else(|| self.absorbed.get(&input));
-        if done.is_some_and(|done| p.offset <= *done) {
-            return false;
+        match taken.entry(input) {
+            Entry::Occupied(mut newest) if p.offset > *newest.get() => {
+                newest.insert(p.offset);
+                true
+            }
+            Entry::Occupied(_) => false,
+            Entry::Vacant(first) => {
+                let fresh = self
+                    .absorbed
+                    .get(first.key())
+                    .is_none_or(|done| p.offset > *done);
+                if fresh {
+                    first.insert(p.offset);
+                }
+                fresh
+            }
         }
-        taken.insert(input, p.offset);
-        true
     }
 
     fn note(&mut self, record: &Record) {
@@ -378,7 +390,6 @@ impl SinkState {
         self.writing = Some(Writing {
             task,
             tokens: std::mem::take(&mut self.unconfirmed),
-            kafka: self.kafka_offsets(connector),
         });
         self.changed = false;
         self.last_checkpoint = Instant::now();
@@ -391,25 +402,25 @@ impl SinkState {
     }
 
     /// Waits until the checkpoint being written (if any) is, then finishes it
-    /// ([`Self::finish_writing`]).
-    pub async fn settle(&mut self) -> Result<Option<KafkaOffsets>, StateError> {
+    /// ([`Self::finish_writing`]). `Ok(false)`: none was being written.
+    pub async fn settle(&mut self) -> Result<bool, StateError> {
         match self.writing.as_mut() {
             Some(w) => {
                 let result = (&mut w.task).await;
-                self.finish_writing(result).map(Some)
+                self.finish_writing(result).map(|()| true)
             }
-            None => Ok(None),
+            None => Ok(false),
         }
     }
 
     /// Acknowledges the batches the checkpoint just written holds (`result`: how its write
-    /// task ended), and tells which Kafka offsets it holds.
+    /// task ended).
     pub fn finish_writing(
         &mut self,
         result: Result<Result<(), StateError>, tokio::task::JoinError>,
-    ) -> Result<KafkaOffsets, StateError> {
+    ) -> Result<(), StateError> {
         let Some(writing) = self.writing.take() else {
-            return Ok(KafkaOffsets::new());
+            return Ok(());
         };
         result.map_err(|e| StateError {
             path: self.store.path().to_owned(),
@@ -418,7 +429,7 @@ impl SinkState {
         for token in writing.tokens {
             token.ack();
         }
-        Ok(writing.kafka)
+        Ok(())
     }
 }
 
@@ -441,8 +452,6 @@ struct Writing {
     task: tokio::task::JoinHandle<Result<(), StateError>>,
     /// The batches it holds.
     tokens: Vec<AckToken>,
-    /// The Kafka offsets it holds.
-    kafka: KafkaOffsets,
 }
 
 #[cfg(test)]

@@ -114,6 +114,20 @@ fn local_key(scope: &str) -> String {
     format!("changelog@{scope}")
 }
 
+/// What the local store keeps under [`local_key`]: where the changelog holds the state the
+/// store holds, and the epoch this host wrote it with.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Local {
+    offset: i64,
+    epoch: u64,
+}
+
+impl Local {
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// The changelog topic of a connector's input topic.
 pub fn topic_name(connector: &str, input_topic: &str) -> String {
     if input_topic == crate::runtime::shuffle::topic_name(connector) {

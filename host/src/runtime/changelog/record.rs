@@ -44,6 +44,14 @@ pub fn marker_key() -> Vec<u8> {
     vec![MARKER]
 }
 
+impl Marker {
+    /// The marker's record value.
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of numbers and JSON values always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// The key and value of a change.
 pub fn encode(change: &ScopeChange) -> (Vec<u8>, Option<Vec<u8>>) {
     match change {

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::record::{self, Decoded, EPOCH_HEADER, Marker};
 use super::{
-    Changelog, ChangelogConsumer, ChangelogError, Claim, ReadToEnd, input_of, local_key, topic_name,
+    Changelog, ChangelogConsumer, ChangelogError, Claim, Local, ReadToEnd, input_of, local_key,
+    topic_name,
 };
 use crate::api::offsets::SourceOffsets;
 use crate::kafka::producer::delivered_at;
@@ -38,13 +39,6 @@ pub struct Restored {
     pub applied: u64,
     /// The epoch this host now writes the partition with.
     pub epoch: u64,
-}
-
-/// Where the local store holds a state partition's changelog.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
-struct Local {
-    offset: i64,
-    epoch: u64,
 }
 
 impl Changelog {
@@ -129,11 +123,11 @@ impl Changelog {
         // Claim the partition: a higher epoch than any before, so what an earlier owner writes
         // from now on is ignored.
         claim.epoch = replay.epoch.max(local.map_or(0, |l| l.epoch)) + 1;
-        let value = serde_json::to_vec(&Marker {
+        let value = Marker {
             epoch: claim.epoch,
             positions: None,
-        })
-        .unwrap_or_default();
+        }
+        .encode();
         let pending = self
             .queue(&claim, record::marker_key(), Some(value))
             .await?;
@@ -151,9 +145,10 @@ impl Changelog {
         drop(reader);
         let positions = replay.positions.clone().or(positions);
         if let Some(seed) = replay.seed.take() {
-            last = self
-                .write_group(&claim, &seed, positions.clone().unwrap_or_default())
+            let group = self
+                .queue_group(&claim, &seed, positions.clone().unwrap_or_default())
                 .await?;
+            last = group.delivered(&claim).await?;
         }
         replay
             .finish(last, claim.epoch, positions.as_deref(), &self.connector)
@@ -197,36 +192,6 @@ impl Changelog {
             ))),
             None => Ok(None),
         }
-    }
-
-    /// Writes `changes` and a checkpoint marker with `positions`; returns the marker's offset.
-    async fn write_group(
-        &self,
-        claim: &Claim,
-        changes: &[ScopeChange],
-        positions: Vec<(Value, u64)>,
-    ) -> Result<i64, ChangelogError> {
-        let mut pending = Vec::with_capacity(changes.len());
-        for change in changes {
-            let (key, value) = record::encode(change);
-            pending.push(self.queue(claim, key, value).await?);
-        }
-        let marker = serde_json::to_vec(&Marker {
-            epoch: claim.epoch,
-            positions: Some(positions),
-        })
-        .unwrap_or_default();
-        let marker = self
-            .queue(claim, record::marker_key(), Some(marker))
-            .await?;
-        for p in pending {
-            delivered_at(p)
-                .await
-                .map_err(|e| claim.error(e.to_string()))?;
-        }
-        delivered_at(marker)
-            .await
-            .map_err(|e| claim.error(e.to_string()))
     }
 
     /// Creates the changelog topic (compacted, as many partitions as the input topic) unless

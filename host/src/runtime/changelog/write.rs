@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::record::{self, EPOCH_HEADER, Marker};
-use super::{Changelog, ChangelogError, Claim, local_key};
+use super::{Changelog, ChangelogError, Claim, Local, local_key};
 use crate::api::record::Header;
 use crate::kafka::producer::{Outgoing, Pending, delivered_at};
 use crate::state::{
@@ -50,52 +50,49 @@ impl Changelog {
             let claim = &claims[scope];
             let changes = changes.get(scope).map(Vec::as_slice).unwrap_or_default();
             let positions = positions.get(scope).cloned().unwrap_or_default();
-            let mut pending = Vec::with_capacity(changes.len());
-            for change in changes {
-                let (key, value) = record::encode(change);
-                pending.push(self.queue(claim, key, value).await?);
-            }
-            let marker = Marker {
-                epoch: claim.epoch,
-                positions: Some(positions.clone()),
-            };
-            let value = serde_json::to_vec(&marker).unwrap_or_default();
-            let marker = self.queue(claim, record::marker_key(), Some(value)).await?;
-            queued.push(Queued {
-                scope: scope.clone(),
-                changes: pending,
-                marker,
-                positions,
-            });
+            let group = self.queue_group(claim, changes, positions.clone()).await?;
+            queued.push((scope, group, positions));
         }
-        for Queued {
-            scope,
-            changes: pending,
-            marker,
-            positions,
-        } in queued
-        {
-            let claim = &claims[&scope];
-            for p in pending {
-                delivered_at(p)
-                    .await
-                    .map_err(|e| claim.error(e.to_string()))?;
-            }
-            let offset = delivered_at(marker)
-                .await
-                .map_err(|e| claim.error(e.to_string()))?;
-            snapshot.put_meta(
-                &local_key(&scope),
-                json!({"offset": offset, "epoch": claim.epoch})
-                    .to_string()
-                    .as_bytes(),
-            );
-            if let Some(c) = self.claims().get_mut(&scope) {
+        for (scope, group, positions) in queued {
+            let claim = &claims[scope];
+            let offset = group.delivered(claim).await?;
+            let here = Local {
+                offset,
+                epoch: claim.epoch,
+            };
+            snapshot.put_meta(&local_key(scope), &here.encode());
+            if let Some(c) = self.claims().get_mut(scope) {
                 c.positions = positions;
                 c.next = offset + 1;
             }
         }
         Ok(())
+    }
+
+    /// Queues `changes` of `claim`'s partition and the checkpoint marker that ends them, with
+    /// the input `positions` their state holds.
+    pub(super) async fn queue_group(
+        &self,
+        claim: &Claim,
+        changes: &[ScopeChange],
+        positions: Vec<(Value, u64)>,
+    ) -> Result<QueuedGroup, ChangelogError> {
+        let mut pending = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (key, value) = record::encode(change);
+            pending.push(self.queue(claim, key, value).await?);
+        }
+        let marker = Marker {
+            epoch: claim.epoch,
+            positions: Some(positions),
+        };
+        let marker = self
+            .queue(claim, record::marker_key(), Some(marker.encode()))
+            .await?;
+        Ok(QueuedGroup {
+            changes: pending,
+            marker,
+        })
     }
 
     /// Fails when another host has written one of `claims`' partitions since this host's last
@@ -172,12 +169,24 @@ impl Changelog {
     }
 }
 
-/// A partition's changes and marker, queued for Kafka.
-struct Queued {
-    scope: String,
+/// A checkpoint's changes of one partition and its marker, queued for Kafka.
+pub(super) struct QueuedGroup {
     changes: Vec<Pending>,
     marker: Pending,
-    positions: Vec<(Value, u64)>,
+}
+
+impl QueuedGroup {
+    /// Waits until Kafka has every record; the marker's offset.
+    pub(super) async fn delivered(self, claim: &Claim) -> Result<i64, ChangelogError> {
+        for p in self.changes {
+            delivered_at(p)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+        }
+        delivered_at(self.marker)
+            .await
+            .map_err(|e| claim.error(e.to_string()))
+    }
 }
 
 impl Claim {
