@@ -1,7 +1,8 @@
 //! A partition's state moving between hosts through its changelog, on tansu: how fast a
 //! checkpoint changing N window entries of one partition is written to the changelog (beside
 //! the same checkpoint written to the local store, the cost without a changelog), and how fast
-//! another host restores the partition from it.
+//! another host restores the partition from it; then how fast a third host's warm standby copy
+//! follows the changelog, and how long taking the partition over from that copy takes.
 //!
 //!     cargo bench --bench changelog                         # 1,000,000 entries
 //!     HEADWATER_BENCH_ROWS=200000 cargo bench --bench changelog
@@ -9,11 +10,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use headwater::api::metrics::ConnectorMetrics;
 use headwater::api::offsets::SourceOffsets;
-use headwater::runtime::changelog::Changelog;
+use headwater::runtime::changelog::{Changelog, Standby};
 use headwater::runtime::kafka_bus::link::KafkaLink;
+use headwater::runtime::partitioned::Ownership;
 use headwater::state::StateStore;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 #[path = "../../tests/support/service.rs"]
 mod service;
@@ -63,12 +67,13 @@ fn main() {
     ));
     let dir = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let metrics = headwater::api::metrics::ConnectorMetrics::default();
     rt.block_on(async {
         // The host that owns the partition: claims it, then checkpoints `rows` changed windows.
         let store = StateStore::open(&dir.path().join("a.redb")).expect("store");
         let changelog = Changelog::new("bench", Arc::clone(&link)).expect("changelog");
         changelog
-            .restore(&store, SCOPE, None)
+            .restore(&store, SCOPE, None, &metrics)
             .await
             .expect("claim the partition");
         let changes: Vec<_> = (0..rows).map(|i| (key(i), Some(value(i)))).collect();
@@ -101,7 +106,12 @@ fn main() {
         let changelog = Changelog::new("bench", Arc::clone(&link)).expect("changelog");
         let started = Instant::now();
         let restored = changelog
-            .restore(&other, SCOPE, Some(i64::try_from(rows).unwrap_or(i64::MAX)))
+            .restore(
+                &other,
+                SCOPE,
+                Some(i64::try_from(rows).unwrap_or(i64::MAX)),
+                &metrics,
+            )
             .await
             .expect("restore");
         let restore = started.elapsed();
@@ -116,6 +126,69 @@ fn main() {
             rows as f64 / restore.as_secs_f64(),
             restore.as_secs_f64(),
             peak_rss_mib()
+        );
+
+        // A third host keeps a warm copy of the partition (state.standby.enabled), then takes
+        // it over: the restore starts from the copy and reads only what the copy lacks.
+        let third = StateStore::open(&dir.path().join("c.redb")).expect("store");
+        let changelog = Arc::new(
+            Changelog::new("bench", Arc::clone(&link))
+                .expect("changelog")
+                .with_standby(),
+        );
+        let ownership = Ownership::new();
+        ownership.set_topics(vec![TOPIC.to_owned()]);
+        let standby_metrics = Arc::new(ConnectorMetrics::default());
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let follow = tokio::spawn(
+            Standby::new(
+                Arc::clone(&changelog),
+                Arc::clone(&third),
+                ownership,
+                Arc::clone(&standby_metrics),
+            )
+            .run(cancel.clone()),
+        );
+        while standby_metrics.snapshot().standby_updates < rows {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(600),
+                "the warm copy did not catch up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let caught_up = started.elapsed();
+        cancel.cancel();
+        follow.await.expect("the standby task");
+        let started = Instant::now();
+        let restored = changelog
+            .restore(
+                &third,
+                SCOPE,
+                Some(i64::try_from(rows).unwrap_or(i64::MAX)),
+                &metrics,
+            )
+            .await
+            .expect("restore from the warm copy");
+        let failover = started.elapsed();
+        assert_eq!(
+            restored.applied, 0,
+            "nothing left to read from the changelog"
+        );
+        assert!(restored.from_standby >= rows, "the copy holds every entry");
+        assert_eq!(
+            third.get(TABLE, &key(rows - 1)).expect("read"),
+            Some(value(rows - 1))
+        );
+        println!(
+            "changelog: a warm standby copy follows the {rows} changes at {:>9.0} entries/s \
+             ({:.2} s); taking the partition over from it: {:.2} s ({} entries from the copy, \
+             {} from the changelog)",
+            rows as f64 / caught_up.as_secs_f64(),
+            caught_up.as_secs_f64(),
+            failover.as_secs_f64(),
+            restored.from_standby,
+            restored.applied,
         );
     });
 }

@@ -442,6 +442,36 @@ pub fn render_status(body: &Value) -> String {
         .map(|(label, s)| vec![label.clone(), text(&s["state"]), text(&s["worker_id"])])
         .collect();
     out.push_str(&table(&["INSTANCE", "STATE", "WORKER"], &rows));
+    let restoring: Vec<Vec<String>> = instances
+        .iter()
+        .flat_map(|(label, s)| {
+            let restores = s["restoring"].as_array().cloned().unwrap_or_default();
+            restores.into_iter().map(move |r| {
+                let left = match r["seconds_remaining"].as_f64() {
+                    Some(secs) => format!("~{secs:.0} s"),
+                    None => "-".to_owned(),
+                };
+                vec![
+                    label.clone(),
+                    format!("{} [{}]", text(&r["changelog"]), text(&r["partition"])),
+                    text(&r["records_read"]),
+                    text(&r["records_remaining"]),
+                    left,
+                ]
+            })
+        })
+        .collect();
+    if !restoring.is_empty() {
+        out.push_str(
+            "
+Restoring state:
+",
+        );
+        out.push_str(&table(
+            &["INSTANCE", "CHANGELOG", "READ", "LEFT", "TIME LEFT"],
+            &restoring,
+        ));
+    }
     let mut traces: Vec<(Vec<&str>, &str)> = Vec::new();
     for (label, s) in &instances {
         let Some(trace) = s["trace"].as_str().filter(|t| !t.trim().is_empty()) else {
@@ -540,12 +570,21 @@ mod tests {
         assert_eq!(render_list(&json!({})), "No connectors.\n");
     }
 
+    /// The status of sink `c` whose connector and one task are `instance`, the task with
+    /// `task_fields` besides.
+    fn status_of(instance: Value, task_fields: Value) -> Value {
+        let mut task = instance.clone();
+        task["id"] = json!(0);
+        if let (Some(task), Some(fields)) = (task.as_object_mut(), task_fields.as_object()) {
+            task.extend(fields.clone());
+        }
+        json!({"name": "c", "type": "sink", "connector": instance, "tasks": [task]})
+    }
+
     #[test]
     fn status_shows_a_shared_trace_once() {
         let failed = json!({"state": "FAILED", "worker_id": "w:1", "trace": "boom\nat x"});
-        let mut task = failed.clone();
-        task["id"] = json!(0);
-        let body = json!({"name": "c", "type": "sink", "connector": failed, "tasks": [task]});
+        let body = status_of(failed, json!({}));
         assert_eq!(
             render_status(&body),
             "Connector c (sink)\n\n\
@@ -553,6 +592,24 @@ mod tests {
              connector  FAILED  w:1\n\
              task 0     FAILED  w:1\n\
              \nTrace (connector, task 0):\n  boom\n  at x\n"
+        );
+    }
+
+    #[test]
+    fn status_lists_the_restores_under_way() {
+        let running = json!({"state": "RUNNING", "worker_id": "w:1"});
+        let restoring = json!([{"changelog": "headwater-c-t-changelog", "partition": 2,
+            "records_read": 1000, "records_remaining": 3000, "seconds_remaining": 6.04}]);
+        let body = status_of(running, json!({ "restoring": restoring }));
+        assert_eq!(
+            render_status(&body),
+            "Connector c (sink)\n\n\
+             INSTANCE   STATE    WORKER\n\
+             connector  RUNNING  w:1\n\
+             task 0     RUNNING  w:1\n\
+             \nRestoring state:\n\
+             INSTANCE  CHANGELOG                    READ  LEFT  TIME LEFT\n\
+             task 0    headwater-c-t-changelog [2]  1000  3000  ~6 s\n"
         );
     }
 

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
 use rdkafka::mocking::MockCluster;
 
 use crate::harness::{Host, Workspace};
 use crate::kafka_windows::{
-    Windows, differing, file_windows, partitioned_workspace_at, produce_by_user,
-    reference_per_partition,
+    Windows, differing, file_windows, partitioned_workspace_at, partitioned_workspace_with,
+    produce_by_user, reference_per_partition,
 };
 
 const PARTITIONS: i32 = 4;
@@ -91,6 +93,18 @@ fn assert_hosts_emit(expected: &Windows, host: &Host, outputs: &[&Workspace]) {
     );
 }
 
+/// The sink's metrics on `host` now, by name.
+fn metric_of(host: &Host) -> impl Fn(&str) -> u64 + use<> {
+    let metrics = crate::wasm::http_text(crate::harness::rest_port(host), "/metrics");
+    move |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{{connector=\"clicks-audit\"}} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    }
+}
+
 /// Waits until `host` has restored a partition's state from the changelog (changes applied).
 fn wait_for_restore_from_changelog(host: &Host) {
     host.wait_for("a partition restored from the changelog", || {
@@ -119,41 +133,70 @@ fn a_killed_hosts_partitions_move_with_their_windows() {
     let expected = reference_per_partition(0..2 * PHASE, PARTITIONS);
     assert_hosts_emit(&expected, &b, &[&ws_a, &ws_b]);
     // The restores show in the metrics: changes applied, none still under way.
-    let metrics = crate::wasm::http_text(crate::harness::rest_port(&b), "/metrics");
-    let value = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}{{connector=\"clicks-audit\"}} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
-    };
+    let value = metric_of(&b);
     assert!(value("headwater_connector_state_restored_changes_total") > 0);
     assert!(value("headwater_connector_state_restores_total") >= 4);
     assert_eq!(value("headwater_connector_state_partitions_restoring"), 0);
+    assert_eq!(
+        value("headwater_connector_state_restore_records_remaining"),
+        0
+    );
+    assert_eq!(value("headwater_connector_state_standby_updates_total"), 0);
     assert!(b.stop().success());
 }
 
-/// A host joins mid-stream: the group moves partitions to it, their windows come along (the
-/// first host checkpoints them to the changelog as it lets them go), and every window equals
-/// the reference.
+/// Warm standbys (`state.standby.enabled`): each host follows the changelog of the partitions
+/// it does not own, so the host taking a killed host's partitions restores them from its own
+/// copy, and every window equals the reference.
 #[test]
-fn a_joining_host_takes_partitions_with_their_windows() {
+fn a_warm_standby_takes_over_a_killed_hosts_partitions_from_its_copy() {
     let (_mock, bootstrap) = mock_cluster();
-    let (ws_a, ws_b) = two_workspaces(&bootstrap);
+    let standby =
+        || partitioned_workspace_with(&bootstrap, json!({"state.standby.enabled": "true"}));
+    let (ws_a, ws_b) = (standby(), standby());
     let a = start_with_partitions(&ws_a);
-    first_phase(&bootstrap, &a, &ws_a);
     let b = start_with_partitions(&ws_b);
-    wait_for_restore_from_changelog(&b);
+    first_phase(&bootstrap, &a, &ws_a);
+    // Past a checkpoint (1 s) and a round of the copies (1 s).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    a.kill9();
     produce_by_user(&bootstrap, "click-events", PARTITIONS, PHASE..2 * PHASE);
+    b.wait_for("a partition restored from the warm copy", || {
+        b.log()
+            .lines()
+            .any(|l| l.contains("Partition state restored") && !l.contains("from_standby=0"))
+            .then_some(())
+    });
     let expected = reference_per_partition(0..2 * PHASE, PARTITIONS);
     assert_hosts_emit(&expected, &b, &[&ws_a, &ws_b]);
-    assert!(a.stop().success());
+    assert!(metric_of(&b)("headwater_connector_state_standby_updates_total") > 0);
     assert!(b.stop().success());
+}
+
+/// A third host joins two mid-stream: the group moves partitions to it, their windows come
+/// along (their owners checkpoint them to the changelog as they let them go), and every window
+/// of the three hosts equals the reference.
+#[test]
+fn a_third_host_joins_and_takes_partitions_with_their_windows() {
+    let (_mock, bootstrap) = mock_cluster();
+    let (ws_a, ws_b) = two_workspaces(&bootstrap);
+    let ws_c = partitioned_workspace_at(&bootstrap);
+    let a = start_with_partitions(&ws_a);
+    let b = start_with_partitions(&ws_b);
+    first_phase(&bootstrap, &a, &ws_a);
+    let c = start_with_partitions(&ws_c);
+    wait_for_restore_from_changelog(&c);
+    produce_by_user(&bootstrap, "click-events", PARTITIONS, PHASE..2 * PHASE);
+    let expected = reference_per_partition(0..2 * PHASE, PARTITIONS);
+    assert_hosts_emit(&expected, &c, &[&ws_a, &ws_b, &ws_c]);
+    for host in [a, b, c] {
+        assert!(host.stop().success());
+    }
 }
 
 /// A host paused (SIGSTOP) long enough for the group to give its partitions to the other,
-/// then resumed: it writes no changelog record for them once the other has claimed them, and
-/// every window equals the reference.
+/// then resumed: it writes no changelog record for them once the other has claimed them, its
+/// task restarts and rejoins the group, and every window equals the reference.
 #[test]
 fn a_paused_host_writes_nothing_for_partitions_it_lost() {
     let (_mock, bootstrap) = mock_cluster();
@@ -175,12 +218,27 @@ fn a_paused_host_writes_nothing_for_partitions_it_lost() {
         (file_windows(&ws_b).len() > 20).then_some(())
     });
     a.resume();
-    // The resumed host finds its partitions claimed at its next checkpoint and stops.
+    // The resumed host finds its partitions claimed at its next checkpoint, writes nothing of
+    // that checkpoint, and its task restarts and rejoins the group (not FAILED).
     a.wait_for("the resumed host fenced", || {
         a.log()
             .contains("another host has written it")
             .then_some(())
     });
+    a.wait_for("the fenced host's task restarted", || {
+        a.log()
+            .contains("Restarting the connector's task to rejoin its group")
+            .then_some(())
+    });
+    let port = crate::harness::rest_port(&a);
+    a.wait_for("the fenced host RUNNING again", || {
+        let (_, status) = crate::rest::http(port, "GET", "/connectors/clicks-audit/status", None);
+        (status["connector"]["state"] == "RUNNING").then_some(())
+    });
+    // Both hosts share the partitions again: what the group gives back to the rejoined host
+    // comes with the windows the other host added meanwhile (its restores before the pause
+    // applied nothing: it started first, on an empty changelog).
+    wait_for_restore_from_changelog(&a);
     produce_by_user(&bootstrap, "click-events", PARTITIONS, 2 * PHASE..3 * PHASE);
     let expected = reference_per_partition(0..3 * PHASE, PARTITIONS);
     assert_hosts_emit(&expected, &b, &[&ws_a, &ws_b]);
@@ -188,7 +246,7 @@ fn a_paused_host_writes_nothing_for_partitions_it_lost() {
         assert_no_write_after_a_claim(&bootstrap, partition);
     }
     assert!(b.stop().success());
-    drop(a);
+    assert!(a.stop().success());
 }
 
 /// Once a host claimed changelog partition `partition`, every later record is of its epoch or
@@ -294,30 +352,62 @@ fn state_the_changelog_lost_fails_the_connector_with_its_name() {
 /// A changelog holding records Headwater did not write fails the connector, naming it.
 #[test]
 fn a_foreign_record_in_the_changelog_fails_the_connector_with_its_name() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let (_mock, bootstrap) = mock_cluster();
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
     for partition in 0..PARTITIONS {
-        producer
-            .send(
-                BaseRecord::<str, str>::to("headwater-clicks-audit-click-events-changelog")
-                    .partition(partition)
-                    .key("k")
-                    .payload("not ours"),
-            )
-            .unwrap();
+        produce_to_changelog(&bootstrap, partition, b"not ours");
     }
-    producer.flush(std::time::Duration::from_secs(10)).unwrap();
-    let ws = partitioned_workspace_at(&bootstrap);
-    let host = ws.start();
-    let trace = failed_trace(&host);
+    let trace = trace_of_a_failed_start(&bootstrap);
     assert!(
         trace.contains("changelog topic headwater-clicks-audit-click-events-changelog partition")
             && trace.contains("has no headwater.epoch header"),
         "{trace}"
     );
+}
+
+/// A changelog whose log starts past what a restore needs — its first records deleted, as
+/// retention does to a topic that is not compacted — fails the connector naming the topic and
+/// partition, rather than restore part of the state. (The mock cluster keeps 5 MiB per
+/// partition: writing more moves its log start.)
+#[test]
+fn a_changelog_trimmed_by_retention_fails_the_connector_with_its_name() {
+    let (_mock, bootstrap) = mock_cluster();
+    let filler = vec![b'x'; 900_000];
+    for _ in 0..7 {
+        produce_to_changelog(&bootstrap, 1, &filler);
+    }
+    let trace = trace_of_a_failed_start(&bootstrap);
+    assert!(
+        trace.contains("changelog topic headwater-clicks-audit-click-events-changelog partition 1")
+            && trace.contains("the log starts at offset")
+            && trace.contains("needs it from offset 0"),
+        "{trace}"
+    );
+}
+
+/// Writes `payload` to partition `partition` of the sink's changelog, in a batch of its own.
+fn produce_to_changelog(bootstrap: &str, partition: i32, payload: &[u8]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::<[u8], [u8]>::to("headwater-clicks-audit-click-events-changelog")
+                .partition(partition)
+                .key(b"k".as_slice())
+                .payload(payload),
+        )
+        .unwrap();
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+}
+
+/// Starts a host running the sink and returns the trace its connector fails with.
+fn trace_of_a_failed_start(bootstrap: &str) -> String {
+    let ws = partitioned_workspace_at(bootstrap);
+    let host = ws.start();
+    let trace = failed_trace(&host);
     assert!(host.stop().success());
+    trace
 }

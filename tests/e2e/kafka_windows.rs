@@ -326,12 +326,21 @@ fn partitioned_workspace(broker: &Service) -> Workspace {
 
 /// [`partitioned_workspace`] on the broker at `bootstrap`.
 pub(crate) fn partitioned_workspace_at(bootstrap: &str) -> Workspace {
+    partitioned_workspace_with(bootstrap, json!({}))
+}
+
+/// [`partitioned_workspace_at`] with `extra` keys in the sink's config.
+pub(crate) fn partitioned_workspace_with(bootstrap: &str, extra: serde_json::Value) -> Workspace {
     let ws = kafka_workspace_at(bootstrap);
     let mut sink = ws.file_sink("clicks-audit", "click-events", "out/windows.jsonl");
-    let config = window_config(json!({
+    let mut keys = json!({
         "tasks.max": "2",
         "transforms.window.group.by.partitioned": "true",
-    }));
+    });
+    if let (Some(keys), Some(extra)) = (keys.as_object_mut(), extra.as_object()) {
+        keys.extend(extra.clone());
+    }
+    let config = window_config(keys);
     for (k, v) in config.as_object().unwrap() {
         sink["config"][k] = v.clone();
     }

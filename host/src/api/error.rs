@@ -26,6 +26,15 @@ pub enum ConnectorError {
         #[source]
         source: BoxError,
     },
+    /// This host lost work to another one without noticing (a Kafka partition the group gave
+    /// another host during a long pause): the task restarts by itself and rejoins, as Kafka
+    /// Streams does after a `TaskMigratedException`, rather than stay FAILED.
+    #[error("{context}: {source}")]
+    Rejoin {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
     /// A record failed and `errors.tolerance=none` forbids skipping it.
     #[error("Tolerance exceeded in error handler: {0}")]
     ToleranceExceeded(Box<RecordError>),
@@ -44,6 +53,18 @@ impl ConnectorError {
             context: context.into(),
             source: source.into(),
         }
+    }
+
+    pub fn rejoin(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Rejoin {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The task restarts by itself (see [`Self::Rejoin`]).
+    pub fn is_rejoin(&self) -> bool {
+        matches!(self, Self::Rejoin { .. })
     }
 
     pub fn is_retriable(&self) -> bool {

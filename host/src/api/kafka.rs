@@ -16,6 +16,10 @@ pub struct KafkaSettings {
     pub producer: BTreeMap<String, String>,
     /// `consumer.override.*` keys without their prefix.
     pub consumer: BTreeMap<String, String>,
+    /// This host's static membership id (`[kafka] group_instance_id`): a sink's group consumer
+    /// joins as `<id>-<group>` (KIP-345), so a restart within the session timeout moves no
+    /// partition.
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for KafkaSettings {
@@ -26,6 +30,7 @@ impl Default for KafkaSettings {
             topic_replication: 1,
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
+            group_instance_id: None,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Per-connector telemetry, the same for every connector (Vector's uniform telemetry): plain
 //! atomics updated on the hot path, read by the REST API's `/metrics` at scrape time.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the latency histograms: 0.5 ms to 10 s.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -72,6 +74,10 @@ pub struct ConnectorMetrics {
     restores: AtomicU64,
     /// Changes applied from changelogs by those restores.
     restored_changes: AtomicU64,
+    /// The restores reading their changelog now, by state partition.
+    under_way: Mutex<BTreeMap<String, Arc<RestoreProgress>>>,
+    /// Changes applied to warm standby copies.
+    standby_updates: AtomicU64,
 }
 
 impl Default for ConnectorMetrics {
@@ -89,6 +95,8 @@ impl Default for ConnectorMetrics {
             restoring: AtomicU64::new(0),
             restores: AtomicU64::new(0),
             restored_changes: AtomicU64::new(0),
+            under_way: Mutex::new(BTreeMap::new()),
+            standby_updates: AtomicU64::new(0),
         }
     }
 }
@@ -117,6 +125,97 @@ pub struct MetricsSnapshot {
     pub restores: u64,
     /// Changes applied from changelogs by restores.
     pub restored_changes: u64,
+    /// The restores reading their changelog now.
+    pub restores_under_way: Vec<RestoreSnapshot>,
+    /// Changes applied to warm standby copies.
+    pub standby_updates: u64,
+}
+
+/// How far the restore of one state partition from its changelog has come: updated by the
+/// reader as it goes (Kafka Streams' `StateRestoreListener`), shown in the connector's status.
+#[derive(Debug)]
+pub struct RestoreProgress {
+    /// The changelog topic.
+    pub topic: String,
+    pub partition: i32,
+    started: Instant,
+    /// Records read so far.
+    read: AtomicU64,
+    /// The next offset to read.
+    next: AtomicI64,
+    /// The log's end as the reader last saw it (-1: not known yet).
+    end: AtomicI64,
+}
+
+/// A copy of a [`RestoreProgress`] at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub records_read: u64,
+    pub next_offset: i64,
+    /// The log's end, when the reader has seen it.
+    pub end_offset: Option<i64>,
+    pub elapsed: Duration,
+}
+
+impl RestoreProgress {
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            partition,
+            started: Instant::now(),
+            read: AtomicU64::new(0),
+            next: AtomicI64::new(0),
+            end: AtomicI64::new(-1),
+        }
+    }
+
+    /// The reader starts (again) at `offset`.
+    pub fn reading_from(&self, offset: i64) {
+        self.next.store(offset, Ordering::Relaxed);
+    }
+
+    /// A record read; `next` is the offset after it.
+    pub fn read_one(&self, next: i64) {
+        self.read.fetch_add(1, Ordering::Relaxed);
+        self.next.store(next, Ordering::Relaxed);
+    }
+
+    /// The log ends at `end` (its high watermark).
+    pub fn log_end(&self, end: i64) {
+        self.end.store(end, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RestoreSnapshot {
+        let end = self.end.load(Ordering::Relaxed);
+        RestoreSnapshot {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            records_read: self.read.load(Ordering::Relaxed),
+            next_offset: self.next.load(Ordering::Relaxed),
+            end_offset: (end >= 0).then_some(end),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+impl RestoreSnapshot {
+    /// Records left to read, when the log's end is known.
+    pub fn remaining(&self) -> Option<u64> {
+        self.end_offset
+            .map(|end| u64::try_from(end - self.next_offset).unwrap_or(0))
+    }
+
+    /// Time left at the rate read so far: how far behind the state is, in seconds.
+    pub fn seconds_remaining(&self) -> Option<f64> {
+        let rate = self.records_read as f64 / self.elapsed.as_secs_f64();
+        match self.remaining()? {
+            0 => Some(0.0),
+            left if rate.is_finite() && rate > 0.0 => Some(left as f64 / rate),
+            _ => None,
+        }
+    }
 }
 
 impl ConnectorMetrics {
@@ -153,7 +252,31 @@ impl ConnectorMetrics {
             self.restored_changes.fetch_add(changes, Ordering::Relaxed);
         }
     }
+    /// A restore of `progress`'s partition starts reading its changelog; it shows in the
+    /// status until [`Self::restore_done`].
+    pub fn restore_started(&self, scope: &str, progress: Arc<RestoreProgress>) {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|e| e.into_inner());
+        under_way.insert(scope.to_owned(), progress);
+    }
+
+    /// `changes` applied to a warm standby copy.
+    pub fn standby_updated(&self, changes: u64) {
+        self.standby_updates.fetch_add(changes, Ordering::Relaxed);
+    }
+
+    pub fn restore_done(&self, scope: &str) {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|e| e.into_inner());
+        under_way.remove(scope);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
+        let restores_under_way = self
+            .under_way
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|p| p.snapshot())
+            .collect();
         let newest = self.newest_event_ms.load(Ordering::Relaxed);
         MetricsSnapshot {
             records_in: self.records_in.load(Ordering::Relaxed),
@@ -168,6 +291,8 @@ impl ConnectorMetrics {
             restoring: self.restoring.load(Ordering::Relaxed),
             restores: self.restores.load(Ordering::Relaxed),
             restored_changes: self.restored_changes.load(Ordering::Relaxed),
+            restores_under_way,
+            standby_updates: self.standby_updates.load(Ordering::Relaxed),
         }
     }
 }
@@ -175,6 +300,25 @@ impl ConnectorMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_estimates_the_time_left_from_its_rate() {
+        let snapshot = |read, next, end: Option<i64>| RestoreSnapshot {
+            topic: "t".into(),
+            partition: 0,
+            records_read: read,
+            next_offset: next,
+            end_offset: end,
+            elapsed: Duration::from_secs(2),
+        };
+        // 1,000 read in 2 s from offset 0; 3,000 left at 500/s.
+        let going = snapshot(1_000, 1_000, Some(4_000));
+        assert_eq!(going.remaining(), Some(3_000));
+        assert_eq!(going.seconds_remaining(), Some(6.0));
+        assert_eq!(snapshot(0, 0, None).seconds_remaining(), None);
+        assert_eq!(snapshot(0, 0, Some(10)).seconds_remaining(), None);
+        assert_eq!(snapshot(10, 10, Some(10)).seconds_remaining(), Some(0.0));
+    }
 
     #[test]
     fn histogram_counts_land_in_their_buckets() {

@@ -362,6 +362,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.rest_listen {
         worker.rest.listen = addr;
     }
+    if let Ok(id) = std::env::var("HEADWATER_GROUP_INSTANCE_ID") {
+        worker.kafka.group_instance_id = Some(id);
+    }
     std::fs::create_dir_all(&worker.data_dir)
         .with_context(|| format!("creating data directory {}", worker.data_dir.display()))?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -388,6 +391,7 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         runtime = runtime.with_kafka(link);
     }
     let runtime = Arc::new(runtime);
+    runtime.supervise();
     runtime
         .restore()
         .await

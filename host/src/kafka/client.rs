@@ -58,6 +58,19 @@ impl KafkaSettings {
         }
         config
     }
+
+    /// [`Self::consumer_config`] for a consumer that joins `group` (subscribes): with this
+    /// host's static membership id, unless the connector sets `group.instance.id` itself.
+    pub fn group_consumer_config(&self, group: &str, client_id: &str) -> ClientConfig {
+        let mut config = self.consumer_config(group, client_id);
+        if let Some(id) = &self.group_instance_id
+            && config.get("group.instance.id").is_none()
+        {
+            // Unique per group on this host: a host may run several consumers, one per group.
+            config.set("group.instance.id", format!("{id}-{group}"));
+        }
+        config
+    }
 }
 
 /// Whether a Kafka failure may pass by itself (a broker down, a timeout, a leader election).
@@ -101,5 +114,31 @@ pub fn connector_error(context: impl Into<String>, error: KafkaError) -> Connect
         ConnectorError::retriable(context, error)
     } else {
         ConnectorError::fatal(context, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_consumers_join_with_the_hosts_static_id_unless_the_connector_sets_one() {
+        let mut settings = KafkaSettings::new("h:9092");
+        let plain = settings.group_consumer_config("connect-a", "c");
+        assert_eq!(plain.get("group.instance.id"), None, "dynamic by default");
+        settings.group_instance_id = Some("host-1".into());
+        let joined = settings.group_consumer_config("connect-a", "c");
+        assert_eq!(joined.get("group.instance.id"), Some("host-1-connect-a"));
+        let assigned = settings.consumer_config("connect-a", "c");
+        assert_eq!(
+            assigned.get("group.instance.id"),
+            None,
+            "not a group member"
+        );
+        settings
+            .consumer
+            .insert("group.instance.id".into(), "mine".into());
+        let overridden = settings.group_consumer_config("connect-a", "c");
+        assert_eq!(overridden.get("group.instance.id"), Some("mine"));
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
+use crate::api::metrics::RestoreSnapshot;
 use crate::config::connector::{ConnectorConfig, value_text};
 use crate::runtime::host::{Applied, ConnectorView, Origin};
 use crate::runtime::replay::ReplayFrom;
@@ -91,6 +92,37 @@ fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
         "connector": state_json(&view.status, worker_id),
         "tasks": tasks,
         "type": view.connector_type.as_str(),
+    })
+}
+
+/// Adds to a task's status the restores of state partitions under way on this host, if any
+/// (Headwater's own field: Kafka Connect clients ignore it).
+fn with_restores(task: &mut Value, state: &AppState, name: &str) {
+    let Some(task) = task.as_object_mut() else {
+        return;
+    };
+    let restores = state
+        .runtime
+        .metrics(name)
+        .map(|m| m.restores_under_way)
+        .unwrap_or_default();
+    if restores.is_empty() {
+        return;
+    }
+    let restoring: Vec<Value> = restores.iter().map(restore_json).collect();
+    task.insert("restoring".into(), json!(restoring));
+}
+
+fn restore_json(restore: &RestoreSnapshot) -> Value {
+    json!({
+        "changelog": restore.topic,
+        "partition": restore.partition,
+        "records_read": restore.records_read,
+        "offset": restore.next_offset,
+        "end_offset": restore.end_offset,
+        "records_remaining": restore.remaining(),
+        "seconds_remaining": restore.seconds_remaining().map(|s| (s * 10.0).round() / 10.0),
+        "elapsed_seconds": (restore.elapsed.as_secs_f64() * 10.0).round() / 10.0,
     })
 }
 
@@ -279,7 +311,11 @@ async fn status(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state.runtime.connector(&name).await?;
-    Ok(Json(status_json(&view, &state.worker_id)))
+    let mut body = status_json(&view, &state.worker_id);
+    if let Some(task) = body["tasks"].get_mut(0) {
+        with_restores(task, &state, &name);
+    }
+    Ok(Json(body))
 }
 
 async fn tasks(
@@ -321,7 +357,9 @@ async fn task_status(
     Path((name, task)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let view = with_task(&state, &name, &task).await?;
-    Ok(Json(task_json(&view.status, &state.worker_id)))
+    let mut body = task_json(&view.status, &state.worker_id);
+    with_restores(&mut body, &state, &name);
+    Ok(Json(body))
 }
 
 async fn restart_task(

@@ -23,7 +23,7 @@ use crate::wasm::metrics::MetricKind;
 type Field = fn(&MetricsSnapshot) -> u64;
 
 /// Counter name (without `_total`), help, and which counter of the snapshot it shows.
-const COUNTERS: [(&str, &str, Field); 8] = [
+const COUNTERS: [(&str, &str, Field); 9] = [
     (
         "headwater_connector_records_in",
         "Records a source read or a sink received.",
@@ -63,6 +63,11 @@ const COUNTERS: [(&str, &str, Field); 8] = [
         "headwater_connector_state_restored_changes",
         "State changes those restores applied from the connector's changelog topic.",
         |m| m.restored_changes,
+    ),
+    (
+        "headwater_connector_state_standby_updates",
+        "State changes applied to this host's warm standby copies (state.standby.enabled).",
+        |m| m.standby_updates,
     ),
 ];
 
@@ -127,6 +132,23 @@ impl Collector for RuntimeCollector {
         for (connector, m) in &snapshot {
             let labels = [("connector", connector.as_str())];
             ConstGauge::new(i64::try_from(m.restoring).unwrap_or(i64::MAX))
+                .encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "headwater_connector_state_restore_records_remaining",
+            "Changelog records the restores under way have left to read (Kafka Streams' \
+             restore-remaining-records-total).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (connector, m) in &snapshot {
+            let labels = [("connector", connector.as_str())];
+            let left: u64 = m
+                .restores_under_way
+                .iter()
+                .filter_map(|r| r.remaining())
+                .sum();
+            ConstGauge::new(i64::try_from(left).unwrap_or(i64::MAX))
                 .encode(metric.encode_family(&labels)?)?;
         }
         let statuses = self.0.statuses();

@@ -745,3 +745,51 @@ async fn health_says_starting_until_loaded_and_big_bodies_are_refused() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error_code"], 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_under_way_shows_in_the_status_and_metrics() {
+    use crate::api::metrics::RestoreProgress;
+    let api = Api::new();
+    api.call(
+        Method::PUT,
+        "/connectors/sink/config",
+        Some(api.sink_config()),
+    )
+    .await;
+    // What the changelog reader reports as it restores a partition: 1,000 of 4,000 read.
+    let progress = Arc::new(RestoreProgress::new("headwater-sink-clicks-changelog", 2));
+    progress.reading_from(0);
+    progress.log_end(4_000);
+    for offset in 1..=1_000 {
+        progress.read_one(offset);
+    }
+    let metrics = api.runtime.metrics_for("sink");
+    metrics.restore_started("clicks-2", Arc::clone(&progress));
+    let (_, _, status) = api.call(Method::GET, "/connectors/sink/status", None).await;
+    let restoring = &status["tasks"][0]["restoring"][0];
+    assert_eq!(restoring["changelog"], "headwater-sink-clicks-changelog");
+    assert_eq!(restoring["partition"], 2);
+    assert_eq!(restoring["records_read"], 1_000);
+    assert_eq!(restoring["offset"], 1_000);
+    assert_eq!(restoring["end_offset"], 4_000);
+    assert_eq!(restoring["records_remaining"], 3_000);
+    assert!(
+        restoring["seconds_remaining"].as_f64().is_some(),
+        "{status}"
+    );
+    let (_, _, task) = api
+        .call(Method::GET, "/connectors/sink/tasks/0/status", None)
+        .await;
+    assert_eq!(task["restoring"][0]["records_remaining"], 3_000);
+    let (_, _, text) = api.call(Method::GET, "/metrics", None).await;
+    assert!(
+        text.as_str().unwrap().contains(
+            "headwater_connector_state_restore_records_remaining{connector=\"sink\"} 3000"
+        ),
+        "{text}"
+    );
+    metrics.restore_done("clicks-2");
+    let (_, _, status) = api.call(Method::GET, "/connectors/sink/status", None).await;
+    assert!(status["tasks"][0].get("restoring").is_none(), "{status}");
+    api.runtime.shutdown().await;
+}

@@ -110,7 +110,13 @@ pub(super) struct Shared {
     pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
     /// The worker's Kafka, if it has one.
     pub(super) kafka: Option<Arc<KafkaLink>>,
+    /// Connectors whose task asks to be restarted (see [`Runtime::supervise`]).
+    pub(super) restarts: tokio::sync::mpsc::UnboundedSender<String>,
 }
+
+/// How long a task that must rejoin waits before it restarts: its consumer leaves the group
+/// meanwhile, so the rebalance that follows counts it out, then in again.
+const REJOIN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs connectors. One per process.
 pub struct Runtime {
@@ -119,6 +125,10 @@ pub struct Runtime {
     store: ConnectorStore,
     /// Target states restored for file-defined connectors the watcher has not applied yet.
     restored_targets: Mutex<BTreeMap<String, Target>>,
+    /// The other end of [`Shared::restarts`], until [`Runtime::supervise`] takes it.
+    restart_requests: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// Set by [`Runtime::shutdown`]: no task restarts after it.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -139,6 +149,7 @@ fn task_state(target: Target) -> Option<TargetState> {
 
 impl Runtime {
     pub fn new(data_dir: &Path, registry: Registry) -> Self {
+        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
         Self {
             shared: Arc::new(Shared {
                 data_dir: data_dir.to_path_buf(),
@@ -148,11 +159,39 @@ impl Runtime {
                 status: StatusBoard::default(),
                 metrics: Mutex::new(HashMap::new()),
                 kafka: None,
+                restarts,
             }),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
             store: ConnectorStore::new(data_dir),
             restored_targets: Mutex::new(BTreeMap::new()),
+            restart_requests: Mutex::new(Some(restart_requests)),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Restarts the tasks that ask for it (a sink fenced out of Kafka partitions it lost:
+    /// [`ConnectorError::Rejoin`]), as `POST /connectors/<name>/restart` would. Call once,
+    /// after the runtime is shared; without it such a task stays RESTARTING.
+    pub fn supervise(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut requests = self
+            .restart_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        let runtime = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            while let Some(name) = requests.recv().await {
+                // The task's consumer is leaving its group meanwhile.
+                tokio::time::sleep(REJOIN_DELAY).await;
+                let Some(runtime) = runtime.upgrade() else {
+                    return;
+                };
+                tracing::info!(connector = %name, "Restarting the connector's task to rejoin its group.");
+                if let Err(e) = runtime.restart(&name, false).await {
+                    tracing::warn!(connector = %name, error = %e, "The connector's task could not be restarted.");
+                }
+            }
+        }))
     }
 
     /// Connects the runtime to Kafka: sinks read the topics Kafka has, dead letters may go to
@@ -492,7 +531,8 @@ impl Runtime {
         let entry = entries
             .get_mut(name)
             .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
-        if entry.target == Target::Stopped || (only_failed && !self.is_failed(name)) {
+        let shut_down = self.shut_down.load(std::sync::atomic::Ordering::Acquire);
+        if shut_down || entry.target == Target::Stopped || (only_failed && !self.is_failed(name)) {
             return Ok(false);
         }
         self.shared.status.set(name, State::Restarting, None);
@@ -740,12 +780,14 @@ impl Runtime {
     /// Stops everything: sources, then sinks (final flush), then the offset committers.
     pub async fn shutdown(&self) {
         let mut entries = self.entries.lock().await;
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
         let tasks: Vec<Running> = entries.values_mut().filter_map(|e| e.task.take()).collect();
         stop_all(tasks).await;
         tracing::info!("All connectors stopped.");
     }
 
-    fn metrics_for(&self, name: &str) -> Arc<ConnectorMetrics> {
+    pub(crate) fn metrics_for(&self, name: &str) -> Arc<ConnectorMetrics> {
         let mut metrics = self
             .shared
             .metrics
@@ -757,6 +799,16 @@ impl Runtime {
     fn fail(&self, name: &str, error: &ConnectorError) {
         fail(&self.shared, name, error);
     }
+}
+
+/// A task that lost work to another host (see [`ConnectorError::Rejoin`]) is restarted by
+/// [`Runtime::supervise`] rather than left FAILED; RESTARTING meanwhile, with the reason.
+pub(super) fn rejoin(shared: &Shared, name: &str, error: &ConnectorError) {
+    let trace = error.trace();
+    tracing::warn!(connector = %name, error = %trace, "Another host took this connector's work; its task restarts and rejoins.");
+    shared.status.set(name, State::Restarting, Some(trace));
+    // Only a runtime being dropped has no receiver; its tasks stop anyway.
+    let _ = shared.restarts.send(name.to_owned());
 }
 
 pub(super) fn fail(shared: &Shared, name: &str, error: &ConnectorError) {

@@ -17,7 +17,7 @@ use crate::converters::BuiltinConverter;
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::TopicSelector;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
-use crate::runtime::changelog::Changelog;
+use crate::runtime::changelog::{Changelog, Standby};
 use crate::runtime::host::{Shared, fail};
 use crate::runtime::kafka_bus::intake::{self, EventTimeOf, IntakeSpec, Reading};
 use crate::runtime::kafka_bus::link::KafkaLink;
@@ -199,7 +199,13 @@ pub(super) fn start(
             };
             // State per Kafka partition moves between hosts through a changelog.
             let changelog = match (&kafka, &prepared.partitioned) {
-                (Some(link), Some(_)) => Some(Arc::new(Changelog::new(&name, Arc::clone(link))?)),
+                (Some(link), Some(_)) => {
+                    let changelog = Changelog::new(&name, Arc::clone(link))?;
+                    Some(Arc::new(match prepared.standby {
+                        true => changelog.with_standby(),
+                        false => changelog,
+                    }))
+                }
                 _ => None,
             };
             let state = match (state, &changelog) {
@@ -210,6 +216,8 @@ pub(super) fn start(
                 .partitioned
                 .clone()
                 .filter(|_| prepared.repartition);
+            // Warm standby copies, followed while the sink runs (see `changelog::Standby`).
+            let mut standby_task = None;
             // How the consumer reads, and the chain (or chains) its records go through.
             let (reading, sink_chain) = match (&state, prepared.partitioned) {
                 (Some(state), Some(builder)) => {
@@ -220,6 +228,15 @@ pub(super) fn start(
                             "it needs Kafka (the worker's [kafka] section) for its changelog",
                         )
                     })?;
+                    if prepared.standby {
+                        let standby = Standby::new(
+                            Arc::clone(&changelog),
+                            Arc::clone(state.store()),
+                            Arc::clone(&ownership),
+                            Arc::clone(&metrics),
+                        );
+                        standby_task = Some(tokio::spawn(standby.run(cancel.clone())));
+                    }
                     let chains = PartitionedChains::new(
                         &name,
                         builder,
@@ -330,7 +347,14 @@ pub(super) fn start(
                 state,
             };
             Handle::Sink(SinkHandle {
-                run: tokio::spawn(runner.run(sink, subscription)),
+                run: tokio::spawn(async move {
+                    runner.run(sink, subscription).await;
+                    // The copies are followed until the task is over: a task started next
+                    // must not find this one still writing them.
+                    if let Some(standby) = standby_task {
+                        let _ = standby.await;
+                    }
+                }),
                 intake: intakes,
                 shuffle,
                 inbox,

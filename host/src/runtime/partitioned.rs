@@ -159,6 +159,8 @@ struct OwnershipInner {
     /// Behind a repartition topic: the upstream partitions (`<topic>-<partition>`), each an
     /// input of every partition's windows.
     upstream: Vec<String>,
+    /// The topics the consumer reads (their partitions are the state partitions).
+    topics: Vec<String>,
     /// State partitions assigned whose state is not restored yet, with the group's committed
     /// offset of their Kafka partition: restored before the partition's next record.
     to_restore: BTreeMap<String, Option<i64>>,
@@ -209,8 +211,18 @@ impl Ownership {
             .collect()
     }
 
-    fn owns(&self, scope: &str) -> bool {
+    pub(crate) fn owns(&self, scope: &str) -> bool {
         self.lock().owned.contains_key(scope)
+    }
+
+    /// Notes the topics the consumer reads.
+    pub fn set_topics(&self, topics: Vec<String>) {
+        self.lock().topics = topics;
+    }
+
+    /// The topics the consumer reads.
+    pub fn topics(&self) -> Vec<String> {
+        self.lock().topics.clone()
     }
 
     /// Notes the upstream partitions of a repartition topic.
@@ -343,7 +355,10 @@ impl PartitionedChains {
             // nothing its checkpoint lacks; it is built again from the restored state.
             self.chains.remove(scope.as_str());
             let started = std::time::Instant::now();
-            let outcome = self.changelog.restore(&self.store, &scope, committed).await;
+            let outcome = self
+                .changelog
+                .restore(&self.store, &scope, committed, metrics)
+                .await;
             left -= 1;
             metrics.restored(outcome.as_ref().ok().map(|o| o.applied));
             let outcome = outcome.map_err(|source| {
@@ -360,6 +375,7 @@ impl PartitionedChains {
                 connector = %self.connector,
                 partition = %scope,
                 changes_applied = outcome.applied,
+                from_standby = outcome.from_standby,
                 epoch = outcome.epoch,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "Partition state restored."

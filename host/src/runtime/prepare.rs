@@ -43,6 +43,17 @@ pub const TASKS_MAX: ConfigKey = ConfigKey::new(
 )
 .with_default("1");
 
+pub const STATE_STANDBY_ENABLED: ConfigKey = ConfigKey::new(
+    "state.standby.enabled",
+    KeyType::Boolean,
+    "Warm standby copies (Kafka Streams' standby replicas), for a sink whose state moves between \
+     hosts (tasks.max > 1): each host follows the changelog of the partitions it does not own \
+     into a store of its own, so a host taking over a partition restores only what was written \
+     since the copy's last round (every second), not the whole log. Each host then holds the \
+     state of every partition on disk.",
+)
+.with_default("false");
+
 pub const KEY_CONVERTER: ConfigKey = ConfigKey::new(
     "key.converter",
     KeyType::Class,
@@ -150,6 +161,7 @@ pub const COMMON_KEYS: &[ConfigKey] = &[
     NAME,
     CONNECTOR_CLASS,
     TASKS_MAX,
+    STATE_STANDBY_ENABLED,
     KEY_CONVERTER,
     VALUE_CONVERTER,
     HEADER_CONVERTER,
@@ -181,6 +193,8 @@ pub struct Prepared {
     /// The sink's input is re-keyed through `headwater-<name>-repartition` first (see
     /// `crate::runtime::shuffle`); `partitioned` then builds the chains reading it.
     pub repartition: bool,
+    /// `state.standby.enabled`: warm copies of the partitions other hosts own.
+    pub standby: bool,
     pub policy: ErrorPolicy,
     /// The sink's subscription; `None` for sources.
     pub topics: Option<TopicSelector>,
@@ -341,6 +355,15 @@ pub fn prepare(
     // a window that would need a repartition topic is refused either way.
     let per_partition_config = is_sink && tasks_max > 1;
     let per_partition = per_partition_config && kafka.is_some();
+    let standby = options.bool(&STATE_STANDBY_ENABLED).unwrap_or(false);
+    if standby && !per_partition_config {
+        options.issue(
+            STATE_STANDBY_ENABLED.name,
+            "warm standby copies are of a sink's state kept per partition: they need tasks.max \
+             above 1 (and Kafka in the worker config)"
+                .to_owned(),
+        );
+    }
     if tasks_max > 1 {
         tracing::info!(
             connector = %config.name,
@@ -419,6 +442,7 @@ pub fn prepare(
         chain,
         partitioned,
         repartition,
+        standby: standby && per_partition,
         policy,
         topics,
         unused_keys,

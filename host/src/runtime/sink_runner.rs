@@ -13,12 +13,12 @@ use crate::api::metrics::ConnectorMetrics;
 use crate::api::retry::Retry;
 use crate::runtime::ack::AckToken;
 use crate::runtime::bus::{Delivery, Subscription};
-use crate::runtime::host::{Shared, fail};
+use crate::runtime::host::{Shared, fail, rejoin};
 use crate::runtime::launch::TopicSet;
 use crate::runtime::partitioned::{PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
+use crate::runtime::sink_state::CheckpointError;
 use crate::runtime::sink_state::{SinkState, written};
-use crate::state::StateError;
 use crate::transforms::chain::{Chain, ChainOutput};
 
 /// How long a stopping sink may take for its last flush.
@@ -131,9 +131,12 @@ impl SinkChain {
     fn written(
         &mut self,
         state: &SinkState,
-        written: Result<(), StateError>,
+        written: Result<(), CheckpointError>,
     ) -> Result<(), ConnectorError> {
-        written.map_err(|e| ConnectorError::retriable("checkpointing state", e))?;
+        written.map_err(|e| match e.fenced() {
+            true => ConnectorError::rejoin("checkpointing state", e),
+            false => ConnectorError::retriable("checkpointing state", e),
+        })?;
         self.release_revoked(state);
         Ok(())
     }
@@ -217,7 +220,10 @@ impl SinkRunner {
             {
                 tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
             }
-            fail(&self.shared, &self.name, &e);
+            match e.is_rejoin() {
+                true => rejoin(&self.shared, &self.name, &e),
+                false => fail(&self.shared, &self.name, &e),
+            }
             // Its Kafka consumer commits what was acknowledged and leaves the group at once:
             // the partitions go on on the other hosts instead of waiting for this one.
             self.done.cancel();

@@ -25,7 +25,7 @@ use crate::api::error::RecordError;
 use crate::api::offsets::SourceOffsets;
 use crate::api::record::Record;
 use crate::runtime::ack::AckToken;
-use crate::runtime::changelog::Changelog;
+use crate::runtime::changelog::{Changelog, ChangelogError};
 use crate::state::{StateError, StateStore};
 use crate::transforms::chain::Chain;
 
@@ -34,6 +34,23 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// A sink that batches for longer (a Parquet file per rotation) is made to flush, and
 /// checkpoint, after this long: the acknowledgements wait for it.
 pub const CHECKPOINT_FORCE_AFTER: Duration = Duration::from_secs(30);
+
+/// Why a checkpoint could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Changelog(#[from] ChangelogError),
+}
+
+impl CheckpointError {
+    /// Another host has taken a partition this checkpoint holds (see
+    /// [`ChangelogError::fenced`]): nothing of it was written.
+    pub fn fenced(&self) -> bool {
+        matches!(self, Self::Changelog(e) if e.fenced)
+    }
+}
 
 /// (source connector, source partition as canonical JSON): one input of the sink.
 type Input = (Arc<str>, Arc<str>);
@@ -364,19 +381,17 @@ impl SinkState {
         })?;
         let store = Arc::clone(&self.store);
         let task = match &self.changelog {
-            None => tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot)),
+            None => tokio::task::spawn_blocking(move || {
+                store
+                    .write_snapshot(&offsets, snapshot)
+                    .map_err(CheckpointError::from)
+            }),
             Some(changelog) => {
                 let changelog = Arc::clone(changelog);
                 let positions = self.positions_of(connector);
                 tokio::spawn(async move {
                     let mut snapshot = snapshot;
-                    changelog
-                        .write(&store, &mut snapshot, &positions)
-                        .await
-                        .map_err(|e| StateError {
-                            path: store.path().to_owned(),
-                            message: e.to_string(),
-                        })?;
+                    changelog.write(&store, &mut snapshot, &positions).await?;
                     let path = store.path().to_owned();
                     tokio::task::spawn_blocking(move || store.write_snapshot(&offsets, snapshot))
                         .await
@@ -384,6 +399,7 @@ impl SinkState {
                             path,
                             message: format!("the checkpoint task failed: {e}"),
                         })?
+                        .map_err(CheckpointError::from)
                 })
             }
         };
@@ -403,7 +419,7 @@ impl SinkState {
 
     /// Waits until the checkpoint being written (if any) is, then finishes it
     /// ([`Self::finish_writing`]). `Ok(false)`: none was being written.
-    pub async fn settle(&mut self) -> Result<bool, StateError> {
+    pub async fn settle(&mut self) -> Result<bool, CheckpointError> {
         match self.writing.as_mut() {
             Some(w) => {
                 let result = (&mut w.task).await;
@@ -417,8 +433,8 @@ impl SinkState {
     /// task ended).
     pub fn finish_writing(
         &mut self,
-        result: Result<Result<(), StateError>, tokio::task::JoinError>,
-    ) -> Result<(), StateError> {
+        result: Result<Result<(), CheckpointError>, tokio::task::JoinError>,
+    ) -> Result<(), CheckpointError> {
         let Some(writing) = self.writing.take() else {
             return Ok(());
         };
@@ -436,7 +452,7 @@ impl SinkState {
 /// Completes when the checkpoint `state` is writing has been written (never when none is).
 pub async fn written(
     state: &mut Option<SinkState>,
-) -> Result<Result<(), StateError>, tokio::task::JoinError> {
+) -> Result<Result<(), CheckpointError>, tokio::task::JoinError> {
     match state.as_mut().and_then(|s| s.writing.as_mut()) {
         Some(w) => (&mut w.task).await,
         None => std::future::pending().await,
@@ -449,7 +465,7 @@ pub type KafkaOffsets = HashMap<(String, i32), i64>;
 /// A checkpoint being written, and what it settles.
 #[derive(Debug)]
 struct Writing {
-    task: tokio::task::JoinHandle<Result<(), StateError>>,
+    task: tokio::task::JoinHandle<Result<(), CheckpointError>>,
     /// The batches it holds.
     tokens: Vec<AckToken>,
 }

@@ -18,6 +18,7 @@
 //! bootstrap_servers = "127.0.0.1:9092"
 //! topic_partitions = 4          # for topics Headwater creates
 //! topic_replication_factor = 1
+//! group_instance_id = "host-1"  # static membership (or HEADWATER_GROUP_INSTANCE_ID)
 //! ```
 
 use std::net::SocketAddr;
@@ -82,6 +83,12 @@ pub struct KafkaConfig {
     /// Replication factor of the topics Headwater creates (Kafka bus and KafkaSink topics;
     /// dead-letter topics use `errors.deadletterqueue.topic.replication.factor`). Default 1.
     pub topic_replication_factor: i32,
+    /// This host's static membership id in the consumer groups of sinks reading Kafka
+    /// (`group.instance.id`, KIP-345), unique among the hosts: a host restarted within the
+    /// session timeout gets its partitions back without a rebalance, so a rolling restart
+    /// moves no state. The `HEADWATER_GROUP_INSTANCE_ID` environment variable sets it too (a
+    /// pod's name in a StatefulSet). Default: none (dynamic membership).
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -90,6 +97,7 @@ impl Default for KafkaConfig {
             bootstrap_servers: None,
             topic_partitions: 1,
             topic_replication_factor: 1,
+            group_instance_id: None,
         }
     }
 }
@@ -154,6 +162,11 @@ impl WorkerConfig {
                 let settings = KafkaSettings {
                     topic_partitions: self.kafka.topic_partitions.max(1),
                     topic_replication: self.kafka.topic_replication_factor.max(1),
+                    group_instance_id: self
+                        .kafka
+                        .group_instance_id
+                        .clone()
+                        .filter(|id| !id.trim().is_empty()),
                     ..KafkaSettings::new(servers)
                 };
                 Ok(Some(KafkaLink::new(settings, on_kafka_bus)))
@@ -215,6 +228,13 @@ mod tests {
         let link = c.kafka_link().unwrap().unwrap();
         assert!(link.bus);
         assert_eq!(link.settings.topic_partitions, 6);
+        assert_eq!(link.settings.group_instance_id, None);
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"h:9092\"\ngroup_instance_id = \"host-1\"\n",
+        )
+        .unwrap();
+        let link = c.kafka_link().unwrap().unwrap();
+        assert_eq!(link.settings.group_instance_id.as_deref(), Some("host-1"));
         assert!(WorkerConfig::default().kafka_link().unwrap().is_none());
     }
 }

@@ -31,7 +31,7 @@ mod scope;
 mod snapshot;
 mod table;
 
-pub use scope::{Import, ScopeChange, scope_of_name};
+pub use scope::{Import, ScopeChange, rename_scope, scope_of_name};
 pub use snapshot::{Change, Changes, Snapshot, SnapshotView};
 use snapshot::{InFlight, SnapshotWrite};
 pub use table::{Entry, Page, StateTable, prefix_end};

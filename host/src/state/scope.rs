@@ -170,6 +170,71 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Makes the state kept under scope `from` the state of scope `to`, in one durable commit:
+    /// `to`'s tables and metadata are dropped, and `from`'s renamed to `to`'s names (no entry
+    /// is copied). Returns the entries moved.
+    pub fn promote_scope(&self, from: &str, to: &str) -> Result<u64, StateError> {
+        let err = |e: redb::Error| self.error(e);
+        let tables = self.tables()?;
+        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        txn.set_durability(redb::Durability::Immediate);
+        let mut moved = 0;
+        {
+            for name in &tables {
+                if scope_of_name(name) == Some(to) {
+                    txn.delete_table(table(name)).map_err(|e| err(e.into()))?;
+                }
+            }
+            for name in &tables {
+                if scope_of_name(name) != Some(from) {
+                    continue;
+                }
+                let renamed = rename_scope(name, from, to);
+                moved += txn
+                    .open_table(table(name))
+                    .and_then(|t| Ok(redb::ReadableTableMetadata::len(&t)?))
+                    .map_err(|e| err(e.into()))?;
+                txn.rename_table(table(name), table(&renamed))
+                    .map_err(|e| err(e.into()))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            let mut drop_names = Vec::new();
+            let mut moves = Vec::new();
+            for item in meta.iter().map_err(|e| err(e.into()))? {
+                let (k, v) = item.map_err(|e| err(e.into()))?;
+                match scope_of_name(k.value()) {
+                    Some(s) if s == to => drop_names.push(k.value().to_owned()),
+                    Some(s) if s == from => {
+                        moves.push((k.value().to_owned(), v.value().to_vec()));
+                    }
+                    _ => {}
+                }
+            }
+            for name in drop_names {
+                meta.remove(name.as_str()).map_err(|e| err(e.into()))?;
+            }
+            for (name, value) in moves {
+                meta.remove(name.as_str()).map_err(|e| err(e.into()))?;
+                meta.insert(rename_scope(&name, from, to).as_str(), value.as_slice())
+                    .map_err(|e| err(e.into()))?;
+            }
+        }
+        self.commit_txn(txn)?;
+        Ok(moved)
+    }
+}
+
+/// `name` (of a table or metadata entry of scope `from`) with scope `to` instead.
+pub fn rename_scope(name: &str, from: &str, to: &str) -> String {
+    match name.rsplit_once('@') {
+        Some((head, rest)) if rest.starts_with(from) => {
+            format!("{head}@{to}{}", &rest[from.len()..])
+        }
+        _ => name.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +253,55 @@ mod tests {
         assert_eq!(scope_of_name("window:w@clicks-1~spill"), Some("clicks-1"));
         assert_eq!(scope_of_name("window:w"), None);
         assert_eq!(scope_of_name("sink.state.layout"), None);
+    }
+
+    #[test]
+    fn a_promoted_scope_replaces_the_other_under_its_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("s.redb")).unwrap();
+        store
+            .checkpoint(&SourceOffsets::default(), |w| {
+                w.apply("window:w@t-1", [(b"old".as_slice(), Some(b"1".as_slice()))])?;
+                w.put_meta("window:w@t-1:progress.v2", b"old")?;
+                w.apply(
+                    "window:w@copy~t-1",
+                    [(b"new".as_slice(), Some(b"2".as_slice()))],
+                )?;
+                w.apply(
+                    "window:w@copy~t-1:sessions",
+                    [(b"s".as_slice(), Some(b"3".as_slice()))],
+                )?;
+                w.put_meta("window:w@copy~t-1:progress.v2", b"new")?;
+                w.apply(
+                    "window:w@t-2",
+                    [(b"other".as_slice(), Some(b"4".as_slice()))],
+                )
+            })
+            .unwrap();
+        assert_eq!(store.promote_scope("copy~t-1", "t-1").unwrap(), 2);
+        assert_eq!(store.get("window:w@t-1", b"old").unwrap(), None);
+        assert_eq!(
+            store.get("window:w@t-1", b"new").unwrap(),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(
+            store.get("window:w@t-1:sessions", b"s").unwrap(),
+            Some(b"3".to_vec())
+        );
+        assert_eq!(
+            store.meta("window:w@t-1:progress.v2").unwrap(),
+            Some(b"new".to_vec())
+        );
+        assert_eq!(store.export_scope("copy~t-1").unwrap(), Vec::new());
+        assert_eq!(
+            store.get("window:w@t-2", b"other").unwrap(),
+            Some(b"4".to_vec()),
+            "other scopes stay"
+        );
+        assert_eq!(
+            rename_scope("changelog@copy~t-1", "copy~t-1", "t-1"),
+            "changelog@t-1"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 mod record;
 mod restore;
+mod standby;
 mod write;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use crate::kafka::producer::BatchProducer;
 use crate::runtime::kafka_bus::link::KafkaLink;
 
 pub use restore::Restored;
+pub use standby::Standby;
 
 /// Why a changelog could not be written or read. Names the topic and partition.
 ///
@@ -65,6 +67,12 @@ pub struct Changelog {
     claimed: Mutex<HashMap<String, Claim>>,
     /// A client for the logs' end offsets (made on first use).
     probe: Arc<std::sync::OnceLock<ChangelogConsumer>>,
+    /// This host keeps warm copies of the partitions it does not own
+    /// (`state.standby.enabled`, see [`Standby`]): restores take them.
+    standby: bool,
+    /// Held while a warm copy is being caught up or taken over, so neither sees the other
+    /// half done.
+    copying: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Changelog {
@@ -154,7 +162,16 @@ impl Changelog {
             link,
             claimed: Mutex::new(HashMap::new()),
             probe: Arc::new(std::sync::OnceLock::new()),
+            standby: false,
+            copying: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Restores take the warm copies a [`Standby`] keeps in the state store when they are
+    /// newer than the partition's own state there.
+    pub fn with_standby(mut self) -> Self {
+        self.standby = true;
+        self
     }
 
     fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claim>> {

@@ -55,9 +55,14 @@ impl Marker {
 /// The key and value of a change.
 pub fn encode(change: &ScopeChange) -> (Vec<u8>, Option<Vec<u8>>) {
     match change {
-        ScopeChange::Entry { table, key, value } => (named_key(ENTRY, table, key), value.clone()),
+        ScopeChange::Entry { table, key, value } => (entry_key(table, key), value.clone()),
         ScopeChange::Meta { name, value } => (named_key(META, name, &[]), Some(value.clone())),
     }
+}
+
+/// The record key of the entry `key` of `table`.
+pub fn entry_key(table: &str, key: &[u8]) -> Vec<u8> {
+    named_key(ENTRY, table, key)
 }
 
 fn named_key(kind: u8, name: &str, rest: &[u8]) -> Vec<u8> {

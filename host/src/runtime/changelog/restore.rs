@@ -13,16 +13,20 @@ use serde_json::{Value, json};
 use super::record::{self, Decoded, EPOCH_HEADER, Marker};
 use super::{
     Changelog, ChangelogConsumer, ChangelogError, Claim, Local, ReadToEnd, input_of, local_key,
-    topic_name,
+    standby, topic_name,
 };
+use crate::api::metrics::{ConnectorMetrics, RestoreProgress};
 use crate::api::offsets::SourceOffsets;
 use crate::kafka::producer::delivered_at;
-use crate::state::{Import, ScopeChange, StateError, StateStore};
+use crate::state::{Import, ScopeChange, StateError, StateStore, rename_scope};
 
 /// How long a read may go without a record before the changelog counts as unreadable.
 const READ_STALL: Duration = Duration::from_secs(30);
 /// How long a metadata or watermark request may take.
 const REQUEST_WAIT: Duration = Duration::from_secs(10);
+/// Records read between two looks at the log's end, for the restore's progress (a look is a
+/// request to the broker: a quarter of a second of reading at the measured rate).
+const PROGRESS_EVERY: u64 = 50_000;
 /// Changes applied to the local store per commit while restoring, so a restore of millions of
 /// entries holds a bounded part of them in memory. Replaying the log from the last marker the
 /// store holds gives the same state over any prefix of it already applied, so a restore cut
@@ -37,6 +41,8 @@ pub struct Restored {
     pub positions: Option<Vec<(Value, u64)>>,
     /// Changes applied from the changelog (0: the local state was current).
     pub applied: u64,
+    /// Entries taken from this host's warm standby copy (see `super::standby`).
+    pub from_standby: u64,
     /// The epoch this host now writes the partition with.
     pub epoch: u64,
 }
@@ -45,12 +51,14 @@ impl Changelog {
     /// Brings the state of `scope` (a Kafka partition assigned to this host) up to the newest
     /// checkpoint its changelog holds, then claims the partition. `committed`: the group's
     /// offset of the input partition. Fails, naming the changelog, when the state there cannot
-    /// be what the group's offset needs — never with an empty state taken as the truth.
+    /// be what the group's offset needs — never with an empty state taken as the truth. Its
+    /// progress shows in `metrics` (and so in the connector's status) while it reads.
     pub async fn restore(
         &self,
         store: &Arc<StateStore>,
         scope: &str,
         committed: Option<i64>,
+        metrics: &ConnectorMetrics,
     ) -> Result<Restored, ChangelogError> {
         let Some((input, partition)) = input_of(scope) else {
             return Err(ChangelogError {
@@ -69,16 +77,28 @@ impl Changelog {
             next: 0,
         };
         self.ensure_topic(&claim, input).await?;
-        let local = match store.meta(&local_key(scope)) {
-            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Local>(&b).ok()),
-            Err(e) => return Err(claim.error(e.to_string())),
+        let progress = Arc::new(RestoreProgress::new(&claim.topic, partition));
+        let _shown = Shown::new(metrics, scope, Arc::clone(&progress));
+        let mut local = read_local(store, scope).map_err(|e| claim.error(e.to_string()))?;
+        // A warm copy newer than the local state becomes the local state: the read below then
+        // starts where the copy ends.
+        let (from_standby, standby_positions) = match self.standby {
+            true => match self.take_standby(store, scope, local).await {
+                Ok(Some(copy)) => {
+                    local = Some(copy.local);
+                    (copy.entries, Some(copy.positions))
+                }
+                Ok(None) => (0, None),
+                Err(e) => return Err(claim.error(e.to_string())),
+            },
+            false => (0, None),
         };
         let settings = self.link.settings.clone();
         let (reader, mut replay, end) = {
             let (store, scope, for_read) = (Arc::clone(store), scope.to_owned(), claim.clone());
             tokio::task::spawn_blocking(move || -> Result<_, ChangelogError> {
                 let claim = for_read;
-                let reader = Reader::new(&settings, &claim)?;
+                let reader = Reader::new(&settings, &claim, progress)?;
                 let low = reader.log_start()?;
                 let (from, import, epoch) = match local {
                     Some(l) if low <= l.offset + 1 => (l.offset + 1, Import::OnTop, l.epoch),
@@ -117,6 +137,7 @@ impl Changelog {
             }
             None => None,
         };
+        let positions = positions.or(standby_positions);
         if let (Some(positions), Some(committed)) = (&positions, committed) {
             check_committed(positions, input, partition, committed, &claim)?;
         }
@@ -162,10 +183,48 @@ impl Changelog {
         let restored = Restored {
             positions,
             applied: replay.applied,
+            from_standby,
             epoch: claim.epoch,
         };
         self.claims().insert(scope.to_owned(), claim);
         Ok(restored)
+    }
+
+    /// Makes the warm copy of `scope` (see `super::standby`) its state when it is newer than
+    /// what `store` holds (`local`): its tables are renamed, nothing is copied.
+    async fn take_standby(
+        &self,
+        store: &Arc<StateStore>,
+        scope: &str,
+        local: Option<Local>,
+    ) -> Result<Option<WarmCopy>, StateError> {
+        let (store, scope, copying) = (
+            Arc::clone(store),
+            scope.to_owned(),
+            Arc::clone(&self.copying),
+        );
+        let taken = tokio::task::spawn_blocking(move || {
+            let _copying = copying.lock().unwrap_or_else(|e| e.into_inner());
+            let copy_scope = standby::copy_scope(&scope);
+            let Some(copy) = read_local(&store, &copy_scope)? else {
+                return Ok(None);
+            };
+            if local.is_some_and(|l| l.offset >= copy.offset) {
+                return Ok(None);
+            }
+            let positions = standby::copy_positions(&store, &copy_scope)?;
+            let entries = store.promote_scope(&copy_scope, &scope)?;
+            Ok(Some(WarmCopy {
+                entries,
+                local: copy,
+                positions,
+            }))
+        })
+        .await;
+        taken.map_err(|e| StateError {
+            path: std::path::PathBuf::new(),
+            message: format!("taking the warm copy failed: {e}"),
+        })?
     }
 
     /// No marker in the changelog and no changelog position here: either state this host kept
@@ -246,8 +305,40 @@ impl Changelog {
     }
 }
 
+/// `change` of scope `from`, under scope `to`.
+fn rename_change(change: ScopeChange, from: &str, to: &str) -> ScopeChange {
+    match change {
+        ScopeChange::Entry { table, key, value } => ScopeChange::Entry {
+            table: rename_scope(&table, from, to),
+            key,
+            value,
+        },
+        ScopeChange::Meta { name, value } => ScopeChange::Meta {
+            name: rename_scope(&name, from, to),
+            value,
+        },
+    }
+}
+
+/// A warm copy taken into the local store.
+struct WarmCopy {
+    /// Its entries (and metadata).
+    entries: u64,
+    /// Where the changelog holds it.
+    local: Local,
+    /// The input positions of its last marker.
+    positions: Vec<(Value, u64)>,
+}
+
+/// Where `store` says the changelog holds its state of `scope`.
+pub(super) fn read_local(store: &StateStore, scope: &str) -> Result<Option<Local>, StateError> {
+    Ok(store
+        .meta(&local_key(scope))?
+        .and_then(|b| serde_json::from_slice::<Local>(&b).ok()))
+}
+
 /// The positions the local checkpoint holds of `scope`'s inputs.
-fn local_positions(
+pub(super) fn local_positions(
     store: &StateStore,
     connector: &str,
     scope: &str,
@@ -296,7 +387,7 @@ fn check_committed(
 
 /// Applying a changelog's records in order: changes wait for the marker that ends their
 /// checkpoint; records of an epoch older than the newest claim are ignored.
-struct Replay {
+pub(super) struct Replay {
     scope: String,
     store: Arc<StateStore>,
     import: Import,
@@ -304,14 +395,18 @@ struct Replay {
     epoch: u64,
     pending: Vec<ScopeChange>,
     ready: Vec<ScopeChange>,
-    positions: Option<Vec<(Value, u64)>>,
-    applied: u64,
+    pub(super) positions: Option<Vec<(Value, u64)>>,
+    pub(super) applied: u64,
     /// State of the scope from before the changelog, to write out (see `without_marker`).
     seed: Option<Vec<ScopeChange>>,
+    /// The offset of the last marker (checkpoint or claim) read: what is applied ends there.
+    pub(super) settled: Option<i64>,
+    /// The scope the records are written under, when not their own (a warm copy's).
+    alias: Option<String>,
 }
 
 impl Replay {
-    fn new(scope: String, store: Arc<StateStore>, import: Import, epoch: u64) -> Self {
+    pub(super) fn new(scope: String, store: Arc<StateStore>, import: Import, epoch: u64) -> Self {
         Self {
             scope,
             store,
@@ -322,10 +417,18 @@ impl Replay {
             positions: None,
             applied: 0,
             seed: None,
+            settled: None,
+            alias: None,
         }
     }
 
-    fn record(&mut self, epoch: u64, decoded: Decoded) -> Result<(), StateError> {
+    /// Writes the records of `of` (a state partition) under this replay's scope instead.
+    pub(super) fn renaming(mut self, of: &str) -> Self {
+        self.alias = Some(of.to_owned());
+        self
+    }
+
+    fn record(&mut self, offset: i64, epoch: u64, decoded: Decoded) -> Result<(), StateError> {
         if epoch < self.epoch {
             return Ok(());
         }
@@ -335,7 +438,13 @@ impl Replay {
             self.epoch = epoch;
         }
         match decoded {
-            Decoded::Change(change) => self.pending.push(change),
+            Decoded::Change(change) => {
+                let change = match &self.alias {
+                    Some(of) => rename_change(change, of, &self.scope),
+                    None => change,
+                };
+                self.pending.push(change);
+            }
             Decoded::Marker(Marker {
                 positions: Some(positions),
                 ..
@@ -343,13 +452,17 @@ impl Replay {
                 self.applied += self.pending.len() as u64;
                 self.ready.append(&mut self.pending);
                 self.positions = Some(positions);
+                self.settled = Some(offset);
                 if self.ready.len() >= CHUNK {
                     self.apply(None)?;
                 }
             }
             Decoded::Marker(Marker {
                 positions: None, ..
-            }) => self.pending.clear(),
+            }) => {
+                self.pending.clear();
+                self.settled = Some(offset);
+            }
         }
         Ok(())
     }
@@ -373,7 +486,17 @@ impl Replay {
 
     /// The last commit: what is ready, the changelog position `last` and `epoch`, and the
     /// input positions (`None`: the local ones stay).
-    fn finish(
+    /// The newest epoch read.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Adds a metadata entry to the next commit.
+    pub(super) fn push_meta(&mut self, name: String, value: Vec<u8>) {
+        self.ready.push(ScopeChange::Meta { name, value });
+    }
+
+    pub(super) fn finish(
         &mut self,
         last: i64,
         epoch: u64,
@@ -391,7 +514,7 @@ impl Replay {
 }
 
 /// Sets the positions of `scope`'s inputs in a checkpoint's offsets to `positions`.
-fn replace_positions(
+pub(super) fn replace_positions(
     offsets: &mut SourceOffsets,
     connector: &str,
     scope: &str,
@@ -416,14 +539,38 @@ fn replace_positions(
     }
 }
 
+/// A restore in the connector's status while it lives.
+struct Shown<'a> {
+    metrics: &'a ConnectorMetrics,
+    scope: &'a str,
+}
+
+impl<'a> Shown<'a> {
+    fn new(metrics: &'a ConnectorMetrics, scope: &'a str, progress: Arc<RestoreProgress>) -> Self {
+        metrics.restore_started(scope, progress);
+        Self { metrics, scope }
+    }
+}
+
+impl Drop for Shown<'_> {
+    fn drop(&mut self) {
+        self.metrics.restore_done(self.scope);
+    }
+}
+
 /// A consumer of one changelog partition, outside any group.
-struct Reader {
+pub(super) struct Reader {
     consumer: ChangelogConsumer,
     claim: Claim,
+    progress: Arc<RestoreProgress>,
 }
 
 impl Reader {
-    fn new(settings: &crate::kafka::KafkaSettings, claim: &Claim) -> Result<Self, ChangelogError> {
+    pub(super) fn new(
+        settings: &crate::kafka::KafkaSettings,
+        claim: &Claim,
+        progress: Arc<RestoreProgress>,
+    ) -> Result<Self, ChangelogError> {
         let mut config = settings.consumer_config("headwater-changelog", "headwater-changelog");
         // A read from past the end is an error, never a silent jump to another offset.
         config
@@ -435,11 +582,12 @@ impl Reader {
         Ok(Self {
             consumer,
             claim: claim.clone(),
+            progress,
         })
     }
 
     /// The log's first offset.
-    fn log_start(&self) -> Result<i64, ChangelogError> {
+    pub(super) fn log_start(&self) -> Result<i64, ChangelogError> {
         // Only the start: tansu 0.6 answers the end offset (ListOffsets, latest) with its
         // newest batch's first offset, so the end is found by reading (the fetch answers'
         // high watermark, which is right).
@@ -449,9 +597,25 @@ impl Reader {
             .map_err(|e| self.claim.error(format!("reading its offsets: {e}")))
     }
 
+    /// Shows the log's end in the restore's progress. Only an estimate of time left: tansu 0.6
+    /// answers its newest batch's first offset (see `log_start`), and the log may grow.
+    fn show_log_end(&self) {
+        if let Ok((_, end)) =
+            self.consumer
+                .fetch_watermarks(&self.claim.topic, self.claim.partition, REQUEST_WAIT)
+        {
+            self.progress.log_end(end);
+        }
+    }
+
     /// Feeds the records from `from` on to `replay`, up to `until`; returns the offset after
     /// the last record read.
-    fn read(&self, from: i64, until: Until, replay: &mut Replay) -> Result<i64, ChangelogError> {
+    pub(super) fn read(
+        &self,
+        from: i64,
+        until: Until,
+        replay: &mut Replay,
+    ) -> Result<i64, ChangelogError> {
         if let Until::Offset(to) = until
             && from >= to
         {
@@ -469,6 +633,11 @@ impl Reader {
             .map_err(|e| self.claim.error(format!("assigning it: {e}")))?;
         let mut next = from;
         let mut last_progress = Instant::now();
+        self.progress.reading_from(from);
+        if until == Until::End {
+            self.show_log_end();
+        }
+        let mut read = 0u64;
         loop {
             if let Until::Offset(to) = until
                 && next >= to
@@ -506,6 +675,11 @@ impl Reader {
             };
             last_progress = Instant::now();
             next = message.offset() + 1;
+            self.progress.read_one(next);
+            read += 1;
+            if read.is_multiple_of(PROGRESS_EVERY) {
+                self.show_log_end();
+            }
             let epoch = message
                 .headers()
                 .and_then(|h| h.iter().find(|h| h.key == EPOCH_HEADER))
@@ -523,7 +697,7 @@ impl Reader {
                         .lost(format!("the record at offset {}: {e}", message.offset()))
                 })?;
             replay
-                .record(epoch, decoded)
+                .record(message.offset(), epoch, decoded)
                 .map_err(|e| self.claim.error(e.to_string()))?;
         }
     }
@@ -540,7 +714,7 @@ fn is_out_of_range(error: &KafkaError) -> bool {
 
 /// How far [`Reader::read`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
+pub(super) enum Until {
     /// The log's end as the read finds it.
     End,
     /// The record before this offset.

@@ -1,6 +1,6 @@
 //! Writing a checkpoint's changes to the changelog, before the checkpoint is written locally.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use super::{Changelog, ChangelogError, Claim, Local, local_key};
 use crate::api::record::Header;
 use crate::kafka::producer::{Outgoing, Pending, delivered_at};
 use crate::state::{
-    ScopeChange, Snapshot, SnapshotView, StateError, StateStore, prefix_end, scope_of_name,
+    Changes, ScopeChange, Snapshot, SnapshotView, StateStore, prefix_end, scope_of_name,
 };
 
 /// How long the end offset request of the fencing check may take.
@@ -31,13 +31,15 @@ impl Changelog {
         positions: &[(Value, u64)],
     ) -> Result<(), ChangelogError> {
         let claims = self.claims().clone();
-        let changes = changes_by_scope(store, snapshot, &claims)
+        let spilled = store
+            .spilled()
             .map_err(|e| self.any_error(&claims, e.to_string()))?;
+        let plan = Plan::of(&spilled, snapshot, &claims);
         let positions = positions_by_scope(positions);
         let due: Vec<&String> = claims
             .iter()
             .filter(|(scope, claim)| {
-                changes.get(*scope).is_some_and(|c| !c.is_empty())
+                plan.changed.contains(scope.as_str())
                     || positions.get(*scope).map(Vec::as_slice).unwrap_or_default()
                         != claim.positions.as_slice()
             })
@@ -45,17 +47,47 @@ impl Changelog {
             .collect();
         self.check_not_fenced(due.iter().map(|scope| &claims[*scope]))
             .await?;
-        let mut queued = Vec::new();
+        // The changes go out as they are read (never all copied at once): the spilled entries
+        // the checkpoint folds in, then the snapshot's writes, in the order the local commit
+        // applies them.
+        let mut sending = Sending::new(self, &claims, &plan);
+        for (table, changes) in &spilled {
+            for (key, value) in changes {
+                sending.entry(table, key, value.as_deref()).await?;
+            }
+        }
+        for write in snapshot.view() {
+            match write {
+                SnapshotView::Changes { table, changes } => {
+                    for (key, value) in changes {
+                        sending.entry(table, key, value.as_deref()).await?;
+                    }
+                }
+                SnapshotView::RemovePrefixes { table, prefixes } => {
+                    sending.remove_prefixes(store, table, prefixes).await?;
+                }
+                SnapshotView::Meta { name, value } => sending.meta(name, value).await?,
+            }
+        }
+        let mut markers = Vec::with_capacity(due.len());
         for scope in due {
             let claim = &claims[scope];
-            let changes = changes.get(scope).map(Vec::as_slice).unwrap_or_default();
             let positions = positions.get(scope).cloned().unwrap_or_default();
-            let group = self.queue_group(claim, changes, positions.clone()).await?;
-            queued.push((scope, group, positions));
+            let marker = Marker {
+                epoch: claim.epoch,
+                positions: Some(positions.clone()),
+            };
+            let pending = self
+                .queue(claim, record::marker_key(), Some(marker.encode()))
+                .await?;
+            markers.push((scope, pending, positions));
         }
-        for (scope, group, positions) in queued {
+        sending.delivered().await?;
+        for (scope, pending, positions) in markers {
             let claim = &claims[scope];
-            let offset = group.delivered(claim).await?;
+            let offset = delivered_at(pending)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
             let here = Local {
                 offset,
                 epoch: claim.epoch,
@@ -210,100 +242,183 @@ impl Claim {
     }
 }
 
-/// A checkpoint's changes of each claimed state partition, in the order the local
-/// checkpoint applies them: the spilled entries it folds in, then the snapshot's writes. A
-/// removed prefix (a closed window end's groups) becomes a tombstone per key it held, so that
-/// compaction lets the removed entries go.
-fn changes_by_scope(
-    store: &StateStore,
-    snapshot: &Snapshot,
-    claims: &HashMap<String, Claim>,
-) -> Result<BTreeMap<String, Vec<ScopeChange>>, StateError> {
-    let mut collected = Collected::default();
-    for (table, changes) in store.spilled()? {
-        let Some(scope) = claimed(claims, &table) else {
-            continue;
+/// Changelog records queued and not yet known delivered, at most: a checkpoint of millions of
+/// changes holds this many in librdkafka's queue and as delivery reports, not all of them.
+const IN_FLIGHT: usize = 20_000;
+
+/// What a checkpoint changes, found before anything is sent: the state partitions it changes
+/// (their changelogs get a marker), and the tables it removes prefixes of (whose keys set in
+/// this checkpoint are remembered, so that a removal after them removes them too).
+struct Plan<'s> {
+    changed: HashSet<&'s str>,
+    pruned: HashSet<&'s str>,
+}
+
+impl<'s> Plan<'s> {
+    fn of(
+        spilled: &'s [(String, Changes)],
+        snapshot: &'s Snapshot,
+        claims: &HashMap<String, Claim>,
+    ) -> Self {
+        let mut plan = Self {
+            changed: HashSet::new(),
+            pruned: HashSet::new(),
         };
-        for (key, value) in changes {
-            collected.entry(scope, &table, key, value);
+        for (table, changes) in spilled {
+            if let Some(scope) = claimed(claims, table).filter(|_| !changes.is_empty()) {
+                plan.changed.insert(scope);
+            }
         }
-    }
-    for write in snapshot.view() {
-        match write {
-            SnapshotView::Changes { table, changes } => {
-                let Some(scope) = claimed(claims, table) else {
-                    continue;
-                };
-                for (key, value) in changes {
-                    collected.entry(scope, table, key.clone(), value.clone());
-                }
-            }
-            SnapshotView::RemovePrefixes { table, prefixes } => {
-                let Some(scope) = claimed(claims, table) else {
-                    continue;
-                };
-                for prefix in prefixes {
-                    let end = prefix_end(prefix);
-                    let stored = store.range(table, prefix, end.as_deref())?;
-                    let mut keys: BTreeSet<Vec<u8>> = stored
-                        .into_iter()
-                        .filter_map(|(k, v)| v.map(|_| k))
-                        .collect();
-                    if let Some(set_here) = collected.set.get(table) {
-                        keys.extend(set_here.iter().filter(|k| k.starts_with(prefix)).cloned());
-                    }
-                    for key in keys {
-                        collected.entry(scope, table, key, None);
-                    }
-                }
-            }
-            SnapshotView::Meta { name, value } => {
-                if let Some(scope) = claimed(claims, name) {
-                    collected
-                        .out
-                        .entry(scope.to_owned())
-                        .or_default()
-                        .push(ScopeChange::Meta {
-                            name: name.to_owned(),
-                            value: value.to_vec(),
-                        });
+        for write in snapshot.view() {
+            let (name, pruned) = match write {
+                SnapshotView::Changes { changes, .. } if changes.is_empty() => continue,
+                SnapshotView::Changes { table, .. } => (table, false),
+                SnapshotView::RemovePrefixes { table, .. } => (table, true),
+                SnapshotView::Meta { name, .. } => (name, false),
+            };
+            if let Some(scope) = claimed(claims, name) {
+                plan.changed.insert(scope);
+                if pruned {
+                    plan.pruned.insert(name);
                 }
             }
         }
+        plan
     }
-    Ok(collected.out)
+}
+
+/// A checkpoint's changes on their way to the changelog: each one is encoded and queued as it
+/// is read, and at most [`IN_FLIGHT`] wait for their delivery report.
+struct Sending<'a> {
+    changelog: &'a Changelog,
+    claims: &'a HashMap<String, Claim>,
+    plan: &'a Plan<'a>,
+    in_flight: VecDeque<(&'a Claim, Pending)>,
+    /// Keys this checkpoint set in the tables it removes prefixes of.
+    set: HashMap<String, BTreeSet<Vec<u8>>>,
+}
+
+impl<'a> Sending<'a> {
+    fn new(
+        changelog: &'a Changelog,
+        claims: &'a HashMap<String, Claim>,
+        plan: &'a Plan<'a>,
+    ) -> Self {
+        Self {
+            changelog,
+            claims,
+            plan,
+            in_flight: VecDeque::new(),
+            set: HashMap::new(),
+        }
+    }
+
+    /// An entry of `table` set to `value`, or deleted.
+    async fn entry(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ChangelogError> {
+        let Some(scope) = claimed(self.claims, table) else {
+            return Ok(());
+        };
+        if self.plan.pruned.contains(table) {
+            let keys = self.set.entry(table.to_owned()).or_default();
+            match value {
+                Some(_) => keys.insert(key.to_vec()),
+                None => keys.remove(key),
+            };
+        }
+        let claim = &self.claims[scope];
+        let record = (record::entry_key(table, key), value.map(<[u8]>::to_vec));
+        self.send(claim, record).await
+    }
+
+    /// Every entry of `table` under one of `prefixes` is deleted: a tombstone per key the
+    /// store or this checkpoint holds there, so that compaction lets them go.
+    async fn remove_prefixes(
+        &mut self,
+        store: &StateStore,
+        table: &str,
+        prefixes: &[Vec<u8>],
+    ) -> Result<(), ChangelogError> {
+        let Some(scope) = claimed(self.claims, table) else {
+            return Ok(());
+        };
+        let claim = &self.claims[scope];
+        for prefix in prefixes {
+            let end = prefix_end(prefix);
+            let stored = store
+                .range(table, prefix, end.as_deref())
+                .map_err(|e| claim.error(e.to_string()))?;
+            let mut keys: BTreeSet<Vec<u8>> = stored
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|_| k))
+                .collect();
+            if let Some(set_here) = self.set.get_mut(table) {
+                let under: Vec<Vec<u8>> = set_here
+                    .iter()
+                    .filter(|k| k.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                for key in under {
+                    set_here.remove(&key);
+                    keys.insert(key);
+                }
+            }
+            for key in keys {
+                self.send(claim, (record::entry_key(table, &key), None))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A step's metadata.
+    async fn meta(&mut self, name: &str, value: &[u8]) -> Result<(), ChangelogError> {
+        let Some(scope) = claimed(self.claims, name) else {
+            return Ok(());
+        };
+        let claim = &self.claims[scope];
+        let record = record::encode(&ScopeChange::Meta {
+            name: name.to_owned(),
+            value: value.to_vec(),
+        });
+        self.send(claim, record).await
+    }
+
+    async fn send(
+        &mut self,
+        claim: &'a Claim,
+        (key, value): (Vec<u8>, Option<Vec<u8>>),
+    ) -> Result<(), ChangelogError> {
+        if self.in_flight.len() >= IN_FLIGHT
+            && let Some((claim, oldest)) = self.in_flight.pop_front()
+        {
+            delivered_at(oldest)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+        }
+        let pending = self.changelog.queue(claim, key, value).await?;
+        self.in_flight.push_back((claim, pending));
+        Ok(())
+    }
+
+    /// Waits until Kafka has every change sent.
+    async fn delivered(self) -> Result<(), ChangelogError> {
+        for (claim, pending) in self.in_flight {
+            delivered_at(pending)
+                .await
+                .map_err(|e| claim.error(e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The claimed state partition a table or metadata name belongs to.
 fn claimed<'n>(claims: &HashMap<String, Claim>, name: &'n str) -> Option<&'n str> {
     scope_of_name(name).filter(|s| claims.contains_key(*s))
-}
-
-/// The changes collected so far, and the keys they set, by table: a prefix removed after them
-/// removes them too.
-#[derive(Default)]
-struct Collected {
-    out: BTreeMap<String, Vec<ScopeChange>>,
-    set: HashMap<String, BTreeSet<Vec<u8>>>,
-}
-
-impl Collected {
-    fn entry(&mut self, scope: &str, table: &str, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let keys = self.set.entry(table.to_owned()).or_default();
-        if value.is_some() {
-            keys.insert(key.clone());
-        } else {
-            keys.remove(&key);
-        }
-        self.out
-            .entry(scope.to_owned())
-            .or_default()
-            .push(ScopeChange::Entry {
-                table: table.to_owned(),
-                key,
-                value,
-            });
-    }
 }
 
 /// The input positions of each state partition: those of its Kafka partition (a repartition

@@ -398,9 +398,14 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         sink_done: spec.sink_done.clone(),
     };
     let group = spec.group.clone();
-    let mut config = spec
-        .settings
-        .consumer_config(&group, &format!("headwater-{}", spec.connector));
+    let client_id = format!("headwater-{}", spec.connector);
+    let mut config = match spec.reading {
+        // Assigns itself every partition: never a group member.
+        Reading::Every { .. } => spec.settings.consumer_config(&group, &client_id),
+        Reading::Group | Reading::Partitioned(_) => {
+            spec.settings.group_consumer_config(&group, &client_id)
+        }
+    };
     if matches!(spec.reading, Reading::Partitioned(_))
         && config.get("partition.assignment.strategy").is_none()
     {
@@ -657,6 +662,9 @@ impl Subscription {
             let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             consumer.subscribe(&refs)?;
             tracing::info!(connector = %spec.connector, group = %spec.group, topics = ?topics, "Consuming from Kafka.");
+            if let Reading::Partitioned(ownership) = &spec.reading {
+                ownership.set_topics(topics.clone());
+            }
             self.current = topics;
         } else if self.current.is_empty() && !self.said_waiting {
             self.said_waiting = true;
