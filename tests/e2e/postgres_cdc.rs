@@ -287,6 +287,32 @@ fn double_decimals_microsecond_times_and_base64_binary_match_debezium() {
     types_case("micros.properties", "micros.jsonl", "micros");
 }
 
+/// Transaction metadata as Debezium gives it: a key change inside a transaction (a delete, its
+/// tombstone and a create, each counted), a transaction over two tables, a TRUNCATE alone in
+/// its transaction (skipped: BEGIN and an END counting 0) and among other changes, single
+/// statements.
+#[test]
+fn transaction_metadata_of_key_changes_truncates_and_two_tables_matches_debezium() {
+    txmeta_case("txmeta.properties", "txmeta.jsonl", "txmeta");
+}
+
+/// The same changes without tombstones, and with TRUNCATE emitted (`skipped.operations=none`).
+#[test]
+fn transaction_metadata_without_tombstones_and_with_truncates_matches_debezium() {
+    txmeta_case("txmeta-quiet.properties", "txmeta-quiet.jsonl", "txquiet");
+}
+
+fn txmeta_case(properties: &str, golden: &str, prefix: &str) {
+    let dir = cases();
+    run_case(
+        |pg| properties_config(properties, pg),
+        &dir.join("txmeta-setup.sql"),
+        &dir.join("txmeta-changes.sql"),
+        &dir.join(golden),
+        &format!("{prefix}\\..*"),
+    );
+}
+
 fn count_lines(path: &Path) -> usize {
     use std::io::Read;
     let Ok(mut file) = std::fs::File::open(path) else {

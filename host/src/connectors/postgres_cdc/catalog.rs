@@ -75,7 +75,7 @@ SELECT n.nspname::text, c.relname::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = $1";
 
-/// Tables the filters capture, in Debezium's snapshot order (by schema, then name).
+/// Tables the filters capture, in Debezium's snapshot order (see `Filters::snapshot_ranking`).
 pub async fn captured_tables(
     client: &Client,
     config: &CdcConfig,
@@ -92,17 +92,15 @@ pub async fn captured_tables(
         )
         .await
         .map_err(PgError::postgres("listing tables"))?;
-    Ok(rows
+    let mut tables: Vec<(u32, String, String)> = rows
         .into_iter()
-        .map(|r| {
-            (
-                r.get::<_, u32>(0),
-                r.get::<_, String>(1),
-                r.get::<_, String>(2),
-            )
-        })
-        .filter(|(_, schema, table)| config.filters.table(schema, table))
-        .collect())
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .filter(|(_, schema, table): &(u32, String, String)| config.filters.table(schema, table))
+        .collect();
+    // The query gives them by schema and name; a stable sort keeps that within a rank.
+    let rank = config.filters.snapshot_ranking();
+    tables.sort_by_key(|(_, schema, table)| rank(schema, table));
+    Ok(tables)
 }
 
 async fn catalog_columns(client: &Client, oid: u32) -> Result<Vec<CatalogColumn>, PgError> {

@@ -362,6 +362,35 @@ impl Filters {
         !any(&self.table_exclude, &full)
     }
 
+    /// Where a table comes in the snapshot, `(schema, table)` → rank: Debezium snapshots the
+    /// tables in the order of `table.include.list`, each pattern's tables sorted by name, a
+    /// table under the first pattern found in its name (Java's `Pattern.find`,
+    /// case-insensitive); without the list, by name alone (every rank the same).
+    pub fn snapshot_ranking(&self) -> impl Fn(&str, &str) -> usize + use<> {
+        let found: Vec<Option<Regex>> = self
+            .table_include
+            .iter()
+            .map(|re| {
+                let unanchored = re
+                    .as_str()
+                    .strip_prefix("^(?:")
+                    .and_then(|p| p.strip_suffix(")$"))
+                    .unwrap_or(re.as_str());
+                regex::RegexBuilder::new(unanchored)
+                    .case_insensitive(true)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        move |schema, table| {
+            let full = format!("{schema}.{table}");
+            found
+                .iter()
+                .position(|re| re.as_ref().is_some_and(|re| re.is_match(&full)))
+                .unwrap_or(usize::MAX)
+        }
+    }
+
     /// Whether `schema.table.column` is kept.
     pub fn column(&self, schema: &str, table: &str, column: &str) -> bool {
         if self.column_include.is_empty() && self.column_exclude.is_empty() {
@@ -650,5 +679,36 @@ impl CdcConfig {
             .iter()
             .find(|k| k.table.is_match(&full))
             .map(|k| k.columns.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn including(patterns: &[&str]) -> Filters {
+        Filters {
+            schema_include: Vec::new(),
+            schema_exclude: Vec::new(),
+            table_include: patterns
+                .iter()
+                .map(|p| Regex::new(&format!("^(?:{p})$")).unwrap())
+                .collect(),
+            table_exclude: Vec::new(),
+            column_include: Vec::new(),
+            column_exclude: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tables_are_snapshotted_in_the_order_of_the_include_list() {
+        let rank =
+            including(&["public.orders", "public\\.i.*", "PUBLIC.ZEBRAS"]).snapshot_ranking();
+        assert_eq!(rank("public", "orders"), 0);
+        assert_eq!(rank("public", "items"), 1);
+        assert_eq!(rank("public", "zebras"), 2, "case-insensitive");
+        // Debezium ranks by Java's Pattern.find, so a pattern found inside a name counts.
+        assert_eq!(rank("public", "orders_2024"), 0);
+        assert_eq!(including(&[]).snapshot_ranking()("public", "x"), usize::MAX);
     }
 }

@@ -51,12 +51,63 @@ pub struct At {
     pub tx_id: Option<i64>,
 }
 
-/// The transaction block of an event (with `provide.transaction.metadata`).
-#[derive(Debug, Clone)]
-pub struct TxBlock {
-    pub id: String,
-    pub total_order: u64,
-    pub data_collection_order: u64,
+/// A transaction's events as Debezium numbers them (`provide.transaction.metadata`): every
+/// event counts, a key change's delete and create as two.
+#[derive(Debug, Default)]
+pub struct TxOrder {
+    pub xid: u32,
+    /// Events so far.
+    pub events: u64,
+    /// Events per `schema.table`, in first-seen order.
+    pub per_table: Vec<(String, u64)>,
+}
+
+impl TxOrder {
+    pub fn new(xid: u32) -> Self {
+        Self {
+            xid,
+            ..Self::default()
+        }
+    }
+
+    /// Counts one more event of `collection`, at `lsn`: its transaction block.
+    fn next(&mut self, collection: &str, lsn: u64) -> Value {
+        self.events += 1;
+        let order = match self.per_table.iter_mut().find(|(t, _)| t == collection) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.per_table.push((collection.to_owned(), 1));
+                1
+            }
+        };
+        json!({"id": format!("{}:{lsn}", self.xid), "total_order": self.events,
+               "data_collection_order": order})
+    }
+}
+
+/// The order in which Java's `HashMap<String, _>` iterates `entries` (given in insertion order):
+/// Debezium keeps a transaction's per-table counts in one, and its END event lists them so.
+/// Buckets by `String.hashCode` spread as `HashMap.hash` does, at the capacity the map has
+/// grown to (16, doubled past a load of 0.75); insertion order within a bucket. (A bucket of 8
+/// or more, which makes Java grow or treeify, needs 8 tables colliding: not followed.)
+fn java_hash_map_order<T>(entries: &[(String, T)]) -> Vec<&(String, T)> {
+    let mut capacity = 16usize;
+    while entries.len() > capacity / 4 * 3 {
+        capacity *= 2;
+    }
+    let bucket = |name: &str| {
+        let hash = name.encode_utf16().fold(0u32, |h, unit| {
+            h.wrapping_mul(31).wrapping_add(u32::from(unit))
+        });
+        ((hash ^ (hash >> 16)) as usize) & (capacity - 1)
+    };
+    let mut ordered: Vec<&(String, T)> = entries.iter().collect();
+    // Stable: insertion order within a bucket.
+    ordered.sort_by_key(|(name, _)| bucket(name));
+    ordered
 }
 
 pub fn source_schema() -> Value {
@@ -176,7 +227,8 @@ pub struct Change<'a> {
     pub old_full: bool,
     pub new: Option<&'a [Cell]>,
     pub at: At,
-    pub tx: Option<TxBlock>,
+    /// The transaction's numbering, with `provide.transaction.metadata` (streamed changes).
+    pub tx: Option<&'a mut TxOrder>,
 }
 
 impl Events {
@@ -365,15 +417,19 @@ impl Events {
         let table = change.table;
         let now = now_us();
         let source = self.source(Some(table), &change.at);
-        let tx = change.tx.as_ref().map_or(Value::Null, |t| {
-            json!({"id": t.id, "total_order": t.total_order, "data_collection_order": t.data_collection_order})
-        });
-        let envelope = |before: Value, after: Value, op: Op| -> Payload {
+        let (collection, lsn) = (format!("{}.{}", table.schema, table.name), change.at.lsn);
+        let mut tx_order = change.tx;
+        let mut next_tx = || -> Value {
+            tx_order
+                .as_deref_mut()
+                .map_or(Value::Null, |t| t.next(&collection, lsn))
+        };
+        let envelope = |before: Value, after: Value, op: Op, tx: Value| -> Payload {
             let mut v = Map::with_capacity(8);
             v.insert("before".into(), before);
             v.insert("after".into(), after);
             v.insert("source".into(), source.clone());
-            v.insert("transaction".into(), tx.clone());
+            v.insert("transaction".into(), tx);
             v.insert("op".into(), op.code().into());
             v.insert("ts_ms".into(), now.div_euclid(1000).into());
             v.insert("ts_us".into(), now.into());
@@ -393,7 +449,7 @@ impl Events {
                 out.push(self.record(
                     &table.topic,
                     key,
-                    envelope(Value::Null, after, change.op),
+                    envelope(Value::Null, after, change.op, next_tx()),
                     ts_ms,
                 ));
             }
@@ -413,7 +469,7 @@ impl Events {
                     None => out.push(self.record(
                         &table.topic,
                         new_key,
-                        envelope(before, after, Op::Update),
+                        envelope(before, after, Op::Update, next_tx()),
                         ts_ms,
                     )),
                     Some(old_key) => {
@@ -432,7 +488,7 @@ impl Events {
                         let mut delete = self.record(
                             &table.topic,
                             old_key.clone(),
-                            envelope(deleted, Value::Null, Op::Delete),
+                            envelope(deleted, Value::Null, Op::Delete, next_tx()),
                             ts_ms,
                         );
                         delete.headers.push(new_key_header.clone());
@@ -446,7 +502,7 @@ impl Events {
                         let mut create = self.record(
                             &table.topic,
                             new_key,
-                            envelope(Value::Null, after, Op::Create),
+                            envelope(Value::Null, after, Op::Create, next_tx()),
                             ts_ms,
                         );
                         create.headers.push(old_key_header);
@@ -461,7 +517,7 @@ impl Events {
                 out.push(self.record(
                     &table.topic,
                     key.clone(),
-                    envelope(before, Value::Null, Op::Delete),
+                    envelope(before, Value::Null, Op::Delete, next_tx()),
                     ts_ms,
                 ));
                 if self.config.tombstones {
@@ -471,7 +527,7 @@ impl Events {
             Op::Truncate => out.push(self.record(
                 &table.topic,
                 Payload::null(),
-                envelope(Value::Null, Value::Null, Op::Truncate),
+                envelope(Value::Null, Value::Null, Op::Truncate, next_tx()),
                 ts_ms,
             )),
         }
@@ -504,8 +560,8 @@ impl Events {
         )
     }
 
-    /// A BEGIN or END transaction metadata event. `counts` (END only) are the events per
-    /// `schema.table`, in first-seen order.
+    /// A BEGIN or END transaction metadata event. `end`: the events and the events per
+    /// `schema.table` in first-seen order (END only; listed in Debezium's order).
     pub fn transaction_event(
         &self,
         id: &str,
@@ -522,8 +578,8 @@ impl Events {
                 "END",
                 json!(count),
                 Value::Array(
-                    per_table
-                        .iter()
+                    java_hash_map_order(per_table)
+                        .into_iter()
                         .map(|(t, n)| json!({"data_collection": t, "event_count": n}))
                         .collect(),
                 ),
@@ -563,4 +619,38 @@ fn transaction_value_schema() -> Value {
 /// The source partition of a connector: `{"server": <prefix>}`, as Debezium stores it.
 pub fn partition_of(prefix: &str) -> Value {
     json!({"server": prefix})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_events_list_tables_as_a_java_hash_map_iterates_them() {
+        // "public.items" falls in bucket 0 of 16, "public.orders" and "public.customers" in
+        // bucket 5 (String.hashCode, spread): Debezium 3.6 lists items first whichever came
+        // first, and keeps the order of the two sharing a bucket (host/testdata/cdc/txmeta.jsonl,
+        // golden/all-records.jsonl).
+        let names = |entries: &[(String, u64)]| -> Vec<String> {
+            java_hash_map_order(entries)
+                .into_iter()
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let seen = |list: &[&str]| -> Vec<(String, u64)> {
+            list.iter().map(|n| ((*n).to_owned(), 1)).collect()
+        };
+        assert_eq!(
+            names(&seen(&["public.orders", "public.items"])),
+            ["public.items", "public.orders"]
+        );
+        assert_eq!(
+            names(&seen(&["public.orders", "public.customers"])),
+            ["public.orders", "public.customers"]
+        );
+        assert_eq!(
+            names(&seen(&["public.customers", "public.orders"])),
+            ["public.customers", "public.orders"]
+        );
+    }
 }

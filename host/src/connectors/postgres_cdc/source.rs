@@ -18,7 +18,7 @@ use tokio_postgres::Client;
 
 use super::catalog::{self, Table};
 use super::config::{CdcConfig, SnapshotMode};
-use super::event::{At, Change, Events, Op, TxBlock};
+use super::event::{At, Change, Events, Op, TxOrder};
 use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
 use super::slot;
@@ -273,9 +273,10 @@ struct OpenTx {
     xid: u32,
     commit_lsn: u64,
     commit_us: i64,
-    events: u64,
-    /// Events per `schema.table`, in first-seen order (transaction metadata END).
-    per_table: Vec<(String, u64)>,
+    /// Its events, numbered as Debezium numbers them.
+    order: TxOrder,
+    /// Its BEGIN event is out (with `provide.transaction.metadata`).
+    begun: bool,
 }
 
 struct Stream {
@@ -368,8 +369,8 @@ impl Stream {
                         xid,
                         commit_lsn: final_lsn.as_u64(),
                         commit_us: commit_time_micros + PG_EPOCH_US,
-                        events: 0,
-                        per_table: Vec::new(),
+                        order: TxOrder::new(xid),
+                        begun: false,
                     });
                 }
                 ReplicationEvent::XLogData {
@@ -377,16 +378,24 @@ impl Stream {
                 } => {
                     let message = pgoutput::decode(&data)
                         .map_err(|e| ConnectorError::fatal("decoding the replication stream", e))?;
+                    self.begin(wal_start.as_u64(), events);
                     self.message(message, wal_start.as_u64(), events).await?;
                 }
                 ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                    self.begin(lsn.as_u64(), events);
                     if let Some(tx) = self.tx.take() {
-                        if self.config.transaction_metadata && tx.events > 0 {
+                        let delivered = self
+                            .resume
+                            .as_ref()
+                            .is_some_and(|r| r.delivered(tx.commit_lsn, lsn.as_u64()));
+                        if self.config.transaction_metadata && !delivered {
+                            // Every transaction the slot sends has its BEGIN and END, even one
+                            // whose changes were all skipped (a TRUNCATE): END then counts 0.
                             let id = format!("{}:{}", tx.xid, lsn.as_u64());
                             let end = events.transaction_event(
                                 &id,
                                 tx.commit_us,
-                                Some((tx.events, &tx.per_table)),
+                                Some((tx.order.events, &tx.order.per_table)),
                             );
                             self.out.push([end], events);
                         }
@@ -420,6 +429,24 @@ impl Stream {
                 }
                 ReplicationEvent::StoppedAt { .. } => {}
             }
+        }
+    }
+
+    /// Emits the open transaction's BEGIN event at its first message (at `lsn`), as Debezium
+    /// does for every transaction it receives, with `provide.transaction.metadata`.
+    fn begin(&mut self, lsn: u64, events: &Events) {
+        let Some(tx) = self.tx.as_mut().filter(|tx| !tx.begun) else {
+            return;
+        };
+        tx.begun = true;
+        let delivered = self
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.delivered(tx.commit_lsn, lsn));
+        if self.config.transaction_metadata && !delivered {
+            let id = format!("{}:{lsn}", tx.xid);
+            let begin = events.transaction_event(&id, tx.commit_us, None);
+            self.out.push([begin], events);
         }
     }
 
@@ -502,40 +529,14 @@ impl Stream {
             tracing::warn!(table = %table.name, "A change outside a transaction is ignored.");
             return;
         };
-        if self
+        // Counted even when delivered before (a resume inside the transaction), so that the
+        // events sent now carry their place in it.
+        let delivered = self
             .resume
             .as_ref()
-            .is_some_and(|r| r.delivered(tx.commit_lsn, lsn))
-        {
-            return;
-        }
+            .is_some_and(|r| r.delivered(tx.commit_lsn, lsn));
         let collection = format!("{}.{}", table.schema, table.name);
         let mut records = Vec::with_capacity(3);
-        let block = if self.config.transaction_metadata {
-            if tx.events == 0 {
-                let id = format!("{}:{}", tx.xid, lsn);
-                records.push(events.transaction_event(&id, tx.commit_us, None));
-            }
-            tx.events += 1;
-            let order = match tx.per_table.iter_mut().find(|(t, _)| *t == collection) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n
-                }
-                None => {
-                    tx.per_table.push((collection.clone(), 1));
-                    1
-                }
-            };
-            Some(TxBlock {
-                id: format!("{}:{}", tx.xid, lsn),
-                total_order: tx.events,
-                data_collection_order: order,
-            })
-        } else {
-            tx.events += 1;
-            None
-        };
         let change = Change {
             table,
             op,
@@ -549,10 +550,14 @@ impl Stream {
                 last_commit_lsn: self.last_commit_lsn,
                 tx_id: Some(i64::from(tx.xid)),
             },
-            tx: block,
+            tx: self.config.transaction_metadata.then_some(&mut tx.order),
         };
         let commit_lsn = tx.commit_lsn;
-        match events.change(change, &mut records) {
+        let built = events.change(change, &mut records);
+        if delivered {
+            return;
+        }
+        match built {
             Ok(()) => self.out.push(records, events),
             Err(message) => self.out.fail(
                 &table.topic,
