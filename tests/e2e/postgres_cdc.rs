@@ -302,6 +302,14 @@ fn transaction_metadata_without_tombstones_and_with_truncates_matches_debezium()
     txmeta_case("txmeta-quiet.properties", "txmeta-quiet.jsonl", "txquiet");
 }
 
+/// Types Debezium maps its own way: bit(1) as a boolean, bit(n) and varbit as `Bits`, hstore as
+/// JSON, ltree, point as a `Point` struct, ranges, MAC addresses, oid, char, name; the
+/// geometric types it does not know are left out.
+#[test]
+fn bits_hstore_ltree_points_ranges_and_unknown_types_match_debezium() {
+    types_like_case("shapes.properties", "shapes", "shapes");
+}
+
 fn txmeta_case(properties: &str, golden: &str, prefix: &str) {
     let dir = cases();
     run_case(

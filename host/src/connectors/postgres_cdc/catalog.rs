@@ -56,7 +56,8 @@ SELECT a.attname::text,
        CASE WHEN t.typcategory = 'A' THEN t.typelem END AS element,
        (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END) AS labels,
-       pg_get_expr(d.adbin, d.adrelid) AS default_expr
+       pg_get_expr(d.adbin, d.adrelid) AS default_expr,
+       t.typname::text
   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -122,6 +123,7 @@ async fn catalog_columns(client: &Client, oid: u32) -> Result<Vec<CatalogColumn>
                     typtype: typtype.bytes().next().unwrap_or(b'b'),
                     element: r.get(5),
                     enum_values: r.get(6),
+                    name: r.get(8),
                 },
                 not_null: r.get(3),
                 default_expr: r.get(7),
@@ -163,6 +165,7 @@ pub async fn from_relation(
                         typtype: b'b',
                         element: None,
                         enum_values: None,
+                        name: None,
                     },
                     not_null: false,
                     default_expr: None,
@@ -210,7 +213,8 @@ fn build(
             let kind = kind_of(&c.info);
             let optional = !c.not_null;
             Column {
-                kept: config.filters.column(&schema, &name, &c.name),
+                // Debezium leaves out the columns of types it does not map.
+                kept: config.filters.column(&schema, &name, &c.name) && kind != Kind::Unknown,
                 default: c
                     .default_expr
                     .as_deref()

@@ -88,28 +88,6 @@ impl TxOrder {
     }
 }
 
-/// The order in which Java's `HashMap<String, _>` iterates `entries` (given in insertion order):
-/// Debezium keeps a transaction's per-table counts in one, and its END event lists them so.
-/// Buckets by `String.hashCode` spread as `HashMap.hash` does, at the capacity the map has
-/// grown to (16, doubled past a load of 0.75); insertion order within a bucket. (A bucket of 8
-/// or more, which makes Java grow or treeify, needs 8 tables colliding: not followed.)
-fn java_hash_map_order<T>(entries: &[(String, T)]) -> Vec<&(String, T)> {
-    let mut capacity = 16usize;
-    while entries.len() > capacity / 4 * 3 {
-        capacity *= 2;
-    }
-    let bucket = |name: &str| {
-        let hash = name.encode_utf16().fold(0u32, |h, unit| {
-            h.wrapping_mul(31).wrapping_add(u32::from(unit))
-        });
-        ((hash ^ (hash >> 16)) as usize) & (capacity - 1)
-    };
-    let mut ordered: Vec<&(String, T)> = entries.iter().collect();
-    // Stable: insertion order within a bucket.
-    ordered.sort_by_key(|(name, _)| bucket(name));
-    ordered
-}
-
 pub fn source_schema() -> Value {
     json!({"type": "struct", "fields": [
         {"type": "string", "optional": false, "field": "version"},
@@ -578,7 +556,7 @@ impl Events {
                 "END",
                 json!(count),
                 Value::Array(
-                    java_hash_map_order(per_table)
+                    super::java_order::hash_map_order(per_table)
                         .into_iter()
                         .map(|(t, n)| json!({"data_collection": t, "event_count": n}))
                         .collect(),
@@ -619,38 +597,4 @@ fn transaction_value_schema() -> Value {
 /// The source partition of a connector: `{"server": <prefix>}`, as Debezium stores it.
 pub fn partition_of(prefix: &str) -> Value {
     json!({"server": prefix})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn end_events_list_tables_as_a_java_hash_map_iterates_them() {
-        // "public.items" falls in bucket 0 of 16, "public.orders" and "public.customers" in
-        // bucket 5 (String.hashCode, spread): Debezium 3.6 lists items first whichever came
-        // first, and keeps the order of the two sharing a bucket (host/testdata/cdc/txmeta.jsonl,
-        // golden/all-records.jsonl).
-        let names = |entries: &[(String, u64)]| -> Vec<String> {
-            java_hash_map_order(entries)
-                .into_iter()
-                .map(|(n, _)| n.clone())
-                .collect()
-        };
-        let seen = |list: &[&str]| -> Vec<(String, u64)> {
-            list.iter().map(|n| ((*n).to_owned(), 1)).collect()
-        };
-        assert_eq!(
-            names(&seen(&["public.orders", "public.items"])),
-            ["public.items", "public.orders"]
-        );
-        assert_eq!(
-            names(&seen(&["public.orders", "public.customers"])),
-            ["public.orders", "public.customers"]
-        );
-        assert_eq!(
-            names(&seen(&["public.customers", "public.orders"])),
-            ["public.customers", "public.orders"]
-        );
-    }
 }

@@ -14,6 +14,7 @@
 mod catalog;
 mod config;
 mod event;
+mod java_order;
 mod output;
 mod pgoutput;
 mod slot;

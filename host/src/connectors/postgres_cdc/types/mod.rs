@@ -53,6 +53,21 @@ pub enum Kind {
         values: String,
     },
     Array(Box<Kind>),
+    /// `bit(n)` / `varbit(n)` of more than one bit: `io.debezium.data.Bits` bytes.
+    Bits {
+        length: u32,
+    },
+    /// `bit(1)` (and `varbit(1)`): a boolean.
+    Bit,
+    /// The `hstore` extension's maps, as JSON (`hstore.handling.mode=json`, the default).
+    Hstore,
+    /// The `ltree` extension's label paths.
+    Ltree,
+    /// `point`: `io.debezium.data.geometry.Point`.
+    Point,
+    /// A type Debezium does not map (the other geometric types): the column is left out of
+    /// the events, as Debezium leaves it out.
+    Unknown,
 }
 
 /// The conversion settings of a connector.
@@ -75,6 +90,8 @@ pub struct TypeInfo {
     pub element: Option<u32>,
     /// For enums (or arrays of enums), the labels in order, comma-separated.
     pub enum_values: Option<String>,
+    /// `pg_type.typname`: extension types (hstore, ltree) have no fixed oid.
+    pub name: Option<String>,
 }
 
 /// The precision of a `time`/`timestamp` modifier (6 when unspecified).
@@ -123,9 +140,22 @@ pub fn kind_of(info: &TypeInfo) -> Kind {
             114 | 3802 => Kind::Json,
             2950 => Kind::Uuid,
             142 => Kind::Xml,
+            // bit, varbit: one bit is a boolean (Debezium's rule, by declared length).
+            1560 | 1562 if modifier == 1 => Kind::Bit,
+            1560 | 1562 => Kind::Bits {
+                length: u32::try_from(modifier).unwrap_or(i32::MAX as u32),
+            },
+            600 => Kind::Point,
+            // lseg, path, box, polygon, line, circle.
+            601 | 602 | 603 | 604 | 628 | 718 => Kind::Unknown,
             _ => return None,
         })
     };
+    match info.name.as_deref() {
+        Some("hstore") => return Kind::Hstore,
+        Some("ltree") => return Kind::Ltree,
+        _ => {}
+    }
     if let Some(kind) = scalar(info.oid, info.modifier) {
         return kind;
     }
@@ -276,6 +306,21 @@ fn value_schema(kind: &Kind, modes: &Modes, optional: bool) -> Value {
             IntervalMode::String => logical("string", optional, "io.debezium.time.Interval"),
         },
         Kind::Json => logical("string", optional, "io.debezium.data.Json"),
+        Kind::Hstore => logical("string", optional, "io.debezium.data.Json"),
+        Kind::Ltree => logical("string", optional, "io.debezium.data.Ltree"),
+        Kind::Bit => plain("boolean"),
+        Kind::Bits { length } => json!({"type": "bytes", "optional": optional,
+            "name": "io.debezium.data.Bits", "version": 1,
+            "parameters": {"length": length.to_string()}}),
+        Kind::Point => json!({"type": "struct", "fields": [
+                {"type": "double", "optional": false, "field": "x"},
+                {"type": "double", "optional": false, "field": "y"},
+                {"type": "bytes", "optional": true, "field": "wkb"},
+                {"type": "int32", "optional": true, "field": "srid"}],
+            "optional": optional, "name": "io.debezium.data.geometry.Point", "version": 1,
+            "doc": "Geometry (POINT)"}),
+        // Never in a schema: such columns are not kept.
+        Kind::Unknown => plain("string"),
         Kind::Uuid => logical("string", optional, "io.debezium.data.Uuid"),
         Kind::Xml => logical("string", optional, "io.debezium.data.Xml"),
         Kind::Enum { values } => {

@@ -94,3 +94,36 @@ fn arrays_with_quotes_and_nulls() {
     );
     assert!(convert(&ints, &MODES, "{x}").is_err());
 }
+
+#[test]
+fn bits_hstores_and_points_are_written_as_debezium_writes_them() {
+    // Values from host/testdata/cdc/shapes.jsonl (Debezium 3.6).
+    let bits = |text: &str| convert(&Kind::Bits { length: 12 }, &MODES, text).unwrap();
+    assert_eq!(bits("101"), json!("BQ=="));
+    assert_eq!(bits("101100111000"), json!("OAs="));
+    assert_eq!(bits("000000000001"), json!("AQ=="));
+    assert_eq!(bits(""), json!(""));
+    assert_eq!(
+        bits("000"),
+        json!(""),
+        "no trailing zero bytes, as BitSet.toByteArray"
+    );
+    assert!(convert(&Kind::Bits { length: 3 }, &MODES, "1x1").is_err());
+    assert_eq!(convert(&Kind::Bit, &MODES, "1").unwrap(), json!(true));
+    let hstore = |text: &str| convert(&Kind::Hstore, &MODES, text).unwrap();
+    assert_eq!(
+        hstore(r#""b"=>"4", "mid"=>"3", "zeta"=>"1", "alpha"=>"2", "key with space"=>"v""#),
+        json!(r#"{"zeta":"1","b":"4","key with space":"v","alpha":"2","mid":"3"}"#)
+    );
+    assert_eq!(hstore(r#""k"=>NULL"#), json!(r#"{"k":null}"#));
+    assert_eq!(
+        hstore(r#""a\"b"=>"c\\d""#),
+        json!(r#"{"a\"b":"c\\d"}"#),
+        "escaped quotes and backslashes"
+    );
+    assert_eq!(hstore(""), json!("{}"));
+    assert_eq!(
+        convert(&Kind::Point, &MODES, "(1.5,2.25)").unwrap(),
+        json!({"x": 1.5, "y": 2.25, "wkb": "AQEAAAAAAAAAAAD4PwAAAAAAAAJA", "srid": null})
+    );
+}

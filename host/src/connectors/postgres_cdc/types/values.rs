@@ -1,7 +1,7 @@
 //! A column's value from PostgreSQL's text form, as Debezium writes it.
 
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::text::{
     date_days, interval_iso, interval_micros, iso_time, parse_array, time_micros, time_tz,
@@ -42,9 +42,17 @@ pub fn convert(kind: &Kind, modes: &Modes, text: &str) -> Result<Value, ValueErr
         },
         Kind::Float64 => float(text)?,
         Kind::Bool => Value::Bool(text == "t"),
-        Kind::Text | Kind::Json | Kind::Uuid | Kind::Xml | Kind::Enum { .. } => {
+        Kind::Text | Kind::Json | Kind::Uuid | Kind::Xml | Kind::Enum { .. } | Kind::Ltree => {
             Value::String(text.to_owned())
         }
+        Kind::Unknown => Value::String(text.to_owned()),
+        Kind::Bit => Value::Bool(text == "1"),
+        Kind::Bits { .. } => Value::String(
+            base64::engine::general_purpose::STANDARD
+                .encode(bits(text).ok_or_else(|| bad(text, "a bit string"))?),
+        ),
+        Kind::Hstore => hstore_json(text).ok_or_else(|| bad(text, "an hstore"))?,
+        Kind::Point => point(text).ok_or_else(|| bad(text, "a point"))?,
         Kind::Bytes => {
             let hex = text
                 .strip_prefix("\\x")
@@ -145,7 +153,7 @@ pub fn zero(kind: &Kind, modes: &Modes) -> Value {
         Kind::Timestamp { .. } => 0.into(),
         Kind::Interval if modes.interval == IntervalMode::Numeric => 0.into(),
         Kind::Float32 | Kind::Float64 => json!(0.0),
-        Kind::Bool => false.into(),
+        Kind::Bool | Kind::Bit => false.into(),
         Kind::Decimal { scale, .. } => {
             decimal("0", Some(*scale), modes.decimal).unwrap_or(Value::Null)
         }
@@ -156,6 +164,84 @@ pub fn zero(kind: &Kind, modes: &Modes) -> Value {
         Kind::TimeTz => "00:00:00Z".into(),
         _ => "".into(),
     }
+}
+
+/// A bit string (`101`, most significant first) as Debezium writes `Bits`: the number it
+/// spells, little-endian, without trailing zero bytes (Java's `BitSet.toByteArray`).
+fn bits(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = vec![0u8; text.len().div_ceil(8)];
+    for (i, c) in text.bytes().rev().enumerate() {
+        match c {
+            b'1' => bytes[i / 8] |= 1 << (i % 8),
+            b'0' => {}
+            _ => return None,
+        }
+    }
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    Some(bytes)
+}
+
+/// An hstore's text (`"a"=>"1", "b"=>NULL`) as Debezium's JSON string of it, its entries in
+/// Java's `HashMap` order (Debezium reads it into one).
+fn hstore_json(text: &str) -> Option<Value> {
+    let mut entries: Vec<(String, Option<String>)> = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = hstore_quoted(rest)?;
+        let after = after.trim_start().strip_prefix("=>")?.trim_start();
+        let (value, after) = match after.strip_prefix("NULL") {
+            Some(after) => (None, after),
+            None => {
+                let (value, after) = hstore_quoted(after)?;
+                (Some(value), after)
+            }
+        };
+        entries.push((key, value));
+        rest = after.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    let mut map = Map::new();
+    for (key, value) in super::super::java_order::hash_map_order(&entries) {
+        map.insert(
+            key.clone(),
+            value.clone().map_or(Value::Null, Value::String),
+        );
+    }
+    Some(Value::String(Value::Object(map).to_string()))
+}
+
+/// A double-quoted hstore token (PostgreSQL always quotes them on output), unescaped, and what
+/// follows it.
+fn hstore_quoted(text: &str) -> Option<(String, &str)> {
+    let body = text.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?.1),
+            '"' => return Some((out, &body[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// A point's text (`(1.5,2.25)`) as Debezium's `Point` struct: the coordinates and their
+/// well-known binary (little-endian), no SRID.
+fn point(text: &str) -> Option<Value> {
+    let (x, y) = text
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix(')')?
+        .split_once(',')?;
+    let (x, y): (f64, f64) = (x.trim().parse().ok()?, y.trim().parse().ok()?);
+    let mut wkb = vec![1u8, 1, 0, 0, 0];
+    wkb.extend_from_slice(&x.to_le_bytes());
+    wkb.extend_from_slice(&y.to_le_bytes());
+    Some(json!({"x": x, "y": y,
+        "wkb": base64::engine::general_purpose::STANDARD.encode(wkb), "srid": null}))
 }
 
 pub(super) fn float(text: &str) -> Result<Value, ValueError> {
