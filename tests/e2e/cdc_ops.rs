@@ -99,6 +99,63 @@ fn heartbeats_keep_a_quiet_slot_moving_and_offsets_show_debeziums_shape() {
     assert!(host.stop().success());
 }
 
+/// `heartbeat.action.query` runs at every heartbeat: the rows it inserts into a captured table
+/// stream like any change. A query that fails stops the connector, naming the query.
+#[test]
+fn a_heartbeat_action_query_runs_at_every_heartbeat() {
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE beats (id serial PRIMARY KEY, at timestamptz DEFAULT now());",
+    );
+    let ws = Workspace::new();
+    let beating = |name: &str, query: &str| {
+        cdc_config(
+            &pg,
+            name,
+            name,
+            "public.beats",
+            json!({"heartbeat.interval.ms": "200", "heartbeat.action.query": query}),
+        )
+    };
+    ws.put_config(
+        "cdc.json",
+        &beating("beat", "INSERT INTO public.beats DEFAULT VALUES"),
+    );
+    ws.put_config(
+        "broken.json",
+        &beating("broken", "INSERT INTO public.nowhere DEFAULT VALUES"),
+    );
+    let mut sink = ws.file_sink("beat-sink", "unused", "out/beats.jsonl");
+    sink["config"].as_object_mut().unwrap().remove("topics");
+    sink["config"]["topics.regex"] = json!("beat\\.public\\.beats");
+    ws.put_config("sink.json", &sink);
+    let host = ws.start();
+    host.wait_for("rows the heartbeats inserted, streamed", || {
+        let creates = jsonl(&ws.path("out/beats.jsonl"))
+            .iter()
+            .filter(|l| l["value"]["payload"]["op"] == "c")
+            .count();
+        (creates >= 3).then_some(())
+    });
+    let port = rest_port(&host);
+    let trace = host.wait_for("the broken query's connector FAILED", || {
+        let (_, status) = http(port, "GET", "/connectors/broken/status", None);
+        (status["connector"]["state"] == "FAILED").then(|| {
+            status["connector"]["trace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    });
+    assert!(
+        trace.contains("heartbeat.action.query") && trace.contains("public.nowhere"),
+        "{trace}"
+    );
+    assert!(host.stop().success());
+}
+
 #[test]
 fn unsupported_plugins_bad_slot_names_and_missing_prefixes_are_refused_by_name() {
     let ws = Workspace::new();

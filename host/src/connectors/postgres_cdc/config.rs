@@ -161,6 +161,13 @@ const HEARTBEAT_PREFIX: ConfigKey = ConfigKey::new(
     "Prefix of the heartbeat topic.",
 )
 .with_default("__debezium-heartbeat");
+const HEARTBEAT_ACTION_QUERY: ConfigKey = ConfigKey::new(
+    "heartbeat.action.query",
+    KeyType::String,
+    "SQL run on the database at every heartbeat (with `heartbeat.interval.ms`), e.g. an \
+     INSERT into a small captured table, so that a database whose captured tables are quiet \
+     still sends changes through the slot. A failure is retried as a lost connection is.",
+);
 const TOMBSTONES: ConfigKey = ConfigKey::new(
     "tombstones.on.delete",
     KeyType::Boolean,
@@ -271,6 +278,7 @@ pub const KEYS: &[ConfigKey] = &[
     SNAPSHOT_FETCH_SIZE,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_PREFIX,
+    HEARTBEAT_ACTION_QUERY,
     TOMBSTONES,
     DECIMAL_MODE,
     TIME_MODE,
@@ -450,6 +458,8 @@ pub struct CdcConfig {
     pub fetch_size: usize,
     pub heartbeat: Option<Duration>,
     pub heartbeat_prefix: String,
+    /// `heartbeat.action.query`.
+    pub heartbeat_query: Option<String>,
     pub tombstones: bool,
     pub modes: super::types::Modes,
     pub skipped: Skipped,
@@ -557,6 +567,16 @@ impl CdcConfig {
             .filter(|&ms| ms > 0)
             .map(Duration::from_millis);
         let heartbeat_prefix = options.string(&HEARTBEAT_PREFIX).unwrap_or_default();
+        let heartbeat_query = options
+            .string(&HEARTBEAT_ACTION_QUERY)
+            .filter(|q| !q.trim().is_empty());
+        if heartbeat_query.is_some() && heartbeat.is_none() {
+            // Debezium accepts it and never runs it; so does Headwater, saying so.
+            tracing::warn!(
+                "heartbeat.action.query runs at each heartbeat, and heartbeat.interval.ms is 0: \
+                 it will not run"
+            );
+        }
         let tombstones = options.bool(&TOMBSTONES).unwrap_or(true);
         let decimal = match options.choice(&DECIMAL_MODE).as_deref() {
             Some("double") => DecimalMode::Double,
@@ -654,6 +674,7 @@ impl CdcConfig {
             fetch_size,
             heartbeat,
             heartbeat_prefix,
+            heartbeat_query,
             tombstones,
             modes: super::types::Modes {
                 decimal,

@@ -348,6 +348,18 @@ impl Stream {
                             return Err(ConnectorError::retriable("heartbeat", PgError::postgres("emitting a heartbeat message")(e)));
                         }
                     }
+                    if let Some(query) = &self.config.heartbeat_query
+                        && let Err(e) = self.client.batch_execute(query).await
+                    {
+                        // The server refusing the query is the query's fault: retrying would
+                        // not help. A lost connection is retried.
+                        let refused = e.as_db_error().is_some();
+                        let error = PgError::postgres(format!("running heartbeat.action.query {query:?}"))(e);
+                        return Err(match refused {
+                            true => ConnectorError::fatal("heartbeat", error),
+                            false => ConnectorError::retriable("heartbeat", error),
+                        });
+                    }
                     continue;
                 }
             };
