@@ -310,6 +310,13 @@ fn bits_hstore_ltree_points_ranges_and_unknown_types_match_debezium() {
     types_like_case("shapes.properties", "shapes", "shapes");
 }
 
+/// A partitioned table captured by its own name with `publish.via.partition.root=true`: its
+/// partitions' changes, a row moving between partitions included, come under its topic.
+#[test]
+fn a_partitioned_table_published_via_its_root_matches_debezium() {
+    types_like_case("partitions.properties", "partitions", "parts");
+}
+
 fn txmeta_case(properties: &str, golden: &str, prefix: &str) {
     let dir = cases();
     run_case(

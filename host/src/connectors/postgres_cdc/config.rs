@@ -96,6 +96,14 @@ const PUBLICATION_AUTOCREATE: ConfigKey = ConfigKey::new(
 )
 .with_default("all_tables")
 .one_of(&["all_tables", "filtered", "no_tables", "disabled"]);
+const PUBLISH_VIA_PARTITION_ROOT: ConfigKey = ConfigKey::new(
+    "publish.via.partition.root",
+    KeyType::Boolean,
+    "Create the publication WITH (publish_via_partition_root = true), so that the changes of \
+     a partitioned table's partitions come as the partitioned table's, under its topic. \
+     Without it, only the snapshot of a partitioned table listed by its own name is captured.",
+)
+.with_default("false");
 const SCHEMA_INCLUDE: ConfigKey = ConfigKey::new(
     "schema.include.list",
     KeyType::List,
@@ -268,6 +276,7 @@ pub const KEYS: &[ConfigKey] = &[
     SLOT_DROP_ON_STOP,
     PUBLICATION_NAME,
     PUBLICATION_AUTOCREATE,
+    PUBLISH_VIA_PARTITION_ROOT,
     SCHEMA_INCLUDE,
     SCHEMA_EXCLUDE,
     TABLE_INCLUDE,
@@ -453,6 +462,8 @@ pub struct CdcConfig {
     pub slot_drop_on_stop: bool,
     pub publication: String,
     pub publication_mode: PublicationMode,
+    /// `publish.via.partition.root`.
+    pub publish_via_root: bool,
     pub filters: Filters,
     pub snapshot_mode: SnapshotMode,
     pub fetch_size: usize,
@@ -537,6 +548,7 @@ impl CdcConfig {
             Some("disabled") => PublicationMode::Disabled,
             _ => PublicationMode::AllTables,
         };
+        let publish_via_root = options.bool(&PUBLISH_VIA_PARTITION_ROOT).unwrap_or(false);
         let filters = Filters {
             schema_include: regexes(options, &SCHEMA_INCLUDE),
             schema_exclude: regexes(options, &SCHEMA_EXCLUDE),
@@ -669,6 +681,7 @@ impl CdcConfig {
             slot_drop_on_stop,
             publication,
             publication_mode,
+            publish_via_root,
             filters,
             snapshot_mode,
             fetch_size,

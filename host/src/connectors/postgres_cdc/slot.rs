@@ -34,6 +34,14 @@ pub async fn ensure_publication(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Changes of a partitioned table's partitions published as the partitioned table's.
+    let (with, set) = match config.publish_via_root {
+        true => (
+            " WITH (publish_via_partition_root = true)",
+            format!("; ALTER PUBLICATION {name} SET (publish_via_partition_root = true)"),
+        ),
+        false => ("", String::new()),
+    };
     let sql = match (config.publication_mode, exists) {
         (PublicationMode::Disabled, false) => {
             return Err(PgError::State(format!(
@@ -50,12 +58,14 @@ pub async fn ensure_publication(
             ));
         }
         (PublicationMode::Filtered, true) => {
-            format!("ALTER PUBLICATION {name} SET TABLE {}", listed())
+            format!("ALTER PUBLICATION {name} SET TABLE {}{set}", listed())
         }
         (PublicationMode::Filtered, false) => {
-            format!("CREATE PUBLICATION {name} FOR TABLE {}", listed())
+            format!("CREATE PUBLICATION {name} FOR TABLE {}{with}", listed())
         }
-        (PublicationMode::AllTables, false) => format!("CREATE PUBLICATION {name} FOR ALL TABLES"),
+        (PublicationMode::AllTables, false) => {
+            format!("CREATE PUBLICATION {name} FOR ALL TABLES{with}")
+        }
         (PublicationMode::NoTables, false) => format!("CREATE PUBLICATION {name}"),
         _ => return Ok(()),
     };
