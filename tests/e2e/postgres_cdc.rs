@@ -310,6 +310,20 @@ fn bits_hstore_ltree_points_ranges_and_unknown_types_match_debezium() {
     types_like_case("shapes.properties", "shapes", "shapes");
 }
 
+/// The same with `include.unknown.datatypes=true`: the geometric columns come as the bytes of
+/// their text, as Debezium writes it.
+#[test]
+fn unknown_types_kept_as_bytes_match_debezium() {
+    let dir = cases();
+    run_case(
+        |pg| properties_config("shapes-unknown.properties", pg),
+        &dir.join("shapes-setup.sql"),
+        &dir.join("shapes-changes.sql"),
+        &dir.join("shapes-unknown.jsonl"),
+        "unknowns\\..*",
+    );
+}
+
 /// A partitioned table captured by its own name with `publish.via.partition.root=true`: its
 /// partitions' changes, a row moving between partitions included, come under its topic.
 #[test]

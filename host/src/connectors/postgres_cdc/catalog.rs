@@ -214,7 +214,8 @@ fn build(
             let optional = !c.not_null;
             Column {
                 // Debezium leaves out the columns of types it does not map.
-                kept: config.filters.column(&schema, &name, &c.name) && kind != Kind::Unknown,
+                kept: config.filters.column(&schema, &name, &c.name)
+                    && (kind != Kind::Unknown || config.include_unknown),
                 default: c
                     .default_expr
                     .as_deref()

@@ -104,6 +104,13 @@ const PUBLISH_VIA_PARTITION_ROOT: ConfigKey = ConfigKey::new(
      Without it, only the snapshot of a partitioned table listed by its own name is captured.",
 )
 .with_default("false");
+const INCLUDE_UNKNOWN_DATATYPES: ConfigKey = ConfigKey::new(
+    "include.unknown.datatypes",
+    KeyType::Boolean,
+    "Keep columns of types Debezium does not map (box, circle, line, lseg, path, polygon) as \
+     the bytes of their text, as Debezium writes it; by default they are left out.",
+)
+.with_default("false");
 const SCHEMA_INCLUDE: ConfigKey = ConfigKey::new(
     "schema.include.list",
     KeyType::List,
@@ -277,6 +284,7 @@ pub const KEYS: &[ConfigKey] = &[
     PUBLICATION_NAME,
     PUBLICATION_AUTOCREATE,
     PUBLISH_VIA_PARTITION_ROOT,
+    INCLUDE_UNKNOWN_DATATYPES,
     SCHEMA_INCLUDE,
     SCHEMA_EXCLUDE,
     TABLE_INCLUDE,
@@ -464,6 +472,8 @@ pub struct CdcConfig {
     pub publication_mode: PublicationMode,
     /// `publish.via.partition.root`.
     pub publish_via_root: bool,
+    /// `include.unknown.datatypes`.
+    pub include_unknown: bool,
     pub filters: Filters,
     pub snapshot_mode: SnapshotMode,
     pub fetch_size: usize,
@@ -549,6 +559,7 @@ impl CdcConfig {
             _ => PublicationMode::AllTables,
         };
         let publish_via_root = options.bool(&PUBLISH_VIA_PARTITION_ROOT).unwrap_or(false);
+        let include_unknown = options.bool(&INCLUDE_UNKNOWN_DATATYPES).unwrap_or(false);
         let filters = Filters {
             schema_include: regexes(options, &SCHEMA_INCLUDE),
             schema_exclude: regexes(options, &SCHEMA_EXCLUDE),
@@ -682,6 +693,7 @@ impl CdcConfig {
             publication,
             publication_mode,
             publish_via_root,
+            include_unknown,
             filters,
             snapshot_mode,
             fetch_size,

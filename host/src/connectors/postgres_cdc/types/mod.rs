@@ -66,7 +66,8 @@ pub enum Kind {
     /// `point`: `io.debezium.data.geometry.Point`.
     Point,
     /// A type Debezium does not map (the other geometric types): the column is left out of
-    /// the events, as Debezium leaves it out.
+    /// the events, as Debezium leaves it out, or with `include.unknown.datatypes` given as the
+    /// bytes of its text.
     Unknown,
 }
 
@@ -319,8 +320,8 @@ fn value_schema(kind: &Kind, modes: &Modes, optional: bool) -> Value {
                 {"type": "int32", "optional": true, "field": "srid"}],
             "optional": optional, "name": "io.debezium.data.geometry.Point", "version": 1,
             "doc": "Geometry (POINT)"}),
-        // Never in a schema: such columns are not kept.
-        Kind::Unknown => plain("string"),
+        // Kept only with include.unknown.datatypes: its text's bytes.
+        Kind::Unknown => plain("bytes"),
         Kind::Uuid => logical("string", optional, "io.debezium.data.Uuid"),
         Kind::Xml => logical("string", optional, "io.debezium.data.Xml"),
         Kind::Enum { values } => {

@@ -127,3 +127,24 @@ fn bits_hstores_and_points_are_written_as_debezium_writes_them() {
         json!({"x": 1.5, "y": 2.25, "wkb": "AQEAAAAAAAAAAAD4PwAAAAAAAAJA", "srid": null})
     );
 }
+
+#[test]
+fn unknown_geometric_values_are_the_bytes_of_their_java_text() {
+    // Debezium reads them through the JDBC driver's objects: numbers as Java writes doubles
+    // (host/testdata/cdc/shapes-unknown.jsonl).
+    let unknown = |text: &str| convert(&Kind::Unknown, &MODES, text).unwrap();
+    let text_of = |value: Value| {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(text_of(unknown("(2,3),(0,0)")), "(2.0,3.0),(0.0,0.0)");
+    assert_eq!(text_of(unknown("<(1,1),2.5>")), "<(1.0,1.0),2.5>");
+    assert_eq!(text_of(unknown("{1,-1,0}")), "{1.0,-1.0,0.0}");
+    assert_eq!(
+        text_of(unknown("[(1e+20,0.0001),(12345678.9,-2e-05)]")),
+        "[(1.0E20,1.0E-4),(1.23456789E7,-2.0E-5)]"
+    );
+}

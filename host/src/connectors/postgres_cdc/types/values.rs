@@ -45,7 +45,9 @@ pub fn convert(kind: &Kind, modes: &Modes, text: &str) -> Result<Value, ValueErr
         Kind::Text | Kind::Json | Kind::Uuid | Kind::Xml | Kind::Enum { .. } | Kind::Ltree => {
             Value::String(text.to_owned())
         }
-        Kind::Unknown => Value::String(text.to_owned()),
+        Kind::Unknown => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(geometric_as_java(text)))
+        }
         Kind::Bit => Value::Bool(text == "1"),
         Kind::Bits { .. } => Value::String(
             base64::engine::general_purpose::STANDARD
@@ -226,6 +228,65 @@ fn hstore_quoted(text: &str) -> Option<(String, &str)> {
         }
     }
     None
+}
+
+/// A geometric value's text with its numbers as Java writes doubles (`(2,3),(0,0)` →
+/// `(2.0,3.0),(0.0,0.0)`): Debezium reads such values through the JDBC driver's objects, whose
+/// text is Java's.
+fn geometric_as_java(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut number = String::new();
+    let flush = |number: &mut String, out: &mut String| {
+        if !number.is_empty() {
+            match number.parse::<f64>() {
+                Ok(v) => out.push_str(&java_double(v)),
+                Err(_) => out.push_str(number),
+            }
+            number.clear();
+        }
+    };
+    for c in text.chars() {
+        let continues = c.is_ascii_digit()
+            || c == '.'
+            || (c == '-' && (number.is_empty() || number.ends_with(['e', 'E'])))
+            || (c == '+' && number.ends_with(['e', 'E']))
+            || ((c == 'e' || c == 'E') && !number.is_empty());
+        if continues {
+            number.push(c);
+        } else {
+            flush(&mut number, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut number, &mut out);
+    out
+}
+
+/// `v` as Java's `Double.toString` writes it: a decimal point always, scientific notation
+/// (`1.0E7`) outside [10⁻³, 10⁷).
+fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 || (1e-3..1e7).contains(&v.abs()) {
+        let text = format!("{v}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_owned()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 /// A point's text (`(1.5,2.25)`) as Debezium's `Point` struct: the coordinates and their
