@@ -196,7 +196,9 @@ async fn create(
         .ok_or_else(|| ApiError::bad_request("Connector name must be set"))?;
     let config = config_map(&request.config.unwrap_or_default())?;
     check_name(&name, &config)?;
-    let initial = match request.initial_state.as_deref() {
+    // Kafka Connect reads it in any case (`InitialState.forValue`).
+    let initial_state = request.initial_state.map(|s| s.to_ascii_uppercase());
+    let initial = match initial_state.as_deref() {
         None | Some("RUNNING") => Target::Started,
         Some("PAUSED") => Target::Paused,
         Some("STOPPED") => Target::Stopped,
@@ -374,9 +376,9 @@ async fn restart_task(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RestartFlags {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::java_boolean")]
     include_tasks: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient::java_boolean")]
     only_failed: bool,
 }
 

@@ -8,6 +8,7 @@
 
 mod connectors;
 mod error;
+mod lenient;
 mod metrics;
 mod plugins;
 mod schema_registry;

@@ -25,7 +25,13 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
-    connectors_only: Option<bool>,
+    #[serde(default = "yes", deserialize_with = "super::lenient::java_boolean")]
+    connectors_only: bool,
+}
+
+/// `connectorsOnly`'s default, as Kafka Connect's.
+fn yes() -> bool {
+    true
 }
 
 fn version() -> &'static str {
@@ -44,7 +50,7 @@ async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> 
             }));
         }
     }
-    if query.connectors_only == Some(false) {
+    if !query.connectors_only {
         let transforms = crate::transforms::class_names()
             .into_iter()
             .chain(crate::wasm::CLASSES.iter().map(|c| (*c).to_owned()));

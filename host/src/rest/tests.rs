@@ -358,7 +358,8 @@ async fn lifecycle_restart_and_offsets_follow_kafka_connect() {
     let (status, _, s) = api
         .call(
             Method::POST,
-            "/connectors/source/restart?includeTasks=true&onlyFailed=true",
+            // As a Python client sends booleans: Kafka Connect reads them with Boolean.valueOf.
+            "/connectors/source/restart?includeTasks=True&onlyFailed=TRUE",
             None,
         )
         .await;
@@ -457,7 +458,7 @@ async fn plugins_describe_and_validate_configs() {
             .all(|p| p["type"] == "source" || p["type"] == "sink")
     );
     let (_, _, all) = api
-        .call(Method::GET, "/connector-plugins?connectorsOnly=false", None)
+        .call(Method::GET, "/connector-plugins?connectorsOnly=False", None)
         .await;
     let types: Vec<&str> = all
         .as_array()
@@ -791,5 +792,25 @@ async fn a_restore_under_way_shows_in_the_status_and_metrics() {
     metrics.restore_done("clicks-2");
     let (_, _, status) = api.call(Method::GET, "/connectors/sink/status", None).await;
     assert!(status["tasks"][0].get("restoring").is_none(), "{status}");
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_state_is_read_in_any_case_as_kafka_connect_reads_it() {
+    let api = Api::new();
+    let body = json!({"name": "later", "config": api.sink_config(), "initial_state": "paused"});
+    let (status, _, _) = api.call(Method::POST, "/connectors", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, s) = api
+        .call(Method::GET, "/connectors/later/status", None)
+        .await;
+    assert_eq!(s["connector"]["state"], "PAUSED");
+    let body = json!({"name": "never", "config": api.sink_config(), "initial_state": "sleeping"});
+    let (status, _, error) = api.call(Method::POST, "/connectors", Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["message"].as_str().unwrap().contains("SLEEPING"),
+        "{error}"
+    );
     api.runtime.shutdown().await;
 }
