@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
+use super::secrets;
 use crate::api::metrics::RestoreSnapshot;
 use crate::config::connector::{ConnectorConfig, value_text};
 use crate::runtime::host::{Applied, ConnectorView, Origin};
@@ -49,8 +50,8 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// `ConnectorInfo`.
-fn info_json(view: &ConnectorView) -> Value {
+/// `ConnectorInfo`, secrets hidden.
+fn info_json(state: &AppState, view: &ConnectorView) -> Value {
     let tasks = if view.has_task {
         vec![json!({ "connector": view.name, "task": 0 })]
     } else {
@@ -58,10 +59,15 @@ fn info_json(view: &ConnectorView) -> Value {
     };
     json!({
         "name": view.name,
-        "config": view.config,
+        "config": shown_config(state, view),
         "tasks": tasks,
         "type": view.connector_type.as_str(),
     })
+}
+
+/// A connector's config as answered: secrets hidden (see `super::secrets`).
+fn shown_config(state: &AppState, view: &ConnectorView) -> BTreeMap<String, String> {
+    secrets::shown(state.runtime.registry(), &view.config)
 }
 
 fn state_json(status: &ConnectorStatus, worker_id: &str) -> Value {
@@ -155,7 +161,7 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
             entry.insert("status".into(), status_json(view, &state.worker_id));
         }
         if wants_info {
-            entry.insert("info".into(), info_json(view));
+            entry.insert("info".into(), info_json(&state, view));
         }
         out.insert(view.name.clone(), Value::Object(entry));
     }
@@ -194,8 +200,9 @@ async fn create(
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("Connector name must be set"))?;
-    let config = config_map(&request.config.unwrap_or_default())?;
+    let mut config = config_map(&request.config.unwrap_or_default())?;
     check_name(&name, &config)?;
+    secrets::keep_stored(&mut config, None)?;
     // Kafka Connect reads it in any case (`InitialState.forValue`).
     let initial_state = request.initial_state.map(|s| s.to_ascii_uppercase());
     let initial = match initial_state.as_deref() {
@@ -219,7 +226,7 @@ async fn create(
         )
         .await?;
     let view = state.runtime.connector(&name).await?;
-    Ok(created(&name, info_json(&view)))
+    Ok(created(&name, info_json(&state, &view)))
 }
 
 fn check_name(name: &str, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
@@ -235,14 +242,18 @@ async fn info(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(info_json(&state.runtime.connector(&name).await?)))
+    Ok(Json(info_json(
+        &state,
+        &state.runtime.connector(&name).await?,
+    )))
 }
 
 async fn get_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.runtime.connector(&name).await?.config)))
+    let view = state.runtime.connector(&name).await?;
+    Ok(Json(json!(shown_config(&state, &view))))
 }
 
 /// `PUT /connectors/{name}/config`: creates (201) or updates (200).
@@ -251,8 +262,10 @@ async fn put_config(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let config = config_map(&body)?;
+    let mut config = config_map(&body)?;
     check_name(&name, &config)?;
+    let stored = state.runtime.connector(&name).await.ok().map(|v| v.config);
+    secrets::keep_stored(&mut config, stored.as_ref())?;
     let applied = state
         .runtime
         .apply(
@@ -265,9 +278,9 @@ async fn put_config(
         .await?;
     let view = state.runtime.connector(&name).await?;
     Ok(if applied == Applied::Created {
-        created(&name, info_json(&view))
+        created(&name, info_json(&state, &view))
     } else {
-        Json(info_json(&view)).into_response()
+        Json(info_json(&state, &view)).into_response()
     })
 }
 
@@ -277,7 +290,8 @@ async fn patch_config(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut config = state.runtime.connector(&name).await?.config;
+    let stored = state.runtime.connector(&name).await?.config;
+    let mut config = stored.clone();
     for (key, value) in &body {
         if value.is_null() {
             config.remove(key);
@@ -286,6 +300,7 @@ async fn patch_config(
             config.extend(config_map(&single)?);
         }
     }
+    secrets::keep_stored(&mut config, Some(&stored))?;
     check_name(&name, &config)?;
     state
         .runtime
@@ -297,7 +312,10 @@ async fn patch_config(
             Origin::Rest,
         )
         .await?;
-    Ok(Json(info_json(&state.runtime.connector(&name).await?)))
+    Ok(Json(info_json(
+        &state,
+        &state.runtime.connector(&name).await?,
+    )))
 }
 
 async fn delete(
@@ -326,7 +344,9 @@ async fn tasks(
 ) -> Result<Json<Value>, ApiError> {
     let view = state.runtime.connector(&name).await?;
     let tasks: Vec<Value> = if view.has_task {
-        vec![json!({ "id": { "connector": view.name, "task": 0 }, "config": view.config })]
+        vec![
+            json!({ "id": { "connector": view.name, "task": 0 }, "config": shown_config(&state, &view) }),
+        ]
     } else {
         Vec::new()
     };
@@ -340,7 +360,10 @@ async fn tasks_config(
     let view = state.runtime.connector(&name).await?;
     let mut out = Map::new();
     if view.has_task {
-        out.insert(format!("{}-0", view.name), json!(view.config));
+        out.insert(
+            format!("{}-0", view.name),
+            json!(shown_config(&state, &view)),
+        );
     }
     Ok(Json(Value::Object(out)))
 }

@@ -12,6 +12,7 @@ mod lenient;
 mod metrics;
 mod plugins;
 mod schema_registry;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

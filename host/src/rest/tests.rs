@@ -814,3 +814,47 @@ async fn initial_state_is_read_in_any_case_as_kafka_connect_reads_it() {
     );
     api.runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_answered_hidden_and_kept_when_sent_back_hidden() {
+    let api = Api::new();
+    let mut config = api.sink_config();
+    config["consumer.override.sasl.jaas.config"] = json!("planted-secret-jaas");
+    api.call(Method::PUT, "/connectors/sink/config", Some(config))
+        .await;
+    for path in [
+        "/connectors/sink",
+        "/connectors/sink/config",
+        "/connectors/sink/tasks",
+        "/connectors/sink/tasks-config",
+        "/connectors?expand=info",
+    ] {
+        let (status, _, body) = api.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let text = body.to_string();
+        assert!(!text.contains("planted-secret-jaas"), "{path}: {text}");
+        assert!(text.contains("[hidden]"), "{path}: {text}");
+    }
+    // Read, change a key, write back: the secret stays what it was.
+    let (_, _, mut shown) = api.call(Method::GET, "/connectors/sink/config", None).await;
+    shown["topics"] = json!("other");
+    let (status, _, _) = api
+        .call(Method::PUT, "/connectors/sink/config", Some(shown))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api
+        .call(
+            Method::PATCH,
+            "/connectors/sink/config",
+            Some(json!({"consumer.override.sasl.jaas.config": "[hidden]"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = api.runtime.connector("sink").await.unwrap().config;
+    assert_eq!(
+        stored["consumer.override.sasl.jaas.config"],
+        "planted-secret-jaas"
+    );
+    assert_eq!(stored["topics"], "other");
+    api.runtime.shutdown().await;
+}
