@@ -95,6 +95,45 @@ fn files_added_changed_broken_and_removed_drive_the_connectors() {
         !ws.path("out/c.jsonl").exists(),
         "the invalid version never ran"
     );
+    // The status API lists the files that run nothing as FAILED with why: under the file's
+    // stem when it cannot be read, else under the name it gives. A broken edit of a running
+    // connector leaves the running version listed.
+    let port = crate::harness::rest_port(&host);
+    let listed = host.wait_for("the broken files listed", || {
+        let (_, listed) = crate::rest::http(port, "GET", "/connectors?expand=status", None);
+        (listed.get("broken").is_some() && listed.get("mystery").is_some()).then_some(listed)
+    });
+    let trace = |name: &str| {
+        assert_eq!(
+            listed[name]["status"]["connector"]["state"], "FAILED",
+            "{listed}"
+        );
+        listed[name]["status"]["connector"]["trace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(trace("broken").contains("broken.json"), "{listed}");
+    assert!(
+        trace("mystery").contains("unknown connector class"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["watch-sink"]["status"]["connector"]["state"], "RUNNING",
+        "{listed}"
+    );
+    let (code, status) = crate::rest::http(port, "GET", "/connectors/mystery/status", None);
+    assert_eq!(
+        (code, &status["connector"]["state"]),
+        (200, &json!("FAILED"))
+    );
+    fs::remove_file(ws.connectors_dir().join("broken.json")).unwrap();
+    ws.remove_config("unknown.json");
+    host.wait_for("fixed files gone from the list", || {
+        let (_, names) = crate::rest::http(port, "GET", "/connectors", None);
+        let names: Vec<&str> = names.as_array()?.iter().filter_map(Value::as_str).collect();
+        (!names.contains(&"broken") && !names.contains(&"mystery")).then_some(())
+    });
 
     // Removed: the sink stops; the source goes on without it.
     ws.remove_config("sink.json");

@@ -16,7 +16,7 @@ use super::error::{ApiError, JsonBody};
 use super::secrets;
 use crate::api::metrics::RestoreSnapshot;
 use crate::config::connector::{ConnectorConfig, value_text};
-use crate::runtime::host::{Applied, ConnectorView, Origin};
+use crate::runtime::host::{Applied, ConnectorView, Origin, RejectedFile, RuntimeError};
 use crate::runtime::replay::ReplayFrom;
 use crate::runtime::status::ConnectorStatus;
 use crate::runtime::store::Target;
@@ -149,10 +149,14 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
         .map(str::to_owned)
         .collect();
     let views = state.runtime.connectors().await;
+    let rejected = state.runtime.rejected_files().await;
     let wants_status = expand.iter().any(|e| e == "status");
     let wants_info = expand.iter().any(|e| e == "info");
     if !wants_status && !wants_info {
-        return Json(json!(views.iter().map(|v| &v.name).collect::<Vec<_>>()));
+        let mut names: Vec<&String> = views.iter().map(|v| &v.name).collect();
+        names.extend(rejected.iter().map(|r| &r.name));
+        names.sort();
+        return Json(json!(names));
     }
     let mut out = Map::new();
     for view in &views {
@@ -165,7 +169,62 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
         }
         out.insert(view.name.clone(), Value::Object(entry));
     }
+    for file in &rejected {
+        let mut entry = Map::new();
+        if wants_status {
+            entry.insert(
+                "status".into(),
+                rejected_status_json(file, &state.worker_id),
+            );
+        }
+        if wants_info {
+            entry.insert("info".into(), rejected_info_json(&state, file));
+        }
+        out.insert(file.name.clone(), Value::Object(entry));
+    }
     Json(Value::Object(out))
+}
+
+/// A config file that runs nothing (see `RejectedFile`): FAILED, with the file and why as
+/// the trace, and no task.
+fn rejected_status_json(file: &RejectedFile, worker_id: &str) -> Value {
+    json!({
+        "name": file.name,
+        "connector": {
+            "state": "FAILED",
+            "worker_id": worker_id,
+            "trace": format!("{}: {}", file.file.display(), file.reason),
+        },
+        "tasks": [],
+        "type": file.connector_type.map_or("unknown", |t| t.as_str()),
+    })
+}
+
+fn rejected_info_json(state: &AppState, file: &RejectedFile) -> Value {
+    json!({
+        "name": file.name,
+        "config": secrets::shown(state.runtime.registry(), &file.config),
+        "tasks": [],
+        "type": file.connector_type.map_or("unknown", |t| t.as_str()),
+    })
+}
+
+/// What a connector name stands for.
+enum Named {
+    Connector(ConnectorView),
+    /// A file in the watched directory that gives the name and runs nothing.
+    Rejected(RejectedFile),
+}
+
+async fn connector_or_rejected(state: &AppState, name: &str) -> Result<Named, ApiError> {
+    match state.runtime.connector(name).await {
+        Ok(view) => Ok(Named::Connector(view)),
+        Err(RuntimeError::NotFound(missing)) => match state.runtime.rejected_file(name).await {
+            Some(file) => Ok(Named::Rejected(file)),
+            None => Err(RuntimeError::NotFound(missing).into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// String values of a JSON config object (numbers and booleans as their text).
@@ -242,18 +301,20 @@ async fn info(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(info_json(
-        &state,
-        &state.runtime.connector(&name).await?,
-    )))
+    Ok(Json(match connector_or_rejected(&state, &name).await? {
+        Named::Connector(view) => info_json(&state, &view),
+        Named::Rejected(file) => rejected_info_json(&state, &file),
+    }))
 }
 
 async fn get_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = state.runtime.connector(&name).await?;
-    Ok(Json(json!(shown_config(&state, &view))))
+    Ok(Json(match connector_or_rejected(&state, &name).await? {
+        Named::Connector(view) => json!(shown_config(&state, &view)),
+        Named::Rejected(file) => json!(secrets::shown(state.runtime.registry(), &file.config)),
+    }))
 }
 
 /// `PUT /connectors/{name}/config`: creates (201) or updates (200).
@@ -330,7 +391,10 @@ async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = state.runtime.connector(&name).await?;
+    let view = match connector_or_rejected(&state, &name).await? {
+        Named::Connector(view) => view,
+        Named::Rejected(file) => return Ok(Json(rejected_status_json(&file, &state.worker_id))),
+    };
     let mut body = status_json(&view, &state.worker_id);
     if let Some(task) = body["tasks"].get_mut(0) {
         with_restores(task, &state, &name);

@@ -79,6 +79,19 @@ pub enum RuntimeError {
     },
 }
 
+/// A config file in the watched directory that runs nothing: it cannot be read, its config is
+/// invalid, or another connector has its name. Shown by the status API as FAILED, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedFile {
+    /// The connector name the file gives (its stem when it cannot be read).
+    pub name: String,
+    pub file: PathBuf,
+    pub reason: String,
+    /// Its config, when it could be read.
+    pub config: BTreeMap<String, String>,
+    pub connector_type: Option<ConnectorType>,
+}
+
 /// A connector as the API shows it.
 #[derive(Debug, Clone)]
 pub struct ConnectorView {
@@ -129,6 +142,9 @@ pub struct Runtime {
     restart_requests: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     /// Set by [`Runtime::shutdown`]: no task restarts after it.
     shut_down: std::sync::atomic::AtomicBool,
+    /// The watched directory's files that run nothing, by the name they give (see
+    /// [`RejectedFile`]); set by the watcher at each pass.
+    rejected: Mutex<BTreeMap<String, RejectedFile>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -166,6 +182,7 @@ impl Runtime {
             restored_targets: Mutex::new(BTreeMap::new()),
             restart_requests: Mutex::new(Some(restart_requests)),
             shut_down: std::sync::atomic::AtomicBool::new(false),
+            rejected: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -576,6 +593,32 @@ impl Runtime {
                 Err(errors) => self.report_invalid(name, &errors),
             }
         }
+    }
+
+    /// Replaces the files the watcher found running nothing.
+    pub fn set_rejected_files(&self, files: BTreeMap<String, RejectedFile>) {
+        *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = files;
+    }
+
+    /// A rejected file giving `name`, unless a connector of that name runs (which the API
+    /// shows instead).
+    pub async fn rejected_file(&self, name: &str) -> Option<RejectedFile> {
+        if self.entries.lock().await.contains_key(name) {
+            return None;
+        }
+        let rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        rejected.get(name).cloned()
+    }
+
+    /// The rejected files whose name no running connector has.
+    pub async fn rejected_files(&self) -> Vec<RejectedFile> {
+        let entries = self.entries.lock().await;
+        let rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        rejected
+            .values()
+            .filter(|r| !entries.contains_key(&r.name))
+            .cloned()
+            .collect()
     }
 
     pub fn status(&self, name: &str) -> Option<ConnectorStatus> {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::connector::ConnectorType;
 use crate::config::connector::{ConnectorConfig, is_config_file, load_file};
+use crate::runtime::host::RejectedFile;
 use crate::runtime::host::{Origin, Runtime, RuntimeError};
 
 /// How long the directory must be quiet before it is read again.
@@ -121,6 +122,7 @@ impl DirectoryWatcher {
         let mut desired: BTreeMap<String, (PathBuf, ConnectorConfig)> = BTreeMap::new();
         let mut names_by_file = HashMap::new();
         let mut reported = HashMap::new();
+        let mut rejected: BTreeMap<String, RejectedFile> = BTreeMap::new();
         for path in files {
             match load_file(&path) {
                 Ok(config) => {
@@ -141,6 +143,20 @@ impl DirectoryWatcher {
                     if self.reported.get(&path) != Some(&message) {
                         tracing::error!(file = %path.display(), error = %message, "Invalid connector config file; ignoring it.");
                     }
+                    let stem = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    rejected.insert(
+                        stem.clone(),
+                        RejectedFile {
+                            name: stem,
+                            file: path.clone(),
+                            reason: message.clone(),
+                            config: BTreeMap::new(),
+                            connector_type: None,
+                        },
+                    );
                     reported.insert(path.clone(), message);
                     // Half-written or broken: keep whatever this file ran before.
                     if let Some(name) = self.names_by_file.get(&path) {
@@ -185,8 +201,24 @@ impl DirectoryWatcher {
         for (path, config) in ordered {
             let name = config.name.clone();
             let origin = Origin::File(path.clone());
+            let (config_shown, class) = (
+                config.config.clone(),
+                config.config.get("connector.class").cloned(),
+            );
             if let Err(error) = self.runtime.apply(config, origin).await {
                 let message = error.to_string();
+                rejected.insert(
+                    name.clone(),
+                    RejectedFile {
+                        name: name.clone(),
+                        file: path.clone(),
+                        reason: message.clone(),
+                        config: config_shown,
+                        connector_type: class.and_then(|c| {
+                            self.runtime.registry().find(&c).map(|p| p.connector_type())
+                        }),
+                    },
+                );
                 if self.reported.get(&path) != Some(&message) {
                     tracing::error!(file = %path.display(), error = %message, "Connector config rejected.");
                     if let RuntimeError::Invalid(errors) = &error {
@@ -198,6 +230,7 @@ impl DirectoryWatcher {
         }
         self.names_by_file = names_by_file;
         self.reported = reported;
+        self.runtime.set_rejected_files(rejected);
     }
 }
 
