@@ -168,6 +168,53 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
     ] {
         assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
     }
+    assert_dashboard_metrics_exist(&metrics);
+}
+
+/// Every metric the Grafana dashboard in the repository (`docs/grafana/headwater.json`)
+/// queries has series in `metrics`, the `/metrics` text of a host running connectors with
+/// WASM steps: a renamed metric fails here, not on an operator's empty panel.
+fn assert_dashboard_metrics_exist(metrics: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/headwater.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the dashboard"))
+            .expect("the dashboard is JSON");
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    queries.extend(
+        dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["definition"].as_str().map(str::to_owned)),
+    );
+    let mut names = std::collections::BTreeSet::new();
+    for query in &queries {
+        let mut rest = query.as_str();
+        while let Some(at) = rest.find("headwater_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.insert(name);
+        }
+    }
+    assert!(names.len() >= 15, "the dashboard's metrics: {names:?}");
+    for name in names {
+        let has_series = metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+        assert!(
+            has_series,
+            "the dashboard queries {name}, which /metrics lacks:\n{metrics}"
+        );
+    }
 }
 
 #[test]
