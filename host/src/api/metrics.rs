@@ -78,6 +78,17 @@ pub struct ConnectorMetrics {
     under_way: Mutex<BTreeMap<String, Arc<RestoreProgress>>>,
     /// Changes applied to warm standby copies.
     standby_updates: AtomicU64,
+    /// Kafka consumer lag by consumer group (a sink behind a repartition topic has two):
+    /// `(topic, partition, lag)` of its assigned partitions.
+    consumer_lag: Mutex<BTreeMap<String, Vec<PartitionLag>>>,
+}
+
+/// A Kafka partition's lag: its log end minus the group's committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
 }
 
 impl Default for ConnectorMetrics {
@@ -97,6 +108,7 @@ impl Default for ConnectorMetrics {
             restored_changes: AtomicU64::new(0),
             under_way: Mutex::new(BTreeMap::new()),
             standby_updates: AtomicU64::new(0),
+            consumer_lag: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -129,6 +141,8 @@ pub struct MetricsSnapshot {
     pub restores_under_way: Vec<RestoreSnapshot>,
     /// Changes applied to warm standby copies.
     pub standby_updates: u64,
+    /// Kafka consumer lag of the partitions the sink's consumers own.
+    pub consumer_lag: Vec<PartitionLag>,
 }
 
 /// How far the restore of one state partition from its changelog has come: updated by the
@@ -259,6 +273,12 @@ impl ConnectorMetrics {
         under_way.insert(scope.to_owned(), progress);
     }
 
+    /// The lag of the partitions consumer group `group` owns now.
+    pub fn set_consumer_lag(&self, group: &str, lags: Vec<PartitionLag>) {
+        let mut all = self.consumer_lag.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(group.to_owned(), lags);
+    }
+
     /// `changes` applied to a warm standby copy.
     pub fn standby_updated(&self, changes: u64) {
         self.standby_updates.fetch_add(changes, Ordering::Relaxed);
@@ -293,6 +313,14 @@ impl ConnectorMetrics {
             restored_changes: self.restored_changes.load(Ordering::Relaxed),
             restores_under_way,
             standby_updates: self.standby_updates.load(Ordering::Relaxed),
+            consumer_lag: self
+                .consumer_lag
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .flatten()
+                .cloned()
+                .collect(),
         }
     }
 }

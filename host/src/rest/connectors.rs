@@ -101,22 +101,32 @@ fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
     })
 }
 
-/// Adds to a task's status the restores of state partitions under way on this host, if any
-/// (Headwater's own field: Kafka Connect clients ignore it).
+/// Adds to a task's status the restores of state partitions under way on this host and its
+/// Kafka consumer lag per partition, if any (Headwater's own fields: Kafka Connect clients
+/// ignore them).
 fn with_restores(task: &mut Value, state: &AppState, name: &str) {
     let Some(task) = task.as_object_mut() else {
         return;
     };
-    let restores = state
-        .runtime
-        .metrics(name)
-        .map(|m| m.restores_under_way)
-        .unwrap_or_default();
-    if restores.is_empty() {
+    let Some(metrics) = state.runtime.metrics(name) else {
         return;
+    };
+    if !metrics.restores_under_way.is_empty() {
+        let restoring: Vec<Value> = metrics
+            .restores_under_way
+            .iter()
+            .map(restore_json)
+            .collect();
+        task.insert("restoring".into(), json!(restoring));
     }
-    let restoring: Vec<Value> = restores.iter().map(restore_json).collect();
-    task.insert("restoring".into(), json!(restoring));
+    if !metrics.consumer_lag.is_empty() {
+        let lag: Vec<Value> = metrics
+            .consumer_lag
+            .iter()
+            .map(|l| json!({"topic": l.topic, "partition": l.partition, "lag": l.lag}))
+            .collect();
+        task.insert("consumer_lag".into(), json!(lag));
+    }
 }
 
 fn restore_json(restore: &RestoreSnapshot) -> Value {

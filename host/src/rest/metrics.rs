@@ -151,6 +151,24 @@ impl Collector for RuntimeCollector {
             ConstGauge::new(i64::try_from(left).unwrap_or(i64::MAX))
                 .encode(metric.encode_family(&labels)?)?;
         }
+        let mut metric = encoder.encode_descriptor(
+            "headwater_connector_consumer_lag",
+            "Records of a Kafka partition a sink has not committed yet: its log end minus the \
+             group's committed offset (measured every 5 s).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (connector, m) in &snapshot {
+            for lag in &m.consumer_lag {
+                let partition = lag.partition.to_string();
+                let labels = [
+                    ("connector", connector.as_str()),
+                    ("topic", lag.topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                ConstGauge::new(lag.lag).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         let statuses = self.0.statuses();
         let mut metric = encoder.encode_descriptor(
             "headwater_connector_running",

@@ -322,6 +322,7 @@ pub(super) fn start(
                             Box::new(move |e| fail(&shared, &name, &e))
                         },
                         reading,
+                        metrics: Arc::clone(&metrics),
                     };
                     Some(intake::spawn(spec).map_err(|e| {
                         ConnectorError::fatal("starting the Kafka consumer thread", e)
@@ -479,6 +480,7 @@ fn start_shuffle(
         sink_done: done.clone(),
         on_failure: on_failure(shared, name),
         reading: Reading::Group,
+        metrics: reporter.metrics(),
     };
     let thread = intake::spawn(spec)
         .map_err(|e| ConnectorError::fatal("starting the shuffle's Kafka consumer thread", e))?;

@@ -30,6 +30,11 @@ pub struct ErrorReporter {
 }
 
 impl ErrorReporter {
+    /// The connector's metrics.
+    pub fn metrics(&self) -> Arc<ConnectorMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
     pub fn new(
         connector: Arc<str>,
         policy: ErrorPolicy,

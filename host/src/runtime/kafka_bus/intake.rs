@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::convert::Converter;
 use crate::api::error::{ConnectorError, RecordError, Stage};
+use crate::api::metrics::ConnectorMetrics;
 use crate::api::offsets::SourceOffsets;
 use crate::api::record::{Header, Payload, Position, Record};
 use crate::api::retry::{Backoff, INITIAL_DELAY};
@@ -42,6 +43,7 @@ use crate::runtime::bus::{Delivery, TopicSelector};
 use crate::runtime::partitioned::Ownership;
 
 use super::aligned::{self, AlignedReader};
+use super::lag::LagMeter;
 
 /// Most records handed to the sink in one batch (Kafka's `max.poll.records` default).
 pub(super) const MAX_BATCH: usize = 500;
@@ -96,6 +98,8 @@ pub struct IntakeSpec {
     /// time: a stateful sink reads its partitions in step by it (see `aligned`), rather than
     /// by the Kafka timestamps.
     pub event_time: Option<EventTimeOf>,
+    /// Where the consumer's lag is reported (see `super::lag`).
+    pub metrics: Arc<ConnectorMetrics>,
 }
 
 /// A record's event time as a sink's chain reads it.
@@ -423,6 +427,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     // A stateful sink reads its partitions in step (see `aligned`); the reader of the current
     // assignment, by the assignment's generation.
     let mut aligned: Option<(u64, AlignedReader)> = None;
+    let mut lag = LagMeter::new(Arc::clone(&spec.metrics), &spec.group);
     while !spec.cancel.is_cancelled() {
         if !subscription.refresh(&spec, &consumer)? {
             std::thread::sleep(POLL_WAIT);
@@ -455,6 +460,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
             return Err(e);
         }
         commit(&consumer, &tracker, None, CommitMode::Async);
+        lag.tick(&consumer);
         let Some((records, failed, offsets)) = batch else {
             continue;
         };
@@ -477,18 +483,23 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
                 Ok(()) => break,
                 Err(mpsc::error::TrySendError::Full(back)) => {
                     if spec.cancel.is_cancelled() {
+                        lag.clear();
                         return finish(&consumer, &tracker, &spec);
                     }
+                    // Held back by the sink: what it has not taken grows behind.
+                    lag.tick(&consumer);
                     delivery = back;
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(WAIT_STEP);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
+                    lag.clear();
                     return finish(&consumer, &tracker, &spec);
                 }
             }
         }
     }
+    lag.clear();
     finish(&consumer, &tracker, &spec)
 }
 

@@ -4,6 +4,7 @@
 //! records they cover are safe (acknowledged by Kafka, or flushed by the sink).
 mod aligned;
 pub mod intake;
+mod lag;
 pub mod link;
 pub mod murmur2;
 pub mod publish;
