@@ -292,17 +292,22 @@ impl Changelog {
             let consumer: BaseConsumer = settings
                 .consumer_config("headwater-changelog", "headwater-changelog")
                 .create()?;
-            let metadata = consumer.fetch_metadata(Some(&name), REQUEST_WAIT)?;
-            Ok(metadata
-                .topics()
-                .first()
-                .filter(|t| t.error().is_none())
-                .map_or(0, |t| t.partitions().len()))
+            partition_count(&consumer, &name)
         })
         .await
         .map_err(|e| claim.error(e.to_string()))?
         .map_err(|e| claim.error(format!("reading the metadata of {topic}: {e}")))
     }
+}
+
+/// How many partitions `topic` has (0: it does not exist), asked of the cluster.
+pub(super) fn partition_count(consumer: &BaseConsumer, topic: &str) -> Result<usize, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), REQUEST_WAIT)?;
+    Ok(metadata
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len()))
 }
 
 /// `change` of scope `from`, under scope `to`.
@@ -484,8 +489,6 @@ impl Replay {
         Ok(())
     }
 
-    /// The last commit: what is ready, the changelog position `last` and `epoch`, and the
-    /// input positions (`None`: the local ones stay).
     /// The newest epoch read.
     pub(super) fn epoch(&self) -> u64 {
         self.epoch
@@ -496,6 +499,8 @@ impl Replay {
         self.ready.push(ScopeChange::Meta { name, value });
     }
 
+    /// The last commit: what is ready, the changelog position `last` and `epoch`, and the
+    /// input positions (`None`: the local ones stay).
     pub(super) fn finish(
         &mut self,
         last: i64,

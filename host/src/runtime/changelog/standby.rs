@@ -14,14 +14,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use tokio_util::sync::CancellationToken;
 
 use serde_json::Value;
 
-use super::restore::{Reader, Replay, Until, read_local};
+use super::restore::{Reader, Replay, Until, partition_count, read_local};
 use super::{Changelog, ChangelogError, Claim, topic_name};
 use crate::api::metrics::{ConnectorMetrics, RestoreProgress};
 use crate::runtime::partitioned::Ownership;
@@ -51,8 +51,9 @@ pub(super) fn copy_positions(
 
 /// How often the copies catch up: checkpoints come every second under load.
 const ROUND: Duration = Duration::from_secs(1);
-/// How long a metadata request may take.
-const METADATA_WAIT: Duration = Duration::from_secs(10);
+/// How often the changelogs' partition counts are asked for again (a topic may be created or
+/// grow while the sink runs).
+const METADATA_EVERY: Duration = Duration::from_secs(30);
 
 /// Follows the changelog partitions this host does not own into warm copies in its store.
 pub struct Standby {
@@ -66,6 +67,8 @@ pub struct Standby {
     told: HashMap<String, String>,
     /// A client for the changelogs' partition counts (made on first use).
     metadata: Option<BaseConsumer>,
+    /// The partitions to follow: when they were asked for, of which topics.
+    partitions: Option<(Instant, Vec<String>, BTreeMap<String, Claim>)>,
 }
 
 impl Standby {
@@ -85,6 +88,7 @@ impl Standby {
             readers: HashMap::new(),
             told: HashMap::new(),
             metadata: None,
+            partitions: None,
         }
     }
 
@@ -146,9 +150,16 @@ impl Standby {
         }
     }
 
-    /// The state partitions of the topics the sink reads, with their changelog partition.
+    /// The state partitions of the topics the sink reads, with their changelog partition;
+    /// asked of the cluster every [`METADATA_EVERY`].
     fn partitions(&mut self) -> BTreeMap<String, Claim> {
-        let mut out = BTreeMap::new();
+        let topics = self.ownership.topics();
+        if let Some((asked, of, known)) = &self.partitions
+            && asked.elapsed() < METADATA_EVERY
+            && *of == topics
+        {
+            return known.clone();
+        }
         if self.metadata.is_none() {
             let config = self
                 .changelog
@@ -159,25 +170,19 @@ impl Standby {
                 Ok(c) => self.metadata = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "Cannot make a client for the changelogs' metadata.");
-                    return out;
+                    return BTreeMap::new();
                 }
             }
         }
         let Some(consumer) = &self.metadata else {
-            return out;
+            return BTreeMap::new();
         };
-        for input in self.ownership.topics() {
-            let topic = topic_name(&self.changelog.connector, &input);
-            let partitions = consumer
-                .fetch_metadata(Some(&topic), METADATA_WAIT)
-                .ok()
-                .and_then(|m| {
-                    m.topics()
-                        .first()
-                        .filter(|t| t.error().is_none())
-                        .map(|t| t.partitions().len())
-                })
-                .unwrap_or(0);
+        let mut out = BTreeMap::new();
+        let mut all_found = true;
+        for input in &topics {
+            let topic = topic_name(&self.changelog.connector, input);
+            let partitions = partition_count(consumer, &topic).unwrap_or(0);
+            all_found &= partitions > 0;
             for partition in 0..i32::try_from(partitions).unwrap_or(0) {
                 let claim = Claim {
                     topic: topic.clone(),
@@ -189,6 +194,9 @@ impl Standby {
                 out.insert(format!("{input}-{partition}"), claim);
             }
         }
+        // A changelog not created yet (its owner has not checkpointed) is asked for again
+        // next round.
+        self.partitions = all_found.then(|| (Instant::now(), topics, out.clone()));
         out
     }
 
