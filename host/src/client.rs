@@ -212,6 +212,24 @@ impl Client {
         )
     }
 
+    /// `POST /connectors/{name}/signals` with `{"type", "data", "id"}`; the signal's id.
+    pub fn signal(
+        &self,
+        name: &str,
+        kind: &str,
+        data: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut body = serde_json::json!({ "type": kind });
+        if let Some(data) = data {
+            body["data"] = Value::String(data.to_owned());
+        }
+        if let Some(id) = id {
+            body["id"] = Value::String(id.to_owned());
+        }
+        self.call_for_body(Method::Post, &connector_path(name, "/signals"), Some(&body))
+    }
+
     /// A call whose success must carry a body.
     fn call_for_body(
         &self,

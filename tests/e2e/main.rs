@@ -9,6 +9,7 @@ mod bad_input;
 mod cdc_demo;
 mod cdc_ops;
 mod cdc_recovery;
+mod cdc_signals;
 mod cli_client;
 mod crash;
 mod dlq_replay;

@@ -45,6 +45,18 @@ pub struct BuildContext {
     pub kafka: Option<KafkaSettings>,
 }
 
+/// A signal sent to a running source through the REST API (`POST
+/// /connectors/{name}/signals`): Debezium's signal, an id, a type and its data (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    pub id: String,
+    pub kind: String,
+    pub data: Option<String>,
+}
+
+/// How many signals may wait for a source to read them.
+pub const SIGNAL_QUEUE: usize = 64;
+
 /// A built, not yet running, task.
 pub enum Task {
     Source(Box<dyn Source>),
@@ -74,6 +86,12 @@ pub trait ConnectorPlugin: Send + Sync {
     /// Pulls the connector's own keys out of `options` and builds the task. Problems are
     /// recorded in `options`; `None` when the config is invalid.
     fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task>;
+
+    /// Whether its tasks read signals ([`SourceContext::take_signals`]); the REST API refuses
+    /// signals for the others.
+    fn accepts_signals(&self) -> bool {
+        false
+    }
 }
 
 /// A source task. `run` reads from its system until cancelled (or, for finite sources, until
@@ -168,4 +186,10 @@ pub trait SourceContext: Send {
     /// transforms checkpoint what the last batches changed, so an idle stream does not keep
     /// its newest state only in memory.
     async fn idle(&mut self) -> Result<(), ConnectorError>;
+
+    /// The signals sent to this task through the REST API, for a source that reads them
+    /// ([`ConnectorPlugin::accepts_signals`]); `None` after the first call.
+    fn take_signals(&mut self) -> Option<tokio::sync::mpsc::Receiver<Signal>> {
+        None
+    }
 }

@@ -172,6 +172,20 @@ enum ConnectorsCommand {
         /// Connector name.
         name: String,
     },
+    /// Send a Debezium signal to a running CDC connector, e.g. `signal orders-cdc
+    /// execute-snapshot '{"data-collections": ["public.orders"], "type": "incremental"}'`.
+    Signal {
+        /// Connector name.
+        name: String,
+        /// execute-snapshot, stop-snapshot, pause-snapshot, resume-snapshot or log.
+        r#type: String,
+        /// The signal's data, a JSON object.
+        data: Option<String>,
+        /// The signal's id (notifications of the snapshot it starts carry it); generated when
+        /// absent.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -345,6 +359,22 @@ fn connectors_command(
         ConnectorsCommand::Offsets { name } => shown(client.offsets(name)?, &|body| {
             client::render_offsets(name, body)
         }),
+        ConnectorsCommand::Signal {
+            name,
+            r#type,
+            data,
+            id,
+        } => {
+            let sent = client.signal(name, r#type, data.as_deref(), id.as_deref())?;
+            let id = sent
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?");
+            done(
+                Some(sent.clone()),
+                format!("Signal {id} ({type}) sent to {name}; its effect is in the connector's log.", type = r#type),
+            )
+        }
     })
 }
 

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/connectors/{name}/restart", post(restart))
         .route("/connectors/{name}/dlq/replay", post(replay_dead_letters))
+        .route("/connectors/{name}/signals", post(send_signal))
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
@@ -501,6 +502,54 @@ async fn restart(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `POST /connectors/{name}/signals`, body `{"type": .., "data": {..}, "id": ..}` (Debezium's
+/// signal; `id` is generated when absent, `data` an object or its JSON text): 202 with the id
+/// once the running task has it queued. The task logs a signal it cannot act on.
+async fn send_signal(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body must be JSON: {e}")))?;
+    let kind = request
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "the signal needs a \"type\": execute-snapshot, stop-snapshot, pause-snapshot, \
+                 resume-snapshot or log",
+            )
+        })?;
+    let data = match request.get("data") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(data @ Value::Object(_)) => Some(data.to_string()),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "\"data\" must be a JSON object (or its text), not {other}"
+            )));
+        }
+    };
+    let id = match request.get("id") {
+        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "\"id\" must be a non-empty string, not {other}"
+            )));
+        }
+    };
+    let signal = crate::api::connector::Signal {
+        id: id.clone(),
+        kind: kind.to_owned(),
+        data,
+    };
+    state.runtime.signal(&name, signal).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }
 
 /// `POST /connectors/{name}/dlq/replay`, body `{}` (the dead-letter file) or

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::api::connector::{ConnectorType, TargetState};
+use crate::api::connector::{ConnectorType, Signal, TargetState};
 use crate::api::error::ConnectorError;
 use crate::api::metrics::{ConnectorMetrics, MetricsSnapshot};
 use crate::api::offsets::SourceOffsets;
@@ -531,6 +531,50 @@ impl Runtime {
         }
         self.persist(&entries);
         Ok(())
+    }
+
+    /// Hands a signal to a running source that reads signals (the CDC source): Headwater's
+    /// signal channel, which needs no write access to the source database.
+    pub async fn signal(&self, name: &str, signal: Signal) -> Result<(), RuntimeError> {
+        let entries = self.entries.lock().await;
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(name.to_owned()))?;
+        let class = entry
+            .config
+            .config
+            .get("connector.class")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if !self
+            .shared
+            .registry
+            .find(class)
+            .is_some_and(|plugin| plugin.accepts_signals())
+        {
+            return Err(RuntimeError::BadRequest(format!(
+                "connector {name} ({class}) does not read signals; signals are for \
+                 io.debezium.connector.postgresql.PostgresConnector"
+            )));
+        }
+        let sender = entry
+            .task
+            .as_ref()
+            .and_then(|t| t.signals.as_ref())
+            .ok_or_else(|| {
+                RuntimeError::Conflict(format!(
+                    "connector {name} is stopped: signals are read by its running task"
+                ))
+            })?;
+        sender.try_send(signal).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => RuntimeError::Conflict(format!(
+                "connector {name} has {} signals waiting to be read: try again later",
+                crate::api::connector::SIGNAL_QUEUE
+            )),
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => RuntimeError::Conflict(format!(
+                "connector {name}'s task is not running (see its status)"
+            )),
+        })
     }
 
     pub async fn pause(&self, name: &str) -> Result<(), RuntimeError> {

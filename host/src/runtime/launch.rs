@@ -107,6 +107,8 @@ pub(super) struct Running {
     pub(super) cancel: CancellationToken,
     pub(super) target: watch::Sender<TargetState>,
     pub(super) handle: Handle,
+    /// Where REST signals go (sources only).
+    pub(super) signals: Option<mpsc::Sender<crate::api::connector::Signal>>,
 }
 
 impl Running {
@@ -154,6 +156,7 @@ pub(super) fn start(
         TargetState::Paused => State::Paused,
     };
     shared.status.set(&name, state, None);
+    let mut signals = None;
     let handle = match prepared.task {
         Task::Sink(sink) => {
             let selector = prepared
@@ -388,6 +391,8 @@ pub(super) fn start(
                 None
             };
             let tracker = OffsetTracker::new(committed.clone());
+            let (signal_tx, signal_rx) = mpsc::channel(crate::api::connector::SIGNAL_QUEUE);
+            signals = Some(signal_tx);
             let committed_at_start = committed.clone();
             let stop_committer = CancellationToken::new();
             // With state, offsets are written only at checkpoints, with the state they match
@@ -416,6 +421,7 @@ pub(super) fn start(
                 last_checkpoint: std::time::Instant::now(),
                 checkpointed: committed_at_start,
                 state_ahead: false,
+                signals: Some(signal_rx),
             };
             let run = tokio::spawn(run_source(
                 name.clone(),
@@ -437,6 +443,7 @@ pub(super) fn start(
         cancel,
         target: target_tx,
         handle,
+        signals,
     })
 }
 

@@ -42,6 +42,8 @@ pub struct SourceTaskContext {
     pub(super) checkpointed: crate::api::offsets::SourceOffsets,
     /// The chain's state has absorbed a batch the tracker does not know yet.
     pub(super) state_ahead: bool,
+    /// Signals sent through the REST API, until the source takes them.
+    pub(super) signals: Option<tokio::sync::mpsc::Receiver<crate::api::connector::Signal>>,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -55,6 +57,12 @@ pub enum Publisher {
 impl SourceContext for SourceTaskContext {
     fn connector(&self) -> &str {
         &self.connector
+    }
+
+    fn take_signals(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::api::connector::Signal>> {
+        self.signals.take()
     }
 
     fn committed(&self, partition: &Value) -> Option<&Value> {

@@ -163,6 +163,55 @@ const SNAPSHOT_FETCH_SIZE: ConfigKey = ConfigKey::new(
     "Rows read per round trip while snapshotting: memory stays bounded by it.",
 )
 .with_default("10240");
+const SIGNAL_DATA_COLLECTION: ConfigKey = ConfigKey::new(
+    "signal.data.collection",
+    KeyType::String,
+    "The signalling table, `schema.table`, with columns `id varchar(42) PRIMARY KEY, type \
+     varchar(32) NOT NULL, data varchar(2048)` (Debezium's). A row inserted into it is a signal \
+     (`execute-snapshot`, `stop-snapshot`, `pause-snapshot`, `resume-snapshot`, `log`); \
+     incremental snapshots write their watermarks into it. It is added to the publication and \
+     its changes are emitted like a captured table's, as Debezium does.",
+);
+const SIGNAL_CHANNELS: ConfigKey = ConfigKey::new(
+    "signal.enabled.channels",
+    KeyType::List,
+    "Where signals are read: `source` (the signalling table). Signals sent to \
+     `POST /connectors/{name}/signals` (or `headwater connectors signal`) are always read.",
+)
+.with_default("source");
+const INCREMENTAL_CHUNK_SIZE: ConfigKey = ConfigKey::new(
+    "incremental.snapshot.chunk.size",
+    KeyType::Int,
+    "Rows an incremental snapshot reads per chunk (held in memory while its window is open).",
+)
+.with_default("1024");
+const WATERMARKING_STRATEGY: ConfigKey = ConfigKey::new(
+    "incremental.snapshot.watermarking.strategy",
+    KeyType::String,
+    "How an incremental snapshot marks a chunk's window in the signalling table: \
+     `insert_insert` (a row to open it, another to close it) or `insert_delete` (a row to open \
+     it, deleted to close it, so the table does not grow).",
+)
+.with_default("insert_insert")
+.one_of(&["insert_insert", "insert_delete"]);
+const NOTIFICATION_CHANNELS: ConfigKey = ConfigKey::new(
+    "notification.enabled.channels",
+    KeyType::List,
+    "Where snapshot progress is reported, as Debezium reports it: `log` and `sink` (records to \
+     `notification.sink.topic.name`).",
+);
+const NOTIFICATION_TOPIC: ConfigKey = ConfigKey::new(
+    "notification.sink.topic.name",
+    KeyType::String,
+    "Topic of the `sink` notification channel.",
+);
+const READ_ONLY: ConfigKey = ConfigKey::new(
+    "read.only",
+    KeyType::Boolean,
+    "Incremental snapshots without writing watermarks to the database. Not supported yet: \
+     `true` is refused.",
+)
+.with_default("false");
 const HEARTBEAT_INTERVAL: ConfigKey = ConfigKey::new(
     "heartbeat.interval.ms",
     KeyType::Int,
@@ -293,6 +342,13 @@ pub const KEYS: &[ConfigKey] = &[
     COLUMN_EXCLUDE,
     SNAPSHOT_MODE,
     SNAPSHOT_FETCH_SIZE,
+    SIGNAL_DATA_COLLECTION,
+    SIGNAL_CHANNELS,
+    INCREMENTAL_CHUNK_SIZE,
+    WATERMARKING_STRATEGY,
+    NOTIFICATION_CHANNELS,
+    NOTIFICATION_TOPIC,
+    READ_ONLY,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_PREFIX,
     HEARTBEAT_ACTION_QUERY,
@@ -365,11 +421,37 @@ pub struct Filters {
     table_exclude: Vec<Regex>,
     column_include: Vec<Regex>,
     column_exclude: Vec<Regex>,
+    /// The signalling table (`signal.data.collection`), captured whatever the lists say.
+    signal: Option<(String, String)>,
 }
 
 impl Filters {
-    /// Whether `schema.table` is captured. System schemas never are.
+    /// Whether `schema.table` is the signalling table.
+    pub fn is_signal(&self, schema: &str, table: &str) -> bool {
+        self.signal
+            .as_ref()
+            .is_some_and(|(s, t)| s == schema && t == table)
+    }
+
+    /// The signalling table, `(schema, table)`.
+    pub fn signal_table(&self) -> Option<(&str, &str)> {
+        self.signal.as_ref().map(|(s, t)| (s.as_str(), t.as_str()))
+    }
+
+    /// Whether `schema.table` is captured for its data: snapshotted, and a target of
+    /// `execute-snapshot` (the signalling table only when the lists name it too).
+    pub fn data(&self, schema: &str, table: &str) -> bool {
+        self.listed(schema, table)
+    }
+
+    /// Whether `schema.table` is captured (streamed): listed, or the signalling table (whose
+    /// changes Debezium emits too).
     pub fn table(&self, schema: &str, table: &str) -> bool {
+        self.listed(schema, table) || self.is_signal(schema, table)
+    }
+
+    /// Whether the include and exclude lists take `schema.table`. System schemas never.
+    fn listed(&self, schema: &str, table: &str) -> bool {
         if schema == "pg_catalog" || schema == "information_schema" {
             return false;
         }
@@ -491,6 +573,14 @@ pub struct CdcConfig {
     pub delimiter: String,
     pub max_batch_size: usize,
     pub max_queue_size: usize,
+    /// Signals are read from the signalling table (`signal.enabled.channels` has `source`).
+    pub source_signals: bool,
+    pub chunk_size: usize,
+    /// `incremental.snapshot.watermarking.strategy=insert_delete`.
+    pub watermark_delete: bool,
+    /// `notification.enabled.channels`: `log`, and the `sink` topic.
+    pub notify_log: bool,
+    pub notify_topic: Option<String>,
 }
 
 fn regexes(options: &mut Options, key: &ConfigKey) -> Vec<Regex> {
@@ -567,7 +657,72 @@ impl CdcConfig {
             table_exclude: regexes(options, &TABLE_EXCLUDE),
             column_include: regexes(options, &COLUMN_INCLUDE),
             column_exclude: regexes(options, &COLUMN_EXCLUDE),
+            signal: None,
         };
+        let mut filters = filters;
+        if let Some(name) = options
+            .string(&SIGNAL_DATA_COLLECTION)
+            .filter(|n| !n.trim().is_empty())
+        {
+            match name.trim().split_once('.') {
+                Some((schema, table)) if !schema.is_empty() && !table.is_empty() => {
+                    filters.signal = Some((schema.to_owned(), table.to_owned()));
+                }
+                _ => options.issue(
+                    SIGNAL_DATA_COLLECTION.name,
+                    format!("{name:?}: expected <schema>.<table>, e.g. public.debezium_signal"),
+                ),
+            }
+        }
+        let mut source_signals = false;
+        for channel in options.list(&SIGNAL_CHANNELS) {
+            match channel.as_str() {
+                "source" => source_signals = true,
+                "kafka" | "file" | "jmx" => options.issue(
+                    SIGNAL_CHANNELS.name,
+                    format!(
+                        "the {channel:?} channel is not supported; use `source` (the signalling \
+                         table) or Headwater's REST channel, POST /connectors/<name>/signals, \
+                         which needs no configuration"
+                    ),
+                ),
+                other => options.issue(
+                    SIGNAL_CHANNELS.name,
+                    format!("unknown channel {other:?}; expected source"),
+                ),
+            }
+        }
+        let chunk_size = options.positive(&INCREMENTAL_CHUNK_SIZE).unwrap_or(1024) as usize;
+        let watermark_delete =
+            options.choice(&WATERMARKING_STRATEGY).as_deref() == Some("insert_delete");
+        let mut notify_log = false;
+        let mut notify_sink = false;
+        for channel in options.list(&NOTIFICATION_CHANNELS) {
+            match channel.as_str() {
+                "log" => notify_log = true,
+                "sink" => notify_sink = true,
+                other => options.issue(
+                    NOTIFICATION_CHANNELS.name,
+                    format!("unsupported channel {other:?}; expected log or sink"),
+                ),
+            }
+        }
+        let notify_topic = options
+            .string(&NOTIFICATION_TOPIC)
+            .filter(|t| !t.trim().is_empty());
+        if notify_sink && notify_topic.is_none() {
+            options.issue(
+                NOTIFICATION_TOPIC.name,
+                "the `sink` notification channel needs the topic to write to",
+            );
+        }
+        if options.bool(&READ_ONLY) == Some(true) {
+            options.issue(
+                READ_ONLY.name,
+                "read-only incremental snapshots are not supported yet: set read.only=false and \
+                 signal.data.collection to a table the connector's user may insert into",
+            );
+        }
         for (a, b) in [
             (&TABLE_INCLUDE, &TABLE_EXCLUDE),
             (&SCHEMA_INCLUDE, &SCHEMA_EXCLUDE),
@@ -715,6 +870,11 @@ impl CdcConfig {
             delimiter,
             max_batch_size,
             max_queue_size,
+            source_signals,
+            chunk_size,
+            watermark_delete,
+            notify_log,
+            notify_topic: notify_topic.filter(|_| notify_sink),
         })
     }
 
@@ -743,6 +903,7 @@ mod tests {
             table_exclude: Vec::new(),
             column_include: Vec::new(),
             column_exclude: Vec::new(),
+            signal: None,
         }
     }
 

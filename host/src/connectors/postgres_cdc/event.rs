@@ -46,7 +46,8 @@ pub struct At {
     /// `true`, `first`, `first_in_data_collection`, `last_in_data_collection`, `last` or
     /// `false`.
     pub snapshot: &'static str,
-    pub lsn: u64,
+    /// None for incremental snapshot rows (read by a query, at no WAL position).
+    pub lsn: Option<u64>,
     pub last_commit_lsn: Option<u64>,
     pub tx_id: Option<i64>,
 }
@@ -263,10 +264,11 @@ impl Events {
         let last = at
             .last_commit_lsn
             .map_or(Value::Null, |l| Value::String(l.to_string()));
-        s.insert(
-            "sequence".into(),
-            json!([last, at.lsn.to_string()]).to_string().into(),
-        );
+        // An incremental snapshot row has no LSN of its own: Debezium repeats the last one.
+        let lsn = at
+            .lsn
+            .map_or_else(|| last.clone(), |l| Value::String(l.to_string()));
+        s.insert("sequence".into(), json!([last, lsn]).to_string().into());
         s.insert("ts_us".into(), at.ts_us.into());
         s.insert("ts_ns".into(), (at.ts_us * 1000).into());
         s.insert(
@@ -278,7 +280,7 @@ impl Events {
             table.map_or(Value::Null, |t| t.name.clone().into()),
         );
         s.insert("txId".into(), at.tx_id.map_or(Value::Null, Value::from));
-        s.insert("lsn".into(), at.lsn.into());
+        s.insert("lsn".into(), at.lsn.map_or(Value::Null, Value::from));
         s.insert("xmin".into(), Value::Null);
         s.insert("origin".into(), Value::Null);
         s.insert("origin_lsn".into(), Value::Null);
@@ -395,7 +397,10 @@ impl Events {
         let table = change.table;
         let now = now_us();
         let source = self.source(Some(table), &change.at);
-        let (collection, lsn) = (format!("{}.{}", table.schema, table.name), change.at.lsn);
+        let (collection, lsn) = (
+            format!("{}.{}", table.schema, table.name),
+            change.at.lsn.unwrap_or(0),
+        );
         let mut tx_order = change.tx;
         let mut next_tx = || -> Value {
             tx_order

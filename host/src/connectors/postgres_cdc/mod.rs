@@ -7,6 +7,9 @@
 //!   `catalog.rs` builds a table's schemas; `event.rs` builds the records.
 //! - `slot.rs` manages the publication and the slot; `snapshot.rs` reads the initial snapshot
 //!   in the slot's exported snapshot; `source.rs` runs sessions and streams.
+//! - `signal.rs` reads signals (the signalling table's rows, REST's); `incremental.rs` runs
+//!   incremental snapshots with watermarks in the signalling table; `notify.rs` reports
+//!   snapshot progress (`notification.enabled.channels`).
 //! - `output.rs` batches records and keeps the offset, in Debezium's shape: partition
 //!   `{"server": <topic.prefix>}`, offset `{"lsn", "lsn_proc", "lsn_commit", "txId",
 //!   "ts_usec"}` (+ `snapshot`, `last_snapshot_record` while snapshotting).
@@ -14,9 +17,12 @@
 mod catalog;
 mod config;
 mod event;
+mod incremental;
 mod java_order;
+mod notify;
 mod output;
 mod pgoutput;
+mod signal;
 mod slot;
 mod snapshot;
 mod source;
@@ -43,6 +49,9 @@ impl ConnectorPlugin for PostgresCdcPlugin {
     }
     fn keys(&self) -> &'static [ConfigKey] {
         config::KEYS
+    }
+    fn accepts_signals(&self) -> bool {
+        true
     }
     fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task> {
         let config = config::CdcConfig::from_options(options)?;

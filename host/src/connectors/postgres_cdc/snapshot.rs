@@ -11,6 +11,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::catalog::{self, Table};
 use super::config::CdcConfig;
 use super::event::{At, Change, Events, Op, now_us};
+use super::notify::{INITIAL, Notifier};
 use super::output::Output;
 use super::pgoutput::Cell;
 use crate::api::connector::SourceContext;
@@ -34,6 +35,25 @@ pub struct Snapshot<'a> {
     pub lsn: u64,
     /// Rows emitted so far.
     pub emitted: u64,
+    pub notifier: &'a Notifier,
+}
+
+/// `schema.table` names joined by commas, as notifications list them.
+fn names<'t>(tables: impl Iterator<Item = &'t (u32, String, String)>) -> String {
+    tables
+        .map(|(_, schema, table)| format!("{schema}.{table}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A row read with the simple query protocol (text values), as replication delivers rows.
+pub fn cells(row: &tokio_postgres::SimpleQueryRow) -> Vec<Cell> {
+    (0..row.len())
+        .map(|i| match row.get(i) {
+            Some(text) => Cell::Text(Bytes::copy_from_slice(text.as_bytes())),
+            None => Cell::Null,
+        })
+        .collect()
 }
 
 /// A failed snapshot statement: the snapshot starts over on the next session.
@@ -51,6 +71,14 @@ impl Snapshot<'_> {
         exported: &str,
         tables: &[(u32, String, String)],
     ) -> Result<(), ConnectorError> {
+        // The signalling table is streamed, not snapshotted (as in Debezium).
+        let captured = names(tables.iter());
+        let tables: Vec<_> = tables
+            .iter()
+            .filter(|(_, schema, table)| self.config.filters.data(schema, table))
+            .collect();
+        let snapshotted = names(tables.iter().copied());
+        self.notify("STARTED", &[]);
         let started = now_us();
         self.client
             .batch_execute(&format!(
@@ -97,6 +125,15 @@ impl Snapshot<'_> {
                 quote_identifier(&table.name)
             );
             let snapshotting = format!("snapshotting {}.{}", table.schema, table.name);
+            let collection = format!("{}.{}", table.schema, table.name);
+            self.notify(
+                "IN_PROGRESS",
+                &[
+                    ("current_collection_in_progress", collection.clone()),
+                    ("data_collections", snapshotted.clone()),
+                ],
+            );
+            let rows_before = total;
             self.client
                 .batch_execute(&select)
                 .await
@@ -118,12 +155,7 @@ impl Snapshot<'_> {
                         continue;
                     };
                     rows += 1;
-                    let cells = (0..row.len())
-                        .map(|i| match row.get(i) {
-                            Some(text) => Cell::Text(Bytes::copy_from_slice(text.as_bytes())),
-                            None => Cell::Null,
-                        })
-                        .collect();
+                    let cells = cells(&row);
                     if let Some(previous) = pending.take() {
                         let last_in_table = !Arc::ptr_eq(&previous.table, &table);
                         self.emit(ctx, previous, last_in_table, false, started, tx_id)
@@ -145,10 +177,20 @@ impl Snapshot<'_> {
                 .batch_execute("CLOSE headwater_snapshot")
                 .await
                 .map_err(retriable("ending a snapshot cursor"))?;
+            self.notify(
+                "TABLE_SCAN_COMPLETED",
+                &[
+                    ("scanned_collection", collection),
+                    ("data_collections", captured.clone()),
+                    ("total_rows_scanned", (total - rows_before).to_string()),
+                    ("status", "SUCCEEDED".to_owned()),
+                ],
+            );
         }
         if let Some(last) = pending.take() {
             self.emit(ctx, last, true, true, started, tx_id).await?;
         }
+        self.notify("COMPLETED", &[]);
         self.client
             .batch_execute("COMMIT")
             .await
@@ -157,6 +199,13 @@ impl Snapshot<'_> {
         self.out.flush(ctx).await?;
         tracing::info!(connector = %ctx.connector(), rows = total, "Snapshot completed.");
         Ok(())
+    }
+
+    /// An `Initial Snapshot` notification, in line with the rows.
+    fn notify(&mut self, kind: &str, data: &[(&str, String)]) {
+        if let Some(record) = self.notifier.notify(None, INITIAL, kind, data) {
+            self.out.push([record], self.events);
+        }
     }
 
     async fn emit(
@@ -191,7 +240,7 @@ impl Snapshot<'_> {
             at: At {
                 ts_us: started,
                 snapshot: marker,
-                lsn: self.lsn,
+                lsn: Some(self.lsn),
                 last_commit_lsn: None,
                 tx_id: Some(tx_id),
             },

@@ -19,11 +19,14 @@ use tokio_postgres::Client;
 use super::catalog::{self, Table};
 use super::config::{CdcConfig, SnapshotMode};
 use super::event::{At, Change, Events, Op, TxOrder};
+use super::incremental::{Incremental, Io};
+use super::notify::{INITIAL, Notifier};
 use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
+use super::signal::{self, Action};
 use super::slot;
 use super::snapshot::Snapshot;
-use crate::api::connector::{BuildContext, Source, SourceContext};
+use crate::api::connector::{BuildContext, Signal, Source, SourceContext};
 use crate::api::error::ConnectorError;
 use crate::api::retry::Backoff;
 use crate::connectors::postgres::client;
@@ -47,6 +50,9 @@ pub struct CdcSource {
     config: Arc<CdcConfig>,
     connector: Arc<str>,
     events: Events,
+    notifier: Notifier,
+    /// Signals sent through the REST API.
+    signals: Option<tokio::sync::mpsc::Receiver<Signal>>,
 }
 
 impl CdcSource {
@@ -55,6 +61,8 @@ impl CdcSource {
         let connector: Arc<str> = Arc::from(ctx.connector.as_str());
         Self {
             events: Events::new(Arc::clone(&config), Arc::clone(&connector)),
+            notifier: Notifier::new(&config),
+            signals: None,
             config,
             connector,
         }
@@ -174,6 +182,11 @@ impl CdcSource {
         } else {
             None
         };
+        if !snapshot_needed
+            && let Some(record) = self.notifier.notify(None, INITIAL, "SKIPPED", &[])
+        {
+            out.push([record], &self.events);
+        }
         if snapshot_needed {
             let created = created.as_ref().expect("created above when snapshotting");
             let exported = created.snapshot.clone().ok_or_else(|| {
@@ -186,6 +199,7 @@ impl CdcSource {
                 out: &mut out,
                 lsn: created.consistent_point,
                 emitted: 0,
+                notifier: &self.notifier,
             };
             snapshot.run(ctx, &exported, &tables).await?;
             if ctx.cancellation().is_cancelled() {
@@ -206,6 +220,12 @@ impl CdcSource {
             out.set("lsn", created.consistent_point);
         }
         let resume = if snapshot_needed { None } else { resume };
+        // An incremental snapshot under way resumes after the last row it emitted.
+        let mut incremental =
+            Incremental::new(Arc::clone(&self.config), Arc::clone(&self.connector));
+        if !snapshot_needed && let Some(committed) = &committed {
+            incremental.resume_from(committed);
+        }
         repl.start()
             .await
             .map_err(|e| ConnectorError::retriable("starting replication", e))?;
@@ -218,14 +238,22 @@ impl CdcSource {
         tracing::info!(connector = %self.connector, slot = %self.config.slot, "Streaming changes.");
         let mut stream = Stream {
             config: Arc::clone(&self.config),
+            connector: Arc::clone(&self.connector),
             client,
             tables: HashMap::new(),
             tx: None,
             last_commit_lsn: None,
             resume,
             out,
+            incremental,
+            notifier: &self.notifier,
         };
-        let result = stream.run(ctx, &mut repl, &self.events).await;
+        let mut signals = self.signals.take();
+        let result = match stream.resume_incremental(&self.events).await {
+            Ok(()) => stream.run(ctx, &mut repl, &self.events, &mut signals).await,
+            Err(e) => Err(e),
+        };
+        self.signals = signals;
         if ctx.cancellation().is_cancelled() {
             // Confirm what the sinks flushed before stopping.
             stream.confirm(ctx, &repl);
@@ -241,6 +269,7 @@ impl CdcSource {
 #[async_trait]
 impl Source for CdcSource {
     async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
+        self.signals = ctx.take_signals();
         let mut backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
         loop {
             if ctx.cancellation().is_cancelled() {
@@ -279,8 +308,9 @@ struct OpenTx {
     begun: bool,
 }
 
-struct Stream {
+struct Stream<'n> {
     config: Arc<CdcConfig>,
+    connector: Arc<str>,
     client: Client,
     /// Relation id → the table, `None` when not captured.
     tables: HashMap<u32, Option<Arc<Table>>>,
@@ -288,9 +318,11 @@ struct Stream {
     last_commit_lsn: Option<u64>,
     resume: Option<Resume>,
     out: Output,
+    incremental: Incremental,
+    notifier: &'n Notifier,
 }
 
-impl Stream {
+impl Stream<'_> {
     /// Tells the slot the newest position every sink has flushed.
     fn confirm(&self, ctx: &dyn SourceContext, repl: &ReplicationClient) {
         if let Some(lsn) = ctx
@@ -306,6 +338,7 @@ impl Stream {
         ctx: &mut dyn SourceContext,
         repl: &mut ReplicationClient,
         events: &Events,
+        signals: &mut Option<tokio::sync::mpsc::Receiver<Signal>>,
     ) -> Result<(), ConnectorError> {
         let cancel = ctx.cancellation().clone();
         let mut heartbeat = self.config.heartbeat.map(|every| {
@@ -322,6 +355,14 @@ impl Stream {
                 biased;
                 _ = cancel.cancelled() => {
                     return self.out.flush(ctx).await;
+                }
+                signal = async { signals.as_mut().expect("guarded").recv().await }, if signals.is_some() => {
+                    match signal {
+                        Some(signal) => self.rest_signal(signal, events).await?,
+                        // The runtime dropped its end: the task is stopping.
+                        None => *signals = None,
+                    }
+                    continue;
                 }
                 event = repl.recv() => event,
                 _ = std::future::ready(()), if !self.out.is_empty() => {
@@ -462,6 +503,127 @@ impl Stream {
         }
     }
 
+    /// Whether the change at `lsn` of the open transaction was delivered before a restart.
+    fn delivered(&self, lsn: u64) -> bool {
+        self.tx.as_ref().is_some_and(|tx| {
+            self.resume
+                .as_ref()
+                .is_some_and(|r| r.delivered(tx.commit_lsn, lsn))
+        })
+    }
+
+    /// A snapshot read back from the offsets continues once streaming runs.
+    async fn resume_incremental(&mut self, events: &Events) -> Result<(), ConnectorError> {
+        let mut io = Io {
+            client: &self.client,
+            events,
+            out: &mut self.out,
+            notifier: self.notifier,
+        };
+        self.incremental
+            .restart(&mut io)
+            .await
+            .map_err(incremental_failed)
+    }
+
+    /// A row inserted into the signalling table: `(id, type, data)`.
+    async fn signal_row(
+        &mut self,
+        row: &[pgoutput::Cell],
+        lsn: u64,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
+        // A signal delivered before a restart was acted on then.
+        if self.delivered(lsn) {
+            return Ok(());
+        }
+        let (Some(id), Some(kind)) = (text(row, 0), text(row, 1)) else {
+            tracing::warn!(connector = %self.connector(), "A signal without id or type is ignored.");
+            return Ok(());
+        };
+        let data = text(row, 2);
+        match signal::parse(&kind, data.as_deref()) {
+            Ok(action @ (Action::WindowOpen | Action::WindowClose)) => {
+                let mut io = Io {
+                    client: &self.client,
+                    events,
+                    out: &mut self.out,
+                    notifier: self.notifier,
+                };
+                self.incremental
+                    .watermark(&mut io, &id, &action, lsn)
+                    .await
+                    .map_err(incremental_failed)
+            }
+            Ok(action) if self.config.source_signals => self.act(&id, action, events).await,
+            Ok(_) => {
+                tracing::debug!(signal = %id, "Signal ignored: the source channel is not enabled.");
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(connector = %self.connector(), signal = %id, r#type = %kind, %reason, "Signal ignored.");
+                Ok(())
+            }
+        }
+    }
+
+    /// A signal sent through the REST API.
+    async fn rest_signal(&mut self, signal: Signal, events: &Events) -> Result<(), ConnectorError> {
+        match signal::parse(&signal.kind, signal.data.as_deref()) {
+            Ok(Action::WindowOpen | Action::WindowClose) => {
+                tracing::warn!(connector = %self.connector(), signal = %signal.id, "Watermark signals come from the signalling table only; ignored.");
+                Ok(())
+            }
+            Ok(action) => self.act(&signal.id, action, events).await,
+            Err(reason) => {
+                tracing::warn!(connector = %self.connector(), signal = %signal.id, r#type = %signal.kind, %reason, "Signal ignored.");
+                Ok(())
+            }
+        }
+    }
+
+    fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    async fn act(
+        &mut self,
+        id: &str,
+        action: Action,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
+        let mut io = Io {
+            client: &self.client,
+            events,
+            out: &mut self.out,
+            notifier: self.notifier,
+        };
+        let result = match action {
+            Action::ExecuteSnapshot(request) => {
+                if self.config.filters.signal_table().is_none() {
+                    tracing::warn!(connector = %self.connector, signal = %id, "execute-snapshot ignored: incremental snapshots write their watermarks to the signalling table; set signal.data.collection.");
+                    return Ok(());
+                }
+                self.incremental.execute(&mut io, id, request).await
+            }
+            Action::StopSnapshot { collections } => {
+                self.incremental.stop(collections);
+                Ok(())
+            }
+            Action::PauseSnapshot => {
+                self.incremental.pause(&mut io);
+                Ok(())
+            }
+            Action::ResumeSnapshot => self.incremental.resume(&mut io).await,
+            Action::Log { message } => {
+                tracing::info!(connector = %self.connector, signal = %id, "{message}");
+                Ok(())
+            }
+            Action::WindowOpen | Action::WindowClose => Ok(()),
+        };
+        result.map_err(incremental_failed)
+    }
+
     fn table(&self, relation: u32) -> Option<Arc<Table>> {
         self.tables.get(&relation).cloned().flatten()
     }
@@ -487,13 +649,25 @@ impl Stream {
                 self.tables.insert(relation.id, table);
             }
             Message::Insert { relation, new } => {
-                if let Some(table) = self.table(relation)
-                    && !self.config.skipped.create
-                {
-                    self.change(&table, Op::Create, None, false, Some(&new), lsn, events);
+                if let Some(table) = self.table(relation) {
+                    if self.config.filters.is_signal(&table.schema, &table.name) {
+                        // The signal acts first, then its row is emitted (as in Debezium).
+                        self.signal_row(&new, lsn, events).await?;
+                    } else {
+                        self.incremental.deduplicate(&table, &new);
+                    }
+                    if !self.config.skipped.create {
+                        self.change(&table, Op::Create, None, false, Some(&new), lsn, events);
+                    }
                 }
             }
             Message::Update { relation, old, new } => {
+                if let Some(table) = self.table(relation) {
+                    self.incremental.deduplicate(&table, &new);
+                    if let Some((_, old)) = &old {
+                        self.incremental.deduplicate(&table, old);
+                    }
+                }
                 if let Some(table) = self.table(relation)
                     && !self.config.skipped.update
                 {
@@ -505,6 +679,27 @@ impl Stream {
                 }
             }
             Message::Delete { relation, old } => {
+                if let Some(table) = self.table(relation) {
+                    if self.config.filters.is_signal(&table.schema, &table.name) {
+                        // insert_delete closes a window by deleting its opening row.
+                        if let Some(id) = text(&old.1, 0)
+                            && !self.delivered(lsn)
+                        {
+                            let mut io = Io {
+                                client: &self.client,
+                                events,
+                                out: &mut self.out,
+                                notifier: self.notifier,
+                            };
+                            self.incremental
+                                .deleted_watermark(&mut io, &id, lsn)
+                                .await
+                                .map_err(incremental_failed)?;
+                        }
+                    } else {
+                        self.incremental.deduplicate(&table, &old.1);
+                    }
+                }
                 if let Some(table) = self.table(relation)
                     && !self.config.skipped.delete
                 {
@@ -558,7 +753,7 @@ impl Stream {
             at: At {
                 ts_us: tx.commit_us,
                 snapshot: "false",
-                lsn,
+                lsn: Some(lsn),
                 last_commit_lsn: self.last_commit_lsn,
                 tx_id: Some(i64::from(tx.xid)),
             },
@@ -578,5 +773,19 @@ impl Stream {
         }
         self.out.set("lsn_proc", lsn);
         self.out.set("lsn_commit", commit_lsn);
+    }
+}
+
+/// A failed incremental snapshot step (a watermark or chunk query the server refused, a lost
+/// connection) ends the session; the next one resumes the snapshot from the offsets.
+fn incremental_failed(e: PgError) -> ConnectorError {
+    ConnectorError::retriable("incremental snapshot", e)
+}
+
+/// The text of column `i` of a row.
+fn text(row: &[pgoutput::Cell], i: usize) -> Option<String> {
+    match row.get(i) {
+        Some(pgoutput::Cell::Text(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
     }
 }
