@@ -41,34 +41,70 @@ pub struct SnapshotRequest {
     pub surrogate_key: Option<String>,
 }
 
+/// Why a signal cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("its data is not valid JSON ({source}): {text:?}")]
+    NotJson {
+        text: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("its data must be a JSON object, not {0}")]
+    NotObject(Value),
+    #[error(
+        "blocking snapshots are not supported: send \"type\": \"incremental\" (the tables are \
+         read while changes stream)"
+    )]
+    Blocking,
+    #[error("unknown snapshot type {0:?}; expected \"incremental\"")]
+    SnapshotType(String),
+    #[error("\"data-collections\" must name at least one table")]
+    NoCollections,
+    #[error(
+        "each of \"additional-conditions\" needs \"data-collection\" and \"filter\" strings, \
+         not {0}"
+    )]
+    Condition(Value),
+    #[error("\"additional-conditions\" must be an array, not {0}")]
+    Conditions(Value),
+    #[error("a log signal needs a \"message\" string")]
+    NoMessage,
+    #[error("{key:?} must be an array of strings, not {value}")]
+    NotStrings { key: String, value: Value },
+    #[error(
+        "unknown signal type {0:?}; expected execute-snapshot, stop-snapshot, pause-snapshot, \
+         resume-snapshot or log"
+    )]
+    Type(String),
+}
+
 /// Reads a signal's `type` and `data` (a JSON object, or null / empty).
-pub fn parse(kind: &str, data: Option<&str>) -> Result<Action, String> {
+pub fn parse(kind: &str, data: Option<&str>) -> Result<Action, SignalError> {
     let data = match data.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(text) => serde_json::from_str::<Value>(text)
-            .map_err(|e| format!("its data is not valid JSON ({e}): {text:?}"))?,
+        Some(text) => {
+            serde_json::from_str::<Value>(text).map_err(|source| SignalError::NotJson {
+                text: text.to_owned(),
+                source,
+            })?
+        }
         None => Value::Null,
     };
     if !(data.is_null() || data.is_object()) {
-        return Err(format!("its data must be a JSON object, not {data}"));
+        return Err(SignalError::NotObject(data));
     }
     let snapshot_type = || match data.get("type").and_then(Value::as_str) {
         None => Ok(()),
         Some(t) if t.eq_ignore_ascii_case("incremental") => Ok(()),
-        Some(t) if t.eq_ignore_ascii_case("blocking") => Err(
-            "blocking snapshots are not supported: send \"type\": \"incremental\" (the tables are \
-             read while changes stream)"
-                .to_owned(),
-        ),
-        Some(t) => Err(format!(
-            "unknown snapshot type {t:?}; expected \"incremental\""
-        )),
+        Some(t) if t.eq_ignore_ascii_case("blocking") => Err(SignalError::Blocking),
+        Some(t) => Err(SignalError::SnapshotType(t.to_owned())),
     };
     match kind {
         "execute-snapshot" => {
             snapshot_type()?;
             let collections = strings(&data, "data-collections")?;
             if collections.is_empty() {
-                return Err("\"data-collections\" must name at least one table".to_owned());
+                return Err(SignalError::NoCollections);
             }
             let conditions = match data.get("additional-conditions") {
                 None | Some(Value::Null) => Vec::new(),
@@ -79,18 +115,11 @@ pub fn parse(kind: &str, data: Option<&str>) -> Result<Action, String> {
                             |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
                         match (field("data-collection"), field("filter")) {
                             (Some(c), Some(f)) => Ok((c, f)),
-                            _ => Err(format!(
-                                "each of \"additional-conditions\" needs \"data-collection\" and \
-                                 \"filter\" strings, not {item}"
-                            )),
+                            _ => Err(SignalError::Condition(item.clone())),
                         }
                     })
                     .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(format!(
-                        "\"additional-conditions\" must be an array, not {other}"
-                    ));
-                }
+                Some(other) => return Err(SignalError::Conditions(other.clone())),
             };
             let surrogate_key = data
                 .get("surrogate-key")
@@ -115,20 +144,17 @@ pub fn parse(kind: &str, data: Option<&str>) -> Result<Action, String> {
             message: data
                 .get("message")
                 .and_then(Value::as_str)
-                .ok_or("a log signal needs a \"message\" string")?
+                .ok_or(SignalError::NoMessage)?
                 .to_owned(),
         }),
         WINDOW_OPEN => Ok(Action::WindowOpen),
         WINDOW_CLOSE => Ok(Action::WindowClose),
-        other => Err(format!(
-            "unknown signal type {other:?}; expected execute-snapshot, stop-snapshot, \
-             pause-snapshot, resume-snapshot or log"
-        )),
+        other => Err(SignalError::Type(other.to_owned())),
     }
 }
 
 /// A list of strings under `key` (absent: empty).
-fn strings(data: &Value, key: &str) -> Result<Vec<String>, String> {
+fn strings(data: &Value, key: &str) -> Result<Vec<String>, SignalError> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -136,10 +162,16 @@ fn strings(data: &Value, key: &str) -> Result<Vec<String>, String> {
             .map(|v| {
                 v.as_str()
                     .map(|s| s.trim().to_owned())
-                    .ok_or_else(|| format!("{key:?} must hold strings, not {v}"))
+                    .ok_or_else(|| SignalError::NotStrings {
+                        key: key.to_owned(),
+                        value: v.clone(),
+                    })
             })
             .collect(),
-        Some(other) => Err(format!("{key:?} must be an array of strings, not {other}")),
+        Some(other) => Err(SignalError::NotStrings {
+            key: key.to_owned(),
+            value: other.clone(),
+        }),
     }
 }
 
@@ -170,7 +202,7 @@ mod tests {
 
     #[test]
     fn bad_signals_say_why() {
-        let err = |kind: &str, data: Option<&str>| parse(kind, data).unwrap_err();
+        let err = |kind: &str, data: Option<&str>| parse(kind, data).unwrap_err().to_string();
         assert!(err("execute-snapshot", Some("{not json")).contains("not valid JSON"));
         assert!(err("execute-snapshot", Some("{}")).contains("at least one table"));
         assert!(
@@ -187,16 +219,19 @@ mod tests {
 
     #[test]
     fn control_signals_need_no_data() {
-        assert_eq!(parse("pause-snapshot", None), Ok(Action::PauseSnapshot));
         assert_eq!(
-            parse("resume-snapshot", Some(r#"{"type": "incremental"}"#)),
-            Ok(Action::ResumeSnapshot)
+            parse("pause-snapshot", None).unwrap(),
+            Action::PauseSnapshot
         );
         assert_eq!(
-            parse("stop-snapshot", Some("")),
-            Ok(Action::StopSnapshot {
+            parse("resume-snapshot", Some(r#"{"type": "incremental"}"#)).unwrap(),
+            Action::ResumeSnapshot
+        );
+        assert_eq!(
+            parse("stop-snapshot", Some("")).unwrap(),
+            Action::StopSnapshot {
                 collections: Vec::new()
-            })
+            }
         );
     }
 }
