@@ -5,6 +5,11 @@
 //! the FileSink with the JsonConverter; Debezium: the oracle's embedded engine), chunks of
 //! 1,024 rows (both defaults).
 //!
+//! Then an initial snapshot of the same table, uninterrupted and interrupted halfway (the
+//! host stopped once half the rows are delivered, then started again: it resumes from the last
+//! row it emitted), each timed from the connector's start to the snapshot's end in the offsets
+//! (a sink that drops the records, so the snapshot's own cost is measured).
+//!
 //!     cargo bench --bench incremental_snapshot
 //!     HEADWATER_BENCH_ROWS=200000 HEADWATER_BENCH_RATE=1000 cargo bench --bench incremental_snapshot
 //!
@@ -332,6 +337,92 @@ fn debezium(port: u16, rows: usize, rate: usize) {
     }
 }
 
+/// The CDC source's committed offset, read from the host's offsets file.
+fn committed_offset(data: &Path) -> serde_json::Value {
+    std::fs::read(data.join("offsets/initial-cdc.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["offsets"][0]["offset"].clone())
+        .unwrap_or_default()
+}
+
+/// Starts the initial-snapshot pipeline (the CDC source, a blackhole sink) on `data`.
+async fn start_initial(port: u16, data: &Path) -> headwater::runtime::host::Runtime {
+    let source = serde_json::json!({"name": "initial-cdc", "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": port.to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": "incbench",
+        "topic.prefix": "bench",
+        "slot.name": "hw_inc",
+        "publication.name": "hw_inc_pub",
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.events",
+    }});
+    let sink = serde_json::json!({"name": "initial-sink", "config": {
+        "connector.class": "headwater.blackhole.BlackholeSink",
+        "topics": "bench.public.events",
+    }});
+    let runtime = headwater::runtime(data);
+    for config in [sink.to_string(), source.to_string()] {
+        let config =
+            headwater::config::connector::parse_json(&config, "bench", None).expect("config");
+        runtime
+            .apply(config, headwater::runtime::host::Origin::Rest)
+            .await
+            .expect("start connector");
+    }
+    runtime
+}
+
+/// Seconds for an initial snapshot of the table, and, with `interrupt`, the same stopped once
+/// half the rows are delivered and started again.
+fn initial_snapshot(port: u16, rows: usize, interrupt: bool) -> f64 {
+    fresh_database(port, rows);
+    let work = tempfile::tempdir().expect("temp dir");
+    let data = work.path().join("var");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let started = Instant::now();
+        let runtime = start_initial(port, &data).await;
+        let done = |offset: &serde_json::Value| {
+            offset["last_snapshot_record"] == true
+                || (offset.get("snapshot").is_none()
+                    && offset.get("lsn").is_some()
+                    && offset.get("incremental_snapshot_collections").is_none())
+        };
+        if interrupt {
+            loop {
+                let delivered = runtime.metrics("initial-sink").map_or(0, |m| m.records_out);
+                if delivered as usize >= rows / 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            runtime.shutdown().await;
+            drop(runtime);
+            let offset = committed_offset(&data);
+            assert!(
+                !done(&offset),
+                "stopped before the snapshot's end: {offset}"
+            );
+            let runtime = start_initial(port, &data).await;
+            while !done(&committed_offset(&data)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            runtime.shutdown().await;
+        } else {
+            while !done(&committed_offset(&data)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            runtime.shutdown().await;
+        }
+        started.elapsed().as_secs_f64()
+    })
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -340,8 +431,19 @@ fn main() {
     let rate = env_usize("HEADWATER_BENCH_RATE", 1000);
     let pg = Service::start("postgres");
     println!("Incremental snapshot of {rows} rows while {rate} updates/s stream, one PostgreSQL");
-    headwater(pg.port, rows, rate);
-    if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
-        debezium(pg.port, rows, rate);
+    let only_initial = std::env::var("HEADWATER_BENCH_ONLY").is_ok_and(|v| v == "initial");
+    if !only_initial {
+        headwater(pg.port, rows, rate);
+        if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
+            debezium(pg.port, rows, rate);
+        }
     }
+    let whole = initial_snapshot(pg.port, rows, false);
+    let interrupted = initial_snapshot(pg.port, rows, true);
+    println!(
+        "headwater initial snapshot of {rows} rows: {whole:.1}s uninterrupted ({:.0} rows/s); \
+         stopped halfway and resumed: {interrupted:.1}s in all ({:.2}x)",
+        rows as f64 / whole,
+        interrupted / whole
+    );
 }
