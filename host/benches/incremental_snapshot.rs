@@ -88,6 +88,27 @@ fn fresh_database(port: u16, rows: usize) {
     psql(port, "incbench", "VACUUM ANALYZE public.events");
 }
 
+/// The CDC source of the benchmark table, named `name`, with `extra` keys.
+fn cdc_config(port: u16, name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut source = serde_json::json!({"name": name, "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": port.to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": "incbench",
+        "topic.prefix": "bench",
+        "slot.name": "hw_inc",
+        "publication.name": "hw_inc_pub",
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.events",
+    }});
+    if let (Some(config), Some(extra)) = (source["config"].as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    source
+}
+
 /// Updates random rows, one per transaction, at `rate`/s until `stop`; returns the count.
 fn updater(
     port: u16,
@@ -179,23 +200,16 @@ fn headwater(port: u16, rows: usize, rate: usize) {
     fresh_database(port, rows);
     let work = tempfile::tempdir().expect("temp dir");
     let out = work.path().join("out.jsonl");
-    let source = serde_json::json!({"name": "inc-cdc", "config": {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": port.to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": "incbench",
-        "topic.prefix": "bench",
-        "slot.name": "hw_inc",
-        "publication.name": "hw_inc_pub",
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.events",
-        "snapshot.mode": "no_data",
-        "signal.data.collection": "public.debezium_signal",
-        "notification.enabled.channels": "sink",
-        "notification.sink.topic.name": "bench_notifications",
-    }});
+    let source = cdc_config(
+        port,
+        "inc-cdc",
+        serde_json::json!({
+            "snapshot.mode": "no_data",
+            "signal.data.collection": "public.debezium_signal",
+            "notification.enabled.channels": "sink",
+            "notification.sink.topic.name": "bench_notifications",
+        }),
+    );
     let sink = serde_json::json!({"name": "inc-sink", "config": {
         "connector.class": "headwater.file.FileSink",
         "topics.regex": "bench\\.public\\.events|bench_notifications",
@@ -348,19 +362,7 @@ fn committed_offset(data: &Path) -> serde_json::Value {
 
 /// Starts the initial-snapshot pipeline (the CDC source, a blackhole sink) on `data`.
 async fn start_initial(port: u16, data: &Path) -> headwater::runtime::host::Runtime {
-    let source = serde_json::json!({"name": "initial-cdc", "config": {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": port.to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": "incbench",
-        "topic.prefix": "bench",
-        "slot.name": "hw_inc",
-        "publication.name": "hw_inc_pub",
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.events",
-    }});
+    let source = cdc_config(port, "initial-cdc", serde_json::json!({}));
     let sink = serde_json::json!({"name": "initial-sink", "config": {
         "connector.class": "headwater.blackhole.BlackholeSink",
         "topics": "bench.public.events",

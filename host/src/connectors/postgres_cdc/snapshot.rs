@@ -291,10 +291,12 @@ impl Snapshot<'_> {
             ),
         }
         self.emitted += 1;
-        if let Some(progress) = &self.progress {
-            progress.emitted(self.out, row.index, &key_of(&row.row, &row.table.key));
-        }
         if self.out.full() {
+            // The batch's offset says how far the snapshot got (written per batch, not per
+            // row: only a flushed offset is ever read back).
+            if let Some(progress) = &self.progress {
+                progress.emitted(self.out, row.index, &key_of(&row.row, &row.table.key));
+            }
             self.out.flush(ctx).await?;
         }
         Ok(())

@@ -540,13 +540,8 @@ impl Stream<'_> {
                         true => Action::WindowClose,
                         false => Action::WindowOpen,
                     };
-                    let mut io = Io {
-                        client: &self.client,
-                        events,
-                        out: &mut self.out,
-                        notifier: self.notifier,
-                    };
-                    self.incremental
+                    let (incremental, mut io) = self.incremental_io(events);
+                    incremental
                         .watermark(&mut io, &id, &action, lsn.as_u64())
                         .await
                         .map_err(incremental_failed)?;
@@ -593,29 +588,49 @@ impl Stream<'_> {
         })
     }
 
-    /// A snapshot read back from the offsets continues once streaming runs.
-    async fn resume_incremental(&mut self, events: &Events) -> Result<(), ConnectorError> {
-        let mut io = Io {
+    /// The incremental snapshot, and what it works with.
+    fn incremental_io<'s>(&'s mut self, events: &'s Events) -> (&'s mut Incremental, Io<'s>) {
+        let io = Io {
             client: &self.client,
             events,
             out: &mut self.out,
             notifier: self.notifier,
         };
-        self.incremental
+        (&mut self.incremental, io)
+    }
+
+    /// A snapshot read back from the offsets continues once streaming runs; tables captured
+    /// since the last start are snapshotted.
+    async fn resume_incremental(&mut self, events: &Events) -> Result<(), ConnectorError> {
+        let (incremental, mut io) = self.incremental_io(events);
+        incremental
             .restart(&mut io)
             .await
             .map_err(incremental_failed)?;
         let added = std::mem::take(&mut self.added);
         if !added.is_empty() {
             tracing::info!(connector = %self.connector, tables = %added.join(","), "Tables newly captured: snapshotting them incrementally.");
-            self.incremental
+            self.snapshot_added(events, added).await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots tables newly captured (not with `snapshot.mode=no_data`) and records the
+    /// captured tables in the offset, in the same batch as the snapshot's progress: a crash
+    /// resumes the snapshot, never forgets it.
+    async fn snapshot_added(
+        &mut self,
+        events: &Events,
+        added: Vec<String>,
+    ) -> Result<(), ConnectorError> {
+        if self.config.snapshot_mode != SnapshotMode::NoData {
+            let (incremental, mut io) = self.incremental_io(events);
+            incremental
                 .snapshot_added(&mut io, added)
                 .await
                 .map_err(incremental_failed)?;
-            // In the same batch as the snapshot's progress: a crash resumes it, never
-            // forgets it.
-            io.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
         }
+        self.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
         Ok(())
     }
 
@@ -641,22 +656,7 @@ impl Stream<'_> {
             .map_err(|e| ConnectorError::retriable("adding new tables to the publication", e))?;
         tracing::info!(connector = %self.connector, tables = %added.join(","), "New tables under the capture's patterns: added to the publication, snapshotting them incrementally.");
         self.captured = now;
-        if self.config.snapshot_mode == SnapshotMode::NoData {
-            self.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
-            return Ok(());
-        }
-        let mut io = Io {
-            client: &self.client,
-            events,
-            out: &mut self.out,
-            notifier: self.notifier,
-        };
-        self.incremental
-            .snapshot_added(&mut io, added)
-            .await
-            .map_err(incremental_failed)?;
-        io.out.set(CAPTURED_TABLES_KEY, json_list(&self.captured));
-        Ok(())
+        self.snapshot_added(events, added).await
     }
 
     /// A row inserted into the signalling table: `(id, type, data)`.
@@ -677,13 +677,8 @@ impl Stream<'_> {
         let data = text(row, 2);
         match signal::parse(&kind, data.as_deref()) {
             Ok(action @ (Action::WindowOpen | Action::WindowClose)) => {
-                let mut io = Io {
-                    client: &self.client,
-                    events,
-                    out: &mut self.out,
-                    notifier: self.notifier,
-                };
-                self.incremental
+                let (incremental, mut io) = self.incremental_io(events);
+                incremental
                     .watermark(&mut io, &id, &action, lsn)
                     .await
                     .map_err(incremental_failed)
@@ -725,25 +720,18 @@ impl Stream<'_> {
         action: Action,
         events: &Events,
     ) -> Result<(), ConnectorError> {
-        let mut io = Io {
-            client: &self.client,
-            events,
-            out: &mut self.out,
-            notifier: self.notifier,
-        };
+        let (incremental, mut io) = self.incremental_io(events);
         let result = match action {
-            Action::ExecuteSnapshot(request) => {
-                self.incremental.execute(&mut io, id, request).await
-            }
+            Action::ExecuteSnapshot(request) => incremental.execute(&mut io, id, request).await,
             Action::StopSnapshot { collections } => {
-                self.incremental.stop(collections);
+                incremental.stop(collections);
                 Ok(())
             }
             Action::PauseSnapshot => {
-                self.incremental.pause(&mut io);
+                incremental.pause(&mut io);
                 Ok(())
             }
-            Action::ResumeSnapshot => self.incremental.resume(&mut io).await,
+            Action::ResumeSnapshot => incremental.resume(&mut io).await,
             Action::Log { message } => {
                 tracing::info!(connector = %self.connector, signal = %id, "{message}");
                 Ok(())
@@ -814,13 +802,8 @@ impl Stream<'_> {
                         if let Some(id) = text(&old.1, 0)
                             && !self.delivered(lsn)
                         {
-                            let mut io = Io {
-                                client: &self.client,
-                                events,
-                                out: &mut self.out,
-                                notifier: self.notifier,
-                            };
-                            self.incremental
+                            let (incremental, mut io) = self.incremental_io(events);
+                            incremental
                                 .deleted_watermark(&mut io, &id, lsn)
                                 .await
                                 .map_err(incremental_failed)?;
