@@ -185,6 +185,31 @@ impl CdcSource {
                 out.set(k, v.clone());
             }
         }
+        // Tables captured now and not at the last start (table.include.list changed) are
+        // snapshotted incrementally once streaming runs; the initial snapshot covers all.
+        let captured = data_tables(&self.config, &tables);
+        let known = committed
+            .as_ref()
+            .and_then(|c| c.get(CAPTURED_TABLES_KEY))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
+        let added = match known {
+            Some(known)
+                if !snapshot_needed && self.config.snapshot_mode != SnapshotMode::NoData =>
+            {
+                captured
+                    .iter()
+                    .filter(|t| !known.contains(t))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        // Recorded now, so that the snapshot's batches carry it; with tables added, once
+        // their snapshot's progress is in the offset too (`Stream::snapshot_added`).
+        if added.is_empty() {
+            out.set(CAPTURED_TABLES_KEY, json_list(&captured));
+        }
         let created = if snapshot_needed || slot_position.is_none() {
             Some(
                 slot::create_slot(&mut repl, &self.config.slot, snapshot_needed)
@@ -241,29 +266,6 @@ impl CdcSource {
             out.remove("last_snapshot_record");
         }
         let resume = if snapshot_needed { None } else { resume };
-        // Tables captured now and not at the last start (table.include.list changed) are
-        // snapshotted incrementally once streaming runs; the initial snapshot covers all.
-        let captured = data_tables(&self.config, &tables);
-        let known = committed
-            .as_ref()
-            .and_then(|c| c.get(CAPTURED_TABLES_KEY))
-            .and_then(Value::as_str)
-            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok());
-        let added = match known {
-            Some(known)
-                if !snapshot_needed && self.config.snapshot_mode != SnapshotMode::NoData =>
-            {
-                captured
-                    .iter()
-                    .filter(|t| !known.contains(t))
-                    .cloned()
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        if added.is_empty() {
-            out.set(CAPTURED_TABLES_KEY, json_list(&captured));
-        }
         // An incremental snapshot under way resumes after the last row it emitted.
         let mut incremental =
             Incremental::new(Arc::clone(&self.config), Arc::clone(&self.connector));
