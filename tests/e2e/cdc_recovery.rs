@@ -51,18 +51,7 @@ fn insert_rows(pg: &Service, from: i64, to: i64) -> std::thread::JoinHandle<()> 
     let sql = format!(
         "DO $$ BEGIN FOR i IN {from}..{to} LOOP INSERT INTO events VALUES (i, i); COMMIT; END LOOP; END $$;"
     );
-    let url = pg.url.clone();
-    std::thread::spawn(move || {
-        let out = std::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", &sql, &url])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    })
+    crate::postgres_cdc::psql_in_background(pg, sql)
 }
 
 #[test]

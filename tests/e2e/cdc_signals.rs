@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::harness::{Host, Service, Workspace, jsonl, rest_port};
-use crate::postgres_cdc::{cdc_config, psql};
+use crate::postgres_cdc::{cdc_config, psql, psql_in_background, query};
 use crate::rest::http;
 
 const ROWS: i64 = 50_000;
@@ -30,19 +30,7 @@ fn payload(line: &Value) -> &Value {
 
 /// The table's rows, id → n.
 fn table(pg: &Service) -> BTreeMap<i64, i64> {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-F",
-            ",",
-            "-c",
-            "SELECT id, n FROM events",
-            &pg.url,
-        ])
-        .output()
-        .expect("run psql");
-    String::from_utf8_lossy(&out.stdout)
+    query(pg, "SELECT id, n FROM events")
         .lines()
         .filter_map(|l| {
             let (id, n) = l.split_once(',')?;
@@ -97,6 +85,29 @@ fn progress_committed(ws: &Workspace) -> bool {
         .is_ok_and(|text| text.contains("\"incremental_snapshot_primary_key\":\"["))
 }
 
+/// SQL creating table `events` with `rows` rows `(id, 0)`.
+fn events_table(rows: i64) -> String {
+    format!(
+        "CREATE TABLE events (id bigint PRIMARY KEY, n int NOT NULL); \
+         INSERT INTO events SELECT g, 0 FROM generate_series(1, {rows}) g;"
+    )
+}
+
+/// A workspace capturing `events` (connector `events-cdc`, prefix `app`, `extra` keys) into
+/// `out/events.jsonl`.
+fn events_workspace(pg: &Service, extra: Value) -> Workspace {
+    let ws = Workspace::new();
+    ws.put_config(
+        "cdc.json",
+        &cdc_config(pg, "events-cdc", "app", "public.events", extra),
+    );
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("events-sink", "app.public.events", "out/events.jsonl"),
+    );
+    ws
+}
+
 fn post_signal(host: &Host, body: Value) -> (u16, Value) {
     http(
         rest_port(host),
@@ -106,6 +117,94 @@ fn post_signal(host: &Host, body: Value) -> (u16, Value) {
     )
 }
 
+/// Starts writes that race the snapshot (every row updated or deleted, each in its own
+/// transaction), has `host` snapshot `events` incrementally, kills it once its progress is
+/// committed and restarts it; then checks that the events give the table, with no stale read,
+/// and that rows were not all read again.
+fn race_a_snapshot_through_a_kill_9(pg: &Service, ws: &Workspace, host: Host) {
+    let writer = psql_in_background(
+        pg,
+        format!(
+            "DO $$ BEGIN FOR i IN 1..6000 LOOP \
+               UPDATE events SET n = n + 1 WHERE id = (i * 7919) % {ROWS} + 1; \
+               IF i % 40 = 0 THEN DELETE FROM events WHERE id = (i * 104729) % {ROWS} + 1; END IF; \
+               COMMIT; END LOOP; END $$;"
+        ),
+    );
+    let execute = json!({"type": "execute-snapshot", "id": "backfill-1",
+                         "data": {"data-collections": ["public\\.ev.*"], "type": "incremental"}});
+    assert_eq!(post_signal(&host, execute).0, 202);
+    // Chunks of 100 take it some seconds: killed once its progress is committed, it is
+    // still under way.
+    host.wait_for("the snapshot's progress in the offsets", || {
+        progress_committed(ws).then_some(())
+    });
+    host.kill9();
+
+    // Restarted, it resumes after the last row it emitted, not from the start.
+    let host = ws.start();
+    host.wait_for_log("Incremental snapshot in progress: reading its next chunk.");
+    host.wait_for_log("Incremental snapshot completed.");
+    writer.join().expect("the writer finished");
+    let expected = table(pg);
+    host.wait_for("the stream to catch up", || {
+        (replay(&events(ws)) == expected).then_some(())
+    });
+    let log = host.log();
+    assert!(host.stop().success());
+    assert!(!log.contains("Connector task failed"), "{log}");
+    let lines = events(ws);
+    assert_eq!(replay(&lines), expected, "the events give the table");
+    let reads = reads(ws);
+    assert!(
+        reads < (ROWS as usize) * 3 / 2,
+        "rows read again after the crash are bounded by what was in flight, got {reads} reads"
+    );
+}
+
+#[test]
+fn a_read_only_incremental_snapshot_writes_nothing_and_survives_racing_writes_and_a_kill_9() {
+    let pg = Service::start("postgres");
+    // The connector's user may read the table and stream, nothing else; the publication is
+    // the administrator's.
+    psql(
+        &pg,
+        "postgres",
+        &format!(
+            "{} \
+             CREATE PUBLICATION events_cdc FOR TABLE events; \
+             CREATE ROLE reader LOGIN REPLICATION; GRANT SELECT ON events TO reader;",
+            events_table(ROWS)
+        ),
+    );
+    // A second slot sees everything written to the database from here on.
+    psql(
+        &pg,
+        "postgres",
+        "SELECT pg_create_logical_replication_slot('everything', 'test_decoding')",
+    );
+    let ws = events_workspace(
+        &pg,
+        json!({"database.user": "reader", "read.only": "true",
+               "publication.autocreate.mode": "disabled", "snapshot.mode": "no_data",
+               "heartbeat.interval.ms": "200",
+               "incremental.snapshot.chunk.size": "400", "max.batch.size": "256"}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+    race_a_snapshot_through_a_kill_9(&pg, &ws, host);
+
+    // Nothing but the writer's changes went through the WAL: no watermark, no heartbeat
+    // marker, no signalling row.
+    let written = query(
+        &pg,
+        "SELECT data FROM pg_logical_slot_peek_changes('everything', NULL, NULL) \
+         WHERE data NOT LIKE 'BEGIN %' AND data NOT LIKE 'COMMIT %' \
+           AND data NOT LIKE 'table public.events: %'",
+    );
+    assert!(written.trim().is_empty(), "written by Headwater: {written}");
+}
+
 #[test]
 fn an_incremental_snapshot_racing_writes_and_a_kill_9_delivers_every_row_and_no_stale_read() {
     let pg = Service::start("postgres");
@@ -113,27 +212,16 @@ fn an_incremental_snapshot_racing_writes_and_a_kill_9_delivers_every_row_and_no_
         &pg,
         "postgres",
         &format!(
-            "CREATE TABLE events (id bigint PRIMARY KEY, n int NOT NULL); \
-             INSERT INTO events SELECT g, 0 FROM generate_series(1, {ROWS}) g; \
+            "{} \
              CREATE TABLE debezium_signal (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, \
-             data varchar(2048));"
+             data varchar(2048));",
+            events_table(ROWS)
         ),
     );
-    let ws = Workspace::new();
-    ws.put_config(
-        "cdc.json",
-        &cdc_config(
-            &pg,
-            "events-cdc",
-            "app",
-            "public.events",
-            json!({"snapshot.mode": "no_data", "signal.data.collection": "public.debezium_signal",
-                   "incremental.snapshot.chunk.size": "100", "max.batch.size": "256"}),
-        ),
-    );
-    ws.put_config(
-        "sink.json",
-        &ws.file_sink("events-sink", "app.public.events", "out/events.jsonl"),
+    let ws = events_workspace(
+        &pg,
+        json!({"snapshot.mode": "no_data", "signal.data.collection": "public.debezium_signal",
+               "incremental.snapshot.chunk.size": "100", "max.batch.size": "256"}),
     );
     let host = ws.start();
     host.wait_for_log("Streaming changes.");
@@ -157,56 +245,7 @@ fn an_incremental_snapshot_racing_writes_and_a_kill_9_delivers_every_row_and_no_
     );
     assert_eq!(sink.0, 400, "a sink reads no signals: {}", sink.1);
 
-    // Writes race the snapshot: every row is updated or deleted, each in its own transaction.
-    let writer = {
-        let url = pg.url.clone();
-        std::thread::spawn(move || {
-            let sql = format!(
-                "DO $$ BEGIN FOR i IN 1..6000 LOOP \
-                   UPDATE events SET n = n + 1 WHERE id = (i * 7919) % {ROWS} + 1; \
-                   IF i % 40 = 0 THEN DELETE FROM events WHERE id = (i * 104729) % {ROWS} + 1; END IF; \
-                   COMMIT; END LOOP; END $$;"
-            );
-            let out = std::process::Command::new("psql")
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", &sql, &url])
-                .output()
-                .expect("run psql");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        })
-    };
-    let execute = json!({"type": "execute-snapshot", "id": "backfill-1",
-                         "data": {"data-collections": ["public\\.ev.*"], "type": "incremental"}});
-    assert_eq!(post_signal(&host, execute).0, 202);
-    // Chunks of 100 take it some seconds: killed once its progress is committed, it is
-    // still under way.
-    host.wait_for("the snapshot's progress in the offsets", || {
-        progress_committed(&ws).then_some(())
-    });
-    host.kill9();
-
-    // Restarted, it resumes after the last row it emitted, not from the start.
-    let host = ws.start();
-    host.wait_for_log("Incremental snapshot in progress: reading its next chunk.");
-    host.wait_for_log("Incremental snapshot completed.");
-    writer.join().expect("the writer finished");
-    let expected = table(&pg);
-    host.wait_for("the stream to catch up", || {
-        (replay(&events(&ws)) == expected).then_some(())
-    });
-    let log = host.log();
-    assert!(host.stop().success());
-    assert!(!log.contains("Connector task failed"), "{log}");
-    let lines = events(&ws);
-    assert_eq!(replay(&lines), expected, "the events give the table");
-    let reads = reads(&ws);
-    assert!(
-        reads < (ROWS as usize) * 3 / 2,
-        "rows read again after the crash are bounded by what was in flight, got {reads} reads"
-    );
+    race_a_snapshot_through_a_kill_9(&pg, &ws, host);
     // Progress is in Debezium's offset keys while it runs, and gone once it completed.
     let offsets: Value = serde_json::from_slice(
         &std::fs::read(ws.path("var/offsets/events-cdc.json")).expect("offsets file"),
@@ -362,10 +401,10 @@ fn an_initial_snapshot_killed_midway_resumes_from_its_last_row() {
         &pg,
         "postgres",
         &format!(
-            "CREATE TABLE events (id bigint PRIMARY KEY, n int NOT NULL); \
-             INSERT INTO events SELECT g, 0 FROM generate_series(1, {INITIAL_ROWS}) g; \
+            "{} \
              CREATE TABLE small (id int PRIMARY KEY, n int NOT NULL); \
-             INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g;"
+             INSERT INTO small SELECT g, 0 FROM generate_series(1, 100) g;",
+            events_table(INITIAL_ROWS)
         ),
     );
     let ws = Workspace::new();
@@ -461,4 +500,55 @@ fn topic_events(ws: &Workspace, topic: &str) -> Vec<Value> {
         .into_iter()
         .filter(|l| l["topic"] == topic)
         .collect()
+}
+
+/// Produces one record to partition 0 of `topic` with Kafka's own Python client.
+fn produce_signal(broker: &Service, topic: &str, key: &str, value: &str) {
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    crate::kafka::client(&["produce-raw", &broker.url, topic, key, &hex]);
+}
+
+#[test]
+fn signals_from_a_kafka_topic_drive_snapshots_and_are_not_replayed_after_a_restart() {
+    let broker = Service::start("tansu");
+    let pg = Service::start("postgres");
+    psql(&pg, "postgres", &events_table(2000));
+    crate::kafka::client(&["create", &broker.url, "app-signal", "1"]);
+    // Debezium's keys: the channel, its cluster; the topic is the default <topic.prefix>-signal.
+    let ws = events_workspace(
+        &pg,
+        json!({"snapshot.mode": "no_data", "signal.enabled.channels": "kafka",
+               "signal.kafka.bootstrap.servers": broker.url,
+               "incremental.snapshot.chunk.size": "500"}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+
+    // Another connector's signal (keyed with its topic.prefix) and a value that is no signal
+    // are skipped; then ours.
+    let execute = r#"{"id":"k-1","type":"execute-snapshot","data":{"data-collections":["public.events"],"type":"incremental"}}"#;
+    produce_signal(&broker, "app-signal", "other", execute);
+    produce_signal(&broker, "app-signal", "app", "not json");
+    produce_signal(&broker, "app-signal", "app", execute);
+    host.wait_for_log("its key is not this connector's topic.prefix");
+    host.wait_for_log("the value is not JSON");
+    host.wait_for_log("Incremental snapshot completed.");
+    host.wait_for("every row read", || (reads(&ws) == 2000).then_some(()));
+    assert!(host.stop().success());
+
+    // Restarted, it reads after the last signal it acted on: the snapshot is not run again.
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+    produce_signal(
+        &broker,
+        "app-signal",
+        "app",
+        r#"{"id":"k-2","type":"log","data":{"message":"signal after the restart"}}"#,
+    );
+    host.wait_for_log("signal after the restart");
+    let log = host.log();
+    assert!(host.stop().success());
+    assert!(!log.contains("Incremental snapshot completed."), "{log}");
+    assert_eq!(reads(&ws), 2000, "no row read twice");
+    assert_eq!(replay(&events(&ws)).len(), 2000);
 }

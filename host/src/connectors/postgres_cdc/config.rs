@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::kafka_signal::{self, KafkaSignalConfig};
 use crate::api::options::{ConfigKey, KeyType, Options};
 use crate::connectors::postgres::client::{Connection, connection_string};
+use crate::kafka::KafkaSettings;
 
 const HOSTNAME: ConfigKey = ConfigKey::new(
     "database.hostname",
@@ -175,8 +177,9 @@ const SIGNAL_DATA_COLLECTION: ConfigKey = ConfigKey::new(
 const SIGNAL_CHANNELS: ConfigKey = ConfigKey::new(
     "signal.enabled.channels",
     KeyType::List,
-    "Where signals are read: `source` (the signalling table). Signals sent to \
-     `POST /connectors/{name}/signals` (or `headwater connectors signal`) are always read.",
+    "Where signals are read: `source` (the signalling table) and `kafka` (`signal.kafka.topic`). \
+     Signals sent to `POST /connectors/{name}/signals` (or `headwater connectors signal`) are \
+     always read.",
 )
 .with_default("source");
 const INCREMENTAL_CHUNK_SIZE: ConfigKey = ConfigKey::new(
@@ -216,8 +219,10 @@ const TABLE_POLL: ConfigKey = ConfigKey::new(
 const READ_ONLY: ConfigKey = ConfigKey::new(
     "read.only",
     KeyType::Boolean,
-    "Incremental snapshots without writing watermarks to the database. Not supported yet: \
-     `true` is refused.",
+    "Incremental snapshots that write nothing to the database (a replica, a user without write \
+     access): each chunk is read in a snapshot whose WAL position is known, and its window \
+     closes once the stream has passed that position (Debezium's read-only snapshots use \
+     transaction ids the same way). No heartbeat marker is written either.",
 )
 .with_default("false");
 const HEARTBEAT_INTERVAL: ConfigKey = ConfigKey::new(
@@ -352,6 +357,10 @@ pub const KEYS: &[ConfigKey] = &[
     SNAPSHOT_FETCH_SIZE,
     SIGNAL_DATA_COLLECTION,
     SIGNAL_CHANNELS,
+    kafka_signal::TOPIC,
+    kafka_signal::BOOTSTRAP_SERVERS,
+    kafka_signal::GROUP_ID,
+    kafka_signal::POLL_TIMEOUT,
     INCREMENTAL_CHUNK_SIZE,
     WATERMARKING_STRATEGY,
     NOTIFICATION_CHANNELS,
@@ -589,6 +598,10 @@ pub struct CdcConfig {
     pub table_poll: Duration,
     /// `incremental.snapshot.watermarking.strategy=insert_delete`.
     pub watermark_delete: bool,
+    /// `read.only`: watermarks and heartbeats write nothing.
+    pub read_only: bool,
+    /// The `kafka` signal channel, when enabled.
+    pub kafka_signals: Option<KafkaSignalConfig>,
     /// `notification.enabled.channels`: `log`, and the `sink` topic.
     pub notify_log: bool,
     pub notify_topic: Option<String>,
@@ -609,7 +622,11 @@ fn regexes(options: &mut Options, key: &ConfigKey) -> Vec<Regex> {
 }
 
 impl CdcConfig {
-    pub fn from_options(options: &mut Options) -> Option<Self> {
+    /// `worker_kafka`: the worker's `[kafka]`, for the `kafka` signal channel.
+    pub fn from_options(
+        options: &mut Options,
+        worker_kafka: Option<&KafkaSettings>,
+    ) -> Option<Self> {
         let host = options.string(&HOSTNAME);
         let port = options.parse::<u16>(&PORT, "a port number");
         let user = options.string(&USER);
@@ -686,20 +703,22 @@ impl CdcConfig {
             }
         }
         let mut source_signals = false;
+        let mut kafka_signals = false;
         for channel in options.list(&SIGNAL_CHANNELS) {
             match channel.as_str() {
                 "source" => source_signals = true,
-                "kafka" | "file" | "jmx" => options.issue(
+                "kafka" => kafka_signals = true,
+                "file" | "jmx" => options.issue(
                     SIGNAL_CHANNELS.name,
                     format!(
                         "the {channel:?} channel is not supported; use `source` (the signalling \
-                         table) or Headwater's REST channel, POST /connectors/<name>/signals, \
-                         which needs no configuration"
+                         table), `kafka`, or Headwater's REST channel, POST \
+                         /connectors/<name>/signals, which needs no configuration"
                     ),
                 ),
                 other => options.issue(
                     SIGNAL_CHANNELS.name,
-                    format!("unknown channel {other:?}; expected source"),
+                    format!("unknown channel {other:?}; expected source or kafka"),
                 ),
             }
         }
@@ -728,13 +747,15 @@ impl CdcConfig {
                 "the `sink` notification channel needs the topic to write to",
             );
         }
-        if options.bool(&READ_ONLY) == Some(true) {
-            options.issue(
-                READ_ONLY.name,
-                "read-only incremental snapshots are not supported yet: set read.only=false and \
-                 signal.data.collection to a table the connector's user may insert into",
-            );
-        }
+        let read_only = options.bool(&READ_ONLY).unwrap_or(false);
+        let kafka_signals = match kafka_signals {
+            true => KafkaSignalConfig::from_options(
+                options,
+                prefix.as_deref().unwrap_or_default(),
+                worker_kafka,
+            ),
+            false => None,
+        };
         for (a, b) in [
             (&TABLE_INCLUDE, &TABLE_EXCLUDE),
             (&SCHEMA_INCLUDE, &SCHEMA_EXCLUDE),
@@ -886,6 +907,8 @@ impl CdcConfig {
             chunk_size,
             table_poll,
             watermark_delete,
+            read_only,
+            kafka_signals,
             notify_log,
             notify_topic: notify_topic.filter(|_| notify_sink),
         })

@@ -9,6 +9,14 @@
 //! emitted (`op=r`, `source.snapshot=incremental`) and the next chunk is read. So no `r` event
 //! ever follows a newer change of its row.
 //!
+//! With `read.only=true` nothing is written: each chunk is read in a snapshot whose position
+//! in the WAL is known (`pg_current_wal_insert_lsn()` read in it; the replay position on a
+//! standby), the window opens as the chunk is read and closes once the stream has delivered
+//! every transaction committed before that position. A chunk is read only when the stream's
+//! recent transactions are all visible to it (see `visibility.rs`), and in either mode a
+//! change streamed from a transaction the chunk did not see drops its row even before the
+//! window opens.
+//!
 //! Progress is kept in Debezium's offset keys (`incremental_snapshot_collections`,
 //! `_primary_key`, `_maximum_key`, `incremental_snapshot_correlation_id`): a restart resumes
 //! after the last row emitted. The keys hold JSON (the key's column texts) where Debezium holds
@@ -29,6 +37,7 @@ use super::output::Output;
 use super::pgoutput::Cell;
 use super::signal::{self, SnapshotRequest};
 use super::snapshot::cells;
+use super::visibility::{Delivered, PgSnapshot};
 use crate::connectors::postgres::error::PgError;
 use crate::connectors::postgres::query_config::quote_identifier;
 
@@ -42,6 +51,15 @@ const MAXIMUM_KEY_KEY: &str = "incremental_snapshot_maximum_key";
 const CORRELATION_KEY: &str = "incremental_snapshot_correlation_id";
 /// Prefix of the logical decoding messages used as watermarks without a signalling table.
 pub const WATERMARK_PREFIX: &str = "headwater.watermark";
+/// How long a chunk waits for the transactions the stream delivered to become visible to new
+/// snapshots (a moment, or as long as a synchronous standby takes to acknowledge) before the
+/// task restarts, resuming the snapshot from its last row.
+const VISIBILITY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The snapshot and the WAL position a chunk was read in, and which transactions were in
+/// progress.
+const CHUNK_SNAPSHOT: &str = "SELECT txid_current_snapshot()::text, \
+     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+           ELSE pg_current_wal_insert_lsn() END)::text";
 
 /// A table to snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +199,14 @@ pub struct Incremental {
     chunk_id: Option<String>,
     window_open: bool,
     window: IndexMap<KeyText, Vec<Cell>>,
+    /// The snapshot the chunk in the window was read in.
+    chunk_snapshot: Option<PgSnapshot>,
+    /// `read.only`: the window closes once the stream is past this position.
+    close_lsn: Option<u64>,
+    /// `read.only`: every transaction committed before this position has been streamed.
+    streamed_to: u64,
+    /// Transactions the stream delivered lately.
+    delivered: Delivered,
     open_timestamp: Option<String>,
     maximum_key: Option<KeyText>,
     /// Where the next chunk starts (after this key).
@@ -202,6 +228,10 @@ impl Incremental {
             chunk_id: None,
             window_open: false,
             window: IndexMap::new(),
+            chunk_snapshot: None,
+            close_lsn: None,
+            streamed_to: 0,
+            delivered: Delivered::default(),
             open_timestamp: None,
             maximum_key: None,
             chunk_end: None,
@@ -380,7 +410,7 @@ impl Incremental {
                 "STARTED",
                 &[("data_collections", self.collection_names())],
             );
-            self.read_chunk(io).await?;
+            self.read_chunks(io).await?;
         } else {
             self.store(io.out);
         }
@@ -401,7 +431,7 @@ impl Incremental {
     pub async fn restart(&mut self, io: &mut Io<'_>) -> Result<(), PgError> {
         if self.running() {
             tracing::info!(connector = %self.connector, table = ?self.collections.front().map(|c| &c.id), after_key = ?self.last_sent, "Incremental snapshot in progress: reading its next chunk.");
-            self.read_chunk(io).await?;
+            self.read_chunks(io).await?;
         }
         Ok(())
     }
@@ -427,15 +457,25 @@ impl Incremental {
                 "RESUMED",
                 &[("data_collections", self.collection_names())],
             );
-            self.read_chunk(io).await?;
+            self.read_chunks(io).await?;
         }
         Ok(())
     }
 
-    /// A change streamed to `table`: inside an open window, the chunk's copy of its row is
-    /// older and is dropped.
-    pub fn deduplicate(&mut self, table: &Table, tuple: &[Cell]) {
-        if !self.window_open || self.window.is_empty() {
+    /// The stream delivered transaction `xid` (at its commit).
+    pub fn committed(&mut self, xid: u32) {
+        self.delivered.push(xid);
+    }
+
+    /// A change of transaction `xid` streamed to `table`: inside an open window, or from a
+    /// transaction the chunk's snapshot did not see, the chunk's copy of its row is older and
+    /// is dropped.
+    pub fn deduplicate(&mut self, table: &Table, tuple: &[Cell], xid: u32) {
+        if self.window.is_empty() {
+            return;
+        }
+        let unseen = || self.chunk_snapshot.as_ref().is_some_and(|s| !s.sees(xid));
+        if !self.window_open && !unseen() {
             return;
         }
         let Some(scan) = &self.scan else { return };
@@ -472,7 +512,36 @@ impl Incremental {
         }
         self.window_open = false;
         self.send_window(io, lsn);
-        self.read_chunk(io).await
+        self.read_chunks(io).await
+    }
+
+    /// `read.only`: every transaction committed before `lsn` has been streamed (a transaction
+    /// beginning there, a keepalive between transactions, a commit's end). A window whose
+    /// chunk was read before `lsn` closes: it saw nothing the stream has yet to deliver.
+    pub async fn streamed(&mut self, io: &mut Io<'_>, lsn: u64) -> Result<(), PgError> {
+        self.streamed_to = self.streamed_to.max(lsn);
+        self.close_passed_windows(io).await
+    }
+
+    /// Reads the next chunk (and with `read.only`, the ones after while the stream is already
+    /// past their position, as on an idle database).
+    async fn read_chunks(&mut self, io: &mut Io<'_>) -> Result<(), PgError> {
+        self.read_chunk(io).await?;
+        self.close_passed_windows(io).await
+    }
+
+    /// `read.only`: while the stream is past the position the chunk in the window was read
+    /// at, emits the chunk and reads the next.
+    async fn close_passed_windows(&mut self, io: &mut Io<'_>) -> Result<(), PgError> {
+        while let Some(close) = self.close_lsn
+            && close <= self.streamed_to
+        {
+            self.close_lsn = None;
+            self.window_open = false;
+            self.send_window(io, self.streamed_to);
+            self.read_chunk(io).await?;
+        }
+        Ok(())
     }
 
     /// The insert_delete strategy closes a window by deleting its opening row.
@@ -618,7 +687,11 @@ impl Incremental {
         self.chunk_id = Some(chunk_id.clone());
         self.window_open = false;
         self.window.clear();
-        self.open_window(io.client, &chunk_id).await?;
+        self.chunk_snapshot = None;
+        self.close_lsn = None;
+        if !self.config.read_only {
+            self.open_window(io.client, &chunk_id).await?;
+        }
         while self.running() {
             let Some(collection) = self.collections.front().cloned() else {
                 break;
@@ -656,7 +729,7 @@ impl Incremental {
                     }
                 }
             }
-            match self.query_chunk(io.client, &collection).await {
+            match self.query_chunk(io.client, &collection).await? {
                 Ok(()) if self.window.is_empty() => {
                     tracing::info!(connector = %self.connector, table = %collection.id, rows = self.rows_scanned, "Incremental snapshot of this table finished.");
                     self.scan_completed(io, ScanEnd::Succeeded);
@@ -691,7 +764,9 @@ impl Incremental {
                 }
             }
         }
-        self.close_window(io.client, &chunk_id).await?;
+        if !self.config.read_only {
+            self.close_window(io.client, &chunk_id).await?;
+        }
         self.store(io.out);
         Ok(())
     }
@@ -799,12 +874,14 @@ impl Incremental {
         }))
     }
 
-    /// Reads the rows after `chunk_end` up to the maximum key into the window.
+    /// Reads the rows after `chunk_end` up to the maximum key into the window, in a snapshot
+    /// that sees every transaction the stream delivered. The inner error is the table's (its
+    /// scan ends); the outer one the task's (it restarts and resumes).
     async fn query_chunk(
         &mut self,
         client: &Client,
         collection: &Collection,
-    ) -> Result<(), PgError> {
+    ) -> Result<Result<(), PgError>, PgError> {
         let (order, names) = self.key_columns("");
         let scan = self.scan.as_ref().expect("loaded before querying");
         let columns = scan
@@ -833,10 +910,28 @@ impl Incremental {
             self.relation(),
             self.config.chunk_size
         );
-        let messages = client
-            .simple_query(&sql)
-            .await
-            .map_err(PgError::postgres(format!("running {sql}")))?;
+        let started = std::time::Instant::now();
+        let (snapshot, position, messages) = loop {
+            let read = match read_in_snapshot(client, &sql).await {
+                Ok(read) => read,
+                Err(e) => return Ok(Err(e)),
+            };
+            match self.delivered.unseen_by(&read.0) {
+                None => break read,
+                Some(_) if started.elapsed() < VISIBILITY_WAIT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Some(xid) => {
+                    return Err(PgError::State(format!(
+                        "transaction {xid} was streamed but is still not visible to new \
+                         snapshots after {} s (a synchronous standby not acknowledging?); the \
+                         incremental snapshot resumes from its last row once it is",
+                        VISIBILITY_WAIT.as_secs()
+                    )));
+                }
+            }
+        };
+        let scan = self.scan.as_ref().expect("loaded before querying");
         let table = Arc::clone(&scan.table);
         let order_by = scan.order_by.clone();
         let mut last = None;
@@ -851,8 +946,14 @@ impl Incremental {
         }
         if last.is_some() {
             self.chunk_end = last;
+            if self.config.read_only {
+                // The window opens now: what the stream delivers from here may be newer.
+                self.window_open = true;
+                self.close_lsn = Some(position);
+            }
         }
-        Ok(())
+        self.chunk_snapshot = Some(snapshot);
+        Ok(Ok(()))
     }
 
     /// The signalling table, quoted; `None`: watermarks are logical decoding messages.
@@ -918,6 +1019,57 @@ impl Incremental {
         };
         write_watermark(client, &sql).await
     }
+}
+
+/// Runs `sql` in a repeatable-read transaction; returns the snapshot it read in, the WAL
+/// position then (every transaction the snapshot sees committed before it), and the rows.
+async fn read_in_snapshot(
+    client: &Client,
+    sql: &str,
+) -> Result<(PgSnapshot, u64, Vec<SimpleQueryMessage>), PgError> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(PgError::postgres(
+            "starting an incremental snapshot chunk's transaction",
+        ))?;
+    let read = async {
+        let row = client
+            .simple_query(CHUNK_SNAPSHOT)
+            .await
+            .map_err(PgError::postgres(
+                "reading a chunk's snapshot and WAL position",
+            ))?
+            .into_iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            });
+        let (snapshot, position) = row
+            .as_ref()
+            .and_then(|row| {
+                let snapshot = PgSnapshot::parse(row.get(0)?)?;
+                let position = pgwire_replication::Lsn::parse(row.get(1)?).ok()?;
+                Some((snapshot, position.as_u64()))
+            })
+            .ok_or_else(|| {
+                PgError::State(format!(
+                    "the server answered {CHUNK_SNAPSHOT:?} with something else than a \
+                     snapshot and a WAL position"
+                ))
+            })?;
+        let messages = client
+            .simple_query(sql)
+            .await
+            .map_err(PgError::postgres(format!("running {sql}")))?;
+        Ok((snapshot, position, messages))
+    }
+    .await;
+    let end = if read.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    client.batch_execute(end).await.map_err(PgError::postgres(
+        "ending an incremental snapshot chunk's transaction",
+    ))?;
+    read
 }
 
 /// Commits a watermark so that the walsender ships it at once: with `synchronous_commit=off`

@@ -7,9 +7,10 @@
 //!   `catalog.rs` builds a table's schemas; `event.rs` builds the records.
 //! - `slot.rs` manages the publication and the slot; `snapshot.rs` reads the initial snapshot
 //!   in the slot's exported snapshot; `source.rs` runs sessions and streams.
-//! - `signal.rs` reads signals (the signalling table's rows, REST's); `incremental.rs` runs
-//!   incremental snapshots with watermarks in the signalling table; `notify.rs` reports
-//!   snapshot progress (`notification.enabled.channels`).
+//! - `signal.rs` reads signals (the signalling table's rows, REST's), `kafka_signal.rs` the
+//!   `kafka` channel's; `incremental.rs` runs incremental snapshots (watermarks in the
+//!   signalling table, or none with `read.only`), `visibility.rs` tells which transactions a
+//!   chunk saw; `notify.rs` reports snapshot progress (`notification.enabled.channels`).
 //! - `output.rs` batches records and keeps the offset, in Debezium's shape: partition
 //!   `{"server": <topic.prefix>}`, offset `{"lsn", "lsn_proc", "lsn_commit", "txId",
 //!   "ts_usec"}` (+ `snapshot`, `last_snapshot_record` while snapshotting).
@@ -19,6 +20,7 @@ mod config;
 mod event;
 mod incremental;
 mod java_order;
+mod kafka_signal;
 mod notify;
 mod output;
 mod pgoutput;
@@ -27,6 +29,7 @@ mod slot;
 mod snapshot;
 mod source;
 mod types;
+mod visibility;
 
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
 use crate::api::options::{ConfigKey, Options};
@@ -54,7 +57,7 @@ impl ConnectorPlugin for PostgresCdcPlugin {
         true
     }
     fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task> {
-        let config = config::CdcConfig::from_options(options)?;
+        let config = config::CdcConfig::from_options(options, ctx.kafka.as_ref())?;
         Some(Task::Source(Box::new(CdcSource::new(config, ctx))))
     }
 }

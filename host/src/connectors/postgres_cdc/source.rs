@@ -20,6 +20,7 @@ use super::catalog::{self, Table};
 use super::config::{CdcConfig, PublicationMode, SnapshotMode};
 use super::event::{At, Change, Events, Op, TxOrder};
 use super::incremental::{self, Incremental, Io, WATERMARK_PREFIX};
+use super::kafka_signal::{self, KafkaSignal, KafkaSignals};
 use super::notify::{INITIAL, Notifier};
 use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
@@ -297,8 +298,27 @@ impl CdcSource {
             added,
         };
         let mut signals = self.signals.take();
+        let last_kafka_signal = committed
+            .as_ref()
+            .and_then(|c| c.get(kafka_signal::OFFSET_KEY))
+            .and_then(Value::as_i64);
+        let mut kafka_signals = match &self.config.kafka_signals {
+            Some(config) => Some(KafkaSignals::start(
+                config,
+                &self.connector,
+                &self.config.prefix,
+                last_kafka_signal,
+            )?),
+            None => None,
+        };
         let result = match stream.resume_incremental(&self.events).await {
-            Ok(()) => stream.run(ctx, &mut repl, &self.events, &mut signals).await,
+            Ok(()) => {
+                let channels = Channels {
+                    rest: &mut signals,
+                    kafka: &mut kafka_signals,
+                };
+                stream.run(ctx, &mut repl, &self.events, channels).await
+            }
             Err(e) => Err(e),
         };
         self.signals = signals;
@@ -343,6 +363,13 @@ impl Source for CdcSource {
             }
         }
     }
+}
+
+/// Where signals come from besides the signalling table.
+struct Channels<'a> {
+    /// The REST API's (`POST /connectors/{name}/signals`).
+    rest: &'a mut Option<tokio::sync::mpsc::Receiver<Signal>>,
+    kafka: &'a mut Option<KafkaSignals>,
 }
 
 /// The transaction being streamed.
@@ -390,8 +417,12 @@ impl Stream<'_> {
         ctx: &mut dyn SourceContext,
         repl: &mut ReplicationClient,
         events: &Events,
-        signals: &mut Option<tokio::sync::mpsc::Receiver<Signal>>,
+        channels: Channels<'_>,
     ) -> Result<(), ConnectorError> {
+        let Channels {
+            rest: signals,
+            kafka: kafka_signals,
+        } = channels;
         let cancel = ctx.cancellation().clone();
         let mut heartbeat = self.config.heartbeat.map(|every| {
             let mut t = tokio::time::interval(every);
@@ -415,10 +446,14 @@ impl Stream<'_> {
                 }
                 signal = async { signals.as_mut().expect("guarded").recv().await }, if signals.is_some() => {
                     match signal {
-                        Some(signal) => self.rest_signal(signal, events).await?,
+                        Some(signal) => self.channel_signal(signal, events).await?,
                         // The runtime dropped its end: the task is stopping.
                         None => *signals = None,
                     }
+                    continue;
+                }
+                signal = async { kafka_signals.as_mut().expect("guarded").next().await }, if kafka_signals.is_some() => {
+                    self.kafka_signal(signal, events).await?;
                     continue;
                 }
                 event = repl.recv() => event,
@@ -439,6 +474,8 @@ impl Stream<'_> {
                     if self.tx.is_none() {
                         self.out.push([events.heartbeat()], events);
                         self.out.flush(ctx).await?;
+                    }
+                    if self.tx.is_none() && !self.config.read_only {
                         // A marker through the slot: when it comes back and nothing of ours
                         // is in flight, the slot may move up to it even if the captured tables
                         // are quiet while others are busy (Debezium's heartbeat.action.query).
@@ -479,6 +516,8 @@ impl Stream<'_> {
                     xid,
                     commit_time_micros,
                 } => {
+                    // Every transaction committed before this one has been streamed.
+                    self.streamed(events, final_lsn.as_u64()).await?;
                     self.tx = Some(OpenTx {
                         xid,
                         commit_lsn: final_lsn.as_u64(),
@@ -498,6 +537,7 @@ impl Stream<'_> {
                 ReplicationEvent::Commit { lsn, end_lsn, .. } => {
                     self.begin(lsn.as_u64(), events);
                     if let Some(tx) = self.tx.take() {
+                        self.incremental.committed(tx.xid);
                         let delivered = self
                             .resume
                             .as_ref()
@@ -520,6 +560,7 @@ impl Stream<'_> {
                     self.last_commit_lsn = Some(lsn.as_u64());
                     // The whole transaction is out: the slot may move past its end.
                     self.out.set("lsn", end_lsn.as_u64());
+                    self.streamed(events, end_lsn.as_u64()).await?;
                     if self.out.full() {
                         self.out.flush(ctx).await?;
                     }
@@ -529,6 +570,9 @@ impl Stream<'_> {
                     // settled, whatever other tables wrote.
                     if self.tx.is_none() && self.out.is_empty() && ctx.in_flight() == 0 {
                         repl.update_applied_lsn(wal_end);
+                    }
+                    if self.tx.is_none() {
+                        self.streamed(events, wal_end.as_u64()).await?;
                     }
                 }
                 ReplicationEvent::Message {
@@ -588,6 +632,18 @@ impl Stream<'_> {
                 .as_ref()
                 .is_some_and(|r| r.delivered(tx.commit_lsn, lsn))
         })
+    }
+
+    /// The stream has delivered every transaction committed before `lsn`.
+    async fn streamed(&mut self, events: &Events, lsn: u64) -> Result<(), ConnectorError> {
+        if !self.config.read_only {
+            return Ok(());
+        }
+        let (incremental, mut io) = self.incremental_io(events);
+        incremental
+            .streamed(&mut io, lsn)
+            .await
+            .map_err(incremental_failed)
     }
 
     /// The incremental snapshot, and what it works with.
@@ -697,8 +753,24 @@ impl Stream<'_> {
         }
     }
 
-    /// A signal sent through the REST API.
-    async fn rest_signal(&mut self, signal: Signal, events: &Events) -> Result<(), ConnectorError> {
+    /// A signal read from the `kafka` channel: acted on, and its offset kept in the
+    /// connector's offset (a restart reads from the next one).
+    async fn kafka_signal(
+        &mut self,
+        signal: KafkaSignal,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
+        // Set first, so that the records the signal produces carry it.
+        self.out.set(kafka_signal::OFFSET_KEY, signal.offset);
+        self.channel_signal(signal.signal, events).await
+    }
+
+    /// A signal sent through the REST API or the `kafka` channel.
+    async fn channel_signal(
+        &mut self,
+        signal: Signal,
+        events: &Events,
+    ) -> Result<(), ConnectorError> {
         match signal::parse(&signal.kind, signal.data.as_deref()) {
             Ok(Action::WindowOpen | Action::WindowClose) => {
                 tracing::warn!(connector = %self.connector(), signal = %signal.id, "Watermark signals come from the signalling table only; ignored.");
@@ -753,6 +825,7 @@ impl Stream<'_> {
         lsn: u64,
         events: &Events,
     ) -> Result<(), ConnectorError> {
+        let xid = self.tx.as_ref().map_or(0, |tx| tx.xid);
         match message {
             Message::Relation(relation) => {
                 let captured = self.config.filters.table(&relation.schema, &relation.table);
@@ -773,7 +846,7 @@ impl Stream<'_> {
                         // The signal acts first, then its row is emitted (as in Debezium).
                         self.signal_row(&new, lsn, events).await?;
                     } else {
-                        self.incremental.deduplicate(&table, &new);
+                        self.incremental.deduplicate(&table, &new, xid);
                     }
                     if !self.config.skipped.create {
                         self.change(&table, Op::Create, None, false, Some(&new), lsn, events);
@@ -782,9 +855,9 @@ impl Stream<'_> {
             }
             Message::Update { relation, old, new } => {
                 if let Some(table) = self.table(relation) {
-                    self.incremental.deduplicate(&table, &new);
+                    self.incremental.deduplicate(&table, &new, xid);
                     if let Some((_, old)) = &old {
-                        self.incremental.deduplicate(&table, old);
+                        self.incremental.deduplicate(&table, old, xid);
                     }
                 }
                 if let Some(table) = self.table(relation)
@@ -811,7 +884,7 @@ impl Stream<'_> {
                                 .map_err(incremental_failed)?;
                         }
                     } else {
-                        self.incremental.deduplicate(&table, &old.1);
+                        self.incremental.deduplicate(&table, &old.1, xid);
                     }
                 }
                 if let Some(table) = self.table(relation)
