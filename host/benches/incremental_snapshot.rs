@@ -5,10 +5,14 @@
 //! the FileSink with the JsonConverter; Debezium: the oracle's embedded engine), chunks of
 //! 1,024 rows (both defaults).
 //!
+//! Headwater runs twice: with watermarks written, and with `read.only=true`.
+//!
 //! Then an initial snapshot of the same table, uninterrupted and interrupted halfway (the
 //! host stopped once half the rows are delivered, then started again: it resumes from the last
 //! row it emitted), each timed from the connector's start to the snapshot's end in the offsets
-//! (a sink that drops the records, so the snapshot's own cost is measured).
+//! (a sink that drops the records, so the snapshot's own cost is measured). Interrupted twice
+//! over: stopped in the process, and `kill -9` of a `headwater run` process (the uninterrupted
+//! run timed the same way, from the process's start).
 //!
 //!     cargo bench --bench incremental_snapshot
 //!     HEADWATER_BENCH_ROWS=200000 HEADWATER_BENCH_RATE=1000 cargo bench --bench incremental_snapshot
@@ -196,8 +200,20 @@ fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) {
     );
 }
 
-fn headwater(port: u16, rows: usize, rate: usize) {
+/// Headwater's incremental snapshot; with `read_only`, `read.only=true` (no watermark
+/// writes; the signal still comes through the signalling table). The test server runs with
+/// `synchronous_commit=off`; `synchronous_commit` sets it on for the database (PostgreSQL's
+/// default): a read-only chunk waits for the WAL it was read at to be flushed, which without
+/// it takes up to `wal_writer_delay`.
+fn headwater(port: u16, rows: usize, rate: usize, read_only: bool, synchronous_commit: bool) {
     fresh_database(port, rows);
+    if synchronous_commit {
+        psql(
+            port,
+            "postgres",
+            "ALTER DATABASE incbench SET synchronous_commit = on",
+        );
+    }
     let work = tempfile::tempdir().expect("temp dir");
     let out = work.path().join("out.jsonl");
     let source = cdc_config(
@@ -208,8 +224,14 @@ fn headwater(port: u16, rows: usize, rate: usize) {
             "signal.data.collection": "public.debezium_signal",
             "notification.enabled.channels": "sink",
             "notification.sink.topic.name": "bench_notifications",
+            "read.only": read_only.to_string(),
         }),
     );
+    let who = match (read_only, synchronous_commit) {
+        (false, _) => "headwater",
+        (true, false) => "headwater read.only (synchronous_commit=off)",
+        (true, true) => "headwater read.only (synchronous_commit=on)",
+    };
     let sink = serde_json::json!({"name": "inc-sink", "config": {
         "connector.class": "headwater.file.FileSink",
         "topics.regex": "bench\\.public\\.events|bench_notifications",
@@ -243,8 +265,8 @@ fn headwater(port: u16, rows: usize, rate: usize) {
         let updates = updates.join().expect("updater");
         runtime.shutdown().await;
         match reads {
-            Some(reads) => report("headwater", rows, reads, took, updates),
-            None => println!("headwater: the snapshot did not complete within 30 minutes"),
+            Some(reads) => report(who, rows, reads, took, updates),
+            None => println!("{who}: the snapshot did not complete within 30 minutes"),
         }
     });
 }
@@ -360,15 +382,20 @@ fn committed_offset(data: &Path) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-/// Starts the initial-snapshot pipeline (the CDC source, a blackhole sink) on `data`.
-async fn start_initial(port: u16, data: &Path) -> headwater::runtime::host::Runtime {
+/// The initial-snapshot pipeline: the CDC source, a blackhole sink.
+fn initial_configs(port: u16) -> [serde_json::Value; 2] {
     let source = cdc_config(port, "initial-cdc", serde_json::json!({}));
     let sink = serde_json::json!({"name": "initial-sink", "config": {
         "connector.class": "headwater.blackhole.BlackholeSink",
         "topics": "bench.public.events",
     }});
+    [sink, source]
+}
+
+/// Starts the initial-snapshot pipeline on `data`.
+async fn start_initial(port: u16, data: &Path) -> headwater::runtime::host::Runtime {
     let runtime = headwater::runtime(data);
-    for config in [sink.to_string(), source.to_string()] {
+    for config in initial_configs(port).map(|c| c.to_string()) {
         let config =
             headwater::config::connector::parse_json(&config, "bench", None).expect("config");
         runtime
@@ -425,6 +452,68 @@ fn initial_snapshot(port: u16, rows: usize, interrupt: bool) -> f64 {
     })
 }
 
+/// The row key an interrupted initial snapshot's committed offset says it emitted last.
+fn snapshot_progress(offset: &serde_json::Value) -> u64 {
+    offset["incremental_snapshot_primary_key"]
+        .as_str()
+        .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok())
+        .and_then(|k| k.first().and_then(|id| id.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// [`initial_snapshot`] with `headwater run` processes; with `kill`, the first is killed
+/// (SIGKILL) once the committed offset is past half the rows.
+fn initial_snapshot_process(port: u16, rows: usize, kill: bool) -> f64 {
+    fresh_database(port, rows);
+    let work = tempfile::tempdir().expect("temp dir");
+    let connectors = work.path().join("connectors.d");
+    let data = work.path().join("var");
+    std::fs::create_dir_all(&connectors).expect("connectors dir");
+    for config in initial_configs(port) {
+        let name = config["name"].as_str().expect("named").to_owned();
+        std::fs::write(connectors.join(format!("{name}.json")), config.to_string())
+            .expect("write config");
+    }
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_headwater"))
+            .arg("run")
+            .arg("--connectors-dir")
+            .arg(&connectors)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--rest-listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start headwater")
+    };
+    let done = |offset: &serde_json::Value| {
+        offset["last_snapshot_record"] == true
+            || offset.get("snapshot").is_none()
+                && offset.get("lsn").is_some()
+                && offset.get("incremental_snapshot_collections").is_none()
+    };
+    let started = Instant::now();
+    let mut host = start();
+    if kill {
+        while snapshot_progress(&committed_offset(&data)) < rows as u64 / 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        host.kill().expect("kill -9");
+        host.wait().expect("reap");
+        let offset = committed_offset(&data);
+        assert!(!done(&offset), "killed before the snapshot's end: {offset}");
+        host = start();
+    }
+    while !done(&committed_offset(&data)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed().as_secs_f64();
+    let _ = host.kill();
+    let _ = host.wait();
+    took
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -435,7 +524,9 @@ fn main() {
     println!("Incremental snapshot of {rows} rows while {rate} updates/s stream, one PostgreSQL");
     let only_initial = std::env::var("HEADWATER_BENCH_ONLY").is_ok_and(|v| v == "initial");
     if !only_initial {
-        headwater(pg.port, rows, rate);
+        headwater(pg.port, rows, rate, false, false);
+        headwater(pg.port, rows, rate, true, false);
+        headwater(pg.port, rows, rate, true, true);
         if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
             debezium(pg.port, rows, rate);
         }
@@ -447,5 +538,12 @@ fn main() {
          stopped halfway and resumed: {interrupted:.1}s in all ({:.2}x)",
         rows as f64 / whole,
         interrupted / whole
+    );
+    let whole = initial_snapshot_process(pg.port, rows, false);
+    let killed = initial_snapshot_process(pg.port, rows, true);
+    println!(
+        "headwater run process, initial snapshot of {rows} rows: {whole:.1}s uninterrupted; \
+         kill -9 halfway and restarted: {killed:.1}s in all ({:.2}x)",
+        killed / whole
     );
 }
