@@ -6,7 +6,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::harness::{Service, Workspace, jsonl, rest_port};
-use crate::postgres_cdc::{cdc_config, psql};
+use crate::postgres_cdc::{cdc_config, cdc_to_file, psql};
 use crate::rest::http;
 
 /// The slot's confirmed position and the server's current WAL position, as numbers.
@@ -314,4 +314,91 @@ fn capture_over_tls_verifies_the_server_against_sslrootcert() {
     let log = host.log();
     assert!(host.stop().success());
     assert!(!log.contains("reconnecting"), "{log}");
+}
+
+/// The value of one series (`name{labels}`) in `/metrics`.
+fn series(host: &crate::harness::Host, series: &str) -> Option<f64> {
+    let metrics = crate::wasm::http_text(rest_port(host), "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// While its sink is paused, a CDC connector's slot holds the WAL of what it cannot deliver:
+/// the lag in bytes shows it (in `/metrics` and the status) and falls once the sink resumes;
+/// the sink reports the end-to-end latency of every record it made durable and how long its
+/// oldest unflushed one has waited.
+#[test]
+fn a_paused_sinks_slot_lag_shows_in_bytes_and_the_sink_reports_end_to_end_latency() {
+    const LAG_BYTES: &str = "headwater_connector_source_lag_bytes{connector=\"lag-cdc\"}";
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE lagged (id int PRIMARY KEY, pad text NOT NULL)",
+    );
+    let ws = cdc_to_file(
+        &pg,
+        "lag",
+        "public.lagged",
+        json!({"snapshot.mode": "no_data"}),
+    );
+    let host = ws.start();
+    host.wait_for_log("Streaming changes.");
+    let insert = |from: i64, to: i64| {
+        psql(
+            &pg,
+            "postgres",
+            &format!(
+                "INSERT INTO lagged SELECT g, repeat('x', 200) FROM generate_series({from}, {to}) g"
+            ),
+        );
+    };
+    let lines = || jsonl(&ws.path("out/lag.jsonl")).len();
+    insert(1, 10);
+    host.wait_for("10 events", || (lines() == 10).then_some(()));
+    host.wait_for("the slot caught up", || {
+        series(&host, LAG_BYTES).filter(|b| *b < 64.0 * 1024.0)
+    });
+
+    let port = rest_port(&host);
+    assert_eq!(http(port, "PUT", "/connectors/lag-sink/pause", None).0, 202);
+    insert(11, 20_010);
+    let held = host.wait_for("the WAL the paused sink holds back", || {
+        series(&host, LAG_BYTES).filter(|b| *b >= 2_000_000.0)
+    });
+    let (_, status) = http(port, "GET", "/connectors/lag-cdc/status", None);
+    let lag = &status["tasks"][0]["source_lag"];
+    assert!(
+        lag["bytes"].as_f64().is_some_and(|b| b >= held * 0.9) && lag["seconds"].is_number(),
+        "{status}"
+    );
+    assert_eq!(
+        http(port, "PUT", "/connectors/lag-sink/resume", None).0,
+        202
+    );
+    host.wait_for("every event", || (lines() == 20_010).then_some(()));
+    host.wait_for("the slot caught up again", || {
+        series(&host, LAG_BYTES).filter(|b| *b < 64.0 * 1024.0)
+    });
+
+    // Each record the sink made durable is in its latency histogram.
+    let durable = host.wait_for("every record's end-to-end latency", || {
+        series(
+            &host,
+            "headwater_connector_end_to_end_latency_seconds_count{connector=\"lag-sink\"}",
+        )
+        .filter(|n| *n >= 20_010.0)
+    });
+    assert_eq!(durable, 20_010.0);
+    let (_, status) = http(port, "GET", "/connectors/lag-sink/status", None);
+    let task = &status["tasks"][0];
+    assert!(task["oldest_unflushed_seconds"].is_number(), "{status}");
+    assert_eq!(task["end_to_end_latency"]["count"], 20_010, "{status}");
+    assert!(
+        task["end_to_end_latency"]["p99_seconds_at_most"].is_number(),
+        "{status}"
+    );
+    assert!(host.stop().success());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{Service, Workspace, jsonl};
-use crate::postgres_cdc::{cdc_config, psql};
+use crate::postgres_cdc::{cdc_to_file, psql};
 
 /// The ids of the rows created (snapshot or insert) that reached the sink.
 fn delivered(ws: &Workspace) -> (BTreeSet<i64>, usize) {
@@ -28,22 +28,12 @@ fn setup(pg: &Service) -> Workspace {
         "CREATE TABLE events (id bigint PRIMARY KEY, n int NOT NULL); \
          INSERT INTO events SELECT g, g FROM generate_series(1, 100) g;",
     );
-    let ws = Workspace::new();
-    ws.put_config(
-        "cdc.json",
-        &cdc_config(
-            pg,
-            "events-cdc",
-            "app",
-            "public.events",
-            json!({"max.batch.size": "64"}),
-        ),
-    );
-    ws.put_config(
-        "sink.json",
-        &ws.file_sink("events-sink", "app.public.events", "out/events.jsonl"),
-    );
-    ws
+    cdc_to_file(
+        pg,
+        "events",
+        "public.events",
+        json!({"max.batch.size": "64"}),
+    )
 }
 
 /// Inserts ids `from..=to`, one transaction each, from a background thread.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::harness::{Host, Service, Workspace, jsonl, rest_port};
-use crate::postgres_cdc::{cdc_config, psql, psql_in_background, query};
+use crate::postgres_cdc::{cdc_config, cdc_to_file, psql, psql_in_background, query};
 use crate::rest::http;
 
 const ROWS: i64 = 50_000;
@@ -93,21 +93,6 @@ fn events_table(rows: i64) -> String {
     )
 }
 
-/// A workspace capturing `events` (connector `events-cdc`, prefix `app`, `extra` keys) into
-/// `out/events.jsonl`.
-fn events_workspace(pg: &Service, extra: Value) -> Workspace {
-    let ws = Workspace::new();
-    ws.put_config(
-        "cdc.json",
-        &cdc_config(pg, "events-cdc", "app", "public.events", extra),
-    );
-    ws.put_config(
-        "sink.json",
-        &ws.file_sink("events-sink", "app.public.events", "out/events.jsonl"),
-    );
-    ws
-}
-
 fn post_signal(host: &Host, body: Value) -> (u16, Value) {
     http(
         rest_port(host),
@@ -183,8 +168,10 @@ fn a_read_only_incremental_snapshot_writes_nothing_and_survives_racing_writes_an
         "postgres",
         "SELECT pg_create_logical_replication_slot('everything', 'test_decoding')",
     );
-    let ws = events_workspace(
+    let ws = cdc_to_file(
         &pg,
+        "events",
+        "public.events",
         json!({"database.user": "reader", "read.only": "true",
                "publication.autocreate.mode": "disabled", "snapshot.mode": "no_data",
                "heartbeat.interval.ms": "200",
@@ -218,8 +205,10 @@ fn an_incremental_snapshot_racing_writes_and_a_kill_9_delivers_every_row_and_no_
             events_table(ROWS)
         ),
     );
-    let ws = events_workspace(
+    let ws = cdc_to_file(
         &pg,
+        "events",
+        "public.events",
         json!({"snapshot.mode": "no_data", "signal.data.collection": "public.debezium_signal",
                "incremental.snapshot.chunk.size": "100", "max.batch.size": "256"}),
     );
@@ -515,8 +504,10 @@ fn signals_from_a_kafka_topic_drive_snapshots_and_are_not_replayed_after_a_resta
     psql(&pg, "postgres", &events_table(2000));
     crate::kafka::client(&["create", &broker.url, "app-signal", "1"]);
     // Debezium's keys: the channel, its cluster; the topic is the default <topic.prefix>-signal.
-    let ws = events_workspace(
+    let ws = cdc_to_file(
         &pg,
+        "events",
+        "public.events",
         json!({"snapshot.mode": "no_data", "signal.enabled.channels": "kafka",
                "signal.kafka.bootstrap.servers": broker.url,
                "incremental.snapshot.chunk.size": "500"}),

@@ -35,6 +35,25 @@ pub fn cdc_config(pg: &Service, name: &str, prefix: &str, table: &str, extra: Va
     config
 }
 
+/// A workspace where `<name>-cdc` captures `table` (prefix `app`, `extra` keys) and
+/// `<name>-sink` writes its topic to `out/<name>.jsonl`.
+pub fn cdc_to_file(pg: &Service, name: &str, table: &str, extra: Value) -> Workspace {
+    let ws = Workspace::new();
+    ws.put_config(
+        "cdc.json",
+        &cdc_config(pg, &format!("{name}-cdc"), "app", table, extra),
+    );
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink(
+            &format!("{name}-sink"),
+            &format!("app.{table}"),
+            &format!("out/{name}.jsonl"),
+        ),
+    );
+    ws
+}
+
 /// Runs SQL (a file or a statement) against `db`.
 pub fn psql(pg: &Service, db: &str, sql: &str) {
     let base = pg.url.rsplit_once('/').map_or(pg.url.as_str(), |(b, _)| b);

@@ -84,3 +84,66 @@ fn connectors_created_over_http_run_and_persist_across_restarts() {
     assert_eq!((code, body["error_code"].clone()), (404, json!(404)));
     assert!(host.stop().success());
 }
+
+/// A FileSource held back by a paused sink reports the bytes of its file it has not read, in
+/// its status and `/metrics`; they fall to 0 once the sink resumes and the file is read.
+#[test]
+fn a_file_sources_unread_bytes_show_while_its_sink_is_paused() {
+    let ws = Workspace::new();
+    let input = ws.path("in/big.jsonl");
+    let line = |i: usize| format!("{{\"id\":{i},\"pad\":\"{}\"}}\n", "x".repeat(100));
+    let text: String = (0..300_000).map(line).collect();
+    let size = text.len() as u64;
+    std::fs::write(&input, text).unwrap();
+    let host = ws.start();
+    let port = rest_port(&host);
+    let sink = json!({"name": "slow-sink", "initial_state": "PAUSED", "config": {
+        "connector.class": "headwater.file.FileSink",
+        "topics": "big",
+        "file": ws.path("out/big.jsonl").display().to_string(),
+    }});
+    assert_eq!(http(port, "POST", "/connectors", Some(&sink)).0, 201);
+    let source = json!({
+        "connector.class": "headwater.file.FileSource",
+        "path": input.display().to_string(),
+        "topic": "big",
+    });
+    assert_eq!(
+        http(port, "PUT", "/connectors/big-source/config", Some(&source)).0,
+        201
+    );
+    let unread = |host: &crate::harness::Host| {
+        let (_, status) = http(
+            rest_port(host),
+            "GET",
+            "/connectors/big-source/status",
+            None,
+        );
+        status["tasks"][0]["source_lag"]["bytes"].as_u64()
+    };
+    // The sink's inbox fills, the source waits: most of the file is still unread, and stays so.
+    let behind = host.wait_for("the source to be held back", || {
+        let first = unread(&host).filter(|b| *b > 0 && *b < size)?;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        (unread(&host) == Some(first)).then_some(first)
+    });
+    assert!(behind > size / 2, "{behind} of {size} bytes unread");
+    let metrics = crate::wasm::http_text(port, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "headwater_connector_source_lag_bytes{{connector=\"big-source\"}} {behind}"
+        )),
+        "{metrics}"
+    );
+    assert_eq!(
+        http(port, "PUT", "/connectors/slow-sink/resume", None).0,
+        202
+    );
+    host.wait_for("the whole file read", || {
+        (unread(&host) == Some(0)).then_some(())
+    });
+    host.wait_for("every line written", || {
+        (jsonl(&ws.path("out/big.jsonl")).len() == 300_000).then_some(())
+    });
+    assert!(host.stop().success());
+}

@@ -176,7 +176,7 @@ pub trait SourceContext: Send {
     /// Cancelled when the task must stop; select on it while waiting for data.
     fn cancellation(&self) -> &CancellationToken;
 
-    fn metrics(&self) -> &ConnectorMetrics;
+    fn metrics(&self) -> &Arc<ConnectorMetrics>;
 
     /// Runs the batch through the connector's transforms, reports failures per the error
     /// policy, and publishes the rest. Waits while paused and while sinks are busy.

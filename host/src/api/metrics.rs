@@ -28,6 +28,19 @@ pub struct HistogramSnapshot {
     pub sum_seconds: f64,
 }
 
+impl HistogramSnapshot {
+    /// The upper bound of the bucket holding quantile `q` (0..=1): the value is at most this
+    /// (infinite in the overflow bucket); `None` without observations.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        self.buckets.iter().find_map(|(bound, n)| {
+            seen += n;
+            (seen >= rank).then_some(*bound)
+        })
+    }
+}
+
 impl Histogram {
     pub fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
@@ -38,6 +51,30 @@ impl Histogram {
         self.counts[index].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observes one value per element of `ages_ms` (milliseconds; negative ones count as 0),
+    /// with one atomic update per bucket rather than per value.
+    pub fn observe_ms(&self, ages_ms: impl IntoIterator<Item = i64>) {
+        let mut counts = [0u64; LATENCY_BUCKETS.len() + 1];
+        let mut sum_ms = 0u64;
+        for age in ages_ms {
+            let ms = u64::try_from(age).unwrap_or(0);
+            let secs = ms as f64 / 1000.0;
+            let index = LATENCY_BUCKETS
+                .iter()
+                .position(|bound| secs <= *bound)
+                .unwrap_or(LATENCY_BUCKETS.len());
+            counts[index] += 1;
+            sum_ms = sum_ms.saturating_add(ms);
+        }
+        for (total, n) in self.counts.iter().zip(counts) {
+            if n > 0 {
+                total.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.sum_nanos
+            .fetch_add(sum_ms.saturating_mul(1_000_000), Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
@@ -68,6 +105,16 @@ pub struct ConnectorMetrics {
     pub flush_latency: Histogram,
     /// Newest event time (epoch ms) a sink has made durable; `i64::MIN` before the first.
     newest_event_ms: AtomicI64,
+    /// From a record's event time to the moment a sink made it durable.
+    pub end_to_end_latency: Histogram,
+    /// When (epoch ms) the oldest record a sink holds unflushed arrived; -1: none; -2: not a
+    /// sink (or one that has not written yet).
+    unflushed_since_ms: AtomicI64,
+    /// Bytes a source has yet to read (a replication slot's WAL, files' unread tails); -1:
+    /// not reported.
+    source_lag_bytes: AtomicI64,
+    /// How old the newest change a source read was when it read it (ms); -1: not reported.
+    source_lag_ms: AtomicI64,
     /// State partitions being restored from their changelog now.
     restoring: AtomicU64,
     /// State partitions restored (from the local store or the changelog).
@@ -103,6 +150,10 @@ impl Default for ConnectorMetrics {
             batch_latency: Histogram::default(),
             flush_latency: Histogram::default(),
             newest_event_ms: AtomicI64::new(i64::MIN),
+            end_to_end_latency: Histogram::default(),
+            unflushed_since_ms: AtomicI64::new(-2),
+            source_lag_bytes: AtomicI64::new(-1),
+            source_lag_ms: AtomicI64::new(-1),
             restoring: AtomicU64::new(0),
             restores: AtomicU64::new(0),
             restored_changes: AtomicU64::new(0),
@@ -131,6 +182,15 @@ pub struct MetricsSnapshot {
     pub flush_latency: HistogramSnapshot,
     /// Newest event time (epoch ms) a sink made durable, if any.
     pub newest_event_ms: Option<i64>,
+    /// Event time to durable in a sink, per record with an event time.
+    pub end_to_end_latency: HistogramSnapshot,
+    /// How long the oldest record a sink holds unflushed has waited (zero: none held); `None`
+    /// for sources.
+    pub oldest_unflushed: Option<Duration>,
+    /// Bytes a source has yet to read, where it knows.
+    pub source_lag_bytes: Option<u64>,
+    /// How old the newest change a source read was when it read it.
+    pub source_lag: Option<Duration>,
     /// State partitions being restored now.
     pub restoring: u64,
     /// State partitions restored.
@@ -253,6 +313,21 @@ impl ConnectorMetrics {
     pub fn note_durable_event(&self, event_ms: i64) {
         self.newest_event_ms.fetch_max(event_ms, Ordering::Relaxed);
     }
+    /// A sink holds records unflushed since `since_ms` (epoch ms), or none (`None`).
+    pub fn set_unflushed_since(&self, since_ms: Option<i64>) {
+        self.unflushed_since_ms
+            .store(since_ms.unwrap_or(-1), Ordering::Relaxed);
+    }
+    /// A source has `bytes` left to read upstream.
+    pub fn set_source_lag_bytes(&self, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.source_lag_bytes.store(bytes, Ordering::Relaxed);
+    }
+    /// The newest change a source read was `behind` old when read (zero: caught up).
+    pub fn set_source_lag(&self, behind: Duration) {
+        let ms = i64::try_from(behind.as_millis()).unwrap_or(i64::MAX);
+        self.source_lag_ms.store(ms, Ordering::Relaxed);
+    }
     /// `partitions` state partitions start restoring.
     pub fn restoring(&self, partitions: u64) {
         self.restoring.fetch_add(partitions, Ordering::Relaxed);
@@ -298,6 +373,13 @@ impl ConnectorMetrics {
             .map(|p| p.snapshot())
             .collect();
         let newest = self.newest_event_ms.load(Ordering::Relaxed);
+        let known = |v: i64| u64::try_from(v).ok();
+        let unflushed = self.unflushed_since_ms.load(Ordering::Relaxed);
+        let oldest_unflushed = match unflushed {
+            -2 => None,
+            -1 => Some(Duration::ZERO),
+            since => Some(Duration::from_millis(known(now_ms() - since).unwrap_or(0))),
+        };
         MetricsSnapshot {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
@@ -308,6 +390,11 @@ impl ConnectorMetrics {
             batch_latency: self.batch_latency.snapshot(),
             flush_latency: self.flush_latency.snapshot(),
             newest_event_ms: (newest != i64::MIN).then_some(newest),
+            end_to_end_latency: self.end_to_end_latency.snapshot(),
+            oldest_unflushed,
+            source_lag_bytes: known(self.source_lag_bytes.load(Ordering::Relaxed)),
+            source_lag: known(self.source_lag_ms.load(Ordering::Relaxed))
+                .map(Duration::from_millis),
             restoring: self.restoring.load(Ordering::Relaxed),
             restores: self.restores.load(Ordering::Relaxed),
             restored_changes: self.restored_changes.load(Ordering::Relaxed),
@@ -325,9 +412,44 @@ impl ConnectorMetrics {
     }
 }
 
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_are_bounded_by_their_buckets() {
+        let h = Histogram::default();
+        assert_eq!(h.snapshot().quantile_bound(0.5), None);
+        h.observe_ms([1, 1, 1, 4, 30_000]);
+        let s = h.snapshot();
+        assert_eq!(s.quantile_bound(0.5), Some(0.001));
+        assert_eq!(s.quantile_bound(0.8), Some(0.005));
+        assert_eq!(s.quantile_bound(0.99), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn ages_are_counted_in_their_buckets_and_summed() {
+        let h = Histogram::default();
+        h.observe_ms([0, 3, 3, 20_000, -5]);
+        let s = h.snapshot();
+        assert_eq!(s.count, 5);
+        assert_eq!(
+            s.buckets[0].1, 2,
+            "0 ms and a clock a little ahead count in the first"
+        );
+        let five_ms = LATENCY_BUCKETS.iter().position(|b| *b == 0.005).unwrap();
+        assert_eq!(s.buckets[five_ms].1, 2);
+        assert_eq!(s.buckets.last().unwrap().1, 1, "20 s overflows");
+        assert!((s.sum_seconds - 20.006).abs() < 1e-9, "{}", s.sum_seconds);
+    }
 
     #[test]
     fn a_restore_estimates_the_time_left_from_its_rate() {

@@ -102,9 +102,10 @@ fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
     })
 }
 
-/// Adds to a task's status the restores of state partitions under way on this host and its
-/// Kafka consumer lag per partition, if any (Headwater's own fields: Kafka Connect clients
-/// ignore them).
+/// Adds to a task's status the restores of state partitions under way on this host, its Kafka
+/// consumer lag per partition, how long a sink's oldest unflushed record has waited and how
+/// far a source is behind, where known (Headwater's own fields: Kafka Connect clients ignore
+/// them).
 fn with_restores(task: &mut Value, state: &AppState, name: &str) {
     let Some(task) = task.as_object_mut() else {
         return;
@@ -127,6 +128,34 @@ fn with_restores(task: &mut Value, state: &AppState, name: &str) {
             .map(|l| json!({"topic": l.topic, "partition": l.partition, "lag": l.lag}))
             .collect();
         task.insert("consumer_lag".into(), json!(lag));
+    }
+    let latency = &metrics.end_to_end_latency;
+    if latency.count > 0 {
+        // Bucket bounds: the value is at most this (null above the last bucket, 10 s).
+        let bound = |q| latency.quantile_bound(q).filter(|b| b.is_finite());
+        task.insert(
+            "end_to_end_latency".into(),
+            json!({"count": latency.count,
+                   "mean_seconds": latency.sum_seconds / latency.count as f64,
+                   "p50_seconds_at_most": bound(0.5),
+                   "p99_seconds_at_most": bound(0.99)}),
+        );
+    }
+    if let Some(oldest) = metrics.oldest_unflushed {
+        task.insert(
+            "oldest_unflushed_seconds".into(),
+            json!(oldest.as_secs_f64()),
+        );
+    }
+    let mut lag = serde_json::Map::new();
+    if let Some(bytes) = metrics.source_lag_bytes {
+        lag.insert("bytes".into(), json!(bytes));
+    }
+    if let Some(behind) = metrics.source_lag {
+        lag.insert("seconds".into(), json!(behind.as_secs_f64()));
+    }
+    if !lag.is_empty() {
+        task.insert("source_lag".into(), Value::Object(lag));
     }
 }
 

@@ -73,7 +73,7 @@ const COUNTERS: [(&str, &str, Field); 9] = [
 
 type HistogramField = fn(&MetricsSnapshot) -> &HistogramSnapshot;
 
-const HISTOGRAMS: [(&str, &str, HistogramField); 2] = [
+const HISTOGRAMS: [(&str, &str, HistogramField); 3] = [
     (
         "headwater_connector_batch_latency_seconds",
         "Time to take one batch through the transforms to the bus (sources) or into the sink.",
@@ -83,6 +83,34 @@ const HISTOGRAMS: [(&str, &str, HistogramField); 2] = [
         "headwater_connector_flush_latency_seconds",
         "Time of one sink flush (what makes written records durable).",
         |m| &m.flush_latency,
+    ),
+    (
+        "headwater_connector_end_to_end_latency_seconds",
+        "From a record's event time (its timestamp) to the sink's flush that made it durable.",
+        |m| &m.end_to_end_latency,
+    ),
+];
+
+type GaugeField = fn(&MetricsSnapshot) -> Option<f64>;
+
+/// Gauges of one value per connector, shown where the connector reports them.
+const GAUGES: [(&str, &str, GaugeField); 3] = [
+    (
+        "headwater_connector_oldest_unflushed_seconds",
+        "How long the oldest record a sink has written but not yet flushed has waited.",
+        |m| m.oldest_unflushed.map(|d| d.as_secs_f64()),
+    ),
+    (
+        "headwater_connector_source_lag_bytes",
+        "Bytes a source has yet to read: WAL between the server's position and a CDC slot's \
+         confirmed one, the unread tails of a FileSource's files.",
+        |m| m.source_lag_bytes.map(|b| b as f64),
+    ),
+    (
+        "headwater_connector_source_lag_seconds",
+        "How old the newest change a source read was when it read it (a CDC commit's age); 0 \
+         once caught up.",
+        |m| m.source_lag.map(|d| d.as_secs_f64()),
     ),
 ];
 
@@ -107,6 +135,15 @@ impl Collector for RuntimeCollector {
                 metric
                     .encode_family(&labels)?
                     .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)?;
+            }
+        }
+        for (name, help, field) in GAUGES {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (connector, m) in &snapshot {
+                if let Some(value) = field(m) {
+                    let labels = [("connector", connector.as_str())];
+                    ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+                }
             }
         }
         let now_ms = chrono::Utc::now().timestamp_millis();

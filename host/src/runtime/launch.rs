@@ -344,7 +344,7 @@ pub(super) fn start(
                 cancel: cancel.clone(),
                 target: target_rx,
                 held: Vec::new(),
-                held_newest_event: None,
+                unflushed: Default::default(),
                 flush_now,
                 done,
                 intake_stop,

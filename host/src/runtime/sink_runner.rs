@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::connector::{Sink, TargetState};
 use crate::api::error::ConnectorError;
-use crate::api::metrics::ConnectorMetrics;
+use crate::api::metrics::{ConnectorMetrics, now_ms};
 use crate::api::retry::Retry;
 use crate::runtime::ack::AckToken;
 use crate::runtime::bus::{Delivery, Subscription};
@@ -150,6 +150,37 @@ fn fatal(e: PartitionError) -> ChainOutput {
     }
 }
 
+/// What a sink has written and not yet flushed: its records' event times (a flush makes them
+/// durable: their end-to-end latency and the sink's freshness are measured then) and when the
+/// oldest arrived.
+#[derive(Debug, Default)]
+pub(super) struct Unflushed {
+    event_ms: Vec<i64>,
+    since_ms: Option<i64>,
+}
+
+impl Unflushed {
+    fn written(&mut self, event_ms: impl Iterator<Item = i64>) {
+        self.since_ms.get_or_insert_with(now_ms);
+        self.event_ms.extend(event_ms);
+    }
+
+    /// Everything written is durable now.
+    fn flushed(&mut self, metrics: &ConnectorMetrics) {
+        let now = now_ms();
+        if let Some(&newest) = self.event_ms.iter().max() {
+            metrics.note_durable_event(newest);
+        }
+        metrics
+            .end_to_end_latency
+            .observe_ms(self.event_ms.iter().map(|t| now.saturating_sub(*t)));
+        // The capacity stays for the next records.
+        self.event_ms.clear();
+        self.since_ms = None;
+        metrics.set_unflushed_since(None);
+    }
+}
+
 pub(super) struct SinkRunner {
     pub(super) name: String,
     pub(super) shared: Arc<Shared>,
@@ -161,8 +192,8 @@ pub(super) struct SinkRunner {
     pub(super) target: watch::Receiver<TargetState>,
     /// Tokens of records written but not yet flushed.
     pub(super) held: Vec<AckToken>,
-    /// Newest event time among the records the held tokens cover.
-    pub(super) held_newest_event: Option<i64>,
+    /// The records the held tokens cover, for freshness and latency metrics.
+    pub(super) unflushed: Unflushed,
     /// Notified when the sink must flush now (Kafka partitions are being revoked).
     pub(super) flush_now: Arc<Notify>,
     /// Cancelled when this runner has finished: flushed what it could, or failed.
@@ -404,11 +435,14 @@ impl SinkRunner {
         self.reporter.report(out.failed).await?;
         self.metrics.add_dropped(out.dropped as u64);
         let written = out.kept.len();
-        let newest_event = out.kept.iter().filter_map(|r| r.timestamp).max();
+        if written > 0 {
+            self.unflushed
+                .written(out.kept.iter().filter_map(|r| r.timestamp));
+            self.metrics.set_unflushed_since(self.unflushed.since_ms);
+        }
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
         self.reporter.report(failed).await?;
-        self.held_newest_event = self.held_newest_event.max(newest_event);
         self.metrics.batch_latency.observe(started.elapsed());
         if sink.flush_due() || self.state.as_ref().is_some_and(SinkState::overdue) {
             self.flush(sink).await?;
@@ -426,9 +460,7 @@ impl SinkRunner {
             }
         }
         self.metrics.flush_latency.observe(started.elapsed());
-        if let Some(event_ms) = self.held_newest_event.take() {
-            self.metrics.note_durable_event(event_ms);
-        }
+        self.unflushed.flushed(&self.metrics);
         let Some(state) = self.state.as_mut() else {
             for token in self.held.drain(..) {
                 token.ack();

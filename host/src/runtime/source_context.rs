@@ -86,7 +86,7 @@ impl SourceContext for SourceTaskContext {
         &self.cancel
     }
 
-    fn metrics(&self) -> &ConnectorMetrics {
+    fn metrics(&self) -> &Arc<ConnectorMetrics> {
         &self.metrics
     }
 

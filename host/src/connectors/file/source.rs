@@ -28,6 +28,8 @@ struct FileState {
     position: u64,
     /// Size seen at the previous poll: a file that stopped growing may end without a newline.
     last_size: Option<u64>,
+    /// Size seen at the last read (for the bytes the source is behind).
+    size: u64,
     /// CSV header and the position after it.
     csv_header: Option<Vec<String>>,
     parquet: Option<ParquetRecordBatchReader>,
@@ -101,6 +103,7 @@ impl FileSource {
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             tracing::debug!(connector = %self.connector, file = %path.display(), position, "New file.");
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
             self.files.insert(
                 path.clone(),
                 FileState {
@@ -109,6 +112,7 @@ impl FileSource {
                     partition,
                     position,
                     last_size: None,
+                    size,
                     csv_header: None,
                     parquet: None,
                     done: false,
@@ -150,6 +154,7 @@ impl FileSource {
         if state.done {
             return Ok(None);
         }
+        state.size = size.unwrap_or(state.size);
         // Unchanged since the last time this file had nothing new: it stopped growing.
         let final_tail = settled && size.is_some() && size == state.last_size;
         let owned = path.to_path_buf();
@@ -235,6 +240,19 @@ impl FileSource {
                 }
             }
         }
+    }
+
+    /// Bytes of the files not read yet, as of their last look (a Parquet file, read by rows,
+    /// counts whole until read to its end).
+    fn bytes_behind(&self) -> u64 {
+        self.files
+            .values()
+            .map(|f| match f.format {
+                _ if f.done => 0,
+                Format::Parquet => f.size,
+                Format::Jsonl | Format::Csv => f.size.saturating_sub(f.position),
+            })
+            .sum()
     }
 
     /// Turns a chunk into records, applying the time field, the time window and path fields.
@@ -437,11 +455,13 @@ impl Source for FileSource {
                     if let Some(state) = self.files.get_mut(&path) {
                         state.position = end;
                     }
+                    ctx.metrics().set_source_lag_bytes(self.bytes_behind());
                     if ctx.cancellation().is_cancelled() {
                         return Ok(());
                     }
                 }
             }
+            ctx.metrics().set_source_lag_bytes(self.bytes_behind());
             if !progressed {
                 ctx.idle().await?;
                 tokio::select! {

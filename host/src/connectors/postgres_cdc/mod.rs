@@ -21,6 +21,7 @@ mod event;
 mod incremental;
 mod java_order;
 mod kafka_signal;
+mod lag;
 mod notify;
 mod output;
 mod pgoutput;

@@ -18,9 +18,10 @@ use tokio_postgres::Client;
 
 use super::catalog::{self, Table};
 use super::config::{CdcConfig, PublicationMode, SnapshotMode};
-use super::event::{At, Change, Events, Op, TxOrder};
+use super::event::{At, Change, Events, Op, TxOrder, now_us};
 use super::incremental::{self, Incremental, Io, WATERMARK_PREFIX};
 use super::kafka_signal::{self, KafkaSignal, KafkaSignals};
+use super::lag::{Pending, SlotLag};
 use super::notify::{INITIAL, Notifier};
 use super::output::{Output, Resume};
 use super::pgoutput::{self, Message, OldKind};
@@ -296,7 +297,15 @@ impl CdcSource {
             notifier: &self.notifier,
             captured,
             added,
+            pending: Pending::default(),
+            unsent_from: None,
         };
+        let _lag = SlotLag::watch(
+            Arc::clone(&self.config),
+            Arc::clone(&self.connector),
+            Arc::clone(ctx.metrics()),
+            stream.pending.clone(),
+        );
         let mut signals = self.signals.take();
         let last_kafka_signal = committed
             .as_ref()
@@ -399,11 +408,18 @@ struct Stream<'n> {
     captured: Vec<String>,
     /// Tables captured since the last start, to snapshot once streaming runs.
     added: Vec<String>,
+    /// Where the oldest change handed to the sinks and not yet durable starts (for the lag).
+    pending: Pending,
+    /// Where the oldest change in `out` starts.
+    unsent_from: Option<u64>,
 }
 
 impl Stream<'_> {
     /// Tells the slot the newest position every sink has flushed.
     fn confirm(&self, ctx: &dyn SourceContext, repl: &ReplicationClient) {
+        if self.out.is_empty() && ctx.in_flight() == 0 {
+            self.pending.settled();
+        }
         if let Some(lsn) = ctx
             .acknowledged(self.out.partition())
             .and_then(|o| o.get("lsn").and_then(Value::as_u64))
@@ -437,12 +453,13 @@ impl Stream<'_> {
         let mut table_poll = tokio::time::interval(self.config.table_poll);
         table_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         table_poll.reset();
+
         loop {
             // Take whatever is ready at once; hand the batch on when nothing more is.
             let event = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    return self.out.flush(ctx).await;
+                    return self.flush(ctx).await;
                 }
                 signal = async { signals.as_mut().expect("guarded").recv().await }, if signals.is_some() => {
                     match signal {
@@ -458,7 +475,7 @@ impl Stream<'_> {
                 }
                 event = repl.recv() => event,
                 _ = std::future::ready(()), if !self.out.is_empty() => {
-                    self.out.flush(ctx).await?;
+                    self.flush(ctx).await?;
                     continue;
                 }
                 _ = table_poll.tick(), if polls && self.tx.is_none() => {
@@ -473,7 +490,7 @@ impl Stream<'_> {
                 _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
                     if self.tx.is_none() {
                         self.out.push([events.heartbeat()], events);
-                        self.out.flush(ctx).await?;
+                        self.flush(ctx).await?;
                     }
                     if self.tx.is_none() && !self.config.read_only {
                         // A marker through the slot: when it comes back and nothing of ours
@@ -553,6 +570,9 @@ impl Stream<'_> {
                             );
                             self.out.push([end], events);
                         }
+                        let age_us = now_us().saturating_sub(tx.commit_us).max(0);
+                        ctx.metrics()
+                            .set_source_lag(Duration::from_micros(age_us.unsigned_abs()));
                         self.out.set("lsn_commit", tx.commit_lsn);
                         self.out.set("txId", i64::from(tx.xid));
                         self.out.set("ts_usec", tx.commit_us);
@@ -562,7 +582,7 @@ impl Stream<'_> {
                     self.out.set("lsn", end_lsn.as_u64());
                     self.streamed(events, end_lsn.as_u64()).await?;
                     if self.out.full() {
-                        self.out.flush(ctx).await?;
+                        self.flush(ctx).await?;
                     }
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -570,6 +590,7 @@ impl Stream<'_> {
                     // settled, whatever other tables wrote.
                     if self.tx.is_none() && self.out.is_empty() && ctx.in_flight() == 0 {
                         repl.update_applied_lsn(wal_end);
+                        ctx.metrics().set_source_lag(Duration::ZERO);
                     }
                     if self.tx.is_none() {
                         self.streamed(events, wal_end.as_u64()).await?;
@@ -632,6 +653,14 @@ impl Stream<'_> {
                 .as_ref()
                 .is_some_and(|r| r.delivered(tx.commit_lsn, lsn))
         })
+    }
+
+    /// Hands what `out` holds to the sinks.
+    async fn flush(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
+        if let Some(lsn) = self.unsent_from.take() {
+            self.pending.handed_over(lsn);
+        }
+        self.out.flush(ctx).await
     }
 
     /// The stream has delivered every transaction committed before `lsn`.
@@ -923,6 +952,7 @@ impl Stream<'_> {
             tracing::warn!(table = %table.name, "A change outside a transaction is ignored.");
             return;
         };
+        self.unsent_from.get_or_insert(lsn);
         // Counted even when delivered before (a resume inside the transaction), so that the
         // events sent now carry their place in it.
         let delivered = self
