@@ -17,7 +17,7 @@ use crate::client::{self, Client, ClientError};
 use crate::config::connector::{ConfigErrors, ConfigFileError, load_file};
 use crate::runtime::prepare::prepare;
 use crate::runtime::watcher::DirectoryWatcher;
-use crate::runtime::worker::WorkerConfig;
+use crate::runtime::worker::{RestTokens, WorkerConfig};
 
 /// A Kafka Connect-style connector host for feature-store ingestion.
 #[derive(Debug, Parser)]
@@ -440,10 +440,10 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
             }
         }
     });
-    let token = std::env::var("HEADWATER_REST_TOKEN")
-        .ok()
-        .or(worker.rest.token.clone())
-        .filter(|t| !t.is_empty());
+    let RestTokens { token, read_token } = worker.rest.tokens(
+        std::env::var("HEADWATER_REST_TOKEN").ok(),
+        std::env::var("HEADWATER_REST_READ_TOKEN").ok(),
+    )?;
     let worker_id = listener
         .local_addr()
         .map_or_else(|_| worker.rest.listen.to_string(), |a| a.to_string());
@@ -451,6 +451,7 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
         runtime: Arc::clone(&runtime),
         worker_id: worker_id.clone(),
         token: token.map(Arc::from),
+        read_token: read_token.map(Arc::from),
         ready,
         schema_registry: Arc::new(
             crate::schema_registry::SchemaRegistry::open(&worker.data_dir)

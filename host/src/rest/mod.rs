@@ -4,7 +4,9 @@
 //! `ConnectorsResource` and friends; the book's REST page lists them). Every error body is
 //! `{"error_code": <status>, "message": ".."}`. The API listens on loopback by default; with a
 //! token configured (`[rest] token` or `HEADWATER_REST_TOKEN`), every request but `/health`
-//! needs `Authorization: Bearer <token>`. Request bodies are capped at [`MAX_BODY_BYTES`].
+//! needs `Authorization: Bearer <token>`; a read-only token (`[rest] read_token`) may view
+//! (GET, HEAD) but not act. Tokens travel in a header, never a cookie, so another site a
+//! browser visits cannot act with them. Request bodies are capped at [`MAX_BODY_BYTES`].
 
 mod connectors;
 mod error;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub worker_id: String,
     /// Bearer token every request must carry, if set.
     pub token: Option<Arc<str>>,
+    /// A token that may view but not act (with `token` set).
+    pub read_token: Option<Arc<str>>,
     /// Set once connectors were restored and `connectors.d/` was loaded: `/health` answers 503
     /// before.
     pub ready: Arc<AtomicBool>,
@@ -54,6 +58,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("worker_id", &self.worker_id)
             .field("token", &self.token.as_ref().map(|_| "[hidden]"))
+            .field("read_token", &self.read_token.as_ref().map(|_| "[hidden]"))
             .finish()
     }
 }
@@ -112,8 +117,23 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+    let presents =
+        |t: &str| presented.is_some_and(|p| constant_time_eq(p.as_bytes(), t.as_bytes()));
+    if presents(token) {
         next.run(request).await
+    } else if state.read_token.as_deref().is_some_and(presents) {
+        let method = request.method();
+        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            return next.run(request).await;
+        }
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "The read-only token may view but not act: {method} {} needs the [rest] token",
+                request.uri().path()
+            ),
+        )
+        .into_response()
     } else {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -26,16 +26,21 @@ impl Api {
     }
 
     fn with_token(token: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::in_dir(dir, token)
+        Self::with_tokens(token, None)
     }
 
-    fn in_dir(dir: tempfile::TempDir, token: Option<&str>) -> Self {
+    fn with_tokens(token: Option<&str>, read_token: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, token, read_token)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, token: Option<&str>, read_token: Option<&str>) -> Self {
         let runtime = Arc::new(crate::runtime(&dir.path().join("var")));
         let app = router(AppState {
             runtime: Arc::clone(&runtime),
             worker_id: "127.0.0.1:8083".into(),
             token: token.map(Arc::from),
+            read_token: read_token.map(Arc::from),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             schema_registry: Arc::new(
                 crate::schema_registry::SchemaRegistry::open(&dir.path().join("var")).unwrap(),
@@ -585,7 +590,7 @@ async fn rest_connectors_and_target_states_survive_a_restart() {
     api.call(Method::PUT, "/connectors/sink/pause", None).await;
     api.runtime.shutdown().await;
     let Api { dir, .. } = api;
-    let again = Api::in_dir(dir, None);
+    let again = Api::in_dir(dir, None, None);
     again.runtime.restore().await.unwrap();
     let (status, _, s) = again
         .call(Method::GET, "/connectors/sink/status", None)
@@ -643,6 +648,61 @@ async fn a_token_guards_everything_but_health() {
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = api.raw(Method::GET, "/health", None, None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_views_but_cannot_act() {
+    let api = Api::with_tokens(Some("s3cret"), Some("v1ew"));
+    let config = api.sink_config().to_string();
+    let (status, _, _) = api
+        .raw(
+            Method::PUT,
+            "/connectors/sink/config",
+            Some(config.clone()),
+            Some("s3cret"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for path in [
+        "/connectors?expand=status",
+        "/connectors/sink/config",
+        "/metrics",
+    ] {
+        let (status, _, _) = api.raw(Method::GET, path, None, Some("v1ew")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    for (method, path) in [
+        (Method::PUT, "/connectors/sink/pause"),
+        (Method::POST, "/connectors/sink/restart"),
+        (Method::DELETE, "/connectors/sink"),
+    ] {
+        let (status, _, body) = api.raw(method.clone(), path, None, Some("v1ew")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("may view but not act")),
+            "{body}"
+        );
+    }
+    let (status, _, _) = api
+        .raw(
+            Method::PUT,
+            "/connectors/sink/config",
+            Some(config),
+            Some("v1ew"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, s) = api
+        .raw(Method::GET, "/connectors/sink/status", None, Some("v1ew"))
+        .await;
+    assert_eq!(s["connector"]["state"], "RUNNING", "nothing was acted on");
+    let (status, _, _) = api
+        .raw(Method::GET, "/connectors", None, Some("wrong"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    api.runtime.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -721,6 +781,7 @@ async fn health_says_starting_until_loaded_and_big_bodies_are_refused() {
         runtime,
         worker_id: "w".into(),
         token: None,
+        read_token: None,
         ready: Arc::clone(&ready),
         schema_registry: Arc::new(
             crate::schema_registry::SchemaRegistry::open(dir.path()).unwrap(),

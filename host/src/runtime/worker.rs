@@ -10,6 +10,7 @@
 //! [rest]
 //! listen = "127.0.0.1:8083"
 //! token = "s3cret"              # optional bearer token (or HEADWATER_REST_TOKEN)
+//! read_token = "v1ew"           # optional: may view, not act (or HEADWATER_REST_READ_TOKEN)
 //!
 //! [bus]
 //! kind = "embedded"             # in-process topics; "kafka": topics live in Kafka
@@ -52,6 +53,10 @@ pub struct RestConfig {
     /// Bearer token every request (but `/health`) must carry. The `HEADWATER_REST_TOKEN`
     /// environment variable sets it too. Default: none.
     pub token: Option<String>,
+    /// A bearer token that may view (GET) but not act (create, change, pause, restart, ...):
+    /// for dashboards and on-call read access. Needs `token`. The `HEADWATER_REST_READ_TOKEN`
+    /// environment variable sets it too. Default: none.
+    pub read_token: Option<String>,
 }
 
 impl Default for RestConfig {
@@ -59,6 +64,7 @@ impl Default for RestConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
             token: None,
+            read_token: None,
         }
     }
 }
@@ -132,6 +138,13 @@ impl Default for WorkerConfig {
 pub enum WorkerConfigError {
     #[error("bus.kind = \"kafka\" needs [kafka] bootstrap_servers")]
     KafkaBusWithoutServers,
+    #[error(
+        "[rest] read_token needs [rest] token (or HEADWATER_REST_TOKEN): without it any request \
+         may act"
+    )]
+    ReadTokenAlone,
+    #[error("[rest] read_token must differ from [rest] token")]
+    SameTokens,
     #[error("reading worker config {path}: {source}")]
     Io {
         path: PathBuf,
@@ -142,6 +155,37 @@ pub enum WorkerConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+}
+
+/// The REST API's bearer tokens: the one that may act, and the one that may only view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestTokens {
+    pub token: Option<String>,
+    pub read_token: Option<String>,
+}
+
+impl RestConfig {
+    /// The tokens, the environment's (`HEADWATER_REST_TOKEN`, `HEADWATER_REST_READ_TOKEN`,
+    /// given as `env_token`, `env_read_token`) over the file's; an error when a read-only token
+    /// would stand alone (nothing would guard actions) or equal the other.
+    pub fn tokens(
+        &self,
+        env_token: Option<String>,
+        env_read_token: Option<String>,
+    ) -> Result<RestTokens, WorkerConfigError> {
+        let pick = |env: Option<String>, file: &Option<String>| {
+            env.or_else(|| file.clone()).filter(|t| !t.is_empty())
+        };
+        let tokens = RestTokens {
+            token: pick(env_token, &self.token),
+            read_token: pick(env_read_token, &self.read_token),
+        };
+        match (&tokens.token, &tokens.read_token) {
+            (None, Some(_)) => Err(WorkerConfigError::ReadTokenAlone),
+            (Some(a), Some(b)) if a == b => Err(WorkerConfigError::SameTokens),
+            _ => Ok(tokens),
+        }
+    }
 }
 
 impl WorkerConfig {
@@ -189,6 +233,36 @@ impl WorkerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_token_needs_a_token_that_differs_and_the_environment_wins() {
+        let rest = |token: Option<&str>, read: Option<&str>| RestConfig {
+            token: token.map(str::to_owned),
+            read_token: read.map(str::to_owned),
+            ..RestConfig::default()
+        };
+        assert!(matches!(
+            rest(None, Some("v")).tokens(None, None),
+            Err(WorkerConfigError::ReadTokenAlone)
+        ));
+        assert!(matches!(
+            rest(Some("a"), None).tokens(None, Some("a".into())),
+            Err(WorkerConfigError::SameTokens)
+        ));
+        let tokens = rest(Some("file"), Some("v")).tokens(Some("env".into()), None);
+        assert_eq!(
+            tokens.unwrap(),
+            RestTokens {
+                token: Some("env".into()),
+                read_token: Some("v".into())
+            }
+        );
+        assert_eq!(
+            rest(Some(""), None).tokens(None, None).unwrap(),
+            RestTokens::default(),
+            "an empty token is none"
+        );
+    }
 
     #[test]
     fn defaults_and_overrides() {
