@@ -77,11 +77,12 @@ apt_install postgresql redis-server redis-tools openssl
 
 # Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
 # our Redis `feast` layout; Kafka's Python client (confluent-kafka, with its Avro serializer and
-# schema registry client) produces and consumes on the other side of our Kafka code.
-if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro' >/dev/null 2>&1; then
-    log "installing pyarrow, duckdb, feast and confluent-kafka (pip)"
+# schema registry client) produces and consumes on the other side of our Kafka code;
+# kafka-connect-py (a Kafka Connect REST client, pure Python) calls our REST API.
+if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro, kafka_connect' >/dev/null 2>&1; then
+    log "installing pyarrow, duckdb, feast, confluent-kafka and kafka-connect-py (pip)"
     pip_args=(--quiet --disable-pip-version-check --root-user-action=ignore pyarrow duckdb "feast[redis]"
-        "confluent-kafka[avro,schemaregistry]")
+        "confluent-kafka[avro,schemaregistry]" kafka-connect-py==1.0.0)
     python3 -m pip install "${pip_args[@]}" 2>/dev/null \
         || python3 -m pip install "${pip_args[@]}" --break-system-packages
 fi

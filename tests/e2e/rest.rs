@@ -147,3 +147,32 @@ fn a_file_sources_unread_bytes_show_while_its_sink_is_paused() {
     });
     assert!(host.stop().success());
 }
+
+/// kafka-connect-py (a Kafka Connect REST client from PyPI) runs its whole client API against
+/// Headwater: every call of its `KafkaConnect` class, checked by
+/// `host/testdata/rest/kafka_connect_py.py`.
+#[test]
+fn kafka_connect_py_runs_its_whole_client_api() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path("in/events.jsonl"),
+        "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n",
+    )
+    .unwrap();
+    let host = ws.start();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rest/kafka_connect_py.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", rest_port(&host)))
+        .arg(ws.path(""))
+        .output()
+        .expect("run kafka_connect_py.py");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("\"ok\""),
+        "kafka-connect-py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        host.log()
+    );
+    assert!(host.stop().success());
+}
