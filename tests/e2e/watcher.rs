@@ -167,3 +167,49 @@ fn several_quick_writes_start_the_connector_once() {
     assert_eq!(starts, 1, "started once; log:\n{}", host.log());
     assert!(host.stop().success());
 }
+
+/// A file giving the name of a connector created over REST is refused and reported beside it
+/// as a conflict; the REST connector runs on untouched, and the report goes with the file.
+#[test]
+fn a_file_naming_a_rest_connector_is_reported_as_a_conflict_and_changes_nothing() {
+    let ws = Workspace::new();
+    let host = ws.start();
+    let port = crate::harness::rest_port(&host);
+    let rest_sink = sink(&ws, "out/rest.jsonl");
+    let (code, _) = crate::rest::http(port, "POST", "/connectors", Some(&rest_sink));
+    assert_eq!(code, 201);
+    ws.put_config("dup.json", &sink(&ws, "out/file.jsonl"));
+    let status = host.wait_for("the conflict reported", || {
+        let (_, status) = crate::rest::http(port, "GET", "/connectors/watch-sink/status", None);
+        status.get("conflict").is_some().then_some(status)
+    });
+    assert_eq!(status["connector"]["state"], "RUNNING", "{status}");
+    let conflict = &status["conflict"];
+    assert!(
+        conflict["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("dup.json"))
+            && conflict["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("created over the REST API")),
+        "{status}"
+    );
+    let (_, listed) = crate::rest::http(port, "GET", "/connectors?expand=status", None);
+    assert_eq!(
+        listed["watch-sink"]["status"]["conflict"], *conflict,
+        "{listed}"
+    );
+    let (_, config) = crate::rest::http(port, "GET", "/connectors/watch-sink/config", None);
+    assert!(
+        config["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("rest.jsonl")),
+        "the REST config stands: {config}"
+    );
+    ws.remove_config("dup.json");
+    host.wait_for("the conflict gone with the file", || {
+        let (_, status) = crate::rest::http(port, "GET", "/connectors/watch-sink/status", None);
+        status.get("conflict").is_none().then_some(())
+    });
+    assert!(host.stop().success());
+}

@@ -202,7 +202,9 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
     for view in &views {
         let mut entry = Map::new();
         if wants_status {
-            entry.insert("status".into(), status_json(view, &state.worker_id));
+            let mut status = status_json(view, &state.worker_id);
+            with_conflict(&mut status, &state, &view.name).await;
+            entry.insert("status".into(), status);
         }
         if wants_info {
             entry.insert("info".into(), info_json(&state, view));
@@ -223,6 +225,20 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
         out.insert(file.name.clone(), Value::Object(entry));
     }
     Json(Value::Object(out))
+}
+
+/// Adds to a connector's status the file in `connectors.d` that gives the same name and was
+/// refused for it (the connector was created over REST): `"conflict": {"file", "reason"}`
+/// (Headwater's own field).
+async fn with_conflict(status: &mut Value, state: &AppState, name: &str) {
+    if let Some(file) = state.runtime.conflicting_file(name).await
+        && let Some(status) = status.as_object_mut()
+    {
+        status.insert(
+            "conflict".into(),
+            json!({"file": file.file.display().to_string(), "reason": file.reason}),
+        );
+    }
 }
 
 /// A config file that runs nothing (see `RejectedFile`): FAILED, with the file and why as
@@ -439,6 +455,7 @@ async fn status(
     if let Some(task) = body["tasks"].get_mut(0) {
         with_restores(task, &state, &name);
     }
+    with_conflict(&mut body, &state, &name).await;
     Ok(Json(body))
 }
 

@@ -654,6 +654,16 @@ impl Runtime {
         rejected.get(name).cloned()
     }
 
+    /// A rejected file giving the name of a connector that runs (one created over REST keeps
+    /// its name): reported beside that connector, as a conflict.
+    pub async fn conflicting_file(&self, name: &str) -> Option<RejectedFile> {
+        if !self.entries.lock().await.contains_key(name) {
+            return None;
+        }
+        let rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        rejected.get(name).cloned()
+    }
+
     /// The rejected files whose name no running connector has.
     pub async fn rejected_files(&self) -> Vec<RejectedFile> {
         let entries = self.entries.lock().await;
