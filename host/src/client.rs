@@ -490,6 +490,26 @@ Restoring state:
             &restoring,
         ));
     }
+    let lag: Vec<Vec<String>> = instances
+        .iter()
+        .flat_map(|(label, s)| {
+            lag_rows(s)
+                .into_iter()
+                .map(|(what, value)| vec![label.clone(), what, value])
+        })
+        .collect();
+    if !lag.is_empty() {
+        out.push_str("\nLag and latency:\n");
+        out.push_str(&table(&["INSTANCE", "WHAT", "VALUE"], &lag));
+    }
+    if let Some(conflict) = body.get("conflict") {
+        let _ = writeln!(
+            out,
+            "\nConflict: the file {} is ignored: {}",
+            text(&conflict["file"]),
+            text(&conflict["reason"])
+        );
+    }
     let mut traces: Vec<(Vec<&str>, &str)> = Vec::new();
     for (label, s) in &instances {
         let Some(trace) = s["trace"].as_str().filter(|t| !t.trim().is_empty()) else {
@@ -510,6 +530,52 @@ Restoring state:
         }
     }
     out
+}
+
+/// A task's lag and latency figures (Headwater's fields of its status), as `(what, value)`.
+fn lag_rows(task: &Value) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let lag = &task["source_lag"];
+    let mut behind = Vec::new();
+    if let Some(bytes) = lag["bytes"].as_u64() {
+        behind.push(format!("{bytes} bytes"));
+    }
+    if let Some(secs) = lag["seconds"].as_f64() {
+        behind.push(format!("{secs:.1} s"));
+    }
+    if !behind.is_empty() {
+        rows.push(("behind its source".to_owned(), behind.join(", ")));
+    }
+    for partition in task["consumer_lag"].as_array().into_iter().flatten() {
+        rows.push((
+            format!(
+                "consumer lag {} [{}]",
+                text(&partition["topic"]),
+                text(&partition["partition"])
+            ),
+            text(&partition["lag"]),
+        ));
+    }
+    if let Some(secs) = task["oldest_unflushed_seconds"].as_f64() {
+        rows.push(("oldest unflushed record".to_owned(), format!("{secs:.1} s")));
+    }
+    let latency = &task["end_to_end_latency"];
+    if let Some(count) = latency["count"].as_u64() {
+        let bound = |key: &str| {
+            latency[key]
+                .as_f64()
+                .map_or_else(|| "> 10 s".to_owned(), |b| format!("<= {b} s"))
+        };
+        rows.push((
+            "end-to-end latency".to_owned(),
+            format!(
+                "p50 {}, p99 {} ({count} records)",
+                bound("p50_seconds_at_most"),
+                bound("p99_seconds_at_most")
+            ),
+        ));
+    }
+    rows
 }
 
 /// `config`: sorted `key = value` lines.
@@ -628,6 +694,34 @@ mod tests {
              \nRestoring state:\n\
              INSTANCE  CHANGELOG                    READ  LEFT  TIME LEFT\n\
              task 0    headwater-c-t-changelog [2]  1000  3000  ~6 s\n"
+        );
+    }
+
+    #[test]
+    fn status_shows_lag_latency_and_a_conflicting_file() {
+        let running = json!({"state": "RUNNING", "worker_id": "w:1"});
+        let mut body = status_of(
+            running,
+            json!({"source_lag": {"bytes": 2048, "seconds": 0.25},
+                   "consumer_lag": [{"topic": "clicks", "partition": 1, "lag": 12}],
+                   "oldest_unflushed_seconds": 0.5,
+                   "end_to_end_latency": {"count": 40, "mean_seconds": 0.01,
+                       "p50_seconds_at_most": 0.005, "p99_seconds_at_most": null}}),
+        );
+        body["conflict"] = json!({"file": "connectors.d/c.json", "reason": "taken"});
+        assert_eq!(
+            render_status(&body),
+            "Connector c (sink)\n\n\
+             INSTANCE   STATE    WORKER\n\
+             connector  RUNNING  w:1\n\
+             task 0     RUNNING  w:1\n\
+             \nLag and latency:\n\
+             INSTANCE  WHAT                     VALUE\n\
+             task 0    behind its source        2048 bytes, 0.2 s\n\
+             task 0    consumer lag clicks [1]  12\n\
+             task 0    oldest unflushed record  0.5 s\n\
+             task 0    end-to-end latency       p50 <= 0.005 s, p99 > 10 s (40 records)\n\
+             \nConflict: the file connectors.d/c.json is ignored: taken\n"
         );
     }
 
