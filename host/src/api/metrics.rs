@@ -53,20 +53,20 @@ impl Histogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Observes one value per element of `ages_ms` (milliseconds; negative ones count as 0),
-    /// with one atomic update per bucket rather than per value.
-    pub fn observe_ms(&self, ages_ms: impl IntoIterator<Item = i64>) {
+    /// Observes `n` values of `age` milliseconds for each `(age, n)` of `ages_ms` (negative
+    /// ages count as 0), with one atomic update per bucket rather than per value.
+    pub fn observe_ms(&self, ages_ms: impl IntoIterator<Item = (i64, u64)>) {
         let mut counts = [0u64; LATENCY_BUCKETS.len() + 1];
         let mut sum_ms = 0u64;
-        for age in ages_ms {
+        for (age, n) in ages_ms {
             let ms = u64::try_from(age).unwrap_or(0);
             let secs = ms as f64 / 1000.0;
             let index = LATENCY_BUCKETS
                 .iter()
                 .position(|bound| secs <= *bound)
                 .unwrap_or(LATENCY_BUCKETS.len());
-            counts[index] += 1;
-            sum_ms = sum_ms.saturating_add(ms);
+            counts[index] += n;
+            sum_ms = sum_ms.saturating_add(ms.saturating_mul(n));
         }
         for (total, n) in self.counts.iter().zip(counts) {
             if n > 0 {
@@ -428,7 +428,7 @@ mod tests {
     fn quantiles_are_bounded_by_their_buckets() {
         let h = Histogram::default();
         assert_eq!(h.snapshot().quantile_bound(0.5), None);
-        h.observe_ms([1, 1, 1, 4, 30_000]);
+        h.observe_ms([(1, 3), (4, 1), (30_000, 1)]);
         let s = h.snapshot();
         assert_eq!(s.quantile_bound(0.5), Some(0.001));
         assert_eq!(s.quantile_bound(0.8), Some(0.005));
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn ages_are_counted_in_their_buckets_and_summed() {
         let h = Histogram::default();
-        h.observe_ms([0, 3, 3, 20_000, -5]);
+        h.observe_ms([(0, 1), (3, 2), (20_000, 1), (-5, 1)]);
         let s = h.snapshot();
         assert_eq!(s.count, 5);
         assert_eq!(

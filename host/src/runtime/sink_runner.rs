@@ -155,25 +155,34 @@ fn fatal(e: PartitionError) -> ChainOutput {
 /// oldest arrived.
 #[derive(Debug, Default)]
 pub(super) struct Unflushed {
-    event_ms: Vec<i64>,
+    /// Event times and how many records in a row had each (records of a transaction, or
+    /// produced in the same millisecond, share one entry).
+    event_ms: Vec<(i64, u64)>,
     since_ms: Option<i64>,
 }
 
 impl Unflushed {
     fn written(&mut self, event_ms: impl Iterator<Item = i64>) {
         self.since_ms.get_or_insert_with(now_ms);
-        self.event_ms.extend(event_ms);
+        for t in event_ms {
+            match self.event_ms.last_mut() {
+                Some((last, n)) if *last == t => *n += 1,
+                _ => self.event_ms.push((t, 1)),
+            }
+        }
     }
 
     /// Everything written is durable now.
     fn flushed(&mut self, metrics: &ConnectorMetrics) {
         let now = now_ms();
-        if let Some(&newest) = self.event_ms.iter().max() {
+        if let Some(newest) = self.event_ms.iter().map(|(t, _)| *t).max() {
             metrics.note_durable_event(newest);
         }
-        metrics
-            .end_to_end_latency
-            .observe_ms(self.event_ms.iter().map(|t| now.saturating_sub(*t)));
+        metrics.end_to_end_latency.observe_ms(
+            self.event_ms
+                .iter()
+                .map(|(t, n)| (now.saturating_sub(*t), *n)),
+        );
         // The capacity stays for the next records.
         self.event_ms.clear();
         self.since_ms = None;
