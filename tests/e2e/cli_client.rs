@@ -109,7 +109,10 @@ fn every_command_against_a_running_host() {
             "Connector cli-source (source)\n\n\
              INSTANCE   STATE    WORKER\n\
              connector  RUNNING  {worker}\n\
-             task 0     RUNNING  {worker}\n"
+             task 0     RUNNING  {worker}\n\
+             \nLag and latency:\n\
+             INSTANCE  WHAT               VALUE\n\
+             task 0    behind its source  0 bytes\n"
         )
     );
     assert_eq!(
