@@ -199,6 +199,15 @@ impl Client {
         self.call_for_body(Method::Get, &connector_path(name, "/offsets"), None)
     }
 
+    /// `GET /connectors/{name}/dlq?limit=N`: the last dead letters.
+    pub fn dead_letters(&self, name: &str, limit: usize) -> Result<Value, ClientError> {
+        self.call_for_body(
+            Method::Get,
+            &connector_path(name, &format!("/dlq?limit={limit}")),
+            None,
+        )
+    }
+
     /// `POST /connectors/{name}/dlq/replay`: replays the dead-letter file, or `topic`.
     pub fn replay(&self, name: &str, topic: Option<&str>) -> Result<Value, ClientError> {
         let body = match topic {
@@ -576,6 +585,32 @@ fn lag_rows(task: &Value) -> Vec<(String, String)> {
         ));
     }
     rows
+}
+
+/// `dlq list`: one row per dead letter, oldest first: where it came from, the stage and class
+/// that failed, and why.
+pub fn render_dead_letters(body: &Value) -> String {
+    let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+    if letters.is_empty() {
+        return format!("No dead letters in {}.\n", text(&body["file"]));
+    }
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|l| {
+            vec![
+                format!(
+                    "{} [{}] @{}",
+                    text(&l["topic"]),
+                    text(&l["partition"]),
+                    text(&l["offset"])
+                ),
+                text(&l["stage"]),
+                text(&l["class"]),
+                text(&l["message"]).replace('\n', " "),
+            ]
+        })
+        .collect();
+    table(&["FROM", "STAGE", "CLASS", "MESSAGE"], &rows)
 }
 
 /// `config`: sorted `key = value` lines.

@@ -8,29 +8,29 @@ use serde_json::{Value, json};
 use crate::harness::{Host, Service, Workspace, jsonl, rest_port};
 use crate::kafka::{client, consume};
 
-/// `headwater dlq replay <name> [--topic T]` against the host; its stdout.
-fn replay(host: &Host, name: &str, topic: Option<&str>) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_headwater"));
-    cmd.args([
-        "dlq",
-        "replay",
-        name,
-        "--url",
-        &format!("http://127.0.0.1:{}", rest_port(host)),
-    ]);
-    if let Some(t) = topic {
-        cmd.args(["--topic", t]);
-    }
-    let out = cmd
+/// `headwater dlq <args>` against the host; its stdout.
+fn dlq(host: &Host, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .arg("dlq")
+        .args(args)
+        .args(["--url", &format!("http://127.0.0.1:{}", rest_port(host))])
         .env_remove("HEADWATER_REST_TOKEN")
         .output()
-        .expect("run headwater dlq replay");
+        .expect("run headwater dlq");
     assert!(
         out.status.success(),
-        "replay failed: {}",
+        "headwater dlq {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `headwater dlq replay <name> [--topic T]` against the host; its stdout.
+fn replay(host: &Host, name: &str, topic: Option<&str>) -> String {
+    match topic {
+        Some(t) => dlq(host, &["replay", name, "--topic", t]),
+        None => dlq(host, &["replay", name]),
+    }
 }
 
 /// A sink casting `n` to `cast`: `int32` refuses the non-numeric values.
@@ -87,6 +87,49 @@ fn dead_letters_in_the_file_are_replayed_after_the_fix() {
         (values(&ws).len() == 2).then_some(())
     });
     assert_eq!(values(&ws), vec![json!({"n": 1}), json!({"n": 2})]);
+
+    // The last dead letters over REST: where each came from, what failed and why.
+    let port = rest_port(&host);
+    let (code, body) = crate::rest::http(port, "GET", "/connectors/casting/dlq?limit=1", None);
+    assert_eq!(code, 200, "{body}");
+    let shown = body["dead_letters"].as_array().expect("a list");
+    assert_eq!(shown.len(), 1, "{body}");
+    // The FileSource's offsets are byte positions: the fourth line starts at 32.
+    assert_eq!(
+        (&shown[0]["topic"], &shown[0]["offset"], &shown[0]["stage"]),
+        (&json!("events"), &json!(32), &json!("TRANSFORMATION")),
+        "{body}"
+    );
+    assert_eq!(shown[0]["value"], json!("{\"n\":\"x\"}"), "{body}");
+    assert!(
+        shown[0]["class"]
+            .as_str()
+            .is_some_and(|c| c.contains("Cast"))
+            && shown[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains('x')),
+        "{body}"
+    );
+    let (_, all) = crate::rest::http(port, "GET", "/connectors/casting/dlq", None);
+    assert_eq!(
+        all["dead_letters"].as_array().map(Vec::len),
+        Some(2),
+        "{all}"
+    );
+    let (code, _) = crate::rest::http(port, "GET", "/connectors/casting/dlq?limit=0", None);
+    assert_eq!(code, 400);
+    let (code, _) = crate::rest::http(port, "GET", "/connectors/nope/dlq", None);
+    assert_eq!(code, 404);
+    let listed = dlq(&host, &["list", "casting"]);
+    let rows: Vec<&str> = listed.lines().collect();
+    assert!(
+        rows.len() == 3
+            && rows[0].starts_with("FROM")
+            && rows[1].starts_with("events [0] @10")
+            && rows[2].contains("TRANSFORMATION")
+            && rows[2].contains("value \"x\""),
+        "{listed}"
+    );
 
     // The fix: keep `n` as text. The connector restarts with the new config.
     ws.put_config("sink.json", &sink(&ws, "events", "string", json!({})));

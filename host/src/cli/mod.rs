@@ -77,6 +77,15 @@ enum DlqCommand {
         #[arg(long)]
         topic: Option<String>,
     },
+    /// Show a connector's last dead letters: where each came from, the stage and class that
+    /// failed, and why.
+    List {
+        /// Connector name.
+        name: String,
+        /// How many, the newest (at most 1,000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 /// How to reach the host's REST API.
@@ -310,6 +319,11 @@ fn dlq_command(
                 report["refused"]
             );
             Ok((Some(report), text))
+        }
+        DlqCommand::List { name, limit } => {
+            let body = client.dead_letters(name, *limit)?;
+            let text = crate::client::render_dead_letters(&body);
+            Ok((Some(body), text))
         }
     }
 }

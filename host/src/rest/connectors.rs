@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
             post(restart_task),
         )
         .route("/connectors/{name}/restart", post(restart))
+        .route("/connectors/{name}/dlq", get(dead_letters))
         .route("/connectors/{name}/dlq/replay", post(replay_dead_letters))
         .route("/connectors/{name}/signals", post(send_signal))
         .route("/connectors/{name}/pause", put(pause))
@@ -600,6 +601,54 @@ async fn send_signal(
 
 /// `POST /connectors/{name}/dlq/replay`, body `{}` (the dead-letter file) or
 /// `{"topic": ".."}` (a Kafka dead-letter topic). Answers once the letters were flushed.
+/// `GET /connectors/{name}/dlq?limit=N`: the connector's last dead letters (default 20, at
+/// most 1,000), oldest first, from its dead-letter file: where each came from, the stage and
+/// class that failed, and why (Headwater's own endpoint).
+async fn dead_letters(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    connector_or_rejected(&state, &name).await?;
+    let limit = match query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("limit="))
+    {
+        None => 20,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be a number from 1 to 1000, got {n:?}"))
+            })?,
+    };
+    let data_dir = state.runtime.data_dir();
+    let letters = crate::runtime::dlq::last_dead_letters(data_dir, &name, limit).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the dead letters of {name}: {e}"),
+        )
+    })?;
+    let shown: Vec<Value> = letters
+        .iter()
+        .map(|l| {
+            json!({
+                "topic": l["topic"], "partition": l["partition"], "offset": l["offset"],
+                "timestamp": l["timestamp"],
+                "stage": l["error"]["stage"], "class": l["error"]["class"],
+                "exception": l["error"]["exception"], "message": l["error"]["message"],
+                "key": l["key"], "value": l["value"],
+            })
+        })
+        .collect();
+    let file = crate::runtime::dlq::dead_letter_file(data_dir, &name);
+    Ok(Json(
+        json!({"file": file.display().to_string(), "dead_letters": shown}),
+    ))
+}
+
 async fn replay_dead_letters(
     State(state): State<AppState>,
     Path(name): Path<String>,

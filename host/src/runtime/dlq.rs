@@ -5,8 +5,8 @@
 //! by Kafka Connect's `__connect.errors.*` context headers, and the error itself. The file is
 //! synced before the failed record is acknowledged, so a dead letter is never lost.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -93,6 +93,40 @@ pub fn dead_letter_file(data_dir: &Path, connector: &str) -> PathBuf {
     data_dir.join("dlq").join(format!("{connector}.jsonl"))
 }
 
+/// The last `limit` dead letters of `connector`'s file, oldest first (none when it has no
+/// file). Reads the file from its end, so a large one costs only its tail.
+pub fn last_dead_letters(data_dir: &Path, connector: &str, limit: usize) -> io::Result<Vec<Value>> {
+    let mut file = match File::open(dead_letter_file(data_dir, connector)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    const BLOCK: u64 = 64 * 1024;
+    let mut end = file.seek(SeekFrom::End(0))?;
+    let mut tail: Vec<u8> = Vec::new();
+    // Whole lines: one more newline than lines wanted, or the file's start.
+    while end > 0 && tail.iter().filter(|&&b| b == b'\n').count() <= limit {
+        let start = end.saturating_sub(BLOCK);
+        let mut block = vec![0; usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&tail);
+        tail = block;
+        end = start;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if end > 0 && !lines.is_empty() {
+        // The first line may be cut.
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(limit);
+    Ok(lines[skip..]
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
 impl FileDeadLetterQueue {
     pub fn new(data_dir: &Path, connector: &str) -> Self {
         Self {
@@ -125,5 +159,33 @@ impl FileDeadLetterQueue {
             .open(&self.path)?;
         file.write_all(&buf)?;
         file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_dead_letters_are_read_from_the_files_end() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(last_dead_letters(dir.path(), "c", 5).unwrap().is_empty());
+        let path = dead_letter_file(dir.path(), "c");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Several 64 KiB blocks of lines.
+        let text: String = (0..5000)
+            .map(|i| format!("{{\"offset\":{i},\"pad\":\"{}\"}}\n", "x".repeat(60)))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let offsets = |n| -> Vec<i64> {
+            last_dead_letters(dir.path(), "c", n)
+                .unwrap()
+                .iter()
+                .map(|l| l["offset"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(offsets(3), vec![4997, 4998, 4999]);
+        assert_eq!(offsets(1000), (4000..5000).collect::<Vec<_>>());
+        assert_eq!(offsets(10_000), (0..5000).collect::<Vec<_>>());
     }
 }
