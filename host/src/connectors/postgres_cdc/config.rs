@@ -221,8 +221,8 @@ const READ_ONLY: ConfigKey = ConfigKey::new(
     KeyType::Boolean,
     "Incremental snapshots that write nothing to the database (a replica, a user without write \
      access): each chunk is read in a snapshot whose WAL position is known, and its window \
-     closes once the stream has passed that position (Debezium's read-only snapshots use \
-     transaction ids the same way). No heartbeat marker is written either.",
+     closes once the stream has passed that position (Debezium's read-only snapshots compare \
+     transaction ids instead). No heartbeat marker is written either.",
 )
 .with_default("false");
 const HEARTBEAT_INTERVAL: ConfigKey = ConfigKey::new(
