@@ -30,15 +30,13 @@ use service::{Service, repo_root};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/run.rs"]
+mod run;
+
 fn tools() -> PathBuf {
     repo_root().join("../shared/tools")
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 struct Postgres {
@@ -56,26 +54,7 @@ impl Postgres {
     }
 
     fn psql(&self, db: &str, args: &[&str]) {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-p", &self.port.to_string(), "-d", db])
-            .args(args)
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pg::psql(self.port, db, args);
     }
 }
 
@@ -342,12 +321,12 @@ fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let n = env_usize("HEADWATER_BENCH_ROWS", 200_000);
-    let b = env_usize("HEADWATER_BENCH_BATCH", 1000);
-    let rate = env_usize("HEADWATER_BENCH_RATE", 1000);
+    let n = run::rows(200_000) as usize;
+    let b = run::env_number("HEADWATER_BENCH_BATCH", 1000);
+    let rate = run::env_number("HEADWATER_BENCH_RATE", 1000);
     let pg = Postgres::start();
     println!("CDC benchmark: {n} single-row inserts committed in batches of {b}, one PostgreSQL");
     // HEADWATER_BENCH_BASELINES=no measures Headwater alone (e.g. under a profiler).

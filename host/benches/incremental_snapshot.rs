@@ -34,33 +34,13 @@ use service::{Service, repo_root};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/run.rs"]
+mod run;
 
 fn psql(port: u16, db: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-        ])
-        .args(["-p", &port.to_string(), "-d", db, "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg::psql(port, db, &["-c", sql]);
 }
 
 /// A new `incbench` database with the table of `rows` rows and the signalling table.
@@ -435,7 +415,8 @@ fn initial_snapshot(port: u16, rows: usize, interrupt: bool) -> f64 {
             let offset = committed_offset(&data);
             assert!(
                 !done(&offset),
-                "stopped before the snapshot's end: {offset}"
+                "the snapshot ended before the stop took effect (too few rows to interrupt; raise \
+                 HEADWATER_BENCH_ROWS): {offset}"
             );
             let runtime = start_initial(port, &data).await;
             while !done(&committed_offset(&data)) {
@@ -502,7 +483,11 @@ fn initial_snapshot_process(port: u16, rows: usize, kill: bool) -> f64 {
         host.kill().expect("kill -9");
         host.wait().expect("reap");
         let offset = committed_offset(&data);
-        assert!(!done(&offset), "killed before the snapshot's end: {offset}");
+        assert!(
+            !done(&offset),
+            "the snapshot ended before the kill (too few rows to interrupt; raise \
+             HEADWATER_BENCH_ROWS): {offset}"
+        );
         host = start();
     }
     while !done(&committed_offset(&data)) {
@@ -515,11 +500,11 @@ fn initial_snapshot_process(port: u16, rows: usize, kill: bool) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if run::listing_only() {
         return;
     }
-    let rows = env_usize("HEADWATER_BENCH_ROWS", 1_000_000);
-    let rate = env_usize("HEADWATER_BENCH_RATE", 1000);
+    let rows = run::rows(1_000_000) as usize;
+    let rate = run::env_number("HEADWATER_BENCH_RATE", 1000);
     let pg = Service::start("postgres");
     println!("Incremental snapshot of {rows} rows while {rate} updates/s stream, one PostgreSQL");
     let only_initial = std::env::var("HEADWATER_BENCH_ONLY").is_ok_and(|v| v == "initial");

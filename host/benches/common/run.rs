@@ -7,7 +7,12 @@ pub fn listing_only() -> bool {
 
 /// The rows (records, events, clicks) the bench runs: `HEADWATER_BENCH_ROWS`, else `default`.
 pub fn rows(default: u64) -> u64 {
-    std::env::var("HEADWATER_BENCH_ROWS")
+    env_number("HEADWATER_BENCH_ROWS", default)
+}
+
+/// A number from environment variable `key`, else `default`.
+pub fn env_number<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
