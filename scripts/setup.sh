@@ -72,17 +72,19 @@ if [ "$mode" = "--cdc-demo" ]; then
     exit 0
 fi
 
-# Services the integration tests start on loopback ports.
-apt_install postgresql redis-server redis-tools openssl
+# Services the integration tests start on loopback ports; Chromium and its driver run the web
+# console's browser tests (about 100 MB, some 15 s on this machine's mirror).
+apt_install postgresql redis-server redis-tools openssl chromium chromium-driver
 
 # Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
 # our Redis `feast` layout; Kafka's Python client (confluent-kafka, with its Avro serializer and
 # schema registry client) produces and consumes on the other side of our Kafka code;
-# kafka-connect-py (a Kafka Connect REST client, pure Python) calls our REST API.
-if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro, kafka_connect' >/dev/null 2>&1; then
-    log "installing pyarrow, duckdb, feast, confluent-kafka and kafka-connect-py (pip)"
+# kafka-connect-py (a Kafka Connect REST client, pure Python) calls our REST API; selenium drives
+# Chromium through the console's pages (given Debian's chromedriver: it downloads nothing).
+if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro, kafka_connect, selenium' >/dev/null 2>&1; then
+    log "installing pyarrow, duckdb, feast, confluent-kafka, kafka-connect-py and selenium (pip)"
     pip_args=(--quiet --disable-pip-version-check --root-user-action=ignore pyarrow duckdb "feast[redis]"
-        "confluent-kafka[avro,schemaregistry]" kafka-connect-py==1.0.0)
+        "confluent-kafka[avro,schemaregistry]" kafka-connect-py==1.0.0 selenium==4.51.0)
     python3 -m pip install "${pip_args[@]}" 2>/dev/null \
         || python3 -m pip install "${pip_args[@]}" --break-system-packages
 fi

@@ -11,6 +11,7 @@ mod cdc_ops;
 mod cdc_recovery;
 mod cdc_signals;
 mod cli_client;
+mod console;
 mod crash;
 mod dlq_replay;
 mod features_example;

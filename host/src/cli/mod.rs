@@ -471,6 +471,7 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
             crate::schema_registry::SchemaRegistry::open(&worker.data_dir)
                 .context("opening the embedded schema registry")?,
         ),
+        started: std::time::Instant::now(),
     };
     let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
     // Everything the API needs is open: tell whoever waits where it is.

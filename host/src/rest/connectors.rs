@@ -59,12 +59,19 @@ fn info_json(state: &AppState, view: &ConnectorView) -> Value {
     } else {
         Vec::new()
     };
-    json!({
+    let mut info = json!({
         "name": view.name,
         "config": shown_config(state, view),
         "tasks": tasks,
         "type": view.connector_type.as_str(),
-    })
+    });
+    // Headwater's own field: who owns the config, so a client (the console) knows whether it
+    // can be changed over REST or only by editing its file.
+    info["origin"] = match &view.origin {
+        Origin::Rest => json!({"kind": "rest"}),
+        Origin::File(path) => json!({"kind": "file", "file": path.display().to_string()}),
+    };
+    info
 }
 
 /// A connector's config as answered: secrets hidden (see `super::secrets`).
@@ -103,17 +110,35 @@ fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
     })
 }
 
-/// Adds to a task's status the restores of state partitions under way on this host, its Kafka
-/// consumer lag per partition, how long a sink's oldest unflushed record has waited and how
-/// far a source is behind, where known (Headwater's own fields: Kafka Connect clients ignore
-/// them).
-fn with_restores(task: &mut Value, state: &AppState, name: &str) {
+/// Adds to a task's status its counters, the restores of state partitions under way on this
+/// host, its Kafka consumer lag per partition, how long a sink's oldest unflushed record has
+/// waited, how fresh its newest durable event is and how far a source is behind, where known
+/// (Headwater's own fields: Kafka Connect clients ignore them).
+fn with_progress(task: &mut Value, state: &AppState, name: &str) {
     let Some(task) = task.as_object_mut() else {
         return;
     };
     let Some(metrics) = state.runtime.metrics(name) else {
         return;
     };
+    // Totals since the host started: a client derives rates from two readings.
+    task.insert(
+        "counters".into(),
+        json!({
+            "records_in": metrics.records_in,
+            "records_out": metrics.records_out,
+            "errors": metrics.errors,
+            "dead_letters": metrics.dead_letters,
+            "dropped": metrics.dropped,
+        }),
+    );
+    if let Some(newest) = metrics.newest_event_ms {
+        let now_ms = crate::api::metrics::now_ms();
+        task.insert(
+            "freshness_seconds".into(),
+            json!((now_ms - newest).max(0) as f64 / 1000.0),
+        );
+    }
     if !metrics.restores_under_way.is_empty() {
         let restoring: Vec<Value> = metrics
             .restores_under_way
@@ -204,6 +229,9 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
         let mut entry = Map::new();
         if wants_status {
             let mut status = status_json(view, &state.worker_id);
+            if let Some(task) = status["tasks"].get_mut(0) {
+                with_progress(task, &state, &view.name);
+            }
             with_conflict(&mut status, &state, &view.name).await;
             entry.insert("status".into(), status);
         }
@@ -254,6 +282,7 @@ fn rejected_status_json(file: &RejectedFile, worker_id: &str) -> Value {
         },
         "tasks": [],
         "type": file.connector_type.map_or("unknown", |t| t.as_str()),
+        "origin": {"kind": "file", "file": file.file.display().to_string()},
     })
 }
 
@@ -263,6 +292,7 @@ fn rejected_info_json(state: &AppState, file: &RejectedFile) -> Value {
         "config": secrets::shown(state.runtime.registry(), &file.config),
         "tasks": [],
         "type": file.connector_type.map_or("unknown", |t| t.as_str()),
+        "origin": {"kind": "file", "file": file.file.display().to_string()},
     })
 }
 
@@ -454,7 +484,7 @@ async fn status(
     };
     let mut body = status_json(&view, &state.worker_id);
     if let Some(task) = body["tasks"].get_mut(0) {
-        with_restores(task, &state, &name);
+        with_progress(task, &state, &name);
     }
     with_conflict(&mut body, &state, &name).await;
     Ok(Json(body))
@@ -505,7 +535,7 @@ async fn task_status(
 ) -> Result<Json<Value>, ApiError> {
     let view = with_task(&state, &name, &task).await?;
     let mut body = task_json(&view.status, &state.worker_id);
-    with_restores(&mut body, &state, &name);
+    with_progress(&mut body, &state, &name);
     Ok(Json(body))
 }
 
@@ -719,7 +749,10 @@ async fn get_offsets(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let offsets = state.runtime.offsets(&name).await?;
+    let offsets = match connector_or_rejected(&state, &name).await? {
+        Named::Connector(_) => state.runtime.offsets(&name).await?,
+        Named::Rejected(_) => state.runtime.stored_offsets(&name)?,
+    };
     let list: Vec<Value> = offsets
         .iter()
         .map(|(p, o)| json!({ "partition": p, "offset": o }))

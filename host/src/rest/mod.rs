@@ -9,12 +9,14 @@
 //! browser visits cannot act with them. Request bodies are capped at [`MAX_BODY_BYTES`].
 
 mod connectors;
+mod console;
 mod error;
 mod lenient;
 mod metrics;
 mod plugins;
 mod schema_registry;
 mod secrets;
+mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The embedded Confluent Schema Registry.
     pub schema_registry: Arc<crate::schema_registry::SchemaRegistry>,
+    /// When this host started (its uptime in `GET /worker`).
+    pub started: std::time::Instant,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,9 +74,13 @@ pub fn router(state: AppState) -> Router {
         .merge(connectors::routes())
         .merge(plugins::routes())
         .merge(schema_registry::routes())
+        .route("/worker", get(worker::describe))
         .route("/metrics", get(metrics::scrape))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/health", get(health))
+        // The console's page and scripts hold no data (they read it through the API above, with
+        // the token the user types), so they are served without one.
+        .merge(console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(not_found)
         .with_state(state)
@@ -108,43 +116,78 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!("HTTP 404 Not Found: {}", request.uri().path()))
 }
 
-async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.token else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let presents =
-        |t: &str| presented.is_some_and(|p| constant_time_eq(p.as_bytes(), t.as_bytes()));
-    if presents(token) {
-        next.run(request).await
-    } else if state.read_token.as_deref().is_some_and(presents) {
-        let method = request.method();
-        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
-            return next.run(request).await;
+/// What the bearer token a request presents lets it do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No token is configured: anyone who reaches the address may act.
+    Open,
+    /// The `[rest] token`.
+    Full,
+    /// The `[rest] read_token`: GET and HEAD only.
+    Read,
+    /// No token, or a wrong one.
+    Denied,
+}
+
+impl Access {
+    fn of(state: &AppState, headers: &header::HeaderMap) -> Self {
+        let Some(token) = &state.token else {
+            return Self::Open;
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let presents =
+            |t: &str| presented.is_some_and(|p| constant_time_eq(p.as_bytes(), t.as_bytes()));
+        if presents(token) {
+            Self::Full
+        } else if state.read_token.as_deref().is_some_and(presents) {
+            Self::Read
+        } else {
+            Self::Denied
         }
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "The read-only token may view but not act: {method} {} needs the [rest] token",
-                request.uri().path()
-            ),
-        )
-        .into_response()
-    } else {
-        let mut response = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Missing or invalid bearer token: send 'Authorization: Bearer <token>'",
-        )
-        .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        response
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Full => "full",
+            Self::Read => "read",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match Access::of(&state, request.headers()) {
+        Access::Open | Access::Full => next.run(request).await,
+        Access::Read => {
+            let method = request.method();
+            if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                return next.run(request).await;
+            }
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "The read-only token may view but not act: {method} {} needs the [rest] token",
+                    request.uri().path()
+                ),
+            )
+            .into_response()
+        }
+        Access::Denied => {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Missing or invalid bearer token: send 'Authorization: Bearer <token>'",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
     }
 }
 

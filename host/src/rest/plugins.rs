@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::api::connector::ConnectorType;
-use crate::api::options::{ConfigKey, KeyType};
+use crate::api::options::ConfigKey;
 use crate::config::connector::{ConnectorConfig, value_text};
 use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
 
@@ -135,10 +135,17 @@ async fn validate(
     Path(plugin): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let config: std::collections::BTreeMap<String, String> = body
+    let mut config: std::collections::BTreeMap<String, String> = body
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), value_text(v)?)))
         .collect();
+    // A read-modify-write client (the console) validates what it will PUT back: a `[hidden]`
+    // there stands for the stored secret of the connector it names.
+    if let Some(name) = config.get("name").cloned()
+        && let Ok(existing) = state.runtime.connector(&name).await
+    {
+        super::secrets::restore_hidden(&mut config, &existing.config);
+    }
     let class = config
         .get("connector.class")
         .ok_or_else(|| ApiError::bad_request("Connector config must contain 'connector.class'"))?;
@@ -170,6 +177,8 @@ async fn validate(
         Err(errors) => errors.issues,
     };
     let keys = keys_of(&state, class).unwrap_or_default();
+    // Values are answered with secrets hidden, as everywhere.
+    let shown = super::secrets::shown(registry, &config);
     let mut configs: Vec<Value> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, (key, group)) in keys.iter().enumerate() {
@@ -179,13 +188,7 @@ async fn validate(
             .filter(|issue| issue.key == key.name)
             .map(|issue| issue.message.as_str())
             .collect();
-        let value = config.get(key.name).map(|v| {
-            if key.kind == KeyType::Password {
-                "[hidden]".to_owned()
-            } else {
-                v.clone()
-            }
-        });
+        let value = shown.get(key.name).cloned();
         configs.push(json!({
             "definition": key_info(key, group, i + 1),
             "value": {
@@ -202,7 +205,7 @@ async fn validate(
         configs.push(json!({
             "value": {
                 "name": issue.key,
-                "value": config.get(&issue.key),
+                "value": shown.get(&issue.key),
                 "recommended_values": [],
                 "errors": [issue.message],
                 "visible": true,

@@ -40,21 +40,27 @@ pub fn keep_stored(
     incoming: &mut BTreeMap<String, String>,
     stored: Option<&BTreeMap<String, String>>,
 ) -> Result<(), ApiError> {
+    if let Some(stored) = stored {
+        restore_hidden(incoming, stored);
+    }
+    match incoming.iter().find(|(_, value)| *value == HIDDEN) {
+        Some((key, _)) => Err(ApiError::bad_request(format!(
+            "{key} is {HIDDEN}, but the connector has no stored value for it to keep: send the \
+             value itself"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Puts the stored value back for each key `incoming` sends as `[hidden]` that has one.
+pub fn restore_hidden(incoming: &mut BTreeMap<String, String>, stored: &BTreeMap<String, String>) {
     for (key, value) in incoming.iter_mut() {
-        if value != HIDDEN {
-            continue;
-        }
-        match stored.and_then(|s| s.get(key)) {
-            Some(kept) => value.clone_from(kept),
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "{key} is {HIDDEN}, but the connector has no stored value for it to keep: \
-                     send the value itself"
-                )));
-            }
+        if value == HIDDEN
+            && let Some(kept) = stored.get(key)
+        {
+            value.clone_from(kept);
         }
     }
-    Ok(())
 }
 
 fn is_secret(registry: &Registry, class: Option<&str>, key: &str) -> bool {

@@ -45,6 +45,7 @@ impl Api {
             schema_registry: Arc::new(
                 crate::schema_registry::SchemaRegistry::open(&dir.path().join("var")).unwrap(),
             ),
+            started: std::time::Instant::now(),
         });
         Self { app, runtime, dir }
     }
@@ -786,6 +787,7 @@ async fn health_says_starting_until_loaded_and_big_bodies_are_refused() {
         schema_registry: Arc::new(
             crate::schema_registry::SchemaRegistry::open(dir.path()).unwrap(),
         ),
+        started: std::time::Instant::now(),
     });
     let get = |app: Router| async move {
         let request = Request::get("/health").body(Body::empty()).unwrap();
@@ -919,5 +921,108 @@ async fn secrets_are_answered_hidden_and_kept_when_sent_back_hidden() {
         "planted-secret-jaas"
     );
     assert_eq!(stored["topics"], "other");
+    api.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_says_what_the_presented_token_may_do() {
+    let api = Api::with_tokens(Some("s3cret"), Some("v1ew"));
+    let (status, _, _) = api.raw(Method::GET, "/worker", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (token, access) in [("s3cret", "full"), ("v1ew", "read")] {
+        let (status, _, worker) = api.raw(Method::GET, "/worker", None, Some(token)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(worker["access"], access);
+        assert_eq!(worker["bus"], "embedded");
+        assert_eq!(worker["kafka"], Value::Null);
+        assert_eq!(worker["connectors"]["total"], 0);
+        assert_eq!(worker["version"], env!("CARGO_PKG_VERSION"));
+        assert!(
+            worker["data_dir"]
+                .as_str()
+                .is_some_and(|d| std::path::Path::new(d).is_absolute()),
+            "{worker}"
+        );
+    }
+    let (_, _, worker) = Api::new().call(Method::GET, "/worker", None).await;
+    assert_eq!(worker["access"], "open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_without_a_token_under_a_strict_policy() {
+    let api = Api::with_token(Some("s3cret"));
+    let (status, headers, _) = api.raw(Method::GET, "/ui", None, None).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers[header::LOCATION], "/ui/");
+    let (status, headers, page) = api.raw(Method::GET, "/ui/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'self'")
+            && policy.contains("frame-ancestors 'none'")
+            && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    assert!(page.as_str().unwrap().contains("/ui/app.js"));
+    let (status, headers, _) = api.raw(Method::GET, "/ui/app.js", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let (status, _, body) = api.raw(Method::GET, "/ui/secrets.txt", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The data the console shows still needs the token.
+    let (status, _, _) = api.raw(Method::GET, "/connectors", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_carry_counters_and_infos_their_origin() {
+    let api = Api::new();
+    std::fs::write(api.path("in.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
+    let (status, _, _) = api
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(json!({"name": "sink", "config": api.sink_config()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let file = api.path("source.json");
+    api.runtime
+        .apply(
+            ConnectorConfig {
+                name: "source".into(),
+                config: serde_json::from_value(api.source_config()).unwrap(),
+            },
+            Origin::File(file.clone().into()),
+        )
+        .await
+        .unwrap();
+    api.wait_for_output(2).await;
+    let (_, _, info) = api.call(Method::GET, "/connectors/sink", None).await;
+    assert_eq!(info["origin"], json!({"kind": "rest"}));
+    let (_, _, info) = api.call(Method::GET, "/connectors/source", None).await;
+    assert_eq!(info["origin"], json!({"kind": "file", "file": file}));
+    let (_, _, all) = api
+        .call(Method::GET, "/connectors?expand=status&expand=info", None)
+        .await;
+    let task = &all["sink"]["status"]["tasks"][0];
+    assert_eq!(task["counters"]["records_out"], 2, "{task}");
+    assert_eq!(task["counters"]["dead_letters"], 0);
+    assert_eq!(all["source"]["info"]["origin"]["kind"], "file");
+    assert_eq!(
+        all["source"]["status"]["tasks"][0]["counters"]["records_out"],
+        2
+    );
     api.runtime.shutdown().await;
 }

@@ -230,6 +230,11 @@ impl Runtime {
         &self.shared.data_dir
     }
 
+    /// The worker's Kafka, if it has one.
+    pub fn kafka(&self) -> Option<&KafkaLink> {
+        self.shared.kafka.as_deref()
+    }
+
     /// Validates a config without running it.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Prepared, ConfigErrors> {
         prepare(
@@ -806,6 +811,12 @@ impl Runtime {
         if entry.connector_type == ConnectorType::Sink {
             return Ok(SourceOffsets::default());
         }
+        Ok(self.shared.offsets.load(name)?)
+    }
+
+    /// The offsets committed under `name`, whether or not a connector of that name runs (a
+    /// config file refused for now resumes from them once fixed).
+    pub fn stored_offsets(&self, name: &str) -> Result<SourceOffsets, RuntimeError> {
         Ok(self.shared.offsets.load(name)?)
     }
 
