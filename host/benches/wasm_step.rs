@@ -67,6 +67,7 @@ fn chain(module: &Path, batch_size: usize, data_dir: &Path) -> Chain {
         state_scope: None,
         per_partition: false,
         kafka: false,
+        bounded: false,
     };
     let chain = build_chain(&mut options, &ctx);
     assert!(options.issues().is_empty(), "{:?}", options.issues());

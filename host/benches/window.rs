@@ -57,6 +57,7 @@ fn run(groups: u64, events: u64) {
         state_scope: None,
         per_partition: false,
         kafka: false,
+        bounded: false,
     };
     let step = WindowStep::new("bench", &mut options, &ctx).expect("valid window config");
     step.restore(&store).expect("restore");

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod batch;
 mod cdc_demo;
 mod cdc_ops;
 mod cdc_recovery;

@@ -43,6 +43,9 @@ pub struct BuildContext {
     pub value_converter: Arc<dyn Converter>,
     /// The worker's Kafka (`[kafka]`), for connectors that talk to Kafka themselves.
     pub kafka: Option<KafkaSettings>,
+    /// In a bounded run (`headwater run --once`): a stable id of this connector's run (its
+    /// config and the run's parameters), the same when an interrupted run is started again.
+    pub bounded_run: Option<String>,
 }
 
 /// A signal sent to a running source through the REST API (`POST
@@ -92,10 +95,17 @@ pub trait ConnectorPlugin: Send + Sync {
     fn accepts_signals(&self) -> bool {
         false
     }
+
+    /// Whether its source tasks end at the end of their input in a bounded run
+    /// ([`SourceContext::bounded`]); a bounded run refuses the sources that would not.
+    fn ends_in_bounded_runs(&self) -> bool {
+        false
+    }
 }
 
-/// A source task. `run` reads from its system until cancelled (or, for finite sources, until
-/// done) and hands records to [`SourceContext::send`].
+/// A source task. `run` reads from its system until cancelled and hands records to
+/// [`SourceContext::send`]. In a bounded run ([`SourceContext::bounded`]) it returns `Ok` once
+/// it has sent all of its input (every matched file to its end, one complete query pass).
 #[async_trait]
 pub trait Source: Send {
     async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError>;
@@ -134,6 +144,12 @@ pub trait Sink: Send {
     /// The latest time buffered data may wait before a flush (a time threshold).
     fn flush_deadline(&self) -> Option<Instant> {
         None
+    }
+
+    /// A bounded run's input ended and everything written was flushed: a sink that stages its
+    /// output for the run publishes it now.
+    async fn end_input(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
     }
 }
 
@@ -175,6 +191,12 @@ pub trait SourceContext: Send {
 
     /// Cancelled when the task must stop; select on it while waiting for data.
     fn cancellation(&self) -> &CancellationToken;
+
+    /// A bounded run (`headwater run --once`): return from [`Source::run`] at the end of the
+    /// input instead of waiting for more.
+    fn bounded(&self) -> bool {
+        false
+    }
 
     fn metrics(&self) -> &Arc<ConnectorMetrics>;
 

@@ -88,6 +88,10 @@ pub struct ChainContext {
     pub per_partition: bool,
     /// The worker has Kafka: a step may have its input re-keyed through a repartition topic.
     pub kafka: bool,
+    /// A bounded run (`headwater run --once`): the input is finite and may arrive out of
+    /// event-time order (partitioned reads), so a window step fires nothing until the end of
+    /// the input (Flink's BATCH mode) and no record is late; see [`StatefulStep::finish`].
+    pub bounded: bool,
 }
 
 /// The inputs of a connector's chain, for event-time watermarks.
@@ -110,6 +114,7 @@ impl ChainContext {
             state_scope: None,
             per_partition: false,
             kafka: false,
+            bounded: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! host's REST API, in [`crate::client`]) and `plugin` (WASM plugins, in [`plugin`]).
 
 pub mod docs;
+mod once;
 mod plugin;
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Client, ClientError};
 use crate::config::connector::{ConfigErrors, ConfigFileError, load_file};
-use crate::runtime::prepare::prepare;
+use crate::runtime::prepare::{RunMode, prepare};
 use crate::runtime::watcher::DirectoryWatcher;
 use crate::runtime::worker::{RestTokens, WorkerConfig};
 
@@ -40,6 +41,13 @@ enum Command {
         /// with `tasks.max` > 1 keeps state per partition, and validate checks it so.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A run parameter, `name=value`, for `${param:name}` in the configs (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Check the configs for a bounded run (`headwater run --once`): only sources that end
+        /// at the end of their input are accepted.
+        #[arg(long)]
+        once: bool,
     },
     /// Manage the connectors of a running host through its REST API.
     Connectors(ConnectorsArgs),
@@ -219,6 +227,19 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A bounded run for schedulers: run the directory's connectors until every source has read
+    /// all of its input, fire every window, flush, print a summary and exit (0 when complete).
+    /// No REST API, no watching.
+    #[arg(long)]
+    once: bool,
+    /// A run parameter, `name=value`, for `${param:name}` in the configs (repeatable), e.g.
+    /// `--set ds=2024-01-02`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// With --once: fail the run (exit non-zero) once its dead letters, all connectors
+    /// together, exceed this number. No limit by default.
+    #[arg(long, requires = "once")]
+    max_dead_letters: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -258,7 +279,25 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { files, config } => validate(&files, config.as_deref()),
+        Command::Validate {
+            files,
+            config,
+            set,
+            once,
+        } => match crate::config::providers::Params::parse(set.iter().map(String::as_str)) {
+            Ok(params) => validate(
+                &files,
+                config.as_deref(),
+                &RunMode {
+                    params,
+                    bounded: once,
+                },
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Connectors(args) => call_api(&args.api, |c| connectors_command(c, &args.command)),
         Command::Dlq(args) => call_api(&args.api, |c| dlq_command(c, &args.command)),
         Command::Plugin(command) => plugin::run(&command),
@@ -416,10 +455,25 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .thread_name("headwater")
         .build()
         .context("starting the async runtime")?;
-    tokio.block_on(serve(worker, args.ready_file))
+    let params = crate::config::providers::Params::parse(args.set.iter().map(String::as_str))?;
+    if args.once {
+        let once = once::OnceArgs {
+            run: RunMode {
+                params,
+                bounded: true,
+            },
+            max_dead_letters: args.max_dead_letters,
+        };
+        return tokio.block_on(once::run_once(worker, once));
+    }
+    tokio.block_on(serve(worker, args.ready_file, params))
 }
 
-async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    worker: WorkerConfig,
+    ready_file: Option<PathBuf>,
+    params: crate::config::providers::Params,
+) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %worker.data_dir.display(),
@@ -429,7 +483,10 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     );
     // Bind first: a taken port should stop the host before any connector starts.
     let listener = crate::rest::bind(worker.rest.listen).await?;
-    let mut runtime = crate::runtime(&worker.data_dir);
+    let mut runtime = crate::runtime(&worker.data_dir).with_run_mode(RunMode {
+        params,
+        bounded: false,
+    });
     if let Some(link) = worker.kafka_link()? {
         tracing::info!(bootstrap_servers = %link.settings.bootstrap_servers, kafka_bus = link.bus, "Kafka configured.");
         runtime = runtime.with_kafka(link);
@@ -512,7 +569,7 @@ async fn serve(worker: WorkerConfig, ready_file: Option<PathBuf>) -> anyhow::Res
     outcome
 }
 
-async fn shutdown_signal() -> &'static str {
+pub(super) async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -527,7 +584,7 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-fn validate(files: &[PathBuf], worker: Option<&Path>) -> ExitCode {
+fn validate(files: &[PathBuf], worker: Option<&Path>, run: &RunMode) -> ExitCode {
     let kafka = match worker.map(|path| {
         WorkerConfig::load(path)
             .map_err(anyhow::Error::from)
@@ -546,7 +603,7 @@ fn validate(files: &[PathBuf], worker: Option<&Path>) -> ExitCode {
     let scratch = std::env::temp_dir().join(format!("headwater-validate-{}", std::process::id()));
     let mut invalid = 0;
     for file in files {
-        match validate_file(&registry, file, &scratch, kafka.as_ref()) {
+        match validate_file(&registry, file, &scratch, kafka.as_ref(), run) {
             Ok(summary) => println!("{}: OK: {summary}", file.display()),
             Err(e) => {
                 invalid += 1;
@@ -587,9 +644,10 @@ fn validate_file(
     file: &Path,
     scratch: &Path,
     kafka: Option<&crate::kafka::KafkaSettings>,
+    run: &RunMode,
 ) -> Result<String, Invalid> {
     let config = load_file(file)?;
-    let prepared = prepare(registry, &config, scratch, kafka)?;
+    let prepared = prepare(registry, &config, scratch, kafka, run)?;
     let mut summary = format!(
         "connector '{}' ({} {})",
         config.name,

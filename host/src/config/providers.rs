@@ -1,9 +1,12 @@
-//! Config providers: `${env:VAR}` and `${file:path:key}` placeholders, resolved when a task
-//! starts (never written back, so the REST API and logs show the placeholder, not the secret).
+//! Config providers: `${env:VAR}`, `${file:path:key}` and `${param:name}` placeholders,
+//! resolved when a task starts (never written back, so the REST API and logs show the
+//! placeholder, not the secret).
 //!
 //! The syntax is Kafka Connect's `${provider:[path:]key}`. `file` reads `key` from a Java
 //! properties file at `path` (Kafka's `FileConfigProvider`); `env` reads an environment variable
-//! (`EnvVarConfigProvider`).
+//! (`EnvVarConfigProvider`); `param` reads a run parameter given on the command line
+//! (`headwater run --set name=value`), so one set of configs serves every date a scheduler
+//! runs them for.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -40,12 +43,60 @@ enum ProviderError {
     },
     #[error("key {key:?} not found in {path}")]
     MissingKey { key: String, path: String },
-    #[error("unknown config provider {0:?}; available: env, file")]
+    #[error("parameter {0} is not set: pass --set {0}=<value> to headwater run or validate")]
+    ParamUnset(String),
+    #[error("unknown config provider {0:?}; available: env, file, param")]
     UnknownProvider(String),
 }
 
-fn resolve_one(provider: &str, path: Option<&str>, key: &str) -> Result<String, ProviderError> {
+/// Run parameters (`--set name=value`), read by `${param:name}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+/// Why a `--set` argument was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("--set {0:?}: expected name=value")]
+pub struct ParamSyntaxError(String);
+
+impl Params {
+    /// From `name=value` arguments; a later one of the same name wins.
+    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Self, ParamSyntaxError> {
+        let mut params = BTreeMap::new();
+        for arg in args {
+            match arg.split_once('=') {
+                Some((name, value)) if !name.trim().is_empty() => {
+                    params.insert(name.trim().to_owned(), value.to_owned());
+                }
+                _ => return Err(ParamSyntaxError(arg.to_owned())),
+            }
+        }
+        Ok(Self(params))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn resolve_one(
+    provider: &str,
+    path: Option<&str>,
+    key: &str,
+    params: &Params,
+) -> Result<String, ProviderError> {
     match provider {
+        "param" => params
+            .get(key)
+            .map(str::to_owned)
+            .ok_or_else(|| ProviderError::ParamUnset(key.to_owned())),
         "env" => std::env::var(key).map_err(|_| ProviderError::EnvUnset(key.to_owned())),
         "file" => {
             let path = path.ok_or(ProviderError::FileWithoutPath)?;
@@ -77,6 +128,7 @@ fn resolve_one(provider: &str, path: Option<&str>, key: &str) -> Result<String, 
 /// resolved (naming the key and the reason).
 pub fn resolve(
     config: &BTreeMap<String, String>,
+    params: &Params,
 ) -> Result<BTreeMap<String, String>, Vec<ConfigIssue>> {
     let mut issues = Vec::new();
     let mut out = BTreeMap::new();
@@ -92,7 +144,7 @@ pub fn resolve(
             resolved.push_str(&value[last..whole.start()]);
             let provider = &caps[1];
             let path = caps.get(2).map(|m| m.as_str());
-            match resolve_one(provider, path, &caps[3]) {
+            match resolve_one(provider, path, &caps[3], params) {
                 Ok(v) => resolved.push_str(&v),
                 Err(message) => issues.push(ConfigIssue {
                     key: key.clone(),
@@ -129,7 +181,7 @@ mod tests {
                 format!("pw=${{file:{}:db.password}}!", secrets.display()),
             ),
         ]);
-        let out = resolve(&config).unwrap();
+        let out = resolve(&config, &Params::default()).unwrap();
         assert_eq!(out["a"], path);
         assert_eq!(out["b"], "pw=s3cret!");
     }
@@ -140,12 +192,35 @@ mod tests {
             "database.password".to_string(),
             "${env:HEADWATER_SURELY_UNSET_VAR}".to_string(),
         )]);
-        let issues = resolve(&config).unwrap_err();
+        let issues = resolve(&config, &Params::default()).unwrap_err();
         assert_eq!(issues[0].key, "database.password");
         assert!(
             issues[0]
                 .message
                 .contains("environment variable HEADWATER_SURELY_UNSET_VAR is not set")
         );
+    }
+
+    #[test]
+    fn params_come_from_set_arguments() {
+        let params = Params::parse(["ds=2024-01-02", "region=eu", "ds=2024-01-03"]).unwrap();
+        let config = BTreeMap::from([(
+            "path".to_string(),
+            "lake/date=${param:ds}/${param:region}/*.jsonl".to_string(),
+        )]);
+        assert_eq!(
+            resolve(&config, &params).unwrap()["path"],
+            "lake/date=2024-01-03/eu/*.jsonl"
+        );
+        let issues = resolve(&config, &Params::parse(["ds=x"]).unwrap()).unwrap_err();
+        assert_eq!(issues[0].key, "path");
+        assert!(
+            issues[0].message.contains("${param:region}")
+                && issues[0].message.contains("--set region=<value>"),
+            "{}",
+            issues[0].message
+        );
+        assert!(Params::parse(["novalue"]).is_err());
+        assert!(Params::parse(["=x"]).is_err());
     }
 }

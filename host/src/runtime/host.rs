@@ -30,7 +30,7 @@ use crate::runtime::bus::Bus;
 use crate::runtime::kafka_bus::link::KafkaLink;
 use crate::runtime::launch::Handle;
 use crate::runtime::launch::{Running, TopicSet, start, stop, stop_all};
-use crate::runtime::prepare::{Prepared, prepare};
+use crate::runtime::prepare::{Prepared, RunMode, prepare};
 use crate::runtime::replay::{self, ReplayError, ReplayFrom, ReplayReport};
 use crate::runtime::status::{ConnectorStatus, State, StatusBoard};
 use crate::runtime::store::{ConnectorStore, StoreError, StoredConnector, Target};
@@ -105,12 +105,12 @@ pub struct ConnectorView {
     pub has_task: bool,
 }
 
-struct Entry {
+pub(super) struct Entry {
     config: ConnectorConfig,
     origin: Origin,
     target: Target,
     connector_type: ConnectorType,
-    task: Option<Running>,
+    pub(super) task: Option<Running>,
     topics: Arc<TopicSet>,
 }
 
@@ -123,6 +123,8 @@ pub(super) struct Shared {
     pub(super) metrics: Mutex<HashMap<String, Arc<ConnectorMetrics>>>,
     /// The worker's Kafka, if it has one.
     pub(super) kafka: Option<Arc<KafkaLink>>,
+    /// The run's parameters, and whether it is bounded.
+    pub(super) run: RunMode,
     /// Connectors whose task asks to be restarted (see [`Runtime::supervise`]).
     pub(super) restarts: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -133,8 +135,8 @@ const REJOIN_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs connectors. One per process.
 pub struct Runtime {
-    shared: Arc<Shared>,
-    entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
     store: ConnectorStore,
     /// Target states restored for file-defined connectors the watcher has not applied yet.
     restored_targets: Mutex<BTreeMap<String, Target>>,
@@ -175,6 +177,7 @@ impl Runtime {
                 status: StatusBoard::default(),
                 metrics: Mutex::new(HashMap::new()),
                 kafka: None,
+                run: RunMode::default(),
                 restarts,
             }),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -222,6 +225,21 @@ impl Runtime {
         self
     }
 
+    /// Sets the run's parameters and whether it is bounded (`headwater run --once`). Call
+    /// before starting connectors.
+    pub fn with_run_mode(mut self, run: RunMode) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.run = run,
+            None => tracing::error!("with_run_mode called on a running runtime; ignored."),
+        }
+        self
+    }
+
+    /// Whether this is a bounded run.
+    pub fn bounded(&self) -> bool {
+        self.shared.run.bounded
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
@@ -242,6 +260,7 @@ impl Runtime {
             config,
             &self.shared.data_dir,
             self.shared.kafka.as_ref().map(|k| &k.settings),
+            &self.shared.run,
         )
     }
 
@@ -862,7 +881,7 @@ impl Runtime {
     /// Deletes a connector's transform state (windows, plugin state): it describes the records
     /// up to the old offsets, so new offsets start it afresh. Its checkpoint would otherwise
     /// take precedence over the offsets file at the next start.
-    fn forget_state(&self, name: &str) -> Result<(), RuntimeError> {
+    pub(super) fn forget_state(&self, name: &str) -> Result<(), RuntimeError> {
         let path = crate::state::StateStore::path_for(&self.shared.data_dir, name);
         match std::fs::remove_file(&path) {
             Ok(()) => {

@@ -15,6 +15,7 @@ use crate::api::metrics::ConnectorMetrics;
 use crate::api::record::Record;
 use crate::converters::BuiltinConverter;
 use crate::runtime::ack::OffsetTracker;
+use crate::runtime::bounded::BoundedTask;
 use crate::runtime::bus::TopicSelector;
 use crate::runtime::bus::{Delivery, INBOX_CAPACITY, Subscription};
 use crate::runtime::changelog::{Changelog, Standby};
@@ -109,6 +110,8 @@ pub(super) struct Running {
     pub(super) handle: Handle,
     /// Where REST signals go (sources only).
     pub(super) signals: Option<mpsc::Sender<crate::api::connector::Signal>>,
+    /// In a bounded run: how far the task is through its input (see `super::bounded`).
+    pub(super) bounded: Option<BoundedTask>,
 }
 
 impl Running {
@@ -157,6 +160,7 @@ pub(super) fn start(
     };
     shared.status.set(&name, state, None);
     let mut signals = None;
+    let mut bounded = None;
     let handle = match prepared.task {
         Task::Sink(sink) => {
             let selector = prepared
@@ -296,7 +300,9 @@ pub(super) fn start(
                 ),
             };
             let intake_stop = cancel.child_token();
-            let intake = match &kafka {
+            // A bounded run's sinks take the local sources' records only: reading Kafka to its
+            // end offsets is not there yet.
+            let intake = match kafka.as_ref().filter(|_| !shared.run.bounded) {
                 Some(link) => {
                     let spec = IntakeSpec {
                         connector: name.clone(),
@@ -334,7 +340,16 @@ pub(super) fn start(
                 None => None,
             };
             intakes.extend(intake);
+            let (bounded_sink, bounded_task) = match shared.run.bounded {
+                true => {
+                    let (sink_end, task_end) = super::bounded::sink_channels();
+                    (Some(sink_end), Some(task_end))
+                }
+                false => (None, None),
+            };
+            bounded = bounded_task;
             let runner = SinkRunner {
+                bounded: bounded_sink,
                 name: name.clone(),
                 shared: Arc::clone(shared),
                 chain: sink_chain,
@@ -422,6 +437,15 @@ pub(super) fn start(
                 checkpointed: committed_at_start,
                 state_ahead: false,
                 signals: Some(signal_rx),
+                bounded: shared.run.bounded,
+            };
+            let progress = match shared.run.bounded {
+                true => {
+                    let (progress, task) = super::bounded::source_channels();
+                    bounded = Some(task);
+                    Some(progress)
+                }
+                false => None,
             };
             let run = tokio::spawn(run_source(
                 name.clone(),
@@ -429,6 +453,7 @@ pub(super) fn start(
                 source,
                 ctx,
                 reporter,
+                progress,
             ));
             Handle::Source(SourceHandle {
                 run,
@@ -444,6 +469,7 @@ pub(super) fn start(
         target: target_tx,
         handle,
         signals,
+        bounded,
     })
 }
 

@@ -5,6 +5,7 @@
 //! `connectors.d/` watcher. It knows no connector by name: connectors reach it through a
 //! [`crate::api::registry::Registry`].
 pub mod ack;
+pub mod bounded;
 pub mod bus;
 pub mod changelog;
 pub mod dlq;

@@ -179,6 +179,37 @@ pub const COMMON_KEYS: &[ConfigKey] = &[
 /// Keys only sink connectors accept.
 pub const SINK_KEYS: &[ConfigKey] = &[TOPICS, TOPICS_REGEX];
 
+/// How the host runs its connectors: the run's parameters (`${param:name}`) and whether the
+/// run is bounded (`headwater run --once`).
+#[derive(Debug, Clone, Default)]
+pub struct RunMode {
+    pub params: crate::config::providers::Params,
+    /// Sources stop at the end of their input, and windows fire at the end only.
+    pub bounded: bool,
+}
+
+impl RunMode {
+    /// What a bounded run of `config` is: the config as written and the run's parameters
+    /// (its offsets belong to it, see `crate::runtime::bounded`).
+    pub fn identity(&self, config: &ConnectorConfig) -> serde_json::Value {
+        let params: BTreeMap<&str, &str> = self.params.iter().collect();
+        serde_json::json!({"config": config.config, "params": params})
+    }
+
+    /// A short stable name of a bounded run of `config` (FNV-1a of its identity), for what a
+    /// connector keeps per run; `None` outside bounded runs.
+    pub fn run_id(&self, config: &ConnectorConfig) -> Option<String> {
+        if !self.bounded {
+            return None;
+        }
+        let text = self.identity(config).to_string();
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Some(format!("{hash:016x}"))
+    }
+}
+
 /// A validated connector, ready to run.
 #[derive(Debug)]
 pub struct Prepared {
@@ -327,12 +358,13 @@ pub fn prepare(
     config: &ConnectorConfig,
     data_dir: &Path,
     kafka: Option<&KafkaSettings>,
+    run: &RunMode,
 ) -> Result<Prepared, ConfigErrors> {
     let fail = |issues: Vec<ConfigIssue>| ConfigErrors {
         connector: config.name.clone(),
         issues,
     };
-    let resolved = providers::resolve(&config.config).map_err(fail)?;
+    let resolved = providers::resolve(&config.config, &run.params).map_err(fail)?;
     let mut options = Options::new(resolved.clone());
     options.string(&NAME);
     let class = options.string(&CONNECTOR_CLASS);
@@ -399,6 +431,7 @@ pub fn prepare(
         state_scope: None,
         per_partition: per_partition_config,
         kafka: kafka.is_some(),
+        bounded: run.bounded,
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
     // With several readers, a window grouping by fields the topics are not keyed by has its
@@ -415,6 +448,17 @@ pub fn prepare(
         return Err(fail(options.issues().to_vec()));
     };
     let connector_type = plugin.connector_type();
+    if run.bounded && connector_type == ConnectorType::Source && !plugin.ends_in_bounded_runs() {
+        options.issue(
+            CONNECTOR_CLASS.name,
+            format!(
+                "{} does not end at the end of its input, so it cannot run in a bounded run \
+                 (--once); sources that do: headwater.file.FileSource, \
+                 headwater.postgres.QuerySource",
+                plugin.class()
+            ),
+        );
+    }
     let topics = match connector_type {
         ConnectorType::Sink => topic_selector(&mut options),
         ConnectorType::Source => None,
@@ -425,6 +469,7 @@ pub fn prepare(
         key_converter: Arc::new(key_converter.clone()),
         value_converter: Arc::new(value_converter.clone()),
         kafka: kafka.map(|k| k.with_overrides(&producer_overrides, &consumer_overrides)),
+        bounded_run: run.run_id(config),
     };
     let task = plugin.build(&mut options, &ctx);
     let unused_keys = options.finish().map_err(fail)?;

@@ -12,6 +12,7 @@ use crate::api::error::ConnectorError;
 use crate::api::metrics::{ConnectorMetrics, now_ms};
 use crate::api::retry::Retry;
 use crate::runtime::ack::AckToken;
+use crate::runtime::bounded::{BoundedSink, EndInput, InputProgress};
 use crate::runtime::bus::{Delivery, Subscription};
 use crate::runtime::host::{Shared, fail, rejoin};
 use crate::runtime::launch::TopicSet;
@@ -48,6 +49,14 @@ impl SinkChain {
         match self {
             Self::One(chain) => chain.tick(),
             Self::PerPartition { chains, .. } => chains.tick().unwrap_or_else(fatal),
+        }
+    }
+
+    /// The end of a bounded input (see [`Chain::finish`]), chain by chain.
+    fn finish(&mut self) -> Option<ChainOutput> {
+        match self {
+            Self::One(chain) => chain.finish(),
+            Self::PerPartition { chains, .. } => chains.all().iter().find_map(|c| c.finish()),
         }
     }
 
@@ -211,6 +220,8 @@ pub(super) struct SinkRunner {
     pub(super) intake_stop: CancellationToken,
     /// With a stateful chain: what it absorbed and the acknowledgements awaiting a checkpoint.
     pub(super) state: Option<SinkState>,
+    /// In a bounded run: when the input ends, and how far the sink got (`super::bounded`).
+    pub(super) bounded: Option<BoundedSink>,
 }
 
 /// How often a stateful chain is told that processing time moved on (idle inputs).
@@ -290,6 +301,7 @@ impl SinkRunner {
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut end_of_input = self.bounded.as_ref().map(|b| b.end_input.clone());
         loop {
             let started = *self.target.borrow_and_update() == TargetState::Started;
             if !started
@@ -321,6 +333,12 @@ impl SinkRunner {
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.flush(sink).await?,
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.flush(sink).await?,
                 _ = self.flush_now.notified() => self.drain(sink, sub).await?,
+                stage = input_ended(&mut end_of_input), if end_of_input.is_some() => {
+                    self.end_input(stage, sink, sub).await?;
+                    if stage == EndInput::Finish {
+                        end_of_input = None;
+                    }
+                }
                 _ = tick.tick(), if started && self.state.is_some() => {
                     // A close a checkpoint left under way (after a restart) finishes here too.
                     self.tick(sink).await?;
@@ -358,6 +376,55 @@ impl SinkRunner {
         Ok(())
     }
 
+    /// The end of a bounded input (see `super::bounded`): every source has sent everything, so
+    /// the inbox holds the rest; the chain's windows fire on all of it, and everything is
+    /// flushed and checkpointed, which acknowledges the sources' batches.
+    async fn end_input(
+        &mut self,
+        stage: EndInput,
+        sink: &mut Box<dyn Sink>,
+        sub: &mut Subscription,
+    ) -> Result<(), ConnectorError> {
+        while let Ok(d) = sub.inbox.try_recv() {
+            self.handle(sink, d).await?;
+        }
+        if stage == EndInput::Drain {
+            if let Some(bounded) = &self.bounded {
+                let _ = bounded.progress.send(InputProgress::Exhausted);
+            }
+            return Ok(());
+        }
+        while let Some(mut out) = self.chain.finish() {
+            if let Some(state) = self.state.as_mut() {
+                state.touch();
+            }
+            // Results a resumed run already wrote (see `Operator::finish`).
+            out.kept.retain(|r| !sink.already_written(r));
+            self.write(sink, out, std::time::Instant::now()).await?;
+            self.finish_closes(sink).await?;
+        }
+        self.flush(sink).await?;
+        if let Some(state) = self.state.as_mut() {
+            self.chain.checkpoint(state, &self.name).await?;
+            self.chain.settle(state).await?;
+        }
+        let mut retry = Retry::new(self.reporter.policy());
+        loop {
+            match sink.end_input().await {
+                Ok(()) => break,
+                Err(e) => {
+                    retry
+                        .backoff(e, &self.cancel, "publishing the run's output")
+                        .await?
+                }
+            }
+        }
+        if let Some(bounded) = &self.bounded {
+            let _ = bounded.progress.send(InputProgress::Done);
+        }
+        Ok(())
+    }
+
     /// Lets a stateful chain act on processing time (idle inputs let the watermark move).
     async fn tick(&mut self, sink: &mut Box<dyn Sink>) -> Result<(), ConnectorError> {
         if let Some(state) = self.state.as_mut() {
@@ -365,10 +432,12 @@ impl SinkRunner {
                 .restore_assigned(state, &self.name, &self.metrics)
                 .await?;
         }
-        let out = self.chain.tick();
+        let mut out = self.chain.tick();
         if out.fatal.is_none() && out.kept.is_empty() && out.failed.is_empty() {
             return Ok(());
         }
+        // Final results a resumed bounded run already wrote (see `Operator::finish`).
+        out.kept.retain(|r| !sink.already_written(r));
         if let Some(state) = self.state.as_mut() {
             state.touch();
         }
@@ -484,6 +553,16 @@ impl SinkRunner {
         }
         Ok(())
     }
+}
+
+/// Resolves when a bounded run moves the end of the sink's input on (never without one).
+async fn input_ended(end: &mut Option<watch::Receiver<EndInput>>) -> EndInput {
+    if let Some(end) = end
+        && end.changed().await.is_ok()
+    {
+        return *end.borrow_and_update();
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

@@ -44,6 +44,8 @@ pub struct SourceTaskContext {
     pub(super) state_ahead: bool,
     /// Signals sent through the REST API, until the source takes them.
     pub(super) signals: Option<tokio::sync::mpsc::Receiver<crate::api::connector::Signal>>,
+    /// A bounded run (`headwater run --once`).
+    pub(super) bounded: bool,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -84,6 +86,10 @@ impl SourceContext for SourceTaskContext {
 
     fn cancellation(&self) -> &CancellationToken {
         &self.cancel
+    }
+
+    fn bounded(&self) -> bool {
+        self.bounded
     }
 
     fn metrics(&self) -> &Arc<ConnectorMetrics> {
@@ -232,6 +238,44 @@ impl SourceTaskContext {
             }
         }
         self.write_checkpoint(store).await
+    }
+
+    /// The end of a bounded input (see `super::bounded`): the chain's windows fire and their
+    /// results are published; `Exhausted` is reported; then, once the sinks have acknowledged
+    /// every batch (after the run ended their input), the last checkpoint is taken and `Done`
+    /// reported.
+    pub(super) async fn end_of_input(
+        &mut self,
+        progress: &watch::Sender<super::bounded::InputProgress>,
+    ) -> Result<(), ConnectorError> {
+        use super::bounded::InputProgress;
+        self.state_ahead = self.state.is_some();
+        while let Some(out) = self.chain.finish() {
+            if !self.publish(out, Vec::new(), Vec::new()).await? {
+                return Ok(());
+            }
+            while self.chain.pending() {
+                let out = self.chain.tick();
+                if !self.publish(out, Vec::new(), Vec::new()).await? {
+                    return Ok(());
+                }
+            }
+        }
+        self.state_ahead = false;
+        let _ = progress.send(InputProgress::Exhausted);
+        self.checkpoint().await?;
+        if self.cancel.is_cancelled() {
+            return Ok(());
+        }
+        while self.tracker.in_flight() > 0 {
+            tokio::select! {
+                _ = self.tracker.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = self.cancel.cancelled() => return Ok(()),
+            }
+        }
+        let _ = progress.send(InputProgress::Done);
+        Ok(())
     }
 
     /// The last checkpoint of a stopping task: taken if the sinks acknowledge everything sent

@@ -76,6 +76,7 @@ pub(super) async fn run_source(
     mut source: Box<dyn Source>,
     mut ctx: SourceTaskContext,
     reporter: Arc<ErrorReporter>,
+    bounded: Option<tokio::sync::watch::Sender<crate::runtime::bounded::InputProgress>>,
 ) {
     let cancel = ctx.cancel.clone();
     let mut retry = Retry::new(reporter.policy());
@@ -93,6 +94,14 @@ pub(super) async fn run_source(
         }
     };
     match result {
+        // A bounded run's source read all of its input (it returns early only when stopped).
+        Ok(()) if !cancel.is_cancelled() && bounded.is_some() => {
+            if let Some(progress) = &bounded
+                && let Err(e) = ctx.end_of_input(progress).await
+            {
+                fail(&shared, &name, &e);
+            }
+        }
         Ok(()) => ctx.final_checkpoint(FINAL_CHECKPOINT_WAIT).await,
         Err(_) if cancel.is_cancelled() => ctx.final_checkpoint(FINAL_CHECKPOINT_WAIT).await,
         Err(e) => fail(&shared, &name, &e),

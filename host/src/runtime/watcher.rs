@@ -234,7 +234,8 @@ impl DirectoryWatcher {
     }
 }
 
-fn list_config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The config files of a connectors directory (`.json`, `.properties`), sorted by name.
+pub fn list_config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())

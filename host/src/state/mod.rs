@@ -672,6 +672,14 @@ pub trait StatefulStep: Send + Sync {
         BatchOutput::default()
     }
 
+    /// The end of a bounded input (`headwater run --once`): the step emits everything it still
+    /// holds (a window step: the final watermark fires every window), the first page now and
+    /// the rest through [`Self::tick`] while [`Self::pending`]. `None` once already called
+    /// (or when the step holds nothing to emit at the end).
+    fn finish(&self) -> Option<BatchOutput> {
+        None
+    }
+
     /// The Kafka partitions the connector's consumer owns now, as records' positions name
     /// them (`{"partition":0,"topic":"clicks"}`).
     fn assign(&self, _partitions: &BTreeSet<String>) {}

@@ -284,6 +284,31 @@ impl Chain {
         out
     }
 
+    /// The end of a bounded input: the first stateful step not yet finished emits what it
+    /// holds (see [`StatefulStep::finish`]), through the steps after it. `None` once every
+    /// stateful step has finished. Callers write each output, then [`Self::tick`] while
+    /// [`Self::pending`], before calling this again, so a later stateful step finishes only
+    /// after everything an earlier one emitted reached it.
+    pub fn finish(&self) -> Option<ChainOutput> {
+        for (i, step) in self.steps.iter().enumerate() {
+            let StepKind::Stateful(t) = &step.transform else {
+                continue;
+            };
+            let Some(emitted) = t.finish() else {
+                continue;
+            };
+            let mut out = ChainOutput::default();
+            step.absorb(emitted.failed, emitted.dropped, emitted.fatal, &mut out);
+            if out.fatal.is_some() {
+                return Some(out);
+            }
+            let kept = self.run_steps(&self.steps[i + 1..], emitted.kept, &mut out);
+            out.kept.extend(kept);
+            return Some(out);
+        }
+        None
+    }
+
     /// True while a stateful step has output still to emit (see [`StatefulStep::pending`]).
     pub fn pending(&self) -> bool {
         self.stateful_steps().any(|s| s.pending())

@@ -61,6 +61,7 @@ impl WindowStep {
                 ctx.state_name(&format!("window:{alias}")),
                 ctx.inputs,
                 &ctx.connector,
+                ctx.bounded,
             )),
         })
     }
@@ -97,6 +98,10 @@ impl StatefulStep for WindowStep {
 
     fn tick(&self) -> BatchOutput {
         self.operator().tick()
+    }
+
+    fn finish(&self) -> Option<BatchOutput> {
+        self.operator().finish()
     }
 
     fn assign(&self, partitions: &BTreeSet<String>) {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::accumulator::Accumulator;
 use super::config::{AggregateConfig, LatePolicy};
-use crate::api::record::{Payload, Record};
+use crate::api::record::{Payload, Position, Record};
 use crate::api::time::timestamp_millis;
 use crate::api::transform::{BatchOutput, Inputs, TransformError};
 use crate::state::{StateError, StateStore, StateTable, Writer};
@@ -140,6 +140,16 @@ pub struct Operator {
     last_early: Instant,
     /// Topic of the newest input: early results go there when `output.topic` is not set.
     last_topic: String,
+    /// A bounded run: the watermark stays put until [`Operator::finish`] (see
+    /// [`crate::api::transform::ChainContext::bounded`]).
+    bounded: bool,
+    /// [`Operator::finish`] was called: the final watermark passed every window.
+    finished: bool,
+    /// The results the final watermark emitted so far. Each carries a position counting them
+    /// (see [`Operator::finish`]).
+    final_results: std::cell::Cell<u64>,
+    /// The source partition of those positions: `{"window":"<state name>"}`.
+    final_partition: Arc<str>,
 }
 
 impl Operator {
@@ -150,8 +160,13 @@ impl Operator {
         name: String,
         inputs: Inputs,
         connector: &str,
+        bounded: bool,
     ) -> Self {
         Self {
+            bounded,
+            finished: false,
+            final_results: std::cell::Cell::new(0),
+            final_partition: Arc::from(json!({ "window": name }).to_string()),
             windows: StateTable::new(name.clone(), config.cache_entries),
             sessions: StateTable::new(format!("{name}:sessions"), config.cache_entries),
             timers: StateTable::new(format!("{name}:timers"), config.cache_entries),
@@ -349,6 +364,37 @@ impl Operator {
         out
     }
 
+    /// The end of a bounded input: the final watermark passes every window, which fires (the
+    /// first page of results now, the rest through [`Operator::tick`] while
+    /// [`Operator::closing`]). `None` once already called.
+    ///
+    /// The results come in the store's key order, the same every time from the same state, and
+    /// each carries a position counting them: a run interrupted after some were written and
+    /// started again from the same checkpoint emits them again with the same positions, and a
+    /// sink that knows what it holds (a staged Parquet run) skips those.
+    pub fn finish(&mut self) -> Option<BatchOutput> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
+        let mut out = BatchOutput::default();
+        let Some(store) = self.store() else {
+            out.fatal = Some("the window state store is not open (a bug)".to_owned());
+            return Some(out);
+        };
+        self.batch_now = Instant::now();
+        self.close_budget = CLOSE_PAGE;
+        let trigger = Record::new(self.last_topic.clone(), Payload::null());
+        let from = self.frontier();
+        // Flink's final watermark, Long.MAX_VALUE: the frontier (watermark + 1) passes every
+        // window end.
+        self.progress.watermark = Some(i64::MAX - 1);
+        if let Err(e) = self.advance(&store, from, i64::MAX, &trigger, 0, &mut out) {
+            out.fatal = Some(e.to_string());
+        }
+        Some(out)
+    }
+
     /// The Kafka partitions the connector's consumer owns now (ids as in records'
     /// positions): they count for the watermark from now, even before their first record;
     /// those given up no longer do.
@@ -399,8 +445,11 @@ impl Operator {
 
     /// The watermark the inputs allow now: the minimum over the active inputs of their newest
     /// event time minus the delay. `None` while an active input has had no record yet, or
-    /// when every input is idle.
+    /// when every input is idle, and in a bounded run (only its end moves the watermark).
     fn allowed_watermark(&self) -> Option<i64> {
+        if self.bounded {
+            return None;
+        }
         let delay = self.config.watermark_delay;
         if self.inputs == Inputs::One {
             return self
@@ -819,6 +868,15 @@ impl Operator {
         record.timestamp = Some(end - 1);
         record.partition = trigger.partition;
         record.offset = trigger.offset;
+        if self.finished {
+            let n = self.final_results.get() + 1;
+            self.final_results.set(n);
+            record.position = Some(Position {
+                source: Arc::clone(&self.connector),
+                partition: Arc::clone(&self.final_partition),
+                offset: n,
+            });
+        }
         out.kept.push(record);
         out.origins.push(index);
     }

@@ -63,6 +63,9 @@ impl ConnectorPlugin for FileSourcePlugin {
         let config = source_config::FileSourceConfig::from_options(options)?;
         Some(Task::Source(Box::new(FileSource::new(config, ctx))))
     }
+    fn ends_in_bounded_runs(&self) -> bool {
+        true
+    }
 }
 
 /// `headwater.file.FileSink`.

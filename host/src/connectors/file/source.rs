@@ -442,6 +442,9 @@ impl Source for FileSource {
         // A retried run starts from the committed positions (`SourceContext::committed`), not
         // from where the failed one got to.
         self.files.clear();
+        // A bounded run ends after two passes in a row that read nothing: the second takes a
+        // last line without its newline (see `nonempty`).
+        let mut passes_without_progress = 0;
         loop {
             self.discover(ctx);
             let mut progressed = false;
@@ -462,6 +465,17 @@ impl Source for FileSource {
                 }
             }
             ctx.metrics().set_source_lag_bytes(self.bytes_behind());
+            if ctx.bounded() {
+                passes_without_progress = if progressed {
+                    0
+                } else {
+                    passes_without_progress + 1
+                };
+                if passes_without_progress == 2 {
+                    return Ok(());
+                }
+                continue;
+            }
             if !progressed {
                 ctx.idle().await?;
                 tokio::select! {

@@ -66,6 +66,18 @@ const SCHEMA: ConfigKey = ConfigKey::new(
      schema (JsonConverter envelopes), else one inferred from the JSON values.",
 );
 
+pub const WRITE_MODE: ConfigKey = ConfigKey::new(
+    "write.mode",
+    KeyType::String,
+    "`append` adds files to the partitions. `overwrite-partitions` (Spark's dynamic partition \
+     overwrite; bounded runs only, `headwater run --once`): the run's files are staged beside \
+     the store, and when its input has ended each `date=` partition it wrote is replaced by \
+     them, atomically per partition; partitions it did not write are left alone. Re-running \
+     a date leaves one copy of it.",
+)
+.with_default("append")
+.one_of(&["append", "overwrite-partitions"]);
+
 /// Rows per Parquet row group: bounds the writer's memory per open file.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
@@ -78,6 +90,7 @@ pub const KEYS: &[ConfigKey] = &[
     ROTATE_INTERVAL_MS,
     CODEC,
     SCHEMA,
+    WRITE_MODE,
 ];
 
 #[derive(Debug, Clone)]
@@ -90,6 +103,8 @@ pub struct ParquetSinkConfig {
     pub compression: Compression,
     /// The configured schema: its Connect form and its Arrow form.
     pub schema: Option<(Value, Arc<Schema>)>,
+    /// `write.mode=overwrite-partitions`.
+    pub overwrite_partitions: bool,
 }
 
 impl ParquetSinkConfig {
@@ -119,7 +134,10 @@ impl ParquetSinkConfig {
                     None
                 }
             });
+        let overwrite_partitions =
+            options.choice(&WRITE_MODE).as_deref() == Some("overwrite-partitions");
         Some(Self {
+            overwrite_partitions,
             path: PathBuf::from(path?.trim()),
             partition_field,
             flush_rows,

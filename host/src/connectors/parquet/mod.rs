@@ -7,6 +7,9 @@
 //! footer (`headwater.positions`) the newest source position of every source partition it
 //! holds; on start the sink reads them back and skips records it already committed, so a crash
 //! between a file commit and the source's offset commit duplicates nothing.
+//!
+//! In a bounded run, `write.mode=overwrite-partitions` stages the run's files and replaces the
+//! partitions they belong to when the run's input ends (see `staging`).
 
 mod config;
 mod encode;
@@ -14,6 +17,7 @@ mod file;
 mod recovery;
 mod schema;
 mod sink;
+mod staging;
 
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
 use crate::api::options::{ConfigKey, Options};
@@ -70,6 +74,14 @@ impl ConnectorPlugin for ParquetSinkPlugin {
     }
     fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task> {
         let config = config::ParquetSinkConfig::from_options(options)?;
+        if config.overwrite_partitions && ctx.bounded_run.is_none() {
+            options.issue(
+                config::WRITE_MODE.name,
+                "overwrite-partitions replaces partitions when a run ends: it needs a bounded \
+                 run (headwater run --once; headwater validate --once)",
+            );
+            return None;
+        }
         Some(Task::Sink(Box::new(ParquetSink::new(config, ctx))))
     }
 }

@@ -1,7 +1,7 @@
 //! The ParquetSink task.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
@@ -16,6 +16,7 @@ use super::encode::{Row, Scratch, encode, infer};
 use super::file::{OpenFile, Positions, fold_positions};
 use super::recovery::recover;
 use super::schema::{SchemaError, connect_schema, merge, prepare_connect_value};
+use super::staging::Staging;
 use crate::api::connector::{BuildContext, Sink};
 use crate::api::error::DATA_EXCEPTION;
 use crate::api::error::{ConnectorError, RecordError, Stage};
@@ -53,6 +54,8 @@ pub struct ParquetSink {
     next_file: u64,
     props: WriterProperties,
     scratch: Scratch,
+    /// `write.mode=overwrite-partitions`: where the run's files go until it ends.
+    staging: Option<Staging>,
 }
 
 fn record_error(message: impl Into<String>) -> RecordError {
@@ -70,10 +73,17 @@ impl ParquetSink {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("headwater {}", env!("CARGO_PKG_VERSION")))
             .build();
+        let stem = file_stem(&ctx.connector);
+        let staging = ctx
+            .bounded_run
+            .as_deref()
+            .filter(|_| config.overwrite_partitions)
+            .map(|run| Staging::new(&config.path, &stem, run));
         Self {
+            staging,
             config,
             connector: ctx.connector.clone(),
-            stem: file_stem(&ctx.connector),
+            stem,
             open: HashMap::new(),
             accepted: Positions::new(),
             last_accepted: None,
@@ -151,16 +161,27 @@ impl ParquetSink {
         ))
     }
 
+    /// Where files are written: the store, or the run's staging directory.
+    fn root(&self) -> &Path {
+        self.staging
+            .as_ref()
+            .map_or(self.config.path.as_path(), Staging::root)
+    }
+
     fn partition_dir(&self, key: &PartitionKey) -> PathBuf {
         let date = date_of_millis(key.1 * MILLIS_PER_DAY).unwrap_or_default();
-        self.config.path.join(&key.0).join(format!("date={date}"))
+        self.root().join(&key.0).join(format!("date={date}"))
     }
 
     fn new_file_name(&mut self) -> String {
         self.next_file += 1;
+        // A staged file's name says which run wrote it (`part-<stem>-<run>-`).
+        let prefix = match &self.staging {
+            Some(staging) => staging.file_prefix().to_owned(),
+            None => format!("part-{}-", self.stem),
+        };
         format!(
-            "part-{}-{}-{:05}.parquet",
-            self.stem,
+            "{prefix}{}-{:05}.parquet",
             chrono::Utc::now().timestamp_millis(),
             self.next_file
         )
@@ -314,13 +335,21 @@ impl ParquetSink {
 #[async_trait]
 impl Sink for ParquetSink {
     async fn open(&mut self) -> Result<(), ConnectorError> {
-        let root = self.config.path.clone();
+        // A staged run holds what it wrote in its staging directory: the store's files are an
+        // earlier run's, which this one replaces.
+        let root = self.root().to_path_buf();
         let stem = self.stem.clone();
         let connector = self.connector.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover(&root, &connector, &stem))
-            .await
-            .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?
-            .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?;
+        let staging = self.staging.clone();
+        let recovered = tokio::task::spawn_blocking(move || {
+            if let Some(staging) = &staging {
+                staging.prepare()?;
+            }
+            recover(&root, &connector, &stem)
+        })
+        .await
+        .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?
+        .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?;
         self.accepted = recovered;
         Ok(())
     }
@@ -410,5 +439,15 @@ impl Sink for ParquetSink {
             .values()
             .map(|f| f.opened + self.config.rotate_interval)
             .min()
+    }
+
+    async fn end_input(&mut self) -> Result<(), ConnectorError> {
+        let Some(staging) = self.staging.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || staging.publish())
+            .await
+            .map_err(|e| ConnectorError::fatal("publishing the run's partitions", e))?
+            .map_err(|e| ConnectorError::retriable("publishing the run's partitions", e))
     }
 }

@@ -35,4 +35,7 @@ impl ConnectorPlugin for QuerySourcePlugin {
         let config = query_config::QuerySourceConfig::from_options(options)?;
         Some(Task::Source(Box::new(QuerySource::new(config, ctx))))
     }
+    fn ends_in_bounded_runs(&self) -> bool {
+        true
+    }
 }

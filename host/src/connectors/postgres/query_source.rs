@@ -318,6 +318,10 @@ impl Source for QuerySource {
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
                     break;
                 }
+                if ctx.bounded() {
+                    // One complete pass: a poll reads every row past the cursor.
+                    return Ok(());
+                }
                 ctx.idle().await?;
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}

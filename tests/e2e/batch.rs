@@ -1,0 +1,303 @@
+//! Bounded runs for schedulers (`headwater run --once`): a date-partitioned lake → per-user
+//! daily features → Parquet `date=ds`, run per date with `--set ds=...`, checked against duckdb
+//! over the same input; re-runs leave one copy; failures and too many dead letters exit
+//! non-zero with the reason.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::harness::Workspace;
+
+const DATES: [&str; 2] = ["2024-03-04", "2024-03-05"];
+
+/// Transactions of `date`, in two files, out of event-time order (as partitioned extracts
+/// arrive), with some users absent on some days.
+fn write_lake(ws: &Workspace, date: &str, seed: u64) {
+    let dir = ws.path(&format!("lake/transactions/date={date}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = seed;
+    for part in 0..2 {
+        let mut lines = String::new();
+        for _ in 0..600 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let user = format!("u{:02}", state % (7 + seed % 5));
+            let amount = (state % 10_000) as f64 / 100.0;
+            let (h, m) = ((state >> 20) % 24, (state >> 30) % 60);
+            lines.push_str(&format!(
+                "{}\n",
+                json!({"user_id": user, "amount": amount, "ts": format!("{date}T{h:02}:{m:02}:00Z")})
+            ));
+        }
+        std::fs::write(dir.join(format!("part-{part}.jsonl")), lines).unwrap();
+    }
+}
+
+/// The daily job: the lake's `date=${param:ds}` → per-user daily features → Parquet,
+/// replacing the partitions a run writes.
+fn daily_job(ws: &Workspace, sink_extra: Value) {
+    ws.put_config(
+        "transactions.json",
+        &json!({"name": "transactions", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("lake/transactions/date=${param:ds}/*.jsonl").display().to_string(),
+            "topic": "transactions",
+            "errors.tolerance": "all",
+            "transforms": "amount,daily",
+            "transforms.amount.type": "org.apache.kafka.connect.transforms.Cast$Value",
+            "transforms.amount.spec": "amount:float64",
+            "transforms.daily.type": "headwater.window.Aggregate",
+            "transforms.daily.group.by": "user_id",
+            "transforms.daily.window.size.ms": "86400000",
+            "transforms.daily.time.field": "ts",
+            "transforms.daily.aggregates": "total_amount:sum(amount),transaction_count:count,avg_amount:avg(amount),max_amount:max(amount)",
+            "transforms.daily.output.topic": "user-daily",
+        }}),
+    );
+    let mut sink = json!({
+        "connector.class": "headwater.parquet.ParquetSink",
+        "topics": "user-daily",
+        "path": ws.path("offline").display().to_string(),
+        "partition.field": "window_start",
+        "write.mode": "overwrite-partitions",
+        // Larger than a run: only the end of the input commits the files.
+        "flush.size": "1000000",
+        "rotate.interval.ms": "3600000",
+    });
+    for (k, v) in sink_extra.as_object().into_iter().flatten() {
+        sink[k] = v.clone();
+    }
+    ws.put_config("offline.json", &json!({"name": "offline", "config": sink}));
+}
+
+/// `headwater run --once` in the workspace with `args`; its output.
+fn run_once(ws: &Workspace, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .current_dir(ws.path(""))
+        .args([
+            "run",
+            "--once",
+            "--connectors-dir",
+            "connectors.d",
+            "--data-dir",
+            "var",
+        ])
+        .args(args)
+        .env("HEADWATER_LOG", "info")
+        .output()
+        .expect("run headwater run --once")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Compares the offline store's partition of `date` with duckdb's own aggregation of the lake,
+/// user by user; `None` when equal, else what differs.
+fn compare_with_duckdb(root: &Path, date: &str) -> Option<String> {
+    let script = r#"
+import sys, duckdb
+root, date = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+got = con.execute(
+    "select user_id, total_amount, transaction_count, avg_amount, max_amount "
+    "from read_parquet(?) order by user_id", [f"{root}/offline/user-daily/date={date}/*.parquet"]).fetchall()
+want = con.execute(
+    "select user_id, sum(amount), count(*), avg(amount), max(amount) "
+    "from read_json_auto(?) group by user_id order by user_id",
+    [f"{root}/lake/transactions/date={date}/*.jsonl"]).fetchall()
+def same(a, b):
+    return len(a) == len(b) and all(
+        x == y or (isinstance(x, float) and abs(x - y) <= 1e-9 * max(1, abs(y)))
+        for x, y in zip(a, b))
+if len(got) != len(want) or not all(same(g, w) for g, w in zip(got, want)):
+    print("headwater:", got)
+    print("duckdb:   ", want)
+    sys.exit(1)
+files = con.execute("select count(*) from glob(?)", [f"{root}/offline/user-daily/date={date}/*.parquet"]).fetchone()[0]
+print(len(got), files)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(root)
+        .arg(date)
+        .output()
+        .expect("run python3 with duckdb");
+    if out.status.success() {
+        let shown = text(&out.stdout);
+        let mut counts = shown.split_whitespace();
+        let users: usize = counts.next()?.parse().ok()?;
+        let files: usize = counts.next()?.parse().ok()?;
+        (users == 0 || files != 1).then(|| format!("{users} users in {files} files"))
+    } else {
+        Some(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    }
+}
+
+#[test]
+fn a_daily_job_run_per_date_matches_duckdb_and_a_rerun_leaves_one_copy() {
+    let ws = Workspace::new();
+    write_lake(&ws, DATES[0], 11);
+    write_lake(&ws, DATES[1], 23);
+    daily_job(&ws, json!({}));
+    for date in [DATES[0], DATES[1], DATES[0]] {
+        let out = run_once(&ws, &["--set", &format!("ds={date}")]);
+        assert!(
+            out.status.success(),
+            "the run of {date} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let summary = text(&out.stdout);
+        assert!(
+            summary.contains("transactions  source          1200")
+                && summary.contains("Run complete"),
+            "{summary}"
+        );
+    }
+    for date in DATES {
+        if let Some(diff) = compare_with_duckdb(ws.path("").as_path(), date) {
+            panic!("date {date}: {diff}");
+        }
+    }
+    // The lake changes (a late correction): re-running the date replaces its partition.
+    std::fs::remove_file(ws.path(&format!("lake/transactions/date={}/part-1.jsonl", DATES[1])))
+        .unwrap();
+    let out = run_once(&ws, &["--set", &format!("ds={}", DATES[1])]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("transactions  source           600"));
+    if let Some(diff) = compare_with_duckdb(ws.path("").as_path(), DATES[1]) {
+        panic!("date {} after the correction: {diff}", DATES[1]);
+    }
+    // Nothing staged is left beside the store.
+    let beside: Vec<String> = std::fs::read_dir(ws.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+}
+
+#[test]
+fn a_bounded_run_fails_with_the_reason() {
+    let ws = Workspace::new();
+    write_lake(&ws, DATES[0], 5);
+    // No --set ds: the placeholder is named, nothing runs.
+    daily_job(&ws, json!({}));
+    let out = run_once(&ws, &[]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("parameter ds is not set") && stderr.contains("--set ds=<value>"),
+        "{stderr}"
+    );
+    let validate = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .current_dir(ws.path(""))
+        .args(["validate", "--once", "connectors.d/transactions.json"])
+        .output()
+        .unwrap();
+    assert!(!validate.status.success());
+    assert!(
+        text(&validate.stdout).contains("${param:ds}"),
+        "{}",
+        text(&validate.stdout)
+    );
+
+    // A sink that cannot write: the run ends non-zero, naming the connector and why.
+    std::fs::write(ws.path("blocked"), "a file where a directory should be").unwrap();
+    daily_job(
+        &ws,
+        json!({"path": ws.path("blocked/offline").display().to_string()}),
+    );
+    let out = run_once(&ws, &["--set", &format!("ds={}", DATES[0])]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("connector offline failed") && stderr.contains("blocked"),
+        "{stderr}"
+    );
+
+    // Dead letters over the limit.
+    daily_job(&ws, json!({}));
+    let lake = ws.path(&format!("lake/transactions/date={}/part-2.jsonl", DATES[0]));
+    std::fs::write(
+        &lake,
+        "{\"user_id\":\"u1\",\"amount\":\"lots\",\"ts\":\"2024-03-04T01:00:00Z\"}\n\
+         {\"user_id\":\"u2\",\"amount\":\"many\",\"ts\":\"2024-03-04T02:00:00Z\"}\n",
+    )
+    .unwrap();
+    let out = run_once(
+        &ws,
+        &[
+            "--set",
+            &format!("ds={}", DATES[0]),
+            "--max-dead-letters",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("2 dead letters, more than --max-dead-letters 1"),
+        "{stderr}"
+    );
+    // Started again with the same configs and parameters, the interrupted run resumes; its
+    // output is one copy (the results it staged before the stop are not written twice).
+    let out = run_once(
+        &ws,
+        &[
+            "--set",
+            &format!("ds={}", DATES[0]),
+            "--max-dead-letters",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("Resumed the interrupted run"), "{summary}");
+    let users = |root: &Path| {
+        let script = r#"
+import sys, duckdb
+print(duckdb.connect().execute(f"select count(*), count(distinct user_id), sum(transaction_count) from '{sys.argv[1]}/*.parquet'").fetchone())
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(root.join(format!("offline/user-daily/date={}", DATES[0])))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    // One row per user; the two refused records counted nowhere.
+    let expected = users(ws.path("").as_path());
+    assert!(expected.ends_with(", 1200)"), "{expected}");
+    let (rows, distinct) = {
+        let inner = expected.trim_matches(|c| c == '(' || c == ')');
+        let mut parts = inner.split(", ");
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(rows, distinct, "one row per user: {expected}");
+    // A fresh run of the date (the last one completed) counts its dead letters in the summary.
+    let out = run_once(
+        &ws,
+        &[
+            "--set",
+            &format!("ds={}", DATES[0]),
+            "--max-dead-letters",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(
+        summary.contains("2 dead letters (limit 2)") && !summary.contains("Resumed"),
+        "{summary}"
+    );
+    assert_eq!(users(ws.path("").as_path()), expected);
+}
