@@ -36,41 +36,21 @@ fn write_lake(ws: &Workspace, date: &str, seed: u64) {
     }
 }
 
-/// The daily job: the lake's `date=${param:ds}` → per-user daily features → Parquet,
-/// replacing the partitions a run writes.
+/// The daily job of `examples/batch/connectors.d`: the lake's `date=${param:ds}` → per-user
+/// daily features → Parquet, replacing the partitions a run writes (paths relative to the
+/// workspace, where the runs start). `sink_extra` overrides keys of the sink.
 fn daily_job(ws: &Workspace, sink_extra: Value) {
-    ws.put_config(
-        "transactions.json",
-        &json!({"name": "transactions", "config": {
-            "connector.class": "headwater.file.FileSource",
-            "path": ws.path("lake/transactions/date=${param:ds}/*.jsonl").display().to_string(),
-            "topic": "transactions",
-            "errors.tolerance": "all",
-            "transforms": "amount,daily",
-            "transforms.amount.type": "org.apache.kafka.connect.transforms.Cast$Value",
-            "transforms.amount.spec": "amount:float64",
-            "transforms.daily.type": "headwater.window.Aggregate",
-            "transforms.daily.group.by": "user_id",
-            "transforms.daily.window.size.ms": "86400000",
-            "transforms.daily.time.field": "ts",
-            "transforms.daily.aggregates": "total_amount:sum(amount),transaction_count:count,avg_amount:avg(amount),max_amount:max(amount)",
-            "transforms.daily.output.topic": "user-daily",
-        }}),
-    );
-    let mut sink = json!({
-        "connector.class": "headwater.parquet.ParquetSink",
-        "topics": "user-daily",
-        "path": ws.path("offline").display().to_string(),
-        "partition.field": "window_start",
-        "write.mode": "overwrite-partitions",
-        // Larger than a run: only the end of the input commits the files.
-        "flush.size": "1000000",
-        "rotate.interval.ms": "3600000",
-    });
-    for (k, v) in sink_extra.as_object().into_iter().flatten() {
-        sink[k] = v.clone();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/batch/connectors.d");
+    for file in ["transactions-daily.json", "offline-daily.json"] {
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(example.join(file)).unwrap()).unwrap();
+        if file.starts_with("offline") {
+            for (k, v) in sink_extra.as_object().into_iter().flatten() {
+                config["config"][k] = v.clone();
+            }
+        }
+        ws.put_config(file, &config);
     }
-    ws.put_config("offline.json", &json!({"name": "offline", "config": sink}));
 }
 
 /// `headwater run --once` in the workspace with `args`; its output.
@@ -93,6 +73,16 @@ fn run_once(ws: &Workspace, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A connector's row of the run's summary: type, records in, records out, dead letters.
+fn summary_row(out: &Output, connector: &str) -> Vec<String> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|fields| fields.first().map(String::as_str) == Some(connector))
+        .map(|fields| fields[1..].to_vec())
+        .unwrap_or_default()
 }
 
 /// Compares the offline store's partition of `date` with duckdb's own aggregation of the lake,
@@ -151,12 +141,11 @@ fn a_daily_job_run_per_date_matches_duckdb_and_a_rerun_leaves_one_copy() {
             text(&out.stdout),
             text(&out.stderr)
         );
-        let summary = text(&out.stdout);
-        assert!(
-            summary.contains("transactions  source          1200")
-                && summary.contains("Run complete"),
-            "{summary}"
-        );
+        // One result per user of the day out of 1,200 records in.
+        let row = summary_row(&out, "transactions-daily");
+        assert_eq!(row[..2], ["source", "1200"], "{}", text(&out.stdout));
+        assert_eq!(summary_row(&out, "offline-daily")[1], row[2]);
+        assert!(text(&out.stdout).contains("Run complete"));
     }
     for date in DATES {
         if let Some(diff) = compare_with_duckdb(ws.path("").as_path(), date) {
@@ -168,7 +157,10 @@ fn a_daily_job_run_per_date_matches_duckdb_and_a_rerun_leaves_one_copy() {
         .unwrap();
     let out = run_once(&ws, &["--set", &format!("ds={}", DATES[1])]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("transactions  source           600"));
+    assert_eq!(
+        summary_row(&out, "transactions-daily")[..2],
+        ["source", "600"]
+    );
     if let Some(diff) = compare_with_duckdb(ws.path("").as_path(), DATES[1]) {
         panic!("date {} after the correction: {diff}", DATES[1]);
     }
@@ -196,7 +188,7 @@ fn a_bounded_run_fails_with_the_reason() {
     );
     let validate = Command::new(env!("CARGO_BIN_EXE_headwater"))
         .current_dir(ws.path(""))
-        .args(["validate", "--once", "connectors.d/transactions.json"])
+        .args(["validate", "--once", "connectors.d/transactions-daily.json"])
         .output()
         .unwrap();
     assert!(!validate.status.success());
@@ -216,7 +208,7 @@ fn a_bounded_run_fails_with_the_reason() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("connector offline failed") && stderr.contains("blocked"),
+        stderr.contains("connector offline-daily failed") && stderr.contains("blocked"),
         "{stderr}"
     );
 
@@ -300,4 +292,61 @@ print(duckdb.connect().execute(f"select count(*), count(distinct user_id), sum(t
         "{summary}"
     );
     assert_eq!(users(ws.path("").as_path()), expected);
+}
+
+/// A QuerySource in a bounded run makes one pass over its query (the chapter's JDBC read for
+/// one day) and the run ends; its sink holds every row once, and running the day again (the
+/// run completed) reads it again from the start.
+#[test]
+fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
+    let pg = crate::harness::Service::start("postgres");
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, &pg.url])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    psql(
+        "CREATE TABLE tx (id serial PRIMARY KEY, user_id text, amount numeric(10,2), \
+         updated_at timestamp NOT NULL); \
+         INSERT INTO tx (user_id, amount, updated_at) \
+         SELECT 'u' || (i % 5), i, timestamp '2024-03-04' + i * interval '1 minute' \
+         FROM generate_series(1, 3000) i;",
+    );
+    let ws = Workspace::new();
+    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
+    ws.put_config(
+        "query.json",
+        &json!({"name": "tx-query", "config": {
+            "connection.url": format!("jdbc:postgresql://{rest}"),
+            "connector.class": "headwater.postgres.QuerySource",
+            "mode": "incrementing",
+            "incrementing.column.name": "id",
+            "query": "SELECT id, user_id, amount FROM tx \
+                      WHERE updated_at >= '${param:ds}' AND updated_at < date '${param:ds}' + 1",
+            "topic.prefix": "tx-day",
+            "batch.max.rows": "500",
+        }}),
+    );
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("tx-file", "tx-day", "out/tx.jsonl"),
+    );
+    for (run, expected) in [("first", 1439), ("again", 2878)] {
+        let out = run_once(&ws, &["--set", "ds=2024-03-04"]);
+        assert!(
+            out.status.success(),
+            "{run} run: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(
+            summary_row(&out, "tx-query"),
+            ["source", "1439", "1439", "0"]
+        );
+        let rows = crate::harness::sink_values(&ws.path("out/tx.jsonl"));
+        // The FileSink appends: the second complete run of the date adds its rows again.
+        assert_eq!(rows.len(), expected, "{run} run");
+    }
 }
