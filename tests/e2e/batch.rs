@@ -152,6 +152,9 @@ fn a_daily_job_run_per_date_matches_duckdb_and_a_rerun_leaves_one_copy() {
             panic!("date {date}: {diff}");
         }
     }
+    // Feast's own SDK serves point-in-time features from the store: a day's features from the
+    // end of that day on (its window_end, a TIMESTAMP column), for two days (the view's ttl).
+    assert_feast_serves_the_days(&ws);
     // The lake changes (a late correction): re-running the date replaces its partition.
     std::fs::remove_file(ws.path(&format!("lake/transactions/date={}/part-1.jsonl", DATES[1])))
         .unwrap();
@@ -348,5 +351,63 @@ fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
         let rows = crate::harness::sink_values(&ws.path("out/tx.jsonl"));
         // The FileSink appends: the second complete run of the date adds its rows again.
         assert_eq!(rows.len(), expected, "{run} run");
+    }
+}
+
+/// `get_historical_features` of Feast's SDK over the offline store, for every user at noon of
+/// the day after each date, against duckdb's aggregation of that date in the lake.
+fn assert_feast_serves_the_days(ws: &Workspace) {
+    let root = ws.path("");
+    let expected_script = r#"
+import sys, json, duckdb
+root = sys.argv[1]
+rows = duckdb.connect().execute(
+    "select user_id, strftime(ts::timestamp, '%Y-%m-%d') as day, sum(amount), count(*) "
+    "from read_json_auto(?) group by all order by all",
+    [f"{root}/lake/transactions/*/*.jsonl"]).fetchall()
+print(json.dumps(rows))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", expected_script])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected: Vec<(String, String, f64, i64)> = serde_json::from_slice(&out.stdout).unwrap();
+    // Noon of the next day: the day's window ended at midnight, so it is the newest row.
+    let next_noon = |day: &str| {
+        let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        format!("{}T12:00:00+00:00", date.succ_opt().unwrap())
+    };
+    let entity_rows: Vec<Value> = expected
+        .iter()
+        .map(|(user, day, _, _)| json!({"user_id": user, "event_timestamp": next_noon(day)}))
+        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/batch/feast_historical.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(ws.path("feast"))
+        .arg(ws.path("offline/user-daily"))
+        .arg(Value::from(entity_rows).to_string())
+        .output()
+        .expect("run feast_historical.py");
+    assert!(
+        out.status.success(),
+        "Feast's SDK failed (is feast installed? run scripts/setup.sh):\n{}",
+        text(&out.stderr)
+    );
+    let served: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(served.len(), expected.len(), "{served:?}");
+    for (user, day, total, count) in &expected {
+        let row = served
+            .iter()
+            .find(|r| r["user_id"] == *user && r["event_timestamp"] == next_noon(day))
+            .unwrap_or_else(|| panic!("no row for {user} after {day}: {served:?}"));
+        let got = row["total_amount"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (got - total).abs() <= 1e-9 * total.abs().max(1.0),
+            "{user} {day}: Feast served {row}, the lake sums {total}"
+        );
+        assert_eq!(row["transaction_count"], json!(count), "{user} {day}");
     }
 }

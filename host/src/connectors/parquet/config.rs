@@ -66,6 +66,15 @@ const SCHEMA: ConfigKey = ConfigKey::new(
      schema (JsonConverter envelopes), else one inferred from the JSON values.",
 );
 
+const TIMESTAMP_COLUMNS: ConfigKey = ConfigKey::new(
+    "timestamp.columns",
+    KeyType::List,
+    "Fields of schemaless (inferred) records written as Parquet `TIMESTAMP` columns \
+     (milliseconds, UTC) rather than the strings or numbers the JSON holds: ISO-8601 text and \
+     epoch milliseconds both convert. Event times a feature store joins on (Feast's \
+     `timestamp_field`) must be timestamps; for a window's results list `window_start,window_end`.",
+);
+
 pub const WRITE_MODE: ConfigKey = ConfigKey::new(
     "write.mode",
     KeyType::String,
@@ -90,6 +99,7 @@ pub const KEYS: &[ConfigKey] = &[
     ROTATE_INTERVAL_MS,
     CODEC,
     SCHEMA,
+    TIMESTAMP_COLUMNS,
     WRITE_MODE,
 ];
 
@@ -105,6 +115,8 @@ pub struct ParquetSinkConfig {
     pub schema: Option<(Value, Arc<Schema>)>,
     /// `write.mode=overwrite-partitions`.
     pub overwrite_partitions: bool,
+    /// `timestamp.columns`: inferred fields typed as timestamps.
+    pub timestamp_columns: Vec<String>,
 }
 
 impl ParquetSinkConfig {
@@ -136,7 +148,9 @@ impl ParquetSinkConfig {
             });
         let overwrite_partitions =
             options.choice(&WRITE_MODE).as_deref() == Some("overwrite-partitions");
+        let timestamp_columns = options.list(&TIMESTAMP_COLUMNS);
         Some(Self {
+            timestamp_columns,
             overwrite_partitions,
             path: PathBuf::from(path?.trim()),
             partition_field,

@@ -156,4 +156,30 @@ mod tests {
             2
         );
     }
+
+    #[test]
+    fn timestamp_columns_take_iso_text_and_epoch_millis() {
+        use arrow_array::types::TimestampMillisecondType;
+        let iso = [Row::from_value(
+            json!({"ts": "2024-03-04T01:00:00Z", "n": 1}),
+        )];
+        let millis = [Row::from_value(json!({"ts": 1_709_514_000_000i64, "n": 2}))];
+        let mut scratch = Scratch::default();
+        for rows in [&iso, &millis] {
+            let inferred = infer(rows.iter()).unwrap();
+            let schema = Arc::new(super::super::schema::with_timestamp_columns(
+                inferred,
+                &["ts".to_owned()],
+            ));
+            assert_eq!(
+                schema.field(schema.index_of("ts").unwrap()).data_type(),
+                &super::super::schema::timestamp_type()
+            );
+            let batch = encode(&schema, rows.iter(), &mut scratch).unwrap();
+            let ts = batch
+                .column(schema.index_of("ts").unwrap())
+                .as_primitive::<TimestampMillisecondType>();
+            assert_eq!(ts.value(0), 1_709_514_000_000);
+        }
+    }
 }

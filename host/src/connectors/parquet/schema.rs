@@ -225,6 +225,28 @@ fn merge_type(current: &DataType, newer: &DataType) -> DataType {
 
 /// Replaces Null-typed columns (fields that were null in every record seen) with nullable
 /// strings, which Parquet can store and later merges can widen from.
+/// The type of `timestamp.columns` fields: Kafka Connect's `Timestamp` maps to the same.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
+}
+
+/// `schema` with the top-level fields named in `columns` typed as timestamps (arrow-json then
+/// reads ISO-8601 text and epoch milliseconds into them).
+pub fn with_timestamp_columns(schema: Schema, columns: &[String]) -> Schema {
+    if columns.is_empty() {
+        return schema;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match columns.iter().any(|c| c == f.name()) {
+            true => Field::new(f.name(), timestamp_type(), f.is_nullable()),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
+}
+
 pub fn without_null_types(schema: &Schema) -> Schema {
     fn fix(field: &Field) -> Field {
         match field.data_type() {

@@ -15,7 +15,9 @@ use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
 use super::encode::{Row, Scratch, encode, infer};
 use super::file::{OpenFile, Positions, fold_positions};
 use super::recovery::recover;
-use super::schema::{SchemaError, connect_schema, merge, prepare_connect_value};
+use super::schema::{
+    SchemaError, connect_schema, merge, prepare_connect_value, with_timestamp_columns,
+};
 use super::staging::Staging;
 use crate::api::connector::{BuildContext, Sink};
 use crate::api::error::DATA_EXCEPTION;
@@ -199,7 +201,18 @@ impl ParquetSink {
         if let Some(connect) = connect {
             return Ok(Arc::new(connect_schema(connect)?));
         }
-        Ok(Arc::new(infer(rows.iter().map(|p| &p.row))?))
+        Ok(Arc::new(self.infer(rows.iter().map(|p| &p.row))?))
+    }
+
+    /// The schema of schemaless rows, `timestamp.columns` typed as timestamps.
+    fn infer<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a Row>,
+    ) -> Result<arrow_schema::Schema, arrow_schema::ArrowError> {
+        Ok(with_timestamp_columns(
+            infer(rows)?,
+            &self.config.timestamp_columns,
+        ))
     }
 
     fn commit(&mut self, key: &PartitionKey) -> Result<(), ParquetError> {
@@ -278,7 +291,7 @@ impl ParquetSink {
             Err(first_error) => {
                 // New fields or widened types: merge, roll to a new file, try again.
                 let evolved = (self.config.schema.is_none() && connect.is_none())
-                    .then(|| infer(rows.clone()).ok())
+                    .then(|| self.infer(rows.clone()).ok())
                     .flatten()
                     .map(|newer| Arc::new(merge(&schema, &newer)))
                     .filter(|merged| *merged != schema);
