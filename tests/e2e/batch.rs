@@ -411,3 +411,165 @@ print(json.dumps(rows))
         assert_eq!(row["transaction_count"], json!(count), "{user} {day}");
     }
 }
+
+/// Spark's partitioned JDBC read of one day (`timestamp.from`/`until` from `${param:ds}`, four
+/// ranges of the id read concurrently) into a staged Parquet run, killed with `kill -9` midway
+/// and run again: every row of the day once in the output, none of another day.
+#[test]
+fn a_partitioned_read_of_a_day_killed_midway_and_rerun_writes_every_row_once() {
+    let pg = crate::harness::Service::start("postgres");
+    let psql = |sql: &str| -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+                &pg.url,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    // Two days of transactions, 120,000 rows each, ids interleaved across the days.
+    psql(
+        "CREATE TABLE tx (id bigint PRIMARY KEY, user_id text, amount_cents bigint, \
+         updated_at timestamp NOT NULL); \
+         INSERT INTO tx SELECT i, 'u' || (i % 97), (i * 7919) % 100000, \
+         timestamp '2024-03-04' + (i % 2) * interval '1 day' + (i % 86400) * interval '1 second' \
+         FROM generate_series(1, 240000) i;",
+    );
+    let ws = Workspace::new();
+    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
+    ws.put_config(
+        "query.json",
+        &json!({"name": "tx-query", "config": {
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": format!("jdbc:postgresql://{rest}"),
+            "table": "tx",
+            "mode": "incrementing",
+            "incrementing.column.name": "id",
+            "timestamp.column.name": "updated_at",
+            "timestamp.from": "${param:ds}",
+            "timestamp.until": "${param:ds} 23:59:59.999999",
+            "partition.column": "id",
+            "partition.lower.bound": "1",
+            "partition.upper.bound": "240001",
+            "partition.count": "4",
+            "topic.prefix": "day-",
+            "batch.max.rows": "1000",
+        }}),
+    );
+    ws.put_config(
+        "offline.json",
+        &json!({"name": "tx-offline", "config": {
+            "connector.class": "headwater.parquet.ParquetSink",
+            "topics": "day-tx",
+            "path": ws.path("offline").display().to_string(),
+            "write.mode": "overwrite-partitions",
+            "flush.size": "5000",
+            "rotate.interval.ms": "3600000",
+        }}),
+    );
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_headwater"))
+            .current_dir(ws.path(""))
+            .args([
+                "run",
+                "--once",
+                "--set",
+                "ds=2024-03-05",
+                "--connectors-dir",
+                "connectors.d",
+                "--data-dir",
+                "var",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(ws.path("first.log")).unwrap())
+            .spawn()
+            .expect("start headwater run --once")
+    };
+    let mut first = start();
+    // Killed once a file of the run is committed to its staging directory.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let staged = || {
+        std::fs::read_dir(ws.path("")).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".offline.staging-")
+                && walk_parquet(&e.path()) > 0
+        })
+    };
+    while !staged() {
+        assert!(std::time::Instant::now() < deadline, "nothing was staged");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed:\n{}",
+            std::fs::read_to_string(ws.path("first.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let record = std::fs::read_to_string(ws.path("var/bounded-runs/tx-query.json")).unwrap();
+    assert!(
+        record.contains("\"complete\":false"),
+        "killed midway: {record}"
+    );
+    assert!(
+        !ws.path("offline").exists(),
+        "nothing is published before the run completes"
+    );
+
+    let second = run_once(&ws, &["--set", "ds=2024-03-05"]);
+    assert!(
+        second.status.success(),
+        "{}{}",
+        text(&second.stdout),
+        text(&second.stderr)
+    );
+    assert!(text(&second.stdout).contains("Resumed the interrupted run"));
+    let want = psql(
+        "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(amount_cents) FROM tx \
+         WHERE updated_at >= '2024-03-05' AND updated_at < '2024-03-06'",
+    );
+    let script = r#"
+import sys, duckdb
+print(*duckdb.connect().execute(
+    "select count(*), count(distinct id), sum(amount_cents) from read_parquet(?)",
+    [sys.argv[1] + "/day-tx/*/*.parquet"]).fetchone())
+"#;
+    let got = Command::new("python3")
+        .args(["-c", script])
+        .arg(ws.path("offline"))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(
+        text(&got.stdout).trim(),
+        want,
+        "rows of the day in the output (count, distinct ids, sum)"
+    );
+}
+
+/// Parquet files under `dir`, at any depth.
+fn walk_parquet(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                if path.is_dir() {
+                    walk_parquet(&path)
+                } else {
+                    usize::from(path.extension().is_some_and(|x| x == "parquet"))
+                }
+            })
+            .sum()
+    })
+}

@@ -97,6 +97,51 @@ const TIMESTAMP_DELAY: ConfigKey = ConfigKey::new(
 )
 .with_default("0");
 
+const TIMESTAMP_FROM: ConfigKey = ConfigKey::new(
+    "timestamp.from",
+    KeyType::String,
+    "Only rows whose `timestamp.column.name` is at or after this time (ISO-8601, e.g. \
+     `2024-03-04` or `2024-03-04T06:00:00Z`; UTC unless it says otherwise): with \
+     `timestamp.until`, a bounded window such as one day of a batch run \
+     (`${param:ds}`), Spark's `updated_at >= start AND updated_at < end`.",
+);
+
+const TIMESTAMP_UNTIL: ConfigKey = ConfigKey::new(
+    "timestamp.until",
+    KeyType::String,
+    "Only rows whose `timestamp.column.name` is before this time (exclusive; ISO-8601).",
+);
+
+const PARTITION_COLUMN: ConfigKey = ConfigKey::new(
+    "partition.column",
+    KeyType::String,
+    "An integer column splitting the read into `partition.count` ranges read concurrently, \
+     each on its own connection with its own offset (Spark's JDBC `partitionColumn`). With \
+     `mode=incrementing` on the same column, each range resumes where it stopped after a crash.",
+);
+
+const PARTITION_LOWER_BOUND: ConfigKey = ConfigKey::new(
+    "partition.lower.bound",
+    KeyType::Long,
+    "With `partition.column`: the low end of the range split (Spark's `lowerBound`); smaller \
+     values and NULLs go to the first range. Required with `partition.count` > 1.",
+);
+
+const PARTITION_UPPER_BOUND: ConfigKey = ConfigKey::new(
+    "partition.upper.bound",
+    KeyType::Long,
+    "With `partition.column`: the high end of the range split (Spark's `upperBound`); larger \
+     values go to the last range. Required with `partition.count` > 1.",
+);
+
+const PARTITION_COUNT: ConfigKey = ConfigKey::new(
+    "partition.count",
+    KeyType::Int,
+    "How many ranges of `partition.column` are read concurrently (Spark's `numPartitions`): \
+     the span between the bounds is cut into this many equal strides.",
+)
+.with_default("1");
+
 pub const KEYS: &[ConfigKey] = &[
     CONNECTION_URL,
     CONNECTION_USER,
@@ -110,6 +155,12 @@ pub const KEYS: &[ConfigKey] = &[
     POLL_INTERVAL,
     BATCH_MAX_ROWS,
     TIMESTAMP_DELAY,
+    TIMESTAMP_FROM,
+    TIMESTAMP_UNTIL,
+    PARTITION_COLUMN,
+    PARTITION_LOWER_BOUND,
+    PARTITION_UPPER_BOUND,
+    PARTITION_COUNT,
 ];
 
 /// How new rows are found.
@@ -149,6 +200,36 @@ pub struct QuerySourceConfig {
     pub poll_interval: Duration,
     pub batch_max_rows: usize,
     pub timestamp_delay_ms: u64,
+    /// `timestamp.from` / `timestamp.until`: the time window read.
+    pub timestamp_from: Option<String>,
+    pub timestamp_until: Option<String>,
+    /// `partition.column` split into ranges read concurrently.
+    pub ranges: Option<Ranges>,
+}
+
+/// Spark's JDBC partitioning: `column` cut into `count` strides between the bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranges {
+    pub column: String,
+    pub lower: i64,
+    pub upper: i64,
+    pub count: u32,
+}
+
+impl Ranges {
+    /// Range `i`'s condition on the column (`t."id"`), as Spark's JDBCRelation writes them:
+    /// the first also takes values below the bounds and NULLs, the last values above.
+    pub fn condition(&self, column: &str, i: u32) -> String {
+        let stride = (self.upper / i64::from(self.count)) - (self.lower / i64::from(self.count));
+        let start = self.lower + i64::from(i) * stride;
+        let end = start + stride;
+        match (i, self.count) {
+            (_, 1) => "true".to_owned(),
+            (0, _) => format!("{column} < {end} OR {column} IS NULL"),
+            (i, n) if i == n - 1 => format!("{column} >= {start}"),
+            _ => format!("{column} >= {start} AND {column} < {end}"),
+        }
+    }
 }
 
 /// Quotes a `name` or `schema.name` identifier.
@@ -194,6 +275,15 @@ impl QuerySourceConfig {
                 options.issue(TIMESTAMP_COLUMN.name, "required by this mode");
             }
         }
+        let timestamp_from = options.string(&TIMESTAMP_FROM);
+        let timestamp_until = options.string(&TIMESTAMP_UNTIL);
+        if (timestamp_from.is_some() || timestamp_until.is_some()) && timestamp.is_none() {
+            options.issue(
+                TIMESTAMP_COLUMN.name,
+                "timestamp.from and timestamp.until bound this column: set it",
+            );
+        }
+        let ranges = ranges(options);
         let prefix = options.string(&TOPIC_PREFIX);
         let poll = options.positive(&POLL_INTERVAL).unwrap_or(5000);
         let batch = options.positive(&BATCH_MAX_ROWS).unwrap_or(100);
@@ -225,8 +315,51 @@ impl QuerySourceConfig {
             poll_interval: Duration::from_millis(poll),
             batch_max_rows: batch as usize,
             timestamp_delay_ms: delay,
+            timestamp_from,
+            timestamp_until,
+            ranges,
         })
     }
+}
+
+/// `partition.column` and its bounds; `None` without it (one range).
+fn ranges(options: &mut Options) -> Option<Ranges> {
+    let column = options.string(&PARTITION_COLUMN);
+    let lower = options.i64(&PARTITION_LOWER_BOUND);
+    let upper = options.i64(&PARTITION_UPPER_BOUND);
+    let count = options.positive(&PARTITION_COUNT).unwrap_or(1);
+    let Some(column) = column else {
+        if count > 1 {
+            options.issue(PARTITION_COUNT.name, "needs partition.column to split by");
+        }
+        return None;
+    };
+    let (Some(lower), Some(upper)) = (lower, upper) else {
+        options.issue(
+            PARTITION_COLUMN.name,
+            "needs partition.lower.bound and partition.upper.bound",
+        );
+        return None;
+    };
+    if lower >= upper {
+        options.issue(
+            PARTITION_UPPER_BOUND.name,
+            format!("must be above partition.lower.bound ({lower}), got {upper}"),
+        );
+        return None;
+    }
+    let Ok(count) = u32::try_from(count) else {
+        options.issue(PARTITION_COUNT.name, "too large");
+        return None;
+    };
+    // As Spark does: no more ranges than values between the bounds.
+    let count = u32::try_from(upper.abs_diff(lower)).map_or(count, |span| count.min(span));
+    Some(Ranges {
+        column,
+        lower,
+        upper,
+        count,
+    })
 }
 
 #[cfg(test)]
@@ -278,5 +411,68 @@ mod tests {
     fn identifiers_are_quoted_per_part() {
         assert_eq!(quote_identifier("public.Orders"), "\"public\".\"Orders\"");
         assert_eq!(quote_identifier("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn ranges_split_as_spark_does() {
+        let ranges = Ranges {
+            column: "id".into(),
+            lower: 0,
+            upper: 100,
+            count: 4,
+        };
+        let all: Vec<String> = (0..4).map(|i| ranges.condition("c", i)).collect();
+        assert_eq!(
+            all,
+            [
+                "c < 25 OR c IS NULL",
+                "c >= 25 AND c < 50",
+                "c >= 50 AND c < 75",
+                "c >= 75"
+            ]
+        );
+    }
+
+    #[test]
+    fn partitioned_reads_need_bounds_above_each_other() {
+        let parse = |extra: &[(&str, &str)]| {
+            let mut map: std::collections::BTreeMap<String, String> = [
+                ("connection.url", "jdbc:postgresql://h/db"),
+                ("mode", "incrementing"),
+                ("incrementing.column.name", "id"),
+                ("table", "tx"),
+                ("topic.prefix", "pg-"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            map.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+            let mut options = Options::new(map);
+            let config = QuerySourceConfig::from_options(&mut options);
+            (config, options.issues().to_vec())
+        };
+        let (config, issues) = parse(&[
+            ("partition.column", "id"),
+            ("partition.lower.bound", "1"),
+            ("partition.upper.bound", "3"),
+            ("partition.count", "8"),
+        ]);
+        assert!(issues.is_empty(), "{issues:?}");
+        // No more ranges than values between the bounds.
+        assert_eq!(config.unwrap().ranges.unwrap().count, 2);
+        let (_, issues) = parse(&[
+            ("partition.column", "id"),
+            ("partition.lower.bound", "5"),
+            ("partition.upper.bound", "5"),
+        ]);
+        assert_eq!(issues[0].key, "partition.upper.bound");
+        let (_, issues) = parse(&[("partition.count", "4")]);
+        assert_eq!(issues[0].key, "partition.count");
+        let (_, issues) = parse(&[("timestamp.from", "2024-03-04")]);
+        assert_eq!(issues[0].key, "timestamp.column.name");
     }
 }

@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{PgError, describe};
 use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
@@ -68,13 +70,21 @@ impl Cursor {
 pub struct QuerySource {
     config: QuerySourceConfig,
     connector: Arc<str>,
-    /// Confluent's partition: `{"table": ..}` or `{"query": ..}`.
+    /// What is read: one range, or `partition.count` ranges read concurrently.
+    ranges: Vec<Range>,
+    /// Numbers the records (the Kafka-style offset of the embedded topic).
+    next_offset: i64,
+}
+
+/// One range of the read: its own statement, source partition and offset.
+#[derive(Debug)]
+struct Range {
+    /// Confluent's partition, `{"table": ..}` or `{"query": ..}`, with `"range": i` when the
+    /// read is split.
     partition: Value,
     partition_key: Arc<str>,
     sql: String,
     args: Vec<Arg>,
-    /// Numbers the records (the Kafka-style offset of the embedded topic).
-    next_offset: i64,
 }
 
 /// A parameter of the poll statement.
@@ -88,48 +98,78 @@ enum Arg {
     Delay,
 }
 
-/// The poll statement (the rows as JSON text, then the cursor columns, under the cursor
-/// condition) and the parameters it takes, in order.
-fn statement(config: &QuerySourceConfig) -> (String, Vec<Arg>) {
+/// A SQL string literal (standard-conforming: quotes doubled).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The poll statement of range `range` (the rows as JSON text, then the cursor columns, under
+/// the cursor condition, the time window and the range's condition) and the parameters it
+/// takes, in order.
+fn statement(config: &QuerySourceConfig, range: u32) -> (String, Vec<Arg>) {
     let base = match &config.source {
         Rows::Query(q) => q.clone(),
         Rows::Table(t) => format!("SELECT * FROM {}", quote_identifier(t)),
     };
-    let column = |c: &Option<String>| {
-        let name = c.as_deref().unwrap_or_default().trim().trim_matches('"');
+    let column = |c: Option<&str>| {
+        let name = c.unwrap_or_default().trim().trim_matches('"');
         format!("t.\"{}\"", name.replace('"', "\"\""))
     };
-    let (inc, ts) = (column(&config.incrementing), column(&config.timestamp));
+    let (inc, ts) = (
+        column(config.incrementing.as_deref()),
+        column(config.timestamp.as_deref()),
+    );
     // Integer µs arithmetic, no floating point: equality on the last timestamp is exact.
     let since =
         |n: usize| format!("('epoch'::timestamptz + ${n}::bigint * interval '1 microsecond')");
     let before = |n: usize| format!("now() - ${n}::bigint * interval '1 millisecond'");
-    let (filter, order, args) = match config.mode {
-        Mode::Bulk => (String::new(), String::new(), vec![]),
-        Mode::Incrementing => (
-            format!(" WHERE $1::bigint IS NULL OR {inc} > $1"),
-            format!(" ORDER BY {inc}"),
-            vec![Arg::Incrementing],
-        ),
-        Mode::Timestamp => (
-            format!(
-                " WHERE {ts} < {} AND ($1::bigint IS NULL OR {ts} > {})",
+    let mut conditions = Vec::new();
+    let (order, args) = match config.mode {
+        Mode::Bulk => (String::new(), vec![]),
+        Mode::Incrementing => {
+            conditions.push(format!("$1::bigint IS NULL OR {inc} > $1"));
+            (format!(" ORDER BY {inc}"), vec![Arg::Incrementing])
+        }
+        Mode::Timestamp => {
+            conditions.push(format!(
+                "{ts} < {} AND ($1::bigint IS NULL OR {ts} > {})",
                 before(2),
                 since(1)
-            ),
-            format!(" ORDER BY {ts}"),
-            vec![Arg::Timestamp, Arg::Delay],
-        ),
-        Mode::TimestampIncrementing => (
-            format!(
-                " WHERE {ts} < {} AND ($1::bigint IS NULL OR {ts} > {} \
+            ));
+            (format!(" ORDER BY {ts}"), vec![Arg::Timestamp, Arg::Delay])
+        }
+        Mode::TimestampIncrementing => {
+            conditions.push(format!(
+                "{ts} < {} AND ($1::bigint IS NULL OR {ts} > {} \
                  OR ({ts} = {} AND ($2::bigint IS NULL OR {inc} > $2)))",
                 before(3),
                 since(1),
                 since(1)
-            ),
-            format!(" ORDER BY {ts}, {inc}"),
-            vec![Arg::Timestamp, Arg::Incrementing, Arg::Delay],
+            ));
+            (
+                format!(" ORDER BY {ts}, {inc}"),
+                vec![Arg::Timestamp, Arg::Incrementing, Arg::Delay],
+            )
+        }
+    };
+    if let Some(from) = &config.timestamp_from {
+        conditions.push(format!("{ts} >= {}::timestamptz", literal(from)));
+    }
+    if let Some(until) = &config.timestamp_until {
+        conditions.push(format!("{ts} < {}::timestamptz", literal(until)));
+    }
+    if let Some(ranges) = config.ranges.as_ref().filter(|r| r.count > 1) {
+        conditions.push(ranges.condition(&column(Some(&ranges.column)), range));
+    }
+    let filter = match conditions.is_empty() {
+        true => String::new(),
+        false => format!(
+            " WHERE {}",
+            conditions
+                .iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
         ),
     };
     let inc_col = if config.mode.uses_incrementing() {
@@ -137,7 +177,7 @@ fn statement(config: &QuerySourceConfig) -> (String, Vec<Arg>) {
     } else {
         "NULL::bigint".to_owned()
     };
-    let ts_col = if config.mode.uses_timestamp() {
+    let ts_col = if config.mode.uses_timestamp() || config.timestamp.is_some() {
         format!("(extract(epoch from {ts}) * 1000000)::bigint")
     } else {
         "NULL::bigint".to_owned()
@@ -147,19 +187,41 @@ fn statement(config: &QuerySourceConfig) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
+/// What a range reader hands the task.
+enum Polled {
+    /// Rows to send, with the range's offset after them.
+    Batch(SourceBatch),
+    /// The range has read everything new for now.
+    CaughtUp,
+}
+
+/// Batches a range reader may have ready while the task sends the others'.
+const READ_AHEAD: usize = 2;
+
 impl QuerySource {
     pub fn new(config: QuerySourceConfig, ctx: &BuildContext) -> Self {
-        let partition = match &config.source {
-            Rows::Table(t) => json!({ "table": t }),
-            Rows::Query(q) => json!({ "query": q }),
-        };
-        let (sql, args) = statement(&config);
+        let split = config.ranges.as_ref().map_or(1, |r| r.count);
+        let ranges = (0..split)
+            .map(|i| {
+                let mut partition = match &config.source {
+                    Rows::Table(t) => json!({ "table": t }),
+                    Rows::Query(q) => json!({ "query": q }),
+                };
+                if split > 1 {
+                    partition["range"] = json!(i);
+                }
+                let (sql, args) = statement(&config, i);
+                Range {
+                    partition_key: Arc::from(partition.to_string()),
+                    partition,
+                    sql,
+                    args,
+                }
+            })
+            .collect();
         Self {
-            args,
-            partition_key: Arc::from(partition.to_string()),
-            partition,
+            ranges,
             connector: Arc::from(ctx.connector.as_str()),
-            sql,
             config,
             next_offset: 0,
         }
@@ -175,17 +237,18 @@ impl QuerySource {
         Ok(client)
     }
 
-    /// One poll: streams the new rows and publishes them in batches. Database errors come back
-    /// as `Ok(Err(..))` (reconnect); publishing errors as `Err` (the task stops).
+    /// One poll of `range`: streams the new rows and hands them over in batches. Database
+    /// errors come back as `Ok(Err(..))` (reconnect); `Err` when the task stopped taking them.
     async fn poll(
-        &mut self,
+        &self,
         client: &Client,
+        range: &Range,
         prepared: &mut Option<Statement>,
         cursor: &mut Cursor,
-        ctx: &mut dyn SourceContext,
-    ) -> Result<Result<(), tokio_postgres::Error>, ConnectorError> {
+        out: &mpsc::Sender<Polled>,
+    ) -> Result<Result<(), tokio_postgres::Error>, Stopped> {
         let delay = self.config.timestamp_delay_ms as i64;
-        let params: Vec<&(dyn ToSql + Sync)> = self
+        let params: Vec<&(dyn ToSql + Sync)> = range
             .args
             .iter()
             .map(|a| -> &(dyn ToSql + Sync) {
@@ -199,7 +262,7 @@ impl QuerySource {
         // Prepared once per connection, reused by every poll on it.
         let statement = match prepared {
             Some(s) => s.clone(),
-            None => match client.prepare(&self.sql).await {
+            None => match client.prepare(&range.sql).await {
                 Ok(s) => prepared.insert(s).clone(),
                 Err(e) => return Ok(Err(e)),
             },
@@ -230,8 +293,6 @@ impl QuerySource {
                 self.config.topic.clone(),
                 Payload::json_bytes(Bytes::from(text)),
             );
-            record.offset = self.next_offset;
-            self.next_offset += 1;
             record.timestamp = timestamp_us.map(|us| us.div_euclid(1000));
             // A monotonic position lets sinks skip what they already hold after a crash.
             let position = match self.config.mode {
@@ -243,40 +304,45 @@ impl QuerySource {
                 .and_then(|p| u64::try_from(p).ok())
                 .map(|offset| Position {
                     source: Arc::clone(&self.connector),
-                    partition: Arc::clone(&self.partition_key),
+                    partition: Arc::clone(&range.partition_key),
                     offset,
                 });
             batch.records.push(record);
             if batch.records.len() >= self.config.batch_max_rows {
-                self.publish(&mut batch, *cursor, ctx).await?;
+                self.hand_over(&mut batch, range, *cursor, out).await?;
             }
         }
-        self.publish(&mut batch, *cursor, ctx).await?;
+        self.hand_over(&mut batch, range, *cursor, out).await?;
         Ok(Ok(()))
     }
 
-    async fn publish(
+    async fn hand_over(
         &self,
         batch: &mut SourceBatch,
+        range: &Range,
         cursor: Cursor,
-        ctx: &mut dyn SourceContext,
-    ) -> Result<(), ConnectorError> {
+        out: &mpsc::Sender<Polled>,
+    ) -> Result<(), Stopped> {
         if batch.records.is_empty() {
             return Ok(());
         }
         let mut full = std::mem::take(batch);
         if self.config.mode != Mode::Bulk {
-            full.offsets = vec![(self.partition.clone(), cursor.to_offset())];
+            full.offsets = vec![(range.partition.clone(), cursor.to_offset())];
         }
-        ctx.send(full).await
+        out.send(Polled::Batch(full)).await.map_err(|_| Stopped)
     }
-}
 
-#[async_trait]
-impl Source for QuerySource {
-    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
-        let mut cursor = Cursor::from_offset(ctx.committed(&self.partition));
-        let cancel = ctx.cancellation().clone();
+    /// Reads `range` from `cursor` on its own connection: polls until stopped, or once in a
+    /// bounded run.
+    async fn read_range(
+        &self,
+        range: &Range,
+        mut cursor: Cursor,
+        out: mpsc::Sender<Polled>,
+        cancel: CancellationToken,
+        bounded: bool,
+    ) -> Result<(), ConnectorError> {
         let mut backoff = Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
         loop {
             let client = tokio::select! {
@@ -299,36 +365,109 @@ impl Source for QuerySource {
             let mut prepared = None;
             loop {
                 let polled = tokio::select! {
-                    polled = self.poll(&client, &mut prepared, &mut cursor, ctx) => polled?,
+                    polled = self.poll(&client, range, &mut prepared, &mut cursor, &out) => polled,
                     _ = cancel.cancelled() => return Ok(()),
                 };
+                let Ok(polled) = polled else {
+                    // The task stopped taking batches: it is ending.
+                    return Ok(());
+                };
                 if let Err(e) = polled {
-                    if let Some(db) = e
-                        .as_db_error()
-                        .filter(|d| d.code().code().starts_with("42"))
-                    {
-                        // A bad query, table or column (SQLSTATE class 42): retrying cannot help.
+                    if let Some(db) = e.as_db_error().filter(|d| {
+                        let class = &d.code().code()[..2];
+                        class == "42" || class == "22"
+                    }) {
+                        // A bad query, table or column (class 42), or a value PostgreSQL cannot
+                        // read (class 22: a timestamp.from it cannot parse): retrying cannot help.
                         return Err(ConnectorError::Config(format!(
                             "the poll query failed: {}: {}; query: {}",
                             db.code().code(),
                             db.message(),
-                            self.sql
+                            range.sql
                         )));
                     }
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
                     break;
                 }
-                if ctx.bounded() {
+                if bounded {
                     // One complete pass: a poll reads every row past the cursor.
                     return Ok(());
                 }
-                ctx.idle().await?;
+                if out.send(Polled::CaughtUp).await.is_err() {
+                    return Ok(());
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                     _ = cancel.cancelled() => return Ok(()),
                 }
             }
         }
+    }
+}
+
+/// The task stopped taking batches.
+#[derive(Debug)]
+struct Stopped;
+
+#[async_trait]
+impl Source for QuerySource {
+    async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
+        let cursors: Vec<Cursor> = self
+            .ranges
+            .iter()
+            .map(|r| Cursor::from_offset(ctx.committed(&r.partition)))
+            .collect();
+        // Stops the other ranges when one fails, or when the task stops taking batches.
+        let cancel = ctx.cancellation().child_token();
+        let bounded = ctx.bounded();
+        let (out, mut taken) = mpsc::channel(READ_AHEAD * self.ranges.len());
+        let this = &*self;
+        let readers = futures_util::future::join_all(this.ranges.iter().zip(cursors).map(
+            |(range, cursor)| {
+                let (out, cancel) = (out.clone(), cancel.clone());
+                async move {
+                    let read = this
+                        .read_range(range, cursor, out, cancel.clone(), bounded)
+                        .await;
+                    if read.is_err() {
+                        cancel.cancel();
+                    }
+                    read
+                }
+            },
+        ));
+        drop(out);
+        let mut next_offset = this.next_offset;
+        let send = async {
+            let mut caught_up = 0;
+            while let Some(polled) = taken.recv().await {
+                match polled {
+                    Polled::Batch(mut batch) => {
+                        for record in &mut batch.records {
+                            record.offset = next_offset;
+                            next_offset += 1;
+                        }
+                        if let Err(e) = ctx.send(batch).await {
+                            cancel.cancel();
+                            return Err(e);
+                        }
+                    }
+                    // Every range caught up once more: a moment for stateful transforms to
+                    // checkpoint.
+                    Polled::CaughtUp => {
+                        caught_up += 1;
+                        if caught_up % this.ranges.len() == 0 {
+                            ctx.idle().await?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+        let (read, sent) = tokio::join!(readers, send);
+        self.next_offset = next_offset;
+        sent?;
+        read.into_iter().collect()
     }
 }
 
