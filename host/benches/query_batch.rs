@@ -7,6 +7,8 @@
 //!   `incrementing`) in 4 ranges of the id read concurrently (Spark's `numPartitions`), then in
 //!   one, into a ParquetSink; timed from process start to exit.
 //!
+//! Run it with:
+//!
 //!     cargo bench --bench query_batch                         # 5,000,000 rows
 //!     HEADWATER_BENCH_ROWS=500000 cargo bench --bench query_batch
 //!
