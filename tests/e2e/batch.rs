@@ -573,3 +573,120 @@ fn walk_parquet(dir: &Path) -> usize {
             .sum()
     })
 }
+
+/// The chapter's batch job over PostgreSQL: one day of transactions read as Spark's JDBC reader
+/// does (4 ranges of the id, `updated_at` within the day), per-user daily `total_amount`,
+/// `transaction_count`, `avg_amount` and `last_transaction` into Parquet `date=ds`; two dates,
+/// then the first again: one copy of each, equal to PostgreSQL's own `GROUP BY`.
+#[test]
+fn the_daily_job_over_postgresql_matches_its_group_by() {
+    let pg = crate::harness::Service::start("postgres");
+    let psql = |sql: &str| -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-F",
+                ",",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+                &pg.url,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    psql(
+        "CREATE TABLE tx (id bigint PRIMARY KEY, user_id text, amount numeric(10,2), \
+         updated_at timestamp NOT NULL); \
+         INSERT INTO tx SELECT i, 'u' || (i * 31 % 13), (i * 7919 % 10000) / 100.0, \
+         timestamp '2024-03-04' + (i % 3) * interval '1 day' + (i * 17 % 86400) * interval '1 second' \
+         FROM generate_series(1::bigint, 30000) i;",
+    );
+    let ws = Workspace::new();
+    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
+    ws.put_config(
+        "query.json",
+        &json!({"name": "tx-query", "config": {
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": format!("jdbc:postgresql://{rest}"),
+            "table": "tx",
+            "mode": "incrementing",
+            "incrementing.column.name": "id",
+            "timestamp.column.name": "updated_at",
+            "timestamp.from": "${param:ds}",
+            "timestamp.until": "${param:ds} 23:59:59.999999",
+            "partition.column": "id",
+            "partition.lower.bound": "1",
+            "partition.upper.bound": "30001",
+            "partition.count": "4",
+            "topic.prefix": "pg-",
+            "transforms": "daily",
+            "transforms.daily.type": "headwater.window.Aggregate",
+            "transforms.daily.group.by": "user_id",
+            "transforms.daily.window.size.ms": "86400000",
+            "transforms.daily.time.field": "updated_at",
+            "transforms.daily.aggregates": "total_amount:sum(amount),transaction_count:count,avg_amount:avg(amount),last_transaction:last(updated_at)",
+            "transforms.daily.output.topic": "user-daily",
+        }}),
+    );
+    ws.put_config(
+        "offline.json",
+        &json!({"name": "offline", "config": {
+            "connector.class": "headwater.parquet.ParquetSink",
+            "topics": "user-daily",
+            "path": "offline",
+            "partition.field": "window_start",
+            "timestamp.columns": "window_start,window_end,last_transaction",
+            "write.mode": "overwrite-partitions",
+        }}),
+    );
+    for date in ["2024-03-04", "2024-03-05", "2024-03-04"] {
+        let out = run_once(&ws, &["--set", &format!("ds={date}")]);
+        assert!(
+            out.status.success(),
+            "{date}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let script = r#"
+import sys, duckdb
+for row in duckdb.connect().execute(
+        "select date, user_id, round(total_amount, 2), transaction_count, round(avg_amount, 6), "
+        "strftime(last_transaction, '%Y-%m-%d %H:%M:%S') "
+        "from read_parquet(?, hive_partitioning=true) order by all",
+        [sys.argv[1] + "/user-daily/*/*.parquet"]).fetchall():
+    print(",".join(str(v) for v in row))
+"#;
+    let got = Command::new("python3")
+        .args(["-c", script])
+        .arg(ws.path("offline"))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    let want = psql(
+        "SELECT updated_at::date, user_id, round(sum(amount), 2), count(*), \
+         round(avg(amount), 6), to_char(max(updated_at), 'YYYY-MM-DD HH24:MI:SS') FROM tx \
+         WHERE updated_at < '2024-03-06' GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let normalize = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| {
+                l.split(',')
+                    .map(|v| match v.parse::<f64>() {
+                        Ok(n) if v.contains('.') => format!("{n}"),
+                        _ => v.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    assert_eq!(normalize(text(&got.stdout).trim()), normalize(&want));
+}
