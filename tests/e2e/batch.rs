@@ -690,3 +690,52 @@ for row in duckdb.connect().execute(
     };
     assert_eq!(normalize(text(&got.stdout).trim()), normalize(&want));
 }
+
+/// A CDC connector in a bounded run reads its tables' snapshot (`snapshot.mode=initial_only`)
+/// on a temporary slot of its own, and ends: the events are Debezium's `r` reads, and no slot
+/// is left to pin WAL between runs; a streaming config (`initial`) is refused for the run.
+#[test]
+fn a_cdc_snapshot_runs_once_on_a_temporary_slot() {
+    use crate::postgres_cdc::{cdc_to_file, psql, query};
+    let pg = crate::harness::Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text); \
+         INSERT INTO accounts SELECT i, 'owner-' || i FROM generate_series(1, 500) i;",
+    );
+    let ws = cdc_to_file(
+        &pg,
+        "once",
+        "public.accounts",
+        json!({"snapshot.mode": "initial_only"}),
+    );
+    for (run, expected) in [("first", 500), ("second", 1000)] {
+        let out = run_once(&ws, &[]);
+        assert!(
+            out.status.success(),
+            "{run}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let events = crate::harness::jsonl(&ws.path("out/once.jsonl"));
+        assert_eq!(events.len(), expected, "{run} run");
+        assert!(events.iter().all(|e| e["value"]["payload"]["op"] == "r"));
+        assert_eq!(
+            query(&pg, "SELECT count(*) FROM pg_replication_slots").trim(),
+            "0",
+            "no slot outlives the run"
+        );
+    }
+    ws.put_config(
+        "cdc.json",
+        &crate::postgres_cdc::cdc_config(&pg, "once-cdc", "app", "public.accounts", json!({})),
+    );
+    let out = run_once(&ws, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("snapshot.mode=initial_only"),
+        "{}",
+        text(&out.stderr)
+    );
+}

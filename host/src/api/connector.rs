@@ -101,6 +101,12 @@ pub trait ConnectorPlugin: Send + Sync {
     fn ends_in_bounded_runs(&self) -> bool {
         false
     }
+
+    /// Whether its source tasks resume an interrupted bounded run from their offsets; when one
+    /// of a run's sources does not, an interrupted run starts again from nothing.
+    fn resumes_bounded_runs(&self) -> bool {
+        true
+    }
 }
 
 /// A source task. `run` reads from its system until cancelled and hands records to

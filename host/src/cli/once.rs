@@ -33,6 +33,8 @@ struct Planned {
     connector_type: ConnectorType,
     /// It resumes an interrupted run of the same config and parameters.
     resumes: bool,
+    /// Its task can resume an interrupted bounded run from its offsets.
+    resumable: bool,
 }
 
 pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Result<()> {
@@ -57,9 +59,11 @@ pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Re
     }
     // Sinks first: a source's records must find their readers subscribed.
     planned.sort_by_key(|p| p.connector_type == ConnectorType::Source);
+    // A source that cannot resume (a CDC snapshot starts again) makes the whole run start again.
+    let may_resume = planned.iter().all(|p| p.resumable);
     for p in &mut planned {
         p.resumes = runtime
-            .begin_bounded(&p.config)
+            .begin_bounded(&p.config, may_resume)
             .with_context(|| format!("preparing the bounded run of {}", p.config.name))?;
         if p.resumes {
             tracing::info!(connector = %p.config.name, "Resuming the interrupted run of the same config and parameters.");
@@ -152,6 +156,10 @@ fn plan(runtime: &Runtime, worker: &WorkerConfig) -> anyhow::Result<Vec<Planned>
         match runtime.validate(&config) {
             Ok(prepared) => planned.push(Planned {
                 connector_type: prepared.connector_type,
+                resumable: runtime
+                    .registry()
+                    .find(prepared.class)
+                    .is_none_or(|plugin| plugin.resumes_bounded_runs()),
                 config,
                 file,
                 resumes: false,

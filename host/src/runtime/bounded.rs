@@ -12,7 +12,7 @@
 //! or the same one again) starts from nothing; a run interrupted (killed, a connector failed)
 //! resumes from its offsets when started again with the same config and parameters.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -201,63 +201,82 @@ impl Runtime {
             .collect()
     }
 
-    fn run_record_path(&self, name: &str) -> PathBuf {
-        self.shared
-            .data_dir
-            .join("bounded-runs")
-            .join(format!("{name}.json"))
-    }
-
     /// Before a bounded run starts `config`: its offsets and state are those of this run (the
     /// connector's config and the run's parameters). Returns true when it resumes an
-    /// interrupted run of the same; otherwise what an earlier run left is forgotten.
-    pub fn begin_bounded(&self, config: &ConnectorConfig) -> Result<bool, RuntimeError> {
+    /// interrupted run of the same (never when `may_resume` is false: a source of the run
+    /// cannot resume, so the whole run starts again); otherwise what an earlier run left is
+    /// forgotten, and the run is a new attempt (what a sink stages for it is its own).
+    pub fn begin_bounded(
+        &self,
+        config: &ConnectorConfig,
+        may_resume: bool,
+    ) -> Result<bool, RuntimeError> {
         let identity = self.shared.run.identity(config);
-        let path = self.run_record_path(&config.name);
-        let previous: Option<Value> = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let resumes = previous
-            .as_ref()
-            .is_some_and(|p| p["identity"] == identity && p["complete"] == false);
-        if !resumes {
+        let path = run_record_path(&self.shared.data_dir, &config.name);
+        let previous = read_run_record(&path);
+        let resumes = may_resume
+            && previous
+                .as_ref()
+                .is_some_and(|p| p["identity"] == identity && p["complete"] == false);
+        let attempt = previous.as_ref().map_or(0, attempt_of);
+        let attempt = if resumes {
+            attempt
+        } else {
             self.forget_state(&config.name)?;
             self.shared.offsets.delete(&config.name)?;
-        }
-        self.write_run_record(&path, &identity, false)?;
+            attempt + 1
+        };
+        write_run_record(&path, &identity, attempt, false)?;
         Ok(resumes)
     }
 
     /// After a bounded run completed: the next run of these connectors starts from nothing.
     pub fn complete_bounded(&self, names: &[String]) -> Result<(), RuntimeError> {
         for name in names {
-            let path = self.run_record_path(name);
-            let identity = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-                .map(|record| record["identity"].clone())
-                .unwrap_or(Value::Null);
-            self.write_run_record(&path, &identity, true)?;
+            let path = run_record_path(&self.shared.data_dir, name);
+            let record = read_run_record(&path).unwrap_or(Value::Null);
+            write_run_record(&path, &record["identity"], attempt_of(&record), true)?;
         }
         Ok(())
     }
+}
 
-    fn write_run_record(
-        &self,
-        path: &std::path::Path,
-        identity: &Value,
-        complete: bool,
-    ) -> Result<(), RuntimeError> {
-        let record = json!({"identity": identity, "complete": complete});
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            crate::offsets::write_atomically(path, record.to_string().as_bytes())
-        };
-        write().map_err(|source| RuntimeError::StateFile {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
+/// Where a connector's bounded runs are recorded.
+fn run_record_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("bounded-runs").join(format!("{name}.json"))
+}
+
+fn read_run_record(path: &Path) -> Option<Value> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+}
+
+fn attempt_of(record: &Value) -> u64 {
+    record["attempt"].as_u64().unwrap_or(0)
+}
+
+/// The attempt of the connector's current bounded run (0 before any): a new one each time a
+/// run starts from nothing, the same when it resumes.
+pub fn attempt(data_dir: &Path, name: &str) -> u64 {
+    read_run_record(&run_record_path(data_dir, name)).map_or(0, |r| attempt_of(&r))
+}
+
+fn write_run_record(
+    path: &Path,
+    identity: &Value,
+    attempt: u64,
+    complete: bool,
+) -> Result<(), RuntimeError> {
+    let record = json!({"identity": identity, "attempt": attempt, "complete": complete});
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::offsets::write_atomically(path, record.to_string().as_bytes())
+    };
+    write().map_err(|source| RuntimeError::StateFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }

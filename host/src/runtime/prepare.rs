@@ -196,13 +196,15 @@ impl RunMode {
         serde_json::json!({"config": config.config, "params": params})
     }
 
-    /// A short stable name of a bounded run of `config` (FNV-1a of its identity), for what a
-    /// connector keeps per run; `None` outside bounded runs.
-    pub fn run_id(&self, config: &ConnectorConfig) -> Option<String> {
+    /// A short stable name of a bounded run of `config` (FNV-1a of its identity and its attempt,
+    /// see `crate::runtime::bounded`), for what a connector keeps per run; `None` outside
+    /// bounded runs.
+    pub fn run_id(&self, config: &ConnectorConfig, data_dir: &Path) -> Option<String> {
         if !self.bounded {
             return None;
         }
-        let text = self.identity(config).to_string();
+        let attempt = super::bounded::attempt(data_dir, &config.name);
+        let text = format!("{}#{attempt}", self.identity(config));
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
@@ -469,7 +471,7 @@ pub fn prepare(
         key_converter: Arc::new(key_converter.clone()),
         value_converter: Arc::new(value_converter.clone()),
         kafka: kafka.map(|k| k.with_overrides(&producer_overrides, &consumer_overrides)),
-        bounded_run: run.run_id(config),
+        bounded_run: run.run_id(config, data_dir),
     };
     let task = plugin.build(&mut options, &ctx);
     let unused_keys = options.finish().map_err(fail)?;

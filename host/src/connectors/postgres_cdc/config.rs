@@ -568,6 +568,9 @@ pub struct CdcConfig {
     pub prefix: String,
     pub slot: String,
     pub slot_drop_on_stop: bool,
+    /// A bounded run: the slot is created TEMPORARY (dropped when its session ends, so nothing
+    /// pins WAL between runs) under a name of the run's own, never the configured slot.
+    pub temporary_slot: bool,
     pub publication: String,
     pub publication_mode: PublicationMode,
     /// `publish.via.partition.root`.
@@ -878,6 +881,7 @@ impl CdcConfig {
             prefix: prefix.trim().to_owned(),
             slot,
             slot_drop_on_stop,
+            temporary_slot: false,
             publication,
             publication_mode,
             publish_via_root,

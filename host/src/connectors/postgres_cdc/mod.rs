@@ -58,7 +58,31 @@ impl ConnectorPlugin for PostgresCdcPlugin {
         true
     }
     fn build(&self, options: &mut Options, ctx: &BuildContext) -> Option<Task> {
-        let config = config::CdcConfig::from_options(options, ctx.kafka.as_ref())?;
+        let mut config = config::CdcConfig::from_options(options, ctx.kafka.as_ref())?;
+        if let Some(run) = &ctx.bounded_run {
+            // A bounded run reads the initial snapshot and ends.
+            if config.snapshot_mode != config::SnapshotMode::InitialOnly {
+                options.issue(
+                    "snapshot.mode",
+                    "a bounded run (--once) reads the tables' snapshot and ends: set \
+                     snapshot.mode=initial_only",
+                );
+                return None;
+            }
+            // Never the configured slot, which a streaming connector may be using: a slot of
+            // the run's own that PostgreSQL drops when the run's session ends.
+            config.slot = format!("hw_once_{}", &run[..run.len().min(16)]);
+            config.temporary_slot = true;
+        }
         Some(Task::Source(Box::new(CdcSource::new(config, ctx))))
+    }
+
+    fn ends_in_bounded_runs(&self) -> bool {
+        true
+    }
+
+    /// A snapshot interrupted in a bounded run starts again (its temporary slot is gone).
+    fn resumes_bounded_runs(&self) -> bool {
+        false
     }
 }

@@ -126,15 +126,18 @@ pub async fn create_slot(
     repl: &mut ReplicationClient,
     slot: &str,
     export_snapshot: bool,
+    temporary: bool,
 ) -> Result<NewSlot, PgError> {
     let mode = if export_snapshot {
         "EXPORT_SNAPSHOT"
     } else {
         "NOEXPORT_SNAPSHOT"
     };
+    // A temporary slot is dropped by PostgreSQL when this session ends, however it ends.
+    let temporary = if temporary { " TEMPORARY" } else { "" };
     let rows = repl
         .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput {mode}"
+            "CREATE_REPLICATION_SLOT {slot}{temporary} LOGICAL pgoutput {mode}"
         ))
         .await
         .map_err(|source| PgError::Replication {

@@ -214,9 +214,14 @@ impl CdcSource {
         }
         let created = if snapshot_needed || slot_position.is_none() {
             Some(
-                slot::create_slot(&mut repl, &self.config.slot, snapshot_needed)
-                    .await
-                    .map_err(retriable("replication slot"))?,
+                slot::create_slot(
+                    &mut repl,
+                    &self.config.slot,
+                    snapshot_needed,
+                    self.config.temporary_slot,
+                )
+                .await
+                .map_err(retriable("replication slot"))?,
             )
         } else {
             None
