@@ -65,6 +65,13 @@ fn run_once(ws: &Workspace, args: &[&str]) -> Output {
             "--data-dir",
             "var",
         ])
+        .args(
+            ws.path("worker.toml")
+                .exists()
+                .then_some(["--config", "worker.toml"])
+                .into_iter()
+                .flatten(),
+        )
         .args(args)
         .env("HEADWATER_LOG", "info")
         .output()
@@ -738,4 +745,51 @@ fn a_cdc_snapshot_runs_once_on_a_temporary_slot() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A sink reading Kafka in a bounded run reads its topic up to the end offsets it had when the
+/// run started, then the run ends; the next run (its offsets are its own) reads it all again,
+/// records produced meanwhile included.
+#[test]
+fn a_kafka_fed_sink_reads_to_the_end_offsets_at_the_start_and_the_run_ends() {
+    use crate::kafka::{client, file_sink, kafka_workspace, produce_ids};
+    let broker = crate::harness::Service::start("tansu");
+    client(&["create", &broker.url, "events", "2"]);
+    produce_ids(&broker.url, "events", 0, 1000);
+    let ws = kafka_workspace(&broker);
+    ws.put_config(
+        "sink.json",
+        &file_sink(&ws, "events-file", "events", "out/events.jsonl", json!({})),
+    );
+    let ids = |ws: &Workspace| -> Vec<i64> {
+        let mut ids: Vec<i64> = crate::harness::jsonl(&ws.path("out/events.jsonl"))
+            .iter()
+            .filter_map(|l| l["value"]["id"].as_i64())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let out = run_once(&ws, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        ids(&ws),
+        (0..1000).collect::<Vec<_>>(),
+        "{}",
+        text(&out.stderr)
+    );
+    produce_ids(&broker.url, "events", 1000, 500);
+    let out = run_once(&ws, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(summary_row(&out, "events-file")[..2], ["sink", "1500"]);
+    assert_eq!(ids(&ws).len(), 2500);
 }

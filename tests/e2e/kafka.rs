@@ -38,7 +38,7 @@ pub fn consume(broker: &Service, topic: &str, count: usize) -> Vec<Value> {
 }
 
 /// A workspace whose host reaches `broker` (embedded bus).
-fn kafka_workspace(broker: &Service) -> Workspace {
+pub fn kafka_workspace(broker: &Service) -> Workspace {
     let ws = Workspace::new();
     ws.put_worker_config(&format!(
         "[kafka]\nbootstrap_servers = \"{}\"\n",
@@ -47,7 +47,7 @@ fn kafka_workspace(broker: &Service) -> Workspace {
     ws
 }
 
-fn file_sink(ws: &Workspace, name: &str, topics: &str, file: &str, extra: Value) -> Value {
+pub fn file_sink(ws: &Workspace, name: &str, topics: &str, file: &str, extra: Value) -> Value {
     let mut config = json!({
         "connector.class": "headwater.file.FileSink",
         "topics": topics,
@@ -752,7 +752,7 @@ fn avro_records_wait_out_a_registry_outage() {
 
 /// Produces `count` JSON records `{"id": n}` from `start` to partition 0 of `topic`, in
 /// batches of 100.
-fn produce_ids(bootstrap: &str, topic: &str, start: i64, count: i64) {
+pub fn produce_ids(bootstrap: &str, topic: &str, start: i64, count: i64) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

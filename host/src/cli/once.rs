@@ -46,7 +46,7 @@ pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Re
     }
     let mut runtime = crate::runtime(&worker.data_dir).with_run_mode(args.run);
     if let Some(link) = worker.kafka_link()? {
-        // For dead-letter topics; sinks read only the local sources in a bounded run.
+        // Sinks read their topics up to the end offsets at the start; dead-letter topics.
         runtime = runtime.with_kafka(link);
     }
     let runtime = Arc::new(runtime);

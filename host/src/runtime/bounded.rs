@@ -3,7 +3,9 @@
 //! watermark), sinks flush, and offsets are committed.
 //!
 //! The order matters: a source ends its own chain first (its windows' results go to the bus),
-//! and only once every source has sent everything does the runtime end the sinks' input — a
+//! and only once every source has sent everything (and every Kafka-fed sink's consumer has
+//! handed over its topics up to the end offsets they had at the start) does the runtime end
+//! the sinks' input — a
 //! sink's windows then fire on all of it and it flushes, which acknowledges the sources'
 //! batches, which lets each source take its final checkpoint.
 //!
@@ -13,6 +15,8 @@
 //! resumes from its offsets when started again with the same config and parameters.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -52,6 +56,9 @@ pub(super) struct BoundedTask {
     pub(super) progress: watch::Receiver<InputProgress>,
     /// Sinks: how far their input has ended.
     pub(super) end_input: Option<watch::Sender<EndInput>>,
+    /// Sinks reading Kafka: set once their consumer has handed over everything up to the end
+    /// offsets their topics had at the start (the Kafka side of their input read).
+    pub(super) kafka_read: Option<Arc<AtomicBool>>,
 }
 
 /// A sink runner's side of a bounded run.
@@ -62,7 +69,7 @@ pub(super) struct BoundedSink {
 }
 
 /// The channels of one task of a bounded run: the runner's end and the runtime's.
-pub(super) fn sink_channels() -> (BoundedSink, BoundedTask) {
+pub(super) fn sink_channels(kafka_read: Option<Arc<AtomicBool>>) -> (BoundedSink, BoundedTask) {
     let (end_tx, end_rx) = watch::channel(EndInput::No);
     let (progress_tx, progress_rx) = watch::channel(InputProgress::Reading);
     (
@@ -73,6 +80,7 @@ pub(super) fn sink_channels() -> (BoundedSink, BoundedTask) {
         BoundedTask {
             progress: progress_rx,
             end_input: Some(end_tx),
+            kafka_read,
         },
     )
 }
@@ -84,6 +92,7 @@ pub(super) fn source_channels() -> (watch::Sender<InputProgress>, BoundedTask) {
         BoundedTask {
             progress: progress_rx,
             end_input: None,
+            kafka_read: None,
         },
     )
 }
@@ -126,6 +135,7 @@ impl Runtime {
             .collect();
         self.wait_until(cancel, stop, &sources, InputProgress::Exhausted)
             .await?;
+        self.wait_for_kafka(cancel, stop, &sinks).await?;
         tracing::info!(
             sources = sources.len(),
             "Every source read its input; ending the sinks' input."
@@ -150,6 +160,33 @@ impl Runtime {
         match stop() {
             Some(reason) => Err(BoundedError::Stopped(reason)),
             None => Ok(()),
+        }
+    }
+
+    /// Waits until every Kafka-fed sink's consumer has handed over its topics up to their end
+    /// offsets at the start.
+    async fn wait_for_kafka(
+        &self,
+        cancel: &CancellationToken,
+        stop: StopCheck<'_>,
+        sinks: &[&(String, BoundedTask)],
+    ) -> Result<(), BoundedError> {
+        loop {
+            let read = sinks.iter().all(|(_, task)| {
+                task.kafka_read
+                    .as_ref()
+                    .is_none_or(|read| read.load(Ordering::Acquire))
+            });
+            if read {
+                return Ok(());
+            }
+            // Failures and the stop check, without waiting on any progress.
+            self.wait_until(cancel, stop, sinks, InputProgress::Reading)
+                .await?;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = cancel.cancelled() => return Err(BoundedError::Interrupted),
+            }
         }
     }
 
@@ -195,6 +232,7 @@ impl Runtime {
                     BoundedTask {
                         progress: bounded.progress.clone(),
                         end_input: bounded.end_input.clone(),
+                        kafka_read: bounded.kafka_read.clone(),
                     },
                 ))
             })

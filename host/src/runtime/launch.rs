@@ -161,6 +161,8 @@ pub(super) fn start(
     shared.status.set(&name, state, None);
     let mut signals = None;
     let mut bounded = None;
+    // A bounded run's own name (its config, parameters and attempt): its consumer group's.
+    let run_id = shared.run.run_id(&prepared.config, &shared.data_dir);
     let handle = match prepared.task {
         Task::Sink(sink) => {
             let selector = prepared
@@ -295,14 +297,19 @@ pub(super) fn start(
                 None => (
                     selector.clone(),
                     None,
-                    format!("connect-{name}"),
+                    // A bounded run's Kafka offsets are the run's own, as its other offsets.
+                    match &run_id {
+                        Some(run) => format!("connect-{name}-run-{run}"),
+                        None => format!("connect-{name}"),
+                    },
                     (key_converter.clone(), value_converter.clone()),
                 ),
             };
             let intake_stop = cancel.child_token();
-            // A bounded run's sinks take the local sources' records only: reading Kafka to its
-            // end offsets is not there yet.
-            let intake = match kafka.as_ref().filter(|_| !shared.run.bounded) {
+            // A bounded run reads the sink's topics up to their end offsets at the start.
+            let kafka_read = (shared.run.bounded && kafka.is_some())
+                .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+            let intake = match &kafka {
                 Some(link) => {
                     let spec = IntakeSpec {
                         connector: name.clone(),
@@ -332,6 +339,7 @@ pub(super) fn start(
                         },
                         reading,
                         metrics: Arc::clone(&metrics),
+                        bounded: kafka_read.clone(),
                     };
                     Some(intake::spawn(spec).map_err(|e| {
                         ConnectorError::fatal("starting the Kafka consumer thread", e)
@@ -342,7 +350,7 @@ pub(super) fn start(
             intakes.extend(intake);
             let (bounded_sink, bounded_task) = match shared.run.bounded {
                 true => {
-                    let (sink_end, task_end) = super::bounded::sink_channels();
+                    let (sink_end, task_end) = super::bounded::sink_channels(kafka_read);
                     (Some(sink_end), Some(task_end))
                 }
                 false => (None, None),
@@ -514,6 +522,7 @@ fn start_shuffle(
         on_failure: on_failure(shared, name),
         reading: Reading::Group,
         metrics: reporter.metrics(),
+        bounded: None,
     };
     let thread = intake::spawn(spec)
         .map_err(|e| ConnectorError::fatal("starting the shuffle's Kafka consumer thread", e))?;

@@ -439,6 +439,15 @@ pub fn prepare(
     // With several readers, a window grouping by fields the topics are not keyed by has its
     // input re-keyed through a repartition topic first (`crate::runtime::shuffle`).
     let repartition = per_partition && chain.needs_repartition();
+    if run.bounded && repartition {
+        // Its second stage reads a topic the first fills during the run: no end offsets at the
+        // start bound it.
+        options.issue(
+            "tasks.max",
+            "a window regrouping its input through a repartition topic cannot run in a bounded \
+             run (--once): set tasks.max=1, or group by the topics' keys",
+        );
+    }
     let partitioned = (per_partition && chain.is_stateful()).then(|| {
         let mut builder = crate::runtime::partitioned::ChainBuilder::new(resolved, chain_ctx);
         if repartition {

@@ -100,6 +100,57 @@ pub struct IntakeSpec {
     pub event_time: Option<EventTimeOf>,
     /// Where the consumer's lag is reported (see `super::lag`).
     pub metrics: Arc<ConnectorMetrics>,
+    /// A bounded run: set once the consumer has handed the sink everything up to the end
+    /// offsets its topics had when it started (`crate::runtime::bounded`).
+    pub bounded: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// A bounded run's end: the end offsets of the sink's topics when the consumer started.
+struct EndOffsets {
+    ends: HashMap<(String, i32), i64>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EndOffsets {
+    /// The high watermarks of every partition of the wanted topics Kafka has now.
+    fn take(
+        spec: &IntakeSpec,
+        consumer: &BaseConsumer<IntakeContext>,
+        done: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        let mut ends = HashMap::new();
+        for topic in metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+            .filter(|t| spec.selector.matches(t.name()))
+        {
+            for partition in topic.partitions() {
+                let (low, high) = consumer.fetch_watermarks(
+                    topic.name(),
+                    partition.id(),
+                    Duration::from_secs(10),
+                )?;
+                if high > low {
+                    ends.insert((topic.name().to_owned(), partition.id()), high);
+                }
+            }
+        }
+        tracing::info!(connector = %spec.connector, partitions = ends.len(), "Bounded run: reading the sink's topics up to their end offsets now.");
+        Ok(Self { ends, done })
+    }
+
+    /// Marks the input read once every partition was read to its end offset.
+    fn check(&self, read: &HashMap<(String, i32), i64>) {
+        if self
+            .ends
+            .iter()
+            .all(|(key, end)| read.get(key).is_some_and(|next| next >= end))
+        {
+            self.done.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// A record's event time as a sink's chain reads it.
@@ -428,6 +479,13 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     // assignment, by the assignment's generation.
     let mut aligned: Option<(u64, AlignedReader)> = None;
     let mut lag = LagMeter::new(Arc::clone(&spec.metrics), &spec.group);
+    let end_offsets = match &spec.bounded {
+        Some(done) => Some(EndOffsets::take(&spec, &consumer, Arc::clone(done))?),
+        None => None,
+    };
+    if let Some(end) = &end_offsets {
+        end.check(&subscription.read);
+    }
     while !spec.cancel.is_cancelled() {
         if !subscription.refresh(&spec, &consumer)? {
             std::thread::sleep(POLL_WAIT);
@@ -497,6 +555,9 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
                     return finish(&consumer, &tracker, &spec);
                 }
             }
+        }
+        if let Some(end) = &end_offsets {
+            end.check(&subscription.read);
         }
     }
     lag.clear();
