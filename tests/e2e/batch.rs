@@ -152,6 +152,8 @@ fn a_daily_job_run_per_date_matches_duckdb_and_a_rerun_leaves_one_copy() {
         let row = summary_row(&out, "transactions-daily");
         assert_eq!(row[..2], ["source", "1200"], "{}", text(&out.stdout));
         assert_eq!(summary_row(&out, "offline-daily")[1], row[2]);
+        // One file for the day's partition (the flush size is larger than the run).
+        assert_eq!(summary_row(&out, "offline-daily")[4], "1");
         assert!(text(&out.stdout).contains("Run complete"));
     }
     for date in DATES {

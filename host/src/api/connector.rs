@@ -152,6 +152,12 @@ pub trait Sink: Send {
         None
     }
 
+    /// The files this sink has committed since it opened, for a sink that writes files
+    /// (reported in metrics and a bounded run's summary).
+    fn files_committed(&self) -> Option<u64> {
+        None
+    }
+
     /// A bounded run's input ended and everything written was flushed: a sink that stages its
     /// output for the run publishes it now.
     async fn end_input(&mut self) -> Result<(), ConnectorError> {

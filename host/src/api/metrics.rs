@@ -99,6 +99,8 @@ pub struct ConnectorMetrics {
     errors: AtomicU64,
     dead_letters: AtomicU64,
     dropped: AtomicU64,
+    /// Files a sink committed (for sinks that write files).
+    files_committed: AtomicU64,
     /// Time to take one batch through transforms into the bus (sources) or the sink.
     pub batch_latency: Histogram,
     /// Time of a sink's flush (what makes records durable).
@@ -147,6 +149,7 @@ impl Default for ConnectorMetrics {
             errors: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            files_committed: AtomicU64::new(0),
             batch_latency: Histogram::default(),
             flush_latency: Histogram::default(),
             newest_event_ms: AtomicI64::new(i64::MIN),
@@ -178,6 +181,8 @@ pub struct MetricsSnapshot {
     pub dead_letters: u64,
     /// Records dropped on purpose (a Filter, an outside time window, no subscriber).
     pub dropped: u64,
+    /// Files a sink committed.
+    pub files_committed: u64,
     pub batch_latency: HistogramSnapshot,
     pub flush_latency: HistogramSnapshot,
     /// Newest event time (epoch ms) a sink made durable, if any.
@@ -309,6 +314,10 @@ impl ConnectorMetrics {
     pub fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
+    /// A file-writing sink has committed `files` files since it started.
+    pub fn set_files_committed(&self, files: u64) {
+        self.files_committed.store(files, Ordering::Relaxed);
+    }
     /// Notes that records with event times up to `event_ms` are durable in the sink.
     pub fn note_durable_event(&self, event_ms: i64) {
         self.newest_event_ms.fetch_max(event_ms, Ordering::Relaxed);
@@ -387,6 +396,7 @@ impl ConnectorMetrics {
             errors: self.errors.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            files_committed: self.files_committed.load(Ordering::Relaxed),
             batch_latency: self.batch_latency.snapshot(),
             flush_latency: self.flush_latency.snapshot(),
             newest_event_ms: (newest != i64::MIN).then_some(newest),

@@ -242,15 +242,19 @@ fn print_summary(
         .unwrap_or(0)
         .max("CONNECTOR".len());
     println!(
-        "{:<width$}  {:<6}  {:>12}  {:>12}  {:>12}",
-        "CONNECTOR", "TYPE", "RECORDS IN", "RECORDS OUT", "DEAD LETTERS"
+        "{:<width$}  {:<6}  {:>12}  {:>12}  {:>12}  {:>6}",
+        "CONNECTOR", "TYPE", "RECORDS IN", "RECORDS OUT", "DEAD LETTERS", "FILES"
     );
     let mut dead_letters = 0;
     for p in planned {
         let m = runtime.metrics(&p.config.name).unwrap_or_default();
         dead_letters += m.dead_letters;
+        let files = match p.connector_type {
+            ConnectorType::Sink if m.files_committed > 0 => m.files_committed.to_string(),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<width$}  {:<6}  {:>12}  {:>12}  {:>12}",
+            "{:<width$}  {:<6}  {:>12}  {:>12}  {:>12}  {files:>6}",
             p.config.name,
             p.connector_type.as_str(),
             m.records_in,

@@ -23,7 +23,7 @@ use crate::wasm::metrics::MetricKind;
 type Field = fn(&MetricsSnapshot) -> u64;
 
 /// Counter name (without `_total`), help, and which counter of the snapshot it shows.
-const COUNTERS: [(&str, &str, Field); 9] = [
+const COUNTERS: [(&str, &str, Field); 10] = [
     (
         "headwater_connector_records_in",
         "Records a source read or a sink received.",
@@ -53,6 +53,11 @@ const COUNTERS: [(&str, &str, Field); 9] = [
         "headwater_connector_records_dropped",
         "Records dropped on purpose (filters, time windows, no subscriber, already written).",
         |m| m.dropped,
+    ),
+    (
+        "headwater_connector_files_committed",
+        "Files a file-writing sink (Parquet) committed.",
+        |m| m.files_committed,
     ),
     (
         "headwater_connector_state_restores",

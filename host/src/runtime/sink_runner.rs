@@ -538,6 +538,9 @@ impl SinkRunner {
             }
         }
         self.metrics.flush_latency.observe(started.elapsed());
+        if let Some(files) = sink.files_committed() {
+            self.metrics.set_files_committed(files);
+        }
         self.unflushed.flushed(&self.metrics);
         let Some(state) = self.state.as_mut() else {
             for token in self.held.drain(..) {

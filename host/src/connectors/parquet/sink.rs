@@ -58,6 +58,8 @@ pub struct ParquetSink {
     scratch: Scratch,
     /// `write.mode=overwrite-partitions`: where the run's files go until it ends.
     staging: Option<Staging>,
+    /// Files committed since the sink opened.
+    committed: u64,
 }
 
 fn record_error(message: impl Into<String>) -> RecordError {
@@ -83,6 +85,7 @@ impl ParquetSink {
             .map(|run| Staging::new(&config.path, &stem, run));
         Self {
             staging,
+            committed: 0,
             config,
             connector: ctx.connector.clone(),
             stem,
@@ -219,6 +222,7 @@ impl ParquetSink {
         if let Some(file) = self.open.remove(key) {
             let rows = file.rows;
             let (path, _) = file.commit(&self.connector)?;
+            self.committed += 1;
             tracing::debug!(file = %path.display(), rows, "Committed Parquet file.");
         }
         Ok(())
@@ -452,6 +456,10 @@ impl Sink for ParquetSink {
             .values()
             .map(|f| f.opened + self.config.rotate_interval)
             .min()
+    }
+
+    fn files_committed(&self) -> Option<u64> {
+        Some(self.committed)
     }
 
     async fn end_input(&mut self) -> Result<(), ConnectorError> {
