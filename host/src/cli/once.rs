@@ -75,7 +75,6 @@ pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Re
     }
     let started = Instant::now();
     let cancel = CancellationToken::new();
-    let stop_reason = Arc::new(std::sync::Mutex::new(None::<String>));
     let names: Vec<String> = planned.iter().map(|p| p.config.name.clone()).collect();
     let watch = tokio::spawn(show_progress(
         Arc::clone(&runtime),
@@ -97,11 +96,7 @@ pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Re
     };
     let outcome = tokio::select! {
         outcome = runtime.finish_bounded(&cancel, &over_limit) => outcome,
-        signal = super::shutdown_signal() => {
-            *stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("interrupted by {signal}; started again with the same parameters, the run resumes"));
-            Err(BoundedError::Interrupted)
-        }
+        signal = super::shutdown_signal() => Err(BoundedError::Stopped(format!("interrupted by {signal}"))),
     };
     cancel.cancel();
     let _ = watch.await;
@@ -115,14 +110,6 @@ pub(super) async fn run_once(worker: WorkerConfig, args: OnceArgs) -> anyhow::Re
                 .context("recording the completed run")?;
             println!("Run complete in {:.1} s.", elapsed.as_secs_f64());
             Ok(())
-        }
-        Err(BoundedError::Interrupted) => {
-            let reason = stop_reason
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .unwrap_or_else(|| "interrupted".to_owned());
-            bail!("the bounded run did not complete: {reason}")
         }
         Err(e) => bail!("the bounded run did not complete: {e}"),
     }
