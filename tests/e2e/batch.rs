@@ -355,7 +355,7 @@ fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
         );
         assert_eq!(
             summary_row(&out, "tx-query"),
-            ["source", "1439", "1439", "0"]
+            ["source", "1439", "1439", "0", "-"]
         );
         let rows = crate::harness::sink_values(&ws.path("out/tx.jsonl"));
         // The FileSink appends: the second complete run of the date adds its rows again.
