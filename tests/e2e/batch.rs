@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 use crate::harness::Workspace;
+use crate::postgres_cdc::{psql, query};
+use crate::postgres_query::jdbc;
 
 const DATES: [&str; 2] = ["2024-03-04", "2024-03-05"];
 
@@ -312,14 +314,9 @@ print(duckdb.connect().execute(f"select count(*), count(distinct user_id), sum(t
 #[test]
 fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
     let pg = crate::harness::Service::start("postgres");
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, &pg.url])
-            .output()
-            .expect("run psql");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    };
     psql(
+        &pg,
+        "postgres",
         "CREATE TABLE tx (id serial PRIMARY KEY, user_id text, amount numeric(10,2), \
          updated_at timestamp NOT NULL); \
          INSERT INTO tx (user_id, amount, updated_at) \
@@ -327,11 +324,10 @@ fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
          FROM generate_series(1, 3000) i;",
     );
     let ws = Workspace::new();
-    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
     ws.put_config(
         "query.json",
         &json!({"name": "tx-query", "config": {
-            "connection.url": format!("jdbc:postgresql://{rest}"),
+            "connection.url": jdbc(&pg),
             "connector.class": "headwater.postgres.QuerySource",
             "mode": "incrementing",
             "incrementing.column.name": "id",
@@ -427,26 +423,10 @@ print(json.dumps(rows))
 #[test]
 fn a_partitioned_read_of_a_day_killed_midway_and_rerun_writes_every_row_once() {
     let pg = crate::harness::Service::start("postgres");
-    let psql = |sql: &str| -> String {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-                &pg.url,
-            ])
-            .output()
-            .expect("run psql");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
-    };
     // Two days of transactions, 120,000 rows each, ids interleaved across the days.
     psql(
+        &pg,
+        "postgres",
         "CREATE TABLE tx (id bigint PRIMARY KEY, user_id text, amount_cents bigint, \
          updated_at timestamp NOT NULL); \
          INSERT INTO tx SELECT i, 'u' || (i % 97), (i * 7919) % 100000, \
@@ -454,25 +434,13 @@ fn a_partitioned_read_of_a_day_killed_midway_and_rerun_writes_every_row_once() {
          FROM generate_series(1, 240000) i;",
     );
     let ws = Workspace::new();
-    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
     ws.put_config(
         "query.json",
-        &json!({"name": "tx-query", "config": {
-            "connector.class": "headwater.postgres.QuerySource",
-            "connection.url": format!("jdbc:postgresql://{rest}"),
-            "table": "tx",
-            "mode": "incrementing",
-            "incrementing.column.name": "id",
-            "timestamp.column.name": "updated_at",
-            "timestamp.from": "${param:ds}",
-            "timestamp.until": "${param:ds} 23:59:59.999999",
-            "partition.column": "id",
-            "partition.lower.bound": "1",
-            "partition.upper.bound": "240001",
-            "partition.count": "4",
-            "topic.prefix": "day-",
-            "batch.max.rows": "1000",
-        }}),
+        &day_query(
+            &pg,
+            240_000,
+            json!({"topic.prefix": "day-", "batch.max.rows": "1000"}),
+        ),
     );
     ws.put_config(
         "offline.json",
@@ -543,7 +511,8 @@ fn a_partitioned_read_of_a_day_killed_midway_and_rerun_writes_every_row_once() {
         text(&second.stderr)
     );
     assert!(text(&second.stdout).contains("Resumed the interrupted run"));
-    let want = psql(
+    let want = query(
+        &pg,
         "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(amount_cents) FROM tx \
          WHERE updated_at >= '2024-03-05' AND updated_at < '2024-03-06'",
     );
@@ -561,7 +530,7 @@ print(*duckdb.connect().execute(
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(
         text(&got.stdout).trim(),
-        want,
+        want.trim(),
         "rows of the day in the output (count, distinct ids, sum)"
     );
 }
@@ -590,27 +559,9 @@ fn walk_parquet(dir: &Path) -> usize {
 #[test]
 fn the_daily_job_over_postgresql_matches_its_group_by() {
     let pg = crate::harness::Service::start("postgres");
-    let psql = |sql: &str| -> String {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-F",
-                ",",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-                &pg.url,
-            ])
-            .output()
-            .expect("run psql");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
-    };
     psql(
+        &pg,
+        "postgres",
         "CREATE TABLE tx (id bigint PRIMARY KEY, user_id text, amount numeric(10,2), \
          updated_at timestamp NOT NULL); \
          INSERT INTO tx SELECT i, 'u' || (i * 31 % 13), (i * 7919 % 10000) / 100.0, \
@@ -618,31 +569,22 @@ fn the_daily_job_over_postgresql_matches_its_group_by() {
          FROM generate_series(1::bigint, 30000) i;",
     );
     let ws = Workspace::new();
-    let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
     ws.put_config(
         "query.json",
-        &json!({"name": "tx-query", "config": {
-            "connector.class": "headwater.postgres.QuerySource",
-            "connection.url": format!("jdbc:postgresql://{rest}"),
-            "table": "tx",
-            "mode": "incrementing",
-            "incrementing.column.name": "id",
-            "timestamp.column.name": "updated_at",
-            "timestamp.from": "${param:ds}",
-            "timestamp.until": "${param:ds} 23:59:59.999999",
-            "partition.column": "id",
-            "partition.lower.bound": "1",
-            "partition.upper.bound": "30001",
-            "partition.count": "4",
-            "topic.prefix": "pg-",
-            "transforms": "daily",
-            "transforms.daily.type": "headwater.window.Aggregate",
-            "transforms.daily.group.by": "user_id",
-            "transforms.daily.window.size.ms": "86400000",
-            "transforms.daily.time.field": "updated_at",
-            "transforms.daily.aggregates": "total_amount:sum(amount),transaction_count:count,avg_amount:avg(amount),last_transaction:last(updated_at)",
-            "transforms.daily.output.topic": "user-daily",
-        }}),
+        &day_query(
+            &pg,
+            30_000,
+            json!({
+                "topic.prefix": "pg-",
+                "transforms": "daily",
+                "transforms.daily.type": "headwater.window.Aggregate",
+                "transforms.daily.group.by": "user_id",
+                "transforms.daily.window.size.ms": "86400000",
+                "transforms.daily.time.field": "updated_at",
+                "transforms.daily.aggregates": "total_amount:sum(amount),transaction_count:count,avg_amount:avg(amount),last_transaction:last(updated_at)",
+                "transforms.daily.output.topic": "user-daily",
+            }),
+        ),
     );
     ws.put_config(
         "offline.json",
@@ -679,7 +621,8 @@ for row in duckdb.connect().execute(
         .output()
         .unwrap();
     assert!(got.status.success(), "{}", text(&got.stderr));
-    let want = psql(
+    let want = query(
+        &pg,
         "SELECT updated_at::date, user_id, round(sum(amount), 2), count(*), \
          round(avg(amount), 6), to_char(max(updated_at), 'YYYY-MM-DD HH24:MI:SS') FROM tx \
          WHERE updated_at < '2024-03-06' GROUP BY 1, 2 ORDER BY 1, 2",
@@ -705,7 +648,7 @@ for row in duckdb.connect().execute(
 /// is left to pin WAL between runs; a streaming config (`initial`) is refused for the run.
 #[test]
 fn a_cdc_snapshot_runs_once_on_a_temporary_slot() {
-    use crate::postgres_cdc::{cdc_to_file, psql, query};
+    use crate::postgres_cdc::cdc_to_file;
     let pg = crate::harness::Service::start("postgres");
     psql(
         &pg,
@@ -794,4 +737,28 @@ fn a_kafka_fed_sink_reads_to_the_end_offsets_at_the_start_and_the_run_ends() {
     );
     assert_eq!(summary_row(&out, "events-file")[..2], ["sink", "1500"]);
     assert_eq!(ids(&ws).len(), 2500);
+}
+
+/// A QuerySource reading table `tx` (ids 1..=`rows`) for the day `${param:ds}` as Spark's JDBC
+/// reader does: `mode=incrementing` on the id, 4 ranges of it, `updated_at` within the day;
+/// `extra` adds keys (the topic prefix, transforms).
+fn day_query(pg: &crate::harness::Service, rows: u64, extra: Value) -> Value {
+    let mut config = json!({
+        "connector.class": "headwater.postgres.QuerySource",
+        "connection.url": jdbc(pg),
+        "table": "tx",
+        "mode": "incrementing",
+        "incrementing.column.name": "id",
+        "timestamp.column.name": "updated_at",
+        "timestamp.from": "${param:ds}",
+        "timestamp.until": "${param:ds} 23:59:59.999999",
+        "partition.column": "id",
+        "partition.lower.bound": "1",
+        "partition.upper.bound": (rows + 1).to_string(),
+        "partition.count": "4",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
+    json!({"name": "tx-query", "config": config})
 }

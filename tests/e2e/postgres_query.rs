@@ -20,7 +20,7 @@ fn psql(pg: &Service, sql: &str) {
 }
 
 /// A JDBC URL for the test server (what a Confluent JDBC source config holds).
-fn jdbc(pg: &Service) -> String {
+pub fn jdbc(pg: &Service) -> String {
     let rest = pg.url.split_once("://").map_or(pg.url.as_str(), |(_, r)| r);
     format!("jdbc:postgresql://{rest}")
 }

@@ -235,11 +235,6 @@ impl Runtime {
         self
     }
 
-    /// Whether this is a bounded run.
-    pub fn bounded(&self) -> bool {
-        self.shared.run.bounded
-    }
-
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }

@@ -116,13 +116,8 @@ impl SourceContext for SourceTaskContext {
         if !self.publish(out, failed, offsets).await? {
             return Ok(());
         }
-        // A window end shared by many groups closes a page per call: the rest follows, page by
-        // page, before any checkpoint (which must find every result published).
-        while self.chain.pending() {
-            let out = self.chain.tick();
-            if !self.publish(out, Vec::new(), Vec::new()).await? {
-                return Ok(());
-            }
+        if !self.publish_closes().await? {
+            return Ok(());
         }
         self.state_ahead = false;
         self.metrics.batch_latency.observe(started.elapsed());
@@ -193,6 +188,19 @@ impl SourceTaskContext {
         Ok(true)
     }
 
+    /// A window end shared by many groups closes a page per call: the rest follows, page by
+    /// page, before any checkpoint (which must find every result published). `false` when
+    /// stopped meanwhile.
+    async fn publish_closes(&mut self) -> Result<bool, ConnectorError> {
+        while self.chain.pending() {
+            let out = self.chain.tick();
+            if !self.publish(out, Vec::new(), Vec::new()).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Waits while the connector is paused. Returns false if the task was cancelled meanwhile.
     async fn wait_until_started(&mut self) -> bool {
         loop {
@@ -251,14 +259,8 @@ impl SourceTaskContext {
         use super::bounded::InputProgress;
         self.state_ahead = self.state.is_some();
         while let Some(out) = self.chain.finish() {
-            if !self.publish(out, Vec::new(), Vec::new()).await? {
+            if !self.publish(out, Vec::new(), Vec::new()).await? || !self.publish_closes().await? {
                 return Ok(());
-            }
-            while self.chain.pending() {
-                let out = self.chain.tick();
-                if !self.publish(out, Vec::new(), Vec::new()).await? {
-                    return Ok(());
-                }
             }
         }
         self.state_ahead = false;

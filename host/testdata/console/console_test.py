@@ -77,6 +77,15 @@ class Console:
                 By.CSS_SELECTOR, ".badge").text
         return shown
 
+    def edit_config(self, changes):
+        """Changes keys of the config shown in the editor, as a user typing would, and saves."""
+        editor = self.find("#config")
+        config = json.loads(editor.get_attribute("value"))
+        config.update(changes)
+        editor.clear()
+        editor.send_keys(json.dumps(config, indent=2))
+        self.find("#save-config").click()
+
     def shown_state(self):
         return self.wait("the state badge", lambda: self.find(".headline .badge").text)
 
@@ -204,12 +213,7 @@ def actions(url, shots, events_file, planted, refused_file):
     console.wait("the features config", lambda: "[hidden]" in console.find("#config").get_attribute("value"))
     assert planted not in console.driver.page_source, "the planted password is on its connector's page"
     # Saved back as shown (an edit elsewhere in the config): the [hidden] keeps the stored secret.
-    editor = console.find("#config")
-    config = json.loads(editor.get_attribute("value"))
-    config["topics"] = "elsewhere,more"
-    editor.clear()
-    editor.send_keys(json.dumps(config, indent=2))
-    console.find("#save-config").click()
+    console.edit_config({"topics": "elsewhere,more"})
     console.wait("the saved features config", lambda: "Config saved" in console.find("#notice").text)
     code, stored = rest(url, "GET", "/connectors/features/config")
     assert stored["topics"] == "elsewhere,more" and stored["redis.uri"] == "[hidden]", stored
@@ -236,12 +240,7 @@ def actions(url, shots, events_file, planted, refused_file):
     assert "TRANSFORMATION" in letter and "Cast$Value" in letter and "int32" in letter, letter
 
     # A bad value: the per-key error is shown, nothing changes.
-    editor = console.find("#config")
-    config = json.loads(editor.get_attribute("value"))
-    config["errors.tolerance"] = "sometimes"
-    editor.clear()
-    editor.send_keys(json.dumps(config, indent=2))
-    console.find("#save-config").click()
+    console.edit_config({"errors.tolerance": "sometimes"})
     error = console.wait("the per-key error", lambda: console.find("#config-errors").text)
     assert "errors.tolerance" in error and "sometimes" in error, error
     code, stored = rest(url, "GET", "/connectors/casting/config")
@@ -252,12 +251,7 @@ def actions(url, shots, events_file, planted, refused_file):
     console.shot("connector-390px", width=390)
 
     # A good edit is saved.
-    config["errors.tolerance"] = "all"
-    config["transforms.cast.spec"] = "n:string"
-    editor = console.find("#config")
-    editor.clear()
-    editor.send_keys(json.dumps(config, indent=2))
-    console.find("#save-config").click()
+    console.edit_config({"errors.tolerance": "all", "transforms.cast.spec": "n:string"})
     console.wait("the saved config", lambda: "Config saved" in console.find("#notice").text)
     code, stored = rest(url, "GET", "/connectors/casting/config")
     assert stored["transforms.cast.spec"] == "n:string", stored
