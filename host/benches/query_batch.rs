@@ -107,6 +107,8 @@ fn headwater(service: &Service, work: &Path, rows: u64, ranges: u32) -> f64 {
         "topics": "day-tx",
         "path": work.join("offline").display().to_string(),
         "write.mode": "overwrite-partitions",
+        // A TIMESTAMP column, as pyarrow makes of the CSV's.
+        "timestamp.columns": "updated_at",
         "flush.size": "1000000",
         "rotate.interval.ms": "3600000",
     }});

@@ -276,3 +276,126 @@ fn tls_connections_verify_the_server_against_sslrootcert() {
     );
     assert!(log.contains("no encryption"), "{log}");
 }
+
+/// PostgreSQL's own JSON for each row of `query` (`row_to_json`, in a UTC session as the
+/// source's), one value per row.
+fn row_to_json(pg: &Service, query: &str) -> Vec<Value> {
+    crate::postgres_cdc::query(
+        pg,
+        &format!("SET TIME ZONE 'UTC'; SELECT row_to_json(hw_row) FROM ({query}) hw_row"),
+    )
+    .lines()
+    .filter(|line| *line != "SET")
+    .map(|line| serde_json::from_str(line).expect("row_to_json is JSON"))
+    .collect()
+}
+
+/// `a` and `b` are the same JSON, keys in the same order, numbers compared as numbers
+/// (PostgreSQL writes a float8 of 1 as `1` and 1e20 as `1e+20`; Headwater `1.0` and `1e20`),
+/// to the last bit serde_json reads exactly (it may round a decimal text 1 ulp off).
+fn assert_same_json(a: &Value, b: &Value, at: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let ulps = 2.0 * f64::EPSILON * x.abs().max(y.abs());
+            assert!((x - y).abs() <= ulps, "{at}: {x} against {y}");
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(x), keys(y), "{at}: the columns, in order");
+            for (key, value) in x {
+                assert_same_json(value, &y[key], &format!("{at}.{key}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: {a} against {b}");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_same_json(x, y, &format!("{at}[{i}]"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+/// Rows are read in binary and written as JSON by Headwater for the common types, and by
+/// PostgreSQL for the others: every value must be what `row_to_json` makes of it, edge values
+/// (infinities, BC dates, years past 9999, NaN, escapes, padding) included.
+#[test]
+fn rows_read_in_binary_are_what_row_to_json_makes_of_them() {
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "CREATE TABLE kinds (id int PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, \
+           f4 float4, f8 float8, t text, v varchar(20), c char(5), n name, \
+           ts timestamp, tz timestamptz, d date, u uuid, j json, jb jsonb, \
+           num numeric(12,3), arr text[], by bytea, iv interval, ip inet, \"odd \"\"name\"\"\" int); \
+         INSERT INTO kinds VALUES \
+          (1, true, -32768, -2147483648, -9223372036854775808, 0.1, 0.1, 'plain', 'v', 'ab', 'nm', \
+           '2024-03-05 01:02:03.456789', '2024-03-05 01:02:03+05', '2024-02-29', \
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2.50]}', '{\"b\": {\"c\": null}}', \
+           12.5, '{x,\"y z\",NULL}', '\\x00ff', '1 day 02:03:04', '10.0.0.1/8', 7), \
+          (2, false, 32767, 2147483647, 9223372036854775807, 'NaN', 'Infinity', \
+           E'quote \" backslash \\\\ tab \\t newline \\n bell \\u0007 é 🦀', '', ' ', '', \
+           '2024-03-05 00:00:00', '1999-12-31 23:59:59.999999+00', 'infinity', \
+           '00000000-0000-0000-0000-000000000000', '[]', '\"s\"', 'NaN', '{}', '', '-1 mon', '::1', NULL), \
+          (3, NULL, NULL, NULL, NULL, '-Infinity', '-Infinity', NULL, NULL, NULL, NULL, \
+           'infinity', '-infinity', '-infinity', NULL, 'null', 'null', NULL, NULL, NULL, NULL, NULL, NULL), \
+          (4, true, 0, 0, 0, 3.4e38, 1e20, 'x', 'x', 'x', 'x', \
+           '0044-03-15 12:00:00.1 BC', '0001-01-01 00:00:00+00 BC', '4713-01-01 BC', NULL, '1', '1.5', \
+           -0.001, NULL, NULL, NULL, NULL, NULL), \
+          (5, true, 1, 1, 1, 1e-45, 5e-324, 'x', 'x', 'x', 'x', \
+           '10000-01-01 00:00:00.5', '294276-12-31 23:59:59.999999+00', '5874897-12-31', NULL, NULL, NULL, \
+           0, NULL, NULL, NULL, NULL, NULL), \
+          (6, true, 1, 1, 1, 1, -0.0, 'x', 'x', 'x', 'x', \
+           '1900-02-28 23:00:00', '2000-01-01 00:00:00+00', '2000-01-01', NULL, NULL, NULL, \
+           0, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let ws = Workspace::new();
+    ws.put_config(
+        "kinds.json",
+        &json!({"name": "kinds-source", "config": {
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": jdbc(&pg),
+            "mode": "incrementing",
+            "table": "kinds",
+            "incrementing.column.name": "id",
+            "topic.prefix": "pg-",
+            "poll.interval.ms": "100",
+        }}),
+    );
+    // Columns that repeat a name cannot be read one by one: the row is read whole.
+    let repeated_query = "SELECT 1 AS a, 'two' AS a, now() - now() AS gap";
+    ws.put_config(
+        "repeated.json",
+        &json!({"name": "repeated-source", "config": {
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": jdbc(&pg),
+            "mode": "bulk",
+            "query": repeated_query,
+            "topic.prefix": "repeated",
+            "poll.interval.ms": "60000",
+        }}),
+    );
+    ws.put_config(
+        "kinds-sink.json",
+        &ws.file_sink("kinds-sink", "pg-kinds", "out/kinds.jsonl"),
+    );
+    ws.put_config(
+        "repeated-sink.json",
+        &ws.file_sink("repeated-sink", "repeated", "out/repeated.jsonl"),
+    );
+    let host = ws.start();
+    let (kinds, repeated) = host.wait_for("every row", || {
+        let kinds = sink_values(&ws.path("out/kinds.jsonl"));
+        let repeated = sink_values(&ws.path("out/repeated.jsonl"));
+        (kinds.len() == 6 && !repeated.is_empty()).then_some((kinds, repeated))
+    });
+    assert!(host.stop().success());
+    let expected = row_to_json(&pg, "SELECT * FROM kinds ORDER BY id");
+    assert_eq!(expected.len(), 6);
+    for (got, want) in kinds.iter().zip(&expected) {
+        assert_same_json(got, want, &format!("row {}", want["id"]));
+    }
+    // Read whole (one column by name would be ambiguous), as PostgreSQL wrote it.
+    assert_eq!(repeated[0], row_to_json(&pg, repeated_query)[0]);
+}

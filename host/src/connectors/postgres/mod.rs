@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod query_config;
 mod query_source;
+mod row_json;
 pub mod tls;
 
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};

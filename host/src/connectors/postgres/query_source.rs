@@ -1,6 +1,6 @@
 //! `headwater.postgres.QuerySource`: rows of a query or table, polled with Confluent's JDBC
-//! source modes. PostgreSQL turns each row into JSON itself (`row_to_json`), so every column
-//! type arrives as PostgreSQL renders it; the cursor columns are read alongside as integers.
+//! source modes. Each row becomes the JSON object `row_to_json` would make of it (see
+//! [`super::row_json`]); the cursor columns are read alongside as integers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,13 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{PgError, describe};
 use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
+use super::row_json::{self, DecodeError, RowJson};
 use crate::api::connector::{BuildContext, Source, SourceBatch, SourceContext};
 use crate::api::error::ConnectorError;
 use crate::api::record::{Payload, Position, Record};
@@ -83,8 +84,45 @@ struct Range {
     /// read is split.
     partition: Value,
     partition_key: Arc<str>,
-    sql: String,
+    statement: PollStatement,
+}
+
+/// The poll statement of a range, but for the row's columns, which are known once PostgreSQL
+/// has described the query.
+#[derive(Debug)]
+struct PollStatement {
+    /// `SELECT * FROM (<query>) hw_row`: describes the row's columns.
+    describe: String,
+    /// The incrementing column as a `bigint` (or a NULL), read after the row's columns.
+    incrementing: String,
+    /// The timestamp column, by name and as it is selected, read last.
+    timestamp: Option<(String, String)>,
+    /// `FROM (<query>) hw_row WHERE .. ORDER BY ..`.
+    tail: String,
     args: Vec<Arg>,
+}
+
+impl PollStatement {
+    /// The statement reading the row's columns with `columns`, then the cursor's: the
+    /// timestamp as it is when PostgreSQL sends it as one (`raw_timestamp`), otherwise as µs
+    /// since the epoch (`extract` returns a `numeric`, which costs the server per row).
+    fn sql(&self, columns: &str, raw_timestamp: bool) -> String {
+        let timestamp = match &self.timestamp {
+            Some((_, column)) if raw_timestamp => column.clone(),
+            Some((_, column)) => format!("(extract(epoch from {column}) * 1000000)::bigint"),
+            None => "NULL::bigint".to_owned(),
+        };
+        format!(
+            "SELECT {columns}, {}, {timestamp} {}",
+            self.incrementing, self.tail
+        )
+    }
+}
+
+/// A range's statement, prepared on its connection.
+struct Prepared {
+    statement: Statement,
+    row: RowJson,
 }
 
 /// A parameter of the poll statement.
@@ -98,22 +136,26 @@ enum Arg {
     Delay,
 }
 
+/// The alias of the query's rows in the poll statement: unlike `t`, not a likely column name
+/// (`row_to_json(t)` takes a column `t` over the row).
+const ROW: &str = "hw_row";
+
 /// A SQL string literal (standard-conforming: quotes doubled).
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The poll statement of range `range` (the rows as JSON text, then the cursor columns, under
-/// the cursor condition, the time window and the range's condition) and the parameters it
-/// takes, in order.
-fn statement(config: &QuerySourceConfig, range: u32) -> (String, Vec<Arg>) {
+/// The poll statement of range `range` (the row's columns, then the cursor columns, under the
+/// cursor condition, the time window and the range's condition) and the parameters it takes, in
+/// order.
+fn statement(config: &QuerySourceConfig, range: u32) -> PollStatement {
     let base = match &config.source {
         Rows::Query(q) => q.clone(),
         Rows::Table(t) => format!("SELECT * FROM {}", quote_identifier(t)),
     };
     let column = |c: Option<&str>| {
         let name = c.unwrap_or_default().trim().trim_matches('"');
-        format!("t.\"{}\"", name.replace('"', "\"\""))
+        format!("{ROW}.\"{}\"", name.replace('"', "\"\""))
     };
     let (inc, ts) = (
         column(config.incrementing.as_deref()),
@@ -177,14 +219,17 @@ fn statement(config: &QuerySourceConfig, range: u32) -> (String, Vec<Arg>) {
     } else {
         "NULL::bigint".to_owned()
     };
-    let ts_col = if config.mode.uses_timestamp() || config.timestamp.is_some() {
-        format!("(extract(epoch from {ts}) * 1000000)::bigint")
-    } else {
-        "NULL::bigint".to_owned()
-    };
-    let sql =
-        format!("SELECT row_to_json(t)::text, {inc_col}, {ts_col} FROM ({base}) t{filter}{order}");
-    (sql, args)
+    let timestamp = (config.mode.uses_timestamp() || config.timestamp.is_some()).then(|| {
+        let name = config.timestamp.as_deref().unwrap_or_default();
+        (name.trim().trim_matches('"').to_owned(), ts.clone())
+    });
+    PollStatement {
+        describe: format!("SELECT * FROM ({base}) {ROW}"),
+        incrementing: inc_col,
+        timestamp,
+        tail: format!("FROM ({base}) {ROW}{filter}{order}"),
+        args,
+    }
 }
 
 /// What a range reader hands the task.
@@ -194,6 +239,9 @@ enum Polled {
     /// The range has read everything new for now.
     CaughtUp,
 }
+
+/// The most rows a batch reserves room for before it has them.
+const MAX_RESERVED_ROWS: usize = 16_384;
 
 /// Batches a range reader may have ready while the task sends the others'.
 const READ_AHEAD: usize = 2;
@@ -210,12 +258,10 @@ impl QuerySource {
                 if split > 1 {
                     partition["range"] = json!(i);
                 }
-                let (sql, args) = statement(&config, i);
                 Range {
                     partition_key: Arc::from(partition.to_string()),
                     partition,
-                    sql,
-                    args,
+                    statement: statement(&config, i),
                 }
             })
             .collect();
@@ -237,18 +283,34 @@ impl QuerySource {
         Ok(client)
     }
 
-    /// One poll of `range`: streams the new rows and hands them over in batches. Database
-    /// errors come back as `Ok(Err(..))` (reconnect); `Err` when the task stopped taking them.
+    /// Prepares `range`'s statement on `client`: describes the query's columns, then reads
+    /// them as [`RowJson`] says.
+    async fn prepare(client: &Client, range: &Range) -> Result<Prepared, tokio_postgres::Error> {
+        let described = client.prepare(&range.statement.describe).await?;
+        let row = RowJson::for_columns(described.columns());
+        let raw_timestamp = range.statement.timestamp.as_ref().is_some_and(|(name, _)| {
+            described.columns().iter().any(|c| {
+                c.name() == name && matches!(*c.type_(), Type::TIMESTAMP | Type::TIMESTAMPTZ)
+            })
+        });
+        let sql = range.statement.sql(&row.select_list(ROW), raw_timestamp);
+        let statement = client.prepare(&sql).await?;
+        Ok(Prepared { statement, row })
+    }
+
+    /// One poll of `range`: streams the new rows and hands them over in batches. Failures come
+    /// back as `Ok(Err(..))`; `Err` when the task stopped taking batches.
     async fn poll(
         &self,
         client: &Client,
         range: &Range,
-        prepared: &mut Option<Statement>,
+        prepared: &mut Option<Prepared>,
         cursor: &mut Cursor,
         out: &mpsc::Sender<Polled>,
-    ) -> Result<Result<(), tokio_postgres::Error>, Stopped> {
+    ) -> Result<Result<(), PollError>, Stopped> {
         let delay = self.config.timestamp_delay_ms as i64;
         let params: Vec<&(dyn ToSql + Sync)> = range
+            .statement
             .args
             .iter()
             .map(|a| -> &(dyn ToSql + Sync) {
@@ -260,29 +322,40 @@ impl QuerySource {
             })
             .collect();
         // Prepared once per connection, reused by every poll on it.
-        let statement = match prepared {
-            Some(s) => s.clone(),
-            None => match client.prepare(&range.sql).await {
-                Ok(s) => prepared.insert(s).clone(),
-                Err(e) => return Ok(Err(e)),
+        let prepared = match prepared {
+            Some(p) => &*p,
+            None => match Self::prepare(client, range).await {
+                Ok(p) => &*prepared.insert(p),
+                Err(e) => return Ok(Err(PollError::Db(e))),
             },
         };
-        let rows = match client.query_raw(&statement, params).await {
+        let rows = match client.query_raw(&prepared.statement, params).await {
             Ok(rows) => rows,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(PollError::Db(e))),
         };
+        let width = prepared.row.width();
+        let mut size_hint = 64;
         futures_util::pin_mut!(rows);
-        let mut batch = SourceBatch::default();
+        let mut batch = self.new_batch();
         loop {
             let row = match rows.try_next().await {
                 Ok(row) => row,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Ok(Err(PollError::Db(e))),
             };
             let Some(row) = row else { break };
-            let text: String = row.get(0);
-            let incrementing: Option<i64> = row.get(1);
-            let timestamp_us: Option<i64> = row.get(2);
+            // Rows of a query are alike in size: the last one's is a good first guess.
+            let mut text = Vec::with_capacity(size_hint);
+            if let Err(e) = prepared.row.write(&row, &mut text) {
+                return Ok(Err(PollError::Decode(e)));
+            }
+            let read = row_json::integer(&row, width)
+                .and_then(|i| Ok((i, row_json::epoch_micros(&row, width + 1)?)));
+            let (incrementing, timestamp_us) = match read {
+                Ok(cursor) => cursor,
+                Err(e) => return Ok(Err(PollError::Decode(e))),
+            };
             batch.bytes += text.len() as u64;
+            size_hint = text.len() + 8;
             if self.config.mode != Mode::Bulk {
                 *cursor = Cursor {
                     incrementing: incrementing.or(cursor.incrementing),
@@ -316,6 +389,15 @@ impl QuerySource {
         Ok(Ok(()))
     }
 
+    /// An empty batch with room for a full one: growing a vector of records one doubling at a
+    /// time copies each of them about twice.
+    fn new_batch(&self) -> SourceBatch {
+        SourceBatch {
+            records: Vec::with_capacity(self.config.batch_max_rows.min(MAX_RESERVED_ROWS)),
+            ..SourceBatch::default()
+        }
+    }
+
     async fn hand_over(
         &self,
         batch: &mut SourceBatch,
@@ -326,7 +408,7 @@ impl QuerySource {
         if batch.records.is_empty() {
             return Ok(());
         }
-        let mut full = std::mem::take(batch);
+        let mut full = std::mem::replace(batch, self.new_batch());
         if self.config.mode != Mode::Bulk {
             full.offsets = vec![(range.partition.clone(), cursor.to_offset())];
         }
@@ -372,7 +454,17 @@ impl QuerySource {
                     // The task stopped taking batches: it is ending.
                     return Ok(());
                 };
-                if let Err(e) = polled {
+                let e = match polled {
+                    Ok(()) => None,
+                    Err(PollError::Db(e)) => Some(e),
+                    Err(PollError::Decode(e)) => {
+                        return Err(ConnectorError::Fatal {
+                            context: format!("reading a row of {}", range.partition),
+                            source: Box::new(e),
+                        });
+                    }
+                };
+                if let Some(e) = e {
                     if let Some(db) = e.as_db_error().filter(|d| {
                         let class = &d.code().code()[..2];
                         class == "42" || class == "22"
@@ -383,7 +475,7 @@ impl QuerySource {
                             "the poll query failed: {}: {}; query: {}",
                             db.code().code(),
                             db.message(),
-                            range.sql
+                            range.statement.sql("<the query's columns>", false)
                         )));
                     }
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
@@ -408,6 +500,15 @@ impl QuerySource {
 /// The task stopped taking batches.
 #[derive(Debug)]
 struct Stopped;
+
+/// Why a poll failed.
+#[derive(Debug)]
+enum PollError {
+    /// The database failed or refused the statement.
+    Db(tokio_postgres::Error),
+    /// A value was not what its column's type says.
+    Decode(DecodeError),
+}
 
 #[async_trait]
 impl Source for QuerySource {
