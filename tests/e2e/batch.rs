@@ -212,6 +212,18 @@ fn a_bounded_run_fails_with_the_reason() {
         text(&validate.stdout)
     );
 
+    // No sink of the run reads the source's topic: nothing could, so the run fails at once,
+    // naming the topic, rather than drop the records or wait forever.
+    daily_job(&ws, json!({"topics": "elsewhere"}));
+    let out = run_once(&ws, &["--set", &format!("ds={}", DATES[0])]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("connector transactions-daily failed")
+            && stderr.contains("no sink of this run subscribes to topic(s) \"user-daily\""),
+        "{stderr}"
+    );
+
     // A sink that cannot write: the run ends non-zero, naming the connector and why.
     std::fs::write(ws.path("blocked"), "a file where a directory should be").unwrap();
     daily_job(

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Service, Workspace, jsonl, rest_port};
 use crate::postgres_cdc::{cdc_config, cdc_to_file, psql};
-use crate::rest::http;
+use crate::rest::{http, metric, task_status};
 
 /// The slot's confirmed position and the server's current WAL position, as numbers.
 fn positions(pg: &Service, slot: &str) -> (u64, u64) {
@@ -399,6 +399,94 @@ fn a_paused_sinks_slot_lag_shows_in_bytes_and_the_sink_reports_end_to_end_latenc
     assert!(
         task["end_to_end_latency"]["p99_seconds_at_most"].is_number(),
         "{status}"
+    );
+    assert!(host.stop().success());
+}
+
+/// The slot's restart position and the server's current WAL position: the WAL between them is
+/// what the slot keeps on the server.
+fn retained(pg: &Service, slot: &str) -> (u64, u64) {
+    let out = crate::postgres_cdc::query(
+        pg,
+        &format!(
+            "SELECT restart_lsn - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn \
+             FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        ),
+    );
+    let (a, b) = out.trim().split_once(',').unwrap_or(("0", "0"));
+    (
+        a.parse::<f64>().unwrap_or(0.0) as u64,
+        b.parse::<f64>().unwrap_or(0.0) as u64,
+    )
+}
+
+/// A CDC source whose topic no sink reads yet holds its changes, and with them its slot's WAL:
+/// the status and the lag metric say how much. Killed while it waits and started again with a
+/// sink, it delivers every change once.
+#[test]
+fn a_cdc_source_waiting_for_a_sink_holds_its_slot_and_loses_nothing_to_a_crash() {
+    let pg = Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE held (id int PRIMARY KEY, note text)",
+    );
+    let ws = Workspace::new();
+    ws.put_config(
+        "cdc.json",
+        &cdc_config(&pg, "held-cdc", "app", "public.held", json!({})),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    host.wait_for_log("Streaming changes. connector=held-cdc");
+    let (restart_before, _) = retained(&pg, "held_cdc");
+    psql(
+        &pg,
+        "postgres",
+        "INSERT INTO held SELECT i, repeat('x', 200) FROM generate_series(1, 2000) i",
+    );
+    let task = host.wait_for("the source to wait, and the lag to show", || {
+        let task = task_status(port, "held-cdc");
+        let bytes = task["source_lag"]["bytes"].as_u64().unwrap_or(0);
+        (task.get("waiting_for_sink").is_some() && bytes > 100_000).then_some(task)
+    });
+    assert_eq!(
+        task["waiting_for_sink"]["topics"],
+        json!(["app.public.held"]),
+        "{task}"
+    );
+    assert!(metric(port, "headwater_connector_source_lag_bytes", "held-cdc").unwrap() > 100_000.0);
+    assert_eq!(
+        metric(port, "headwater_connector_unread_topics", "held-cdc"),
+        Some(1.0)
+    );
+    // The slot keeps the inserts' WAL on the server.
+    let (restart, server) = retained(&pg, "held_cdc");
+    assert_eq!(restart, restart_before, "the slot did not let go");
+    assert!(server - restart > 100_000, "{restart} {server}");
+
+    host.kill9();
+    ws.put_config(
+        "sink.json",
+        &ws.file_sink("held-sink", "app.public.held", "out/held.jsonl"),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    let out = ws.path("out/held.jsonl");
+    let got = host.wait_for("every change", || {
+        let got = jsonl(&out);
+        (got.len() >= 2000).then_some(got)
+    });
+    let mut ids: Vec<i64> = got
+        .iter()
+        .map(|r| r["value"]["payload"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=2000).collect::<Vec<_>>(), "every change once");
+    assert!(
+        task_status(port, "held-cdc")
+            .get("waiting_for_sink")
+            .is_none()
     );
     assert!(host.stop().success());
 }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Workspace, jsonl, rest_port};
+use crate::harness::{Workspace, jsonl, rest_port, sink_values};
 
 /// One HTTP/1.1 request; returns the status code and the JSON body (Null if none).
 pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -173,6 +173,128 @@ fn kafka_connect_py_runs_its_whole_client_api() {
         "kafka-connect-py failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         host.log()
+    );
+    assert!(host.stop().success());
+}
+
+/// The status of `name`'s first task.
+pub fn task_status(port: u16, name: &str) -> Value {
+    let (code, status) = http(port, "GET", &format!("/connectors/{name}/status"), None);
+    assert_eq!(code, 200, "{status}");
+    status["tasks"][0].clone()
+}
+
+/// The value of the Prometheus sample `name{connector="connector"}`, if shown.
+pub fn metric(port: u16, name: &str, connector: &str) -> Option<f64> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to the REST API");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let prefix = format!("{name}{{connector=\"{connector}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A source created before its sink (as over REST, one call after the other) loses nothing:
+/// it holds its records, offsets unmoved, saying which topic lacks a reader, until the sink
+/// comes. Dropping them takes `topic.unsubscribed=discard`.
+#[test]
+fn a_source_created_before_its_sink_waits_for_it_and_loses_nothing() {
+    let ws = Workspace::new();
+    let input = ws.path("in/early.jsonl");
+    let lines: String = (0..500).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+    std::fs::write(&input, &lines).unwrap();
+    std::fs::write(ws.path("in/dropped.jsonl"), &lines).unwrap();
+    let host = ws.start();
+    let port = rest_port(&host);
+    let source = |file: &str, topic: &str, extra: Value| {
+        let mut config = json!({
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path(file).display().to_string(),
+            "topic": topic,
+            "poll.interval.ms": "50",
+        });
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        config
+    };
+    let (code, _) = http(
+        port,
+        "PUT",
+        "/connectors/early-source/config",
+        Some(&source("in/early.jsonl", "early", json!({}))),
+    );
+    assert_eq!(code, 201);
+    let (code, _) = http(
+        port,
+        "PUT",
+        "/connectors/dropping-source/config",
+        Some(&source(
+            "in/dropped.jsonl",
+            "nobody",
+            json!({"topic.unsubscribed": "discard"}),
+        )),
+    );
+    assert_eq!(code, 201);
+
+    let waiting = host.wait_for("the source to say what it waits for", || {
+        let task = task_status(port, "early-source");
+        task.get("waiting_for_sink").cloned()
+    });
+    assert_eq!(waiting["topics"], json!(["early"]), "{waiting}");
+    let message = waiting["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"early\"") && message.contains("topic.unsubscribed=discard"),
+        "{message}"
+    );
+    assert_eq!(task_status(port, "early-source")["state"], "RUNNING");
+    assert_eq!(
+        metric(port, "headwater_connector_unread_topics", "early-source"),
+        Some(1.0)
+    );
+    // Nothing was let go: the offsets did not move.
+    let (_, offsets) = http(port, "GET", "/connectors/early-source/offsets", None);
+    assert_eq!(offsets["offsets"], json!([]), "{offsets}");
+    // The source told to discard did, and moved on.
+    host.wait_for("the discarding source to drop its records", || {
+        let task = task_status(port, "dropping-source");
+        (task["counters"]["dropped"] == json!(500)).then_some(())
+    });
+    assert!(
+        task_status(port, "dropping-source")
+            .get("waiting_for_sink")
+            .is_none()
+    );
+
+    let out = ws.path("out/early.jsonl");
+    let sink = json!({
+        "connector.class": "headwater.file.FileSink",
+        "topics": "early",
+        "file": out.display().to_string(),
+    });
+    let (code, _) = http(port, "PUT", "/connectors/early-sink/config", Some(&sink));
+    assert_eq!(code, 201);
+    let got = host.wait_for("every record", || {
+        let got = sink_values(&out);
+        (got.len() >= 500).then_some(got)
+    });
+    let numbers: Vec<i64> = got.iter().map(|v| v["n"].as_i64().unwrap()).collect();
+    assert_eq!(
+        numbers,
+        (0..500).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+    host.wait_for("the wait to be over", || {
+        let task = task_status(port, "early-source");
+        task.get("waiting_for_sink").is_none().then_some(())
+    });
+    assert_eq!(
+        metric(port, "headwater_connector_unread_topics", "early-source"),
+        Some(0.0)
     );
     assert!(host.stop().success());
 }

@@ -130,6 +130,9 @@ pub struct ConnectorMetrics {
     /// Kafka consumer lag by consumer group (a sink behind a repartition topic has two):
     /// `(topic, partition, lag)` of its assigned partitions.
     consumer_lag: Mutex<BTreeMap<String, Vec<PartitionLag>>>,
+    /// The topics a source is holding records of because no sink reads them
+    /// (`topic.unsubscribed=wait`); `None` until a source published, or for sinks.
+    unread_topics: Mutex<Option<Vec<String>>>,
 }
 
 /// A Kafka partition's lag: its log end minus the group's committed offset.
@@ -163,6 +166,7 @@ impl Default for ConnectorMetrics {
             under_way: Mutex::new(BTreeMap::new()),
             standby_updates: AtomicU64::new(0),
             consumer_lag: Mutex::new(BTreeMap::new()),
+            unread_topics: Mutex::new(None),
         }
     }
 }
@@ -208,6 +212,8 @@ pub struct MetricsSnapshot {
     pub standby_updates: u64,
     /// Kafka consumer lag of the partitions the sink's consumers own.
     pub consumer_lag: Vec<PartitionLag>,
+    /// Topics a source waits on for want of a sink reading them; `None` for sinks.
+    pub unread_topics: Option<Vec<String>>,
 }
 
 /// How far the restore of one state partition from its changelog has come: updated by the
@@ -332,6 +338,14 @@ impl ConnectorMetrics {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         self.source_lag_bytes.store(bytes, Ordering::Relaxed);
     }
+    /// A source waits for a sink to read `topics` (empty: it does not wait). Returns whether
+    /// that changed.
+    pub fn set_unread_topics(&self, topics: Vec<String>) -> bool {
+        let mut unread = self.unread_topics.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = unread.as_ref() != Some(&topics);
+        *unread = Some(topics);
+        changed
+    }
     /// The newest change a source read was `behind` old when read (zero: caught up).
     pub fn set_source_lag(&self, behind: Duration) {
         let ms = i64::try_from(behind.as_millis()).unwrap_or(i64::MAX);
@@ -418,6 +432,11 @@ impl ConnectorMetrics {
                 .flatten()
                 .cloned()
                 .collect(),
+            unread_topics: self
+                .unread_topics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::api::connector::ConnectorType;
 use crate::api::options::ConfigKey;
 use crate::api::registry::Registry;
-use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
+use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS, SOURCE_KEYS};
 
 /// Where the reference pages live, under the book's `src/`.
 const REFERENCE: &str = "reference";
@@ -32,11 +32,12 @@ pub fn pages(registry: &Registry) -> Vec<Page> {
         "connectors/common.md",
         "Keys every connector takes",
         "Every connector accepts these keys besides its own; sink connectors also take `topics` \
-         or `topics.regex`. Transforms are configured with the keys in \
+         or `topics.regex`, source connectors `topic.unsubscribed`. Transforms are configured with the keys in \
          [the transform chain](../transforms/chain.md).",
         &[
             ("All connectors", COMMON_KEYS),
             ("Sink connectors", SINK_KEYS),
+            ("Source connectors", SOURCE_KEYS),
         ],
     )];
     let mut connectors: Vec<_> = registry.plugins().iter().collect();

@@ -36,7 +36,7 @@ mod tests {
     use super::*;
     use crate::config::connector::parse_json;
     use crate::runtime::host::Origin;
-    use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
+    use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS, SOURCE_KEYS};
     use crate::runtime::status::State;
 
     #[test]
@@ -47,7 +47,13 @@ mod tests {
             .plugins()
             .iter()
             .flat_map(|p| p.keys().iter().map(move |k| (p.class(), k)))
-            .chain(COMMON_KEYS.iter().chain(SINK_KEYS).map(|k| ("common", k)));
+            .chain(
+                COMMON_KEYS
+                    .iter()
+                    .chain(SINK_KEYS)
+                    .chain(SOURCE_KEYS)
+                    .map(|k| ("common", k)),
+            );
         for (class, key) in keys {
             assert!(
                 key.doc.trim().ends_with('.') && key.doc.len() > 10,

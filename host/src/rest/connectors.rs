@@ -183,6 +183,15 @@ fn with_progress(task: &mut Value, state: &AppState, name: &str) {
     if !lag.is_empty() {
         task.insert("source_lag".into(), Value::Object(lag));
     }
+    if let Some(topics) = metrics.unread_topics.filter(|t| !t.is_empty()) {
+        task.insert(
+            "waiting_for_sink".into(),
+            json!({
+                "topics": topics,
+                "message": crate::runtime::bus::waiting_message(&topics),
+            }),
+        );
+    }
 }
 
 fn restore_json(restore: &RestoreSnapshot) -> Value {

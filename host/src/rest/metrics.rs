@@ -99,7 +99,7 @@ const HISTOGRAMS: [(&str, &str, HistogramField); 3] = [
 type GaugeField = fn(&MetricsSnapshot) -> Option<f64>;
 
 /// Gauges of one value per connector, shown where the connector reports them.
-const GAUGES: [(&str, &str, GaugeField); 3] = [
+const GAUGES: [(&str, &str, GaugeField); 4] = [
     (
         "headwater_connector_oldest_unflushed_seconds",
         "How long the oldest record a sink has written but not yet flushed has waited.",
@@ -116,6 +116,13 @@ const GAUGES: [(&str, &str, GaugeField); 3] = [
         "How old the newest change a source read was when it read it (a CDC commit's age); 0 \
          once caught up.",
         |m| m.source_lag.map(|d| d.as_secs_f64()),
+    ),
+    (
+        "headwater_connector_unread_topics",
+        "Topics a source is waiting on because no sink subscribes to them \
+         (`topic.unsubscribed=wait`): its records are held and its offsets do not move; 0 when \
+         none.",
+        |m| m.unread_topics.as_ref().map(|t| t.len() as f64),
     ),
 ];
 

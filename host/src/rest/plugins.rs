@@ -13,7 +13,7 @@ use super::error::{ApiError, JsonBody};
 use crate::api::connector::ConnectorType;
 use crate::api::options::ConfigKey;
 use crate::config::connector::{ConnectorConfig, value_text};
-use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS};
+use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS, SOURCE_KEYS};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -89,8 +89,9 @@ fn keys_of(state: &AppState, plugin: &str) -> Option<Vec<(&'static ConfigKey, &'
     if let Some(p) = state.runtime.registry().find(plugin) {
         let mut keys: Vec<(&'static ConfigKey, &'static str)> =
             COMMON_KEYS.iter().map(|k| (k, "Common")).collect();
-        if p.connector_type() == ConnectorType::Sink {
-            keys.extend(SINK_KEYS.iter().map(|k| (k, "Common")));
+        match p.connector_type() {
+            ConnectorType::Sink => keys.extend(SINK_KEYS.iter().map(|k| (k, "Common"))),
+            ConnectorType::Source => keys.extend(SOURCE_KEYS.iter().map(|k| (k, "Common"))),
         }
         keys.extend(p.keys().iter().map(|k| (k, "Connector")));
         return Some(keys);

@@ -2,21 +2,62 @@
 //! subscribed to each topic.
 //!
 //! Each sink has a bounded inbox, so a slow sink makes [`Bus::publish`] wait and thereby slows
-//! every source feeding it: memory stays bounded by inbox capacity × batch size. Records of a
-//! topic nobody subscribes to are discarded with a warning (there is no broker to keep them);
-//! sinks are started before sources so nothing is published before its subscribers exist.
+//! every source feeding it: memory stays bounded by inbox capacity × batch size. There is no
+//! broker to keep the records of a topic nobody subscribes to, so a source holds them
+//! (`topic.unsubscribed=wait`, see [`Bus::unread_topics`]) until a sink subscribes, unless its
+//! config says to discard them; sinks are started before sources so nothing waits for a sink
+//! that is merely starting.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use regex::Regex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::record::Record;
 use crate::runtime::ack::{AckToken, OffsetTracker};
 
 /// Batches a sink's inbox holds before publishers wait.
 pub const INBOX_CAPACITY: usize = 4;
+
+/// What a source does with records of a topic no sink subscribes to
+/// (`topic.unsubscribed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// Hold them, offsets unmoved, until a sink subscribes.
+    #[default]
+    Wait,
+    /// Drop them (counted as dropped), as the user asked.
+    Discard,
+}
+
+/// What a source waiting on `topics` tells the user (status and log).
+pub fn waiting_message(topics: &[String]) -> String {
+    format!(
+        "no sink subscribes to topic(s) {}: the source holds their records and its offsets do \
+         not move until one does; create a sink for them (topics or topics.regex), or set \
+         topic.unsubscribed=discard on the source to drop them",
+        quoted(topics)
+    )
+}
+
+/// Why a source of a bounded run, whose connectors all started together, fails on `topics`.
+pub fn unread_in_bounded_run(topics: &[String]) -> String {
+    format!(
+        "no sink of this run subscribes to topic(s) {}, so their records would be lost: add a \
+         sink reading them to the run's connectors, or set topic.unsubscribed=discard on the \
+         source to drop them",
+        quoted(topics)
+    )
+}
+
+fn quoted(topics: &[String]) -> String {
+    topics
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A sink's topic subscription: `topics` or `topics.regex`.
 #[derive(Debug, Clone)]
@@ -59,14 +100,25 @@ struct BusState {
     subscribers: Vec<Arc<Subscriber>>,
     /// Topic → subscribers, filled on first use, cleared when subscriptions change.
     routes: HashMap<String, Vec<Arc<Subscriber>>>,
-    /// Topics already warned about having no subscriber.
+    /// Topics already warned about having their records discarded.
     warned: HashSet<String>,
 }
 
 /// The router. Cheap to share behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Bus {
     state: RwLock<BusState>,
+    /// Counts subscription changes, for sources waiting for a reader.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            changes: watch::Sender::new(0),
+        }
+    }
 }
 
 /// A sink's subscription; dropping it does not unsubscribe (call [`Bus::unsubscribe`]).
@@ -114,6 +166,8 @@ impl Bus {
         }));
         state.routes.clear();
         state.warned.clear();
+        drop(state);
+        self.changes.send_modify(|n| *n += 1);
         id
     }
 
@@ -121,6 +175,30 @@ impl Bus {
         let mut state = self.write();
         state.subscribers.retain(|s| s.id != id);
         state.routes.clear();
+        drop(state);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever a sink subscribes or unsubscribes.
+    pub fn subscription_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The topics of `records` no sink subscribes to, in order of appearance.
+    pub fn unread_topics(&self, records: &[Record]) -> Vec<String> {
+        let mut unread: Vec<String> = Vec::new();
+        let mut last: Option<&str> = None;
+        for record in records {
+            let topic = record.topic.as_str();
+            if last == Some(topic) {
+                continue;
+            }
+            last = Some(topic);
+            if !unread.iter().any(|t| t == topic) && self.route(topic).is_empty() {
+                unread.push(topic.to_owned());
+            }
+        }
+        unread
     }
 
     fn route(&self, topic: &str) -> Vec<Arc<Subscriber>> {
@@ -134,14 +212,22 @@ impl Bus {
             .filter(|s| s.selector.matches(topic))
             .cloned()
             .collect();
-        if route.is_empty() && state.warned.insert(topic.to_owned()) {
-            tracing::warn!(
-                topic,
-                "No sink subscribes to this topic; its records are discarded."
-            );
-        }
         state.routes.insert(topic.to_owned(), route.clone());
         route
+    }
+
+    /// Logs, once per topic while no sink subscribes to it, that its records are dropped.
+    fn warn_discarding(&self, topic: &str) {
+        if self.read().warned.contains(topic) {
+            return;
+        }
+        if self.write().warned.insert(topic.to_owned()) {
+            tracing::warn!(
+                topic,
+                "No sink subscribes to this topic; its records are discarded \
+                 (topic.unsubscribed=discard)."
+            );
+        }
     }
 
     /// Splits a batch by subscriber. The common case, every record going to the same
@@ -156,6 +242,9 @@ impl Bus {
                 Some((topic, index)) if topic == record.topic => index,
                 _ => {
                     let route = self.route(&record.topic);
+                    if route.is_empty() {
+                        self.warn_discarding(&record.topic);
+                    }
                     match routes.iter().position(|r| same_route(r, &route)) {
                         Some(index) => index,
                         None => {
@@ -206,7 +295,8 @@ impl Bus {
 
     /// Routes a source batch to its subscribers and registers it with the source's tracker,
     /// which commits `offsets` once every receiving sink acked. Waits while an inbox is full.
-    /// Returns the number of records that found no subscriber.
+    /// Returns the number of records that found no subscriber: they are dropped, so a source
+    /// that may not drop them first waits until [`Bus::unread_topics`] is empty.
     pub async fn publish(
         &self,
         records: Vec<Record>,

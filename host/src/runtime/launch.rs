@@ -152,6 +152,7 @@ pub(super) fn start(
         (key_converter.clone(), value_converter.clone()),
     ));
     let chain = Arc::new(prepared.chain);
+    let unsubscribed = prepared.unsubscribed;
     // Set before the tasks start: a task failing at once (a consumer property librdkafka
     // refuses) must not have its FAILED overwritten.
     let state = match initial {
@@ -446,6 +447,7 @@ pub(super) fn start(
                 state_ahead: false,
                 signals: Some(signal_rx),
                 bounded: shared.run.bounded,
+                unsubscribed,
             };
             let progress = match shared.run.bounded {
                 true => {

@@ -11,7 +11,7 @@ use crate::api::error::{ErrorPolicy, Tolerance};
 use crate::api::registry::Registry;
 use crate::converters::BuiltinConverter;
 use crate::kafka::KafkaSettings;
-use crate::runtime::bus::TopicSelector;
+use crate::runtime::bus::{TopicSelector, Unsubscribed};
 use crate::transforms::chain::Chain;
 
 use crate::api::options::{ConfigIssue, ConfigKey, KeyType, Options};
@@ -156,6 +156,17 @@ pub const TOPICS_REGEX: ConfigKey = ConfigKey::new(
     "Sink connectors: a Java regular expression; every topic it matches entirely is consumed.",
 );
 
+pub const TOPIC_UNSUBSCRIBED: ConfigKey = ConfigKey::new(
+    "topic.unsubscribed",
+    KeyType::String,
+    "Source connectors on the embedded bus: what becomes of records of a topic no sink \
+     subscribes to. `wait` holds them and the source with them (its offsets do not move; a CDC \
+     slot keeps its WAL) until a sink subscribes, its status saying which topic lacks one; \
+     `discard` drops them, counted as dropped. On the Kafka bus the topic keeps them either way.",
+)
+.with_default("wait")
+.one_of(&["wait", "discard"]);
+
 /// The keys every connector accepts, documented.
 pub const COMMON_KEYS: &[ConfigKey] = &[
     NAME,
@@ -178,6 +189,9 @@ pub const COMMON_KEYS: &[ConfigKey] = &[
 
 /// Keys only sink connectors accept.
 pub const SINK_KEYS: &[ConfigKey] = &[TOPICS, TOPICS_REGEX];
+
+/// Keys only source connectors accept.
+pub const SOURCE_KEYS: &[ConfigKey] = &[TOPIC_UNSUBSCRIBED];
 
 /// How the host runs its connectors: the run's parameters (`${param:name}`) and whether the
 /// run is bounded (`headwater run --once`).
@@ -231,6 +245,8 @@ pub struct Prepared {
     pub policy: ErrorPolicy,
     /// The sink's subscription; `None` for sources.
     pub topics: Option<TopicSelector>,
+    /// A source's `topic.unsubscribed`.
+    pub unsubscribed: Unsubscribed,
     /// Keys nobody read (Kafka Connect accepts extra keys; we say which were ignored).
     pub unused_keys: Vec<String>,
     /// `key.converter` and `value.converter`: how the connector's records are written to and
@@ -470,9 +486,12 @@ pub fn prepare(
             ),
         );
     }
-    let topics = match connector_type {
-        ConnectorType::Sink => topic_selector(&mut options),
-        ConnectorType::Source => None,
+    let (topics, unsubscribed) = match connector_type {
+        ConnectorType::Sink => (topic_selector(&mut options), Unsubscribed::Wait),
+        ConnectorType::Source => match options.choice(&TOPIC_UNSUBSCRIBED).as_deref() {
+            Some("discard") => (None, Unsubscribed::Discard),
+            _ => (None, Unsubscribed::Wait),
+        },
     };
     let ctx = BuildContext {
         connector: config.name.clone(),
@@ -501,6 +520,7 @@ pub fn prepare(
         standby: standby && per_partition,
         policy,
         topics,
+        unsubscribed,
         unused_keys,
         key_converter,
         value_converter,

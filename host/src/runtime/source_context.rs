@@ -16,7 +16,7 @@ use crate::api::metrics::ConnectorMetrics;
 use crate::api::offsets::SourceOffsets;
 use crate::api::record::Record;
 use crate::runtime::ack::OffsetTracker;
-use crate::runtime::bus::Bus;
+use crate::runtime::bus::{Bus, Unsubscribed};
 use crate::runtime::reporter::ErrorReporter;
 use crate::transforms::chain::{Chain, ChainOutput};
 
@@ -46,6 +46,8 @@ pub struct SourceTaskContext {
     pub(super) signals: Option<tokio::sync::mpsc::Receiver<crate::api::connector::Signal>>,
     /// A bounded run (`headwater run --once`).
     pub(super) bounded: bool,
+    /// `topic.unsubscribed`: what becomes of records no sink reads.
+    pub(super) unsubscribed: Unsubscribed,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -163,10 +165,17 @@ impl SourceTaskContext {
         // A stopped (or failed) sink may never make room: stopping must not wait for it. An
         // interrupted publish leaves its batch unacknowledged, to be replayed.
         let (discarded, refused) = match &self.publisher {
-            Publisher::Embedded(bus) => tokio::select! {
-                discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
-                _ = self.cancel.cancelled() => return Ok(false),
-            },
+            Publisher::Embedded(bus) => {
+                if self.unsubscribed == Unsubscribed::Wait
+                    && !self.wait_for_readers(bus, &out.kept).await?
+                {
+                    return Ok(false);
+                }
+                tokio::select! {
+                    discarded = bus.publish(out.kept, offsets, &self.tracker) => (discarded, 0),
+                    _ = self.cancel.cancelled() => return Ok(false),
+                }
+            }
             Publisher::Kafka(kafka) => {
                 let Some((records, refused)) = kafka.serialize(out.kept, &self.cancel).await else {
                     return Ok(false);
@@ -186,6 +195,44 @@ impl SourceTaskContext {
         self.metrics
             .add_out((published - discarded - refused) as u64);
         Ok(true)
+    }
+
+    /// Holds a batch while a topic of it has no reader: nothing of it is published, so the
+    /// source's offsets stay where they are and the source reads no further (a CDC slot keeps
+    /// its WAL meanwhile). Its status and `headwater_connector_unread_topics` say which topics.
+    /// `false` when stopped meanwhile. A bounded run's connectors are all started at once, so
+    /// no reader can come: there the source fails instead.
+    async fn wait_for_readers(
+        &self,
+        bus: &Bus,
+        records: &[Record],
+    ) -> Result<bool, ConnectorError> {
+        let mut changes = bus.subscription_changes();
+        loop {
+            changes.borrow_and_update();
+            let unread = bus.unread_topics(records);
+            let waiting = !unread.is_empty();
+            if waiting && self.bounded {
+                return Err(ConnectorError::Config(
+                    crate::runtime::bus::unread_in_bounded_run(&unread),
+                ));
+            }
+            if self.metrics.set_unread_topics(unread.clone()) && waiting {
+                tracing::warn!(
+                    connector = %self.connector,
+                    topics = ?unread,
+                    "Source waiting for a sink: {}.",
+                    crate::runtime::bus::waiting_message(&unread)
+                );
+            }
+            if !waiting {
+                return Ok(true);
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return Ok(false) },
+                _ = self.cancel.cancelled() => return Ok(false),
+            }
+        }
     }
 
     /// A window end shared by many groups closes a page per call: the rest follows, page by
