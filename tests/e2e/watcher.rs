@@ -135,12 +135,16 @@ fn files_added_changed_broken_and_removed_drive_the_connectors() {
         (!names.contains(&"broken") && !names.contains(&"mystery")).then_some(())
     });
 
-    // Removed: the sink stops; the source goes on without it.
+    // Removed: the sink stops; the source holds what it reads next (nothing is dropped for
+    // want of a reader) until a sink subscribes again.
     ws.remove_config("sink.json");
     host.wait_for_log("Connector stopped. connector=watch-sink");
     append(&ws, "in/events.jsonl", (10..12).map(|i| json!({"n": i})));
-    wait_source_caught_up(&host, &ws);
+    host.wait_for_log("Source waiting for a sink");
     assert_eq!(jsonl(&ws.path("out/b.jsonl")).len(), 5);
+    ws.put_config("sink.json", &sink(&ws, "out/b.jsonl"));
+    wait_source_caught_up(&host, &ws);
+    wait_lines(&host, &ws, "out/b.jsonl", 7);
     assert!(host.stop().success());
 }
 

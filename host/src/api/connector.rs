@@ -212,6 +212,11 @@ pub trait SourceContext: Send {
 
     fn metrics(&self) -> &Arc<ConnectorMetrics>;
 
+    /// Declares topics of this source's records that nobody may read (a CDC source's
+    /// signalling table and transaction metadata): on the embedded bus the source does not wait
+    /// for a sink of them, as it does for its other topics.
+    fn may_go_unread(&mut self, _topics: Vec<String>) {}
+
     /// Runs the batch through the connector's transforms, reports failures per the error
     /// policy, and publishes the rest. Waits while paused and while sinks are busy.
     async fn send(&mut self, batch: SourceBatch) -> Result<(), ConnectorError>;

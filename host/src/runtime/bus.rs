@@ -59,6 +59,14 @@ fn quoted(topics: &[String]) -> String {
         .join(", ")
 }
 
+/// Whether `topic` is internal by Kafka's convention (a name starting with `__`), as Debezium's
+/// heartbeats (`__debezium-heartbeat.<prefix>`): records that move a source's offsets on and
+/// are usually read by nobody. A source never waits for a reader of one; unread, they are
+/// dropped without a warning, as a broker would keep them unread.
+pub fn is_internal(topic: &str) -> bool {
+    topic.starts_with("__")
+}
+
 /// A sink's topic subscription: `topics` or `topics.regex`.
 #[derive(Debug, Clone)]
 pub enum TopicSelector {
@@ -184,7 +192,8 @@ impl Bus {
         self.changes.subscribe()
     }
 
-    /// The topics of `records` no sink subscribes to, in order of appearance.
+    /// The topics of `records` no sink subscribes to, in order of appearance; internal topics
+    /// (see [`is_internal`]) aside.
     pub fn unread_topics(&self, records: &[Record]) -> Vec<String> {
         let mut unread: Vec<String> = Vec::new();
         let mut last: Option<&str> = None;
@@ -194,7 +203,10 @@ impl Bus {
                 continue;
             }
             last = Some(topic);
-            if !unread.iter().any(|t| t == topic) && self.route(topic).is_empty() {
+            if !is_internal(topic)
+                && !unread.iter().any(|t| t == topic)
+                && self.route(topic).is_empty()
+            {
                 unread.push(topic.to_owned());
             }
         }
@@ -218,14 +230,13 @@ impl Bus {
 
     /// Logs, once per topic while no sink subscribes to it, that its records are dropped.
     fn warn_discarding(&self, topic: &str) {
-        if self.read().warned.contains(topic) {
+        if is_internal(topic) || self.read().warned.contains(topic) {
             return;
         }
         if self.write().warned.insert(topic.to_owned()) {
             tracing::warn!(
                 topic,
-                "No sink subscribes to this topic; its records are discarded \
-                 (topic.unsubscribed=discard)."
+                "No sink subscribes to this topic; its records are dropped."
             );
         }
     }

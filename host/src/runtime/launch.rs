@@ -448,6 +448,7 @@ pub(super) fn start(
                 signals: Some(signal_rx),
                 bounded: shared.run.bounded,
                 unsubscribed,
+                may_go_unread: Default::default(),
             };
             let progress = match shared.run.bounded {
                 true => {

@@ -162,7 +162,9 @@ pub const TOPIC_UNSUBSCRIBED: ConfigKey = ConfigKey::new(
     "Source connectors on the embedded bus: what becomes of records of a topic no sink \
      subscribes to. `wait` holds them and the source with them (its offsets do not move; a CDC \
      slot keeps its WAL) until a sink subscribes, its status saying which topic lacks one; \
-     `discard` drops them, counted as dropped. On the Kafka bus the topic keeps them either way.",
+     `discard` drops them, counted as dropped. Internal topics (named `__...`, as Debezium's \
+     `__debezium-heartbeat.<prefix>`) and a CDC source's signalling and transaction topics are \
+     never waited for. On the Kafka bus the topic keeps them either way.",
 )
 .with_default("wait")
 .one_of(&["wait", "discard"]);

@@ -48,6 +48,8 @@ pub struct SourceTaskContext {
     pub(super) bounded: bool,
     /// `topic.unsubscribed`: what becomes of records no sink reads.
     pub(super) unsubscribed: Unsubscribed,
+    /// Topics the source declared may go unread ([`SourceContext::may_go_unread`]).
+    pub(super) may_go_unread: std::collections::HashSet<String>,
 }
 
 /// Where a source's records go: the embedded bus, or Kafka (`bus.kind = "kafka"`).
@@ -96,6 +98,10 @@ impl SourceContext for SourceTaskContext {
 
     fn metrics(&self) -> &Arc<ConnectorMetrics> {
         &self.metrics
+    }
+
+    fn may_go_unread(&mut self, topics: Vec<String>) {
+        self.may_go_unread.extend(topics);
     }
 
     async fn send(&mut self, batch: SourceBatch) -> Result<(), ConnectorError> {
@@ -210,7 +216,8 @@ impl SourceTaskContext {
         let mut changes = bus.subscription_changes();
         loop {
             changes.borrow_and_update();
-            let unread = bus.unread_topics(records);
+            let mut unread = bus.unread_topics(records);
+            unread.retain(|t| !self.may_go_unread.contains(t));
             let waiting = !unread.is_empty();
             if waiting && self.bounded {
                 return Err(ConnectorError::Config(

@@ -217,26 +217,38 @@ pub fn epoch_micros(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
     })
 }
 
-fn decode_error(row: &Row, i: usize, reason: String) -> DecodeError {
+fn decode_error(row: &Row, i: usize, reason: BadValue) -> DecodeError {
     let column = row.columns().get(i);
     DecodeError {
         column: column.map_or_else(String::new, |c| c.name().to_owned()),
         ty: column.map_or_else(String::new, |c| c.type_().to_string()),
-        reason,
+        reason: reason.to_string(),
     }
 }
 
-fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
-    bytes
-        .try_into()
-        .map_err(|_| format!("expected {N} bytes, got {}", bytes.len()))
+/// Why a value's bytes are not what its type says.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    #[error("expected {expected} bytes, got {got}")]
+    Length { expected: usize, got: usize },
+    #[error("not UTF-8: {0}")]
+    Utf8(#[from] std::str::Utf8Error),
+    #[error("unknown jsonb binary version {0}")]
+    JsonbVersion(u8),
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], BadValue> {
+    bytes.try_into().map_err(|_| BadValue::Length {
+        expected: N,
+        got: bytes.len(),
+    })
 }
 
-fn write_value(kind: Kind, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+fn utf8(bytes: &[u8]) -> Result<&str, BadValue> {
+    Ok(std::str::from_utf8(bytes)?)
+}
+
+fn write_value(kind: Kind, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), BadValue> {
     let mut ints = itoa::Buffer::new();
     match kind {
         Kind::Bool => out.extend_from_slice(match bytes {
@@ -279,7 +291,13 @@ fn write_value(kind: Kind, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String
         Kind::Json | Kind::Rendered => out.extend_from_slice(utf8(bytes)?.as_bytes()),
         Kind::Jsonb => match bytes.split_first() {
             Some((1, text)) => out.extend_from_slice(utf8(text)?.as_bytes()),
-            _ => return Err("unknown jsonb binary version".to_owned()),
+            Some((version, _)) => return Err(BadValue::JsonbVersion(*version)),
+            None => {
+                return Err(BadValue::Length {
+                    expected: 1,
+                    got: 0,
+                });
+            }
         },
     }
     Ok(())

@@ -625,6 +625,23 @@ fn regexes(options: &mut Options, key: &ConfigKey) -> Vec<Regex> {
 }
 
 impl CdcConfig {
+    /// Topics this connector writes for its own use, which nobody may read: the signalling
+    /// table's changes and the transaction metadata (on the embedded bus nothing waits for a
+    /// sink of them; Kafka would keep them unread).
+    pub fn auxiliary_topics(&self) -> Vec<String> {
+        let d = &self.delimiter;
+        let mut topics: Vec<String> = self
+            .filters
+            .signal_table()
+            .map(|(schema, table)| format!("{}{d}{schema}{d}{table}", self.prefix))
+            .into_iter()
+            .collect();
+        if self.transaction_metadata {
+            topics.push(format!("{}{d}{}", self.prefix, self.transaction_topic));
+        }
+        topics
+    }
+
     /// `worker_kafka`: the worker's `[kafka]`, for the `kafka` signal channel.
     pub fn from_options(
         options: &mut Options,

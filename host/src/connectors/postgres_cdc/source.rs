@@ -352,6 +352,7 @@ impl CdcSource {
 impl Source for CdcSource {
     async fn run(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
         self.signals = ctx.take_signals();
+        ctx.may_go_unread(self.config.auxiliary_topics());
         let mut backoff = Backoff::new(Duration::from_millis(250), MAX_BACKOFF);
         loop {
             if ctx.cancellation().is_cancelled() {
