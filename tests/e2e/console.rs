@@ -92,6 +92,16 @@ fn the_console_shows_connectors_and_acts_on_them() {
             "topic": "events",
         }}),
     );
+    // A source whose topic no sink reads: it waits, and says so.
+    std::fs::write(ws.path("in/orphan.jsonl"), "{\"n\": 1}\n").unwrap();
+    ws.put_config(
+        "orphan.json",
+        &json!({"name": "orphan", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/orphan.jsonl").display().to_string(),
+            "topic": "nobody",
+        }}),
+    );
     let host = ws.start();
     let port = rest_port(&host);
     host.wait_for("the file-defined source", || {

@@ -166,12 +166,21 @@ def rest(url, method, path, token=None):
 def actions(url, shots, events_file, planted, refused_file):
     console = Console(url, shots)
     console.open()
-    expected = {"bad-file", "broken", "casting", "events", "features"}
+    expected = {"bad-file", "broken", "casting", "events", "features", "orphan"}
     rows = console.wait("the connectors", lambda: (r := console.rows()) and set(r) == expected and r)
     states = list(rows.values())
     assert states[:3] == ["FAILED"] * 3 and "FAILED" not in states[3:], \
         f"failed connectors come first: {rows}"
     assert planted not in console.driver.page_source, "the planted password is on the connectors page"
+    # A source whose topic no sink reads holds its records and says so, in the list and on its page.
+    waiting = console.wait("the orphan's badge", lambda: console.all('tr[data-connector="orphan"] .badge.waiting'))
+    assert waiting[0].text == "waiting for a sink", waiting[0].text
+    assert '"nobody"' in waiting[0].get_attribute("title"), waiting[0].get_attribute("title")
+    console.open("#/c/orphan")
+    message = console.wait("the orphan's wait", lambda: console.all(".waiting") and console.find(".waiting").text)
+    assert '"nobody"' in message and "topic.unsubscribed=discard" in message, message
+    console.open()
+    console.wait("the connectors again", lambda: set(console.rows()) == expected)
 
     # Filters: by name, by state.
     console.find("#filter-name").send_keys("cast")
@@ -265,7 +274,7 @@ def actions(url, shots, events_file, planted, refused_file):
     # The worker page.
     console.open("#/worker")
     facts = console.wait("the worker facts", lambda: console.find("#worker").text)
-    assert "embedded" in facts and "4:" in facts and "2 failed" in facts, facts
+    assert "embedded" in facts and "5:" in facts and "2 failed" in facts, facts
     console.controls_are_labelled_and_reachable("the worker page")
     console.shot("worker")
     console.no_horizontal_scroll("the worker page")

@@ -102,7 +102,9 @@ function showHeadline(headline, current, info) {
       format.shortClass(info && info.config["connector.class"])), " · ",
     origin ? (origin.kind === "file" ? `from the file ${origin.file}` : "created over REST") : "",
     current.conflict ? h("span", { class: "error" },
-      ` · the file ${current.conflict.file} also names it: ${current.conflict.reason}`) : null);
+      ` · the file ${current.conflict.file} also names it: ${current.conflict.reason}`) : null,
+    status.waitingForSink(current) ? h("span", { class: "error waiting" },
+      ` · waiting: ${status.waitingForSink(current).message}`) : null);
 }
 
 function showTrace(section, pre, trace) {

@@ -87,6 +87,12 @@ function renderRows(body, summary, connectors, nameFilter, stateFilter) {
   replace(body, rows.map(row));
 }
 
+/** A source holding its records until a sink reads its topic says so beside its name. */
+function waitingBadge(current) {
+  const waiting = status.waitingForSink(current);
+  return waiting ? h("span", { class: "badge conflict waiting", title: waiting.message }, "waiting for a sink") : null;
+}
+
 function row(c) {
   const config = (c.info && c.info.config) || {};
   const counters = status.counters(c.status);
@@ -96,7 +102,8 @@ function row(c) {
     "tr",
     { class: c.state === "FAILED" ? "failed" : null, "data-connector": c.name },
     cell("Name", h("a", { href: `#/c/${encodeURIComponent(c.name)}` }, c.name),
-      c.status && c.status.conflict ? h("span", { class: "badge conflict", title: c.status.conflict.reason }, "file conflict") : null),
+      c.status && c.status.conflict ? h("span", { class: "badge conflict", title: c.status.conflict.reason }, "file conflict") : null,
+      waitingBadge(c.status)),
     cell("State", badge(c.state)),
     cell("Type", (c.status && c.status.type) || "–"),
     cell("Class", h("span", { title: config["connector.class"] || "" }, format.shortClass(config["connector.class"]))),

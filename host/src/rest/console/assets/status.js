@@ -23,6 +23,9 @@ export function trace(status) {
 
 export const counters = (status) => (task(status) && task(status).counters) || null;
 
+/** What a source holding records no sink reads waits for: `{topics, message}`, else null. */
+export const waitingForSink = (status) => (task(status) && task(status).waiting_for_sink) || null;
+
 /** Records not yet consumed, summed over a Kafka-fed sink's partitions (null for others). */
 export function consumerLag(status) {
   const t = task(status);
