@@ -196,3 +196,66 @@ fn a_failed_sink_holds_its_sources_back_and_gets_every_record_once_fixed() {
         .collect();
     assert_eq!(values, [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
 }
+
+/// A 100 MB line and a line without end (a file that is one endless line) are not held in
+/// memory: the long line becomes a dead letter saying how long it was, reading goes on after
+/// it, and the endless file holds nothing up for the other connector.
+#[test]
+fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let input = ws.path("in/big.jsonl");
+    let mut file = fs::File::create(&input).unwrap();
+    file.write_all(b"{\"n\": 1}\n{\"pad\": \"").unwrap();
+    let block = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        file.write_all(&block).unwrap();
+    }
+    file.write_all(b"\"}\n{\"n\": 2}\n").unwrap();
+    drop(file);
+    // No newline, ever: a writer that never finishes its line.
+    let endless = ws.path("in/endless.jsonl");
+    let mut file = fs::File::create(&endless).unwrap();
+    for _ in 0..40 {
+        file.write_all(&block).unwrap();
+    }
+    drop(file);
+    for (name, path) in [("big", &input), ("endless", &endless)] {
+        ws.put_config(
+            &format!("{name}-source.json"),
+            &json!({"name": format!("{name}-source"), "config": {
+                "connector.class": "headwater.file.FileSource",
+                "path": path.display().to_string(),
+                "topic": name,
+                "errors.tolerance": "all",
+                "poll.interval.ms": "100",
+            }}),
+        );
+        ws.put_config(
+            &format!("{name}-sink.json"),
+            &ws.file_sink(&format!("{name}-sink"), name, &format!("out/{name}.jsonl")),
+        );
+    }
+    let host = ws.start();
+    let got = host.wait_for("the lines around the long one", || {
+        let got = crate::harness::sink_values(&ws.path("out/big.jsonl"));
+        (got.len() == 2).then_some(got)
+    });
+    assert_eq!(got, [json!({"n": 1}), json!({"n": 2})]);
+    let dlq = ws.path("var/dlq/big-source.jsonl");
+    let letter = host.wait_for("the dead letter", || jsonl(&dlq).into_iter().next());
+    let message = header(&letter, "__connect.errors.exception.message");
+    let length = 100 * (1 << 20) + 11;
+    assert!(
+        message.contains(&format!("a line of {length} bytes"))
+            && message.contains("max.record.bytes (16777216)"),
+        "{message}"
+    );
+    assert_eq!(
+        letter["value"].as_str().map(str::len),
+        Some(1024),
+        "the dead letter keeps the line's first bytes"
+    );
+    assert!(jsonl(&ws.path("out/endless.jsonl")).is_empty());
+    assert!(host.stop().success());
+}

@@ -15,8 +15,22 @@ use serde_json::{Map, Value};
 use super::FileError;
 use super::json_field::validate_and_extract;
 
-/// Most bytes read from a text file per chunk (a longer line is read whole anyway).
+/// Most bytes read from a text file per chunk (a longer line is read whole, up to the line
+/// limit).
 const CHUNK_BYTES: usize = 8 << 20;
+
+/// How much of a line over the limit its dead letter keeps.
+const OVERSIZED_PREFIX_BYTES: usize = 1024;
+
+/// How much one read may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most records.
+    pub max_records: usize,
+    /// Longest line (`max.record.bytes`): a longer one becomes an invalid record holding its
+    /// first bytes, and is skipped without being held in memory.
+    pub max_line_bytes: usize,
+}
 
 /// Fewest bytes read per chunk.
 const MIN_READ_BYTES: usize = 64 << 10;
@@ -58,16 +72,17 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
     }
 }
 
-/// A line's start, end (after its newline) and bytes (without the newline).
-type Line = (u64, u64, Bytes);
+/// A line's start, end (after its newline) and bytes (without the newline); for a line over
+/// the limit, its first bytes and its whole length.
+type Line = (u64, u64, Bytes, Option<u64>);
 
-/// Reads complete lines from `start`, at most `max_lines` of them (blank lines are skipped but
-/// consumed), reading about `hint_bytes` (what `max_lines` lines are expected to take). Returns
-/// the lines with their positions and the position after the last one.
+/// Reads complete lines from `start`, at most `limits.max_records` of them (blank lines are
+/// skipped but consumed), reading about `hint_bytes` (what those lines are expected to take).
+/// Returns the lines with their positions and the position after the last one.
 fn read_lines(
     path: &Path,
     start: u64,
-    max_lines: usize,
+    limits: Limits,
     hint_bytes: usize,
     final_tail: bool,
 ) -> Result<(Vec<Line>, u64), FileError> {
@@ -85,11 +100,17 @@ fn read_lines(
             .take(want as u64)
             .read_to_end(&mut buf)
             .map_err(read_error(path))?;
+        let newline = buf[before..].contains(&b'\n');
+        if !newline && buf.len() > limits.max_line_bytes {
+            // The first line is over the limit: skip it without holding it.
+            buf.truncate(OVERSIZED_PREFIX_BYTES);
+            return skip_oversized(path, file, start, buf, final_tail);
+        }
         if buf.len() - before < want {
             at_eof = true;
             break;
         }
-        if buf[before..].contains(&b'\n') {
+        if newline {
             break;
         }
         want = CHUNK_BYTES;
@@ -106,7 +127,7 @@ fn read_lines(
     let data = Bytes::from(buf).slice(..usable);
     let mut lines = Vec::new();
     let mut offset = 0usize;
-    while offset < data.len() && lines.len() < max_lines {
+    while offset < data.len() && lines.len() < limits.max_records {
         let line_end = data[offset..]
             .iter()
             .position(|b| *b == b'\n')
@@ -116,12 +137,59 @@ fn read_lines(
         if line.last() == Some(&b'\r') {
             line = line.slice(..line.len() - 1);
         }
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            lines.push((start + offset as u64, start + next as u64, line));
+        let (line_start, line_end) = (start + offset as u64, start + next as u64);
+        if line.len() > limits.max_line_bytes {
+            let length = line.len() as u64;
+            let prefix = line.slice(..OVERSIZED_PREFIX_BYTES.min(line.len()));
+            lines.push((line_start, line_end, prefix, Some(length)));
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
+            lines.push((line_start, line_end, line, None));
         }
         offset = next;
     }
     Ok((lines, start + offset as u64))
+}
+
+/// Reads on past a line over the limit that starts at `start` (`prefix` holds its first
+/// bytes), a chunk at a time, to its newline: it is returned alone, as its first bytes and
+/// length. A line still being written (no newline yet, and not `final_tail`) returns nothing:
+/// the next read looks again.
+fn skip_oversized(
+    path: &Path,
+    mut file: File,
+    start: u64,
+    prefix: Vec<u8>,
+    final_tail: bool,
+) -> Result<(Vec<Line>, u64), FileError> {
+    let mut chunk = vec![0u8; CHUNK_BYTES];
+    file.seek(SeekFrom::Start(start))
+        .map_err(read_error(path))?;
+    let mut length = 0u64;
+    loop {
+        let read = file.read(&mut chunk).map_err(read_error(path))?;
+        if read == 0 {
+            if !final_tail {
+                return Ok((Vec::new(), start));
+            }
+            let line = (start, start + length, Bytes::from(prefix), Some(length));
+            return Ok((vec![line], start + length));
+        }
+        if let Some(i) = chunk[..read].iter().position(|b| *b == b'\n') {
+            let end = start + length + i as u64 + 1;
+            let line = (start, end, Bytes::from(prefix), Some(length + i as u64));
+            return Ok((vec![line], end));
+        }
+        length += read as u64;
+    }
+}
+
+/// The reason of an invalid record for a line of `length` bytes over `limits`.
+fn oversized(length: u64, limits: Limits) -> String {
+    format!(
+        "a line of {length} bytes is longer than max.record.bytes ({}); the dead letter keeps \
+         its first {OVERSIZED_PREFIX_BYTES} bytes (raise max.record.bytes to read such lines)",
+        limits.max_line_bytes
+    )
 }
 
 /// JSONL: each non-blank line is one JSON value, checked for validity here; `field`'s value is
@@ -129,15 +197,23 @@ fn read_lines(
 pub fn read_jsonl(
     path: &Path,
     start: u64,
-    max_records: usize,
+    limits: Limits,
     hint_bytes: usize,
     final_tail: bool,
     field: Option<&str>,
 ) -> Result<Chunk, FileError> {
-    let (lines, end) = read_lines(path, start, max_records, hint_bytes, final_tail)?;
+    let (lines, end) = read_lines(path, start, limits, hint_bytes, final_tail)?;
     let items = lines
         .into_iter()
-        .map(|(start, end, line)| {
+        .map(|(start, end, line, over)| {
+            if let Some(length) = over {
+                let content = Content::Invalid(line, oversized(length, limits));
+                return Item {
+                    start,
+                    end,
+                    content,
+                };
+            }
             let content = match validate_and_extract(&line, field) {
                 Ok(value) => Content::Json(line, value),
                 Err(e) => Content::Invalid(line, format!("invalid JSON: {e}")),
@@ -160,11 +236,22 @@ pub fn read_jsonl(
 pub fn read_csv_header(
     path: &Path,
     delimiter: u8,
+    max_line_bytes: usize,
 ) -> Result<Option<(Vec<String>, u64)>, FileError> {
-    let (lines, _) = read_lines(path, 0, 1, MIN_READ_BYTES, false)?;
-    let Some((_, end, line)) = lines.into_iter().next() else {
+    let limits = Limits {
+        max_records: 1,
+        max_line_bytes,
+    };
+    let (lines, _) = read_lines(path, 0, limits, MIN_READ_BYTES, false)?;
+    let Some((_, end, line, over)) = lines.into_iter().next() else {
         return Ok(None);
     };
+    if let Some(length) = over {
+        return Err(FileError::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!("the CSV header: {}", oversized(length, limits))),
+        });
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter)
@@ -225,19 +312,27 @@ pub fn read_csv(
     path: &Path,
     header: &[String],
     start: u64,
-    max_records: usize,
+    limits: Limits,
     hint_bytes: usize,
     final_tail: bool,
     options: CsvOptions,
 ) -> Result<Chunk, FileError> {
-    let (lines, end) = read_lines(path, start, max_records, hint_bytes, final_tail)?;
+    let (lines, end) = read_lines(path, start, limits, hint_bytes, final_tail)?;
     let CsvOptions {
         delimiter,
         infer_types: infer,
     } = options;
     let mut items = Vec::with_capacity(lines.len());
     let mut record = csv::StringRecord::new();
-    for (line_start, line_end, line) in lines {
+    for (line_start, line_end, line, over) in lines {
+        if let Some(length) = over {
+            items.push(Item {
+                start: line_start,
+                end: line_end,
+                content: Content::Invalid(line, oversized(length, limits)),
+            });
+            continue;
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -349,21 +444,87 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn limits(max_records: usize) -> Limits {
+        Limits {
+            max_records,
+            max_line_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn lines_over_the_limit_become_invalid_records_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let small = Limits {
+            max_records: 10,
+            max_line_bytes: 2000,
+        };
+        // A long line inside a chunk, then one longer than a chunk (skipped chunk by chunk),
+        // then one still being written (no newline yet).
+        let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
+        let huge = format!("{{\"pad\":\"{}\"}}", "y".repeat(CHUNK_BYTES + 10));
+        let text = format!("{{\"a\":1}}\n{long}\n{{\"a\":2}}\n");
+        std::fs::write(&path, &text).unwrap();
+        let chunk = read_jsonl(&path, 0, small, 0, false, None).unwrap();
+        let reasons: Vec<_> = chunk
+            .items
+            .iter()
+            .map(|i| match &i.content {
+                Content::Json(..) => "json".to_owned(),
+                Content::Invalid(prefix, why) => {
+                    assert_eq!(prefix.len(), OVERSIZED_PREFIX_BYTES);
+                    why.clone()
+                }
+                Content::Row(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(reasons[0], "json");
+        assert!(
+            reasons[1].contains(&format!("a line of {} bytes", long.len())),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("max.record.bytes (2000)"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[2], "json");
+        assert_eq!(chunk.end, text.len() as u64);
+
+        std::fs::write(&path, format!("{text}{huge}\n{{\"a\":3}}\n{huge}")).unwrap();
+        let skipped = read_jsonl(&path, chunk.end, small, 0, false, None).unwrap();
+        assert_eq!(skipped.items.len(), 1);
+        assert!(matches!(&skipped.items[0].content, Content::Invalid(p, why)
+            if p.len() == OVERSIZED_PREFIX_BYTES && why.contains(&format!("a line of {} bytes", huge.len()))));
+        let after = skipped.end;
+        assert_eq!(after, (text.len() + huge.len() + 1) as u64);
+        let next = read_jsonl(&path, after, small, 0, false, None).unwrap();
+        assert_eq!(
+            next.items.len(),
+            1,
+            "the line after it, and nothing of the unfinished one"
+        );
+        let unfinished = read_jsonl(&path, next.end, small, 0, false, None).unwrap();
+        assert!(unfinished.items.is_empty());
+        assert_eq!(unfinished.end, next.end, "waits for its newline");
+        let last = read_jsonl(&path, next.end, small, 0, true, None).unwrap();
+        assert_eq!(last.items.len(), 1, "once the file stopped growing");
+    }
+
     #[test]
     fn jsonl_reads_complete_lines_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, "{\"a\":1}\n\n{\"a\":\n{\"a\":3}").unwrap();
-        let chunk = read_jsonl(&path, 0, 10, 0, false, None).unwrap();
+        let chunk = read_jsonl(&path, 0, limits(10), 0, false, None).unwrap();
         assert_eq!(chunk.items.len(), 2, "the unterminated last line waits");
         assert!(
             matches!(chunk.items[1].content, Content::Invalid(_, ref m) if m.contains("invalid JSON"))
         );
         assert_eq!(chunk.end, 15);
-        let rest = read_jsonl(&path, chunk.end, 10, 0, true, None).unwrap();
+        let rest = read_jsonl(&path, chunk.end, limits(10), 0, true, None).unwrap();
         assert_eq!(rest.items.len(), 1);
         assert_eq!(rest.end, 22);
-        let limited = read_jsonl(&path, 0, 1, 0, false, None).unwrap();
+        let limited = read_jsonl(&path, 0, limits(1), 0, false, None).unwrap();
         assert_eq!(limited.items.len(), 1);
         assert_eq!(limited.end, 8);
     }
@@ -377,12 +538,12 @@ mod tests {
             "id,amount,ok,name\n1,2.5,true,\"x, y\"\n2,,false,z\n3,4\n",
         )
         .unwrap();
-        let (header, start) = read_csv_header(&path, b',').unwrap().unwrap();
+        let (header, start) = read_csv_header(&path, b',', 1 << 20).unwrap().unwrap();
         let options = CsvOptions {
             delimiter: b',',
             infer_types: true,
         };
-        let chunk = read_csv(&path, &header, start, 10, 0, false, options).unwrap();
+        let chunk = read_csv(&path, &header, start, limits(10), 0, false, options).unwrap();
         let rows: Vec<_> = chunk
             .items
             .iter()

@@ -127,6 +127,11 @@ impl FileSource {
     /// Reads the next chunk of `path`, or `None` if it has nothing new.
     async fn read_chunk(&mut self, path: &Path) -> Result<Option<Chunk>, FileError> {
         let batch = self.config.batch_max_records;
+        let max_line_bytes = self.config.max_record_bytes;
+        let limits = reader::Limits {
+            max_records: batch,
+            max_line_bytes,
+        };
         let delimiter = self.config.csv_delimiter;
         let infer = self.config.csv_infer_types;
         let mut settled = false;
@@ -173,7 +178,7 @@ impl FileSource {
                     return Ok(None);
                 }
                 let chunk = spawn_blocking(move || {
-                    reader::read_jsonl(&owned, position, batch, hint, final_tail, field.as_deref())
+                    reader::read_jsonl(&owned, position, limits, hint, final_tail, field.as_deref())
                 })
                 .await?;
                 Ok(nonempty(chunk, position, state, size))
@@ -181,9 +186,10 @@ impl FileSource {
             Format::Csv => {
                 if state.csv_header.is_none() {
                     let header_path = owned.clone();
-                    let Some((header, after)) =
-                        spawn_blocking(move || reader::read_csv_header(&header_path, delimiter))
-                            .await?
+                    let Some((header, after)) = spawn_blocking(move || {
+                        reader::read_csv_header(&header_path, delimiter, max_line_bytes)
+                    })
+                    .await?
                     else {
                         return Ok(None);
                     };
@@ -197,7 +203,7 @@ impl FileSource {
                 }
                 let header = state.csv_header.clone().unwrap_or_default();
                 let chunk = spawn_blocking(move || {
-                    reader::read_csv(&owned, &header, position, batch, hint, final_tail, csv)
+                    reader::read_csv(&owned, &header, position, limits, hint, final_tail, csv)
                 })
                 .await?;
                 Ok(nonempty(chunk, position, state, size))

@@ -89,6 +89,15 @@ const BATCH_MAX_RECORDS: ConfigKey = ConfigKey::new(
 )
 .with_default("4096");
 
+const MAX_RECORD_BYTES: ConfigKey = ConfigKey::new(
+    "max.record.bytes",
+    KeyType::Long,
+    "Longest line (JSONL, CSV) read as a record. A longer one is not held in memory: it becomes \
+     an invalid record (a dead letter with its first 1,024 bytes, or the task's failure under \
+     errors.tolerance=none) saying how long it was, and reading goes on after it.",
+)
+.with_default("16777216");
+
 /// Every key of the FileSource.
 pub const KEYS: &[ConfigKey] = &[
     PATH,
@@ -103,6 +112,7 @@ pub const KEYS: &[ConfigKey] = &[
     PARTITION_FIELDS_FROM_PATH,
     POLL_INTERVAL_MS,
     BATCH_MAX_RECORDS,
+    MAX_RECORD_BYTES,
 ];
 
 /// A file format.
@@ -147,6 +157,8 @@ pub struct FileSourceConfig {
     pub partition_fields_from_path: bool,
     pub poll_interval: Duration,
     pub batch_max_records: usize,
+    /// `max.record.bytes`.
+    pub max_record_bytes: usize,
 }
 
 fn time_bound(options: &mut Options, key: &ConfigKey) -> Option<i64> {
@@ -203,6 +215,10 @@ impl FileSourceConfig {
         let poll_interval =
             Duration::from_millis(options.positive(&POLL_INTERVAL_MS).unwrap_or(1000));
         let batch_max_records = options.positive(&BATCH_MAX_RECORDS).unwrap_or(4096) as usize;
+        let max_record_bytes = options
+            .positive(&MAX_RECORD_BYTES)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(16 << 20);
         Some(Self {
             pattern: pattern?,
             topic: topic?,
@@ -215,6 +231,7 @@ impl FileSourceConfig {
             partition_fields_from_path,
             poll_interval,
             batch_max_records,
+            max_record_bytes,
         })
     }
 }
