@@ -259,3 +259,70 @@ fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() 
     assert!(jsonl(&ws.path("out/endless.jsonl")).is_empty());
     assert!(host.stop().success());
 }
+
+/// Deeply nested JSON, a million-field object and a Parquet file with a corrupt footer: the
+/// nesting is a dead letter with the reason, the wide object goes through whole, the corrupt
+/// file is reported with the reason (and retried, as a file still being copied in would be),
+/// and a connector beside them keeps running.
+#[test]
+fn deep_nesting_a_million_fields_and_a_corrupt_parquet_footer_stop_nothing() {
+    let ws = Workspace::new();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let fields: Vec<String> = (0..1_000_000).map(|i| format!("\"f{i}\":{i}")).collect();
+    let wide = format!("{{{}}}", fields.join(","));
+    fs::write(
+        ws.path("in/odd.jsonl"),
+        format!("{deep}\n{wide}\n{{\"n\": 1}}\n"),
+    )
+    .unwrap();
+    // A Parquet file cut short: its footer is gone.
+    let mut parquet = b"PAR1".to_vec();
+    parquet.extend(std::iter::repeat_n(7u8, 4096));
+    parquet.extend(b"\x00\x10\x00\x00PAR1");
+    fs::write(ws.path("in/cut.parquet"), &parquet).unwrap();
+    fs::write(ws.path("in/fine.jsonl"), "{\"ok\": true}\n").unwrap();
+    for (name, file) in [
+        ("odd", "in/odd.jsonl"),
+        ("cut", "in/cut.parquet"),
+        ("fine", "in/fine.jsonl"),
+    ] {
+        ws.put_config(
+            &format!("{name}-source.json"),
+            &json!({"name": format!("{name}-source"), "config": {
+                "connector.class": "headwater.file.FileSource",
+                "path": ws.path(file).display().to_string(),
+                "topic": name,
+                "errors.tolerance": "all",
+                "poll.interval.ms": "100",
+                // The wide object is 16.8 MB: over the default limit.
+                "max.record.bytes": "67108864",
+            }}),
+        );
+        ws.put_config(
+            &format!("{name}-sink.json"),
+            &ws.file_sink(&format!("{name}-sink"), name, &format!("out/{name}.jsonl")),
+        );
+    }
+    let host = ws.start();
+    let odd = host.wait_for("the wide object and the last line", || {
+        let got = crate::harness::sink_values(&ws.path("out/odd.jsonl"));
+        (got.len() == 2).then_some(got)
+    });
+    assert_eq!(odd[0].as_object().map(|o| o.len()), Some(1_000_000));
+    assert_eq!(odd[0]["f999999"], json!(999_999));
+    assert_eq!(odd[1], json!({"n": 1}));
+    let letter = host.wait_for("the nesting's dead letter", || {
+        jsonl(&ws.path("var/dlq/odd-source.jsonl"))
+            .into_iter()
+            .next()
+    });
+    let message = header(&letter, "__connect.errors.exception.message");
+    assert!(message.contains("recursion limit"), "{message}");
+    host.wait_for_log("Cannot open a Parquet file yet; will retry.");
+    assert!(host.log().contains("cut.parquet"), "the file is named");
+    host.wait_for("the connector beside them", || {
+        (crate::harness::sink_values(&ws.path("out/fine.jsonl")) == [json!({"ok": true})])
+            .then_some(())
+    });
+    assert!(host.stop().success());
+}

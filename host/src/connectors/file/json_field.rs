@@ -9,6 +9,7 @@ use serde_json::Value;
 /// Validates `text` as JSON and returns the value of the top-level `field` when `text` is an
 /// object that has it.
 pub fn validate_and_extract(text: &[u8], field: Option<&str>) -> serde_json::Result<Option<Value>> {
+    check_depth(text)?;
     match field {
         None => serde_json::from_slice::<IgnoredAny>(text).map(|_| None),
         Some(field) => {
@@ -18,6 +19,45 @@ pub fn validate_and_extract(text: &[u8], field: Option<&str>) -> serde_json::Res
             Ok(found)
         }
     }
+}
+
+/// The deepest nesting serde_json parses into a tree (its recursion limit: 128 levels fail).
+/// Skipping a value (`IgnoredAny`) has no such limit, so a deeper line would pass here and
+/// fail every later stage that reads it: it is refused here, as the source's invalid record.
+const MAX_DEPTH: usize = 127;
+
+fn check_depth(text: &[u8]) -> serde_json::Result<()> {
+    // Most texts open fewer containers than the limit at all: one fast count settles them.
+    if memchr::memchr2_iter(b'[', b'{', text).count() <= MAX_DEPTH {
+        return Ok(());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(serde::de::Error::custom(format!(
+                        "nested deeper than {MAX_DEPTH} levels (serde_json's recursion limit): \
+                         no later stage could read it"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 struct FieldOf<'f>(&'f str);
@@ -101,6 +141,34 @@ impl<'de> Visitor<'de> for FieldOf<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nesting_is_refused_exactly_where_serde_json_refuses_it() {
+        for depth in [126, 127, 128, 129, 5000] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let tree = serde_json::from_slice::<Value>(text.as_bytes()).is_ok();
+            let wrapped = format!("{{\"ts\": 1, \"x\": {text}}}");
+            let inner = format!("{{\"s\": \"[[[{{\", \"x\": {}}}", &text[..text.len()]);
+            for field in [None, Some("ts")] {
+                assert_eq!(
+                    validate_and_extract(text.as_bytes(), field).is_ok(),
+                    tree,
+                    "{depth}"
+                );
+            }
+            // One level more inside an object; brackets inside strings do not count.
+            let wrapped_tree = serde_json::from_slice::<Value>(wrapped.as_bytes()).is_ok();
+            assert_eq!(
+                validate_and_extract(wrapped.as_bytes(), None).is_ok(),
+                wrapped_tree
+            );
+            let inner_tree = serde_json::from_slice::<Value>(inner.as_bytes()).is_ok();
+            assert_eq!(
+                validate_and_extract(inner.as_bytes(), None).is_ok(),
+                inner_tree
+            );
+        }
+    }
 
     #[test]
     fn extracts_the_field_and_validates_the_rest() {
