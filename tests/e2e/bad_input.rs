@@ -197,6 +197,29 @@ fn a_failed_sink_holds_its_sources_back_and_gets_every_record_once_fixed() {
     assert_eq!(values, [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
 }
 
+/// A FileSource `<name>-source` reading `path` to topic `name` (dead letters on, `extra` keys
+/// added) and a FileSink `<name>-sink` writing it to `out/<name>.jsonl`.
+fn file_pipeline(ws: &Workspace, name: &str, path: &std::path::Path, extra: Value) {
+    let mut config = json!({
+        "connector.class": "headwater.file.FileSource",
+        "path": path.display().to_string(),
+        "topic": name,
+        "errors.tolerance": "all",
+        "poll.interval.ms": "100",
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    ws.put_config(
+        &format!("{name}-source.json"),
+        &json!({"name": format!("{name}-source"), "config": config}),
+    );
+    ws.put_config(
+        &format!("{name}-sink.json"),
+        &ws.file_sink(&format!("{name}-sink"), name, &format!("out/{name}.jsonl")),
+    );
+}
+
 /// A 100 MB line and a line without end (a file that is one endless line) are not held in
 /// memory: the long line becomes a dead letter saying how long it was, reading goes on after
 /// it, and the endless file holds nothing up for the other connector.
@@ -221,20 +244,7 @@ fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() 
     }
     drop(file);
     for (name, path) in [("big", &input), ("endless", &endless)] {
-        ws.put_config(
-            &format!("{name}-source.json"),
-            &json!({"name": format!("{name}-source"), "config": {
-                "connector.class": "headwater.file.FileSource",
-                "path": path.display().to_string(),
-                "topic": name,
-                "errors.tolerance": "all",
-                "poll.interval.ms": "100",
-            }}),
-        );
-        ws.put_config(
-            &format!("{name}-sink.json"),
-            &ws.file_sink(&format!("{name}-sink"), name, &format!("out/{name}.jsonl")),
-        );
+        file_pipeline(&ws, name, path, json!({}));
     }
     let host = ws.start();
     let got = host.wait_for("the lines around the long one", || {
@@ -286,21 +296,12 @@ fn deep_nesting_a_million_fields_and_a_corrupt_parquet_footer_stop_nothing() {
         ("cut", "in/cut.parquet"),
         ("fine", "in/fine.jsonl"),
     ] {
-        ws.put_config(
-            &format!("{name}-source.json"),
-            &json!({"name": format!("{name}-source"), "config": {
-                "connector.class": "headwater.file.FileSource",
-                "path": ws.path(file).display().to_string(),
-                "topic": name,
-                "errors.tolerance": "all",
-                "poll.interval.ms": "100",
-                // The wide object is 16.8 MB: over the default limit.
-                "max.record.bytes": "67108864",
-            }}),
-        );
-        ws.put_config(
-            &format!("{name}-sink.json"),
-            &ws.file_sink(&format!("{name}-sink"), name, &format!("out/{name}.jsonl")),
+        // The wide object is 16.8 MB: over the default limit.
+        file_pipeline(
+            &ws,
+            name,
+            &ws.path(file),
+            json!({"max.record.bytes": "67108864"}),
         );
     }
     let host = ws.start();

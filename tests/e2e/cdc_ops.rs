@@ -11,17 +11,26 @@ use crate::rest::{http, metric, task_status};
 
 /// The slot's confirmed position and the server's current WAL position, as numbers.
 fn positions(pg: &Service, slot: &str) -> (u64, u64) {
-    let out = Command::new("psql")
-        .args(["-X", "-At", "-c"])
-        .arg(format!(
-            "SELECT confirmed_flush_lsn - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn \
+    slot_and_server(pg, slot, "confirmed_flush_lsn")
+}
+
+/// The slot's restart position and the server's current WAL position: the WAL between them is
+/// what the slot keeps on the server.
+fn retained(pg: &Service, slot: &str) -> (u64, u64) {
+    slot_and_server(pg, slot, "restart_lsn")
+}
+
+/// The slot's position `column` and the server's current WAL position, as numbers (zeros
+/// while the slot does not exist).
+fn slot_and_server(pg: &Service, slot: &str, column: &str) -> (u64, u64) {
+    let out = crate::postgres_cdc::query(
+        pg,
+        &format!(
+            "SELECT {column} - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn \
              FROM pg_replication_slots WHERE slot_name = '{slot}'"
-        ))
-        .arg(&pg.url)
-        .output()
-        .expect("run psql");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (a, b) = text.trim().split_once('|').unwrap_or(("0", "0"));
+        ),
+    );
+    let (a, b) = out.trim().split_once(',').unwrap_or(("0", "0"));
     (
         a.parse::<f64>().unwrap_or(0.0) as u64,
         b.parse::<f64>().unwrap_or(0.0) as u64,
@@ -401,23 +410,6 @@ fn a_paused_sinks_slot_lag_shows_in_bytes_and_the_sink_reports_end_to_end_latenc
         "{status}"
     );
     assert!(host.stop().success());
-}
-
-/// The slot's restart position and the server's current WAL position: the WAL between them is
-/// what the slot keeps on the server.
-fn retained(pg: &Service, slot: &str) -> (u64, u64) {
-    let out = crate::postgres_cdc::query(
-        pg,
-        &format!(
-            "SELECT restart_lsn - '0/0'::pg_lsn, pg_current_wal_lsn() - '0/0'::pg_lsn \
-             FROM pg_replication_slots WHERE slot_name = '{slot}'"
-        ),
-    );
-    let (a, b) = out.trim().split_once(',').unwrap_or(("0", "0"));
-    (
-        a.parse::<f64>().unwrap_or(0.0) as u64,
-        b.parse::<f64>().unwrap_or(0.0) as u64,
-    )
 }
 
 /// A CDC source whose topic no sink reads yet holds its changes, and with them its slot's WAL:

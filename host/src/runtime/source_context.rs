@@ -292,14 +292,22 @@ impl SourceTaskContext {
         let Some(store) = self.state.clone() else {
             return Ok(());
         };
+        if !self.all_acknowledged().await {
+            return Ok(());
+        }
+        self.write_checkpoint(store).await
+    }
+
+    /// Waits until the sinks acknowledged every batch sent; `false` when stopped meanwhile.
+    async fn all_acknowledged(&self) -> bool {
         while self.tracker.in_flight() > 0 {
             tokio::select! {
                 _ = self.tracker.changed() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
-                _ = self.cancel.cancelled() => return Ok(()),
+                _ = self.cancel.cancelled() => return false,
             }
         }
-        self.write_checkpoint(store).await
+        true
     }
 
     /// The end of a bounded input (see `super::bounded`): the chain's windows fire and their
@@ -320,15 +328,8 @@ impl SourceTaskContext {
         self.state_ahead = false;
         let _ = progress.send(InputProgress::Exhausted);
         self.checkpoint().await?;
-        if self.cancel.is_cancelled() {
+        if self.cancel.is_cancelled() || !self.all_acknowledged().await {
             return Ok(());
-        }
-        while self.tracker.in_flight() > 0 {
-            tokio::select! {
-                _ = self.tracker.changed() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
-                _ = self.cancel.cancelled() => return Ok(()),
-            }
         }
         let _ = progress.send(InputProgress::Done);
         Ok(())

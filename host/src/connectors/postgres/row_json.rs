@@ -60,6 +60,7 @@ impl Kind {
 
 #[derive(Debug)]
 pub struct Column {
+    name: String,
     /// `{"name":` for the first column, `,"name":` for the others.
     key: Vec<u8>,
     kind: Kind,
@@ -68,9 +69,10 @@ pub struct Column {
 /// Turns rows of one statement into JSON objects.
 #[derive(Debug)]
 pub enum RowJson {
-    /// Column by column, in the order of the query's columns.
+    /// Column by column, in the order of the query's columns (at least one).
     Columns(Vec<Column>),
-    /// Column 0 holds the whole row as `row_to_json` text.
+    /// Column 0 holds the whole row as `row_to_json` text: for a query whose columns repeat
+    /// a name, or that has none (`{}`).
     Whole,
 }
 
@@ -87,7 +89,7 @@ impl RowJson {
     /// How rows with the query's `columns` (as PostgreSQL describes them) are rendered.
     pub fn for_columns(columns: &[tokio_postgres::Column]) -> Self {
         let mut names = std::collections::HashSet::new();
-        if !columns.iter().all(|c| names.insert(c.name())) {
+        if columns.is_empty() || !columns.iter().all(|c| names.insert(c.name())) {
             return Self::Whole;
         }
         let columns = columns
@@ -98,6 +100,7 @@ impl RowJson {
                 serde_json::to_writer(&mut key, c.name()).expect("writing to a Vec cannot fail");
                 key.push(b':');
                 Column {
+                    name: c.name().to_owned(),
                     key,
                     kind: Kind::of(c.type_()),
                 }
@@ -111,17 +114,10 @@ impl RowJson {
         let Self::Columns(columns) = self else {
             return format!("row_to_json({alias})::text");
         };
-        if columns.is_empty() {
-            // A query without columns: `row_to_json` says `{}`.
-            return format!("row_to_json({alias})::text");
-        }
         columns
             .iter()
             .map(|c| {
-                // The key is the column's name as JSON; as an identifier it is quoted anew.
-                let name: String = serde_json::from_slice(&c.key[1..c.key.len() - 1])
-                    .expect("the key was written from a name");
-                let column = format!("{alias}.\"{}\"", name.replace('"', "\"\""));
+                let column = format!("{alias}.\"{}\"", c.name.replace('"', "\"\""));
                 match c.kind {
                     Kind::Rendered => format!("to_json({column})::text"),
                     _ => column,
@@ -134,24 +130,24 @@ impl RowJson {
     /// How many leading columns of a row the JSON object takes.
     pub fn width(&self) -> usize {
         match self {
-            Self::Columns(columns) if !columns.is_empty() => columns.len(),
-            _ => 1,
+            Self::Columns(columns) => columns.len(),
+            Self::Whole => 1,
         }
     }
 
     /// Appends the row's JSON object to `out`.
     pub fn write(&self, row: &Row, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let columns = match self {
-            Self::Columns(columns) if !columns.is_empty() => columns,
-            _ => {
-                let text = read(row, 0, "row")?;
+            Self::Columns(columns) => columns,
+            Self::Whole => {
+                let text = read(row, 0)?;
                 out.extend_from_slice(text.unwrap_or(b"null"));
                 return Ok(());
             }
         };
         for (i, column) in columns.iter().enumerate() {
             out.extend_from_slice(&column.key);
-            let Some(bytes) = read(row, i, "")? else {
+            let Some(bytes) = read(row, i)? else {
                 out.extend_from_slice(b"null");
                 continue;
             };
@@ -177,22 +173,15 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
-fn read<'a>(row: &'a Row, i: usize, what: &str) -> Result<Option<&'a [u8]>, DecodeError> {
+fn read(row: &Row, i: usize) -> Result<Option<&[u8]>, DecodeError> {
     row.try_get::<_, Raw>(i)
         .map(|raw| raw.0)
-        .map_err(|e| DecodeError {
-            column: row
-                .columns()
-                .get(i)
-                .map_or_else(|| what.to_owned(), |c| c.name().to_owned()),
-            ty: String::new(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| decode_error(row, i, e))
 }
 
 /// The `bigint` in column `i`.
 pub fn integer(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
-    let Some(bytes) = read(row, i, "")? else {
+    let Some(bytes) = read(row, i)? else {
         return Ok(None);
     };
     fixed(bytes)
@@ -217,7 +206,7 @@ pub fn epoch_micros(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
     })
 }
 
-fn decode_error(row: &Row, i: usize, reason: BadValue) -> DecodeError {
+fn decode_error(row: &Row, i: usize, reason: impl std::fmt::Display) -> DecodeError {
     let column = row.columns().get(i);
     DecodeError {
         column: column.map_or_else(String::new, |c| c.name().to_owned()),

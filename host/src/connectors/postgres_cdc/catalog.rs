@@ -234,8 +234,7 @@ fn build(
         .iter()
         .filter_map(|k| columns.iter().position(|c| &c.name == k))
         .collect();
-    let d = &config.delimiter;
-    let topic = format!("{}{d}{schema}{d}{name}", config.prefix);
+    let topic = config.table_topic(&schema, &name);
     let full_name = format!("{}.{schema}.{name}", config.prefix);
     let modes = &config.modes;
     let key_schema = (!key.is_empty()).then(|| {

@@ -625,21 +625,42 @@ fn regexes(options: &mut Options, key: &ConfigKey) -> Vec<Regex> {
 }
 
 impl CdcConfig {
-    /// Topics this connector writes for its own use, which nobody may read: the signalling
-    /// table's changes and the transaction metadata (on the embedded bus nothing waits for a
-    /// sink of them; Kafka would keep them unread).
+    /// Topics this connector writes for its own use, which nobody may read: heartbeats, the
+    /// signalling table's changes and the transaction metadata (on the embedded bus nothing
+    /// waits for a sink of them; Kafka would keep them unread).
     pub fn auxiliary_topics(&self) -> Vec<String> {
-        let d = &self.delimiter;
         let mut topics: Vec<String> = self
             .filters
             .signal_table()
-            .map(|(schema, table)| format!("{}{d}{schema}{d}{table}", self.prefix))
+            .map(|(schema, table)| self.table_topic(schema, table))
             .into_iter()
             .collect();
+        if self.heartbeat.is_some() {
+            topics.push(self.heartbeat_topic());
+        }
         if self.transaction_metadata {
-            topics.push(format!("{}{d}{}", self.prefix, self.transaction_topic));
+            topics.push(self.transaction_metadata_topic());
         }
         topics
+    }
+
+    /// Where a table's changes go: `<topic.prefix>.<schema>.<table>`.
+    pub fn table_topic(&self, schema: &str, table: &str) -> String {
+        let d = &self.delimiter;
+        format!("{}{d}{schema}{d}{table}", self.prefix)
+    }
+
+    /// Where heartbeats go: `<topic.heartbeat.prefix>.<topic.prefix>`.
+    pub fn heartbeat_topic(&self) -> String {
+        format!("{}{}{}", self.heartbeat_prefix, self.delimiter, self.prefix)
+    }
+
+    /// Where transaction metadata goes: `<topic.prefix>.<topic.transaction>`.
+    pub fn transaction_metadata_topic(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.prefix, self.delimiter, self.transaction_topic
+        )
     }
 
     /// `worker_kafka`: the worker's `[kafka]`, for the `kafka` signal channel.

@@ -520,10 +520,7 @@ impl Events {
     /// A heartbeat record: `{"ts_ms"}` keyed by the server name.
     pub fn heartbeat(&self) -> Record {
         let now = now_us();
-        let topic = format!(
-            "{}{}{}",
-            self.config.heartbeat_prefix, self.config.delimiter, self.config.prefix
-        );
+        let topic = self.config.heartbeat_topic();
         let key = Payload::data(Data {
             schema: Some(self.heartbeat_schemas.0.clone()),
             value: json!({"serverName": self.config.prefix}),
@@ -533,14 +530,6 @@ impl Events {
             value: json!({"ts_ms": now.div_euclid(1000)}),
         });
         self.record(&topic, key, value, now.div_euclid(1000))
-    }
-
-    /// The transaction metadata topic.
-    pub fn transaction_topic(&self) -> String {
-        format!(
-            "{}{}{}",
-            self.config.prefix, self.config.delimiter, self.config.transaction_topic
-        )
     }
 
     /// A BEGIN or END transaction metadata event. `end`: the events and the events per
@@ -575,7 +564,7 @@ impl Events {
         });
         // Debezium's transaction events carry no context headers.
         let mut record = self.record(
-            &self.transaction_topic(),
+            &self.config.transaction_metadata_topic(),
             key,
             value,
             commit_us.div_euclid(1000),
