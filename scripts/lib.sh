@@ -11,3 +11,7 @@ mdbook_bin() {
 tansu_bin() {
     printf '%s/tansu/bin/tansu' "$(headwater_cache_dir)"
 }
+
+cargo_deny_bin() {
+    printf '%s/cargo-deny/bin/cargo-deny' "$(headwater_cache_dir)"
+}

@@ -74,7 +74,7 @@ fi
 
 # Services the integration tests start on loopback ports; Chromium and its driver run the web
 # console's browser tests (about 100 MB, some 15 s on this machine's mirror).
-apt_install postgresql redis-server redis-tools openssl chromium chromium-driver
+apt_install postgresql redis-server redis-tools openssl curl chromium chromium-driver
 
 # Other tools read what we write in the tests: pyarrow and duckdb our Parquet, Feast's own SDK
 # our Redis `feast` layout; Kafka's Python client (confluent-kafka, with its Avro serializer and
@@ -95,5 +95,12 @@ if [ ! -x "$(tansu_bin)" ]; then
     log "building the tansu broker into $(headwater_cache_dir) (once, ~4 min)"
     cargo install tansu --version 0.6.0 --locked --features dynostore --debug \
         --root "$(headwater_cache_dir)/tansu" --quiet
+fi
+# cargo-deny: the suite checks the licenses, bans and sources of every dependency (its advisory
+# database cannot be fetched here). Built once (~4 min on 2 cores), outside the work tree.
+if [ ! -x "$(cargo_deny_bin)" ]; then
+    log "building cargo-deny into $(headwater_cache_dir) (once, ~4 min)"
+    cargo install cargo-deny --version 0.20.2 --locked \
+        --root "$(headwater_cache_dir)/cargo-deny" --quiet
 fi
 log "ready"

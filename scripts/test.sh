@@ -5,12 +5,22 @@
 # (host/src/code_rules.rs, host/src/cli/docs.rs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+
+echo "== cargo deny: dependencies' licenses (permissive only), bans and sources (deny.toml)"
+for manifest in Cargo.toml plugins/Cargo.toml; do
+    if ! out=$("$(cargo_deny_bin)" --manifest-path "$manifest" check licenses bans sources 2>&1); then
+        echo "$out" >&2
+        exit 1
+    fi
+done
 
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings

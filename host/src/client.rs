@@ -59,6 +59,9 @@ pub enum ClientError {
     /// The connector file given to `create` could not be read.
     #[error("{0}")]
     File(#[from] crate::config::connector::ConfigFileError),
+    /// The CA certificate file given with `--cacert` cannot be used.
+    #[error("--cacert {path}: {reason}")]
+    CaFile { path: String, reason: String },
 }
 
 impl ClientError {
@@ -90,6 +93,28 @@ impl Method {
     }
 }
 
+/// The HTTP agent: `roots` are the CA certificates trusted for `https://` (rustls with ring).
+fn agent(roots: Vec<ureq::tls::Certificate<'static>>) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+        .build();
+    ureq::Agent::config_builder()
+        // 4xx and 5xx are answers: their body carries the message to show.
+        .http_status_as_error(false)
+        // The API is on loopback (or a host the user names): never through an HTTP proxy.
+        .proxy(None)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .user_agent(concat!("headwater/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .new_agent()
+}
+
 /// A client of one host's REST API.
 pub struct Client {
     agent: ureq::Agent,
@@ -109,26 +134,52 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client of the API at `url` (`http://host:port`; `host:port` means plain HTTP), sending
     /// `token` as a bearer token if given and not empty.
+    /// An `https://` URL is verified against the system's CA certificates (see
+    /// [`Client::with_ca`] for a private CA).
     pub fn new(url: &str, token: Option<&str>) -> Self {
-        let agent = ureq::Agent::config_builder()
-            // 4xx and 5xx are answers: their body carries the message to show.
-            .http_status_as_error(false)
-            // The API is on loopback (or a host the user names): never through an HTTP proxy.
-            .proxy(None)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(concat!("headwater/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        let base = if url.contains("://") {
+            url.trim_end_matches('/').to_owned()
+        } else {
+            format!("http://{}", url.trim_end_matches('/'))
+        };
+        let roots = if base.starts_with("https://") {
+            rustls_native_certs::load_native_certs()
+                .certs
+                .into_iter()
+                .map(|der| ureq::tls::Certificate::from_der(&der).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
-            agent,
-            base: if url.contains("://") {
-                url.trim_end_matches('/').to_owned()
-            } else {
-                format!("http://{}", url.trim_end_matches('/'))
-            },
+            agent: agent(roots),
+            base,
             token: token.filter(|t| !t.is_empty()).map(str::to_owned),
         }
+    }
+
+    /// Trusts the CA certificates in the PEM file `ca` (instead of the system's) for an
+    /// `https://` URL: a host whose certificate a private CA signed (`curl --cacert`).
+    pub fn with_ca(mut self, ca: &Path) -> Result<Self, ClientError> {
+        let bad = |reason: String| ClientError::CaFile {
+            path: ca.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+        let roots = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                Ok(_) => None,
+                Err(e) => Some(Err(bad(e.to_string()))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if roots.is_empty() {
+            return Err(bad(
+                "no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".to_owned(),
+            ));
+        }
+        self.agent = agent(roots);
+        Ok(self)
     }
 
     /// `GET /connectors?expand=status&expand=info`.

@@ -220,9 +220,10 @@ fn file_pipeline(ws: &Workspace, name: &str, path: &std::path::Path, extra: Valu
     );
 }
 
-/// A 100 MB line and a line without end (a file that is one endless line) are not held in
-/// memory: the long line becomes a dead letter saying how long it was, reading goes on after
-/// it, and the endless file holds nothing up for the other connector.
+/// A 100 MB line, a CSV row with a 20 MB cell and a line without end (a file that is one
+/// endless line) are not held in memory: the long line and the long row become dead letters
+/// saying how long they were, reading goes on after them, and the endless file holds nothing up
+/// for the other connectors.
 #[test]
 fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() {
     use std::io::Write;
@@ -243,7 +244,15 @@ fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() 
         file.write_all(&block).unwrap();
     }
     drop(file);
-    for (name, path) in [("big", &input), ("endless", &endless)] {
+    let csv = ws.path("in/wide.csv");
+    let mut file = fs::File::create(&csv).unwrap();
+    file.write_all(b"id,blob\n1,small\n2,\"").unwrap();
+    for _ in 0..20 {
+        file.write_all(&block).unwrap();
+    }
+    file.write_all(b"\"\n3,after\n").unwrap();
+    drop(file);
+    for (name, path) in [("big", &input), ("endless", &endless), ("wide", &csv)] {
         file_pipeline(&ws, name, path, json!({}));
     }
     let host = ws.start();
@@ -265,6 +274,24 @@ fn a_hundred_megabyte_line_is_a_dead_letter_and_an_endless_line_stops_nothing() 
         letter["value"].as_str().map(str::len),
         Some(1024),
         "the dead letter keeps the line's first bytes"
+    );
+    let rows = host.wait_for("the CSV rows around the wide one", || {
+        let got = crate::harness::sink_values(&ws.path("out/wide.jsonl"));
+        (got.len() == 2).then_some(got)
+    });
+    assert_eq!(
+        rows.iter().map(|r| r["blob"].clone()).collect::<Vec<_>>(),
+        [json!("small"), json!("after")]
+    );
+    let letter = host.wait_for("the wide row's dead letter", || {
+        jsonl(&ws.path("var/dlq/wide-source.jsonl"))
+            .into_iter()
+            .next()
+    });
+    let message = header(&letter, "__connect.errors.exception.message");
+    assert!(
+        message.contains(&format!("a line of {} bytes", 20 * (1 << 20) + 4)),
+        "{message}"
     );
     assert!(jsonl(&ws.path("out/endless.jsonl")).is_empty());
     assert!(host.stop().success());

@@ -58,6 +58,12 @@ impl Workspace {
         fs::remove_file(self.connectors_dir().join(file)).expect("remove config");
     }
 
+    /// A host with the default `[files] allowed_paths` (the data directory, `var/`), or the
+    /// worker config's: connectors created over REST may not use the workspace's other files.
+    pub fn start_confined(&self, env: &[(&str, &str)]) -> Host {
+        Host::start_with_args(self.dir.path(), env, &[])
+    }
+
     pub fn start(&self) -> Host {
         Host::start(self.dir.path(), &[])
     }
@@ -101,7 +107,12 @@ pub struct Host {
 }
 
 impl Host {
+    /// The tests' connectors created over REST use files anywhere in the workspace.
     fn start(root: &Path, env: &[(&str, &str)]) -> Host {
+        Self::start_with_args(root, env, &["--allowed-path", "."])
+    }
+
+    fn start_with_args(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Host {
         let log = root.join("host.log");
         let log_start = fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let log_file = File::options()
@@ -132,6 +143,7 @@ impl Host {
                 "--ready-file",
                 "ready.json",
             ])
+            .args(args)
             .env("HEADWATER_LOG", "info,headwater=debug")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -181,6 +193,22 @@ impl Host {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!("headwater did not stop on SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the host to exit by itself (a start that fails).
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("host is running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for host") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("headwater did not exit; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

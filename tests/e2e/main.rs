@@ -22,6 +22,7 @@ mod harness;
 mod kafka;
 mod kafka_scale_out;
 mod kafka_windows;
+mod locked_down;
 mod online_store;
 mod postgres_cdc;
 mod postgres_query;

@@ -184,13 +184,21 @@ pub fn task_status(port: u16, name: &str) -> Value {
     status["tasks"][0].clone()
 }
 
-/// The value of the Prometheus sample `name{connector="connector"}`, if shown.
-pub fn metric(port: u16, name: &str, connector: &str) -> Option<f64> {
+/// The whole answer (status line, headers, body) to `GET path`.
+pub fn raw_get(port: u16, path: &str) -> String {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to the REST API");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The value of the Prometheus sample `name{connector="connector"}`, if shown.
+pub fn metric(port: u16, name: &str, connector: &str) -> Option<f64> {
+    let text = raw_get(port, "/metrics");
     let prefix = format!("{name}{{connector=\"{connector}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -296,5 +304,175 @@ fn a_source_created_before_its_sink_waits_for_it_and_loses_nothing() {
         metric(port, "headwater_connector_unread_topics", "early-source"),
         Some(0.0)
     );
+    assert!(host.stop().success());
+}
+
+/// The peak resident memory of process `pid`, in bytes (`VmHWM`).
+fn peak_rss(pid: u64) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
+}
+
+/// A request: method, path, body.
+type Request = (&'static str, String, Option<Value>);
+
+/// Sends `requests` from 8 client threads at once; the answers in the same order.
+fn concurrently(port: u16, requests: Vec<Request>) -> Vec<(u16, Value)> {
+    let chunks: Vec<Vec<(usize, Request)>> = {
+        let mut chunks = vec![Vec::new(); 8];
+        for (i, request) in requests.into_iter().enumerate() {
+            chunks[i % 8].push((i, request));
+        }
+        chunks
+    };
+    let mut answers: Vec<(usize, (u16, Value))> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(i, (method, path, body))| {
+                            (i, http(port, method, &path, body.as_ref()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, a)| a).collect()
+}
+
+/// A thousand connectors created at once over REST (500 FileSources, 500 sinks), amid
+/// duplicates and invalid configs: each gets its answer, the sources' records all arrive, the
+/// pipeline already running keeps running, memory stays bounded, and deleting them all leaves
+/// the host as it was.
+#[test]
+fn a_thousand_connectors_created_at_once_all_run_beside_the_others() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("in/many")).unwrap();
+    for i in 0..500 {
+        std::fs::write(
+            ws.path(&format!("in/many/{i}.jsonl")),
+            format!("{{\"i\":{i}}}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(ws.path("in/steady.jsonl"), "{\"n\":1}\n").unwrap();
+    ws.put_config(
+        "collector.json",
+        &ws.file_sink("collector", "many", "out/many.jsonl"),
+    );
+    ws.put_config(
+        "steady-sink.json",
+        &ws.file_sink("steady-sink", "steady", "out/steady.jsonl"),
+    );
+    ws.put_config(
+        "steady-source.json",
+        &json!({"name": "steady-source", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/steady.jsonl"), "topic": "steady", "poll.interval.ms": "100"}}),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    host.wait_for("the steady pipeline", || {
+        (sink_values(&ws.path("out/steady.jsonl")).len() == 1).then_some(())
+    });
+
+    let mut requests: Vec<Request> = Vec::new();
+    for i in 0..500 {
+        requests.push((
+            "POST",
+            "/connectors".into(),
+            Some(json!({"name": format!("src-{i}"), "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path(&format!("in/many/{i}.jsonl")), "topic": "many",
+            "poll.interval.ms": "500"}})),
+        ));
+        requests.push((
+            "POST",
+            "/connectors".into(),
+            Some(json!({"name": format!("hole-{i}"), "config": {
+            "connector.class": "headwater.blackhole.BlackholeSink", "topics": "many"}})),
+        ));
+        if i % 50 == 0 {
+            requests.push((
+                "POST",
+                "/connectors".into(),
+                Some(ws.file_sink("collector", "many", "out/x.jsonl")),
+            ));
+            requests.push((
+                "POST",
+                "/connectors".into(),
+                Some(json!({"name": format!("bad-{i}"), "config": {
+                "connector.class": "headwater.file.FileSource", "path": "in/x.jsonl"}})),
+            ));
+        }
+    }
+    let answers = concurrently(port, requests.clone());
+    for ((_, _, body), (status, answer)) in requests.iter().zip(&answers) {
+        let name = body.as_ref().unwrap()["name"].as_str().unwrap();
+        let message = answer["message"].as_str().unwrap_or_default();
+        match name {
+            "collector" => assert!(
+                *status == 409 && message.contains("collector"),
+                "a taken name: {status} {answer}"
+            ),
+            bad if bad.starts_with("bad-") => assert!(
+                *status == 400 && message.contains("topic: missing required key"),
+                "an invalid config: {status} {answer}"
+            ),
+            _ => assert_eq!(*status, 201, "{name}: {answer}"),
+        }
+    }
+    let (_, listed) = http(port, "GET", "/connectors", None);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1003));
+    let ids = host.wait_for("every source's record", || {
+        let mut ids: Vec<i64> = sink_values(&ws.path("out/many.jsonl"))
+            .iter()
+            .filter_map(|v| v["i"].as_i64())
+            .collect();
+        ids.sort_unstable();
+        (ids.len() >= 500).then_some(ids)
+    });
+    assert_eq!(ids, (0..500).collect::<Vec<_>>(), "each record once");
+    // The pipeline that was running still runs.
+    std::fs::write(ws.path("in/steady.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
+    host.wait_for("the steady pipeline's next record", || {
+        (sink_values(&ws.path("out/steady.jsonl")).len() == 2).then_some(())
+    });
+    let (status, _) = http(port, "GET", "/health", None);
+    assert_eq!(status, 200);
+    let ready: Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path("ready.json")).unwrap()).unwrap();
+    let rss = peak_rss(ready["pid"].as_u64().unwrap());
+    assert!(rss < 256 << 20, "1,000 connectors in {} MiB", rss >> 20);
+
+    let deletes: Vec<Request> = (0..500)
+        .flat_map(|i| [format!("src-{i}"), format!("hole-{i}")])
+        .map(|name| ("DELETE", format!("/connectors/{name}"), None))
+        .collect();
+    for (status, answer) in concurrently(port, deletes) {
+        assert_eq!(status, 204, "{answer}");
+    }
+    let (_, listed) = http(port, "GET", "/connectors", None);
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["collector", "steady-sink", "steady-source"]);
     assert!(host.stop().success());
 }

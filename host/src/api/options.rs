@@ -8,7 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use super::allowed_paths::AllowedPaths;
 
 /// The type of a config value, as Kafka Connect's `ConfigDef.Type` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +116,9 @@ pub struct Options {
     map: BTreeMap<String, String>,
     used: BTreeSet<String>,
     issues: Vec<ConfigIssue>,
+    /// Where the files this config names may be ([`Options::path`]); `None` for a trusted
+    /// config (one in `connectors.d/`).
+    confine: Option<Arc<AllowedPaths>>,
 }
 
 impl Options {
@@ -121,7 +128,48 @@ impl Options {
             map,
             used: BTreeSet::new(),
             issues: Vec::new(),
+            confine: None,
         }
+    }
+
+    /// Confines the files this config names to `paths` (a config from a REST caller).
+    pub fn confine(&mut self, paths: Arc<AllowedPaths>) {
+        self.confine = Some(paths);
+    }
+
+    /// The directories files must be in, for a component that opens more files later (the
+    /// files a glob matches): `None` when the config is trusted.
+    pub fn confinement(&self) -> Option<&Arc<AllowedPaths>> {
+        self.confine.as_ref()
+    }
+
+    /// A file or directory path a component reads or writes: with a confined config, an
+    /// issue (and `None`) when it is outside the allowed directories.
+    pub fn path(&mut self, key: &ConfigKey) -> Option<PathBuf> {
+        let raw = self.string(key)?;
+        let path = PathBuf::from(raw.trim());
+        if let Some(paths) = &self.confine
+            && !raw.trim().is_empty()
+            && let Err(e) = paths.check(&path)
+        {
+            self.issue(key.name, e);
+            return None;
+        }
+        Some(path)
+    }
+
+    /// A glob pattern of files a component reads: with a confined config, an issue (and
+    /// `None`) when it could match files outside the allowed directories.
+    pub fn path_glob(&mut self, key: &ConfigKey) -> Option<String> {
+        let pattern = self.string(key)?;
+        if let Some(paths) = &self.confine
+            && !pattern.trim().is_empty()
+            && let Err(e) = paths.check_glob(pattern.trim())
+        {
+            self.issue(key.name, e);
+            return None;
+        }
+        Some(pattern)
     }
 
     /// The keys under `prefix` (e.g. `transforms.mask.`), with the prefix stripped. Issues name
@@ -140,6 +188,7 @@ impl Options {
             map,
             used: BTreeSet::new(),
             issues: Vec::new(),
+            confine: self.confine.clone(),
         }
     }
 

@@ -110,6 +110,10 @@ struct ConnectorsApi {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// A PEM file of the CA certificates to trust for an `https://` URL (a host serving its API
+    /// with `[rest] tls_cert` signed by a private CA), instead of the system's.
+    #[arg(long, global = true, value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// Print the API's JSON bodies (pretty) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -121,6 +125,7 @@ impl std::fmt::Debug for ConnectorsApi {
         f.debug_struct("ConnectorsApi")
             .field("url", &self.url)
             .field("token", &self.token.as_ref().map(|_| "[hidden]"))
+            .field("cacert", &self.cacert)
             .field("json", &self.json)
             .finish()
     }
@@ -220,7 +225,13 @@ struct RunArgs {
     /// `--ready-file` to learn which.
     #[arg(long)]
     rest_listen: Option<SocketAddr>,
-    /// Once the REST API listens, write `{"rest": "<ip:port>", "pid": <pid>}` to this file (for
+    /// A directory where connectors created over the REST API may use files (repeatable;
+    /// replaces the worker config's `[files] allowed_paths`, whose default is the data
+    /// directory).
+    #[arg(long = "allowed-path", value_name = "DIR")]
+    allowed_paths: Vec<PathBuf>,
+    /// Once the REST API listens, write `{"rest": "<ip:port>", "url": "<scheme>://<ip:port>",
+    /// "pid": <pid>}` to this file (for
     /// scripts and tests that start the host on port 0).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -321,7 +332,11 @@ fn call_api(
     command: impl FnOnce(&Client) -> Result<(Option<serde_json::Value>, String), ClientError>,
 ) -> ExitCode {
     let client = Client::new(&args.url, args.token.as_deref());
-    match command(&client) {
+    let client = match &args.cacert {
+        Some(ca) => client.with_ca(ca),
+        None => Ok(client),
+    };
+    match client.and_then(|client| command(&client)) {
         Ok((body, text)) => {
             if args.json {
                 if let Some(body) = body {
@@ -445,6 +460,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.rest_listen {
         worker.rest.listen = addr;
     }
+    if !args.allowed_paths.is_empty() {
+        worker.files.allowed_paths = Some(args.allowed_paths);
+    }
     if let Ok(id) = std::env::var("HEADWATER_GROUP_INSTANCE_ID") {
         worker.kafka.group_instance_id = Some(id);
     }
@@ -481,12 +499,19 @@ async fn serve(
         bus = ?worker.bus.kind,
         "Headwater starting."
     );
-    // Bind first: a taken port should stop the host before any connector starts.
+    // TLS files and the port first: a bad certificate or a taken port should stop the host
+    // before any connector starts.
+    let serve_options = crate::rest::ServeOptions::from_config(&worker.rest)?;
     let listener = crate::rest::bind(worker.rest.listen).await?;
-    let mut runtime = crate::runtime(&worker.data_dir).with_run_mode(RunMode {
-        params,
-        bounded: false,
-    });
+    let allowed_paths = worker
+        .allowed_paths()
+        .context("resolving [files] allowed_paths")?;
+    let mut runtime = crate::runtime(&worker.data_dir)
+        .with_run_mode(RunMode {
+            params,
+            bounded: false,
+        })
+        .with_allowed_paths(allowed_paths);
     if let Some(link) = worker.kafka_link()? {
         tracing::info!(bootstrap_servers = %link.settings.bootstrap_servers, kafka_bus = link.bus, "Kafka configured.");
         runtime = runtime.with_kafka(link);
@@ -530,10 +555,16 @@ async fn serve(
         ),
         started: std::time::Instant::now(),
     };
-    let mut rest_task = tokio::spawn(crate::rest::serve(listener, state, cancel.clone()));
+    let url = format!("{}://{worker_id}", serve_options.scheme());
+    let mut rest_task = tokio::spawn(crate::rest::serve(
+        listener,
+        state,
+        serve_options,
+        cancel.clone(),
+    ));
     // Everything the API needs is open: tell whoever waits where it is.
     if let Some(path) = &ready_file {
-        let ready = serde_json::json!({ "rest": worker_id, "pid": std::process::id() });
+        let ready = serde_json::json!({ "rest": worker_id, "url": url, "pid": std::process::id() });
         crate::offsets::write_atomically(path, ready.to_string().as_bytes())
             .with_context(|| format!("writing the ready file {}", path.display()))?;
     }
@@ -548,8 +579,7 @@ async fn serve(
             Err(e) => Err(anyhow::Error::new(e).context("connector watcher panicked")),
         },
         result = &mut rest_task => match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+            Ok(()) => Ok(()),
             Err(e) => Err(anyhow::Error::new(e).context("REST server panicked")),
         },
     };
@@ -647,7 +677,7 @@ fn validate_file(
     run: &RunMode,
 ) -> Result<String, Invalid> {
     let config = load_file(file)?;
-    let prepared = prepare(registry, &config, scratch, kafka, run)?;
+    let prepared = prepare(registry, &config, scratch, kafka, run, None)?;
     let mut summary = format!(
         "connector '{}' ({} {})",
         config.name,

@@ -140,7 +140,7 @@ fn plan(runtime: &Runtime, worker: &WorkerConfig) -> anyhow::Result<Vec<Planned>
             ));
             continue;
         }
-        match runtime.validate(&config) {
+        match runtime.validate(&config, &Origin::File(file.clone())) {
             Ok(prepared) => planned.push(Planned {
                 connector_type: prepared.connector_type,
                 resumable: runtime

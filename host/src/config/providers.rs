@@ -9,10 +9,12 @@
 //! runs them for.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::api::allowed_paths::{AllowedPaths, PathNotAllowed};
 use crate::api::options::ConfigIssue;
 use crate::config::connector::{ConfigFileError, parse_properties};
 
@@ -47,6 +49,8 @@ enum ProviderError {
     ParamUnset(String),
     #[error("unknown config provider {0:?}; available: env, file, param")]
     UnknownProvider(String),
+    #[error(transparent)]
+    NotAllowed(#[from] PathNotAllowed),
 }
 
 /// Run parameters (`--set name=value`), read by `${param:name}`.
@@ -87,6 +91,7 @@ fn resolve_one(
     path: Option<&str>,
     key: &str,
     params: &Params,
+    allowed: Option<&AllowedPaths>,
 ) -> Result<String, ProviderError> {
     match provider {
         "param" => params
@@ -96,6 +101,9 @@ fn resolve_one(
         "env" => std::env::var(key).map_err(|_| ProviderError::EnvUnset(key.to_owned())),
         "file" => {
             let path = path.ok_or(ProviderError::FileWithoutPath)?;
+            if let Some(allowed) = allowed {
+                allowed.check(Path::new(path))?;
+            }
             let text = std::fs::read_to_string(path).map_err(|source| ProviderError::ReadFile {
                 path: path.to_owned(),
                 source,
@@ -121,10 +129,12 @@ fn resolve_one(
 }
 
 /// Returns the config with every placeholder replaced, or one issue per value that could not be
-/// resolved (naming the key and the reason).
+/// resolved (naming the key and the reason). With `allowed` (a config from a REST caller), the
+/// files `${file:...}` reads must be in those directories.
 pub fn resolve(
     config: &BTreeMap<String, String>,
     params: &Params,
+    allowed: Option<&AllowedPaths>,
 ) -> Result<BTreeMap<String, String>, Vec<ConfigIssue>> {
     let mut issues = Vec::new();
     let mut out = BTreeMap::new();
@@ -140,7 +150,7 @@ pub fn resolve(
             resolved.push_str(&value[last..whole.start()]);
             let provider = &caps[1];
             let path = caps.get(2).map(|m| m.as_str());
-            match resolve_one(provider, path, &caps[3], params) {
+            match resolve_one(provider, path, &caps[3], params, allowed) {
                 Ok(v) => resolved.push_str(&v),
                 Err(message) => issues.push(ConfigIssue {
                     key: key.clone(),
@@ -177,7 +187,7 @@ mod tests {
                 format!("pw=${{file:{}:db.password}}!", secrets.display()),
             ),
         ]);
-        let out = resolve(&config, &Params::default()).unwrap();
+        let out = resolve(&config, &Params::default(), None).unwrap();
         assert_eq!(out["a"], path);
         assert_eq!(out["b"], "pw=s3cret!");
     }
@@ -188,7 +198,7 @@ mod tests {
             "database.password".to_string(),
             "${env:HEADWATER_SURELY_UNSET_VAR}".to_string(),
         )]);
-        let issues = resolve(&config, &Params::default()).unwrap_err();
+        let issues = resolve(&config, &Params::default(), None).unwrap_err();
         assert_eq!(issues[0].key, "database.password");
         assert!(
             issues[0]
@@ -205,10 +215,10 @@ mod tests {
             "lake/date=${param:ds}/${param:region}/*.jsonl".to_string(),
         )]);
         assert_eq!(
-            resolve(&config, &params).unwrap()["path"],
+            resolve(&config, &params, None).unwrap()["path"],
             "lake/date=2024-01-03/eu/*.jsonl"
         );
-        let issues = resolve(&config, &Params::parse(["ds=x"]).unwrap()).unwrap_err();
+        let issues = resolve(&config, &Params::parse(["ds=x"]).unwrap(), None).unwrap_err();
         assert_eq!(issues[0].key, "path");
         assert!(
             issues[0].message.contains("${param:region}")
@@ -218,5 +228,32 @@ mod tests {
         );
         assert!(Params::parse(["novalue"]).is_err());
         assert!(Params::parse(["=x"]).is_err());
+    }
+
+    #[test]
+    fn a_confined_config_reads_provider_files_only_where_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = AllowedPaths::new(&[dir.path().join("data")]).unwrap();
+        let inside = dir.path().join("data/secrets.properties");
+        let outside = dir.path().join("elsewhere.properties");
+        std::fs::write(&inside, "pw=in\n").unwrap();
+        std::fs::write(&outside, "pw=out\n").unwrap();
+        let config = |path: &std::path::Path| {
+            BTreeMap::from([(
+                "database.password".to_string(),
+                format!("${{file:{}:pw}}", path.display()),
+            )])
+        };
+        let out = resolve(&config(&inside), &Params::default(), Some(&allowed)).unwrap();
+        assert_eq!(out["database.password"], "in");
+        let issues = resolve(&config(&outside), &Params::default(), Some(&allowed)).unwrap_err();
+        assert_eq!(issues[0].key, "database.password");
+        assert!(
+            issues[0].message.contains("[files] allowed_paths"),
+            "{}",
+            issues[0].message
+        );
+        // Trusted configs (connectors.d/) are not confined.
+        assert!(resolve(&config(&outside), &Params::default(), None).is_ok());
     }
 }

@@ -87,7 +87,9 @@ mod tests {
         let input = dir.path().join("in.jsonl");
         let output = dir.path().join("out.jsonl");
         std::fs::write(&input, "{\"n\":1}\n").unwrap();
-        let runtime = crate::runtime(&dir.path().join("var"));
+        let runtime = crate::runtime(&dir.path().join("var")).with_allowed_paths(
+            crate::api::allowed_paths::AllowedPaths::new(&[dir.path().to_path_buf()]).unwrap(),
+        );
         runtime
             .apply(
                 config(json!({"name": "sink", "config": {

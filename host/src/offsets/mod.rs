@@ -96,6 +96,19 @@ impl OffsetStore {
 /// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the
 /// directory so the rename itself survives a power cut.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomically`] for a file only its owner may read or write (mode 0600): one that
+/// holds secrets, such as the configs of connectors created over REST.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with_mode(path, bytes, 0o600)
+}
+
+/// `mode` is the new file's permissions before the umask; the temporary file has them from
+/// its creation, so the content is never readable more widely, even for a moment.
+fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         // A bare file name lives in the current directory.
         Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
@@ -109,7 +122,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp"));
     {
-        let mut file = fs::File::create(&tmp)?;
+        // A leftover temporary file of a crash keeps its old mode through `create`: remove it.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }

@@ -16,11 +16,13 @@ mod metrics;
 mod plugins;
 mod schema_registry;
 mod secrets;
+mod server;
 mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -32,6 +34,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::host::Runtime;
+use crate::runtime::worker::RestConfig;
 
 pub use error::ApiError;
 
@@ -211,21 +214,56 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError
         .map_err(|source| BindError { addr, source })
 }
 
+/// How the API is served: over TLS or not, and its limits on clients.
+pub struct ServeOptions {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: server::Limits,
+}
+
+pub use server::TlsError;
+
+impl ServeOptions {
+    /// The options `[rest]` asks for; an error names the TLS file that cannot be used.
+    pub fn from_config(config: &RestConfig) -> Result<Self, TlsError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(server::acceptor(cert, key)?),
+            _ => return Err(TlsError::Half),
+        };
+        Ok(Self {
+            tls,
+            limits: server::Limits {
+                client_timeout: Duration::from_secs(config.client_timeout_secs.max(1)),
+                max_connections: config.max_connections.max(1),
+            },
+        })
+    }
+
+    /// The scheme clients use: `https` with TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    options: ServeOptions,
     shutdown: CancellationToken,
-) -> Result<(), BindError> {
-    let addr = listener.local_addr().map_err(|source| BindError {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
-    tracing::info!(addr = %addr, "REST API listening.");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|source| BindError { addr, source })
+) {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(addr = %addr, scheme = options.scheme(), "REST API listening."),
+        Err(error) => tracing::info!(%error, scheme = options.scheme(), "REST API listening."),
+    }
+    server::run(
+        listener,
+        router(state),
+        options.tls,
+        options.limits,
+        shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::error::{ApiError, JsonBody};
 use crate::api::connector::ConnectorType;
 use crate::api::options::ConfigKey;
 use crate::config::connector::{ConnectorConfig, value_text};
+use crate::runtime::host::Origin;
 use crate::runtime::prepare::{COMMON_KEYS, SINK_KEYS, SOURCE_KEYS};
 
 pub fn routes() -> Router<AppState> {
@@ -173,7 +174,7 @@ async fn validate(
         name: name.clone(),
         config: config.clone(),
     };
-    let issues = match state.runtime.validate(&connector) {
+    let issues = match state.runtime.validate(&connector, &Origin::Rest) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.issues,
     };

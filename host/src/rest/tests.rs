@@ -11,8 +11,13 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{AppState, router};
+use crate::api::allowed_paths::AllowedPaths;
 use crate::config::connector::ConnectorConfig;
 use crate::runtime::host::{Origin, Runtime};
+
+fn dir_var(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("var")
+}
 
 struct Api {
     app: Router,
@@ -35,7 +40,26 @@ impl Api {
     }
 
     fn in_dir(dir: tempfile::TempDir, token: Option<&str>, read_token: Option<&str>) -> Self {
-        let runtime = Arc::new(crate::runtime(&dir.path().join("var")));
+        // The tests' files are all in their temporary directory.
+        let allowed = AllowedPaths::new(&[dir.path().to_path_buf()]).unwrap();
+        let runtime = crate::runtime(&dir_var(&dir)).with_allowed_paths(allowed);
+        Self::with_runtime(dir, token, read_token, runtime)
+    }
+
+    /// With the default `[files] allowed_paths`: the data directory (`var`) only.
+    fn confined() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = crate::runtime(&dir_var(&dir));
+        Self::with_runtime(dir, None, None, runtime)
+    }
+
+    fn with_runtime(
+        dir: tempfile::TempDir,
+        token: Option<&str>,
+        read_token: Option<&str>,
+        runtime: Runtime,
+    ) -> Self {
+        let runtime = Arc::new(runtime);
         let app = router(AppState {
             runtime: Arc::clone(&runtime),
             worker_id: "127.0.0.1:8083".into(),
@@ -507,7 +531,7 @@ async fn plugins_describe_and_validate_configs() {
 
     let (status, _, result) = api
         .call(Method::PUT, "/connector-plugins/FileSource/config/validate",
-              Some(json!({"connector.class": "headwater.file.FileSource", "path": "x", "poll.interval.ms": "soon"})))
+              Some(json!({"connector.class": "headwater.file.FileSource", "path": api.path("x"), "poll.interval.ms": "soon"})))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(result["error_count"], 2);
@@ -1024,5 +1048,153 @@ async fn statuses_carry_counters_and_infos_their_origin() {
         all["source"]["status"]["tasks"][0]["counters"]["records_out"],
         2
     );
+    api.runtime.shutdown().await;
+}
+
+/// `[files] allowed_paths`: every file a connector created over REST names — read, written,
+/// loaded or read by a config provider — must be in the allowed directories once `..` and
+/// links are resolved; a connector defined in `connectors.d/` is the operator's and is not
+/// confined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_connectors_created_over_rest_stay_in_the_allowed_paths() {
+    let api = Api::confined();
+    let var = api.path("var");
+    let outside = api.path("outside.jsonl");
+    std::fs::write(&outside, "{\"secret\":1}\n").unwrap();
+    std::fs::write(api.path("var/in.jsonl"), "{\"id\":1}\n").unwrap();
+    std::os::unix::fs::symlink(&outside, api.path("var/link.jsonl")).unwrap();
+    std::fs::write(api.path("secrets.properties"), "pw=s3cret\n").unwrap();
+    let file_source = |path: &str| json!({"connector.class": "headwater.file.FileSource", "path": path, "topic": "t"});
+    let file_sink = |file: &str| json!({"connector.class": "headwater.file.FileSink", "topics": "t", "file": file});
+    let refused = [
+        ("path", file_source("/etc/passwd")),
+        ("path", file_source(&format!("{var}/../outside.jsonl"))),
+        ("path", file_source(&format!("{var}/link.jsonl"))),
+        ("path", file_source("/etc/*")),
+        ("path", file_source(&format!("{var}/*/../../*.jsonl"))),
+        ("file", file_sink(&api.path("out.jsonl"))),
+        (
+            "path",
+            json!({"connector.class": "headwater.parquet.ParquetSink", "topics": "t",
+                   "path": api.path("lake")}),
+        ),
+        (
+            "transforms.f.module",
+            json!({"connector.class": "headwater.file.FileSink", "topics": "t",
+                   "file": format!("{var}/out.jsonl"), "transforms": "f",
+                   "transforms.f.type": "headwater.wasm.Transform",
+                   "transforms.f.module": api.path("feature.wasm")}),
+        ),
+        (
+            "redis.uri",
+            json!({"connector.class": "headwater.redis.RedisSink", "topics": "t",
+                   "redis.uri": format!("${{file:{}:pw}}", api.path("secrets.properties"))}),
+        ),
+        (
+            "redis.tls.ca.file",
+            json!({"connector.class": "headwater.redis.RedisSink", "topics": "t",
+                   "redis.uri": "rediss://127.0.0.1:6390", "redis.tls.ca.file": "/etc/ssl/ca.pem"}),
+        ),
+        (
+            "database.sslrootcert",
+            json!({"connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                   "database.hostname": "127.0.0.1", "database.user": "u",
+                   "database.dbname": "d", "topic.prefix": "p",
+                   "database.sslmode": "verify-full", "database.sslrootcert": "/etc/ssl/ca.pem"}),
+        ),
+        (
+            "connection.url",
+            json!({"connector.class": "headwater.postgres.QuerySource",
+                   "connection.url": "jdbc:postgresql://h/db?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem",
+                   "mode": "bulk", "query": "SELECT 1", "topic.prefix": "q"}),
+        ),
+        (
+            "consumer.override.ssl.ca.location",
+            json!({"connector.class": "headwater.file.FileSink", "topics": "t",
+                   "file": format!("{var}/out.jsonl"),
+                   "consumer.override.ssl.ca.location": "/etc/ssl/ca.pem"}),
+        ),
+        (
+            "producer.override.plugin.library.paths",
+            json!({"connector.class": "headwater.file.FileSource", "topic": "t",
+                   "path": format!("{var}/in.jsonl"),
+                   "producer.override.plugin.library.paths": format!("{var}/evil.so")}),
+        ),
+    ];
+    for (n, (key, config)) in refused.into_iter().enumerate() {
+        let name = format!("c{n}");
+        let (status, _, body) = api
+            .call(
+                Method::PUT,
+                &format!("/connectors/{name}/config"),
+                Some(config.clone()),
+            )
+            .await;
+        let message = body["message"].as_str().unwrap_or_default();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{config}: {body}");
+        assert!(
+            message.contains(&format!("{key}: ")),
+            "{config}: the error names the key {key}: {message}"
+        );
+        assert!(
+            message.contains("[files] allowed_paths") || message.contains("connectors.d/"),
+            "{config}: the error says what to do: {message}"
+        );
+        // The validate endpoint says the same.
+        let class = config["connector.class"].as_str().unwrap();
+        let (status, _, body) = api
+            .call(
+                Method::PUT,
+                &format!("/connector-plugins/{class}/config/validate"),
+                Some(config),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body["error_count"].as_u64().unwrap() >= 1, "{body}");
+    }
+    let (_, _, listed) = api.call(Method::GET, "/connectors", None).await;
+    assert_eq!(listed, json!([]), "nothing refused was created");
+
+    // Inside the data directory, everything works: a glob's match that links outside is
+    // skipped as the source reads.
+    let (status, _, body) = api
+        .call(
+            Method::PUT,
+            "/connectors/sink/config",
+            Some(file_sink(&format!("{var}/out.jsonl"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, body) = api
+        .call(
+            Method::PUT,
+            "/connectors/source/config",
+            Some(file_source(&format!("{var}/*.jsonl"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut out = String::new();
+    for _ in 0..500 {
+        out = std::fs::read_to_string(api.path("var/out.jsonl")).unwrap_or_default();
+        if !out.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(out.lines().count(), 1, "the linked file is not read: {out}");
+    assert!(out.contains(r#""payload":{"id":1}"#), "{out}");
+
+    // The operator's own config (connectors.d/) is not confined.
+    let trusted = ConnectorConfig {
+        name: "trusted".into(),
+        config: serde_json::from_value(file_sink(&api.path("trusted.jsonl"))).unwrap(),
+    };
+    api.runtime
+        .apply(
+            trusted,
+            Origin::File(api.path("connectors.d/trusted.json").into()),
+        )
+        .await
+        .unwrap();
     api.runtime.shutdown().await;
 }

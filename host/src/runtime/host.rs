@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use crate::api::allowed_paths::AllowedPaths;
 use crate::api::connector::{ConnectorType, Signal, TargetState};
 use crate::api::error::ConnectorError;
 use crate::api::metrics::{ConnectorMetrics, MetricsSnapshot};
@@ -125,6 +126,8 @@ pub(super) struct Shared {
     pub(super) kafka: Option<Arc<KafkaLink>>,
     /// The run's parameters, and whether it is bounded.
     pub(super) run: RunMode,
+    /// Where the files of connectors created over REST may be (`[files] allowed_paths`).
+    pub(super) allowed_paths: Arc<AllowedPaths>,
     /// Connectors whose task asks to be restarted (see [`Runtime::supervise`]).
     pub(super) restarts: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -165,6 +168,14 @@ fn task_state(target: Target) -> Option<TargetState> {
     }
 }
 
+/// The data directory: where connectors created over REST may read and write by default.
+fn default_allowed_paths(data_dir: &Path) -> AllowedPaths {
+    AllowedPaths::new(&[data_dir.to_path_buf()]).unwrap_or_else(|error| {
+        tracing::error!(data_dir = %data_dir.display(), %error, "Cannot resolve the data directory: connectors created over REST may use no file.");
+        AllowedPaths::none()
+    })
+}
+
 impl Runtime {
     pub fn new(data_dir: &Path, registry: Registry) -> Self {
         let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
@@ -178,6 +189,7 @@ impl Runtime {
                 metrics: Mutex::new(HashMap::new()),
                 kafka: None,
                 run: RunMode::default(),
+                allowed_paths: Arc::new(default_allowed_paths(data_dir)),
                 restarts,
             }),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -225,6 +237,16 @@ impl Runtime {
         self
     }
 
+    /// Confines the files of connectors created over REST to `paths` (`[files] allowed_paths`).
+    /// Call before starting connectors.
+    pub fn with_allowed_paths(mut self, paths: AllowedPaths) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.allowed_paths = Arc::new(paths),
+            None => tracing::error!("with_allowed_paths called on a running runtime; ignored."),
+        }
+        self
+    }
+
     /// Sets the run's parameters and whether it is bounded (`headwater run --once`). Call
     /// before starting connectors.
     pub fn with_run_mode(mut self, run: RunMode) -> Self {
@@ -248,14 +270,24 @@ impl Runtime {
         self.shared.kafka.as_deref()
     }
 
-    /// Validates a config without running it.
-    pub fn validate(&self, config: &ConnectorConfig) -> Result<Prepared, ConfigErrors> {
+    /// Validates a config without running it. A config from a REST caller (`Origin::Rest`) may
+    /// only name files under `[files] allowed_paths`.
+    pub fn validate(
+        &self,
+        config: &ConnectorConfig,
+        origin: &Origin,
+    ) -> Result<Prepared, ConfigErrors> {
+        let confine = match origin {
+            Origin::Rest => Some(&self.shared.allowed_paths),
+            Origin::File(_) => None,
+        };
         prepare(
             &self.shared.registry,
             config,
             &self.shared.data_dir,
             self.shared.kafka.as_ref().map(|k| &k.settings),
             &self.shared.run,
+            confine,
         )
     }
 
@@ -350,7 +382,7 @@ impl Runtime {
                 return Ok(Applied::Unchanged);
             }
         }
-        let prepared = self.validate(&config)?;
+        let prepared = self.validate(&config, &origin)?;
         for key in &prepared.unused_keys {
             tracing::warn!(connector = %name, key = %key, "Unknown configuration key; it is ignored.");
         }
@@ -535,7 +567,7 @@ impl Runtime {
             (Some(_), None) => {
                 let config = entry.config.clone();
                 let topics = Arc::clone(&entry.topics);
-                let prepared = self.validate(&config)?;
+                let prepared = self.validate(&config, &entry.origin)?;
                 let task = self.start_task(prepared, target, &topics);
                 if let Some(entry) = entries.get_mut(name) {
                     entry.task = task;
@@ -619,7 +651,7 @@ impl Runtime {
         if let Some(task) = entry.task.take() {
             stop(task).await;
         }
-        let prepared = self.validate(&entry.config)?;
+        let prepared = self.validate(&entry.config, &entry.origin)?;
         let topics = Arc::clone(&entry.topics);
         let target = entry.target;
         let task = self.start_task(prepared, target, &topics);
@@ -649,7 +681,7 @@ impl Runtime {
                 stop(task).await;
             }
             tracing::info!(connector = %name, "Replaying records a failed sink never acknowledged.");
-            match self.validate(&entry.config) {
+            match self.validate(&entry.config, &entry.origin) {
                 Ok(prepared) => {
                     entry.task = self.start_task(prepared, entry.target, &entry.topics);
                 }

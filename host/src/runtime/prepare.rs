@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::allowed_paths::AllowedPaths;
 use crate::api::connector::{BuildContext, ConnectorType, Task};
 use crate::api::error::{ErrorPolicy, Tolerance};
 use crate::api::registry::Registry;
@@ -371,21 +372,63 @@ fn topic_selector(options: &mut Options) -> Option<TopicSelector> {
     }
 }
 
+/// librdkafka properties that load code (a shared library, an OpenSSL engine or provider) or run
+/// a command: a confined config may not set them.
+const CODE_LOADING_CLIENT_KEYS: &[&str] = &[
+    "plugin.library.paths",
+    "sasl.kerberos.kinit.cmd",
+    "ssl.engine.location",
+    "ssl_engine_location",
+    "ssl.providers",
+];
+
+/// The Kafka client properties under `prefix` (`producer.override.` ...), prefix stripped. With
+/// a confined config, the files they name must be allowed and the code-loading ones are
+/// refused.
+fn client_overrides(options: &mut Options, prefix: &str) -> BTreeMap<String, String> {
+    let overrides: BTreeMap<String, String> = options.take_under(prefix).into_iter().collect();
+    if let Some(paths) = options.confinement().cloned() {
+        for (key, value) in &overrides {
+            let full = format!("{prefix}{key}");
+            if CODE_LOADING_CLIENT_KEYS.contains(&key.as_str()) {
+                options.issue(
+                    &full,
+                    "loads code or runs a command on this host: only a config in connectors.d/ \
+                     (the operator's own) may set it, not one created over the REST API",
+                );
+            } else if (key.ends_with(".location")
+                || key.ends_with(".keytab")
+                || key.ends_with(".file"))
+                && let Err(e) = paths.check(Path::new(value.trim()))
+            {
+                options.issue(&full, e);
+            }
+        }
+    }
+    overrides
+}
+
 /// Resolves placeholders, reads the common keys, builds the transform chain and the
-/// connector's task. Every problem is reported at once.
+/// connector's task. Every problem is reported at once. With `confine` (a config from a REST
+/// caller), every file the config names must be in those directories.
 pub fn prepare(
     registry: &Registry,
     config: &ConnectorConfig,
     data_dir: &Path,
     kafka: Option<&KafkaSettings>,
     run: &RunMode,
+    confine: Option<&Arc<AllowedPaths>>,
 ) -> Result<Prepared, ConfigErrors> {
     let fail = |issues: Vec<ConfigIssue>| ConfigErrors {
         connector: config.name.clone(),
         issues,
     };
-    let resolved = providers::resolve(&config.config, &run.params).map_err(fail)?;
+    let resolved =
+        providers::resolve(&config.config, &run.params, confine.map(Arc::as_ref)).map_err(fail)?;
     let mut options = Options::new(resolved.clone());
+    if let Some(paths) = confine {
+        options.confine(Arc::clone(paths));
+    }
     options.string(&NAME);
     let class = options.string(&CONNECTOR_CLASS);
     let plugin = class.as_deref().and_then(|c| {
@@ -428,15 +471,9 @@ pub fn prepare(
     let key_converter = BuiltinConverter::from_options(&mut options, &KEY_CONVERTER);
     let value_converter = BuiltinConverter::from_options(&mut options, &VALUE_CONVERTER);
     let policy = error_policy(&mut options);
-    let producer_overrides: BTreeMap<String, String> = options
-        .take_under("producer.override.")
-        .into_iter()
-        .collect();
-    let consumer_overrides: BTreeMap<String, String> = options
-        .take_under("consumer.override.")
-        .into_iter()
-        .collect();
-    options.take_under("admin.override.");
+    let producer_overrides = client_overrides(&mut options, "producer.override.");
+    let consumer_overrides = client_overrides(&mut options, "consumer.override.");
+    client_overrides(&mut options, "admin.override.");
     let chain_ctx = crate::api::transform::ChainContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::offsets::write_atomically;
+use crate::offsets::write_owner_only;
 
 /// The state a connector should be in, as Kafka Connect's config topic stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,7 +87,27 @@ impl ConnectorStore {
                 path: self.path.clone(),
                 source,
             })?;
+        self.narrow_permissions();
         Ok(file.connectors)
+    }
+
+    /// A store written before it was kept owner-only (0600) is narrowed to it.
+    fn narrow_permissions(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(&self.path) else {
+            return;
+        };
+        if metadata.permissions().mode() & 0o077 == 0 {
+            return;
+        }
+        match std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {
+                tracing::info!(file = %self.path.display(), "Made the connector store readable by its owner only (it may hold passwords).")
+            }
+            Err(error) => {
+                tracing::warn!(file = %self.path.display(), %error, "The connector store may hold passwords and is readable by others; cannot change its mode.")
+            }
+        }
     }
 
     pub fn save(&self, connectors: &BTreeMap<String, StoredConnector>) -> Result<(), StoreError> {
@@ -95,7 +115,8 @@ impl ConnectorStore {
             connectors: connectors.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("serializing the store cannot fail");
-        write_atomically(&self.path, &bytes).map_err(|source| StoreError::Write {
+        // REST-created configs may hold passwords: the file is for this host's user only.
+        write_owner_only(&self.path, &bytes).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
         })
@@ -128,6 +149,17 @@ mod tests {
         );
         store.save(&all).unwrap();
         assert_eq!(store.load().unwrap(), all);
+        let mode = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        let path = dir.path().join("connectors.json");
+        assert_eq!(mode(&path), 0o600, "configs may hold passwords");
+        // A store written by an older version, readable by all, is narrowed when loaded.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        store.load().unwrap();
+        assert_eq!(mode(&path), 0o600);
         let text = std::fs::read_to_string(dir.path().join("connectors.json")).unwrap();
         assert!(
             text.contains("\"PAUSED\"") && text.contains("\"STOPPED\""),

@@ -11,6 +11,13 @@
 //! listen = "127.0.0.1:8083"
 //! token = "s3cret"              # optional bearer token (or HEADWATER_REST_TOKEN)
 //! read_token = "v1ew"           # optional: may view, not act (or HEADWATER_REST_READ_TOKEN)
+//! tls_cert = "rest.crt"         # optional: serve HTTPS with this PEM chain...
+//! tls_key = "rest.key"          # ...and its PEM key
+//! client_timeout_secs = 30      # a slower client (handshake, headers, body) is disconnected
+//! max_connections = 1024
+//!
+//! [files]
+//! allowed_paths = ["var", "/srv/lake"]  # where REST-created connectors may use files
 //!
 //! [bus]
 //! kind = "embedded"             # in-process topics; "kafka": topics live in Kafka
@@ -27,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::allowed_paths::AllowedPaths;
 use crate::kafka::KafkaSettings;
 use crate::runtime::kafka_bus::link::KafkaLink;
 
@@ -57,6 +65,18 @@ pub struct RestConfig {
     /// for dashboards and on-call read access. Needs `token`. The `HEADWATER_REST_READ_TOKEN`
     /// environment variable sets it too. Default: none.
     pub read_token: Option<String>,
+    /// PEM certificate chain (the server's certificate first) to serve the API over HTTPS, with
+    /// `tls_key`. Default: none (plain HTTP, for loopback).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client may take to complete a TLS handshake, to send a request's headers, or
+    /// its body, and that a kept-alive connection may stay idle; a slower client is
+    /// disconnected. Default 30.
+    pub client_timeout_secs: u64,
+    /// Most connections the API keeps open at once; further clients wait until one closes.
+    /// Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for RestConfig {
@@ -65,6 +85,10 @@ impl Default for RestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
             token: None,
             read_token: None,
+            tls_cert: None,
+            tls_key: None,
+            client_timeout_secs: 30,
+            max_connections: 1024,
         }
     }
 }
@@ -108,6 +132,18 @@ impl Default for KafkaConfig {
     }
 }
 
+/// `[files]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Directories where connectors created over the REST API may read and write files (a
+    /// FileSource's `path`, a sink's output, a WASM `module`, a `${file:...}` provider's file,
+    /// TLS certificates...), compared after resolving `..` and symbolic links. Configs in
+    /// `connectors_dir` are the operator's own and are not confined. Default: the data
+    /// directory only.
+    pub allowed_paths: Option<Vec<PathBuf>>,
+}
+
 /// The whole worker config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +155,7 @@ pub struct WorkerConfig {
     pub rest: RestConfig,
     pub bus: BusConfig,
     pub kafka: KafkaConfig,
+    pub files: FilesConfig,
 }
 
 impl Default for WorkerConfig {
@@ -129,6 +166,7 @@ impl Default for WorkerConfig {
             rest: RestConfig::default(),
             bus: BusConfig::default(),
             kafka: KafkaConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -189,6 +227,15 @@ impl RestConfig {
 }
 
 impl WorkerConfig {
+    /// The directories connectors created over REST may use files in: `[files] allowed_paths`,
+    /// or the data directory.
+    pub fn allowed_paths(&self) -> std::io::Result<AllowedPaths> {
+        match &self.files.allowed_paths {
+            Some(dirs) => AllowedPaths::new(dirs),
+            None => AllowedPaths::new(std::slice::from_ref(&self.data_dir)),
+        }
+    }
+
     /// The Kafka connection this config asks for; an error when `bus.kind = "kafka"` has no
     /// bootstrap servers.
     pub fn kafka_link(&self) -> Result<Option<KafkaLink>, WorkerConfigError> {

@@ -140,7 +140,7 @@ fn action(options: &mut Options, key: &ConfigKey, default: Action) -> Action {
 
 /// Reads a step's settings; problems go into `options`.
 fn settings(kind: Kind, options: &mut Options) -> Option<StepSettings> {
-    let module = options.string(&MODULE)?;
+    let module = options.path(&MODULE)?.display().to_string();
     let timeout_ms = options.positive(&TIMEOUT_MS).unwrap_or(1000);
     let max_memory = options.positive(&MAX_MEMORY).unwrap_or(64 << 20);
     if max_memory > MEMORY_CEILING {

@@ -22,9 +22,8 @@ pub struct FileSinkConfig {
 
 impl FileSinkConfig {
     pub fn from_options(options: &mut Options) -> Option<Self> {
-        let file = options.string(&FILE)?;
         Some(Self {
-            file: PathBuf::from(file.trim()),
+            file: options.path(&FILE)?,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The FileSource task: finds files, reads them in order, follows new files and appended data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +56,8 @@ pub struct FileSource {
     config: FileSourceConfig,
     connector: Arc<str>,
     files: BTreeMap<PathBuf, FileState>,
+    /// Matches outside `[files] allowed_paths`, skipped (and reported once).
+    refused: BTreeSet<PathBuf>,
 }
 
 impl FileSource {
@@ -64,6 +66,7 @@ impl FileSource {
             config,
             connector: Arc::from(ctx.connector.as_str()),
             files: BTreeMap::new(),
+            refused: BTreeSet::new(),
         }
     }
 
@@ -84,7 +87,14 @@ impl FileSource {
                     continue;
                 }
             };
-            if self.files.contains_key(&path) || !path.is_file() {
+            if self.files.contains_key(&path) || self.refused.contains(&path) || !path.is_file() {
+                continue;
+            }
+            if let Some(allowed) = &self.config.allowed
+                && let Err(e) = allowed.check(&path)
+            {
+                tracing::error!(connector = %self.connector, error = %e, "Skipping a matched file outside the allowed directories.");
+                self.refused.insert(path);
                 continue;
             }
             let Some(format) = self.config.format.or_else(|| Format::of_path(&path)) else {

@@ -1,7 +1,9 @@
 //! `headwater.file.FileSource` configuration.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::allowed_paths::AllowedPaths;
 use crate::api::options::{ConfigKey, KeyType, Options};
 use crate::api::time::parse_timestamp_millis;
 
@@ -159,6 +161,9 @@ pub struct FileSourceConfig {
     pub batch_max_records: usize,
     /// `max.record.bytes`.
     pub max_record_bytes: usize,
+    /// Where matched files must be (a config created over REST): a match outside, e.g. a link
+    /// to elsewhere, is skipped.
+    pub allowed: Option<Arc<AllowedPaths>>,
 }
 
 fn time_bound(options: &mut Options, key: &ConfigKey) -> Option<i64> {
@@ -175,13 +180,18 @@ fn time_bound(options: &mut Options, key: &ConfigKey) -> Option<i64> {
 
 impl FileSourceConfig {
     pub fn from_options(options: &mut Options) -> Option<Self> {
-        let pattern = match (options.string(&PATH), options.string(&FILE)) {
-            (Some(p), _) | (None, Some(p)) if !p.trim().is_empty() => Some(p.trim().to_owned()),
-            _ => {
-                options.issue(PATH.name, "missing required key: set `path` (or `file`)");
-                None
-            }
+        // `path` wins over its alias `file`; a refused pattern is reported by `path_glob`.
+        let key = if options.contains(PATH.name) {
+            &PATH
+        } else {
+            &FILE
         };
+        let given = options.contains(key.name);
+        let pattern = options.path_glob(key).map(|p| p.trim().to_owned());
+        options.string(&FILE);
+        if !given || pattern.as_deref() == Some("") {
+            options.issue(PATH.name, "missing required key: set `path` (or `file`)");
+        }
         if let Some(p) = &pattern
             && let Err(e) = glob::Pattern::new(p)
         {
@@ -232,6 +242,7 @@ impl FileSourceConfig {
             poll_interval,
             batch_max_records,
             max_record_bytes,
+            allowed: options.confinement().cloned(),
         })
     }
 }

@@ -121,7 +121,7 @@ pub struct ParquetSinkConfig {
 
 impl ParquetSinkConfig {
     pub fn from_options(options: &mut Options) -> Option<Self> {
-        let path = options.string(&PATH);
+        let path = options.path(&PATH);
         let partition_field = options.string(&PARTITION_FIELD).filter(|f| !f.is_empty());
         let flush_rows = options.positive(&FLUSH_SIZE).unwrap_or(100_000);
         let flush_bytes = options.positive(&FLUSH_BYTES).unwrap_or(128 << 20);
@@ -152,7 +152,7 @@ impl ParquetSinkConfig {
         Some(Self {
             timestamp_columns,
             overwrite_partitions,
-            path: PathBuf::from(path?.trim()),
+            path: path?,
             partition_field,
             flush_rows,
             flush_bytes,

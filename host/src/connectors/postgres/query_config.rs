@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::client::{Connection, connection_string};
+use super::client::{Connection, Tls, connection_string};
 use crate::api::options::{ConfigKey, KeyType, Options};
 
 const CONNECTION_URL: ConfigKey = ConfigKey::new(
@@ -289,7 +289,20 @@ impl QuerySourceConfig {
         let batch = options.positive(&BATCH_MAX_ROWS).unwrap_or(100);
         let delay = options.u64(&TIMESTAMP_DELAY).unwrap_or(0);
         let connection = match url.map(|u| connection_string(&u, user, password)) {
-            Some(Ok(c)) => Some(c),
+            Some(Ok(c)) => {
+                // The URL's sslrootcert is a file the connector reads, confined as any other.
+                if let (
+                    Tls::Verified {
+                        root_cert: Some(cert),
+                    },
+                    Some(paths),
+                ) = (&c.tls, options.confinement())
+                    && let Err(e) = paths.check(cert)
+                {
+                    options.issue(CONNECTION_URL.name, format!("sslrootcert {e}"));
+                }
+                Some(c)
+            }
             Some(Err(e)) => {
                 options.issue(CONNECTION_URL.name, e);
                 None

@@ -674,7 +674,7 @@ impl CdcConfig {
         let password = options.string(&PASSWORD).unwrap_or_default();
         let dbname = options.string(&DBNAME);
         let sslmode = options.choice(&SSLMODE);
-        let sslrootcert = options.string(&SSLROOTCERT).map(std::path::PathBuf::from);
+        let sslrootcert = options.path(&SSLROOTCERT);
         let prefix = match options.string(&TOPIC_PREFIX) {
             Some(p) => Some(p),
             None => options.string(&SERVER_NAME),

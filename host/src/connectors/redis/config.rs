@@ -173,9 +173,8 @@ impl RedisSinkConfig {
             options.issue(URI.name, format!("not a valid Redis URI ({:?})", e.kind()));
         }
         let tls_ca_file = options
-            .string(&TLS_CA_FILE)
-            .filter(|f| !f.trim().is_empty())
-            .map(|f| std::path::PathBuf::from(f.trim()));
+            .path(&TLS_CA_FILE)
+            .filter(|f| !f.as_os_str().is_empty());
         if tls_ca_file.is_some() && uri.as_deref().is_some_and(|u| !u.starts_with("rediss://")) {
             options.issue(TLS_CA_FILE.name, "only used with a rediss:// redis.uri");
         }
