@@ -61,6 +61,10 @@ fn production_code(path: &Path) -> Option<String> {
     if name == "tests.rs" || name.ends_with("_tests.rs") || name == "code_rules.rs" {
         return None;
     }
+    // `src/fuzz/`: the property tests of the decoders, compiled for tests only.
+    if path.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("fuzz")) {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let code: String = text
         .lines()

@@ -28,6 +28,8 @@ mod code_rules;
 pub mod config;
 pub mod connectors;
 pub mod converters;
+#[cfg(test)]
+mod fuzz;
 pub mod kafka;
 pub mod offsets;
 pub mod rest;

@@ -10,7 +10,7 @@
 //! it is dropped, and the batch is retried record by record so that only the records that
 //! cause the failure go to the error policy (the DLQ with `errors.tolerance=all`).
 
-mod bindings;
+pub(crate) mod bindings;
 mod engine;
 mod host;
 mod instance;
@@ -20,7 +20,7 @@ mod output;
 pub mod plugin;
 mod state;
 mod step;
-mod wire;
+pub(crate) mod wire;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@
 //! the number of rows read (Parquet). A restart resumes there.
 
 mod json_field;
-mod reader;
+pub(crate) mod reader;
 mod sink;
 mod sink_config;
 mod source;

@@ -24,7 +24,7 @@ mod kafka_signal;
 mod lag;
 mod notify;
 mod output;
-mod pgoutput;
+pub(crate) mod pgoutput;
 mod signal;
 mod slot;
 mod snapshot;

@@ -13,7 +13,7 @@ use super::AvroError;
 pub fn from_connect(schema: &Value) -> Result<AvroSchema, AvroError> {
     let mut names = Defined::default();
     let json = connect_to_avro_json(schema, &mut names, true)?;
-    AvroSchema::parse(&json)
+    crate::schema_registry::parse_avro_json(&json)
         .map_err(|e| AvroError::Schema(format!("{e} (from Connect schema {schema})")))
 }
 

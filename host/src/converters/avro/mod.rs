@@ -84,6 +84,8 @@ impl From<AvroError> for crate::api::convert::ConvertError {
 #[derive(Debug)]
 struct Known {
     avro: AvroSchema,
+    /// The named types its references resolve to.
+    names: Names,
     connect: Schema,
 }
 
@@ -110,8 +112,8 @@ impl AvroConverter {
     ) -> Result<Self, AvroError> {
         let configured = schema_json
             .map(|text| {
-                let avro =
-                    AvroSchema::parse_str(text).map_err(|e| AvroError::Schema(e.to_string()))?;
+                let avro = crate::schema_registry::parse_avro(text)
+                    .map_err(|e| AvroError::Schema(e.to_string()))?;
                 Ok::<_, AvroError>(Arc::new(known(avro)))
             })
             .transpose()?;
@@ -137,7 +139,8 @@ impl AvroConverter {
         let text = registry
             .schema_by_id(id)
             .map_err(|source| AvroError::UnknownSchema { id, source })?;
-        let avro = AvroSchema::parse_str(&text).map_err(|e| AvroError::Schema(e.to_string()))?;
+        let avro = crate::schema_registry::parse_avro(&text)
+            .map_err(|e| AvroError::Schema(e.to_string()))?;
         let k = Arc::new(known(avro));
         lock(&self.by_id).insert(id, Arc::clone(&k));
         Ok(k)
@@ -166,14 +169,16 @@ impl AvroConverter {
                 }
             },
         };
+        // apache-avro trusts the counts and nesting in the data: checked first.
+        bounds::check(&writer.avro, &writer.names, body)
+            .map_err(|e| AvroError::Decode(e.to_string()))?;
         let value =
             apache_avro::from_avro_datum(&writer.avro, &mut body, reader.as_ref().map(|r| &r.avro))
                 .map_err(|e| AvroError::Decode(e.to_string()))?;
         let target = reader.as_ref().unwrap_or(&writer);
-        let names = named_types(&target.avro);
         Ok(Data {
             schema: Some(target.connect.clone()),
-            value: to_json(&value, &target.avro, &names),
+            value: to_json(&value, &target.avro, &target.names),
         })
     }
 
@@ -224,7 +229,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn known(avro: AvroSchema) -> Known {
     let names = named_types(&avro);
     let connect = Schema::new(to_connect(&avro, &names, None));
-    Known { avro, connect }
+    Known {
+        avro,
+        names,
+        connect,
+    }
 }
 
 /// The registry subject of a topic's keys or values (Confluent's TopicNameStrategy).
@@ -238,6 +247,7 @@ pub fn schema_id(bytes: &Bytes) -> Option<u32> {
         .then(|| u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]))
 }
 
+mod bounds;
 mod from_connect;
 mod schema;
 #[cfg(test)]
@@ -245,5 +255,5 @@ mod tests;
 mod values;
 
 pub use from_connect::from_connect;
-use schema::{named_types, to_connect};
+use schema::{Names, named_types, to_connect};
 use values::{encode, to_json};
