@@ -1198,3 +1198,65 @@ async fn files_of_connectors_created_over_rest_stay_in_the_allowed_paths() {
         .unwrap();
     api.runtime.shutdown().await;
 }
+
+/// Request bodies from a hostile or broken client (issue 22's fuzzing): any JSON, or any text,
+/// sent to the endpoints that read a body — connector creation and configs, validation, offsets,
+/// the schema registry — is answered 2xx or 4xx with an error body, never 5xx or a panic.
+#[test]
+fn any_request_body_is_answered_without_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::test_runner::TestRunner;
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = tokio.block_on(async { Api::new() });
+    let endpoints = [
+        (Method::POST, "/connectors"),
+        (Method::PUT, "/connectors/fuzz/config"),
+        (Method::PATCH, "/connectors/fuzz/config"),
+        (
+            Method::PUT,
+            "/connector-plugins/headwater.file.FileSource/config/validate",
+        ),
+        (Method::PATCH, "/connectors/fuzz/offsets"),
+        (Method::POST, "/connectors/fuzz/signals"),
+        (Method::POST, "/subjects/fuzz-value/versions"),
+        (Method::POST, "/subjects/fuzz-value"),
+        (Method::PUT, "/config/fuzz-value"),
+        (
+            Method::POST,
+            "/compatibility/subjects/fuzz-value/versions/latest",
+        ),
+    ];
+    let body = prop_oneof![
+        crate::fuzz::json_value().prop_map(|v| v.to_string()),
+        crate::fuzz::tricky_string(),
+        (crate::fuzz::json_value(), crate::fuzz::json_value())
+            .prop_map(|(name, config)| json!({"name": name, "config": config}).to_string()),
+        crate::fuzz::json_value().prop_map(|schema| {
+            json!({"schema": schema.to_string(), "schemaType": "AVRO"}).to_string()
+        }),
+    ];
+    let mut runner = TestRunner::new(crate::fuzz::cases());
+    runner
+        .run(
+            &(prop::sample::select(endpoints.to_vec()), body),
+            |((method, path), body)| {
+                let (status, _, answer) =
+                    tokio.block_on(api.raw(method.clone(), path, Some(body.clone()), None));
+                prop_assert!(
+                    !status.is_server_error(),
+                    "{method} {path} {body}: {status} {answer}"
+                );
+                if status.is_client_error() {
+                    prop_assert!(answer.get("message").is_some(), "{method} {path}: {answer}");
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    tokio.block_on(api.runtime.shutdown());
+}
