@@ -7,7 +7,8 @@ use std::fs;
 use redis::Commands;
 use serde_json::{Value, json};
 
-use crate::harness::{Host, Service, Workspace};
+use crate::harness::{Host, Service, Workspace, rest_port};
+use crate::rest::task_status;
 
 pub fn connect(redis: &Service) -> redis::Connection {
     redis::Client::open(redis.url.as_str())
@@ -278,5 +279,60 @@ fn rediss_connects_over_tls_with_a_configured_ca() {
         (text == "4").then_some(text)
     });
     assert_eq!(clicks, "4");
+    assert!(host.stop().success());
+}
+
+/// Redis killed and restarted under a sink with default error settings (no retries): the sink
+/// is not left FAILED. Its task shows RESTARTING with the reason while Redis is down, restarts
+/// with backoff, and every record — those it held when Redis died and those read meanwhile —
+/// reaches Redis once it is back (found by the chaos soak).
+#[test]
+fn a_redis_restart_leaves_the_sink_running_and_loses_nothing() {
+    let redis = Service::start("redis");
+    let ws = Workspace::new();
+    let rows = |range: std::ops::Range<i32>| -> Vec<Value> {
+        range
+            .map(|i| json!({"user_id": format!("u{i}"), "n": i}))
+            .collect()
+    };
+    write_lines(&ws, "in/rows.jsonl", &rows(0..50));
+    ws.put_config(
+        "source.json",
+        &json!({"name": "rows", "config": {
+            "connector.class": "headwater.file.FileSource",
+            "path": ws.path("in/rows.jsonl").display().to_string(),
+            "topic": "users", "poll.interval.ms": "50"}}),
+    );
+    ws.put_config(
+        "sink.json",
+        &json!({"name": "online", "config": {
+            "connector.class": "headwater.redis.RedisSink", "topics": "users",
+            "redis.uri": redis.url, "key.prefix": "user:", "key.fields": "user_id"}}),
+    );
+    let host = ws.start();
+    let port = rest_port(&host);
+    let mut conn = connect(&redis);
+    wait_for_hash(&host, &mut conn, "user:u49", "n", "49");
+
+    redis.kill9();
+    write_lines(&ws, "in/rows.jsonl", &rows(50..100));
+    let status = host.wait_for("the sink to notice Redis is gone", || {
+        let status = task_status(port, "online");
+        (status["state"] == "RESTARTING").then_some(status)
+    });
+    assert!(
+        status["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("Redis")),
+        "the reason is shown: {status}"
+    );
+    redis.restart();
+    let mut conn = connect(&redis);
+    for i in 50..100 {
+        wait_for_hash(&host, &mut conn, &format!("user:u{i}"), "n", &i.to_string());
+    }
+    host.wait_for("the sink to run again", || {
+        (task_status(port, "online")["state"] == "RUNNING").then_some(())
+    });
     assert!(host.stop().success());
 }

@@ -25,6 +25,7 @@ use crate::api::error::ConnectorError;
 use crate::api::metrics::{ConnectorMetrics, MetricsSnapshot};
 use crate::api::offsets::SourceOffsets;
 use crate::api::registry::Registry;
+use crate::api::retry::Backoff;
 use crate::config::connector::{ConfigErrors, ConnectorConfig};
 use crate::offsets::{OffsetStore, OffsetStoreError};
 use crate::runtime::bus::Bus;
@@ -128,8 +129,50 @@ pub(super) struct Shared {
     pub(super) run: RunMode,
     /// Where the files of connectors created over REST may be (`[files] allowed_paths`).
     pub(super) allowed_paths: Arc<AllowedPaths>,
+    /// Sinks restarting because their destination failed (see [`retry_later`]) and not yet
+    /// opened again: their open keeps waiting for the destination.
+    pub(super) recovering: Mutex<std::collections::HashSet<String>>,
     /// Connectors whose task asks to be restarted (see [`Runtime::supervise`]).
-    pub(super) restarts: tokio::sync::mpsc::UnboundedSender<String>,
+    pub(super) restarts: tokio::sync::mpsc::UnboundedSender<RestartRequest>,
+}
+
+/// A task that ended asking to be started again (see [`Runtime::supervise`]).
+#[derive(Debug)]
+pub(super) struct RestartRequest {
+    pub(super) connector: String,
+    pub(super) why: RestartWhy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RestartWhy {
+    /// Another host took its Kafka partitions ([`ConnectorError::Rejoin`]).
+    Rejoin,
+    /// Its destination failed in a way that may pass (a sink's [`ConnectorError::Retriable`]:
+    /// Redis restarting, a connection reset).
+    Retriable,
+}
+
+/// First wait before restarting a sink whose destination failed; doubled after each failure
+/// in a row, up to [`RETRIABLE_DELAY_MAX`].
+const RETRIABLE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRIABLE_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Shared {
+    /// Whether sink `name` is restarting after its destination failed.
+    pub(super) fn is_recovering(&self, name: &str) -> bool {
+        self.recovering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    /// Sink `name` reached its destination again.
+    pub(super) fn recovered(&self, name: &str) {
+        self.recovering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
 }
 
 /// How long a task that must rejoin waits before it restarts: its consumer leaves the group
@@ -144,7 +187,7 @@ pub struct Runtime {
     /// Target states restored for file-defined connectors the watcher has not applied yet.
     restored_targets: Mutex<BTreeMap<String, Target>>,
     /// The other end of [`Shared::restarts`], until [`Runtime::supervise`] takes it.
-    restart_requests: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    restart_requests: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<RestartRequest>>>,
     /// Set by [`Runtime::shutdown`]: no task restarts after it.
     shut_down: std::sync::atomic::AtomicBool,
     /// The watched directory's files that run nothing, by the name they give (see
@@ -190,6 +233,7 @@ impl Runtime {
                 kafka: None,
                 run: RunMode::default(),
                 allowed_paths: Arc::new(default_allowed_paths(data_dir)),
+                recovering: Mutex::new(std::collections::HashSet::new()),
                 restarts,
             }),
             entries: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -201,9 +245,13 @@ impl Runtime {
         }
     }
 
-    /// Restarts the tasks that ask for it (a sink fenced out of Kafka partitions it lost:
-    /// [`ConnectorError::Rejoin`]), as `POST /connectors/<name>/restart` would. Call once,
-    /// after the runtime is shared; without it such a task stays RESTARTING.
+    /// Restarts the tasks that ask for it, as `POST /connectors/<name>/restart` would: a sink
+    /// fenced out of Kafka partitions it lost ([`ConnectorError::Rejoin`]), and a sink whose
+    /// destination failed in a way that may pass ([`ConnectorError::Retriable`]: Redis
+    /// restarting). The latter waits with backoff (1 s doubling to 30 s while it keeps
+    /// failing), and what it had not acknowledged is delivered again: Kafka Connect's worker
+    /// retries a sink's `RetriableException` without limit, too. Call once, after the runtime
+    /// is shared; without it such a task stays RESTARTING.
     pub fn supervise(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let mut requests = self
             .restart_requests
@@ -212,15 +260,43 @@ impl Runtime {
             .take()?;
         let runtime = Arc::downgrade(self);
         Some(tokio::spawn(async move {
-            while let Some(name) = requests.recv().await {
-                // The task's consumer is leaving its group meanwhile.
-                tokio::time::sleep(REJOIN_DELAY).await;
+            // Per connector: the backoff of its failures in a row, and when it last restarted.
+            let mut backoffs: HashMap<String, (Backoff, std::time::Instant)> = HashMap::new();
+            while let Some(RestartRequest { connector, why }) = requests.recv().await {
+                let delay = match why {
+                    // The task's consumer is leaving its group meanwhile.
+                    RestartWhy::Rejoin => REJOIN_DELAY,
+                    RestartWhy::Retriable => {
+                        let (backoff, last) =
+                            backoffs.entry(connector.clone()).or_insert_with(|| {
+                                (
+                                    Backoff::new(RETRIABLE_DELAY, RETRIABLE_DELAY_MAX),
+                                    std::time::Instant::now(),
+                                )
+                            });
+                        // A task that ran for a while before failing again starts over.
+                        if last.elapsed() > 2 * RETRIABLE_DELAY_MAX {
+                            backoff.reset();
+                        }
+                        *last = std::time::Instant::now();
+                        backoff.advance()
+                    }
+                };
+                tokio::time::sleep(delay).await;
                 let Some(runtime) = runtime.upgrade() else {
                     return;
                 };
-                tracing::info!(connector = %name, "Restarting the connector's task to rejoin its group.");
-                if let Err(e) = runtime.restart(&name, false).await {
-                    tracing::warn!(connector = %name, error = %e, "The connector's task could not be restarted.");
+                tracing::info!(connector = %connector, reason = ?why, "Restarting the connector's task.");
+                match runtime.restart(&connector, false).await {
+                    Ok(true) if why == RestartWhy::Retriable => {
+                        // Local sources replay what the old task held unacknowledged.
+                        let mut entries = runtime.entries.lock().await;
+                        runtime.replay_unacknowledged(&mut entries).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(connector = %connector, error = %e, "The connector's task could not be restarted.");
+                    }
                 }
             }
         }))
@@ -383,6 +459,8 @@ impl Runtime {
             }
         }
         let prepared = self.validate(&config, &origin)?;
+        // A new config starts afresh: failing to open fails it.
+        self.shared.recovered(&name);
         for key in &prepared.unused_keys {
             tracing::warn!(connector = %name, key = %key, "Unknown configuration key; it is ignored.");
         }
@@ -533,6 +611,7 @@ impl Runtime {
             _ => {}
         }
         let entry = entries.remove(name).expect("checked above");
+        self.shared.recovered(name);
         let failed_sink = self.is_failed(name) && entry.connector_type == ConnectorType::Sink;
         if let Some(task) = entry.task {
             stop(task).await;
@@ -962,7 +1041,28 @@ pub(super) fn rejoin(shared: &Shared, name: &str, error: &ConnectorError) {
     tracing::warn!(connector = %name, error = %trace, "Another host took this connector's work; its task restarts and rejoins.");
     shared.status.set(name, State::Restarting, Some(trace));
     // Only a runtime being dropped has no receiver; its tasks stop anyway.
-    let _ = shared.restarts.send(name.to_owned());
+    let _ = shared.restarts.send(RestartRequest {
+        connector: name.to_owned(),
+        why: RestartWhy::Rejoin,
+    });
+}
+
+/// A sink whose destination failed in a way that may pass (see [`ConnectorError::Retriable`])
+/// is restarted by [`Runtime::supervise`] with backoff rather than left FAILED; RESTARTING
+/// meanwhile, with the reason.
+pub(super) fn retry_later(shared: &Shared, name: &str, error: &ConnectorError) {
+    shared
+        .recovering
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned());
+    let trace = error.trace();
+    tracing::warn!(connector = %name, error = %trace, "The sink's destination failed; its task restarts with backoff and delivers again what it had not acknowledged.");
+    shared.status.set(name, State::Restarting, Some(trace));
+    let _ = shared.restarts.send(RestartRequest {
+        connector: name.to_owned(),
+        why: RestartWhy::Retriable,
+    });
 }
 
 pub(super) fn fail(shared: &Shared, name: &str, error: &ConnectorError) {

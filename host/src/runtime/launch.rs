@@ -359,6 +359,7 @@ pub(super) fn start(
             bounded = bounded_task;
             let runner = SinkRunner {
                 bounded: bounded_sink,
+                opened: false,
                 name: name.clone(),
                 shared: Arc::clone(shared),
                 chain: sink_chain,

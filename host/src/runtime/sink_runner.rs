@@ -14,7 +14,7 @@ use crate::api::retry::Retry;
 use crate::runtime::ack::AckToken;
 use crate::runtime::bounded::{BoundedSink, EndInput, InputProgress};
 use crate::runtime::bus::{Delivery, Subscription};
-use crate::runtime::host::{Shared, fail, rejoin};
+use crate::runtime::host::{Shared, fail, rejoin, retry_later};
 use crate::runtime::launch::TopicSet;
 use crate::runtime::partitioned::{PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
@@ -222,6 +222,8 @@ pub(super) struct SinkRunner {
     pub(super) state: Option<SinkState>,
     /// In a bounded run: when the input ends, and how far the sink got (`super::bounded`).
     pub(super) bounded: Option<BoundedSink>,
+    /// The sink opened (reached its destination once).
+    pub(super) opened: bool,
 }
 
 /// How often a stateful chain is told that processing time moved on (idle inputs).
@@ -271,9 +273,18 @@ impl SinkRunner {
             {
                 tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
             }
-            match e.is_rejoin() {
-                true => rejoin(&self.shared, &self.name, &e),
-                false => fail(&self.shared, &self.name, &e),
+            if e.is_rejoin() {
+                rejoin(&self.shared, &self.name, &e);
+            } else if e.is_retriable()
+                && self.bounded.is_none()
+                // A sink that never reached its destination fails, as a Kafka Connect task
+                // whose start() throws does; one that lost it, or is restarting after losing
+                // it, waits for it.
+                && (self.opened || self.shared.is_recovering(&self.name))
+            {
+                retry_later(&self.shared, &self.name, &e);
+            } else {
+                fail(&self.shared, &self.name, &e);
             }
             // Its Kafka consumer commits what was acknowledged and leaves the group at once:
             // the partitions go on on the other hosts instead of waiting for this one.
@@ -299,6 +310,8 @@ impl SinkRunner {
                 Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
             }
         }
+        self.opened = true;
+        self.shared.recovered(&self.name);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut end_of_input = self.bounded.as_ref().map(|b| b.end_input.clone());

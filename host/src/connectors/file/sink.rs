@@ -40,14 +40,29 @@ impl FileSink {
         }
     }
 
+    /// A path that cannot be a file (a file where a directory should be, no permission, a
+    /// directory where the file should be) fails the task; anything else (a full disk, an
+    /// interrupted write) may pass, and the task is restarted to try again.
     fn write_error(&self, source: std::io::Error) -> ConnectorError {
-        ConnectorError::retriable(
-            "writing the FileSink output",
-            FileError::Write {
-                path: self.config.file.display().to_string(),
-                source,
-            },
-        )
+        use std::io::ErrorKind;
+        let lasting = matches!(
+            source.kind(),
+            ErrorKind::NotADirectory
+                | ErrorKind::IsADirectory
+                | ErrorKind::PermissionDenied
+                | ErrorKind::ReadOnlyFilesystem
+                | ErrorKind::InvalidInput
+                | ErrorKind::InvalidFilename
+        );
+        let error = FileError::Write {
+            path: self.config.file.display().to_string(),
+            source,
+        };
+        if lasting {
+            ConnectorError::fatal("writing the FileSink output", error)
+        } else {
+            ConnectorError::retriable("writing the FileSink output", error)
+        }
     }
 
     /// Appends the record's line to the buffer.
