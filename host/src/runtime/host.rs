@@ -286,7 +286,14 @@ impl Runtime {
                 let Some(runtime) = runtime.upgrade() else {
                     return;
                 };
-                tracing::info!(connector = %connector, reason = ?why, "Restarting the connector's task.");
+                match why {
+                    RestartWhy::Rejoin => {
+                        tracing::info!(connector = %connector, "Restarting the connector's task to rejoin its group.")
+                    }
+                    RestartWhy::Retriable => {
+                        tracing::info!(connector = %connector, "Restarting the connector's task to reach its destination again.")
+                    }
+                }
                 match runtime.restart(&connector, false).await {
                     Ok(true) if why == RestartWhy::Retriable => {
                         // Local sources replay what the old task held unacknowledged.
