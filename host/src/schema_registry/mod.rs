@@ -532,31 +532,38 @@ impl SchemaRegistry {
     }
 }
 
-/// What apache-avro says when it cannot parse a schema.
-const INVALID_NAME: &str = "a name does not follow Avro's rules: [A-Za-z_][A-Za-z0-9_]*, in \
-                            dot-separated namespaces";
-
 /// Parses an Avro schema's text. apache-avro 0.20 panics on some invalid names (an `unwrap` in
 /// its `Name::parse`, found by the schema registry's fuzz target): the panic is contained here
 /// and reported as the schema's error, so a schema a client sends, or one written in a
 /// connector's config, can never take a task or the host down.
 pub fn parse_avro(text: &str) -> Result<AvroSchema, InvalidAvroSchema> {
-    std::panic::catch_unwind(|| AvroSchema::parse_str(text))
-        .map_err(|_| InvalidAvroSchema(INVALID_NAME.to_owned()))?
-        .map_err(|e| InvalidAvroSchema(e.to_string()))
+    contained(|| AvroSchema::parse_str(text))
 }
 
 /// [`parse_avro`] for a schema already in JSON form.
 pub fn parse_avro_json(json: &serde_json::Value) -> Result<AvroSchema, InvalidAvroSchema> {
-    std::panic::catch_unwind(|| AvroSchema::parse(json))
-        .map_err(|_| InvalidAvroSchema(INVALID_NAME.to_owned()))?
-        .map_err(|e| InvalidAvroSchema(e.to_string()))
+    contained(|| AvroSchema::parse(json))
 }
 
-/// Why an Avro schema cannot be parsed (apache-avro's message).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidAvroSchema(String);
+fn contained(
+    parse: impl FnOnce() -> apache_avro::AvroResult<AvroSchema> + std::panic::UnwindSafe,
+) -> Result<AvroSchema, InvalidAvroSchema> {
+    std::panic::catch_unwind(parse)
+        .map_err(|_| InvalidAvroSchema::Name)?
+        .map_err(InvalidAvroSchema::Parse)
+}
+
+/// Why an Avro schema cannot be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidAvroSchema {
+    #[error(transparent)]
+    Parse(apache_avro::Error),
+    /// apache-avro panicked on a name (see [`parse_avro`]).
+    #[error(
+        "a name does not follow Avro's rules: [A-Za-z_][A-Za-z0-9_]*, in dot-separated namespaces"
+    )]
+    Name,
+}
 
 #[cfg(test)]
 mod tests {

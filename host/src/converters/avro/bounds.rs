@@ -184,16 +184,18 @@ mod tests {
     use super::*;
     use crate::converters::avro::schema::named_types;
 
-    fn checked(schema: &str, bytes: &[u8]) -> Result<(), String> {
+    fn checked(schema: &str, bytes: &[u8]) -> Result<(), OutOfBounds> {
         let schema = AvroSchema::parse_str(schema).unwrap();
-        check(&schema, &named_types(&schema), bytes).map_err(|e| e.to_string())
+        check(&schema, &named_types(&schema), bytes)
     }
 
     #[test]
     fn counts_lengths_and_depth_must_fit_the_bytes() {
         // The fuzz target's find: a map block claiming 2,717,908,993 entries in a few bytes.
         let huge_map = [0x82, 0xa4, 0xe7, 0x9f, 0x14, 0x02, b'k', 0x00];
-        let error = checked(r#"{"type": "map", "values": "long"}"#, &huge_map).unwrap_err();
+        let error = checked(r#"{"type": "map", "values": "long"}"#, &huge_map)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("a block of"), "{error}");
         // A correct map: one entry "k" -> 0.
         assert!(
@@ -225,7 +227,7 @@ mod tests {
             {"name": "next", "type": ["null", "Node"]}]}"#;
         let mut deep = vec![0x02; 2 * MAX_DEPTH];
         deep.push(0x00);
-        let error = checked(node, &deep).unwrap_err();
+        let error = checked(node, &deep).unwrap_err().to_string();
         assert!(error.contains("nested deeper"), "{error}");
         assert!(checked(node, &[0x02, 0x02, 0x00]).is_ok());
     }
