@@ -367,7 +367,9 @@ fn planted_passwords_appear_nowhere_the_host_wrote_or_answered() {
     );
 
     let ws = Workspace::new();
-    ws.put_worker_config("[files]\nallowed_paths = [\"in\", \"out\", \"var\"]\n");
+    ws.put_worker_config(
+        "[files]\nallowed_paths = [\"in\", \"out\", \"var\"]\n[providers]\nallowed_env = [\"HW_TEST_*\"]\n",
+    );
     std::fs::write(
         ws.path("in/events.jsonl"),
         "{\"user\":\"u1\",\"n\":\"7\"}\n{\"user\":\"u2\",\"n\":\"seven\"}\n",

@@ -4,7 +4,9 @@
 //! This module is the bottom layer: it depends on nothing else of ours (the layer test in
 //! `code_rules.rs` fails on any arrow out of it). Everything above builds on these types; the
 //! runtime drives the traits.
+pub mod allowed_env;
 pub mod allowed_paths;
+pub mod confine;
 pub mod connector;
 pub mod convert;
 pub mod error;

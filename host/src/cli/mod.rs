@@ -511,7 +511,8 @@ async fn serve(
             params,
             bounded: false,
         })
-        .with_allowed_paths(allowed_paths);
+        .with_allowed_paths(allowed_paths)
+        .with_allowed_env(worker.allowed_env());
     if let Some(link) = worker.kafka_link()? {
         tracing::info!(bootstrap_servers = %link.settings.bootstrap_servers, kafka_bus = link.bus, "Kafka configured.");
         runtime = runtime.with_kafka(link);

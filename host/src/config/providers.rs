@@ -14,7 +14,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::api::allowed_paths::{AllowedPaths, PathNotAllowed};
+use crate::api::allowed_env::EnvNotAllowed;
+use crate::api::allowed_paths::PathNotAllowed;
+use crate::api::confine::Confine;
 use crate::api::options::ConfigIssue;
 use crate::config::connector::{ConfigFileError, parse_properties};
 
@@ -51,6 +53,8 @@ enum ProviderError {
     UnknownProvider(String),
     #[error(transparent)]
     NotAllowed(#[from] PathNotAllowed),
+    #[error(transparent)]
+    EnvNotAllowed(#[from] EnvNotAllowed),
 }
 
 /// Run parameters (`--set name=value`), read by `${param:name}`.
@@ -91,18 +95,23 @@ fn resolve_one(
     path: Option<&str>,
     key: &str,
     params: &Params,
-    allowed: Option<&AllowedPaths>,
+    confine: Option<Confine<'_>>,
 ) -> Result<String, ProviderError> {
     match provider {
         "param" => params
             .get(key)
             .map(str::to_owned)
             .ok_or_else(|| ProviderError::ParamUnset(key.to_owned())),
-        "env" => std::env::var(key).map_err(|_| ProviderError::EnvUnset(key.to_owned())),
+        "env" => {
+            if let Some(confine) = confine {
+                confine.env.check(key)?;
+            }
+            std::env::var(key).map_err(|_| ProviderError::EnvUnset(key.to_owned()))
+        }
         "file" => {
             let path = path.ok_or(ProviderError::FileWithoutPath)?;
-            if let Some(allowed) = allowed {
-                allowed.check(Path::new(path))?;
+            if let Some(confine) = confine {
+                confine.paths.check(Path::new(path))?;
             }
             let text = std::fs::read_to_string(path).map_err(|source| ProviderError::ReadFile {
                 path: path.to_owned(),
@@ -129,12 +138,13 @@ fn resolve_one(
 }
 
 /// Returns the config with every placeholder replaced, or one issue per value that could not be
-/// resolved (naming the key and the reason). With `allowed` (a config from a REST caller), the
-/// files `${file:...}` reads must be in those directories.
+/// resolved (naming the key and the reason). With `confine` (a config from a REST caller), the
+/// files `${file:...}` reads must be in its directories and `${env:...}` may only read its
+/// variables.
 pub fn resolve(
     config: &BTreeMap<String, String>,
     params: &Params,
-    allowed: Option<&AllowedPaths>,
+    confine: Option<Confine<'_>>,
 ) -> Result<BTreeMap<String, String>, Vec<ConfigIssue>> {
     let mut issues = Vec::new();
     let mut out = BTreeMap::new();
@@ -150,7 +160,7 @@ pub fn resolve(
             resolved.push_str(&value[last..whole.start()]);
             let provider = &caps[1];
             let path = caps.get(2).map(|m| m.as_str());
-            match resolve_one(provider, path, &caps[3], params, allowed) {
+            match resolve_one(provider, path, &caps[3], params, confine) {
                 Ok(v) => resolved.push_str(&v),
                 Err(message) => issues.push(ConfigIssue {
                     key: key.clone(),
@@ -171,7 +181,11 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::api::allowed_env::AllowedEnv;
+    use crate::api::allowed_paths::AllowedPaths;
 
     #[test]
     fn resolves_env_and_file_placeholders() {
@@ -233,7 +247,12 @@ mod tests {
     #[test]
     fn a_confined_config_reads_provider_files_only_where_allowed() {
         let dir = tempfile::tempdir().unwrap();
-        let allowed = AllowedPaths::new(&[dir.path().join("data")]).unwrap();
+        let paths = Arc::new(AllowedPaths::new(&[dir.path().join("data")]).unwrap());
+        let env = AllowedEnv::default();
+        let confine = Some(Confine {
+            paths: &paths,
+            env: &env,
+        });
         let inside = dir.path().join("data/secrets.properties");
         let outside = dir.path().join("elsewhere.properties");
         std::fs::write(&inside, "pw=in\n").unwrap();
@@ -244,9 +263,9 @@ mod tests {
                 format!("${{file:{}:pw}}", path.display()),
             )])
         };
-        let out = resolve(&config(&inside), &Params::default(), Some(&allowed)).unwrap();
+        let out = resolve(&config(&inside), &Params::default(), confine).unwrap();
         assert_eq!(out["database.password"], "in");
-        let issues = resolve(&config(&outside), &Params::default(), Some(&allowed)).unwrap_err();
+        let issues = resolve(&config(&outside), &Params::default(), confine).unwrap_err();
         assert_eq!(issues[0].key, "database.password");
         assert!(
             issues[0].message.contains("[files] allowed_paths"),
@@ -255,5 +274,35 @@ mod tests {
         );
         // Trusted configs (connectors.d/) are not confined.
         assert!(resolve(&config(&outside), &Params::default(), None).is_ok());
+    }
+
+    #[test]
+    fn a_confined_config_reads_only_the_allowed_environment_variables() {
+        let paths = Arc::new(AllowedPaths::none());
+        let env = AllowedEnv::new(["HEADWATER_TEST_*"]);
+        let confine = Some(Confine {
+            paths: &paths,
+            env: &env,
+        });
+        let config =
+            |name: &str| BTreeMap::from([("topic".to_string(), format!("${{env:{name}}}"))]);
+        // An allowed name is looked up (this one is not set).
+        let issues =
+            resolve(&config("HEADWATER_TEST_UNSET"), &Params::default(), confine).unwrap_err();
+        assert!(
+            issues[0].message.contains("is not set"),
+            "{}",
+            issues[0].message
+        );
+        // PATH is set, but not allowed: refused before it is read.
+        let issues = resolve(&config("PATH"), &Params::default(), confine).unwrap_err();
+        assert_eq!(issues[0].key, "topic");
+        assert!(
+            issues[0].message.contains("cannot resolve ${env:PATH}")
+                && issues[0].message.contains("[providers] allowed_env"),
+            "{}",
+            issues[0].message
+        );
+        assert!(resolve(&config("PATH"), &Params::default(), None).is_ok());
     }
 }

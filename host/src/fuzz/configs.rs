@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use crate::api::allowed_env::AllowedEnv;
 use crate::api::allowed_paths::AllowedPaths;
+use crate::api::confine::Confine;
 use crate::config::connector::{ConnectorConfig, parse_json, parse_properties};
 use crate::runtime::prepare::{COMMON_KEYS, RunMode, SINK_KEYS, SOURCE_KEYS, prepare};
 
@@ -84,13 +86,14 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         // Confined: whatever paths the values name, nothing is created outside the directory.
         let allowed = Arc::new(AllowedPaths::new(&[dir.path().join("var")]).unwrap());
+        let env = AllowedEnv::default();
         let _ = prepare(
             &registry,
             &ConnectorConfig { name: "fuzz".to_owned(), config },
             &dir.path().join("var"),
             None,
             &RunMode::default(),
-            Some(&allowed),
+            Some(Confine { paths: &allowed, env: &env }),
         );
     }
 }

@@ -1053,8 +1053,8 @@ async fn statuses_carry_counters_and_infos_their_origin() {
 
 /// `[files] allowed_paths`: every file a connector created over REST names — read, written,
 /// loaded or read by a config provider — must be in the allowed directories once `..` and
-/// links are resolved; a connector defined in `connectors.d/` is the operator's and is not
-/// confined.
+/// links are resolved, and `${env:...}` reads no variable outside `[providers] allowed_env`; a
+/// connector defined in `connectors.d/` is the operator's and is not confined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_connectors_created_over_rest_stay_in_the_allowed_paths() {
     let api = Api::confined();
@@ -1119,6 +1119,13 @@ async fn files_of_connectors_created_over_rest_stay_in_the_allowed_paths() {
             json!({"connector.class": "headwater.file.FileSource", "topic": "t",
                    "path": format!("{var}/in.jsonl"),
                    "producer.override.plugin.library.paths": format!("{var}/evil.so")}),
+        ),
+        // Not a file, but the host's too: an environment variable outside `[providers]
+        // allowed_env` (none by default) would come back as the topic's name.
+        (
+            "topic",
+            json!({"connector.class": "headwater.file.FileSource",
+                   "path": format!("{var}/in.jsonl"), "topic": "${env:PATH}"}),
         ),
     ];
     for (n, (key, config)) in refused.into_iter().enumerate() {

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use crate::api::allowed_env::AllowedEnv;
 use crate::api::allowed_paths::AllowedPaths;
+use crate::api::confine::Confine;
 use crate::api::connector::{ConnectorType, Signal, TargetState};
 use crate::api::error::ConnectorError;
 use crate::api::metrics::{ConnectorMetrics, MetricsSnapshot};
@@ -129,6 +131,9 @@ pub(super) struct Shared {
     pub(super) run: RunMode,
     /// Where the files of connectors created over REST may be (`[files] allowed_paths`).
     pub(super) allowed_paths: Arc<AllowedPaths>,
+    /// Which environment variables `${env:...}` may read in connectors created over REST
+    /// (`[providers] allowed_env`).
+    pub(super) allowed_env: AllowedEnv,
     /// Sinks restarting because their destination failed (see [`retry_later`]) and not yet
     /// opened again: their open keeps waiting for the destination.
     pub(super) recovering: Mutex<std::collections::HashSet<String>>,
@@ -233,6 +238,7 @@ impl Runtime {
                 kafka: None,
                 run: RunMode::default(),
                 allowed_paths: Arc::new(default_allowed_paths(data_dir)),
+                allowed_env: AllowedEnv::default(),
                 recovering: Mutex::new(std::collections::HashSet::new()),
                 restarts,
             }),
@@ -330,6 +336,16 @@ impl Runtime {
         self
     }
 
+    /// Lets connectors created over REST read these environment variables through `${env:...}`
+    /// (`[providers] allowed_env`; none by default). Call before starting connectors.
+    pub fn with_allowed_env(mut self, env: AllowedEnv) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.allowed_env = env,
+            None => tracing::error!("with_allowed_env called on a running runtime; ignored."),
+        }
+        self
+    }
+
     /// Sets the run's parameters and whether it is bounded (`headwater run --once`). Call
     /// before starting connectors.
     pub fn with_run_mode(mut self, run: RunMode) -> Self {
@@ -354,14 +370,18 @@ impl Runtime {
     }
 
     /// Validates a config without running it. A config from a REST caller (`Origin::Rest`) may
-    /// only name files under `[files] allowed_paths`.
+    /// only name files under `[files] allowed_paths` and read the variables of `[providers]
+    /// allowed_env`.
     pub fn validate(
         &self,
         config: &ConnectorConfig,
         origin: &Origin,
     ) -> Result<Prepared, ConfigErrors> {
         let confine = match origin {
-            Origin::Rest => Some(&self.shared.allowed_paths),
+            Origin::Rest => Some(Confine {
+                paths: &self.shared.allowed_paths,
+                env: &self.shared.allowed_env,
+            }),
             Origin::File(_) => None,
         };
         prepare(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::allowed_paths::AllowedPaths;
+use crate::api::confine::Confine;
 use crate::api::connector::{BuildContext, ConnectorType, Task};
 use crate::api::error::{ErrorPolicy, Tolerance};
 use crate::api::registry::Registry;
@@ -410,24 +410,24 @@ fn client_overrides(options: &mut Options, prefix: &str) -> BTreeMap<String, Str
 
 /// Resolves placeholders, reads the common keys, builds the transform chain and the
 /// connector's task. Every problem is reported at once. With `confine` (a config from a REST
-/// caller), every file the config names must be in those directories.
+/// caller), every file the config names must be in its directories and `${env:...}` may only
+/// read its variables.
 pub fn prepare(
     registry: &Registry,
     config: &ConnectorConfig,
     data_dir: &Path,
     kafka: Option<&KafkaSettings>,
     run: &RunMode,
-    confine: Option<&Arc<AllowedPaths>>,
+    confine: Option<Confine<'_>>,
 ) -> Result<Prepared, ConfigErrors> {
     let fail = |issues: Vec<ConfigIssue>| ConfigErrors {
         connector: config.name.clone(),
         issues,
     };
-    let resolved =
-        providers::resolve(&config.config, &run.params, confine.map(Arc::as_ref)).map_err(fail)?;
+    let resolved = providers::resolve(&config.config, &run.params, confine).map_err(fail)?;
     let mut options = Options::new(resolved.clone());
-    if let Some(paths) = confine {
-        options.confine(Arc::clone(paths));
+    if let Some(confine) = confine {
+        options.confine(Arc::clone(confine.paths));
     }
     options.string(&NAME);
     let class = options.string(&CONNECTOR_CLASS);

@@ -19,6 +19,9 @@
 //! [files]
 //! allowed_paths = ["var", "/srv/lake"]  # where REST-created connectors may use files
 //!
+//! [providers]
+//! allowed_env = ["PGPASSWORD", "FEATURES_*"]  # what ${env:...} may read in REST-created ones
+//!
 //! [bus]
 //! kind = "embedded"             # in-process topics; "kafka": topics live in Kafka
 //!
@@ -34,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::allowed_env::AllowedEnv;
 use crate::api::allowed_paths::AllowedPaths;
 use crate::kafka::KafkaSettings;
 use crate::runtime::kafka_bus::link::KafkaLink;
@@ -144,6 +148,16 @@ pub struct FilesConfig {
     pub allowed_paths: Option<Vec<PathBuf>>,
 }
 
+/// `[providers]`: the config providers' limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// Environment variables `${env:NAME}` may read in connectors created over the REST API:
+    /// exact names, or prefixes ending in `*`. Configs in `connectors_dir` read any. Default:
+    /// none.
+    pub allowed_env: Vec<String>,
+}
+
 /// The whole worker config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,6 +170,7 @@ pub struct WorkerConfig {
     pub bus: BusConfig,
     pub kafka: KafkaConfig,
     pub files: FilesConfig,
+    pub providers: ProvidersConfig,
 }
 
 impl Default for WorkerConfig {
@@ -167,6 +182,7 @@ impl Default for WorkerConfig {
             bus: BusConfig::default(),
             kafka: KafkaConfig::default(),
             files: FilesConfig::default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }
@@ -234,6 +250,12 @@ impl WorkerConfig {
             Some(dirs) => AllowedPaths::new(dirs),
             None => AllowedPaths::new(std::slice::from_ref(&self.data_dir)),
         }
+    }
+
+    /// The environment variables connectors created over REST may read: `[providers]
+    /// allowed_env`.
+    pub fn allowed_env(&self) -> AllowedEnv {
+        AllowedEnv::new(self.providers.allowed_env.iter().cloned())
     }
 
     /// The Kafka connection this config asks for; an error when `bus.kind = "kafka"` has no
