@@ -9,7 +9,7 @@ mdbook_bin() {
 }
 
 tansu_bin() {
-    printf '%s/tansu/bin/tansu' "$(headwater_cache_dir)"
+    printf '%s/tansu-0.6.0-sqlite/bin/tansu' "$(headwater_cache_dir)"
 }
 
 cargo_deny_bin() {

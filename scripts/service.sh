@@ -10,7 +10,11 @@
 #   scripts/service.sh restart STATE_DIR
 #       Starts it again on the same port, with its data (Redis keeps an append-only file in
 #       STATE_DIR, synced at every write, so a restart loses nothing that was acknowledged;
-#       PostgreSQL recovers its data directory).
+#       PostgreSQL recovers its data directory; tansu keeps its data only when it was started
+#       with TANSU_STORAGE=sqlite).
+#
+# TANSU_STORAGE=sqlite starts tansu on a SQLite file in STATE_DIR instead of its memory store
+# (which forgets every topic when the broker stops), so it can be killed and restarted.
 #
 # Install the services first with scripts/setup.sh.
 set -euo pipefail
@@ -166,19 +170,30 @@ start_redis() {
 }
 
 start_tansu() {
-    local state=$1 port bin
+    local state=$1 port=${2:-} bin storage
     bin="$(tansu_bin)"
     [ -x "$bin" ] || die "tansu is not built at $bin (run scripts/setup.sh)"
-    port="$(free_port)"
+    [ -n "$port" ] || port="$(free_port)"
     mkdir -p "$state"
-    setsid "$bin" broker \
+    state="$(cd "$state" && pwd)"  # tansu runs from it (below)
+    case "${TANSU_STORAGE:-$(cat "$state/storage" 2>/dev/null || echo memory)}" in
+        memory) storage=memory ;;
+        sqlite) storage=sqlite ;;
+        *) die "unknown TANSU_STORAGE '${TANSU_STORAGE:-}' (expected memory or sqlite)" ;;
+    esac
+    # tansu opens sqlite://HOST/PATH as a path relative to its working directory.
+    local engine=memory://tansu/
+    [ "$storage" = sqlite ] && { mkdir -p "$state/sqlite"; engine="sqlite://sqlite/tansu.db"; }
+    (cd "$state" && exec setsid "$bin" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine memory://tansu/ --silent \
-        >"$state/tansu.log" 2>&1 </dev/null &
+        --storage-engine "$engine" --silent \
+        >>"$state/tansu.log" 2>&1 </dev/null) &
     local pid=$!
     wait_for_port "$port" "$pid" "$state/tansu.log" 20
     echo "$pid" >"$state/pid"
+    echo "$port" >"$state/port"
+    echo "$storage" >"$state/storage"
     echo tansu >"$state/kind"
     echo "PORT=$port"
     echo "PID=$pid"
@@ -247,7 +262,11 @@ case "${1:-}" in
                 start_redis "$2" "$(cat "$2/port")"
                 ;;
             postgres) restart_postgres "$2" ;;
-            *) die "restart is implemented for redis and postgres" ;;
+            tansu)
+                [ -f "$2/pid" ] && stop_service "$2"
+                start_tansu "$2" "$(cat "$2/port")"
+                ;;
+            *) die "nothing was started in $2" ;;
         esac
         ;;
     *) die "usage: service.sh start postgres|redis|tansu STATE_DIR | stop STATE_DIR" ;;

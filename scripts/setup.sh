@@ -72,6 +72,40 @@ if [ "$mode" = "--cdc-demo" ]; then
     exit 0
 fi
 
+# The tools built from crates.io, outside the work tree, once each. They compile in the
+# background, side by side, while apt and pip below download and unpack (a crate build rarely
+# keeps both cores busy all along, and those wait on the network); setup waits for them at the
+# end.
+builds=()
+# If setup stops early (a failed apt or pip step), the builds stop with it.
+trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT
+build_tool() { # NAME LOG cargo install ARGS...
+    local name=$1 out=$2
+    shift 2
+    ( "$@" >"$out" 2>&1 || { cat "$out" >&2; echo "setup: building $name failed" >&2; exit 1; } ) &
+    builds+=($!)
+}
+tool_log() { printf '%s/headwater-setup-%s.log' "${TMPDIR:-/tmp}" "$1"; }
+# tansu: a Kafka-protocol broker written in Rust (see shared/reference/kafka-broker.md), with its
+# memory store and its SQLite one (libsql: a broker that keeps its topics when killed, for the
+# chaos soak). Debug build without debug info: minutes less than a release, same throughput for
+# tests; but SQLite itself (C, in libsql-ffi) is optimised: at -O0 a fetch over a large
+# partition took over librdkafka's 60 s request timeout.
+if [ ! -x "$(tansu_bin)" ]; then
+    log "building the tansu broker into $(headwater_cache_dir) (once, ~7 min)"
+    build_tool tansu "$(tool_log tansu)" env CARGO_PROFILE_DEV_DEBUG=0 \
+        cargo --config 'profile.dev.package.libsql-ffi.opt-level=3' \
+        install tansu --version 0.6.0 --locked --features dynostore,libsql --debug \
+        --root "$(dirname "$(dirname "$(tansu_bin)")")" --quiet
+fi
+# cargo-deny: the suite checks the licenses, bans and sources of every dependency (its advisory
+# database cannot be fetched here).
+if [ ! -x "$(cargo_deny_bin)" ]; then
+    log "building cargo-deny into $(headwater_cache_dir) (once, ~4 min)"
+    build_tool cargo-deny "$(tool_log cargo-deny)" \
+        cargo install cargo-deny --version 0.20.2 --locked \
+        --root "$(dirname "$(dirname "$(cargo_deny_bin)")")" --quiet
+fi
 # Services the integration tests start on loopback ports; Chromium and its driver run the web
 # console's browser tests (about 100 MB, some 15 s on this machine's mirror).
 apt_install postgresql redis-server redis-tools openssl curl chromium chromium-driver
@@ -89,18 +123,7 @@ if ! python3 -c 'import pyarrow, duckdb, feast, redis, confluent_kafka, fastavro
         || python3 -m pip install "${pip_args[@]}" --break-system-packages
 fi
 
-# tansu: a Kafka-protocol broker written in Rust (see shared/reference/kafka-broker.md).
-# Built once, in debug (4 min instead of 17, same throughput for tests), outside the work tree.
-if [ ! -x "$(tansu_bin)" ]; then
-    log "building the tansu broker into $(headwater_cache_dir) (once, ~4 min)"
-    cargo install tansu --version 0.6.0 --locked --features dynostore --debug \
-        --root "$(headwater_cache_dir)/tansu" --quiet
-fi
-# cargo-deny: the suite checks the licenses, bans and sources of every dependency (its advisory
-# database cannot be fetched here). Built once (~4 min on 2 cores), outside the work tree.
-if [ ! -x "$(cargo_deny_bin)" ]; then
-    log "building cargo-deny into $(headwater_cache_dir) (once, ~4 min)"
-    cargo install cargo-deny --version 0.20.2 --locked \
-        --root "$(headwater_cache_dir)/cargo-deny" --quiet
-fi
+for pid in "${builds[@]}"; do
+    wait "$pid"  # a failed build has printed its log; set -e stops here
+done
 log "ready"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The chaos soak (run by scripts/soak.sh MINUTES): a realistic mix of pipelines under load
-while Headwater, PostgreSQL and Redis are killed with SIGKILL and restarted at random and the
-Kafka broker is frozen (SIGSTOP) and thawed; then everything is checked against the inputs.
+while Headwater, PostgreSQL, Redis and the Kafka broker (tansu on its SQLite store, so it keeps
+its topics) are killed with SIGKILL and restarted at random, and the broker is also frozen
+(SIGSTOP) and thawed; then everything is checked against the inputs.
 
 Pipelines (one host, configs in connectors.d/):
   - CDC -> WASM -> Redis: PostgreSQL `accounts`, updated all along, captured by the
@@ -40,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = 200
 WINDOW_MS = 10_000
 WATERMARK_DELAY_MS = 2_000
+# The soak's own Kafka clients stay quiet about the broker going away: that is the point.
+QUIET = {"log_level": 0}
 
 
 def log(message):
@@ -49,10 +52,11 @@ def log(message):
 class Service:
     """A service started by scripts/service.sh in its own state directory."""
 
-    def __init__(self, kind, state):
+    def __init__(self, kind, state, env=None):
         self.kind, self.state = kind, state
         out = subprocess.run([ROOT / "scripts/service.sh", "start", kind, state],
-                             check=True, capture_output=True, text=True).stdout
+                             check=True, capture_output=True, text=True,
+                             env={**os.environ, **(env or {})}).stdout
         values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         self.port, self.url = int(values["PORT"]), values["URL"]
 
@@ -86,6 +90,16 @@ class Headwater:
     def kill9(self):
         self.process.kill()
         self.process.wait()
+
+    def rss_mib(self):
+        """The host's resident memory now (0 if it is not running)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0
+        kib = next((int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmRSS:")), 0)
+        return kib // 1024
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -195,7 +209,7 @@ class Load:
             time.sleep(0.25)
 
     def produce(self):
-        producer = Producer({"bootstrap.servers": self.broker, "acks": "all",
+        producer = Producer({**QUIET, "bootstrap.servers": self.broker, "acks": "all",
                              "enable.idempotence": True, "linger.ms": 20})
         next_id = 0
 
@@ -253,7 +267,7 @@ def main():
 
     pg = Service("postgres", str(work / "pg"))
     rds = Service("redis", str(work / "redis"))
-    broker_service = Service("tansu", str(work / "tansu"))
+    broker_service = Service("tansu", str(work / "tansu"), {"TANSU_STORAGE": "sqlite"})
     broker = broker_service.url.replace("tcp://", "")
     services = [pg, rds, broker_service]
     headwater = Headwater(workspace, args.binary)
@@ -261,7 +275,7 @@ def main():
     try:
         psql(pg, "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint, version int)")
         psql(pg, f"INSERT INTO accounts SELECT i, 0, 0 FROM generate_series(1, {ACCOUNTS}) i")
-        admin = AdminClient({"bootstrap.servers": broker})
+        admin = AdminClient({**QUIET, "bootstrap.servers": broker})
         for future in admin.create_topics([NewTopic("clicks", 2, 1),
                                            NewTopic("clicks-copy", 1, 1)]).values():
             future.result(30)
@@ -271,11 +285,14 @@ def main():
         load.start()
 
         deadline = time.time() + args.minutes * 60
+        peak_rss = 0
         while time.time() < deadline:
             time.sleep(min(random.uniform(8, 20), max(0.0, deadline - time.time())))
+            peak_rss = max(peak_rss, headwater.rss_mib())
             if time.time() >= deadline:
                 break
-            fault = random.choice(["headwater", "headwater", "postgres", "redis", "broker"])
+            fault = random.choice(["headwater", "headwater", "postgres", "redis",
+                                   "broker-kill", "broker-freeze"])
             log(f"fault: {fault}")
             if fault == "headwater":
                 headwater.kill9()
@@ -291,6 +308,10 @@ def main():
                 rds.kill9()
                 time.sleep(random.uniform(0, 2))
                 rds.restart()
+            elif fault == "broker-kill":
+                broker_service.kill9()
+                time.sleep(random.uniform(0, 2))
+                broker_service.restart()
             else:
                 os.kill(broker_service.pid(), signal.SIGSTOP)
                 time.sleep(random.uniform(2, 6))
@@ -304,14 +325,17 @@ def main():
         for service in services:
             service.stop()
 
-    summary = {"faults": dict(faults), **results}
+    summary = {"minutes": args.minutes, "seed": args.seed, "faults": dict(faults),
+               "faults_survived": sum(faults.values()), **results,
+               "host_peak_rss_mib": peak_rss}
     print(json.dumps(summary))
     return 1 if results["lost"] or results["wrong"] else 0
 
 
 def verify(workspace, pg, rds, broker, load):
     store = redis.Redis.from_url(rds.url, decode_responses=True)
-    checked = lost = wrong = duplicated = 0
+    lost = wrong = duplicated = 0
+    checked = {}
     problems = []
 
     # CDC -> Redis: every row's final state.
@@ -326,7 +350,7 @@ def verify(workspace, pg, rds, broker, load):
                 return f"account {i}: Redis has {row}, PostgreSQL ({balance}, {version})"
         return None
     problem = wait_until("CDC -> Redis", accounts_differ, 180)
-    checked += len(final)
+    checked["cdc_rows"] = len(final)
     if problem:
         problems.append(problem)
         wrong += 1
@@ -344,7 +368,7 @@ def verify(workspace, pg, rds, broker, load):
     ids = lake_ids()
     missing = load.file_rows - len([i for i in range(load.file_rows) if i in ids])
     twice = sum(1 for n in ids.values() if n > 1)
-    checked += load.file_rows
+    checked["file_rows"] = load.file_rows
     lost += missing
     if twice:
         problems.append(f"files -> Parquet: {twice} rows more than once")
@@ -354,22 +378,28 @@ def verify(workspace, pg, rds, broker, load):
 
     # Kafka -> KafkaSink: every acknowledged click copied (duplicates allowed).
     clicks = dict(load.clicks)
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": "soak-check",
+    # An hour's copy (~700k clicks) takes about a minute to read back from tansu's SQLite store.
+    consumer = Consumer({**QUIET, "bootstrap.servers": broker, "group.id": "soak-check",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.assign([TopicPartition("clicks-copy", 0, 0)])
     copied = collections.Counter()
+    errors = collections.Counter()
     deadline = time.time() + 180
     while time.time() < deadline and not set(clicks) <= set(copied):
         for message in consumer.consume(1000, timeout=1):
             if message.error() is None:
                 copied[json.loads(message.value())["id"]] += 1
+            else:
+                errors[str(message.error())] += 1
     consumer.close()
     missing = len(set(clicks) - set(copied))
-    checked += len(clicks)
+    checked["clicks_copied"] = len(clicks)
     lost += missing
     duplicated += sum(n - 1 for n in copied.values() if n > 1)
     if missing:
-        problems.append(f"Kafka -> KafkaSink: {missing} of {len(clicks)} clicks not copied")
+        problems.append(f"Kafka -> KafkaSink: {missing} of {len(clicks)} clicks not copied "
+                        f"(read {sum(copied.values())} records of clicks-copy in 180 s; "
+                        f"consumer errors: {dict(errors) or 'none'})")
 
     # Kafka -> window -> Redis: every window closed by the last click's watermark.
     reference = collections.Counter()
@@ -386,14 +416,14 @@ def verify(workspace, pg, rds, broker, load):
                 return f"window {user} {start}: Redis has {got}, the clicks make {count}"
         return None
     problem = wait_until("Kafka -> window -> Redis", windows_differ, 180)
-    checked += len(reference)
+    checked["windows"] = len(reference)
     if problem:
         problems.append(problem)
         wrong += 1
 
     for problem in problems:
         log(f"FAILED {problem}")
-    return {"records_checked": checked, "lost": lost, "duplicated": duplicated,
+    return {"records_checked": sum(checked.values()), "checked": checked, "lost": lost, "duplicated": duplicated,
             "wrong": wrong, "problems": problems}
 
 

@@ -3,8 +3,8 @@
 #
 # Runs a realistic mix of pipelines (PostgreSQL CDC -> WASM -> Redis, files -> Parquet,
 # Kafka -> window -> Redis, Kafka -> KafkaSink) under load for MINUTES while killing Headwater,
-# PostgreSQL and Redis (append-only file on) with SIGKILL at random and freezing the Kafka
-# broker, then checks every output against the inputs and prints the faults survived, the
+# PostgreSQL, Redis (append-only file on) and the Kafka broker (tansu on SQLite) with SIGKILL at
+# random, and freezing the broker, then checks every output against the inputs and prints the faults survived, the
 # records checked, lost and duplicated. Exits non-zero if anything was lost or differs. The
 # driver is scripts/soak.py; services come from scripts/service.sh (scripts/setup.sh installs
 # them). SEED replays a run's choice of faults.
@@ -24,7 +24,9 @@ status=0
 python3 scripts/soak.py "$minutes" --workdir "$work" --binary "$PWD/target/debug/headwater" \
     --seed "$seed" || status=$?
 if [ "$status" -ne 0 ]; then
-    echo "soak: failed; the host's log is kept in $work/host/headwater.log" >&2
+    echo "soak: failed (replay its faults with: scripts/soak.sh $minutes $seed); the host's errors:" >&2
+    grep -E ' (ERROR|WARN) ' "$work/host/headwater.log" | tail -n 40 >&2 || true
+    echo "soak: the host's whole log is kept in $work/host/headwater.log" >&2
 else
     rm -rf "$work"
 fi

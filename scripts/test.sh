@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: installs what is missing, then checks formatting, lints,
 # the SDK's docs, and runs every test (unit and end-to-end, against real services). The layer
 # rules, the typed-error rule and the book's generated reference are unit tests
-# (host/src/code_rules.rs, host/src/cli/docs.rs).
+# (host/src/code_rules.rs, host/src/cli/docs.rs). Last, a 3-minute chaos soak (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
@@ -50,3 +50,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --quiet
 fi
+
+echo "== chaos soak: 3 minutes of kill -9 under load, every output checked (scripts/soak.sh)"
+if ! out=$(scripts/soak.sh 3 2>&1); then
+    echo "$out" >&2
+    exit 1
+fi
+echo "$out" | tail -n 1

@@ -88,7 +88,13 @@ fn feature_transform_pii_mask_and_expectations_run_in_one_chain() {
     host.wait_for("two records out, two dead letters", || {
         (jsonl(&out).len() == 2 && jsonl(&dlq).len() == 2).then_some(())
     });
-    let metrics = http_text(rest_port(&host), "/metrics");
+    // The sink notes its newest event time (freshness) once the write is acknowledged, a moment
+    // after the line is in the file.
+    let metrics = host.wait_for("the sink's freshness in /metrics", || {
+        let text = http_text(rest_port(&host), "/metrics");
+        text.contains(r#"headwater_connector_freshness_seconds{connector="tx-sink"}"#)
+            .then_some(text)
+    });
     assert!(host.stop().success());
 
     // Each module was compiled once into the data dir's cache, named by content hash.

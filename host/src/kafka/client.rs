@@ -73,6 +73,14 @@ impl KafkaSettings {
     }
 }
 
+/// Whether `error` says a partition was read to its end (asked for with
+/// `enable.partition.eof`): a consumed message carries it as `PartitionEOF`, and the client
+/// context's error callback receives it as a global error with the same code.
+pub fn is_partition_eof(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::PartitionEOF(_))
+        || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+}
+
 /// Whether a Kafka failure may pass by itself (a broker down, a timeout, a leader election).
 pub fn is_retriable(error: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
@@ -140,5 +148,18 @@ mod tests {
             .insert("group.instance.id".into(), "mine".into());
         let overridden = settings.group_consumer_config("connect-a", "c");
         assert_eq!(overridden.get("group.instance.id"), Some("mine"));
+    }
+
+    #[test]
+    fn a_partition_end_is_recognised_in_both_forms_librdkafka_gives_it() {
+        // As a consumed message's error, and as the client context's global error (which the
+        // first form's error code does not match: rdkafka gives it none).
+        assert!(is_partition_eof(&KafkaError::PartitionEOF(3)));
+        assert!(is_partition_eof(&KafkaError::Global(
+            RDKafkaErrorCode::PartitionEOF
+        )));
+        assert!(!is_partition_eof(&KafkaError::Global(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
     }
 }

@@ -106,7 +106,7 @@ struct ReadToEnd;
 
 impl rdkafka::ClientContext for ReadToEnd {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        if crate::kafka::client::is_partition_eof(&error) {
             tracing::trace!(reason, "Changelog partition read to its end.");
         } else {
             tracing::warn!(error = %error, reason, "Kafka client error while reading a changelog.");

@@ -37,7 +37,7 @@ use crate::api::offsets::SourceOffsets;
 use crate::api::record::{Header, Payload, Position, Record};
 use crate::api::retry::{Backoff, INITIAL_DELAY};
 use crate::converters::BuiltinConverter;
-use crate::kafka::client::{KafkaSettings, connector_error};
+use crate::kafka::client::{KafkaSettings, connector_error, is_partition_eof};
 use crate::runtime::ack::OffsetTracker;
 use crate::runtime::bus::{Delivery, TopicSelector};
 use crate::runtime::partitioned::Ownership;
@@ -217,6 +217,10 @@ impl ClientContext for IntakeContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         if is_missing_topic(&error) {
             tracing::debug!(connector = %self.connector, reason, "A subscribed topic does not exist yet.");
+        } else if is_partition_eof(&error) {
+            // Aligned intake asks for partition ends (`enable.partition.eof`) to know when its
+            // inputs are caught up; librdkafka reports each one here as an error too.
+            tracing::trace!(connector = %self.connector, reason, "A partition was read to its end.");
         } else {
             tracing::warn!(connector = %self.connector, error = %error, reason, "Kafka client error.");
         }
