@@ -4,10 +4,10 @@
 # Runs a realistic mix of pipelines (PostgreSQL CDC -> WASM -> Redis, files -> Parquet,
 # Kafka -> window -> Redis, Kafka -> KafkaSink) under load for MINUTES while killing Headwater,
 # PostgreSQL, Redis (append-only file on) and the Kafka broker (tansu on SQLite) with SIGKILL at
-# random, and freezing the broker, then checks every output against the inputs and prints the faults survived, the
-# records checked, lost and duplicated. Exits non-zero if anything was lost or differs. The
-# driver is scripts/soak.py; services come from scripts/service.sh (scripts/setup.sh installs
-# them). SEED replays a run's choice of faults.
+# random, and freezing the broker; then checks every output against the inputs and prints the
+# faults survived, the records checked, lost and duplicated. Exits non-zero if anything was lost
+# or differs. The driver is scripts/soak.py; services come from scripts/service.sh
+# (scripts/setup.sh installs them). SEED replays a run's choice and timing of faults.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
