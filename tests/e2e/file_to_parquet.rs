@@ -232,6 +232,51 @@ fn connect_envelopes_give_logical_types_and_the_codec_is_zstd() {
 }
 
 #[test]
+fn a_topics_date_partitions_share_its_columns() {
+    // A field only the first day has: the second day's file has its column too (null), so a
+    // reader taking one file's schema (Spark without mergeSchema, duckdb) sees every column.
+    let ws = Workspace::new();
+    let mut lines = String::new();
+    for i in 0..50 {
+        let mut row = tx(i, 1, 2.5, true);
+        row["coupon"] = json!(format!("C{i}"));
+        lines.push_str(&format!("{row}\n"));
+    }
+    for i in 50..100 {
+        lines.push_str(&format!("{}\n", tx(i, 2, 2.5, true)));
+    }
+    let input = ws.path("in/tx/date=2024-01-01/part-0.jsonl");
+    fs::create_dir_all(input.parent().unwrap()).unwrap();
+    fs::write(&input, lines).unwrap();
+    source_and_sink(&ws, false);
+    let host = ws.start();
+    let out = ws.path("out/offline");
+    let rows = host.wait_for("100 rows", || {
+        let rows = parquet_rows(&out);
+        (rows.len() >= 100).then_some(rows)
+    });
+    assert!(host.stop().success());
+    assert_eq!(rows.len(), 100);
+    for (path, row) in &rows {
+        let id = row["id"].as_i64().unwrap();
+        let day = if id < 50 { "2024-01-01" } else { "2024-01-02" };
+        assert!(path.to_string_lossy().contains(&format!("date={day}")));
+        let coupon = if id < 50 {
+            json!(format!("C{id}"))
+        } else {
+            Value::Null
+        };
+        assert_eq!(row["coupon"], coupon, "row {id}");
+    }
+    let files = parquet_files(&out);
+    let first = read_batches(&files[0])[0].schema();
+    assert!(first.field_with_name("coupon").is_ok(), "{first:?}");
+    for file in &files {
+        assert_eq!(read_batches(file)[0].schema(), first, "{file:?}");
+    }
+}
+
+#[test]
 fn output_is_readable_by_pyarrow_and_duckdb() {
     let ws = Workspace::new();
     let rows: Vec<Value> = (0..200).map(|i| tx(i, 1, 1.5, true)).collect();

@@ -60,6 +60,11 @@ pub struct ParquetSink {
     staging: Option<Staging>,
     /// Files committed since the sink opened.
     committed: u64,
+    /// The inferred schema of each topic's latest file: a new file of the topic (another date
+    /// partition, a roll) starts from it, so a topic's files share their columns (as a Spark
+    /// job's do; readers that take one file's schema see every column) and rows are inferred
+    /// again only when they do not fit it.
+    topic_schemas: HashMap<String, SchemaRef>,
 }
 
 fn record_error(message: impl Into<String>) -> RecordError {
@@ -86,6 +91,7 @@ impl ParquetSink {
         Self {
             staging,
             committed: 0,
+            topic_schemas: HashMap::new(),
             config,
             connector: ctx.connector.clone(),
             stem,
@@ -192,9 +198,10 @@ impl ParquetSink {
         )
     }
 
-    /// The schema for a new file holding `rows`.
+    /// The schema for a new file of `topic` holding `rows`.
     fn schema_for(
         &self,
+        topic: &str,
         connect: &Option<Value>,
         rows: &[&Prepared],
     ) -> Result<SchemaRef, SchemaError> {
@@ -203,6 +210,9 @@ impl ParquetSink {
         }
         if let Some(connect) = connect {
             return Ok(Arc::new(connect_schema(connect)?));
+        }
+        if let Some(schema) = self.topic_schemas.get(topic) {
+            return Ok(Arc::clone(schema));
         }
         Ok(Arc::new(self.infer(rows.iter().map(|p| &p.row))?))
     }
@@ -275,7 +285,7 @@ impl ParquetSink {
         }
         let schema = match self.open.get(key) {
             Some(f) => Arc::clone(&f.schema),
-            None => match self.schema_for(connect, run) {
+            None => match self.schema_for(&key.0, connect, run) {
                 Ok(s) => s,
                 Err(e) => {
                     for p in run {
@@ -341,6 +351,10 @@ impl ParquetSink {
         if !self.open.contains_key(key) {
             let dir = self.partition_dir(key);
             let name = self.new_file_name();
+            if self.config.schema.is_none() && connect.is_none() {
+                self.topic_schemas
+                    .insert(key.0.clone(), Arc::clone(&schema));
+            }
             let file = OpenFile::create(&dir, &name, schema, connect.clone(), self.props.clone())?;
             self.open.insert(key.clone(), file);
         }
