@@ -30,10 +30,13 @@ use service::{Service, repo_root};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 
 fn tools() -> PathBuf {
     repo_root().join("../shared/tools")
@@ -158,7 +161,10 @@ async fn start_pipeline(
     work: &Path,
     out: &Path,
 ) -> (headwater::runtime::host::Runtime, tokio_postgres::Client) {
-    let runtime = headwater::runtime(&work.join("var"));
+    let runtime = headwater::runtime(&work.join("var"))
+        // Its files are in temp dirs, which a connector applied as over REST may only use
+        // when they are allowed paths.
+        .with_allowed_paths(run::temp_dirs_allowed());
     let (source, sink) = configs(port, out);
     let parse =
         |s: &str| headwater::config::connector::parse_json(s, "bench", None).expect("config");
@@ -247,7 +253,8 @@ fn headwater_throughput(pg: &Postgres, n: usize, b: usize) -> f64 {
 }
 
 /// Commit-to-sink latency at a steady rate of single-row transactions.
-fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
+/// Returns the p99 in milliseconds.
+fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) -> f64 {
     fresh_database(pg);
     let work = tempfile::tempdir().expect("temp dir");
     let out = work.path().join("out.jsonl");
@@ -317,7 +324,8 @@ fn headwater_latency(pg: &Postgres, rate: usize, seconds: usize) {
             pick(0.99) as f64 / 1000.0,
             latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
         );
-    });
+        pick(0.99) as f64 / 1000.0
+    })
 }
 
 fn main() {
@@ -331,15 +339,48 @@ fn main() {
     println!("CDC benchmark: {n} single-row inserts committed in batches of {b}, one PostgreSQL");
     // HEADWATER_BENCH_BASELINES=no measures Headwater alone (e.g. under a profiler).
     let baselines = std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no");
-    let debezium = if baselines {
-        baseline("walsender-ceiling.sh", pg.port, n, b);
-        baseline("debezium-throughput.sh", pg.port, n, b).and_then(|l| rate_of(&l))
+    let (ceiling, debezium) = if baselines {
+        (
+            baseline("walsender-ceiling.sh", pg.port, n, b).and_then(|l| rate_of(&l)),
+            baseline("debezium-throughput.sh", pg.port, n, b).and_then(|l| rate_of(&l)),
+        )
     } else {
-        None
+        (None, None)
     };
     let ours = headwater_throughput(&pg, n, b);
+    let path = format!(
+        "PostgreSQL CDC → FileSink, streaming ({} inserts, {b} per transaction)",
+        thousands(n as u64)
+    );
     if let Some(debezium) = debezium {
         println!("headwater / debezium: {:.1}x", ours / debezium);
+        Figure::beside(
+            &path,
+            "events/s",
+            ours,
+            ("Debezium 3.6", debezium),
+            Some(6.0),
+        )
+        .record();
     }
-    headwater_latency(&pg, rate, 10);
+    match ceiling {
+        Some(ceiling) => Figure::beside(
+            &path,
+            "events/s",
+            ours,
+            ("walsender → pg_recvlogical", ceiling),
+            Some(0.65),
+        ),
+        None => Figure::alone(&path, "events/s", ours, Better::Higher, None),
+    }
+    .record();
+    let p99 = headwater_latency(&pg, rate, 10);
+    Figure::alone(
+        &format!("PostgreSQL CDC commit → sink latency p99, {rate} commits/s"),
+        "ms",
+        p99,
+        Better::Lower,
+        None,
+    )
+    .record();
 }

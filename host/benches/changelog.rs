@@ -29,8 +29,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "common/rss.rs"]
 mod rss;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 use rss::peak_rss_mib;
 
 const TOPIC: &str = "bench-clicks";
@@ -101,6 +104,19 @@ fn main() {
             to_store.as_secs_f64(),
         );
 
+        let size = thousands(rows);
+        Figure::beside(
+            &format!("state checkpoint to the changelog ({size} windows)"),
+            "entries/s",
+            rows as f64 / to_changelog.as_secs_f64(),
+            (
+                "the same to the local store",
+                rows as f64 / to_store.as_secs_f64(),
+            ),
+            None,
+        )
+        .record();
+
         // Another host, assigned the partition, restores it.
         let other = StateStore::open(&dir.path().join("b.redb")).expect("store");
         let changelog = Changelog::new("bench", Arc::clone(&link)).expect("changelog");
@@ -127,6 +143,15 @@ fn main() {
             restore.as_secs_f64(),
             peak_rss_mib()
         );
+
+        Figure::alone(
+            &format!("state restore from the changelog on another host ({size} windows)"),
+            "entries/s",
+            rows as f64 / restore.as_secs_f64(),
+            Better::Higher,
+            None,
+        )
+        .record();
 
         // A third host keeps a warm copy of the partition (state.standby.enabled), then takes
         // it over: the restore starts from the copy and reads only what the copy lacks.
@@ -190,5 +215,13 @@ fn main() {
             restored.from_standby,
             restored.applied,
         );
+        Figure::alone(
+            &format!("state takeover from a warm standby copy ({size} windows)"),
+            "s",
+            failover.as_secs_f64(),
+            Better::Lower,
+            None,
+        )
+        .record();
     });
 }

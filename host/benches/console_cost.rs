@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod common;
 use common::generate;
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/run.rs"]
 mod run;
 use run::{env_number, listing_only, rows};
@@ -176,4 +178,18 @@ fn main() {
     println!(
         "spread (max-min)/min: closed {spread_closed:.1}%, open {spread_open:.1}% (the noise)"
     );
+    figure::Figure::beside(
+        &format!(
+            "file → Parquet with the console open ({} rows, median)",
+            figure::thousands(rows)
+        ),
+        "rows/s",
+        rows as f64 / open_median,
+        (
+            "the same with the console closed",
+            rows as f64 / closed_median,
+        ),
+        None,
+    )
+    .record();
 }

@@ -25,8 +25,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "common/rss.rs"]
 mod rss;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 use rss::peak_rss_mib;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -46,7 +49,10 @@ fn headwater_side(clicks: &Path, rows: u64) {
     let elapsed = rt.block_on(async {
         use headwater::config::connector::parse_json;
         use headwater::runtime::host::Origin;
-        let runtime = headwater::runtime(&work.path().join("var"));
+        let runtime = headwater::runtime(&work.path().join("var"))
+            // Its files are in temp dirs, which a connector applied as over REST may only use
+            // when they are allowed paths.
+            .with_allowed_paths(run::temp_dirs_allowed());
         let parse = |config: serde_json::Value| {
             parse_json(&config.to_string(), "bench", None).expect("connector config")
         };
@@ -83,12 +89,35 @@ fn headwater_side(clicks: &Path, rows: u64) {
         runtime.shutdown().await;
         elapsed
     });
+    let rate = rows as f64 / elapsed.as_secs_f64();
+    let rss = peak_rss_mib();
     println!(
-        "headwater: FileSource -> window -> blackhole: {:>9.0} events/s ({:.2} s), peak RSS {:.0} MiB",
-        rows as f64 / elapsed.as_secs_f64(),
+        "headwater: FileSource -> window -> blackhole: {rate:>9.0} events/s ({:.2} s), peak RSS {rss:.0} MiB",
         elapsed.as_secs_f64(),
-        peak_rss_mib()
     );
+    let path = format!("file → window → blackhole ({} clicks)", thousands(rows));
+    // Flink's figures, when it ran first (FLINK_PYTHON).
+    let flink_rate: Option<f64> = std::env::var("HEADWATER_BENCH_FLINK_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let flink_rss: Option<f64> = std::env::var("HEADWATER_BENCH_FLINK_RSS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    match flink_rate {
+        Some(flink) => Figure::beside(&path, "events/s", rate, ("Flink (PyFlink)", flink), None),
+        None => Figure::alone(&path, "events/s", rate, Better::Higher, None),
+    }
+    .record();
+    let rss_path = format!("{path}, peak RSS");
+    match flink_rss {
+        // Less is better: the ratio is Flink's RSS over Headwater's.
+        Some(flink) => Figure {
+            better: Better::Lower,
+            ..Figure::beside(&rss_path, "MiB", rss, ("Flink (PyFlink)", flink), None)
+        },
+        None => Figure::alone(&rss_path, "MiB", rss, Better::Lower, None),
+    }
+    .record();
 }
 
 /// RSS in MiB of the processes whose command line mentions `needle` (and not this bench).
@@ -117,7 +146,8 @@ fn rss_of(needle: &str) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn flink_side(python: &str, clicks_for_flink: &Path, rows: u64) {
+/// Flink's events/s and peak RSS in MiB.
+fn flink_side(python: &str, clicks_for_flink: &Path, rows: u64) -> (f64, f64) {
     let mut child = Command::new(python)
         .arg(testdata("flink_job.py"))
         .arg("--input")
@@ -146,6 +176,7 @@ fn flink_side(python: &str, clicks_for_flink: &Path, rows: u64) {
         rows as f64 / (net_ms / 1000.0),
         net_ms / 1000.0
     );
+    (rows as f64 / (net_ms / 1000.0), peak)
 }
 
 fn main() {
@@ -167,15 +198,28 @@ fn main() {
         .expect("generate clicks");
     assert!(status.success());
     println!("file_window: {rows} clicks (gen_clicks.py, 1,000 users)");
-    let status = Command::new(std::env::current_exe().expect("own path"))
+    // Flink first, so the Headwater side can report its figures beside Flink's.
+    let flink = match std::env::var("FLINK_PYTHON") {
+        Ok(python) => Some(flink_side(
+            &python,
+            &work.path().join("clicks.flink.jsonl"),
+            rows,
+        )),
+        Err(_) => {
+            println!("flink: skipped (set FLINK_PYTHON to a PyFlink 2.3 python)");
+            None
+        }
+    };
+    let mut headwater = Command::new(std::env::current_exe().expect("own path"));
+    headwater
         .arg("--bench")
         .env("HEADWATER_BENCH_CLICKS", &clicks)
-        .env("HEADWATER_BENCH_ROWS", rows.to_string())
-        .status()
-        .expect("run the Headwater side");
-    assert!(status.success());
-    match std::env::var("FLINK_PYTHON") {
-        Ok(python) => flink_side(&python, &work.path().join("clicks.flink.jsonl"), rows),
-        Err(_) => println!("flink: skipped (set FLINK_PYTHON to a PyFlink 2.3 python)"),
+        .env("HEADWATER_BENCH_ROWS", rows.to_string());
+    if let Some((rate, rss)) = flink {
+        headwater
+            .env("HEADWATER_BENCH_FLINK_RATE", rate.to_string())
+            .env("HEADWATER_BENCH_FLINK_RSS", rss.to_string());
     }
+    let status = headwater.status().expect("run the Headwater side");
+    assert!(status.success());
 }

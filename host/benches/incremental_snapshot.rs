@@ -34,10 +34,13 @@ use service::{Service, repo_root};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 
 fn psql(port: u16, db: &str, sql: &str) {
     pg::psql(port, db, &["-c", sql]);
@@ -170,7 +173,8 @@ fn follow(path: &Path, deadline: Duration) -> Option<u64> {
 const SIGNAL: &str = "INSERT INTO public.debezium_signal VALUES ('bench-1', 'execute-snapshot', \
                       '{\"data-collections\": [\"public.events\"], \"type\": \"incremental\"}')";
 
-fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) {
+/// Prints the run's figures; returns its rows/s.
+fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) -> f64 {
     let secs = took.as_secs_f64();
     println!(
         "{who}: {rows} rows, {reads} read (the rest superseded by streamed updates), {secs:.1}s \
@@ -178,6 +182,7 @@ fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) {
         rows as f64 / secs,
         updates as f64 / secs
     );
+    rows as f64 / secs
 }
 
 /// Headwater's incremental snapshot; with `read_only`, `read.only=true` (no watermark
@@ -185,7 +190,14 @@ fn report(who: &str, rows: usize, reads: u64, took: Duration, updates: u64) {
 /// `synchronous_commit=off`; `synchronous_commit` sets it on for the database (PostgreSQL's
 /// default): a read-only chunk waits for the WAL it was read at to be flushed, which without
 /// it takes up to `wal_writer_delay`.
-fn headwater(port: u16, rows: usize, rate: usize, read_only: bool, synchronous_commit: bool) {
+/// Returns its rows/s, or None when it did not complete.
+fn headwater(
+    port: u16,
+    rows: usize,
+    rate: usize,
+    read_only: bool,
+    synchronous_commit: bool,
+) -> Option<f64> {
     fresh_database(port, rows);
     if synchronous_commit {
         psql(
@@ -219,7 +231,10 @@ fn headwater(port: u16, rows: usize, rate: usize, read_only: bool, synchronous_c
     }});
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let runtime = headwater::runtime(&work.path().join("var"));
+        let runtime = headwater::runtime(&work.path().join("var"))
+            // Its files are in temp dirs, which a connector applied as over REST may only use
+            // when they are allowed paths.
+            .with_allowed_paths(run::temp_dirs_allowed());
         let parse = |s: String| {
             headwater::config::connector::parse_json(&s, "bench", None).expect("config")
         };
@@ -245,10 +260,13 @@ fn headwater(port: u16, rows: usize, rate: usize, read_only: bool, synchronous_c
         let updates = updates.join().expect("updater");
         runtime.shutdown().await;
         match reads {
-            Some(reads) => report(who, rows, reads, took, updates),
-            None => println!("{who}: the snapshot did not complete within 30 minutes"),
+            Some(reads) => Some(report(who, rows, reads, took, updates)),
+            None => {
+                println!("{who}: the snapshot did not complete within 30 minutes");
+                None
+            }
         }
-    });
+    })
 }
 
 async fn wait_active(port: u16, slot: &str) {
@@ -290,10 +308,11 @@ fn oracle() -> Option<(PathBuf, PathBuf)> {
     (libs.is_dir() && classes.join("Golden.class").is_file()).then_some((libs, classes))
 }
 
-fn debezium(port: u16, rows: usize, rate: usize) {
+/// Returns its rows/s, or None when it did not run or complete.
+fn debezium(port: u16, rows: usize, rate: usize) -> Option<f64> {
     let Some((libs, classes)) = oracle() else {
         println!("debezium: skipped (run ../shared/tools/debezium-oracle/run-oracle.sh once)");
-        return;
+        return None;
     };
     fresh_database(port, rows);
     let work = tempfile::tempdir().expect("temp dir");
@@ -348,8 +367,11 @@ fn debezium(port: u16, rows: usize, rate: usize) {
     let _ = std::fs::write(work.path().join("STOP"), "");
     let _ = engine.wait();
     match reads {
-        Some(reads) => report("debezium 3.6", rows, reads, took, updates),
-        None => println!("debezium 3.6: the snapshot did not complete within 30 minutes"),
+        Some(reads) => Some(report("debezium 3.6", rows, reads, took, updates)),
+        None => {
+            println!("debezium 3.6: the snapshot did not complete within 30 minutes");
+            None
+        }
     }
 }
 
@@ -374,7 +396,10 @@ fn initial_configs(port: u16) -> [serde_json::Value; 2] {
 
 /// Starts the initial-snapshot pipeline on `data`.
 async fn start_initial(port: u16, data: &Path) -> headwater::runtime::host::Runtime {
-    let runtime = headwater::runtime(data);
+    let runtime = headwater::runtime(data)
+        // Its files are in temp dirs, which a connector applied as over REST may only use
+        // when they are allowed paths.
+        .with_allowed_paths(run::temp_dirs_allowed());
     for config in initial_configs(port).map(|c| c.to_string()) {
         let config =
             headwater::config::connector::parse_json(&config, "bench", None).expect("config");
@@ -508,16 +533,38 @@ fn main() {
     let pg = Service::start("postgres");
     println!("Incremental snapshot of {rows} rows while {rate} updates/s stream, one PostgreSQL");
     let only_initial = std::env::var("HEADWATER_BENCH_ONLY").is_ok_and(|v| v == "initial");
+    let size = thousands(rows as u64);
     if !only_initial {
-        headwater(pg.port, rows, rate, false, false);
+        let ours = headwater(pg.port, rows, rate, false, false);
         headwater(pg.port, rows, rate, true, false);
         headwater(pg.port, rows, rate, true, true);
-        if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
-            debezium(pg.port, rows, rate);
+        let debezium = if std::env::var("HEADWATER_BENCH_BASELINES").map_or(true, |v| v != "no") {
+            debezium(pg.port, rows, rate)
+        } else {
+            None
+        };
+        let path =
+            format!("PostgreSQL incremental snapshot, {rate} updates/s streaming ({size} rows)");
+        match (ours, debezium) {
+            (Some(ours), Some(debezium)) => {
+                Figure::beside(&path, "rows/s", ours, ("Debezium 3.6", debezium), None).record()
+            }
+            (Some(ours), None) => {
+                Figure::alone(&path, "rows/s", ours, Better::Higher, None).record()
+            }
+            (None, _) => {}
         }
     }
     let whole = initial_snapshot(pg.port, rows, false);
     let interrupted = initial_snapshot(pg.port, rows, true);
+    Figure::alone(
+        &format!("PostgreSQL initial snapshot ({size} rows)"),
+        "rows/s",
+        rows as f64 / whole,
+        Better::Higher,
+        None,
+    )
+    .record();
     println!(
         "headwater initial snapshot of {rows} rows: {whole:.1}s uninterrupted ({:.0} rows/s); \
          stopped halfway and resumed: {interrupted:.1}s in all ({:.2}x)",

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "../../tests/support/service.rs"]
 mod service;
 use service::{Service, repo_root};
@@ -165,4 +167,15 @@ fn main() {
         "ratio: {:.2} (goal >= 0.8)",
         rate(headwater_time) / rate(plain_time)
     );
+    figure::Figure::beside(
+        &format!(
+            "Kafka → JsonConverter → blackhole, {PARTITIONS} partitions ({} records)",
+            figure::thousands(rows as u64)
+        ),
+        "records/s",
+        rate(headwater_time),
+        ("plain rdkafka consumer loop", rate(plain_time)),
+        Some(0.8),
+    )
+    .record();
 }

@@ -30,8 +30,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "common/rss.rs"]
 mod rss;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 use rss::peak_rss_mib;
 
 const TOPIC: &str = "bench-click-events";
@@ -172,13 +175,35 @@ fn headwater_side(bootstrap: &str, rows: u64) {
         runtime.shutdown().await;
         (elapsed, cache)
     });
+    let rate = rows as f64 / elapsed.as_secs_f64();
+    let rss = peak_rss_mib();
     println!(
         "headwater: Kafka -> window (count + count_distinct, {USERS} users, cache {cache}) -> \
-         blackhole: {:>9.0} events/s ({:.2} s), peak RSS {:.0} MiB",
-        rows as f64 / elapsed.as_secs_f64(),
+         blackhole: {rate:>9.0} events/s ({:.2} s), peak RSS {rss:.0} MiB",
         elapsed.as_secs_f64(),
-        peak_rss_mib()
     );
+    let path = format!(
+        "Kafka → window → blackhole, {} users ({} clicks)",
+        thousands(USERS),
+        thousands(rows)
+    );
+    let plain: f64 = run::env_number("HEADWATER_BENCH_PLAIN_RATE", f64::NAN);
+    Figure::beside(
+        &path,
+        "events/s",
+        rate,
+        ("plain rdkafka consumer loop", plain),
+        Some(0.8),
+    )
+    .record();
+    Figure::alone(
+        &format!("{path}, peak RSS"),
+        "MiB",
+        rss,
+        Better::Lower,
+        Some(200.0),
+    )
+    .record();
 }
 
 fn main() {
@@ -203,6 +228,10 @@ fn main() {
         .arg("--bench")
         .env("HEADWATER_BENCH_BOOTSTRAP", &broker.url)
         .env("HEADWATER_BENCH_ROWS", rows.to_string())
+        .env(
+            "HEADWATER_BENCH_PLAIN_RATE",
+            (rows as f64 / plain_time.as_secs_f64()).to_string(),
+        )
         .status()
         .expect("run the Headwater side");
     assert!(status.success());

@@ -22,10 +22,13 @@ use std::time::Instant;
 mod service;
 use service::Service;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Figure, thousands};
 
 const DAY: &str = "2024-03-05";
 
@@ -184,4 +187,20 @@ fn main() {
         ceiling / four
     );
     println!("ratio headwater (1 range) / ceiling:  {:.2}", ceiling / one);
+    let copy = ("COPY TO STDOUT → pyarrow → Parquet", rows as f64 / ceiling);
+    for (ranges, secs) in [(4, four), (1, one)] {
+        Figure::beside(
+            &format!(
+                "PostgreSQL query → Parquet, {ranges} range{} ({} rows, from process start)",
+                if ranges == 1 { "" } else { "s" },
+                thousands(rows)
+            ),
+            "rows/s",
+            rows as f64 / secs,
+            copy,
+            // Issue 19's goal is for the partitioned read.
+            (ranges == 4).then_some(0.8),
+        )
+        .record();
+    }
 }

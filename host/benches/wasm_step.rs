@@ -24,7 +24,10 @@ use headwater::transforms::build_chain;
 use headwater::transforms::chain::Chain;
 
 mod common;
+#[path = "common/figure.rs"]
+mod figure;
 use common::{generate, headwater};
+use figure::{Better, Figure, thousands};
 
 // The same allocator as the `headwater` binary.
 #[global_allocator]
@@ -145,6 +148,16 @@ fn main() {
              {:>8.0} ns/record for the step",
             with - without
         );
+        if batch == 1000 {
+            Figure::alone(
+                "pass-through WASM step, ~208-byte records, batch 1,000",
+                "ns/record",
+                with - without,
+                Better::Lower,
+                Some(50.0),
+            )
+            .record();
+        }
     }
 
     let rows: usize = std::env::var("HEADWATER_BENCH_ROWS")
@@ -194,4 +207,15 @@ fn main() {
         "ratio throughput with/without the WASM step: {:.2}",
         plain / wasm
     );
+    Figure::beside(
+        &format!(
+            "file → Parquet with a pass-through WASM step ({} rows)",
+            thousands(rows as u64)
+        ),
+        "rows/s",
+        rows as f64 / wasm,
+        ("the same without the step", rows as f64 / plain),
+        Some(0.95),
+    )
+    .record();
 }

@@ -27,8 +27,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "common/rss.rs"]
 mod rss;
 
+#[path = "common/figure.rs"]
+mod figure;
 #[path = "common/run.rs"]
 mod run;
+use figure::{Better, Figure, thousands};
 use rss::peak_rss_mib;
 
 const BATCH: usize = 1000;
@@ -87,11 +90,35 @@ fn run(groups: u64, events: u64) {
         max_resident = max_resident.max(step.resident());
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let rate = events as f64 / elapsed;
+    let rss = peak_rss_mib();
+    let path = format!(
+        "window aggregate, {} groups ({} events)",
+        thousands(groups),
+        thousands(events)
+    );
+    // The issue's goals are for 1,000,000 groups.
+    let million = groups >= 1_000_000;
+    Figure::alone(
+        &path,
+        "events/s",
+        rate,
+        Better::Higher,
+        million.then_some(300_000.0),
+    )
+    .record();
+    Figure::alone(
+        &format!("{path}, peak RSS"),
+        "MiB",
+        rss,
+        Better::Lower,
+        million.then_some(200.0),
+    )
+    .record();
     println!(
         "{groups:>9} groups {events:>9} events: {:>9.0} events/s  {emitted:>8} windows emitted  \
          peak RSS {:>6.0} MiB  max windows in memory {max_resident}",
-        events as f64 / elapsed,
-        peak_rss_mib(),
+        rate, rss,
     );
 }
 

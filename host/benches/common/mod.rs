@@ -48,7 +48,17 @@ pub fn headwater(
 ) -> Duration {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let runtime = headwater::runtime(&work.join("var"));
+        let runtime = headwater::runtime(&work.join("var"))
+            // Its files are in temp dirs, which a connector applied as over REST may only use
+            // when they are allowed paths.
+            .with_allowed_paths(
+                headwater::api::allowed_paths::AllowedPaths::new(&[
+                    std::env::temp_dir(),
+                    // The plugins a bench's chain loads.
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/target"),
+                ])
+                .expect("the temp dir and plugins/target as allowed paths"),
+            );
         let sink = headwater::config::connector::parse_json(
             &serde_json::json!({"name": "bench-sink", "config": {
                 "connector.class": "headwater.parquet.ParquetSink",

@@ -17,3 +17,11 @@ pub fn env_number<T: std::str::FromStr>(key: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The system's temp directory, where the benches keep their files, as a runtime's allowed
+/// paths: connectors applied as over REST may only use files under them.
+#[allow(dead_code)] // for the benches that run the pipeline in their own process
+pub fn temp_dirs_allowed() -> headwater::api::allowed_paths::AllowedPaths {
+    headwater::api::allowed_paths::AllowedPaths::new(&[std::env::temp_dir()])
+        .expect("the temp dir as an allowed path")
+}
