@@ -20,6 +20,7 @@ mod figure;
 use figure::{Figure, thousands};
 
 use arrow_array::cast::AsArray;
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -36,8 +37,8 @@ fn props() -> WriterProperties {
         .build()
 }
 
-fn baseline(input: &Path, output: &Path) -> Duration {
-    let started = Instant::now();
+/// arrow-json's reader over `input`, with the schema it infers from the first 1,000 rows.
+fn json_reader(input: &Path) -> (SchemaRef, arrow_json::Reader<BufReader<File>>) {
     let mut reader = BufReader::new(File::open(input).expect("open input"));
     let (schema, _) =
         arrow_json::reader::infer_json_schema(&mut reader, Some(1000)).expect("infer schema");
@@ -46,6 +47,12 @@ fn baseline(input: &Path, output: &Path) -> Duration {
         .with_batch_size(4096)
         .build(BufReader::new(File::open(input).expect("open input")))
         .expect("json reader");
+    (schema, reader)
+}
+
+fn baseline(input: &Path, output: &Path) -> Duration {
+    let started = Instant::now();
+    let (schema, reader) = json_reader(input);
     let mut writer = ArrowWriter::try_new(
         File::create(output).expect("create output"),
         schema,
@@ -64,14 +71,7 @@ fn baseline(input: &Path, output: &Path) -> Duration {
 /// by that day's `ArrowWriter`, all closed at the end.
 fn baseline_partitioned(input: &Path, output: &Path) -> Duration {
     let started = Instant::now();
-    let mut reader = BufReader::new(File::open(input).expect("open input"));
-    let (schema, _) =
-        arrow_json::reader::infer_json_schema(&mut reader, Some(1000)).expect("infer schema");
-    let schema = Arc::new(schema);
-    let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
-        .with_batch_size(4096)
-        .build(BufReader::new(File::open(input).expect("open input")))
-        .expect("json reader");
+    let (schema, reader) = json_reader(input);
     let mut writers: HashMap<String, ArrowWriter<File>> = HashMap::new();
     for batch in reader {
         let batch = batch.expect("decode");
