@@ -18,7 +18,14 @@
 //! join takes ~6 s, confluent-kafka's consumer alone as Headwater's.) Also reports the
 //! process's peak RSS once serving.
 //!
+//! Then the host under load: `HEADWATER_BENCH_ROWS` records (default 100,000) into each of the
+//! ten inputs at once, its RSS sampled every 100 ms until every sink has taken them; then the
+//! same again while Redis holds every write for 15 s (`CLIENT PAUSE ... WRITE`), so the Redis
+//! sinks stall with a backlog: issue 21's "RSS of ten pipelines at full load, then one sink
+//! slowed".
+//!
 //!     cargo bench --bench startup
+//!     HEADWATER_BENCH_ROWS=20000 HEADWATER_BENCH_ROUNDS=2 cargo bench --bench startup
 //!
 //! Needs PostgreSQL, Redis, the tansu broker (scripts/setup.sh) and the plugins
 //! (`cargo build --release --target wasm32-wasip2` in plugins/, which the bench runs).
@@ -256,6 +263,8 @@ fn served(
 /// What a start took: seconds to every connector RUNNING, to serving, and the peak RSS then.
 struct Started {
     host: Child,
+    /// Its REST port.
+    port: u16,
     running: f64,
     serving: f64,
     rss: f64,
@@ -333,10 +342,133 @@ fn start(
         .map_or(0.0, |kb| kb / 1024.0);
     Started {
         host,
+        port,
         running,
         serving,
         rss,
         firsts,
+    }
+}
+
+/// The host's current RSS in MiB.
+fn rss_now(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A connector's task counter (`records_in`, `records_out`) since the host started.
+fn counter(port: u16, connector: &str, name: &str) -> u64 {
+    ureq::get(format!(
+        "http://127.0.0.1:{port}/connectors/{connector}/status"
+    ))
+    .call()
+    .ok()
+    .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+    .and_then(|s| s["tasks"][0]["counters"][name].as_u64())
+    .unwrap_or(0)
+}
+
+/// What each sink has taken or written when a load of `rows` per input has gone through:
+/// (connector, counter). The windowed sinks write windows, not records: they count records in.
+const DRAINED: [(&str, &str); 10] = [
+    ("orders-online", "records_out"),
+    ("users-online", "records_out"),
+    ("clicks-online", "records_out"),
+    ("clicks-lake", "records_out"),
+    ("views-lake", "records_out"),
+    ("clicks-windows", "records_in"),
+    ("views-windows", "records_in"),
+    ("payments-lake", "records_out"),
+    ("refunds-lake", "records_out"),
+    ("sessions-lake", "records_out"),
+];
+
+/// `rows` more into every input: a transaction of `rows` inserts into each table, `rows` clicks
+/// into each topic, a file of `rows` lines into each folder. `batch` numbers the load.
+fn load(batch: u64, rows: u64, pg_port: u16, producer: &BaseProducer, work: &Path) {
+    let first = 1_000_000 * (batch + 1);
+    let last = first + rows - 1;
+    pg::psql(
+        pg_port,
+        "startbench",
+        &[
+            "-c",
+            &format!(
+                "INSERT INTO orders SELECT g, g % 1000 FROM generate_series({first}, {last}) g"
+            ),
+            "-c",
+            &format!(
+                "INSERT INTO users SELECT g, 'u' || g FROM generate_series({first}, {last}) g"
+            ),
+        ],
+    );
+    for feed in ["payments", "refunds", "sessions"] {
+        let lines: String = (first..=last)
+            .map(|i| {
+                format!(
+                    "{{\"id\":{i},\"user_id\":\"u{}\",\"amount\":{}.5}}\n",
+                    i % 5000,
+                    i % 100
+                )
+            })
+            .collect();
+        let landing = work.join(format!("in/{feed}/.load-{batch}"));
+        std::fs::write(&landing, lines).expect("write a load file");
+        std::fs::rename(&landing, work.join(format!("in/{feed}/load-{batch}.jsonl")))
+            .expect("land a load file");
+    }
+    for i in first..=last {
+        let click = format!(
+            r#"{{"id":{i},"user_id":"u{}","page":"/p/{}","ts":{}}}"#,
+            i % 10_000,
+            i % 50,
+            1_767_225_600_000 + i
+        );
+        let key = format!("u{}", i % 10_000);
+        for topic in ["clicks", "views"] {
+            let mut record = BaseRecord::to(topic).key(&key).payload(&click);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("flush the producer");
+}
+
+/// Samples the host's RSS every 100 ms until every sink has taken `want` records; returns the
+/// peak RSS and the seconds it took.
+fn drain(host: &Child, port: u16, want: u64) -> (f64, f64) {
+    let started = Instant::now();
+    let mut peak = 0f64;
+    loop {
+        peak = peak.max(rss_now(host.id()));
+        if DRAINED
+            .iter()
+            .all(|(c, name)| counter(port, c, name) >= want)
+        {
+            return (peak, started.elapsed().as_secs_f64());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the load did not drain: {:?}",
+            DRAINED
+                .iter()
+                .map(|(c, name)| (c, counter(port, c, name)))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -474,6 +606,52 @@ fn main() {
         rss,
         Better::Lower,
         None,
+    )
+    .record();
+
+    // Under load: every input fed at once, then the same again while Redis holds every write
+    // (CLIENT PAUSE WRITE): the Redis sinks stall, and memory must not grow with their backlog.
+    let rows = run::rows(100_000);
+    let round = rounds as u64 + 1;
+    let before = place_records(round, postgres.port, &producer, work);
+    let host = start(work, n, round, &mut redis, &before);
+    let started = Instant::now();
+    load(0, rows, postgres.port, &producer, work);
+    let (loaded_rss, took) = drain(&host.host, host.port, rows + 1);
+    let loaded_took = started.elapsed().as_secs_f64().max(took);
+    println!(
+        "load: {rows} records into each of the 10 inputs drained in {loaded_took:.1} s, peak RSS \
+         {loaded_rss:.0} MiB"
+    );
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "15000", "WRITE"])
+        .query(&mut redis)
+        .expect("pause Redis writes");
+    let paused = Instant::now();
+    load(1, rows, postgres.port, &producer, work);
+    let mut stalled_rss = 0f64;
+    while paused.elapsed() < Duration::from_secs(15) {
+        stalled_rss = stalled_rss.max(rss_now(host.host.id()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (after_rss, _) = drain(&host.host, host.port, 2 * rows + 1);
+    let stalled_rss = stalled_rss.max(after_rss);
+    println!(
+        "the same again with Redis writes paused for 15 s: peak RSS {stalled_rss:.0} MiB \
+         (before the pause {loaded_rss:.0} MiB)"
+    );
+    stop(host.host);
+    let path = format!(
+        "RSS of {n} connectors under load ({} records per input)",
+        figure::thousands(rows)
+    );
+    Figure::alone(&path, "MiB", loaded_rss, Better::Lower, Some(150.0)).record();
+    Figure::alone(
+        &format!("{path}, Redis sinks stalled 15 s"),
+        "MiB",
+        stalled_rss,
+        Better::Lower,
+        Some(150.0),
     )
     .record();
 }
