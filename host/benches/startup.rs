@@ -350,6 +350,12 @@ fn start(
     }
 }
 
+/// `HEADWATER_BENCH_ONLY=cdc|kafka|files` feeds only those inputs in the load phase, to see
+/// which pipelines hold the memory.
+fn only() -> Option<String> {
+    std::env::var("HEADWATER_BENCH_ONLY").ok()
+}
+
 /// The host's current RSS in MiB.
 fn rss_now(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -392,21 +398,27 @@ const DRAINED: [(&str, &str); 10] = [
 fn load(batch: u64, rows: u64, pg_port: u16, producer: &BaseProducer, work: &Path) {
     let first = 1_000_000 * (batch + 1);
     let last = first + rows - 1;
-    pg::psql(
-        pg_port,
-        "startbench",
-        &[
-            "-c",
-            &format!(
-                "INSERT INTO orders SELECT g, g % 1000 FROM generate_series({first}, {last}) g"
-            ),
-            "-c",
-            &format!(
-                "INSERT INTO users SELECT g, 'u' || g FROM generate_series({first}, {last}) g"
-            ),
-        ],
-    );
-    for feed in ["payments", "refunds", "sessions"] {
+    let fed = |kind: &str| only().is_none_or(|k| k == kind);
+    if fed("cdc") {
+        pg::psql(
+            pg_port,
+            "startbench",
+            &[
+                "-c",
+                &format!(
+                    "INSERT INTO orders SELECT g, g % 1000 FROM generate_series({first}, {last}) g"
+                ),
+                "-c",
+                &format!(
+                    "INSERT INTO users SELECT g, 'u' || g FROM generate_series({first}, {last}) g"
+                ),
+            ],
+        );
+    }
+    for feed in ["payments", "refunds", "sessions"]
+        .into_iter()
+        .filter(|_| fed("files"))
+    {
         let lines: String = (first..=last)
             .map(|i| {
                 format!(
@@ -421,7 +433,7 @@ fn load(batch: u64, rows: u64, pg_port: u16, producer: &BaseProducer, work: &Pat
         std::fs::rename(&landing, work.join(format!("in/{feed}/load-{batch}.jsonl")))
             .expect("land a load file");
     }
-    for i in first..=last {
+    for i in (first..=last).filter(|_| fed("kafka")) {
         let click = format!(
             r#"{{"id":{i},"user_id":"u{}","page":"/p/{}","ts":{}}}"#,
             i % 10_000,
@@ -452,10 +464,17 @@ fn load(batch: u64, rows: u64, pg_port: u16, producer: &BaseProducer, work: &Pat
 fn drain(host: &Child, port: u16, want: u64) -> (f64, f64) {
     let started = Instant::now();
     let mut peak = 0f64;
+    let fed = |connector: &str| match only().as_deref() {
+        None => true,
+        Some("cdc") => connector == "orders-online" || connector == "users-online",
+        Some("files") => ["payments-lake", "refunds-lake", "sessions-lake"].contains(&connector),
+        Some(_) => connector.starts_with("clicks") || connector.starts_with("views"),
+    };
     loop {
         peak = peak.max(rss_now(host.id()));
         if DRAINED
             .iter()
+            .filter(|(c, _)| fed(c))
             .all(|(c, name)| counter(port, c, name) >= want)
         {
             return (peak, started.elapsed().as_secs_f64());
