@@ -17,6 +17,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 #[path = "common/figure.rs"]
 mod figure;
+#[path = "common/produce.rs"]
+mod produce;
 #[path = "../../tests/support/service.rs"]
 mod service;
 use service::{Service, repo_root};
@@ -53,16 +55,7 @@ fn produce(bootstrap: &str, rows: usize) -> u64 {
             1_700_000_000_000u64 + i as u64
         );
         bytes += value.len() as u64;
-        let mut record = BaseRecord::to(TOPIC).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
+        produce::send_waiting(&producer, BaseRecord::to(TOPIC).key(&key).payload(&value));
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(120)).expect("produced");

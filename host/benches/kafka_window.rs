@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+#[path = "common/produce.rs"]
+mod produce;
 #[path = "../../tests/support/service.rs"]
 mod service;
 use service::{Service, repo_root};
@@ -65,16 +67,7 @@ fn produce(bootstrap: &str, rows: u64) {
             r#"{{"user_id":"user{user}","page_id":"{page}","action":"view","ts":{}}}"#,
             1_748_764_800_000u64 + i
         );
-        let mut record = BaseRecord::to(TOPIC).key(&page).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
+        produce::send_waiting(&producer, BaseRecord::to(TOPIC).key(&page).payload(&value));
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(120)).expect("produced");

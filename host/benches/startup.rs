@@ -41,6 +41,10 @@ mod service;
 use service::{Service, repo_root};
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/produce.rs"]
+mod produce;
+#[path = "common/rss.rs"]
+mod rss;
 // Not its row count: this bench's load is its connectors.
 #[path = "common/figure.rs"]
 mod figure;
@@ -334,12 +338,7 @@ fn start(
         deadline("not every pipeline served its record");
     }
     let serving = started.elapsed().as_secs_f64();
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", host.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0);
+    let rss = rss::status_mib(&host.id().to_string(), "VmHWM");
     Started {
         host,
         port,
@@ -356,26 +355,14 @@ fn only() -> Option<String> {
     std::env::var("HEADWATER_BENCH_ONLY").ok()
 }
 
-/// The host's current RSS in MiB.
-fn rss_now(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// Every connector's task counters since the host started, in one request:
+/// connector → `{"records_in": .., "records_out": .., ...}`.
+fn counters(port: u16) -> serde_json::Value {
+    ureq::get(format!("http://127.0.0.1:{port}/connectors?expand=status"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
         .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// A connector's task counter (`records_in`, `records_out`) since the host started.
-fn counter(port: u16, connector: &str, name: &str) -> u64 {
-    ureq::get(format!(
-        "http://127.0.0.1:{port}/connectors/{connector}/status"
-    ))
-    .call()
-    .ok()
-    .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
-    .and_then(|s| s["tasks"][0]["counters"][name].as_u64())
-    .unwrap_or(0)
 }
 
 /// What each sink has taken or written when a load of `rows` per input has gone through:
@@ -442,16 +429,7 @@ fn load(batch: u64, rows: u64, pg_port: u16, producer: &BaseProducer, work: &Pat
         );
         let key = format!("u{}", i % 10_000);
         for topic in ["clicks", "views"] {
-            let mut record = BaseRecord::to(topic).key(&key).payload(&click);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(5));
-                    }
-                }
-            }
+            produce::send_waiting(producer, BaseRecord::to(topic).key(&key).payload(&click));
         }
     }
     producer
@@ -471,21 +449,24 @@ fn drain(host: &Child, port: u16, want: u64) -> (f64, f64) {
         Some(_) => connector.starts_with("clicks") || connector.starts_with("views"),
     };
     loop {
-        peak = peak.max(rss_now(host.id()));
+        peak = peak.max(rss::status_mib(&host.id().to_string(), "VmRSS"));
+        let all = counters(port);
+        let taken = |(c, name): &(&str, &str)| {
+            all[*c]["status"]["tasks"][0]["counters"][*name]
+                .as_u64()
+                .unwrap_or(0)
+        };
         if DRAINED
             .iter()
             .filter(|(c, _)| fed(c))
-            .all(|(c, name)| counter(port, c, name) >= want)
+            .all(|d| taken(d) >= want)
         {
             return (peak, started.elapsed().as_secs_f64());
         }
         assert!(
             started.elapsed() < Duration::from_secs(600),
             "the load did not drain: {:?}",
-            DRAINED
-                .iter()
-                .map(|(c, name)| (c, counter(port, c, name)))
-                .collect::<Vec<_>>()
+            DRAINED.iter().map(|d| (d.0, taken(d))).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -650,7 +631,7 @@ fn main() {
     load(1, rows, postgres.port, &producer, work);
     let mut stalled_rss = 0f64;
     while paused.elapsed() < Duration::from_secs(15) {
-        stalled_rss = stalled_rss.max(rss_now(host.host.id()));
+        stalled_rss = stalled_rss.max(rss::status_mib(&host.host.id().to_string(), "VmRSS"));
         std::thread::sleep(Duration::from_millis(100));
     }
     let (after_rss, _) = drain(&host.host, host.port, 2 * rows + 1);
