@@ -319,7 +319,8 @@ const TOPIC_DELIMITER: ConfigKey = ConfigKey::new(
 const MAX_BATCH_SIZE: ConfigKey = ConfigKey::new(
     "max.batch.size",
     KeyType::Int,
-    "Most events handed on in one batch.",
+    "Most events handed on in one batch; a larger transaction is handed on in batches of this \
+     size as it streams, not held whole until its COMMIT.",
 )
 .with_default("2048");
 const MAX_QUEUE_SIZE: ConfigKey = ConfigKey::new(
