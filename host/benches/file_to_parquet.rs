@@ -20,7 +20,8 @@ mod figure;
 use figure::{Figure, thousands};
 
 use arrow_array::cast::AsArray;
-use arrow_schema::SchemaRef;
+use arrow_schema::{Schema, SchemaRef};
+use headwater::connectors::parquet::Dictionary;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -29,12 +30,13 @@ use parquet::file::properties::WriterProperties;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn props() -> WriterProperties {
-    // What the Parquet sink uses by default.
-    WriterProperties::builder()
+/// What the Parquet sink uses by default for a file of `schema`.
+fn props(schema: &Schema) -> WriterProperties {
+    let base = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(128 * 1024))
-        .build()
+        .build();
+    Dictionary::Strings.properties(&base, schema)
 }
 
 /// arrow-json's reader over `input`, with the schema it infers from the first 1,000 rows.
@@ -55,8 +57,8 @@ fn baseline(input: &Path, output: &Path) -> Duration {
     let (schema, reader) = json_reader(input);
     let mut writer = ArrowWriter::try_new(
         File::create(output).expect("create output"),
-        schema,
-        Some(props()),
+        Arc::clone(&schema),
+        Some(props(&schema)),
     )
     .expect("parquet writer");
     for batch in reader {
@@ -92,7 +94,7 @@ fn baseline_partitioned(input: &Path, output: &Path) -> Duration {
                 ArrowWriter::try_new(
                     File::create(dir.join("part-0.parquet")).expect("create output"),
                     Arc::clone(&schema),
-                    Some(props()),
+                    Some(props(&schema)),
                 )
                 .expect("parquet writer")
             });

@@ -22,6 +22,7 @@ mod staging;
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
 use crate::api::options::{ConfigKey, Options};
 
+pub use config::Dictionary;
 pub use sink::ParquetSink;
 
 /// Errors of the Parquet sink.

@@ -355,7 +355,8 @@ impl ParquetSink {
                 self.topic_schemas
                     .insert(key.0.clone(), Arc::clone(&schema));
             }
-            let file = OpenFile::create(&dir, &name, schema, connect.clone(), self.props.clone())?;
+            let props = self.config.dictionary.properties(&self.props, &schema);
+            let file = OpenFile::create(&dir, &name, schema, connect.clone(), props)?;
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(key).expect("opened above");
