@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use super::config::{FeastConfig, Layout, RedisSinkConfig};
 use super::feast;
+use super::flat_row::{FlatRow, stored_text};
 use crate::api::error::{RecordError, Stage};
 use crate::api::record::Record;
 use crate::api::time::timestamp_millis;
@@ -79,6 +80,19 @@ fn debezium_op(value: &Value) -> Option<&str> {
 
 /// Encodes one record; `Ok(None)` for records that change nothing (Debezium truncates).
 pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op>, RecordError> {
+    if config.layout == Layout::Hash
+        && config.feast.is_none()
+        && !config.key_fields.is_empty()
+        && let Some(raw) = record.value.raw()
+        && let Some(op) = upsert_from_bytes(raw, &record.topic, config)
+    {
+        return Ok(Some(op));
+    }
+    encode_tree(record, config)
+}
+
+/// [`encode`] through the record's parsed tree: every layout and envelope.
+fn encode_tree(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op>, RecordError> {
     // Parsed straight from the bytes when untouched (no cached tree to clone); the record keeps
     // its bytes for the dead-letter queue.
     let value = match record.value.raw() {
@@ -163,6 +177,44 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
         json,
         event_ms,
     }))
+}
+
+/// A plain row stored as a hash keyed by `key.fields`, read straight from its bytes (see
+/// [`FlatRow`]). `None` when the row needs the general path, which then also reports what is
+/// wrong: an envelope to unwrap, a key field missing or null, an unreadable event time.
+fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Option<Op> {
+    let row = FlatRow::parse(raw)?;
+    let debezium = row.has("op") && row.has("before") && row.has("after");
+    let json_converter = row.has("schema") && row.has("payload");
+    if debezium || json_converter {
+        return None;
+    }
+    let mut parts = Vec::with_capacity(config.key_fields.len());
+    for field in &config.key_fields {
+        parts.push(stored_text(row.get(field)?).ok()??);
+    }
+    let event_ms = match &config.timestamp_field {
+        Some(field) => {
+            let value = serde_json::from_str::<Value>(row.get(field)?.get()).ok()?;
+            Some(timestamp_millis(&value)?)
+        }
+        None => None,
+    };
+    let fields = row
+        .iter()
+        .map(|(name, value)| Ok((name.to_owned(), stored_text(value)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .ok()?;
+    Some(Op::Upsert {
+        key: format!(
+            "{}{}",
+            config.key_prefix.replace("${topic}", topic),
+            parts.join(&config.key_separator)
+        ),
+        fields,
+        json: String::new(),
+        event_ms,
+    })
 }
 
 /// Feast layout: the entity's binary key from the entity columns, and the feature fields.
@@ -263,6 +315,8 @@ fn entity_key(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::api::record::Payload;
     use serde_json::json;
@@ -315,6 +369,59 @@ mod tests {
                 event_ms: None
             }
         );
+    }
+
+    /// What an op leaves in Redis: its key, event time and the hash's fields (the last write
+    /// of a field wins; `None` removes it).
+    fn outcome(op: Option<Op>) -> Option<(String, Option<i64>, BTreeMap<String, String>)> {
+        let Op::Upsert {
+            key,
+            fields,
+            event_ms,
+            ..
+        } = op?
+        else {
+            panic!("upsert expected")
+        };
+        let mut hash = BTreeMap::new();
+        for (name, value) in fields {
+            match value {
+                Some(v) => hash.insert(name, v),
+                None => hash.remove(&name),
+            };
+        }
+        Some((key, event_ms, hash))
+    }
+
+    #[test]
+    fn rows_read_from_their_bytes_store_what_their_parsed_form_stores() {
+        let mut c = config(Layout::Hash, &["region", "id"]);
+        c.timestamp_field = Some("ts".into());
+        for text in [
+            r#"{"id": 7, "region": "eu", "ts": 1700000000000, "score": 1.50, "n": -0}"#,
+            r#"{"id": "a\"b", "region": "\u00e9u", "ts": "2024-03-05T10:00:00Z", "tags": ["x", 1]}"#,
+            r#"{"id": 1, "region": "eu", "ts": 5, "gone": null, "deep": {"a": {"b": [1e3]}}}"#,
+            r#"{"id": 1, "region": "eu", "ts": 5, "f": 1, "f": null, "g": null, "g": 2}"#,
+            r#"{"id": 12345678901234567890, "region": true, "ts": 1.5e12}"#,
+            // Each of these needs the general path: an error, or an envelope to unwrap.
+            r#"{"id": null, "region": "eu", "ts": 5}"#,
+            r#"{"region": "eu", "ts": 5}"#,
+            r#"{"id": 1, "region": "eu", "ts": "yesterday"}"#,
+            r#"{"id": 1, "region": "eu"}"#,
+            r#"{"op": "c", "before": null, "after": {"id": 1, "region": "eu", "ts": 5}}"#,
+            r#"{"schema": null, "payload": {"id": 1, "region": "eu", "ts": 5}}"#,
+            r#"[1, 2]"#,
+        ] {
+            let mut from_bytes = Record::new("users", Payload::json_bytes(text.into()));
+            let mut parsed = Record::new("users", Payload::json_bytes(text.into()));
+            let expected = encode_tree(&mut parsed, &c).map(outcome);
+            let got = encode(&mut from_bytes, &c).map(outcome);
+            match (got, expected) {
+                (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{text}"),
+                (Err(got), Err(expected)) => assert_eq!(got.message, expected.message, "{text}"),
+                (got, expected) => panic!("{text}: {got:?} against {expected:?}"),
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod config;
 mod encode;
 mod feast;
+mod flat_row;
 mod sink;
 
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task};
