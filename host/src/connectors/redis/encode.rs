@@ -181,12 +181,14 @@ fn encode_tree(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<O
 
 /// A plain row stored as a hash keyed by `key.fields`, read straight from its bytes (see
 /// [`FlatRow`]). `None` when the row needs the general path, which then also reports what is
-/// wrong: an envelope to unwrap, a key field missing or null, an unreadable event time.
+/// wrong: an envelope to unwrap, a key field missing or null, an unreadable event time, or a
+/// repeated field name (the parsed map keeps its last value; the pipeline sets fields before it
+/// removes the null ones, so a repeat would not end as the last one said).
 fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Option<Op> {
     let row = FlatRow::parse(raw)?;
     let debezium = row.has("op") && row.has("before") && row.has("after");
     let json_converter = row.has("schema") && row.has("payload");
-    if debezium || json_converter {
+    if debezium || json_converter || row.repeats_a_name() {
         return None;
     }
     let mut parts = Vec::with_capacity(config.key_fields.len());
@@ -371,8 +373,9 @@ mod tests {
         );
     }
 
-    /// What an op leaves in Redis: its key, event time and the hash's fields (the last write
-    /// of a field wins; `None` removes it).
+    /// What an op leaves in Redis: its key, event time and the hash's fields, as the sink's
+    /// pipeline writes them: every field with a value set (the last one of a name wins), then
+    /// the null ones removed.
     fn outcome(op: Option<Op>) -> Option<(String, Option<i64>, BTreeMap<String, String>)> {
         let Op::Upsert {
             key,
@@ -384,11 +387,12 @@ mod tests {
             panic!("upsert expected")
         };
         let mut hash = BTreeMap::new();
-        for (name, value) in fields {
-            match value {
-                Some(v) => hash.insert(name, v),
-                None => hash.remove(&name),
-            };
+        let (set, removed): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(_, v)| v.is_some());
+        for (name, value) in set {
+            hash.insert(name, value.unwrap_or_default());
+        }
+        for (name, _) in removed {
+            hash.remove(&name);
         }
         Some((key, event_ms, hash))
     }

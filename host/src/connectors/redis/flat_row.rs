@@ -40,6 +40,18 @@ impl<'a> FlatRow<'a> {
         self.fields.iter().any(|(field, _)| field == name)
     }
 
+    /// Whether a field name appears twice (JSON allows it; a parsed map keeps the last value).
+    pub fn repeats_a_name(&self) -> bool {
+        let names = || self.fields.iter().map(|(name, _)| name);
+        match self.fields.len() {
+            // Pairwise on a feature row's handful of fields: no allocation.
+            0..=16 => names()
+                .enumerate()
+                .any(|(i, name)| names().skip(i + 1).any(|other| other == name)),
+            n => names().collect::<std::collections::HashSet<_>>().len() < n,
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
         self.fields.iter().map(|(name, value)| (&**name, *value))
     }
@@ -133,6 +145,15 @@ mod tests {
         let names: Vec<&str> = row.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["id", "name", "id"]);
         assert_eq!(row.get("id").unwrap().get(), "8");
+        assert!(row.repeats_a_name());
+        assert!(
+            !FlatRow::parse(br#"{"a": 1, "b": 2}"#)
+                .unwrap()
+                .repeats_a_name()
+        );
+        let many: String = (0..40).map(|i| format!("\"f{i}\": {i},")).collect();
+        let many = format!("{{{many} \"f39\": 0}}");
+        assert!(FlatRow::parse(many.as_bytes()).unwrap().repeats_a_name());
         assert!(FlatRow::parse(b"[1]").is_none());
         assert!(FlatRow::parse(b"{\"a\":").is_none());
     }
