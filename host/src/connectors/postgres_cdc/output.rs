@@ -134,6 +134,15 @@ impl Output {
         self.records.len() >= self.max_batch
     }
 
+    /// Whether the batch is full and every change in it is at an LSN before `lsn`: handed on
+    /// now, it leaves no change of its last LSN behind. The rows of one multi-row insert (COPY
+    /// logs a page of rows as one WAL record) share an LSN, and a restart skips every change
+    /// of the transaction at or before the offset's `lsn_proc`.
+    pub fn full_before(&self, lsn: u64) -> bool {
+        let last_change = self.offset.get("lsn_proc").and_then(Value::as_u64);
+        self.full() && last_change.is_none_or(|last| last < lsn)
+    }
+
     /// Hands the batch to the pipeline, with the offset it reaches.
     pub async fn flush(&mut self, ctx: &mut dyn SourceContext) -> Result<(), ConnectorError> {
         if self.is_empty() && self.offset.is_empty() {

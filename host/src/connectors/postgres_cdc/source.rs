@@ -465,7 +465,12 @@ impl Stream<'_> {
             let event = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    return self.flush(ctx).await;
+                    // Inside a transaction the batch may end in a run of changes sharing an
+                    // LSN (see `Output::full_before`): it is left to be streamed again.
+                    return match self.tx {
+                        None => self.flush(ctx).await,
+                        Some(_) => Ok(()),
+                    };
                 }
                 signal = async { signals.as_mut().expect("guarded").recv().await }, if signals.is_some() => {
                     match signal {
@@ -480,7 +485,9 @@ impl Stream<'_> {
                     continue;
                 }
                 event = repl.recv() => event,
-                _ = std::future::ready(()), if !self.out.is_empty() => {
+                // Whole transactions only: mid-transaction a batch is handed on when full,
+                // at an LSN boundary (see the XLogData branch).
+                _ = std::future::ready(()), if !self.out.is_empty() && self.tx.is_none() => {
                     self.flush(ctx).await?;
                     continue;
                 }
@@ -552,18 +559,19 @@ impl Stream<'_> {
                 ReplicationEvent::XLogData {
                     wal_start, data, ..
                 } => {
+                    // A large transaction is handed on in batches as it streams, not held
+                    // whole until its COMMIT (two 100,000-row transactions took ~1.2 GiB): a
+                    // full batch goes once a message at a later LSN shows that no change of
+                    // the batch's last LSN is still to come. Its offset names the transaction
+                    // and its last change, so a restart replays the transaction and skips what
+                    // was delivered.
+                    if self.tx.is_some() && self.out.full_before(wal_start.as_u64()) {
+                        self.flush(ctx).await?;
+                    }
                     let message = pgoutput::decode(&data)
                         .map_err(|e| ConnectorError::fatal("decoding the replication stream", e))?;
                     self.begin(wal_start.as_u64(), events);
                     self.message(message, wal_start.as_u64(), events).await?;
-                    // A large transaction streams without a pause, so the batch is handed on
-                    // when full, not only at COMMIT: otherwise the whole transaction is held in
-                    // memory (two 100,000-row transactions took ~1.2 GiB). Its offset stays the
-                    // last commit's, as when the stream pauses mid-transaction: a restart
-                    // replays from there.
-                    if self.out.full() {
-                        self.flush(ctx).await?;
-                    }
                 }
                 ReplicationEvent::Commit { lsn, end_lsn, .. } => {
                     self.begin(lsn.as_u64(), events);
