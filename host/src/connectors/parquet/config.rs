@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow_schema::Schema;
 use parquet::arrow::ArrowSchemaConverter;
-use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
+use parquet::basic::{Compression, ConvertedType, LogicalType, Type as PhysicalType, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
@@ -141,10 +141,17 @@ impl Dictionary {
                 // their physical types; a schema the writer cannot convert fails at the writer.
                 if let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) {
                     for column in parquet.columns() {
-                        if matches!(
+                        let bytes = matches!(
                             column.physical_type(),
                             PhysicalType::BYTE_ARRAY | PhysicalType::FIXED_LEN_BYTE_ARRAY
-                        ) {
+                        );
+                        // Numbers stored as fixed-length bytes (wide decimals, half floats,
+                        // intervals) are numbers still.
+                        let number = matches!(
+                            column.converted_type(),
+                            ConvertedType::DECIMAL | ConvertedType::INTERVAL
+                        ) || column.logical_type_ref() == Some(&LogicalType::Float16);
+                        if bytes && !number {
                             builder =
                                 builder.set_column_dictionary_enabled(column.path().clone(), true);
                         }
@@ -261,6 +268,8 @@ mod tests {
                 true,
             ),
             Field::new_list("tags", Field::new_list_field(DataType::Utf8, true), true),
+            Field::new("price", DataType::Decimal128(30, 4), true),
+            Field::new("uuid", DataType::FixedSizeBinary(16), true),
         ]);
         let base = WriterProperties::builder().build();
 
@@ -272,6 +281,8 @@ mod tests {
             (path(&["place", "city"]), true),
             (path(&["place", "lat"]), false),
             (path(&["tags", "list", "item"]), true),
+            (path(&["price"]), false),
+            (path(&["uuid"]), true),
         ] {
             assert_eq!(strings.dictionary_enabled(&column), expected, "{column}");
         }

@@ -4,9 +4,9 @@ use serde_json::{Map, Value};
 
 use super::config::{FeastConfig, Layout, RedisSinkConfig};
 use super::feast;
-use super::flat_row::{FlatRow, stored_text};
+use super::flat_row::{FlatRow, shallow, stored_text};
 use crate::api::error::{RecordError, Stage};
-use crate::api::record::Record;
+use crate::api::record::{Payload, Record};
 use crate::api::time::timestamp_millis;
 
 const COMPONENT: &str = "headwater.redis.RedisSink";
@@ -83,6 +83,7 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
     if config.layout == Layout::Hash
         && config.feast.is_none()
         && !config.key_fields.is_empty()
+        && key_is_json(&record.key)
         && let Some(raw) = record.value.raw()
         && let Some(op) = upsert_from_bytes(raw, &record.topic, config)
     {
@@ -185,6 +186,9 @@ fn encode_tree(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<O
 /// repeated field name (the parsed map keeps its last value; the pipeline sets fields before it
 /// removes the null ones, so a repeat would not end as the last one said).
 fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Option<Op> {
+    if !shallow(raw) {
+        return None;
+    }
     let row = FlatRow::parse(raw)?;
     let debezium = row.has("op") && row.has("before") && row.has("after");
     let json_converter = row.has("schema") && row.has("payload");
@@ -216,6 +220,14 @@ fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Optio
         fields,
         json: String::new(),
         event_ms,
+    })
+}
+
+/// Whether the record key parses (the tree path parses it, to fall back on, and refuses a
+/// record whose key is not JSON even when `key.fields` are all in the row).
+fn key_is_json(key: &Payload) -> bool {
+    key.raw().is_none_or(|bytes| {
+        shallow(bytes) && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     })
 }
 
@@ -401,6 +413,11 @@ mod tests {
     fn rows_read_from_their_bytes_store_what_their_parsed_form_stores() {
         let mut c = config(Layout::Hash, &["region", "id"]);
         c.timestamp_field = Some("ts".into());
+        let deep = format!(
+            r#"{{"id": 1, "region": "eu", "ts": 5, "d": {}{}}}"#,
+            "[".repeat(127),
+            "]".repeat(127)
+        );
         for text in [
             r#"{"id": 7, "region": "eu", "ts": 1700000000000, "score": 1.50, "n": -0}"#,
             r#"{"id": "a\"b", "region": "\u00e9u", "ts": "2024-03-05T10:00:00Z", "tags": ["x", 1]}"#,
@@ -415,9 +432,12 @@ mod tests {
             r#"{"op": "c", "before": null, "after": {"id": 1, "region": "eu", "ts": 5}}"#,
             r#"{"schema": null, "payload": {"id": 1, "region": "eu", "ts": 5}}"#,
             r#"[1, 2]"#,
+            // Deeper than serde_json parses into a tree, inside a field.
+            deep.as_str(),
         ] {
-            let mut from_bytes = Record::new("users", Payload::json_bytes(text.into()));
-            let mut parsed = Record::new("users", Payload::json_bytes(text.into()));
+            let bytes = || Payload::json_bytes(bytes::Bytes::copy_from_slice(text.as_bytes()));
+            let mut from_bytes = Record::new("users", bytes());
+            let mut parsed = Record::new("users", bytes());
             let expected = encode_tree(&mut parsed, &c).map(outcome);
             let got = encode(&mut from_bytes, &c).map(outcome);
             match (got, expected) {
@@ -426,6 +446,16 @@ mod tests {
                 (got, expected) => panic!("{text}: {got:?} against {expected:?}"),
             }
         }
+        // A record key that is not JSON is refused even when the row holds the key fields.
+        let row = r#"{"id": 1, "region": "eu", "ts": 5}"#;
+        let mut keyed = Record::new("users", Payload::json_bytes(row.into()));
+        keyed.key = Payload::json_bytes("user-1".into());
+        let mut tree = keyed.clone();
+        let expected = encode_tree(&mut tree, &c).unwrap_err();
+        assert_eq!(
+            encode(&mut keyed, &c).unwrap_err().message,
+            expected.message
+        );
     }
 
     #[test]
