@@ -10,6 +10,7 @@ pub mod confine;
 pub mod connector;
 pub mod convert;
 pub mod error;
+pub mod json_depth;
 pub mod kafka;
 pub mod logical;
 pub mod metrics;

@@ -7,6 +7,8 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::api::json_depth;
+
 /// Validates `text` as JSON and returns the value of the top-level `field` when `text` is an
 /// object that has it.
 pub fn validate_and_extract(text: &[u8], field: Option<&str>) -> serde_json::Result<Option<Value>> {
@@ -33,41 +35,16 @@ pub fn validate_and_extract(text: &[u8], field: Option<&str>) -> serde_json::Res
     }
 }
 
-/// The deepest nesting serde_json parses into a tree (its recursion limit: 128 levels fail).
-/// Skipping a value (`IgnoredAny`) has no such limit, so a deeper line would pass here and
-/// fail every later stage that reads it: it is refused here, as the source's invalid record.
-const MAX_DEPTH: usize = 127;
-
+/// A line nested deeper than serde_json parses into a tree would pass the checks here (they
+/// skip values) and fail every later stage that reads it: it is refused here, as the source's
+/// invalid record.
 fn check_depth(text: &[u8]) -> serde_json::Result<()> {
-    // Most texts open fewer containers than the limit at all: one fast count settles them.
-    if memchr::memchr2_iter(b'[', b'{', text).count() <= MAX_DEPTH {
-        return Ok(());
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(serde::de::Error::custom(format!(
-                        "nested deeper than {MAX_DEPTH} levels (serde_json's recursion limit): \
-                         no later stage could read it"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+    if json_depth::too_deep(text) {
+        return Err(serde::de::Error::custom(format!(
+            "nested deeper than {} levels (serde_json's recursion limit): no later stage could \
+             read it",
+            json_depth::MAX_DEPTH
+        )));
     }
     Ok(())
 }
@@ -108,10 +85,6 @@ impl Visitor<'_> for KeyIs<'_> {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
-        Ok(v == self.field)
     }
 
     /// A key without escapes, as it is in the text: a raw control character makes the text

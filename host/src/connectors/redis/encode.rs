@@ -4,8 +4,9 @@ use serde_json::{Map, Value};
 
 use super::config::{FeastConfig, Layout, RedisSinkConfig};
 use super::feast;
-use super::flat_row::{FlatRow, shallow, stored_text};
+use super::flat_row::{FlatRow, stored_text};
 use crate::api::error::{RecordError, Stage};
+use crate::api::json_depth;
 use crate::api::record::{Payload, Record};
 use crate::api::time::timestamp_millis;
 
@@ -83,8 +84,8 @@ pub fn encode(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<Op
     if config.layout == Layout::Hash
         && config.feast.is_none()
         && !config.key_fields.is_empty()
-        && key_is_json(&record.key)
         && let Some(raw) = record.value.raw()
+        && key_is_json(&record.key)
         && let Some(op) = upsert_from_bytes(raw, &record.topic, config)
     {
         return Ok(Some(op));
@@ -186,7 +187,8 @@ fn encode_tree(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<O
 /// repeated field name (the parsed map keeps its last value; the pipeline sets fields before it
 /// removes the null ones, so a repeat would not end as the last one said).
 fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Option<Op> {
-    if !shallow(raw) {
+    // Skipping a raw value has no depth limit; the tree path refuses what nests too deep.
+    if json_depth::too_deep(raw) {
         return None;
     }
     let row = FlatRow::parse(raw)?;
@@ -227,7 +229,8 @@ fn upsert_from_bytes(raw: &[u8], topic: &str, config: &RedisSinkConfig) -> Optio
 /// record whose key is not JSON even when `key.fields` are all in the row).
 fn key_is_json(key: &Payload) -> bool {
     key.raw().is_none_or(|bytes| {
-        shallow(bytes) && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+        !json_depth::too_deep(bytes)
+            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     })
 }
 
@@ -332,7 +335,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::record::Payload;
     use serde_json::json;
 
     fn config(layout: Layout, key_fields: &[&str]) -> RedisSinkConfig {

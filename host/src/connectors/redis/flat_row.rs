@@ -57,13 +57,6 @@ impl<'a> FlatRow<'a> {
     }
 }
 
-/// Whether `bytes` open fewer containers than serde_json's recursion limit (128) in all: a
-/// tree parse of them cannot fail on depth, so reading them flat accepts no more than the tree
-/// path does (skipping a raw value has no depth limit).
-pub fn shallow(bytes: &[u8]) -> bool {
-    memchr::memchr2_iter(b'[', b'{', bytes).count() < 128
-}
-
 /// A field's value as the text Redis stores, the same as `text` of its parsed form: a string
 /// unescaped, anything else as JSON; `None` for null.
 pub fn stored_text(raw: &RawValue) -> Result<Option<String>, serde_json::Error> {
