@@ -371,6 +371,86 @@ fn a_query_source_reads_one_pass_for_the_date_and_the_run_ends() {
     }
 }
 
+/// `timestamp.from` and `timestamp.until` select what PostgreSQL's own comparison with the
+/// bounds as `timestamptz` selects (in UTC, as the source's sessions), whatever the column's
+/// type: the source compares them in the column's type (a bound with an offset counts), and
+/// reads the cursor from the row's own columns where it can.
+#[test]
+fn the_time_window_selects_what_postgresql_does_for_each_column_type() {
+    let pg = crate::harness::Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE w (id bigint PRIMARY KEY, ts timestamp, tz timestamptz, d date, n int); \
+         INSERT INTO w SELECT i, t, t AT TIME ZONE 'UTC', t::date, i \
+         FROM (SELECT i, timestamp '2024-03-04 12:00' + i * interval '17 minutes' AS t \
+               FROM generate_series(1, 300) i) s;",
+    );
+    let (from, until) = ("2024-03-05T00:00:00+02:00", "2024-03-06 03:30");
+    let ws = Workspace::new();
+    // Each column's type, with the incrementing cursor on a `bigint` of the row (`id`) and on
+    // an `int` (`n`, selected as a `bigint` after the row), and the timestamp mode on each.
+    let cases = [
+        ("ts", "incrementing", "id"),
+        ("tz", "incrementing", "n"),
+        ("d", "incrementing", "id"),
+        ("ts", "timestamp", ""),
+        ("tz", "timestamp+incrementing", "id"),
+        ("d", "timestamp", ""),
+    ];
+    for (i, (column, mode, incrementing)) in cases.iter().enumerate() {
+        let mut config = json!({
+            "connector.class": "headwater.postgres.QuerySource",
+            "connection.url": jdbc(&pg),
+            "table": "w",
+            "mode": mode,
+            "timestamp.column.name": column,
+            "timestamp.from": from,
+            "timestamp.until": until,
+            "topic.prefix": format!("case{i}-"),
+        });
+        if !incrementing.is_empty() {
+            config["incrementing.column.name"] = json!(incrementing);
+        }
+        ws.put_config(
+            &format!("source-{i}.json"),
+            &json!({"name": format!("window-{i}"), "config": config}),
+        );
+        ws.put_config(
+            &format!("sink-{i}.json"),
+            &ws.file_sink(
+                &format!("file-{i}"),
+                &format!("case{i}-w"),
+                &format!("out/{i}.jsonl"),
+            ),
+        );
+    }
+    let out = run_once(&ws, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for (i, (column, mode, _)) in cases.iter().enumerate() {
+        let expected = query(
+            &pg,
+            &format!(
+                "SET TIME ZONE 'UTC'; SELECT id FROM w WHERE {column} >= '{from}'::timestamptz \
+                 AND {column} < '{until}'::timestamptz ORDER BY id"
+            ),
+        );
+        let expected: Vec<i64> = expected.lines().filter_map(|l| l.parse().ok()).collect();
+        let mut got: Vec<i64> = crate::harness::sink_values(&ws.path(&format!("out/{i}.jsonl")))
+            .iter()
+            .filter_map(|row| row["id"].as_i64())
+            .collect();
+        got.sort_unstable();
+        assert!(!expected.is_empty(), "the window selects rows");
+        assert_eq!(got, expected, "{column} in mode {mode}");
+    }
+}
+
 /// `get_historical_features` of Feast's SDK over the offline store, for every user at noon of
 /// the day after each date, against duckdb's aggregation of that date in the lake.
 fn assert_feast_serves_the_days(ws: &Workspace) {

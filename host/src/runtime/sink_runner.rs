@@ -483,15 +483,12 @@ impl SinkRunner {
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
         self.metrics.add_in(records.len() as u64, bytes as u64);
         let before = records.len();
-        let records: Vec<_> = if self.state.is_some() {
-            // Every record must reach the state, even one whose output the sink already has.
-            records
-        } else {
-            records
-                .into_iter()
-                .filter(|r| !sink.already_written(r))
-                .collect()
-        };
+        let mut records = records;
+        // Every record must reach the state, even one whose output the sink already has.
+        // (`retain` moves no record while none is removed, the common case.)
+        if self.state.is_none() {
+            records.retain(|r| !sink.already_written(r));
+        }
         self.metrics.add_dropped((before - records.len()) as u64);
         let mut out = self.chain.apply(records).await;
         if self.state.is_some() {

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod error;
+mod poll_statement;
 pub mod query_config;
 mod query_source;
 mod row_json;

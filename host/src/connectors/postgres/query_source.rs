@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::BytesMut;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{PgError, describe};
-use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
+use super::poll_statement::{Arg, CursorAt, PollStatement};
+use super::query_config::{Mode, QuerySourceConfig, Source as Rows};
 use super::row_json::{self, DecodeError, RowJson};
 use crate::api::connector::{BuildContext, Source, SourceBatch, SourceContext};
 use crate::api::error::ConnectorError;
@@ -87,149 +88,11 @@ struct Range {
     statement: PollStatement,
 }
 
-/// The poll statement of a range, but for the row's columns, which are known once PostgreSQL
-/// has described the query.
-#[derive(Debug)]
-struct PollStatement {
-    /// `SELECT * FROM (<query>) hw_row`: describes the row's columns.
-    describe: String,
-    /// The incrementing column as a `bigint` (or a NULL), read after the row's columns.
-    incrementing: String,
-    /// The timestamp column, by name and as it is selected, read last.
-    timestamp: Option<(String, String)>,
-    /// `FROM (<query>) hw_row WHERE .. ORDER BY ..`.
-    tail: String,
-    args: Vec<Arg>,
-}
-
-impl PollStatement {
-    /// The statement reading the row's columns with `columns`, then the cursor's: the
-    /// timestamp as it is when PostgreSQL sends it as one (`raw_timestamp`), otherwise as µs
-    /// since the epoch (`extract` returns a `numeric`, which costs the server per row).
-    fn sql(&self, columns: &str, raw_timestamp: bool) -> String {
-        let timestamp = match &self.timestamp {
-            Some((_, column)) if raw_timestamp => column.clone(),
-            Some((_, column)) => format!("(extract(epoch from {column}) * 1000000)::bigint"),
-            None => "NULL::bigint".to_owned(),
-        };
-        format!(
-            "SELECT {columns}, {}, {timestamp} {}",
-            self.incrementing, self.tail
-        )
-    }
-}
-
 /// A range's statement, prepared on its connection.
 struct Prepared {
     statement: Statement,
     row: RowJson,
-}
-
-/// A parameter of the poll statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arg {
-    /// The last incrementing value (NULL at the start).
-    Incrementing,
-    /// The last timestamp in µs since the epoch (NULL at the start).
-    Timestamp,
-    /// `timestamp.delay.interval.ms`.
-    Delay,
-}
-
-/// The alias of the query's rows in the poll statement: unlike `t`, not a likely column name
-/// (`row_to_json(t)` takes a column `t` over the row).
-const ROW: &str = "hw_row";
-
-/// A SQL string literal (standard-conforming: quotes doubled).
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// The poll statement of range `range` (the row's columns, then the cursor columns, under the
-/// cursor condition, the time window and the range's condition) and the parameters it takes, in
-/// order.
-fn statement(config: &QuerySourceConfig, range: u32) -> PollStatement {
-    let base = match &config.source {
-        Rows::Query(q) => q.clone(),
-        Rows::Table(t) => format!("SELECT * FROM {}", quote_identifier(t)),
-    };
-    let column = |c: Option<&str>| {
-        let name = c.unwrap_or_default().trim().trim_matches('"');
-        format!("{ROW}.\"{}\"", name.replace('"', "\"\""))
-    };
-    let (inc, ts) = (
-        column(config.incrementing.as_deref()),
-        column(config.timestamp.as_deref()),
-    );
-    // Integer µs arithmetic, no floating point: equality on the last timestamp is exact.
-    let since =
-        |n: usize| format!("('epoch'::timestamptz + ${n}::bigint * interval '1 microsecond')");
-    let before = |n: usize| format!("now() - ${n}::bigint * interval '1 millisecond'");
-    let mut conditions = Vec::new();
-    let (order, args) = match config.mode {
-        Mode::Bulk => (String::new(), vec![]),
-        Mode::Incrementing => {
-            conditions.push(format!("$1::bigint IS NULL OR {inc} > $1"));
-            (format!(" ORDER BY {inc}"), vec![Arg::Incrementing])
-        }
-        Mode::Timestamp => {
-            conditions.push(format!(
-                "{ts} < {} AND ($1::bigint IS NULL OR {ts} > {})",
-                before(2),
-                since(1)
-            ));
-            (format!(" ORDER BY {ts}"), vec![Arg::Timestamp, Arg::Delay])
-        }
-        Mode::TimestampIncrementing => {
-            conditions.push(format!(
-                "{ts} < {} AND ($1::bigint IS NULL OR {ts} > {} \
-                 OR ({ts} = {} AND ($2::bigint IS NULL OR {inc} > $2)))",
-                before(3),
-                since(1),
-                since(1)
-            ));
-            (
-                format!(" ORDER BY {ts}, {inc}"),
-                vec![Arg::Timestamp, Arg::Incrementing, Arg::Delay],
-            )
-        }
-    };
-    if let Some(from) = &config.timestamp_from {
-        conditions.push(format!("{ts} >= {}::timestamptz", literal(from)));
-    }
-    if let Some(until) = &config.timestamp_until {
-        conditions.push(format!("{ts} < {}::timestamptz", literal(until)));
-    }
-    if let Some(ranges) = config.ranges.as_ref().filter(|r| r.count > 1) {
-        conditions.push(ranges.condition(&column(Some(&ranges.column)), range));
-    }
-    let filter = match conditions.is_empty() {
-        true => String::new(),
-        false => format!(
-            " WHERE {}",
-            conditions
-                .iter()
-                .map(|c| format!("({c})"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        ),
-    };
-    let inc_col = if config.mode.uses_incrementing() {
-        format!("({inc})::bigint")
-    } else {
-        "NULL::bigint".to_owned()
-    };
-    let timestamp = (config.mode.uses_timestamp() || config.timestamp.is_some()).then(|| {
-        let name = config.timestamp.as_deref().unwrap_or_default();
-        (name.trim().trim_matches('"').to_owned(), ts.clone())
-    });
-    PollStatement {
-        describe: format!("SELECT * FROM ({base}) {ROW}"),
-        incrementing: inc_col,
-        timestamp,
-        tail: format!("FROM ({base}) {ROW}{filter}{order}"),
-        args,
-    }
+    cursor: CursorAt,
 }
 
 /// What a range reader hands the task.
@@ -242,6 +105,10 @@ enum Polled {
 
 /// The most rows a batch reserves room for before it has them.
 const MAX_RESERVED_ROWS: usize = 16_384;
+
+/// The size of the blocks rows' JSON texts are written into: a few hundred rows each, so a
+/// record kept longer than its batch (a dead letter) holds little memory.
+const TEXT_BLOCK: usize = 64 * 1024;
 
 /// Batches a range reader may have ready while the task sends the others'.
 const READ_AHEAD: usize = 2;
@@ -261,7 +128,7 @@ impl QuerySource {
                 Range {
                     partition_key: Arc::from(partition.to_string()),
                     partition,
-                    statement: statement(&config, i),
+                    statement: PollStatement::new(&config, i),
                 }
             })
             .collect();
@@ -288,14 +155,13 @@ impl QuerySource {
     async fn prepare(client: &Client, range: &Range) -> Result<Prepared, tokio_postgres::Error> {
         let described = client.prepare(&range.statement.describe).await?;
         let row = RowJson::for_columns(described.columns());
-        let raw_timestamp = range.statement.timestamp.as_ref().is_some_and(|(name, _)| {
-            described.columns().iter().any(|c| {
-                c.name() == name && matches!(*c.type_(), Type::TIMESTAMP | Type::TIMESTAMPTZ)
-            })
-        });
-        let sql = range.statement.sql(&row.select_list(ROW), raw_timestamp);
+        let (sql, cursor) = range.statement.sql(&row, described.columns());
         let statement = client.prepare(&sql).await?;
-        Ok(Prepared { statement, row })
+        Ok(Prepared {
+            statement,
+            row,
+            cursor,
+        })
     }
 
     /// One poll of `range`: streams the new rows and hands them over in batches. Failures come
@@ -333,8 +199,11 @@ impl QuerySource {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(PollError::Db(e))),
         };
-        let width = prepared.row.width();
-        let mut size_hint = 64;
+        // Each row's JSON is written here, then copied into a block shared by the rows after
+        // it: one allocation per block instead of two per row (a vector, then the shared
+        // count of the `Bytes` made from it).
+        let mut text = Vec::new();
+        let mut block = BytesMut::new();
         futures_util::pin_mut!(rows);
         let mut batch = self.new_batch();
         loop {
@@ -343,19 +212,20 @@ impl QuerySource {
                 Err(e) => return Ok(Err(PollError::Db(e))),
             };
             let Some(row) = row else { break };
-            // Rows of a query are alike in size: the last one's is a good first guess.
-            let mut text = Vec::with_capacity(size_hint);
+            text.clear();
             if let Err(e) = prepared.row.write(&row, &mut text) {
                 return Ok(Err(PollError::Decode(e)));
             }
-            let read = row_json::integer(&row, width)
-                .and_then(|i| Ok((i, row_json::epoch_micros(&row, width + 1)?)));
+            let read = row_json::cursor(&row, prepared.cursor);
             let (incrementing, timestamp_us) = match read {
                 Ok(cursor) => cursor,
                 Err(e) => return Ok(Err(PollError::Decode(e))),
             };
             batch.bytes += text.len() as u64;
-            size_hint = text.len() + 8;
+            if block.capacity() < text.len() {
+                block.reserve(TEXT_BLOCK.max(text.len()));
+            }
+            block.extend_from_slice(&text);
             if self.config.mode != Mode::Bulk {
                 *cursor = Cursor {
                     incrementing: incrementing.or(cursor.incrementing),
@@ -364,7 +234,7 @@ impl QuerySource {
             }
             let mut record = Record::new(
                 self.config.topic.clone(),
-                Payload::json_bytes(Bytes::from(text)),
+                Payload::json_bytes(block.split().freeze()),
             );
             record.timestamp = timestamp_us.map(|us| us.div_euclid(1000));
             // A monotonic position lets sinks skip what they already hold after a crash.
@@ -475,7 +345,7 @@ impl QuerySource {
                             "the poll query failed: {}: {}; query: {}",
                             db.code().code(),
                             db.message(),
-                            range.statement.sql("<the query's columns>", false)
+                            range.statement.shown()
                         )));
                     }
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");

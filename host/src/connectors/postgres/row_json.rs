@@ -14,6 +14,8 @@ use std::error::Error as StdError;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 
+use super::poll_statement::CursorAt;
+
 /// How one column's value is read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -127,6 +129,12 @@ impl RowJson {
             .join(", ")
     }
 
+    /// Whether the row's columns are selected one by one, each as it is unless its type is
+    /// rendered by PostgreSQL (not `bigint`, `timestamp`, ...), so the cursor may read them.
+    pub fn reads_columns(&self) -> bool {
+        matches!(self, Self::Columns(_))
+    }
+
     /// How many leading columns of a row the JSON object takes.
     pub fn width(&self) -> usize {
         match self {
@@ -179,8 +187,22 @@ fn read(row: &Row, i: usize) -> Result<Option<&[u8]>, DecodeError> {
         .map_err(|e| decode_error(row, i, e))
 }
 
+/// The row's cursor values: its incrementing value and its timestamp in µs since the Unix
+/// epoch, where `at` says they are.
+pub fn cursor(row: &Row, at: CursorAt) -> Result<(Option<i64>, Option<i64>), DecodeError> {
+    let incrementing = match at.incrementing {
+        Some(i) => integer(row, i)?,
+        None => None,
+    };
+    let timestamp = match at.timestamp {
+        Some(i) => epoch_micros(row, i)?,
+        None => None,
+    };
+    Ok((incrementing, timestamp))
+}
+
 /// The `bigint` in column `i`.
-pub fn integer(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
+fn integer(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
     let Some(bytes) = read(row, i)? else {
         return Ok(None);
     };
@@ -194,7 +216,7 @@ const UNIX_TO_POSTGRES_MICROS: i64 = 946_684_800_000_000;
 
 /// Column `i`, a `timestamp`, `timestamptz` or µs since the Unix epoch as a `bigint`, as µs
 /// since the Unix epoch; `None` for NULL and the infinities.
-pub fn epoch_micros(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
+fn epoch_micros(row: &Row, i: usize) -> Result<Option<i64>, DecodeError> {
     let is_timestamp = row
         .columns()
         .get(i)
