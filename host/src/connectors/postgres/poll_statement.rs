@@ -132,7 +132,7 @@ impl PollStatement {
             selected: inc,
         });
         let timestamp =
-            (config.mode.uses_timestamp() || config.timestamp.is_some()).then(|| CursorColumn {
+            (config.mode.uses_timestamp() || config.timestamp.is_some()).then_some(CursorColumn {
                 name: ts_name,
                 selected: ts,
             });
