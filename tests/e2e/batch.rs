@@ -451,6 +451,64 @@ fn the_time_window_selects_what_postgresql_does_for_each_column_type() {
     }
 }
 
+/// A partitioned read takes every row once: over a NOT NULL column (each range bounded by its
+/// index) and over a nullable one, whose NULLs the first range takes, as Spark's does.
+#[test]
+fn a_partitioned_read_takes_every_row_once_nulls_included() {
+    let pg = crate::harness::Service::start("postgres");
+    psql(
+        &pg,
+        "postgres",
+        "CREATE TABLE keyed (id bigint PRIMARY KEY, v int); \
+         INSERT INTO keyed SELECT i, i FROM generate_series(1, 1000) i; \
+         CREATE TABLE loose (id bigint PRIMARY KEY, bucket int); CREATE INDEX ON loose (bucket); \
+         INSERT INTO loose SELECT i, CASE WHEN i % 10 = 0 THEN NULL ELSE i END \
+         FROM generate_series(1, 1000) i;",
+    );
+    let ws = Workspace::new();
+    for (table, column) in [("keyed", "id"), ("loose", "bucket")] {
+        ws.put_config(
+            &format!("{table}.json"),
+            &json!({"name": format!("{table}-read"), "config": {
+                "connector.class": "headwater.postgres.QuerySource",
+                "connection.url": jdbc(&pg),
+                "table": table,
+                "mode": "incrementing",
+                "incrementing.column.name": "id",
+                "partition.column": column,
+                "partition.lower.bound": "1",
+                "partition.upper.bound": "1001",
+                "partition.count": "4",
+                "topic.prefix": "all-",
+            }}),
+        );
+        ws.put_config(
+            &format!("{table}-sink.json"),
+            &ws.file_sink(
+                &format!("{table}-file"),
+                &format!("all-{table}"),
+                &format!("out/{table}.jsonl"),
+            ),
+        );
+    }
+    let out = run_once(&ws, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for table in ["keyed", "loose"] {
+        let mut ids: Vec<i64> =
+            crate::harness::sink_values(&ws.path(&format!("out/{table}.jsonl")))
+                .iter()
+                .filter_map(|row| row["id"].as_i64())
+                .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=1000).collect::<Vec<i64>>(), "{table}");
+    }
+}
+
 /// `get_historical_features` of Feast's SDK over the offline store, for every user at noon of
 /// the day after each date, against duckdb's aggregation of that date in the lake.
 fn assert_feast_serves_the_days(ws: &Workspace) {

@@ -1,6 +1,6 @@
-//! Turning records into Arrow record batches with arrow-json's decoder: untouched JSON bytes
-//! are decoded directly (no `serde_json::Value` in between); modified or structured values are
-//! serialized into it.
+//! Turning records into Arrow record batches: untouched flat JSON rows by [`flat_json`], other
+//! JSON bytes by arrow-json's decoder (no `serde_json::Value` in between); modified or
+//! structured values are serialized into it.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use arrow_schema::{ArrowError, Schema, SchemaRef};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::flat_json;
 use super::schema::{VALUE_COLUMN, without_null_types};
 
 /// One row ready for encoding.
@@ -45,6 +46,9 @@ impl Row {
 pub struct Scratch {
     text: Vec<u8>,
     decoder: Option<(SchemaRef, usize, Decoder)>,
+    /// Chunks left before the flat decoder is tried again: after it gave up on one, rows like
+    /// it are likely to follow (each try costs a partial decode).
+    flat_pause: u8,
 }
 
 impl std::fmt::Debug for Scratch {
@@ -56,7 +60,23 @@ impl std::fmt::Debug for Scratch {
 /// Smallest decoder batch size: decoders are reused, so size them for typical batches.
 const MIN_DECODER_ROWS: usize = 8192;
 
+/// Chunks the flat decoder sits out after giving up on one.
+const FLAT_PAUSE_CHUNKS: u8 = 16;
+
 impl Scratch {
+    /// Whether to try [`flat_json`] on a chunk of `schema`.
+    fn try_flat(&mut self, schema: &SchemaRef) -> bool {
+        if self.flat_pause > 0 {
+            self.flat_pause -= 1;
+            return false;
+        }
+        flat_json::supports(schema)
+    }
+
+    fn flat_missed(&mut self) {
+        self.flat_pause = FLAT_PAUSE_CHUNKS;
+    }
+
     /// A decoder for `schema` that holds `rows` rows, reusing the last one when it fits.
     fn decoder(&mut self, schema: &SchemaRef, rows: usize) -> Result<Decoder, ArrowError> {
         match self.decoder.take() {
@@ -79,6 +99,18 @@ pub fn encode<'a>(
     scratch: &mut Scratch,
 ) -> Result<RecordBatch, ArrowError> {
     let count = rows.len();
+    if scratch.try_flat(schema) {
+        let raw = rows.clone().map(|r| match r {
+            Row::Raw(bytes) => Some(bytes.as_ref()),
+            Row::Value(_) => None,
+        });
+        if raw.clone().all(|r| r.is_some())
+            && let Some(batch) = flat_json::decode(schema, count, raw.flatten())
+        {
+            return Ok(batch);
+        }
+        scratch.flat_missed();
+    }
     let mut decoder = scratch.decoder(schema, count)?;
     let text = &mut scratch.text;
     text.clear();

@@ -14,6 +14,7 @@
 mod config;
 mod encode;
 mod file;
+mod flat_json;
 mod recovery;
 mod schema;
 mod sink;

@@ -52,8 +52,12 @@ pub struct PollStatement {
     timestamp: Option<CursorColumn>,
     /// `FROM (<query>) hw_row`.
     from: String,
-    /// The cursor and range conditions.
+    /// The cursor conditions.
     conditions: Vec<String>,
+    /// The range's condition as Spark writes it (the first range takes the NULLs), and without
+    /// the NULLs for a column that has none: `c < end OR c IS NULL` keeps PostgreSQL from
+    /// bounding its index scan, so the first range read the whole table.
+    range: Option<(String, String)>,
     /// `timestamp.from` and `timestamp.until` as SQL literals.
     window: (Option<String>, Option<String>),
     /// ` ORDER BY ..` or nothing.
@@ -124,9 +128,17 @@ impl PollStatement {
                 )
             }
         };
-        if let Some(ranges) = config.ranges.as_ref().filter(|r| r.count > 1) {
-            conditions.push(ranges.condition(&column(Some(&ranges.column)).1, range));
-        }
+        let range = config
+            .ranges
+            .as_ref()
+            .filter(|r| r.count > 1)
+            .map(|ranges| {
+                let column = column(Some(&ranges.column)).1;
+                (
+                    ranges.condition(&column, range, true),
+                    ranges.condition(&column, range, false),
+                )
+            });
         let incrementing = config.mode.uses_incrementing().then_some(CursorColumn {
             name: inc_name,
             selected: inc,
@@ -143,6 +155,7 @@ impl PollStatement {
             timestamp,
             from: format!("FROM ({base}) {ROW}"),
             conditions,
+            range,
             window: (
                 config.timestamp_from.as_deref().map(literal),
                 config.timestamp_until.as_deref().map(literal),
@@ -152,8 +165,8 @@ impl PollStatement {
     }
 
     /// The statement reading rows described as `described` through `row`, and where each
-    /// row's cursor values are.
-    pub fn sql(&self, row: &RowJson, described: &[Column]) -> (String, CursorAt) {
+    /// row's cursor values are; `not_null`: the partition column is declared NOT NULL.
+    pub fn sql(&self, row: &RowJson, described: &[Column], not_null: bool) -> (String, CursorAt) {
         // A column of the row read as it is (not rendered by PostgreSQL): its index.
         let in_row = |name: &str, types: &[Type]| {
             row.reads_columns()
@@ -196,7 +209,7 @@ impl PollStatement {
             })
         });
         let ts_type = self.timestamp.as_ref().and_then(|c| type_of(&c.name));
-        let sql = self.render(&select.join(", "), ts_type.as_ref());
+        let sql = self.render(&select.join(", "), ts_type.as_ref(), not_null);
         (
             sql,
             CursorAt {
@@ -208,8 +221,11 @@ impl PollStatement {
 
     /// The statement with `columns` for the select list, the time window compared in
     /// `ts_type` when it is known.
-    fn render(&self, columns: &str, ts_type: Option<&Type>) -> String {
+    fn render(&self, columns: &str, ts_type: Option<&Type>, not_null: bool) -> String {
         let mut conditions = self.conditions.clone();
+        if let Some((with_nulls, without)) = &self.range {
+            conditions.push(if not_null { without } else { with_nulls }.clone());
+        }
         if let Some(ts) = &self.timestamp {
             // The bounds are read as `timestamptz` (an offset in them counts) in the session's
             // time zone, UTC; for a column without a time zone, that instant's UTC time.
@@ -242,6 +258,6 @@ impl PollStatement {
 
     /// The statement as an error message shows it: the row's columns elided.
     pub fn shown(&self) -> String {
-        self.render("<the query's columns>", None)
+        self.render("<the query's columns>", None, false)
     }
 }

@@ -218,14 +218,16 @@ pub struct Ranges {
 
 impl Ranges {
     /// Range `i`'s condition on the column (`t."id"`), as Spark's JDBCRelation writes them:
-    /// the first also takes values below the bounds and NULLs, the last values above.
-    pub fn condition(&self, column: &str, i: u32) -> String {
+    /// the first also takes values below the bounds and NULLs (unless the column has none:
+    /// `nulls` false), the last values above.
+    pub fn condition(&self, column: &str, i: u32, nulls: bool) -> String {
         let stride = (self.upper / i64::from(self.count)) - (self.lower / i64::from(self.count));
         let start = self.lower + i64::from(i) * stride;
         let end = start + stride;
         match (i, self.count) {
             (_, 1) => "true".to_owned(),
-            (0, _) => format!("{column} < {end} OR {column} IS NULL"),
+            (0, _) if nulls => format!("{column} < {end} OR {column} IS NULL"),
+            (0, _) => format!("{column} < {end}"),
             (i, n) if i == n - 1 => format!("{column} >= {start}"),
             _ => format!("{column} >= {start} AND {column} < {end}"),
         }
@@ -434,7 +436,7 @@ mod tests {
             upper: 100,
             count: 4,
         };
-        let all: Vec<String> = (0..4).map(|i| ranges.condition("c", i)).collect();
+        let all: Vec<String> = (0..4).map(|i| ranges.condition("c", i, true)).collect();
         assert_eq!(
             all,
             [
@@ -444,6 +446,7 @@ mod tests {
                 "c >= 75"
             ]
         );
+        assert_eq!(ranges.condition("c", 0, false), "c < 25");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{PgError, describe};
 use super::poll_statement::{Arg, CursorAt, PollStatement};
-use super::query_config::{Mode, QuerySourceConfig, Source as Rows};
+use super::query_config::{Mode, QuerySourceConfig, Source as Rows, quote_identifier};
 use super::row_json::{self, DecodeError, RowJson};
 use crate::api::connector::{BuildContext, Source, SourceBatch, SourceContext};
 use crate::api::error::ConnectorError;
@@ -152,16 +152,41 @@ impl QuerySource {
 
     /// Prepares `range`'s statement on `client`: describes the query's columns, then reads
     /// them as [`RowJson`] says.
-    async fn prepare(client: &Client, range: &Range) -> Result<Prepared, tokio_postgres::Error> {
+    async fn prepare(
+        &self,
+        client: &Client,
+        range: &Range,
+    ) -> Result<Prepared, tokio_postgres::Error> {
         let described = client.prepare(&range.statement.describe).await?;
         let row = RowJson::for_columns(described.columns());
-        let (sql, cursor) = range.statement.sql(&row, described.columns());
+        let not_null = self.partition_not_null(client).await?;
+        let (sql, cursor) = range.statement.sql(&row, described.columns(), not_null);
         let statement = client.prepare(&sql).await?;
         Ok(Prepared {
             statement,
             row,
             cursor,
         })
+    }
+
+    /// Whether the partition column of a partitioned table read is declared NOT NULL. A
+    /// query's columns may be NULL whatever their table says (an outer join): false for one.
+    async fn partition_not_null(&self, client: &Client) -> Result<bool, tokio_postgres::Error> {
+        let (Rows::Table(table), Some(ranges)) = (&self.config.source, &self.config.ranges) else {
+            return Ok(false);
+        };
+        if ranges.count < 2 {
+            return Ok(false);
+        }
+        let column = ranges.column.trim().trim_matches('"');
+        let row = client
+            .query_opt(
+                "SELECT attnotnull FROM pg_attribute \
+                 WHERE attrelid = $1::text::regclass AND attname = $2 AND NOT attisdropped",
+                &[&quote_identifier(table), &column],
+            )
+            .await?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
     }
 
     /// One poll of `range`: streams the new rows and hands them over in batches. Failures come
@@ -190,7 +215,7 @@ impl QuerySource {
         // Prepared once per connection, reused by every poll on it.
         let prepared = match prepared {
             Some(p) => &*p,
-            None => match Self::prepare(client, range).await {
+            None => match self.prepare(client, range).await {
                 Ok(p) => &*prepared.insert(p),
                 Err(e) => return Ok(Err(PollError::Db(e))),
             },
