@@ -67,15 +67,17 @@ impl Column {
     }
 }
 
-/// Whether rows of `schema` can be decoded here: top-level columns of the types above only,
-/// named without characters JSON escapes (their keys are matched as written).
+/// Whether rows of `schema` can be decoded here: at most 64 top-level columns of the types
+/// above, named once each, without characters JSON escapes (their keys are matched as written).
 pub fn supports(schema: &SchemaRef) -> bool {
-    schema.fields().len() <= 64
-        && schema.fields().iter().all(|f| {
+    let fields = schema.fields();
+    fields.len() <= 64
+        && fields.iter().enumerate().all(|(i, f)| {
             Column::for_type(f.data_type(), 0).is_some()
                 && f.name()
                     .bytes()
                     .all(|c| c >= 0x20 && c != b'"' && c != b'\\')
+                && !fields[..i].iter().any(|g| g.name() == f.name())
         })
 }
 
@@ -86,6 +88,9 @@ pub fn decode<'a>(
     count: usize,
     rows: impl Iterator<Item = &'a [u8]>,
 ) -> Option<RecordBatch> {
+    if !supports(schema) {
+        return None;
+    }
     let fields = schema.fields();
     let mut columns: Vec<Column> = fields
         .iter()
@@ -444,5 +449,17 @@ mod tests {
         assert!(!supports(&micros));
         let quoted = Arc::new(Schema::new(vec![Field::new("a\"b", DataType::Int64, true)]));
         assert!(!supports(&quoted));
+        let twice = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("a", DataType::Utf8, true),
+        ]));
+        assert!(!supports(&twice));
+        let wide = Arc::new(Schema::new(
+            (0..65)
+                .map(|i| Field::new(format!("c{i}"), DataType::Int64, true))
+                .collect::<Vec<_>>(),
+        ));
+        assert!(!supports(&wide));
+        assert_eq!(decode(&wide, 1, std::iter::once(&b"{}"[..])), None);
     }
 }

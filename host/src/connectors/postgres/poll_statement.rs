@@ -21,6 +21,9 @@ use super::row_json::RowJson;
 /// (`row_to_json(t)` takes a column `t` over the row).
 pub const ROW: &str = "hw_row";
 
+/// The select list as error messages show it.
+const COLUMNS_ELIDED: &str = "<the query's columns>";
+
 /// A parameter of the poll statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arg {
@@ -72,6 +75,15 @@ pub struct CursorAt {
     /// A `timestamp`, a `timestamptz` or µs since the epoch as a `bigint`; none without a
     /// timestamp column.
     pub timestamp: Option<usize>,
+}
+
+/// The statement a range polls with, as written for the query's columns.
+#[derive(Debug)]
+pub struct Written {
+    pub sql: String,
+    /// The statement as an error message shows it: the row's columns elided.
+    pub shown: String,
+    pub cursor: CursorAt,
 }
 
 /// A SQL string literal (standard-conforming: quotes doubled).
@@ -165,8 +177,8 @@ impl PollStatement {
     }
 
     /// The statement reading rows described as `described` through `row`, and where each
-    /// row's cursor values are; `not_null`: the partition column is declared NOT NULL.
-    pub fn sql(&self, row: &RowJson, described: &[Column], not_null: bool) -> (String, CursorAt) {
+    /// row's cursor values are; `not_null`: the partition column holds no NULL.
+    pub fn sql(&self, row: &RowJson, described: &[Column], not_null: bool) -> Written {
         // A column of the row read as it is (not rendered by PostgreSQL): its index.
         let in_row = |name: &str, types: &[Type]| {
             row.reads_columns()
@@ -209,14 +221,14 @@ impl PollStatement {
             })
         });
         let ts_type = self.timestamp.as_ref().and_then(|c| type_of(&c.name));
-        let sql = self.render(&select.join(", "), ts_type.as_ref(), not_null);
-        (
-            sql,
-            CursorAt {
+        Written {
+            sql: self.render(&select.join(", "), ts_type.as_ref(), not_null),
+            shown: self.render(COLUMNS_ELIDED, ts_type.as_ref(), not_null),
+            cursor: CursorAt {
                 incrementing,
                 timestamp,
             },
-        )
+        }
     }
 
     /// The statement with `columns` for the select list, the time window compared in
@@ -256,8 +268,8 @@ impl PollStatement {
         format!("SELECT {columns} {}{filter}{}", self.from, self.order)
     }
 
-    /// The statement as an error message shows it: the row's columns elided.
+    /// The statement as an error message shows it before the query's columns are known.
     pub fn shown(&self) -> String {
-        self.render("<the query's columns>", None, false)
+        self.render(COLUMNS_ELIDED, None, false)
     }
 }

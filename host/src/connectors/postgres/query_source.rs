@@ -93,6 +93,8 @@ struct Prepared {
     statement: Statement,
     row: RowJson,
     cursor: CursorAt,
+    /// The statement as error messages show it.
+    shown: String,
 }
 
 /// What a range reader hands the task.
@@ -160,17 +162,20 @@ impl QuerySource {
         let described = client.prepare(&range.statement.describe).await?;
         let row = RowJson::for_columns(described.columns());
         let not_null = self.partition_not_null(client).await?;
-        let (sql, cursor) = range.statement.sql(&row, described.columns(), not_null);
-        let statement = client.prepare(&sql).await?;
+        let written = range.statement.sql(&row, described.columns(), not_null);
+        let statement = client.prepare(&written.sql).await?;
         Ok(Prepared {
             statement,
             row,
-            cursor,
+            cursor: written.cursor,
+            shown: written.shown,
         })
     }
 
-    /// Whether the partition column of a partitioned table read is declared NOT NULL. A
-    /// query's columns may be NULL whatever their table says (an outer join): false for one.
+    /// Whether the partition column of a partitioned table read can hold no NULL: declared NOT
+    /// NULL by a validated constraint on a table whose rows are all its own (a plain table
+    /// without inheritance children, or a partitioned one, whose partitions share its NOT
+    /// NULLs). A query's columns may be NULL whatever their table says (an outer join): false.
     async fn partition_not_null(&self, client: &Client) -> Result<bool, tokio_postgres::Error> {
         let (Rows::Table(table), Some(ranges)) = (&self.config.source, &self.config.ranges) else {
             return Ok(false);
@@ -178,13 +183,25 @@ impl QuerySource {
         if ranges.count < 2 {
             return Ok(false);
         }
+        // PostgreSQL 18 marks a NOT VALID NOT NULL constraint in attnotnull too.
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await?
+            .get(0);
+        let valid = if version >= 180_000 {
+            "a.attnotnullvalid"
+        } else {
+            "true"
+        };
         let column = ranges.column.trim().trim_matches('"');
+        let sql = format!(
+            "SELECT a.attnotnull AND {valid} AND (c.relkind = 'p' OR (c.relkind = 'r' AND \
+             NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid))) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             WHERE a.attrelid = $1::text::regclass AND a.attname = $2 AND NOT a.attisdropped"
+        );
         let row = client
-            .query_opt(
-                "SELECT attnotnull FROM pg_attribute \
-                 WHERE attrelid = $1::text::regclass AND attname = $2 AND NOT attisdropped",
-                &[&quote_identifier(table), &column],
-            )
+            .query_opt(&sql, &[&quote_identifier(table), &column])
             .await?;
         Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
     }
@@ -370,7 +387,9 @@ impl QuerySource {
                             "the poll query failed: {}: {}; query: {}",
                             db.code().code(),
                             db.message(),
-                            range.statement.shown()
+                            prepared
+                                .as_ref()
+                                .map_or_else(|| range.statement.shown(), |p| p.shown.clone())
                         )));
                     }
                     tracing::warn!(connector = %self.connector, error = %describe(&e), "PostgreSQL poll failed; reconnecting.");
