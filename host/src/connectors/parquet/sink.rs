@@ -36,6 +36,9 @@ type PartitionKey = (String, i64);
 static SCHEMA_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"schema\""));
 
+/// Source partitions whose written offsets `already_written` finds without hashing.
+const RECENT_PARTITIONS: usize = 8;
+
 /// A record ready for a partition: where it is in the batch, its row and Connect schema.
 ///
 /// The records stay in the batch's vector: moving a record (~200 bytes) into a group and out
@@ -54,8 +57,9 @@ pub struct ParquetSink {
     open: HashMap<PartitionKey, OpenFile>,
     /// Positions held by committed files or by records already taken into open files.
     accepted: Positions,
-    /// The most recently updated entry of `accepted`, checked by pointer before hashing.
-    last_accepted: Option<(Position, u64)>,
+    /// The entries of `accepted` for the source partitions written most recently, checked by
+    /// pointer before hashing (a partitioned read's batches alternate between its ranges).
+    recent: Vec<(Position, u64)>,
     next_file: u64,
     props: WriterProperties,
     scratch: Scratch,
@@ -100,7 +104,7 @@ impl ParquetSink {
             stem,
             open: HashMap::new(),
             accepted: Positions::new(),
-            last_accepted: None,
+            recent: Vec::new(),
             next_file: 0,
             props,
             scratch: Scratch::default(),
@@ -159,6 +163,28 @@ impl ParquetSink {
             },
         };
         Ok((day, row, connect_schema))
+    }
+
+    /// Brings the entries of `recent` up to date with `accepted`, adding `last`'s partition.
+    fn note_recent(&mut self, last: Option<&Position>) {
+        let accepted = &self.accepted;
+        let done = |p: &Position| {
+            accepted
+                .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))
+                .copied()
+        };
+        self.recent
+            .retain_mut(|(p, known)| done(p).map(|d| *known = d).is_some());
+        let Some(last) = last else { return };
+        let seen = self.recent.iter().any(|(p, _)| {
+            Arc::ptr_eq(&p.source, &last.source) && Arc::ptr_eq(&p.partition, &last.partition)
+        });
+        if let (false, Some(d)) = (seen, done(last)) {
+            if self.recent.len() == RECENT_PARTITIONS {
+                self.recent.remove(0);
+            }
+            self.recent.push((last.clone(), d));
+        }
     }
 
     /// Where files are written: the store, or the run's staging directory.
@@ -381,15 +407,15 @@ impl Sink for ParquetSink {
         .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?
         .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?;
         self.accepted = recovered;
+        self.recent.clear();
         Ok(())
     }
 
     fn already_written(&self, record: &Record) -> bool {
         record.position.as_ref().is_some_and(|p| {
-            if let Some((last, done)) = &self.last_accepted
-                && Arc::ptr_eq(&last.source, &p.source)
-                && Arc::ptr_eq(&last.partition, &p.partition)
-            {
+            if let Some((_, done)) = self.recent.iter().find(|(q, _)| {
+                Arc::ptr_eq(&q.source, &p.source) && Arc::ptr_eq(&q.partition, &p.partition)
+            }) {
                 return p.offset <= *done;
             }
             self.accepted
@@ -407,15 +433,7 @@ impl Sink for ParquetSink {
             &mut self.accepted,
             records.iter().filter_map(|r| r.position.as_ref()),
         );
-        self.last_accepted = records
-            .last()
-            .and_then(|r| r.position.clone())
-            .and_then(|p| {
-                let done = *self
-                    .accepted
-                    .get(&(Arc::clone(&p.source), Arc::clone(&p.partition)))?;
-                Some((p, done))
-            });
+        self.note_recent(records.last().and_then(|r| r.position.as_ref()));
         let mut groups: Vec<(PartitionKey, Vec<Prepared>)> = Vec::new();
         let mut refused = Vec::new();
         let capacity = records.len();
