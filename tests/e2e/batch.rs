@@ -441,13 +441,12 @@ fn the_time_window_selects_what_postgresql_does_for_each_column_type() {
             ),
         );
         let expected: Vec<i64> = expected.lines().filter_map(|l| l.parse().ok()).collect();
-        let mut got: Vec<i64> = crate::harness::sink_values(&ws.path(&format!("out/{i}.jsonl")))
-            .iter()
-            .filter_map(|row| row["id"].as_i64())
-            .collect();
-        got.sort_unstable();
         assert!(!expected.is_empty(), "the window selects rows");
-        assert_eq!(got, expected, "{column} in mode {mode}");
+        assert_eq!(
+            written_ids(&ws, &format!("out/{i}.jsonl")),
+            expected,
+            "{column} in mode {mode}"
+        );
     }
 }
 
@@ -499,14 +498,22 @@ fn a_partitioned_read_takes_every_row_once_nulls_included() {
         text(&out.stderr)
     );
     for table in ["keyed", "loose"] {
-        let mut ids: Vec<i64> =
-            crate::harness::sink_values(&ws.path(&format!("out/{table}.jsonl")))
-                .iter()
-                .filter_map(|row| row["id"].as_i64())
-                .collect();
-        ids.sort_unstable();
-        assert_eq!(ids, (1..=1000).collect::<Vec<i64>>(), "{table}");
+        assert_eq!(
+            written_ids(&ws, &format!("out/{table}.jsonl")),
+            (1..=1000).collect::<Vec<i64>>(),
+            "{table}"
+        );
     }
+}
+
+/// The `id`s of the rows a FileSink wrote to `file` (in the workspace), sorted.
+fn written_ids(ws: &Workspace, file: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = crate::harness::sink_values(&ws.path(file))
+        .iter()
+        .filter_map(|row| row["id"].as_i64())
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// `get_historical_features` of Feast's SDK over the offline store, for every user at noon of
