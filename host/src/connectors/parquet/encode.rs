@@ -64,13 +64,13 @@ const MIN_DECODER_ROWS: usize = 8192;
 const FLAT_PAUSE_CHUNKS: u8 = 16;
 
 impl Scratch {
-    /// Whether to try [`flat_json`] on a chunk of `schema`.
-    fn try_flat(&mut self, schema: &SchemaRef) -> bool {
+    /// Whether to try [`flat_json`] on a chunk (it refuses schemas it cannot fill itself).
+    fn try_flat(&mut self) -> bool {
         if self.flat_pause > 0 {
             self.flat_pause -= 1;
             return false;
         }
-        flat_json::supports(schema)
+        true
     }
 
     fn flat_missed(&mut self) {
@@ -99,13 +99,13 @@ pub fn encode<'a>(
     scratch: &mut Scratch,
 ) -> Result<RecordBatch, ArrowError> {
     let count = rows.len();
-    if scratch.try_flat(schema) {
-        let raw = rows.clone().map(|r| match r {
+    if scratch.try_flat() {
+        let raw = rows.clone().filter_map(|r| match r {
             Row::Raw(bytes) => Some(bytes.as_ref()),
             Row::Value(_) => None,
         });
-        if raw.clone().all(|r| r.is_some())
-            && let Some(batch) = flat_json::decode(schema, count, raw.flatten())
+        if rows.clone().all(|r| matches!(r, Row::Raw(_)))
+            && let Some(batch) = flat_json::decode(schema, count, raw)
         {
             return Ok(batch);
         }
