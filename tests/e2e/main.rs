@@ -31,6 +31,7 @@ mod rest;
 #[path = "../support/service.rs"]
 mod service;
 mod services;
+mod sink_tasks;
 mod validate;
 mod wasm;
 mod wasm_state;

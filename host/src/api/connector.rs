@@ -46,6 +46,23 @@ pub struct BuildContext {
     /// In a bounded run (`headwater run --once`): a stable id of this connector's run (its
     /// config and the run's parameters), the same when an interrupted run is started again.
     pub bounded_run: Option<String>,
+    /// Which of the connector's tasks this is (0-based) and how many run in this process: a
+    /// sink that [`ConnectorPlugin::runs_in_parallel`] keeps what it writes apart by it.
+    pub task: TaskIndex,
+}
+
+/// One task of a connector run as several in one process (`tasks.max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskIndex {
+    /// This task's id, 0-based, as the REST API and the dead letters' headers name it.
+    pub id: usize,
+    /// How many tasks of the connector run in this process.
+    pub of: usize,
+}
+
+impl TaskIndex {
+    /// The one task of a connector that runs one.
+    pub const ONLY: Self = Self { id: 0, of: 1 };
 }
 
 /// A signal sent to a running source through the REST API (`POST
@@ -99,6 +116,14 @@ pub trait ConnectorPlugin: Send + Sync {
     /// Whether its source tasks end at the end of their input in a bounded run
     /// ([`SourceContext::bounded`]); a bounded run refuses the sources that would not.
     fn ends_in_bounded_runs(&self) -> bool {
+        false
+    }
+
+    /// Whether several of its sink tasks may run at once in one process, each given a share
+    /// of the Kafka partitions by the consumer group (`tasks.max`): they must not write over
+    /// one another (a Parquet file's name carries its task; one output file cannot be shared,
+    /// so the FileSink runs one task).
+    fn runs_in_parallel(&self) -> bool {
         false
     }
 

@@ -99,8 +99,8 @@ pub struct ConnectorMetrics {
     errors: AtomicU64,
     dead_letters: AtomicU64,
     dropped: AtomicU64,
-    /// Files a sink committed (for sinks that write files).
-    files_committed: AtomicU64,
+    /// Gauges each of a sink's tasks sets for itself (`tasks.max`), by task id.
+    per_task: Mutex<Vec<TaskGauges>>,
     /// Time to take one batch through transforms into the bus (sources) or the sink.
     pub batch_latency: Histogram,
     /// Time of a sink's flush (what makes records durable).
@@ -109,9 +109,6 @@ pub struct ConnectorMetrics {
     newest_event_ms: AtomicI64,
     /// From a record's event time to the moment a sink made it durable.
     pub end_to_end_latency: Histogram,
-    /// When (epoch ms) the oldest record a sink holds unflushed arrived; -1: none; -2: not a
-    /// sink (or one that has not written yet).
-    unflushed_since_ms: AtomicI64,
     /// Bytes a source has yet to read (a replication slot's WAL, files' unread tails); -1:
     /// not reported.
     source_lag_bytes: AtomicI64,
@@ -127,9 +124,10 @@ pub struct ConnectorMetrics {
     under_way: Mutex<BTreeMap<String, Arc<RestoreProgress>>>,
     /// Changes applied to warm standby copies.
     standby_updates: AtomicU64,
-    /// Kafka consumer lag by consumer group (a sink behind a repartition topic has two):
-    /// `(topic, partition, lag)` of its assigned partitions.
-    consumer_lag: Mutex<BTreeMap<String, Vec<PartitionLag>>>,
+    /// Kafka consumer lag by consumer group and task (a sink behind a repartition topic has
+    /// two groups, a sink run as several tasks a consumer per task): `(topic, partition, lag)`
+    /// of its assigned partitions.
+    consumer_lag: Mutex<BTreeMap<(String, usize), Vec<PartitionLag>>>,
     /// The topics a source is holding records of because no sink reads them
     /// (`topic.unsubscribed=wait`); `None` until a source published, or for sinks.
     unread_topics: Mutex<Option<Vec<String>>>,
@@ -141,6 +139,27 @@ pub struct PartitionLag {
     pub topic: String,
     pub partition: i32,
     pub lag: i64,
+    /// The task whose consumer owns the partition.
+    pub task: usize,
+}
+
+/// What one task of a sink reports about itself.
+#[derive(Debug, Clone, Copy)]
+struct TaskGauges {
+    /// When (epoch ms) the oldest record the task holds unflushed arrived; -1: none; -2: not
+    /// reported (not a sink, or one that has not written yet).
+    unflushed_since_ms: i64,
+    /// Files the task committed since it started (sinks that write files).
+    files_committed: u64,
+}
+
+impl Default for TaskGauges {
+    fn default() -> Self {
+        Self {
+            unflushed_since_ms: -2,
+            files_committed: 0,
+        }
+    }
 }
 
 impl Default for ConnectorMetrics {
@@ -152,12 +171,11 @@ impl Default for ConnectorMetrics {
             errors: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            files_committed: AtomicU64::new(0),
+            per_task: Mutex::new(Vec::new()),
             batch_latency: Histogram::default(),
             flush_latency: Histogram::default(),
             newest_event_ms: AtomicI64::new(i64::MIN),
             end_to_end_latency: Histogram::default(),
-            unflushed_since_ms: AtomicI64::new(-2),
             source_lag_bytes: AtomicI64::new(-1),
             source_lag_ms: AtomicI64::new(-1),
             restoring: AtomicU64::new(0),
@@ -320,18 +338,26 @@ impl ConnectorMetrics {
     pub fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
-    /// A file-writing sink has committed `files` files since it started.
-    pub fn set_files_committed(&self, files: u64) {
-        self.files_committed.store(files, Ordering::Relaxed);
+    /// Task `task` of a file-writing sink has committed `files` files since it started.
+    pub fn set_files_committed(&self, task: usize, files: u64) {
+        self.with_task(task, |g| g.files_committed = files);
     }
     /// Notes that records with event times up to `event_ms` are durable in the sink.
     pub fn note_durable_event(&self, event_ms: i64) {
         self.newest_event_ms.fetch_max(event_ms, Ordering::Relaxed);
     }
-    /// A sink holds records unflushed since `since_ms` (epoch ms), or none (`None`).
-    pub fn set_unflushed_since(&self, since_ms: Option<i64>) {
-        self.unflushed_since_ms
-            .store(since_ms.unwrap_or(-1), Ordering::Relaxed);
+    /// Task `task` of a sink holds records unflushed since `since_ms` (epoch ms), or none
+    /// (`None`).
+    pub fn set_unflushed_since(&self, task: usize, since_ms: Option<i64>) {
+        self.with_task(task, |g| g.unflushed_since_ms = since_ms.unwrap_or(-1));
+    }
+
+    fn with_task(&self, task: usize, set: impl FnOnce(&mut TaskGauges)) {
+        let mut tasks = self.per_task.lock().unwrap_or_else(|e| e.into_inner());
+        if tasks.len() <= task {
+            tasks.resize(task + 1, TaskGauges::default());
+        }
+        set(&mut tasks[task]);
     }
     /// A source has `bytes` left to read upstream.
     pub fn set_source_lag_bytes(&self, bytes: u64) {
@@ -371,10 +397,10 @@ impl ConnectorMetrics {
         under_way.insert(scope.to_owned(), progress);
     }
 
-    /// The lag of the partitions consumer group `group` owns now.
-    pub fn set_consumer_lag(&self, group: &str, lags: Vec<PartitionLag>) {
+    /// The lag of the partitions task `task`'s consumer in group `group` owns now.
+    pub fn set_consumer_lag(&self, group: &str, task: usize, lags: Vec<PartitionLag>) {
         let mut all = self.consumer_lag.lock().unwrap_or_else(|e| e.into_inner());
-        all.insert(group.to_owned(), lags);
+        all.insert((group.to_owned(), task), lags);
     }
 
     /// `changes` applied to a warm standby copy.
@@ -397,8 +423,18 @@ impl ConnectorMetrics {
             .collect();
         let newest = self.newest_event_ms.load(Ordering::Relaxed);
         let known = |v: i64| u64::try_from(v).ok();
-        let unflushed = self.unflushed_since_ms.load(Ordering::Relaxed);
-        let oldest_unflushed = match unflushed {
+        let (unflushed, files_committed) = {
+            let tasks = self.per_task.lock().unwrap_or_else(|e| e.into_inner());
+            // The oldest record any task holds; none held only when no task holds one.
+            let oldest = tasks
+                .iter()
+                .map(|g| g.unflushed_since_ms)
+                .filter(|since| *since >= 0)
+                .min()
+                .or_else(|| tasks.iter().map(|g| g.unflushed_since_ms).max());
+            (oldest, tasks.iter().map(|g| g.files_committed).sum())
+        };
+        let oldest_unflushed = match unflushed.unwrap_or(-2) {
             -2 => None,
             -1 => Some(Duration::ZERO),
             since => Some(Duration::from_millis(known(now_ms() - since).unwrap_or(0))),
@@ -410,7 +446,7 @@ impl ConnectorMetrics {
             errors: self.errors.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
-            files_committed: self.files_committed.load(Ordering::Relaxed),
+            files_committed,
             batch_latency: self.batch_latency.snapshot(),
             flush_latency: self.flush_latency.snapshot(),
             newest_event_ms: (newest != i64::MIN).then_some(newest),

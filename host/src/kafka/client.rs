@@ -59,15 +59,22 @@ impl KafkaSettings {
         config
     }
 
-    /// [`Self::consumer_config`] for a consumer that joins `group` (subscribes): with this
-    /// host's static membership id, unless the connector sets `group.instance.id` itself.
-    pub fn group_consumer_config(&self, group: &str, client_id: &str) -> ClientConfig {
+    /// [`Self::consumer_config`] for the consumer of a sink's task `task` that joins `group`
+    /// (subscribes): with this host's static membership id, unless the connector sets
+    /// `group.instance.id` itself.
+    pub fn group_consumer_config(&self, group: &str, client_id: &str, task: usize) -> ClientConfig {
         let mut config = self.consumer_config(group, client_id);
         if let Some(id) = &self.group_instance_id
             && config.get("group.instance.id").is_none()
         {
             // Unique per group on this host: a host may run several consumers, one per group.
             config.set("group.instance.id", format!("{id}-{group}"));
+        }
+        // And per task: two members with one static id fence each other out of the group.
+        if task > 0
+            && let Some(id) = config.get("group.instance.id").map(str::to_owned)
+        {
+            config.set("group.instance.id", format!("{id}-{task}"));
         }
         config
     }
@@ -132,11 +139,14 @@ mod tests {
     #[test]
     fn group_consumers_join_with_the_hosts_static_id_unless_the_connector_sets_one() {
         let mut settings = KafkaSettings::new("h:9092");
-        let plain = settings.group_consumer_config("connect-a", "c");
+        let plain = settings.group_consumer_config("connect-a", "c", 0);
         assert_eq!(plain.get("group.instance.id"), None, "dynamic by default");
         settings.group_instance_id = Some("host-1".into());
-        let joined = settings.group_consumer_config("connect-a", "c");
+        let joined = settings.group_consumer_config("connect-a", "c", 0);
         assert_eq!(joined.get("group.instance.id"), Some("host-1-connect-a"));
+        // A sink's second task is a member of its own.
+        let second = settings.group_consumer_config("connect-a", "c", 1);
+        assert_eq!(second.get("group.instance.id"), Some("host-1-connect-a-1"));
         let assigned = settings.consumer_config("connect-a", "c");
         assert_eq!(
             assigned.get("group.instance.id"),
@@ -146,8 +156,10 @@ mod tests {
         settings
             .consumer
             .insert("group.instance.id".into(), "mine".into());
-        let overridden = settings.group_consumer_config("connect-a", "c");
+        let overridden = settings.group_consumer_config("connect-a", "c", 0);
         assert_eq!(overridden.get("group.instance.id"), Some("mine"));
+        let second = settings.group_consumer_config("connect-a", "c", 1);
+        assert_eq!(second.get("group.instance.id"), Some("mine-1"));
     }
 
     #[test]

@@ -54,11 +54,9 @@ pub fn routes() -> Router<AppState> {
 
 /// `ConnectorInfo`, secrets hidden.
 fn info_json(state: &AppState, view: &ConnectorView) -> Value {
-    let tasks = if view.has_task {
-        vec![json!({ "connector": view.name, "task": 0 })]
-    } else {
-        Vec::new()
-    };
+    let tasks: Vec<Value> = (0..view.tasks)
+        .map(|id| json!({ "connector": view.name, "task": id }))
+        .collect();
     let mut info = json!({
         "name": view.name,
         "config": shown_config(state, view),
@@ -89,19 +87,19 @@ fn state_json(status: &ConnectorStatus, worker_id: &str) -> Value {
     Value::Object(state)
 }
 
-fn task_json(status: &ConnectorStatus, worker_id: &str) -> Value {
+/// A task's `TaskState`. A connector's tasks share its state: they start, fail and restart
+/// together (a task that fails stops the others).
+fn task_json(status: &ConnectorStatus, worker_id: &str, id: usize) -> Value {
     let mut task = state_json(status, worker_id);
-    task["id"] = json!(0);
+    task["id"] = json!(id);
     task
 }
 
 /// `ConnectorStateInfo`.
 fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
-    let tasks = if view.has_task {
-        vec![task_json(&view.status, worker_id)]
-    } else {
-        Vec::new()
-    };
+    let tasks: Vec<Value> = (0..view.tasks)
+        .map(|id| task_json(&view.status, worker_id, id))
+        .collect();
     json!({
         "name": view.name,
         "connector": state_json(&view.status, worker_id),
@@ -110,17 +108,37 @@ fn status_json(view: &ConnectorView, worker_id: &str) -> Value {
     })
 }
 
-/// Adds to a task's status its counters, the restores of state partitions under way on this
-/// host, its Kafka consumer lag per partition, how long a sink's oldest unflushed record has
-/// waited, how fresh its newest durable event is and how far a source is behind, where known
-/// (Headwater's own fields: Kafka Connect clients ignore them).
-fn with_progress(task: &mut Value, state: &AppState, name: &str) {
+/// Adds to each task's status its Kafka consumer lag per partition and, to task 0's, the
+/// connector's counters, the restores of state partitions under way on this host, how long a
+/// sink's oldest unflushed record has waited, how fresh its newest durable event is and how far
+/// a source is behind, where known (Headwater's own fields: Kafka Connect clients ignore them).
+fn with_progress(status: &mut Value, state: &AppState, name: &str) {
+    for task in status["tasks"].as_array_mut().into_iter().flatten() {
+        task_progress(task, state, name);
+    }
+}
+
+/// [`with_progress`] for one task's status.
+fn task_progress(task: &mut Value, state: &AppState, name: &str) {
+    let id = task["id"].as_u64().unwrap_or(0);
     let Some(task) = task.as_object_mut() else {
         return;
     };
     let Some(metrics) = state.runtime.metrics(name) else {
         return;
     };
+    let lag: Vec<Value> = metrics
+        .consumer_lag
+        .iter()
+        .filter(|l| l.task as u64 == id)
+        .map(|l| json!({"topic": l.topic, "partition": l.partition, "lag": l.lag}))
+        .collect();
+    if !lag.is_empty() {
+        task.insert("consumer_lag".into(), json!(lag));
+    }
+    if id != 0 {
+        return;
+    }
     // Totals since the host started: a client derives rates from two readings.
     task.insert(
         "counters".into(),
@@ -146,14 +164,6 @@ fn with_progress(task: &mut Value, state: &AppState, name: &str) {
             .map(restore_json)
             .collect();
         task.insert("restoring".into(), json!(restoring));
-    }
-    if !metrics.consumer_lag.is_empty() {
-        let lag: Vec<Value> = metrics
-            .consumer_lag
-            .iter()
-            .map(|l| json!({"topic": l.topic, "partition": l.partition, "lag": l.lag}))
-            .collect();
-        task.insert("consumer_lag".into(), json!(lag));
     }
     let latency = &metrics.end_to_end_latency;
     if latency.count > 0 {
@@ -238,9 +248,7 @@ async fn list(State(state): State<AppState>, RawQuery(query): RawQuery) -> Json<
         let mut entry = Map::new();
         if wants_status {
             let mut status = status_json(view, &state.worker_id);
-            if let Some(task) = status["tasks"].get_mut(0) {
-                with_progress(task, &state, &view.name);
-            }
+            with_progress(&mut status, &state, &view.name);
             with_conflict(&mut status, &state, &view.name).await;
             entry.insert("status".into(), status);
         }
@@ -492,9 +500,7 @@ async fn status(
         Named::Rejected(file) => return Ok(Json(rejected_status_json(&file, &state.worker_id))),
     };
     let mut body = status_json(&view, &state.worker_id);
-    if let Some(task) = body["tasks"].get_mut(0) {
-        with_progress(task, &state, &name);
-    }
+    with_progress(&mut body, &state, &name);
     with_conflict(&mut body, &state, &name).await;
     Ok(Json(body))
 }
@@ -504,13 +510,10 @@ async fn tasks(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state.runtime.connector(&name).await?;
-    let tasks: Vec<Value> = if view.has_task {
-        vec![
-            json!({ "id": { "connector": view.name, "task": 0 }, "config": shown_config(&state, &view) }),
-        ]
-    } else {
-        Vec::new()
-    };
+    let config = shown_config(&state, &view);
+    let tasks: Vec<Value> = (0..view.tasks)
+        .map(|id| json!({ "id": { "connector": view.name, "task": id }, "config": config }))
+        .collect();
     Ok(Json(json!(tasks)))
 }
 
@@ -520,31 +523,33 @@ async fn tasks_config(
 ) -> Result<Json<Value>, ApiError> {
     let view = state.runtime.connector(&name).await?;
     let mut out = Map::new();
-    if view.has_task {
-        out.insert(
-            format!("{}-0", view.name),
-            json!(shown_config(&state, &view)),
-        );
+    let config = shown_config(&state, &view);
+    for id in 0..view.tasks {
+        out.insert(format!("{}-{id}", view.name), json!(config));
     }
     Ok(Json(Value::Object(out)))
 }
 
-/// The connector, if `task` names its one task.
-async fn with_task(state: &AppState, name: &str, task: &str) -> Result<ConnectorView, ApiError> {
+/// The connector and the task's id, if `task` names one of its tasks.
+async fn with_task(
+    state: &AppState,
+    name: &str,
+    task: &str,
+) -> Result<(ConnectorView, usize), ApiError> {
     let view = state.runtime.connector(name).await?;
-    if task != "0" || !view.has_task {
-        return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+    match task.parse::<usize>() {
+        Ok(id) if id < view.tasks => Ok((view, id)),
+        _ => Err(ApiError::not_found(format!("Unknown task: {name}-{task}"))),
     }
-    Ok(view)
 }
 
 async fn task_status(
     State(state): State<AppState>,
     Path((name, task)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = with_task(&state, &name, &task).await?;
-    let mut body = task_json(&view.status, &state.worker_id);
-    with_progress(&mut body, &state, &name);
+    let (view, id) = with_task(&state, &name, &task).await?;
+    let mut body = task_json(&view.status, &state.worker_id, id);
+    task_progress(&mut body, &state, &name);
     Ok(Json(body))
 }
 
@@ -553,6 +558,7 @@ async fn restart_task(
     Path((name, task)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     with_task(&state, &name, &task).await?;
+    // A connector's tasks run together: restarting one restarts them all.
     state.runtime.restart(&name, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -581,10 +587,10 @@ async fn restart(
     let mut body = status_json(&before, &state.worker_id);
     if restarted {
         body["connector"]["state"] = json!("RESTARTING");
-        if flags.include_tasks
-            && let Some(task) = body["tasks"].get_mut(0)
-        {
-            task["state"] = json!("RESTARTING");
+        if flags.include_tasks {
+            for task in body["tasks"].as_array_mut().into_iter().flatten() {
+                task["state"] = json!("RESTARTING");
+            }
         }
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())

@@ -105,8 +105,9 @@ pub struct ConnectorView {
     pub origin: Origin,
     pub target: Target,
     pub status: ConnectorStatus,
-    /// False when STOPPED (Kafka Connect then lists no tasks).
-    pub has_task: bool,
+    /// How many tasks it runs here (`tasks.max`); 0 when STOPPED (Kafka Connect then lists
+    /// no tasks).
+    pub tasks: usize,
 }
 
 pub(super) struct Entry {
@@ -878,7 +879,11 @@ impl Runtime {
             origin: entry.origin.clone(),
             target: entry.target,
             status,
-            has_task: entry.target != Target::Stopped,
+            // A connector that failed to start still shows its (failed) task.
+            tasks: match entry.target {
+                Target::Stopped => 0,
+                _ => entry.task.as_ref().map_or(1, |t| t.tasks),
+            },
         }
     }
 

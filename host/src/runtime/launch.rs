@@ -87,11 +87,12 @@ pub(super) struct SourceHandle {
 }
 
 pub(super) struct SinkHandle {
-    run: JoinHandle<()>,
-    /// The sink's inbox and converters, for replaying dead letters into it.
+    /// The sink runner of each of its tasks (`tasks.max`, see `super::sink_tasks`).
+    runs: Vec<JoinHandle<()>>,
+    /// The sink's inbox (its first task's) and converters, for replaying dead letters into it.
     pub(super) inbox: mpsc::Sender<Delivery>,
     pub(super) converters: (BuiltinConverter, BuiltinConverter),
-    /// The thread consuming the sink's topics from Kafka, if it reads Kafka.
+    /// The threads consuming the sink's topics from Kafka (one per task), if it reads Kafka.
     intake: Vec<std::thread::JoinHandle<()>>,
     /// Stage 1 of a repartition topic (`crate::runtime::shuffle`).
     shuffle: Option<JoinHandle<()>>,
@@ -108,6 +109,8 @@ pub(super) struct Running {
     pub(super) cancel: CancellationToken,
     pub(super) target: watch::Sender<TargetState>,
     pub(super) handle: Handle,
+    /// How many tasks it runs (`tasks.max`, see `super::sink_tasks`).
+    pub(super) tasks: usize,
     /// Where REST signals go (sources only).
     pub(super) signals: Option<mpsc::Sender<crate::api::connector::Signal>>,
     /// In a bounded run: how far the task is through its input (see `super::bounded`).
@@ -164,8 +167,18 @@ pub(super) fn start(
     let mut bounded = None;
     // A bounded run's own name (its config, parameters and attempt): its consumer group's.
     let run_id = shared.run.run_id(&prepared.config, &shared.data_dir);
+    let mut tasks = 1;
     let handle = match prepared.task {
         Task::Sink(sink) => {
+            // Every task is built before any starts: a task that cannot be built leaves
+            // none running.
+            let siblings = match &prepared.siblings {
+                Some(siblings) => (1..siblings.count())
+                    .map(|id| siblings.build(id))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            tasks += siblings.len();
             let selector = prepared
                 .topics
                 .expect("prepare sets topics for every sink connector");
@@ -306,7 +319,9 @@ pub(super) fn start(
                     (key_converter.clone(), value_converter.clone()),
                 ),
             };
-            let intake_stop = cancel.child_token();
+            // Cancelled when one of the connector's tasks fails: the others stop with it.
+            let siblings_stop = cancel.child_token();
+            let intake_stop = siblings_stop.child_token();
             // A bounded run reads the sink's topics up to their end offsets at the start.
             let kafka_read = (shared.run.bounded && kafka.is_some())
                 .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
@@ -319,7 +334,8 @@ pub(super) fn start(
                         only_existing: !link.bus && behind_repartition.is_none(),
                         key_converter: converters.0,
                         value_converter: converters.1,
-                        group,
+                        group: group.clone(),
+                        task: 0,
                         behind_repartition,
                         parse_values: chain.parses_values(),
                         event_time: chain.leads_with_event_time().then(|| {
@@ -361,13 +377,15 @@ pub(super) fn start(
                 bounded: bounded_sink,
                 opened: false,
                 name: name.clone(),
+                task: 0,
+                siblings_stop: siblings_stop.clone(),
                 shared: Arc::clone(shared),
                 chain: sink_chain,
-                reporter,
-                metrics,
-                topics,
+                reporter: Arc::clone(&reporter),
+                metrics: Arc::clone(&metrics),
+                topics: Arc::clone(&topics),
                 cancel: cancel.clone(),
-                target: target_rx,
+                target: target_rx.clone(),
                 held: Vec::new(),
                 unflushed: Default::default(),
                 flush_now,
@@ -375,15 +393,45 @@ pub(super) fn start(
                 intake_stop,
                 state,
             };
-            Handle::Sink(SinkHandle {
-                run: tokio::spawn(async move {
-                    runner.run(sink, subscription).await;
-                    // The copies are followed until the task is over: a task started next
-                    // must not find this one still writing them.
-                    if let Some(standby) = standby_task {
-                        let _ = standby.await;
+            let mut runs = vec![tokio::spawn(async move {
+                runner.run(sink, subscription).await;
+                // The copies are followed until the task is over: a task started next
+                // must not find this one still writing them.
+                if let Some(standby) = standby_task {
+                    let _ = standby.await;
+                }
+            })];
+            if let Some(link) = kafka.as_ref().filter(|_| !siblings.is_empty()) {
+                let shares = super::sink_tasks::Shares {
+                    host: shared,
+                    name: &name,
+                    link,
+                    selector: &selector,
+                    group: &group,
+                    converters: &(key_converter.clone(), value_converter.clone()),
+                    reporter: &reporter,
+                    metrics: &metrics,
+                    topics: &topics,
+                    cancel: &cancel,
+                    siblings_stop: &siblings_stop,
+                    target: &target_rx,
+                };
+                for (id, task) in (1..).zip(siblings) {
+                    match super::sink_tasks::start(&shares, id, task) {
+                        Ok((run, thread)) => {
+                            runs.push(run);
+                            intakes.push(thread);
+                        }
+                        Err(e) => {
+                            // The tasks already started stop (and flush) as at a stop.
+                            cancel.cancel();
+                            return Err(e);
+                        }
                     }
-                }),
+                }
+            }
+            Handle::Sink(SinkHandle {
+                runs,
                 intake: intakes,
                 shuffle,
                 inbox,
@@ -480,6 +528,7 @@ pub(super) fn start(
         cancel,
         target: target_tx,
         handle,
+        tasks,
         signals,
         bounded,
     })
@@ -515,6 +564,7 @@ fn start_shuffle(
         key_converter,
         value_converter,
         group: format!("connect-{name}"),
+        task: 0,
         behind_repartition: None,
         parse_values: false,
         event_time: None,
@@ -558,7 +608,9 @@ fn start_shuffle(
 
 /// Waits for a sink runner, then for its Kafka consumer's last commit.
 async fn await_sink(name: &str, h: SinkHandle) {
-    await_task(name, h.run).await;
+    for run in h.runs {
+        await_task(name, run).await;
+    }
     if let Some(shuffle) = h.shuffle {
         await_task(name, shuffle).await;
     }

@@ -19,6 +19,7 @@ pub mod reporter;
 pub mod shuffle;
 mod sink_runner;
 pub mod sink_state;
+pub mod sink_tasks;
 pub mod source_context;
 mod source_runner;
 pub mod status;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::confine::Confine;
-use crate::api::connector::{BuildContext, ConnectorType, Task};
+use crate::api::connector::{BuildContext, ConnectorType, Task, TaskIndex};
 use crate::api::error::{ErrorPolicy, Tolerance};
 use crate::api::registry::Registry;
 use crate::converters::BuiltinConverter;
 use crate::kafka::KafkaSettings;
 use crate::runtime::bus::{TopicSelector, Unsubscribed};
+use crate::runtime::sink_tasks::{SiblingTasks, TaskPlan};
 use crate::transforms::chain::Chain;
 
 use crate::api::options::{ConfigIssue, ConfigKey, KeyType, Options};
@@ -36,11 +37,14 @@ pub const NAME: ConfigKey = ConfigKey::new(
 pub const TASKS_MAX: ConfigKey = ConfigKey::new(
     "tasks.max",
     KeyType::Int,
-    "Maximum number of tasks. Headwater runs one task per connector and scales across hosts \
-     instead. For a sink with windows or stateful plugins reading Kafka, above 1 means the \
-     hosts running it share its partitions: state is kept per input partition and moves with it \
-     between hosts through the connector's changelog topic (see State and checkpoints); 1 reads \
-     every partition on each host.",
+    "Maximum number of tasks. A sink reading Kafka whose chain keeps no state runs this many \
+     tasks in each host, each a consumer in the sink's group with its own share of the \
+     partitions, its own chain and its own writer (Redis, Parquet, Kafka and blackhole sinks; \
+     the FileSink, which writes one file, runs one). For a sink with windows or stateful \
+     plugins reading Kafka, above 1 means the hosts running it share its partitions: state is \
+     kept per input partition and moves with it between hosts through the connector's \
+     changelog topic (see State and checkpoints), one task per host; 1 reads every partition \
+     on each host. Sources, bounded runs (--once) and sinks without Kafka run one task.",
 )
 .with_default("1");
 
@@ -237,6 +241,9 @@ pub struct Prepared {
     pub connector_type: ConnectorType,
     pub task: Task,
     pub chain: Chain,
+    /// A sink run as several tasks here (`tasks.max`, see `crate::runtime::sink_tasks`): how
+    /// the tasks after `task` are built.
+    pub siblings: Option<SiblingTasks>,
     /// A sink keeping its chain's state per input partition (`tasks.max` > 1, reading Kafka):
     /// how each partition's chain is built.
     pub partitioned: Option<crate::runtime::partitioned::ChainBuilder>,
@@ -426,6 +433,8 @@ pub fn prepare(
     };
     let resolved = providers::resolve(&config.config, &run.params, confine).map_err(fail)?;
     let mut options = Options::new(resolved.clone());
+    // Tasks after the first are built from the same resolved config (`SiblingTasks`).
+    let resolved_for_siblings = resolved.clone();
     if let Some(confine) = confine {
         options.confine(Arc::clone(confine.paths));
     }
@@ -459,13 +468,6 @@ pub fn prepare(
                 .to_owned(),
         );
     }
-    if tasks_max > 1 {
-        tracing::info!(
-            connector = %config.name,
-            tasks_max,
-            "Headwater runs one task per connector; tasks.max above 1 lets hosts share a sink's partitions."
-        );
-    }
     options.string(&HEADER_CONVERTER);
     options.choice(&CONFIG_ACTION_RELOAD);
     let key_converter = BuiltinConverter::from_options(&mut options, &KEY_CONVERTER);
@@ -491,6 +493,7 @@ pub fn prepare(
         bounded: run.bounded,
     };
     let chain = crate::transforms::build_chain(&mut options, &chain_ctx);
+    let sibling_chain_ctx = chain_ctx.clone();
     // With several readers, a window grouping by fields the topics are not keyed by has its
     // input re-keyed through a repartition topic first (`crate::runtime::shuffle`).
     let repartition = per_partition && chain.needs_repartition();
@@ -532,6 +535,15 @@ pub fn prepare(
             _ => (None, Unsubscribed::Wait),
         },
     };
+    let task_count = TaskPlan {
+        connector: &config.name,
+        tasks_max: usize::try_from(tasks_max).unwrap_or(1),
+        plugin: &**plugin,
+        reads_kafka: kafka.is_some(),
+        bounded: run.bounded,
+        stateful: chain.is_stateful(),
+    }
+    .count();
     let ctx = BuildContext {
         connector: config.name.clone(),
         data_dir: data_dir.to_path_buf(),
@@ -539,8 +551,21 @@ pub fn prepare(
         value_converter: Arc::new(value_converter.clone()),
         kafka: kafka.map(|k| k.with_overrides(&producer_overrides, &consumer_overrides)),
         bounded_run: run.run_id(config, data_dir),
+        task: TaskIndex {
+            id: 0,
+            of: task_count,
+        },
     };
     let task = plugin.build(&mut options, &ctx);
+    let siblings = (task_count > 1).then(|| {
+        SiblingTasks::new(
+            Arc::clone(plugin),
+            resolved_for_siblings,
+            confine.map(|c| Arc::clone(c.paths)),
+            sibling_chain_ctx,
+            ctx.clone(),
+        )
+    });
     let unused_keys = options.finish().map_err(fail)?;
     let task = task.ok_or_else(|| {
         fail(vec![ConfigIssue {
@@ -554,6 +579,7 @@ pub fn prepare(
         connector_type,
         task,
         chain,
+        siblings,
         partitioned,
         repartition,
         standby: standby && per_partition,

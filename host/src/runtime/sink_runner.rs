@@ -182,7 +182,7 @@ impl Unflushed {
     }
 
     /// Everything written is durable now.
-    fn flushed(&mut self, metrics: &ConnectorMetrics) {
+    fn flushed(&mut self, metrics: &ConnectorMetrics, task: usize) {
         let now = now_ms();
         if let Some(newest) = self.event_ms.iter().map(|(t, _)| *t).max() {
             metrics.note_durable_event(newest);
@@ -195,12 +195,17 @@ impl Unflushed {
         // The capacity stays for the next records.
         self.event_ms.clear();
         self.since_ms = None;
-        metrics.set_unflushed_since(None);
+        metrics.set_unflushed_since(task, None);
     }
 }
 
 pub(super) struct SinkRunner {
     pub(super) name: String,
+    /// Which of the connector's tasks this is (`tasks.max`; 0 when it runs one).
+    pub(super) task: usize,
+    /// Shared by the connector's tasks: cancelled when one of them fails, so that the others
+    /// flush, commit and stop too (the connector is FAILED or restarting as a whole).
+    pub(super) siblings_stop: CancellationToken,
     pub(super) shared: Arc<Shared>,
     pub(super) chain: SinkChain,
     pub(super) reporter: Arc<ErrorReporter>,
@@ -287,9 +292,11 @@ impl SinkRunner {
                 fail(&self.shared, &self.name, &e);
             }
             // Its Kafka consumer commits what was acknowledged and leaves the group at once:
-            // the partitions go on on the other hosts instead of waiting for this one.
+            // the partitions go on on the other hosts instead of waiting for this one. The
+            // connector's other tasks stop with it.
             self.done.cancel();
             self.intake_stop.cancel();
+            self.siblings_stop.cancel();
             // A failed sink keeps its subscription without reading it: its inbox fills and
             // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
             // would let sources commit records no sink received.
@@ -331,6 +338,7 @@ impl SinkRunner {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Ok(()),
+                _ = self.siblings_stop.cancelled() => return Ok(()),
                 changed = self.target.changed() => if changed.is_err() { return Ok(()) },
                 // Before the next delivery: under load one is always ready.
                 result = written(&mut self.state) => {
@@ -526,7 +534,8 @@ impl SinkRunner {
         if written > 0 {
             self.unflushed
                 .written(out.kept.iter().filter_map(|r| r.timestamp));
-            self.metrics.set_unflushed_since(self.unflushed.since_ms);
+            self.metrics
+                .set_unflushed_since(self.task, self.unflushed.since_ms);
         }
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
@@ -549,9 +558,9 @@ impl SinkRunner {
         }
         self.metrics.flush_latency.observe(started.elapsed());
         if let Some(files) = sink.files_committed() {
-            self.metrics.set_files_committed(files);
+            self.metrics.set_files_committed(self.task, files);
         }
-        self.unflushed.flushed(&self.metrics);
+        self.unflushed.flushed(&self.metrics, self.task);
         let Some(state) = self.state.as_mut() else {
             for token in self.held.drain(..) {
                 token.ack();

@@ -220,7 +220,7 @@ async fn connectors_run_pause_resume_stop_and_go() {
     assert_eq!(rt.status("source").unwrap().state, State::Running);
     rt.set_target("source", Target::Stopped).await.unwrap();
     assert_eq!(rt.status("source").unwrap().state, State::Stopped);
-    assert!(!rt.connector("source").await.unwrap().has_task);
+    assert_eq!(rt.connector("source").await.unwrap().tasks, 0);
     rt.remove("source", None).await.unwrap();
     assert!(rt.status("source").is_none());
     assert!(

@@ -26,6 +26,9 @@ impl ConnectorPlugin for BlackholeSinkPlugin {
     fn build(&self, _options: &mut Options, _ctx: &BuildContext) -> Option<Task> {
         Some(Task::Sink(Box::new(BlackholeSink)))
     }
+    fn runs_in_parallel(&self) -> bool {
+        true
+    }
 }
 
 /// Drops every record; a flush has nothing to do.

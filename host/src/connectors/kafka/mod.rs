@@ -73,4 +73,7 @@ impl ConnectorPlugin for KafkaSinkPlugin {
             ctx.value_converter.clone(),
         ))))
     }
+    fn runs_in_parallel(&self) -> bool {
+        true
+    }
 }

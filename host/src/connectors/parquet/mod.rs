@@ -86,4 +86,7 @@ impl ConnectorPlugin for ParquetSinkPlugin {
         }
         Some(Task::Sink(Box::new(ParquetSink::new(config, ctx))))
     }
+    fn runs_in_parallel(&self) -> bool {
+        true
+    }
 }

@@ -14,12 +14,12 @@ use super::ParquetError;
 use super::config::{ParquetSinkConfig, ROW_GROUP_ROWS};
 use super::encode::{Row, Scratch, encode, infer};
 use super::file::{OpenFile, Positions, fold_positions};
-use super::recovery::recover;
+use super::recovery::{recover, task_tag};
 use super::schema::{
     SchemaError, connect_schema, merge, prepare_connect_value, with_timestamp_columns,
 };
 use super::staging::Staging;
-use crate::api::connector::{BuildContext, Sink};
+use crate::api::connector::{BuildContext, Sink, TaskIndex};
 use crate::api::error::DATA_EXCEPTION;
 use crate::api::error::{ConnectorError, RecordError, Stage};
 use crate::api::logical::MILLIS_PER_DAY;
@@ -54,6 +54,8 @@ pub struct ParquetSink {
     config: ParquetSinkConfig,
     connector: String,
     stem: String,
+    /// Which of the connector's tasks writes (`tasks.max`): its files' names carry it.
+    task: TaskIndex,
     open: HashMap<PartitionKey, OpenFile>,
     /// Positions held by committed files or by records already taken into open files.
     accepted: Positions,
@@ -102,6 +104,7 @@ impl ParquetSink {
             config,
             connector: ctx.connector.clone(),
             stem,
+            task: ctx.task,
             open: HashMap::new(),
             accepted: Positions::new(),
             recent: Vec::new(),
@@ -201,10 +204,13 @@ impl ParquetSink {
 
     fn new_file_name(&mut self) -> String {
         self.next_file += 1;
-        // A staged file's name says which run wrote it (`part-<stem>-<run>-`).
-        let prefix = match &self.staging {
-            Some(staging) => staging.file_prefix().to_owned(),
-            None => format!("part-{}-", self.stem),
+        // A staged file's name says which run wrote it (`part-<stem>-<run>-`), another task's
+        // than the first which task (`part-<stem>-t<task>-`): tasks write at once, each
+        // counting its files from 1.
+        let prefix = match (&self.staging, self.task.id) {
+            (Some(staging), _) => staging.file_prefix().to_owned(),
+            (None, 0) => format!("part-{}-", self.stem),
+            (None, task) => format!("part-{}-{}", self.stem, task_tag(task)),
         };
         format!(
             "{prefix}{}-{:05}.parquet",
@@ -397,11 +403,12 @@ impl Sink for ParquetSink {
         let stem = self.stem.clone();
         let connector = self.connector.clone();
         let staging = self.staging.clone();
+        let task = self.task;
         let recovered = tokio::task::spawn_blocking(move || {
             if let Some(staging) = &staging {
                 staging.prepare()?;
             }
-            recover(&root, &connector, &stem)
+            recover(&root, &connector, &stem, task)
         })
         .await
         .map_err(|e| ConnectorError::fatal("recovering Parquet sink state", e))?

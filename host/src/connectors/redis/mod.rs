@@ -51,4 +51,7 @@ impl ConnectorPlugin for RedisSinkPlugin {
         let config = config::RedisSinkConfig::from_options(options)?;
         Some(Task::Sink(Box::new(RedisSink::new(config))))
     }
+    fn runs_in_parallel(&self) -> bool {
+        true
+    }
 }

@@ -87,6 +87,8 @@ pub struct IntakeSpec {
     pub reading: Reading,
     /// The consumer group (`connect-<name>`, or a repartition topic's stage 2 group).
     pub group: String,
+    /// Which of the sink's tasks this consumer feeds (`tasks.max`; 0 when it runs one).
+    pub task: usize,
     /// Reading a repartition topic (`crate::runtime::shuffle`): the upstream topics. Records
     /// take back their upstream topic and are positioned by their upstream partition and
     /// offset.
@@ -201,6 +203,8 @@ pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()
 pub(super) struct IntakeContext {
     connector: String,
     group: String,
+    /// Which of the sink's tasks the consumer feeds.
+    task: usize,
     /// With state per partition: told what the group assigns and revokes.
     ownership: Option<Arc<Ownership>>,
     /// Behind a repartition topic: the upstream topics, whose partitions are the inputs of
@@ -262,6 +266,7 @@ impl ConsumerContext for IntakeContext {
                     connector = %self.connector,
                     group = %self.group,
                     partitions = partitions.count(),
+                    task = self.task,
                     "Partitions assigned."
                 );
             }
@@ -446,6 +451,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     let context = IntakeContext {
         connector: spec.connector.clone(),
         group: spec.group.clone(),
+        task: spec.task,
         ownership: match &spec.reading {
             Reading::Partitioned(ownership) => Some(Arc::clone(ownership)),
             Reading::Group | Reading::Every { .. } => None,
@@ -457,13 +463,17 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         sink_done: spec.sink_done.clone(),
     };
     let group = spec.group.clone();
-    let client_id = format!("headwater-{}", spec.connector);
+    // Kafka Connect names a task's consumer by its task: the group's members tell which is which.
+    let client_id = match spec.task {
+        0 => format!("headwater-{}", spec.connector),
+        task => format!("headwater-{}-{task}", spec.connector),
+    };
     let mut config = match spec.reading {
         // Assigns itself every partition: never a group member.
         Reading::Every { .. } => spec.settings.consumer_config(&group, &client_id),
-        Reading::Group | Reading::Partitioned(_) => {
-            spec.settings.group_consumer_config(&group, &client_id)
-        }
+        Reading::Group | Reading::Partitioned(_) => spec
+            .settings
+            .group_consumer_config(&group, &client_id, spec.task),
     };
     if matches!(spec.reading, Reading::Partitioned(_))
         && config.get("partition.assignment.strategy").is_none()
@@ -482,7 +492,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
     // A stateful sink reads its partitions in step (see `aligned`); the reader of the current
     // assignment, by the assignment's generation.
     let mut aligned: Option<(u64, AlignedReader)> = None;
-    let mut lag = LagMeter::new(Arc::clone(&spec.metrics), &spec.group);
+    let mut lag = LagMeter::new(Arc::clone(&spec.metrics), &spec.group, spec.task);
     let end_offsets = match &spec.bounded {
         Some(done) => Some(EndOffsets::take(&spec, &consumer, Arc::clone(done))?),
         None => None,

@@ -20,14 +20,17 @@ const WAIT: Duration = Duration::from_secs(2);
 pub(super) struct LagMeter {
     metrics: Arc<ConnectorMetrics>,
     group: String,
+    /// The sink's task whose consumer this is.
+    task: usize,
     next: Instant,
 }
 
 impl LagMeter {
-    pub(super) fn new(metrics: Arc<ConnectorMetrics>, group: &str) -> Self {
+    pub(super) fn new(metrics: Arc<ConnectorMetrics>, group: &str, task: usize) -> Self {
         Self {
             metrics,
             group: group.to_owned(),
+            task,
             next: Instant::now(),
         }
     }
@@ -39,19 +42,20 @@ impl LagMeter {
         }
         self.next = Instant::now() + EVERY;
         self.metrics
-            .set_consumer_lag(&self.group, measure(consumer));
+            .set_consumer_lag(&self.group, self.task, measure(consumer, self.task));
     }
 
     /// The consumer stopped: it owns nothing any more.
     pub(super) fn clear(&self) {
-        self.metrics.set_consumer_lag(&self.group, Vec::new());
+        self.metrics
+            .set_consumer_lag(&self.group, self.task, Vec::new());
     }
 }
 
 /// The lag of each assigned partition: its log end (ListOffsets; tansu 0.6 answers its newest
 /// batch's first offset, so there up to a batch less) minus the group's committed offset, or,
 /// for a partition the group never committed, minus the consumer's position, else its start.
-fn measure<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Vec<PartitionLag> {
+fn measure<C: ConsumerContext>(consumer: &BaseConsumer<C>, task: usize) -> Vec<PartitionLag> {
     let Ok(assignment) = consumer.assignment() else {
         return Vec::new();
     };
@@ -78,6 +82,7 @@ fn measure<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Vec<PartitionLag> 
                 topic: topic.to_owned(),
                 partition,
                 lag: (end - done).max(0),
+                task,
             })
         })
         .collect()
