@@ -18,7 +18,7 @@ fn written(ws: &Workspace) -> (BTreeMap<i64, usize>, bool) {
     let mut second_task = false;
     for (path, row) in parquet_rows(&ws.path("out/store")) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        second_task |= name.starts_with("part-clicks-store-t1-");
+        second_task |= name.starts_with("part-clicks-store~t1-");
         *counts.entry(row["id"].as_i64().unwrap()).or_insert(0) += 1;
     }
     (counts, second_task)
@@ -115,5 +115,65 @@ fn a_sink_with_two_tasks_splits_its_partitions_and_writes_each_record_once() {
     let host = ws.start();
     produce_clicks(&bootstrap, "clicks", 6000, 1000);
     wait_for_each_once(&host, &ws, 7000);
+    host.stop();
+}
+
+/// A record no task can convert, on each partition (`errors.tolerance` none): the connector
+/// fails once — one task reports it, the other stops with it — and both tasks show FAILED.
+#[test]
+fn a_failing_task_stops_the_others_and_the_failure_is_reported_once() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
+    mock.create_topic("orders", 2, 1).expect("create topic");
+    let bootstrap = mock.bootstrap_servers();
+    let ws = Workspace::new();
+    ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
+    ws.put_config(
+        "sink.json",
+        &json!({"name": "orders-sink", "config": {
+            "connector.class": "headwater.parquet.ParquetSink",
+            "path": ws.path("out/orders").display().to_string(),
+            "topics": "orders",
+            "tasks.max": "2",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+        }}),
+    );
+    let host = ws.start();
+    for task in 0..2 {
+        host.wait_for_log(&format!("partitions=1 task={task}"));
+    }
+    crate::kafka::produce_one_per_batch(
+        &bootstrap,
+        "orders",
+        (0..2).map(|p| (p, format!("k{p}"), "not json".to_owned(), None)),
+    );
+    let port = rest_port(&host);
+    let status = host.wait_for("both tasks FAILED", || {
+        let (_, status) = http(port, "GET", "/connectors/orders-sink/status", None);
+        let states: Vec<_> = status["tasks"]
+            .as_array()?
+            .iter()
+            .map(|t| t["state"].clone())
+            .collect();
+        (states == [json!("FAILED"), json!("FAILED")]).then_some(status)
+    });
+    assert!(
+        status["tasks"][1]["trace"]
+            .as_str()
+            .unwrap_or("")
+            .contains("value is not JSON"),
+        "{status}"
+    );
+    // Both tasks' consumers leave the group (each commits what it had written).
+    host.wait_for("both consumers stopped", || {
+        (host.log().matches("Partitions revoked").count() >= 2).then_some(())
+    });
+    assert_eq!(
+        host.log().matches("Connector task failed.").count(),
+        1,
+        "{}",
+        host.log()
+    );
     host.stop();
 }

@@ -352,6 +352,14 @@ impl ConnectorMetrics {
         self.with_task(task, |g| g.unflushed_since_ms = since_ms.unwrap_or(-1));
     }
 
+    /// A sink's tasks start again: the gauges of the tasks before them go.
+    pub fn forget_tasks(&self) {
+        self.per_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     fn with_task(&self, task: usize, set: impl FnOnce(&mut TaskGauges)) {
         let mut tasks = self.per_task.lock().unwrap_or_else(|e| e.into_inner());
         if tasks.len() <= task {

@@ -168,6 +168,8 @@ pub(super) fn start(
     // A bounded run's own name (its config, parameters and attempt): its consumer group's.
     let run_id = shared.run.run_id(&prepared.config, &shared.data_dir);
     let mut tasks = 1;
+    // A sink's per-task gauges are of the tasks starting now (`tasks.max` may have changed).
+    metrics.forget_tasks();
     let handle = match prepared.task {
         Task::Sink(sink) => {
             // Every task is built before any starts: a task that cannot be built leaves
@@ -178,7 +180,6 @@ pub(super) fn start(
                     .collect::<Result<Vec<_>, _>>()?,
                 None => Vec::new(),
             };
-            tasks += siblings.len();
             let selector = prepared
                 .topics
                 .expect("prepare sets topics for every sink connector");
@@ -319,9 +320,9 @@ pub(super) fn start(
                     (key_converter.clone(), value_converter.clone()),
                 ),
             };
-            // Cancelled when one of the connector's tasks fails: the others stop with it.
-            let siblings_stop = cancel.child_token();
-            let intake_stop = siblings_stop.child_token();
+            // Its tasks stop together: at a stop, or when one of them fails.
+            let sibling_set = super::sink_tasks::Siblings::new(&cancel);
+            let intake_stop = sibling_set.stop.child_token();
             // A bounded run reads the sink's topics up to their end offsets at the start.
             let kafka_read = (shared.run.bounded && kafka.is_some())
                 .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
@@ -350,10 +351,7 @@ pub(super) fn start(
                         // stops a failed task's consumer).
                         cancel: intake_stop.clone(),
                         sink_done: done.clone(),
-                        on_failure: {
-                            let (shared, name) = (Arc::clone(shared), name.clone());
-                            Box::new(move |e| fail(&shared, &name, &e))
-                        },
+                        on_failure: sibling_set.on_consumer_failure(shared, &name),
                         reading,
                         metrics: Arc::clone(&metrics),
                         bounded: kafka_read.clone(),
@@ -378,13 +376,14 @@ pub(super) fn start(
                 opened: false,
                 name: name.clone(),
                 task: 0,
-                siblings_stop: siblings_stop.clone(),
+                siblings: Arc::clone(&sibling_set),
+                stopped: cancel.clone(),
                 shared: Arc::clone(shared),
                 chain: sink_chain,
                 reporter: Arc::clone(&reporter),
                 metrics: Arc::clone(&metrics),
                 topics: Arc::clone(&topics),
-                cancel: cancel.clone(),
+                cancel: sibling_set.stop.clone(),
                 target: target_rx.clone(),
                 held: Vec::new(),
                 unflushed: Default::default(),
@@ -412,8 +411,8 @@ pub(super) fn start(
                     reporter: &reporter,
                     metrics: &metrics,
                     topics: &topics,
-                    cancel: &cancel,
-                    siblings_stop: &siblings_stop,
+                    stopped: &cancel,
+                    siblings: &sibling_set,
                     target: &target_rx,
                 };
                 for (id, task) in (1..).zip(siblings) {
@@ -423,13 +422,17 @@ pub(super) fn start(
                             intakes.push(thread);
                         }
                         Err(e) => {
-                            // The tasks already started stop (and flush) as at a stop.
-                            cancel.cancel();
-                            return Err(e);
+                            // The tasks already started stop (they flush and commit), and are
+                            // waited for as the connector's when it stops.
+                            if sibling_set.first_failure() {
+                                fail(shared, &name, &e);
+                            }
+                            break;
                         }
                     }
                 }
             }
+            tasks = runs.len();
             Handle::Sink(SinkHandle {
                 runs,
                 intake: intakes,

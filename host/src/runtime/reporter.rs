@@ -18,7 +18,6 @@ use crate::runtime::kafka_bus::link::KafkaLink;
 #[derive(Debug)]
 pub struct ErrorReporter {
     connector: Arc<str>,
-    task_id: u32,
     policy: ErrorPolicy,
     dlq: FileDeadLetterQueue,
     /// Set when dead letters go to a Kafka topic.
@@ -60,7 +59,6 @@ impl ErrorReporter {
         };
         Self {
             connector,
-            task_id: 0,
             policy,
             dlq,
             kafka,
@@ -76,6 +74,17 @@ impl ErrorReporter {
     /// Handles failed records: with `errors.tolerance=all` they are written (and synced) to the
     /// dead-letter queue; with `none` the first one fails the task.
     pub async fn report(&self, failures: Vec<(Record, RecordError)>) -> Result<(), ConnectorError> {
+        self.report_from(0, failures).await
+    }
+
+    /// [`Self::report`] for the connector's task `task` (`tasks.max`): its dead letters'
+    /// `__connect.errors.task.id`.
+    pub async fn report_from(
+        &self,
+        task: usize,
+        failures: Vec<(Record, RecordError)>,
+    ) -> Result<(), ConnectorError> {
+        let task = u32::try_from(task).unwrap_or(u32::MAX);
         if failures.is_empty() {
             return Ok(());
         }
@@ -96,8 +105,8 @@ impl ErrorReporter {
         }
         let count = failures.len() as u64;
         match (&self.kafka, &self.policy.dlq_topic) {
-            (Some(link), Some(topic)) => self.produce(link, topic, failures).await?,
-            _ => self.append(&failures)?,
+            (Some(link), Some(topic)) => self.produce(link, topic, task, failures).await?,
+            _ => self.append(task, &failures)?,
         }
         self.metrics.add_dead_letters(count);
         Ok(())
@@ -133,6 +142,7 @@ impl ErrorReporter {
         &self,
         link: &KafkaLink,
         topic: &str,
+        task: u32,
         failures: Vec<(Record, RecordError)>,
     ) -> Result<(), ConnectorError> {
         link.topics
@@ -144,12 +154,7 @@ impl ErrorReporter {
             .map(|(record, error)| {
                 let mut headers = record.headers.clone();
                 if self.policy.dlq_context_headers {
-                    headers.extend(context_headers(
-                        record,
-                        &self.connector,
-                        self.task_id,
-                        error,
-                    ));
+                    headers.extend(context_headers(record, &self.connector, task, error));
                 }
                 Outgoing {
                     topic: topic.to_owned(),
@@ -170,7 +175,7 @@ impl ErrorReporter {
     }
 
     /// Dead letters to `<data dir>/dlq/<connector>.jsonl`, synced.
-    fn append(&self, failures: &[(Record, RecordError)]) -> Result<(), ConnectorError> {
+    fn append(&self, task: u32, failures: &[(Record, RecordError)]) -> Result<(), ConnectorError> {
         let mut lines = Vec::with_capacity(failures.len());
         for (record, error) in failures {
             lines.push(dead_letter_json(
@@ -178,7 +183,7 @@ impl ErrorReporter {
                 record.key.to_json_bytes().as_ref(),
                 record.value.to_json_bytes().as_ref(),
                 &self.connector,
-                self.task_id,
+                task,
                 error,
             ));
         }

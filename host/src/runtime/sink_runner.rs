@@ -20,6 +20,7 @@ use crate::runtime::partitioned::{PartitionError, PartitionedChains};
 use crate::runtime::reporter::ErrorReporter;
 use crate::runtime::sink_state::CheckpointError;
 use crate::runtime::sink_state::{SinkState, written};
+use crate::runtime::sink_tasks::Siblings;
 use crate::transforms::chain::{Chain, ChainOutput};
 
 /// How long a stopping sink may take for its last flush.
@@ -203,9 +204,11 @@ pub(super) struct SinkRunner {
     pub(super) name: String,
     /// Which of the connector's tasks this is (`tasks.max`; 0 when it runs one).
     pub(super) task: usize,
-    /// Shared by the connector's tasks: cancelled when one of them fails, so that the others
-    /// flush, commit and stop too (the connector is FAILED or restarting as a whole).
-    pub(super) siblings_stop: CancellationToken,
+    /// What the connector's tasks share: when one fails, the others flush, commit and stop
+    /// too (the connector is FAILED or restarting as a whole), and only the first reports.
+    pub(super) siblings: Arc<Siblings>,
+    /// Cancelled when the connector stops (`cancel` is also cancelled when a sibling fails).
+    pub(super) stopped: CancellationToken,
     pub(super) shared: Arc<Shared>,
     pub(super) chain: SinkChain,
     pub(super) reporter: Arc<ErrorReporter>,
@@ -249,11 +252,18 @@ impl SinkRunner {
     }
 
     async fn run_inner(&mut self, sink: &mut Box<dyn Sink>, sub: &mut Subscription) {
+        // Stopped because another of the connector's tasks failed: what this one holds is
+        // flushed, but its subscription is kept until the connector stops, as a failed task's
+        // is (below).
+        let mut sibling_failed = false;
         let result = match self.serve(sink, sub).await {
             // Graceful part: no new deliveries, take what is queued, flush it.
             Ok(()) => {
-                self.shared.bus.unsubscribe(sub.id);
-                sub.inbox.close();
+                sibling_failed = self.siblings.failed() && !self.stopped.is_cancelled();
+                if !sibling_failed {
+                    self.shared.bus.unsubscribe(sub.id);
+                    sub.inbox.close();
+                }
                 // A destination that cannot take the last flush (a broker down) must not hold
                 // the shutdown: what is not flushed is not acknowledged, so it is replayed.
                 match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, self.drain(sink, sub)).await {
@@ -270,6 +280,12 @@ impl SinkRunner {
             }
             Err(e) => Err(e),
         };
+        if sibling_failed && result.is_ok() {
+            self.done.cancel();
+            self.stopped.cancelled().await;
+            self.shared.bus.unsubscribe(sub.id);
+            return;
+        }
         if let Err(e) = result {
             // A checkpoint being written still holds what it holds: its batches are
             // acknowledged, the rest is replayed.
@@ -278,29 +294,32 @@ impl SinkRunner {
             {
                 tracing::warn!(connector = %self.name, error = %e, "The last checkpoint could not be written.");
             }
-            if e.is_rejoin() {
+            if !self.siblings.first_failure() {
+                // Another task failed first and reported it (one restart, one status).
+                tracing::warn!(connector = %self.name, task = self.task, error = %e.trace(), "The task failed while stopping with the connector's other tasks.");
+            } else if e.is_rejoin() {
                 rejoin(&self.shared, &self.name, &e);
             } else if e.is_retriable()
                 && self.bounded.is_none()
                 // A sink that never reached its destination fails, as a Kafka Connect task
                 // whose start() throws does; one that lost it, or is restarting after losing
                 // it, waits for it.
-                && (self.opened || self.shared.is_recovering(&self.name))
+                && (self.opened
+                    || self.siblings.any_opened()
+                    || self.shared.is_recovering(&self.name))
             {
                 retry_later(&self.shared, &self.name, &e);
             } else {
                 fail(&self.shared, &self.name, &e);
             }
             // Its Kafka consumer commits what was acknowledged and leaves the group at once:
-            // the partitions go on on the other hosts instead of waiting for this one. The
-            // connector's other tasks stop with it.
+            // the partitions go on on the other hosts instead of waiting for this one.
             self.done.cancel();
             self.intake_stop.cancel();
-            self.siblings_stop.cancel();
             // A failed sink keeps its subscription without reading it: its inbox fills and
             // its sources wait, so nothing is acknowledged past what it wrote. Unsubscribing
             // would let sources commit records no sink received.
-            self.cancel.cancelled().await;
+            self.stopped.cancelled().await;
             self.shared.bus.unsubscribe(sub.id);
         }
     }
@@ -318,6 +337,7 @@ impl SinkRunner {
             }
         }
         self.opened = true;
+        self.siblings.note_opened();
         self.shared.recovered(&self.name);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,7 +358,6 @@ impl SinkRunner {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Ok(()),
-                _ = self.siblings_stop.cancelled() => return Ok(()),
                 changed = self.target.changed() => if changed.is_err() { return Ok(()) },
                 // Before the next delivery: under load one is always ready.
                 result = written(&mut self.state) => {
@@ -486,7 +505,7 @@ impl SinkRunner {
             }
             None => (records, failed),
         };
-        self.reporter.report(failed).await?;
+        self.reporter.report_from(self.task, failed).await?;
         self.topics.note(&records);
         let bytes: usize = records.iter().map(|r| r.approx_size()).sum();
         self.metrics.add_in(records.len() as u64, bytes as u64);
@@ -528,7 +547,7 @@ impl SinkRunner {
         if let Some(reason) = out.fatal {
             return Err(ConnectorError::fatal("transform chain", reason));
         }
-        self.reporter.report(out.failed).await?;
+        self.reporter.report_from(self.task, out.failed).await?;
         self.metrics.add_dropped(out.dropped as u64);
         let written = out.kept.len();
         if written > 0 {
@@ -539,7 +558,7 @@ impl SinkRunner {
         }
         let failed = sink.write(out.kept).await?;
         self.metrics.add_out((written - failed.len()) as u64);
-        self.reporter.report(failed).await?;
+        self.reporter.report_from(self.task, failed).await?;
         self.metrics.batch_latency.observe(started.elapsed());
         if sink.flush_due() || self.state.as_ref().is_some_and(SinkState::overdue) {
             self.flush(sink).await?;

@@ -14,6 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::api::allowed_paths::AllowedPaths;
 use crate::api::connector::{BuildContext, ConnectorPlugin, ConnectorType, Task, TaskIndex};
@@ -21,6 +24,67 @@ use crate::api::error::ConnectorError;
 use crate::api::options::Options;
 use crate::api::transform::ChainContext;
 use crate::transforms::chain::Chain;
+
+/// What a connector's tasks share about one another: they stop together, and one of them
+/// reports why.
+#[derive(Debug)]
+pub(super) struct Siblings {
+    /// Cancelled when the connector stops or one of its tasks fails: every task's runner and
+    /// consumer stop on it (the runners flush first).
+    pub stop: CancellationToken,
+    /// A task failed: the first to fail set the connector's status (FAILED, or RESTARTING and a
+    /// restart asked for); the others stop with it without asking again.
+    failed: AtomicBool,
+    /// One of the tasks reached its destination: one that then cannot is waited for, not
+    /// FAILED (the destination exists).
+    opened: AtomicBool,
+}
+
+impl Siblings {
+    /// The tasks of a connector whose stop is `connector`.
+    pub(super) fn new(connector: &CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            stop: connector.child_token(),
+            failed: AtomicBool::new(false),
+            opened: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether this is the connector's first task to fail (it reports the failure); the other
+    /// tasks are stopped either way.
+    pub(super) fn first_failure(&self) -> bool {
+        self.stop.cancel();
+        !self.failed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether one of the tasks failed.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn note_opened(&self) {
+        self.opened.store(true, Ordering::Release);
+    }
+
+    pub(super) fn any_opened(&self) -> bool {
+        self.opened.load(Ordering::Acquire)
+    }
+
+    /// What a task's consumer calls when it cannot run: the connector is FAILED with the
+    /// reason (unless a task failed first) and every task stops.
+    pub(super) fn on_consumer_failure(
+        self: &Arc<Self>,
+        host: &Arc<crate::runtime::host::Shared>,
+        name: &str,
+    ) -> Box<dyn FnOnce(ConnectorError) + Send> {
+        let (siblings, host, name) = (Arc::clone(self), Arc::clone(host), name.to_owned());
+        Box::new(move |e| {
+            if siblings.first_failure() {
+                crate::runtime::host::fail(&host, &name, &e);
+            }
+        })
+    }
+}
 
 /// What decides how many tasks a connector runs here.
 pub(super) struct TaskPlan<'a> {
@@ -161,8 +225,8 @@ pub(super) struct Shares<'a> {
     pub metrics: &'a Arc<crate::api::metrics::ConnectorMetrics>,
     pub topics: &'a Arc<crate::runtime::launch::TopicSet>,
     /// The connector's: cancelled when it stops.
-    pub cancel: &'a tokio_util::sync::CancellationToken,
-    pub siblings_stop: &'a tokio_util::sync::CancellationToken,
+    pub stopped: &'a CancellationToken,
+    pub siblings: &'a Arc<Siblings>,
     pub target: &'a tokio::sync::watch::Receiver<crate::api::connector::TargetState>,
 }
 
@@ -179,8 +243,8 @@ pub(super) fn start(
 
     let (inbox, receiver) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
     let flush_now = Arc::new(tokio::sync::Notify::new());
-    let done = tokio_util::sync::CancellationToken::new();
-    let intake_stop = shared.siblings_stop.child_token();
+    let done = CancellationToken::new();
+    let intake_stop = shared.siblings.stop.child_token();
     let chain = Arc::new(task.chain);
     let spec = IntakeSpec {
         connector: shared.name.to_owned(),
@@ -199,10 +263,9 @@ pub(super) fn start(
         flush_now: Arc::clone(&flush_now),
         cancel: intake_stop.clone(),
         sink_done: done.clone(),
-        on_failure: {
-            let (host, name) = (Arc::clone(shared.host), shared.name.to_owned());
-            Box::new(move |e| crate::runtime::host::fail(&host, &name, &e))
-        },
+        on_failure: shared
+            .siblings
+            .on_consumer_failure(shared.host, shared.name),
         reading: Reading::Group,
         metrics: Arc::clone(shared.metrics),
         bounded: None,
@@ -212,13 +275,14 @@ pub(super) fn start(
     let runner = SinkRunner {
         name: shared.name.to_owned(),
         task: id,
-        siblings_stop: shared.siblings_stop.clone(),
+        siblings: Arc::clone(shared.siblings),
+        stopped: shared.stopped.clone(),
         shared: Arc::clone(shared.host),
         chain: SinkChain::One(chain),
         reporter: Arc::clone(shared.reporter),
         metrics: Arc::clone(shared.metrics),
         topics: Arc::clone(shared.topics),
-        cancel: shared.cancel.clone(),
+        cancel: shared.siblings.stop.clone(),
         target: shared.target.clone(),
         held: Vec::new(),
         unflushed: Default::default(),

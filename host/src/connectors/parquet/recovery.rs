@@ -8,10 +8,11 @@ use super::ParquetError;
 use super::file::{Positions, read_positions};
 use crate::api::connector::TaskIndex;
 
-/// Scans `root` for the files of `connector` (named `part-<stem>-*.parquet`, and naming the
-/// connector in their footer: another connector's stem may start with this one's). Every
-/// task's files count (a partition another task wrote may be this task's now); only the
-/// task's own temporary files are removed (another task may be writing its own).
+/// Scans `root` for the files of `connector` (named `part-<stem>-*.parquet`, or
+/// `part-<stem>~t<task>-*.parquet` for a task other than the first, and naming the connector in
+/// their footer: another connector's stem may start with this one's). Every task's files count
+/// (a partition another task wrote may be this task's now); only the task's own temporary files
+/// are removed (another task may be writing its own).
 pub fn recover(
     root: &Path,
     connector: &str,
@@ -22,8 +23,8 @@ pub fn recover(
     if !root.exists() {
         return Ok(positions);
     }
-    let prefix = format!("part-{stem}-");
-    let tmp_prefix = format!(".part-{stem}-");
+    let prefix = format!("part-{stem}");
+    let tmp_prefix = format!(".part-{stem}");
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let scan_error = |source| ParquetError::Scan {
@@ -38,11 +39,14 @@ pub fn recover(
             } else if name.ends_with(".tmp")
                 && name
                     .strip_prefix(&tmp_prefix)
-                    .is_some_and(|rest| owns_temporary(rest, task))
+                    .and_then(writer_of)
+                    .is_some_and(|writer| owns_temporary(writer, task))
             {
                 tracing::info!(file = %path.display(), "Removing an uncommitted Parquet file left by a crash.");
                 std::fs::remove_file(&path).map_err(scan_error)?;
-            } else if name.starts_with(&prefix) && name.ends_with(".parquet") {
+            } else if name.ends_with(".parquet")
+                && name.strip_prefix(&prefix).and_then(writer_of).is_some()
+            {
                 for (source, partition, offset) in read_positions(&path, connector)? {
                     let entry = positions.entry((source, partition)).or_insert(offset);
                     *entry = (*entry).max(offset);
@@ -53,23 +57,27 @@ pub fn recover(
     Ok(positions)
 }
 
-/// How a task other than the first marks its files' names after `part-<stem>-`.
+/// How a task other than the first marks its files' names after `part-<stem>`. A stem
+/// (`crate::offsets::file_stem`) never holds `~`: connector `a`'s task 1 cannot be mistaken for
+/// connector `a-t1`.
 pub fn task_tag(task: usize) -> String {
-    format!("t{task}-")
+    format!("~t{task}-")
 }
 
-/// Whether `task` removes the temporary file named `.part-<stem>-<rest>`: its own, and for the
-/// first task also those of tasks that no longer run (`tasks.max` lowered). The first task's
-/// names (and a bounded run's, `<run>-`, a hex id) never start with `t`.
-fn owns_temporary(rest: &str, task: TaskIndex) -> bool {
-    let writer = rest
-        .strip_prefix('t')
-        .and_then(|r| r.split_once('-'))
-        .and_then(|(id, _)| id.parse::<usize>().ok());
-    match writer {
-        None => task.id == 0,
-        Some(id) => id == task.id || (task.id == 0 && id >= task.of),
+/// The task that wrote a file, from its name after `part-<stem>`: `-…` the first (or a bounded
+/// run's, `-<run>-…`), `~t<task>-…` another; `None` for a name of neither form.
+fn writer_of(rest: &str) -> Option<usize> {
+    if rest.starts_with('-') {
+        return Some(0);
     }
+    let (id, _) = rest.strip_prefix("~t")?.split_once('-')?;
+    id.parse().ok()
+}
+
+/// Whether `task` removes a temporary file `writer` left: its own, and for the first task also
+/// those of tasks that no longer run (`tasks.max` lowered).
+fn owns_temporary(writer: usize, task: TaskIndex) -> bool {
+    writer == task.id || (task.id == 0 && writer >= task.of)
 }
 
 #[cfg(test)]
@@ -79,25 +87,25 @@ mod tests {
     #[test]
     fn each_task_removes_only_the_temporary_files_no_running_task_writes() {
         let two = |id| TaskIndex { id, of: 2 };
-        // The first task's name, a bounded run's, a second task's, a third's (tasks.max was 3).
+        // After `.part-<stem>`: the first task's name, a bounded run's, a second task's, a
+        // third's (tasks.max was 3), and other connectors' (stems `<stem>~x`, `<stem>x`).
         let names = [
-            "1733000000000-00001.parquet.tmp",
-            "00ab12cd-1.parquet.tmp",
-            "t1-17-00001.parquet.tmp",
-            "t2-17-00001.parquet.tmp",
+            "-1733000000000-00001.parquet.tmp",
+            "-00ab12cd-1.parquet.tmp",
+            &format!("{}17-00001.parquet.tmp", task_tag(1)),
+            &format!("{}17-00001.parquet.tmp", task_tag(2)),
+            "~x-17-00001.parquet.tmp",
+            "x-17-00001.parquet.tmp",
         ];
         let removed_by = |task| {
             names
                 .iter()
-                .filter(|n| owns_temporary(n, task))
+                .filter(|n| writer_of(n).is_some_and(|w| owns_temporary(w, task)))
                 .copied()
                 .collect::<Vec<_>>()
         };
         assert_eq!(removed_by(two(0)), [names[0], names[1], names[3]]);
         assert_eq!(removed_by(two(1)), [names[2]]);
-        assert_eq!(
-            removed_by(TaskIndex::ONLY),
-            [names[0], names[1], names[2], names[3]]
-        );
+        assert_eq!(removed_by(TaskIndex::ONLY), names[..4]);
     }
 }

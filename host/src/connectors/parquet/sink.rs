@@ -205,12 +205,12 @@ impl ParquetSink {
     fn new_file_name(&mut self) -> String {
         self.next_file += 1;
         // A staged file's name says which run wrote it (`part-<stem>-<run>-`), another task's
-        // than the first which task (`part-<stem>-t<task>-`): tasks write at once, each
+        // than the first which task (`part-<stem>~t<task>-`): tasks write at once, each
         // counting its files from 1.
         let prefix = match (&self.staging, self.task.id) {
             (Some(staging), _) => staging.file_prefix().to_owned(),
             (None, 0) => format!("part-{}-", self.stem),
-            (None, task) => format!("part-{}-{}", self.stem, task_tag(task)),
+            (None, task) => format!("part-{}{}", self.stem, task_tag(task)),
         };
         format!(
             "{prefix}{}-{:05}.parquet",

@@ -191,7 +191,10 @@ impl std::fmt::Debug for IntakeSpec {
 /// Starts the consumer thread.
 pub fn spawn(mut spec: IntakeSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name(format!("kafka-in-{}", spec.connector))
+        .name(match spec.task {
+            0 => format!("kafka-in-{}", spec.connector),
+            task => format!("kafka-in-{}-{task}", spec.connector),
+        })
         .spawn(move || {
             let on_failure = std::mem::replace(&mut spec.on_failure, Box::new(|_| {}));
             if let Err(e) = run(spec) {
@@ -205,6 +208,9 @@ pub(super) struct IntakeContext {
     group: String,
     /// Which of the sink's tasks the consumer feeds.
     task: usize,
+    /// Set by a rebalance: the lag is measured again at once, so that a partition that moved
+    /// to another task of this host is not listed by both for the next seconds.
+    assignment_changed: std::sync::atomic::AtomicBool,
     /// With state per partition: told what the group assigns and revokes.
     ownership: Option<Arc<Ownership>>,
     /// Behind a repartition topic: the upstream topics, whose partitions are the inputs of
@@ -237,6 +243,8 @@ pub(super) fn is_missing_topic(error: &rdkafka::error::KafkaError) -> bool {
 
 impl ConsumerContext for IntakeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.assignment_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         match rebalance {
             Rebalance::Revoke(partitions) => {
                 tracing::info!(
@@ -452,6 +460,7 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
         connector: spec.connector.clone(),
         group: spec.group.clone(),
         task: spec.task,
+        assignment_changed: std::sync::atomic::AtomicBool::new(false),
         ownership: match &spec.reading {
             Reading::Partitioned(ownership) => Some(Arc::clone(ownership)),
             Reading::Group | Reading::Every { .. } => None,
@@ -532,6 +541,13 @@ fn run(spec: IntakeSpec) -> Result<(), rdkafka::error::KafkaError> {
             return Err(e);
         }
         commit(&consumer, &tracker, None, CommitMode::Async);
+        if consumer
+            .context()
+            .assignment_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            lag.due_now();
+        }
         lag.tick(&consumer);
         let Some((records, failed, offsets)) = batch else {
             continue;

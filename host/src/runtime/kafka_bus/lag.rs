@@ -45,6 +45,11 @@ impl LagMeter {
             .set_consumer_lag(&self.group, self.task, measure(consumer, self.task));
     }
 
+    /// The consumer's partitions changed: measure at the next tick.
+    pub(super) fn due_now(&mut self) {
+        self.next = Instant::now();
+    }
+
     /// The consumer stopped: it owns nothing any more.
     pub(super) fn clear(&self) {
         self.metrics
