@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 #[path = "common/figure.rs"]
 mod figure;
 #[path = "common/produce.rs"]
@@ -189,24 +192,6 @@ fn run_sink(
         runtime.shutdown().await;
         elapsed
     })
-}
-
-/// CPU time this process has used (user and system), from `/proc/self/stat`.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() {

@@ -24,6 +24,9 @@ use headwater::transforms::build_chain;
 use headwater::transforms::chain::Chain;
 
 mod common;
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 #[path = "common/figure.rs"]
 mod figure;
 use common::{generate, headwater};
@@ -111,22 +114,6 @@ fn per_record(chain: &Chain, batch: usize, total: usize) -> f64 {
         best = best.min(started.elapsed().as_nanos() as f64 / total as f64);
     }
     best
-}
-
-/// User + system CPU time of this process so far (from /proc; 10 ms resolution).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() {

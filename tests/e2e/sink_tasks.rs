@@ -39,26 +39,45 @@ fn wait_for_each_once(host: &Host, ws: &Workspace, expected: i64) -> bool {
     second_task
 }
 
-#[test]
-fn a_sink_with_two_tasks_splits_its_partitions_and_writes_each_record_once() {
+type Mock = rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
+/// A mock cluster with `topic` of `partitions`, and a workspace whose host reaches it.
+fn mock_workspace(topic: &str, partitions: i32) -> (Mock, String, Workspace) {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
-    mock.create_topic("clicks", 4, 1).expect("create topic");
+    mock.create_topic(topic, partitions, 1)
+        .expect("create topic");
     let bootstrap = mock.bootstrap_servers();
     let ws = Workspace::new();
     ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
+    (mock, bootstrap, ws)
+}
+
+/// A ParquetSink `name` of `topic` into `out/<dir>` with `tasks.max` 2, reading JSON values.
+fn parquet_sink_of_two_tasks(
+    ws: &Workspace,
+    name: &str,
+    topic: &str,
+    dir: &str,
+) -> serde_json::Value {
+    json!({"name": name, "config": {
+        "connector.class": "headwater.parquet.ParquetSink",
+        "topics": topic,
+        "tasks.max": "2",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "path": ws.path(&format!("out/{dir}")).display().to_string(),
+        "flush.size": "300",
+        "rotate.interval.ms": "200",
+    }})
+}
+
+#[test]
+fn a_sink_with_two_tasks_splits_its_partitions_and_writes_each_record_once() {
+    let (_mock, bootstrap, ws) = mock_workspace("clicks", 4);
     ws.put_config(
         "store.json",
-        &json!({"name": "clicks-store", "config": {
-            "connector.class": "headwater.parquet.ParquetSink",
-            "topics": "clicks",
-            "tasks.max": "2",
-            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter.schemas.enable": "false",
-            "path": ws.path("out/store").display().to_string(),
-            "flush.size": "300",
-            "rotate.interval.ms": "200",
-        }}),
+        &parquet_sink_of_two_tasks(&ws, "clicks-store", "clicks", "store"),
     );
     // A FileSink writes one file: it runs one task whatever tasks.max says.
     ws.put_config(
@@ -122,22 +141,10 @@ fn a_sink_with_two_tasks_splits_its_partitions_and_writes_each_record_once() {
 /// fails once — one task reports it, the other stops with it — and both tasks show FAILED.
 #[test]
 fn a_failing_task_stops_the_others_and_the_failure_is_reported_once() {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("start a mock Kafka cluster");
-    mock.create_topic("orders", 2, 1).expect("create topic");
-    let bootstrap = mock.bootstrap_servers();
-    let ws = Workspace::new();
-    ws.put_worker_config(&format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n"));
+    let (_mock, bootstrap, ws) = mock_workspace("orders", 2);
     ws.put_config(
         "sink.json",
-        &json!({"name": "orders-sink", "config": {
-            "connector.class": "headwater.parquet.ParquetSink",
-            "path": ws.path("out/orders").display().to_string(),
-            "topics": "orders",
-            "tasks.max": "2",
-            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter.schemas.enable": "false",
-        }}),
+        &parquet_sink_of_two_tasks(&ws, "orders-sink", "orders", "orders"),
     );
     let host = ws.start();
     for task in 0..2 {
