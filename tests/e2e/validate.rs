@@ -178,3 +178,40 @@ fn a_windowing_sink_with_several_tasks_is_repartitioned_unless_keyed_by_its_grou
         "{out}"
     );
 }
+
+/// `validate` says how many tasks a sink runs in each host: `tasks.max` of them when it reads
+/// Kafka and keeps no state, else one and why.
+#[test]
+fn validate_says_how_many_tasks_a_sink_runs() {
+    let ws = Workspace::new();
+    let worker = ws.path("worker.toml");
+    std::fs::write(&worker, "[kafka]\nbootstrap_servers = \"127.0.0.1:9\"\n").unwrap();
+    let file = ws.path("store.json");
+    std::fs::write(
+        &file,
+        json!({"name": "store", "config": {
+            "connector.class": "headwater.parquet.ParquetSink", "topics": "clicks",
+            "path": "out/store", "tasks.max": "3",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
+        .args(["validate", "--config"])
+        .arg(&worker)
+        .arg(&file)
+        .output()
+        .expect("run headwater validate");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("tasks: 3 in each host, each a consumer of group connect-store"),
+        "{out}"
+    );
+    let (ok, out) = validate(std::slice::from_ref(&file));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("tasks: 1 in each host (it reads no Kafka"),
+        "{out}"
+    );
+}

@@ -685,6 +685,9 @@ fn validate_file(
         prepared.connector_type.as_str(),
         prepared.class
     );
+    if let Some(tasks) = prepared.tasks_summary() {
+        summary.push_str(&format!("\n  {tasks}"));
+    }
     if let Some(state) = prepared.state_summary() {
         summary.push_str(&format!("\n  {state}"));
     }

@@ -244,6 +244,8 @@ pub struct Prepared {
     /// A sink run as several tasks here (`tasks.max`, see `crate::runtime::sink_tasks`): how
     /// the tasks after `task` are built.
     pub siblings: Option<SiblingTasks>,
+    /// Why a connector whose `tasks.max` is above 1 runs one task here.
+    pub one_task_because: Option<&'static str>,
     /// A sink keeping its chain's state per input partition (`tasks.max` > 1, reading Kafka):
     /// how each partition's chain is built.
     pub partitioned: Option<crate::runtime::partitioned::ChainBuilder>,
@@ -270,6 +272,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// How many tasks the connector runs in a host, for `validate`; `None` when it runs one
+    /// because `tasks.max` says so.
+    pub fn tasks_summary(&self) -> Option<String> {
+        let group = format!("connect-{}", self.config.name);
+        match (&self.siblings, self.one_task_because) {
+            (Some(siblings), _) => Some(format!(
+                "tasks: {} in each host, each a consumer of group {group} with its own share of \
+                 the partitions and its own writer",
+                siblings.count()
+            )),
+            (None, Some(why)) => Some(format!("tasks: 1 in each host ({why})")),
+            (None, None) => None,
+        }
+    }
+
     /// What the connector's stateful steps (windows, stateful plugins) do with their state,
     /// for `validate`; `None` when its chain keeps none.
     pub fn state_summary(&self) -> Option<String> {
@@ -535,7 +552,7 @@ pub fn prepare(
             _ => (None, Unsubscribed::Wait),
         },
     };
-    let task_count = TaskPlan {
+    let (task_count, one_task_because) = TaskPlan {
         connector: &config.name,
         tasks_max: usize::try_from(tasks_max).unwrap_or(1),
         plugin: &**plugin,
@@ -580,6 +597,7 @@ pub fn prepare(
         task,
         chain,
         siblings,
+        one_task_because,
         partitioned,
         repartition,
         standby: standby && per_partition,

@@ -97,11 +97,11 @@ pub(super) struct TaskPlan<'a> {
 }
 
 impl TaskPlan<'_> {
-    /// How many tasks the connector runs in this process. Logs why it runs fewer than
-    /// `tasks.max` asks for.
-    pub(super) fn count(&self) -> usize {
+    /// How many tasks the connector runs in this process, and why one when `tasks.max` asks
+    /// for more. Logs the reason.
+    pub(super) fn count(&self) -> (usize, Option<&'static str>) {
         if self.tasks_max <= 1 || self.plugin.connector_type() != ConnectorType::Sink {
-            return 1;
+            return (1, None);
         }
         let one_because = if !self.plugin.runs_in_parallel() {
             Some("its sink class writes one output that tasks cannot share")
@@ -120,9 +120,9 @@ impl TaskPlan<'_> {
         match one_because {
             Some(why) => {
                 tracing::info!(connector = %self.connector, tasks_max = self.tasks_max, why = %why, "The connector runs one task here.");
-                1
+                (1, Some(why))
             }
-            None => self.tasks_max,
+            None => (self.tasks_max, None),
         }
     }
 }
