@@ -7,8 +7,21 @@ use serde_json::json;
 use crate::harness::Workspace;
 
 fn validate(files: &[std::path::PathBuf]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
-        .arg("validate")
+    run_validate(None, files)
+}
+
+/// `headwater validate --config <worker> <file>`: the file checked against a worker config.
+fn validate_with(worker: &std::path::Path, file: &std::path::Path) -> (bool, String) {
+    run_validate(Some(worker), &[file.to_path_buf()])
+}
+
+fn run_validate(worker: Option<&std::path::Path>, files: &[std::path::PathBuf]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_headwater"));
+    command.arg("validate");
+    if let Some(worker) = worker {
+        command.arg("--config").arg(worker);
+    }
+    let output = command
         .args(files)
         .output()
         .expect("run headwater validate");
@@ -132,18 +145,7 @@ fn a_windowing_sink_with_several_tasks_is_repartitioned_unless_keyed_by_its_grou
         }
         json!({"name": "clicks-stream", "config": config}).to_string()
     };
-    let run = |file: &std::path::Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
-            .args(["validate", "--config"])
-            .arg(&worker)
-            .arg(file)
-            .output()
-            .expect("run headwater validate");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
-    };
+    let run = |file: &std::path::Path| validate_with(&worker, file);
     // Grouped by a field the topic may not be keyed by: re-keyed through a repartition topic.
     let split = ws.path("split.json");
     std::fs::write(&split, config(&[])).unwrap();
@@ -196,14 +198,8 @@ fn validate_says_how_many_tasks_a_sink_runs() {
         .to_string(),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_headwater"))
-        .args(["validate", "--config"])
-        .arg(&worker)
-        .arg(&file)
-        .output()
-        .expect("run headwater validate");
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{out}");
+    let (ok, out) = validate_with(&worker, &file);
+    assert!(ok, "{out}");
     assert!(
         out.contains("tasks: 3 in each host, each a consumer of group connect-store"),
         "{out}"

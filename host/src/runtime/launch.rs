@@ -373,7 +373,6 @@ pub(super) fn start(
             bounded = bounded_task;
             let runner = SinkRunner {
                 bounded: bounded_sink,
-                opened: false,
                 name: name.clone(),
                 task: 0,
                 siblings: Arc::clone(&sibling_set),

@@ -450,8 +450,6 @@ pub fn prepare(
     };
     let resolved = providers::resolve(&config.config, &run.params, confine).map_err(fail)?;
     let mut options = Options::new(resolved.clone());
-    // Tasks after the first are built from the same resolved config (`SiblingTasks`).
-    let resolved_for_siblings = resolved.clone();
     if let Some(confine) = confine {
         options.confine(Arc::clone(confine.paths));
     }
@@ -524,7 +522,8 @@ pub fn prepare(
         );
     }
     let partitioned = (per_partition && chain.is_stateful()).then(|| {
-        let mut builder = crate::runtime::partitioned::ChainBuilder::new(resolved, chain_ctx);
+        let mut builder =
+            crate::runtime::partitioned::ChainBuilder::new(resolved.clone(), chain_ctx);
         if repartition {
             builder = builder.from_first_stateful();
         }
@@ -577,7 +576,10 @@ pub fn prepare(
     let siblings = (task_count > 1).then(|| {
         SiblingTasks::new(
             Arc::clone(plugin),
-            resolved_for_siblings,
+            // Tasks after the first are built from the same resolved config. (A chain per
+            // partition is never run as several tasks: this and the clone above exclude
+            // each other.)
+            resolved,
             confine.map(|c| Arc::clone(c.paths)),
             sibling_chain_ctx,
             ctx.clone(),

@@ -230,8 +230,6 @@ pub(super) struct SinkRunner {
     pub(super) state: Option<SinkState>,
     /// In a bounded run: when the input ends, and how far the sink got (`super::bounded`).
     pub(super) bounded: Option<BoundedSink>,
-    /// The sink opened (reached its destination once).
-    pub(super) opened: bool,
 }
 
 /// How often a stateful chain is told that processing time moved on (idle inputs).
@@ -301,11 +299,10 @@ impl SinkRunner {
                 rejoin(&self.shared, &self.name, &e);
             } else if e.is_retriable()
                 && self.bounded.is_none()
-                // A sink that never reached its destination fails, as a Kafka Connect task
-                // whose start() throws does; one that lost it, or is restarting after losing
-                // it, waits for it.
-                && (self.opened
-                    || self.siblings.any_opened()
+                // A sink none of whose tasks reached its destination fails, as a Kafka Connect
+                // task whose start() throws does; one that lost it, or is restarting after
+                // losing it, waits for it.
+                && (self.siblings.any_opened()
                     || self.shared.is_recovering(&self.name))
             {
                 retry_later(&self.shared, &self.name, &e);
@@ -336,7 +333,6 @@ impl SinkRunner {
                 Err(e) => retry.backoff(e, &self.cancel, "opening sink").await?,
             }
         }
-        self.opened = true;
         self.siblings.note_opened();
         self.shared.recovered(&self.name);
         let mut tick = tokio::time::interval(TICK);

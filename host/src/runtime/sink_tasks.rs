@@ -291,7 +291,6 @@ pub(super) fn start(
         intake_stop,
         state: None,
         bounded: None,
-        opened: false,
     };
     // Fed by its consumer only: the embedded bus's local sources feed task 0.
     let subscription = Subscription {
