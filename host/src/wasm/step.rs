@@ -16,7 +16,7 @@ use super::host::Scope;
 use super::instance::{CallError, Instance, Limits};
 use super::metrics::{MetricKind, SeriesKey, record};
 use super::module::{FileStamp, Kind, LoadError, Module, load};
-use super::wire::{decode, encode_into};
+use super::wire::{NO_TIMESTAMP, decode, encode_into};
 use crate::api::record::{Header, Record};
 use crate::api::transform::{BatchOutput, BatchTransform, TransformError};
 
@@ -287,7 +287,15 @@ impl WasmStep {
                 Err((records, e))
             }
             Ok(Ok(out)) => {
-                let newest = records.iter().filter_map(|r| r.timestamp).max();
+                // From the encoded batch, not the records: a stateless step never reads them.
+                let newest = self.state.as_ref().and_then(|_| {
+                    batch
+                        .timestamps
+                        .iter()
+                        .copied()
+                        .filter(|&t| t != NO_TIMESTAMP)
+                        .max()
+                });
                 let pending = instance.take_pending();
                 let decoded = decode(records, &batch, out);
                 instance.put_scratch(batch);

@@ -10,7 +10,7 @@ use crate::api::record::{Header, Payload, Record};
 const NULL: u32 = u32::MAX;
 const INPUT: u32 = 0x8000_0000;
 const WIDTH: usize = 8;
-const NO_TIMESTAMP: i64 = i64::MIN;
+pub(super) const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// Encodes records; keys and values travel as JSON text.
 pub fn encode(records: &[Record]) -> Batch {
@@ -34,7 +34,8 @@ pub fn encode_into(records: &[Record], batch: &mut Batch) {
     arena.clear();
     spans.clear();
     timestamps.clear();
-    arena.reserve(records.iter().map(|r| r.approx_size() + 64).sum());
+    // No pass over the records to size the arena: it is reused, so after the first batch it
+    // already has room, and a sizing pass read every record (and its headers) twice.
     spans.reserve(records.len() * WIDTH);
     timestamps.reserve(records.len());
     let put = |arena: &mut Vec<u8>, bytes: Option<&[u8]>| match bytes {
@@ -191,6 +192,9 @@ fn validate(n: usize, batch: &Batch, out: &OutBatch) -> Result<usize, MalformedO
     let m = check_columns(n, out)?;
     for j in 0..m {
         let i = out.sources[j] as usize;
+        if forwarded(&batch.spans, &out.spans, i, j) {
+            continue; // the input's own spans, checked when they were encoded
+        }
         for k in 0..4 {
             let Some((offset, len)) = changed_part(&batch.spans, &out.spans, i, j, k) else {
                 continue;
@@ -270,6 +274,28 @@ fn apply(
     record.timestamp = (ts != NO_TIMESTAMP).then_some(ts);
 }
 
+/// Whether output `j` has every part of input `i` as it came: its spans point at the input's
+/// own bytes (what a step returns for a record it forwards).
+fn forwarded(inputs: &[u32], outputs: &[u32], i: usize, j: usize) -> bool {
+    let (Some(own), Some(output)) = (
+        inputs[i * WIDTH..].first_chunk::<WIDTH>(),
+        outputs[j * WIDTH..].first_chunk::<WIDTH>(),
+    ) else {
+        return false;
+    };
+    // Without a branch per span: offsets (even) carry the input flag, lengths do not.
+    let mut differ = 0;
+    for k in 0..WIDTH {
+        differ |= output[k] ^ (own[k] | if k % 2 == 0 { INPUT } else { 0 });
+    }
+    differ == 0
+}
+
+/// Whether output `j` is input `j` as it came, timestamp included.
+fn passed_on(batch: &Batch, out: &OutBatch, j: usize) -> bool {
+    forwarded(&batch.spans, &out.spans, j, j) && out.timestamps[j] == batch.timestamps[j]
+}
+
 fn build(mut records: Vec<Record>, batch: &Batch, mut out: OutBatch, m: usize) -> Decoded {
     let n = records.len();
     let arenas = Arenas {
@@ -286,7 +312,11 @@ fn build(mut records: Vec<Record>, batch: &Batch, mut out: OutBatch, m: usize) -
             .all(|(j, &s)| s as usize == j);
     if one_to_one {
         for (j, record) in records.iter_mut().enumerate() {
-            apply(record, &arenas, &batch.spans, &out, j, j);
+            // A record passed on as it came is not touched at all: reading the spans alone
+            // keeps a pass-through step's batch out of the records' memory.
+            if !passed_on(batch, &out, j) {
+                apply(record, &arenas, &batch.spans, &out, j, j);
+            }
         }
         return Decoded {
             kept: records,
@@ -379,6 +409,19 @@ mod tests {
         let decoded = decode(records.clone(), &batch, out).unwrap();
         assert_eq!(decoded.kept, records);
         assert_eq!(decoded.origins, [0, 1]);
+    }
+
+    #[test]
+    fn a_forwarded_record_with_a_new_timestamp_takes_it() {
+        let records = vec![record("a", r#"{"x":1}"#), record("b", r#"{"x":2}"#)];
+        let batch = encode(&records);
+        let mut out = identity(&batch);
+        out.timestamps[1] = 9;
+        out.timestamps[0] = NO_TIMESTAMP;
+        let decoded = decode(records.clone(), &batch, out).unwrap();
+        assert_eq!(decoded.kept[0].timestamp, None);
+        assert_eq!(decoded.kept[1].timestamp, Some(9));
+        assert_eq!(decoded.kept[1].value, records[1].value);
     }
 
     #[test]
