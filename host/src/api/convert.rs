@@ -82,6 +82,12 @@ pub enum Rendered<'a> {
         /// `decimal.format=NUMERIC`.
         numeric_decimals: bool,
     },
+    /// JsonConverter with schemas, of a value its source wrote as bytes beside its schema (see
+    /// [`Payload::json_with_schema`]): the bytes go out as they are.
+    RawEnvelope {
+        schema: Schema,
+        payload: Box<serde_json::value::RawValue>,
+    },
     Plain(&'a Value),
     Text(Cow<'a, str>),
 }
@@ -108,6 +114,12 @@ impl serde::Serialize for Rendered<'_> {
                     )?,
                     _ => map.serialize_entry("payload", payload)?,
                 }
+                map.end()
+            }
+            Self::RawEnvelope { schema, payload } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("schema", schema)?;
+                map.serialize_entry("payload", payload)?;
                 map.end()
             }
             Self::Plain(value) => value.serialize(serializer),

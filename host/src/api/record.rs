@@ -153,11 +153,16 @@ impl From<serde_json::Error> for ParseError {
 
 /// A key or a value: raw JSON bytes, a parsed [`Data`] tree, both, or neither (null).
 ///
-/// `raw`, when present, is always plain (schemaless) JSON text exactly as it arrived; it is
-/// dropped as soon as a stage asks for mutable access, so it never disagrees with `data`.
+/// `raw`, when present, is JSON text exactly as it arrived or as a source wrote it: plain
+/// (schemaless) JSON, or, with `schema`, the payload half of a schema'd value (a CDC event
+/// written as bytes beside its table's shared schema). It is dropped as soon as a stage asks
+/// for mutable access, so it never disagrees with `data`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Payload {
     raw: Option<Bytes>,
+    /// The Connect schema of `raw` (set only with it): `raw` is then the value itself, never
+    /// a `{"schema","payload"}` envelope to split.
+    schema: Option<Schema>,
     /// Boxed: a record holds two payloads, and an inline tree made every record ~340 bytes
     /// before any data (a window end emitting 100,000 results held 45 MB of bare records).
     data: Option<Box<Data>>,
@@ -173,6 +178,18 @@ impl Payload {
     pub fn json_bytes(raw: Bytes) -> Self {
         Self {
             raw: Some(raw),
+            schema: None,
+            data: None,
+        }
+    }
+
+    /// A value's JSON bytes beside its Connect schema, parsed only on demand: what a source
+    /// that writes its values as bytes hands on (the caller guarantees the bytes are JSON of
+    /// that schema). The JsonConverter with schemas writes them as they are.
+    pub fn json_with_schema(raw: Bytes, schema: Schema) -> Self {
+        Self {
+            raw: Some(raw),
+            schema: Some(schema),
             data: None,
         }
     }
@@ -181,6 +198,7 @@ impl Payload {
     pub fn json_parsed(raw: Bytes, value: Value) -> Self {
         Self {
             raw: Some(raw),
+            schema: None,
             data: Some(Box::new(Data::schemaless(value))),
         }
     }
@@ -191,6 +209,7 @@ impl Payload {
         }
         Self {
             raw: None,
+            schema: None,
             data: Some(Box::new(data)),
         }
     }
@@ -203,9 +222,15 @@ impl Payload {
         self.raw.is_none() && self.data.as_ref().is_none_or(|d| d.value.is_null())
     }
 
-    /// The unparsed JSON bytes, when the payload has not been modified since it arrived.
+    /// The unparsed JSON bytes, when the payload has not been modified since it arrived: the
+    /// value itself when [`Payload::raw_with_schema`] has them, else plain JSON as it came.
     pub fn raw(&self) -> Option<&Bytes> {
         self.raw.as_ref()
+    }
+
+    /// The unparsed bytes of a value written beside its schema, and that schema.
+    pub fn raw_with_schema(&self) -> Option<(&Bytes, &Schema)> {
+        self.raw.as_ref().zip(self.schema.as_ref())
     }
 
     /// The parsed form if it was already parsed (no parsing here).
@@ -219,7 +244,14 @@ impl Payload {
                 Some(raw) => serde_json::from_slice::<Value>(raw)?,
                 None => Value::Null,
             };
-            self.data = Some(Box::new(Data::from_json(value)));
+            let data = match &self.schema {
+                Some(schema) => Data {
+                    schema: Some(schema.clone()),
+                    value,
+                },
+                None => Data::from_json(value),
+            };
+            self.data = Some(Box::new(data));
         }
         Ok(())
     }
@@ -233,14 +265,14 @@ impl Payload {
     /// Mutable access to the structured form. Drops the raw bytes: they would go stale.
     pub fn get_mut(&mut self) -> Result<&mut Data, ParseError> {
         self.ensure_parsed()?;
-        self.raw = None;
+        (self.raw, self.schema) = (None, None);
         Ok(self.data.as_deref_mut().expect("ensure_parsed sets data"))
     }
 
     /// Takes the structured form out (parsing if needed), leaving null behind.
     pub fn take(&mut self) -> Result<Data, ParseError> {
         self.ensure_parsed()?;
-        self.raw = None;
+        (self.raw, self.schema) = (None, None);
         Ok(*self.data.take().expect("ensure_parsed sets data"))
     }
 
@@ -371,12 +403,13 @@ mod tests {
     use serde_json::json;
 
     /// Records are moved in batches of hundreds and a window end emits one per group: the
-    /// parsed tree stays boxed so a bare record is a couple of hundred bytes, not ~340.
+    /// parsed tree stays boxed so a bare record is a couple of hundred bytes, not ~340 (the
+    /// schema beside raw bytes adds 8 bytes a payload).
     #[test]
     fn a_record_stays_small() {
-        assert_eq!(std::mem::size_of::<Payload>(), 40);
+        assert_eq!(std::mem::size_of::<Payload>(), 48);
         assert!(
-            std::mem::size_of::<Record>() <= 200,
+            std::mem::size_of::<Record>() <= 216,
             "{} bytes",
             std::mem::size_of::<Record>()
         );
@@ -393,6 +426,23 @@ mod tests {
             p.to_json_bytes().unwrap(),
             Bytes::from_static(br#"{"a":2}"#)
         );
+    }
+
+    #[test]
+    fn bytes_beside_a_schema_are_the_value_itself() {
+        let schema = Schema::new(json!({"type": "struct", "fields": []}));
+        // Shaped like an envelope, but the value of its schema: never split.
+        let raw = Bytes::from_static(br#"{"schema":1,"payload":2}"#);
+        let mut p = Payload::json_with_schema(raw.clone(), schema.clone());
+        assert!(p.parsed().is_none(), "parsed only on demand");
+        let data = p.get().unwrap();
+        assert_eq!(data.schema.as_ref(), Some(&schema));
+        assert_eq!(data.value, json!({"schema": 1, "payload": 2}));
+        assert_eq!(p.raw_with_schema().map(|(r, _)| r), Some(&raw));
+        assert_eq!(p.to_json_bytes(), Some(raw));
+        p.get_mut().unwrap().value["payload"] = json!(3);
+        assert!(p.raw().is_none() && p.raw_with_schema().is_none());
+        assert_eq!(p.get().unwrap().schema.as_ref(), Some(&schema));
     }
 
     #[test]

@@ -277,6 +277,23 @@ impl Converter for BuiltinConverter {
         if payload.is_null() {
             return Ok(None);
         }
+        if let Self::Json {
+            schemas_enable: true,
+            decimal_numeric: false,
+        } = self
+            && let Some((raw, schema)) = payload.raw_with_schema()
+        {
+            // A value its source wrote as bytes beside its schema: the envelope around them,
+            // as its tree would have been written, without parsing them.
+            let schema = schema.json().get().as_bytes();
+            let mut out = Vec::with_capacity(schema.len() + raw.len() + 24);
+            out.extend_from_slice(br#"{"schema":"#);
+            out.extend_from_slice(schema);
+            out.extend_from_slice(br#","payload":"#);
+            out.extend_from_slice(raw);
+            out.push(b'}');
+            return Ok(Some(Bytes::from(out)));
+        }
         let bytes = match self {
             Self::Json {
                 schemas_enable: false,
@@ -315,6 +332,14 @@ impl Converter for BuiltinConverter {
                 schemas_enable: true,
                 decimal_numeric,
             } => {
+                if !*decimal_numeric && let Some((raw, schema)) = payload.raw_with_schema() {
+                    // A value its source wrote as bytes beside its schema (CDC events) is
+                    // written as it is, not parsed into a tree to be written again.
+                    return Ok(Rendered::RawEnvelope {
+                        schema: schema.clone(),
+                        payload: serde_json::from_slice(raw)?,
+                    });
+                }
                 let Data { schema, value } = payload.get()?;
                 Rendered::Envelope {
                     schema: schema.as_ref(),
@@ -395,6 +420,43 @@ mod tests {
         let bytes = converter.serialize("t", false, &mut p).unwrap().unwrap();
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         assert!(text.ends_with(r#""payload":{"amount":3.05}}"#), "{text}");
+    }
+
+    /// A value its source wrote as bytes beside its schema comes out of the JsonConverter as
+    /// its tree would, whichever way it is written (bytes for Kafka, a file sink's line), and
+    /// with decimal.format=NUMERIC through the tree.
+    #[test]
+    fn bytes_beside_a_schema_are_written_as_their_tree() {
+        use crate::api::record::Schema;
+        use crate::runtime::prepare::VALUE_CONVERTER;
+        let schema = Schema::new(json!({"type": "struct", "fields": [{"field": "amount",
+            "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+            "parameters": {"scale": "2"}}, {"field": "note", "type": "string"}]}));
+        let value = json!({"amount": "ATE=", "note": "caf\u{e9} \"x\""});
+        let raw = Bytes::from(serde_json::to_vec(&value).unwrap());
+        for format in ["BASE64", "NUMERIC"] {
+            let map = [
+                ("value.converter", JSON_CONVERTER),
+                ("value.converter.decimal.format", format),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let converter =
+                BuiltinConverter::from_options(&mut Options::new(map), &VALUE_CONVERTER);
+            let mut tree = Payload::data(Data {
+                schema: Some(schema.clone()),
+                value: value.clone(),
+            });
+            let mut bytes = Payload::json_with_schema(raw.clone(), schema.clone());
+            let expected = converter.serialize("t", false, &mut tree).unwrap();
+            assert_eq!(
+                converter.serialize("t", false, &mut bytes).unwrap(),
+                expected
+            );
+            let line = serde_json::to_vec(&converter.rendered(&mut bytes).unwrap()).unwrap();
+            assert_eq!(Some(Bytes::from(line)), expected, "{format}");
+        }
     }
 
     #[test]

@@ -210,7 +210,9 @@ fn letter_bytes(
     is_key: bool,
     payload: &Payload,
 ) -> Option<bytes::Bytes> {
-    if payload.raw().is_some() || matches!(converter, BuiltinConverter::Avro(_)) {
+    // (A value its source wrote beside its schema is written as the converter writes it.)
+    let as_arrived = payload.raw().is_some() && payload.raw_with_schema().is_none();
+    if as_arrived || matches!(converter, BuiltinConverter::Avro(_)) {
         return payload.to_json_bytes();
     }
     let mut copy = payload.clone();

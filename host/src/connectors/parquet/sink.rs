@@ -151,7 +151,10 @@ impl ParquetSink {
             .filter(|b| SCHEMA_KEY.find(b).is_none())
             .cloned();
         let (row, connect_schema) = match raw_object {
-            Some(raw) if record.value.parsed().is_none_or(|d| d.schema.is_none()) => {
+            Some(raw)
+                if record.value.raw_with_schema().is_none()
+                    && record.value.parsed().is_none_or(|d| d.schema.is_none()) =>
+            {
                 (Row::Raw(raw), None)
             }
             _ => match record.value.get() {

@@ -253,52 +253,47 @@ impl Events {
         }
     }
 
-    fn source(&self, table: Option<&Table>, at: &At) -> Value {
-        let mut s = Map::with_capacity(16);
-        s.insert("version".into(), DEBEZIUM_VERSION.into());
-        s.insert("connector".into(), "postgresql".into());
-        s.insert("name".into(), self.config.prefix.clone().into());
-        s.insert("ts_ms".into(), at.ts_us.div_euclid(1000).into());
-        s.insert("snapshot".into(), at.snapshot.into());
-        s.insert("db".into(), self.config.dbname.clone().into());
-        let last = at
-            .last_commit_lsn
-            .map_or(Value::Null, |l| Value::String(l.to_string()));
+    /// The `source` block, as JSON.
+    fn source_json(&self, table: &Table, at: &At) -> Vec<u8> {
+        let mut out = Vec::with_capacity(384);
+        let mut s = JsonObject::new(&mut out);
+        s.field("version", DEBEZIUM_VERSION);
+        s.field("connector", "postgresql");
+        s.field("name", &self.config.prefix);
+        s.field("ts_ms", &at.ts_us.div_euclid(1000));
+        s.field("snapshot", at.snapshot);
+        s.field("db", &self.config.dbname);
+        let last = at.last_commit_lsn.map(|l| l.to_string());
         // An incremental snapshot row has no LSN of its own: Debezium repeats the last one.
-        let lsn = at
-            .lsn
-            .map_or_else(|| last.clone(), |l| Value::String(l.to_string()));
-        s.insert("sequence".into(), json!([last, lsn]).to_string().into());
-        s.insert("ts_us".into(), at.ts_us.into());
-        s.insert("ts_ns".into(), (at.ts_us * 1000).into());
-        s.insert(
-            "schema".into(),
-            table.map_or(Value::Null, |t| t.schema.clone().into()),
-        );
-        s.insert(
-            "table".into(),
-            table.map_or(Value::Null, |t| t.name.clone().into()),
-        );
-        s.insert("txId".into(), at.tx_id.map_or(Value::Null, Value::from));
-        s.insert("lsn".into(), at.lsn.map_or(Value::Null, Value::from));
-        s.insert("xmin".into(), Value::Null);
-        s.insert("origin".into(), Value::Null);
-        s.insert("origin_lsn".into(), Value::Null);
-        Value::Object(s)
+        let lsn = at.lsn.map(|l| l.to_string()).or_else(|| last.clone());
+        s.field("sequence", &json!([last, lsn]).to_string());
+        s.field("ts_us", &at.ts_us);
+        s.field("ts_ns", &(at.ts_us * 1000));
+        s.field("schema", &table.schema);
+        s.field("table", &table.name);
+        s.field("txId", &at.tx_id);
+        s.field("lsn", &at.lsn);
+        s.field("xmin", &Value::Null);
+        s.field("origin", &Value::Null);
+        s.field("origin_lsn", &Value::Null);
+        s.end();
+        out
     }
 
-    /// The row struct of a tuple; `fallback` supplies unchanged TOASTed values (the old row
-    /// under REPLICA IDENTITY FULL). In an old-key tuple (`key_only`) the other columns are
-    /// absent: Debezium fills them with their default, their type's zero when NOT NULL, or null.
+    /// The row struct of a tuple, as JSON; `fallback` supplies unchanged TOASTed values (the
+    /// old row under REPLICA IDENTITY FULL). In an old-key tuple (`key_only`) the other columns
+    /// are absent: Debezium fills them with their default, their type's zero when NOT NULL, or
+    /// null.
     fn row(
         &self,
         table: &Table,
         cells: &[Cell],
         fallback: Option<&[Cell]>,
         key_only: bool,
-    ) -> Result<Value, EventError> {
+    ) -> Result<Vec<u8>, EventError> {
         let modes = &self.config.modes;
-        let mut row = Map::with_capacity(table.columns.len());
+        let mut out = Vec::with_capacity(32 * table.columns.len());
+        let mut row = JsonObject::new(&mut out);
         for (i, column) in table.columns.iter().enumerate() {
             if !column.kept {
                 continue;
@@ -326,9 +321,10 @@ impl Events {
                 Cell::Null => self.absent(column, key_only),
                 Cell::UnchangedToast => self.placeholder(&column.kind),
             };
-            row.insert(column.name.clone(), value);
+            row.field(&column.name, &value);
         }
-        Ok(Value::Object(row))
+        row.end();
+        Ok(out)
     }
 
     /// The value of a column a tuple has no value for.
@@ -396,7 +392,7 @@ impl Events {
     pub fn change(&self, change: Change<'_>, out: &mut Vec<Record>) -> Result<(), EventError> {
         let table = change.table;
         let now = now_us();
-        let source = self.source(Some(table), &change.at);
+        let source = self.source_json(table, &change.at);
         let (collection, lsn) = (
             format!("{}.{}", table.schema, table.name),
             change.at.lsn.unwrap_or(0),
@@ -407,20 +403,23 @@ impl Events {
                 .as_deref_mut()
                 .map_or(Value::Null, |t| t.next(&collection, lsn))
         };
-        let envelope = |before: Value, after: Value, op: Op, tx: Value| -> Payload {
-            let mut v = Map::with_capacity(8);
-            v.insert("before".into(), before);
-            v.insert("after".into(), after);
-            v.insert("source".into(), source.clone());
-            v.insert("transaction".into(), tx);
-            v.insert("op".into(), op.code().into());
-            v.insert("ts_ms".into(), now.div_euclid(1000).into());
-            v.insert("ts_us".into(), now.into());
-            v.insert("ts_ns".into(), (now * 1000).into());
-            Payload::data(Data {
-                schema: Some(table.envelope_schema.clone()),
-                value: Value::Object(v),
-            })
+        // Written as bytes beside the table's schema: a tree per event (a map per row and
+        // for the source block, a string per key) was several times the size of its JSON, and
+        // most sinks only write it out again.
+        let envelope = |before: Option<&[u8]>, after: Option<&[u8]>, op: Op, tx: Value| {
+            let rows = before.map_or(0, <[u8]>::len) + after.map_or(0, <[u8]>::len);
+            let mut out = Vec::with_capacity(rows + source.len() + 160);
+            let mut v = JsonObject::new(&mut out);
+            v.raw("before", before.unwrap_or(b"null"));
+            v.raw("after", after.unwrap_or(b"null"));
+            v.raw("source", &source);
+            v.field("transaction", &tx);
+            v.field("op", op.code());
+            v.field("ts_ms", &now.div_euclid(1000));
+            v.field("ts_us", &now);
+            v.field("ts_ns", &(now * 1000));
+            v.end();
+            Payload::json_with_schema(Bytes::from(out), table.envelope_schema.clone())
         };
         let ts_ms = now.div_euclid(1000);
         let full_old = change.old.filter(|_| change.old_full);
@@ -432,7 +431,7 @@ impl Events {
                 out.push(self.record(
                     &table.topic,
                     key,
-                    envelope(Value::Null, after, change.op, next_tx()),
+                    envelope(None, Some(&after), change.op, next_tx()),
                     ts_ms,
                 ));
             }
@@ -440,8 +439,8 @@ impl Events {
                 let new = change.new.unwrap_or(&[]);
                 let new_key = self.key(table, new)?;
                 let before = match change.old {
-                    Some(old) if change.old_full => self.row(table, old, None, false)?,
-                    _ => Value::Null,
+                    Some(old) if change.old_full => Some(self.row(table, old, None, false)?),
+                    _ => None,
                 };
                 let after = self.row(table, new, full_old, false)?;
                 let old_key = match change.old {
@@ -452,7 +451,7 @@ impl Events {
                     None => out.push(self.record(
                         &table.topic,
                         new_key,
-                        envelope(before, after, Op::Update, next_tx()),
+                        envelope(before.as_deref(), Some(&after), Op::Update, next_tx()),
                         ts_ms,
                     )),
                     Some(old_key) => {
@@ -471,7 +470,7 @@ impl Events {
                         let mut delete = self.record(
                             &table.topic,
                             old_key.clone(),
-                            envelope(deleted, Value::Null, Op::Delete, next_tx()),
+                            envelope(Some(&deleted), None, Op::Delete, next_tx()),
                             ts_ms,
                         );
                         delete.headers.push(new_key_header.clone());
@@ -485,7 +484,7 @@ impl Events {
                         let mut create = self.record(
                             &table.topic,
                             new_key,
-                            envelope(Value::Null, after, Op::Create, next_tx()),
+                            envelope(None, Some(&after), Op::Create, next_tx()),
                             ts_ms,
                         );
                         create.headers.push(old_key_header);
@@ -500,7 +499,7 @@ impl Events {
                 out.push(self.record(
                     &table.topic,
                     key.clone(),
-                    envelope(before, Value::Null, Op::Delete, next_tx()),
+                    envelope(Some(&before), None, Op::Delete, next_tx()),
                     ts_ms,
                 ));
                 if self.config.tombstones {
@@ -510,7 +509,7 @@ impl Events {
             Op::Truncate => out.push(self.record(
                 &table.topic,
                 Payload::null(),
-                envelope(Value::Null, Value::Null, Op::Truncate, next_tx()),
+                envelope(None, None, Op::Truncate, next_tx()),
                 ts_ms,
             )),
         }
@@ -586,6 +585,48 @@ fn transaction_value_schema() -> Value {
             "optional": true, "field": "data_collections"},
         {"type": "int64", "optional": false, "field": "ts_ms"},
     ], "optional": false, "name": "io.debezium.connector.common.TransactionMetadataValue", "version": 1})
+}
+
+/// A JSON object written field by field, as serde_json writes a map (compact, in the order
+/// given): an event's bytes without the tree.
+struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        write_json(self.out, key);
+        self.out.push(b':');
+    }
+
+    fn field(&mut self, key: &str, value: &(impl serde::Serialize + ?Sized)) {
+        self.key(key);
+        write_json(self.out, value);
+    }
+
+    /// A field whose value is already JSON.
+    fn raw(&mut self, key: &str, json: &[u8]) {
+        self.key(key);
+        self.out.extend_from_slice(json);
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    // Strings, numbers and JSON values: nothing here can fail to serialize into a Vec.
+    serde_json::to_writer(out, value).expect("writing JSON to a Vec cannot fail");
 }
 
 /// The source partition of a connector: `{"server": <prefix>}`, as Debezium stores it.

@@ -98,6 +98,11 @@ fn encode_tree(record: &mut Record, config: &RedisSinkConfig) -> Result<Option<O
     // Parsed straight from the bytes when untouched (no cached tree to clone); the record keeps
     // its bytes for the dead-letter queue.
     let value = match record.value.raw() {
+        // Bytes beside a schema are the value itself; plain bytes may be an envelope to split.
+        Some(raw) if record.value.raw_with_schema().is_some() => {
+            serde_json::from_slice::<Value>(raw)
+                .map_err(|e| error(format!("value is not JSON: {e}")))?
+        }
         Some(raw) => serde_json::from_slice::<Value>(raw)
             .map(|v| crate::api::record::Data::from_json(v).value)
             .map_err(|e| error(format!("value is not JSON: {e}")))?,
