@@ -13,6 +13,9 @@
 //!
 //!     cargo bench --bench cdc                                   # N=200000, B=1000
 //!     HEADWATER_BENCH_ROWS=300000 HEADWATER_BENCH_RATE=2000 cargo bench --bench cdc
+//!     HEADWATER_BENCH_SINK_CONFIG='{"transforms":"unwrap",
+//!         "transforms.unwrap.type":"io.debezium.transforms.ExtractNewRecordState"}' \
+//!         cargo bench --bench cdc                           # keys added to the sink's config
 //!
 //! Needs PostgreSQL (scripts/setup.sh), and for the Debezium figure Java 17 and the oracle's
 //! jars (run `../shared/tools/debezium-oracle/run-oracle.sh` once); without them that line is
@@ -129,11 +132,19 @@ fn configs(port: u16, out: &Path) -> (String, String) {
         "publication.autocreate.mode": "filtered",
         "table.include.list": "public.events",
     }});
-    let sink = serde_json::json!({"name": "bench-sink", "config": {
+    let mut sink = serde_json::json!({"name": "bench-sink", "config": {
         "connector.class": "headwater.file.FileSink",
         "topics": "bench.public.events",
         "file": out.display().to_string(),
     }});
+    // HEADWATER_BENCH_SINK_CONFIG='{"transforms":"unwrap",...}' adds keys to the sink's config.
+    if let Ok(extra) = std::env::var("HEADWATER_BENCH_SINK_CONFIG") {
+        let extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&extra).expect("HEADWATER_BENCH_SINK_CONFIG is a JSON object");
+        if let Some(config) = sink["config"].as_object_mut() {
+            config.extend(extra);
+        }
+    }
     (source.to_string(), sink.to_string())
 }
 

@@ -29,6 +29,11 @@ impl Schema {
         }))
     }
 
+    /// Whether the two are one shared schema (not merely equal ones).
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Mutable access; copies the schema if other records share it.
     pub fn to_mut(&mut self) -> &mut Value {
         let inner = Arc::make_mut(&mut self.0);

@@ -129,7 +129,21 @@ struct ExtractNewRecordState {
     headers_prefix: String,
     route_by: Option<String>,
     drop: Option<DropFields>,
+    /// The row schemas of the envelope schemas seen last: a table's events share one envelope
+    /// schema, so its rows share one row schema (rendered once downstream), not a copy each.
+    row_schemas: std::sync::Mutex<Vec<RowSchema>>,
 }
+
+/// The schema of an envelope's `before` or `after` row.
+#[derive(Debug)]
+struct RowSchema {
+    envelope: Schema,
+    part: &'static str,
+    row: Option<Schema>,
+}
+
+/// How many envelope schemas [`ExtractNewRecordState`] keeps row schemas for.
+const ROW_SCHEMAS: usize = 8;
 
 /// `drop.fields.*`.
 #[derive(Debug)]
@@ -201,6 +215,7 @@ fn build(options: &mut Options, _: Part) -> Option<Box<dyn Transform>> {
         headers: options.list(&ADD_HEADERS),
         headers_prefix: options.string(&ADD_HEADERS_PREFIX).unwrap_or_default(),
         route_by: options.string(&ROUTE_BY_FIELD),
+        row_schemas: std::sync::Mutex::default(),
         drop: options
             .string(&DROP_FIELDS_HEADER)
             .map(|header| DropFields {
@@ -253,6 +268,43 @@ fn add_field(row: &mut Map<String, Value>, schema: Option<&mut Value>, name: Str
     row.insert(name, value);
 }
 
+/// A row's schema as its own: the envelope's field schema without its `field` name.
+fn without_field_name(mut schema: Value) -> Value {
+    if let Some(m) = schema.as_object_mut() {
+        m.remove("field");
+    }
+    schema
+}
+
+impl ExtractNewRecordState {
+    /// The schema of the `part` row of events with `envelope`'s schema, shared by them.
+    fn row_schema(&self, envelope: Option<&Schema>, part: &'static str) -> Option<Schema> {
+        let envelope = envelope?;
+        let mut cache = self
+            .row_schemas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = cache
+            .iter()
+            .find(|c| c.part == part && c.envelope.ptr_eq(envelope))
+        {
+            return known.row.clone();
+        }
+        let row = field_schema(envelope, part)
+            .cloned()
+            .map(|s| Schema::new(without_field_name(s)));
+        if cache.len() == ROW_SCHEMAS {
+            cache.remove(0);
+        }
+        cache.push(RowSchema {
+            envelope: envelope.clone(),
+            part,
+            row: row.clone(),
+        });
+        row
+    }
+}
+
 impl Transform for ExtractNewRecordState {
     fn apply(&self, record: &mut Record) -> Result<Outcome, TransformError> {
         if record.value.is_null() {
@@ -272,11 +324,13 @@ impl Transform for ExtractNewRecordState {
         else {
             return Ok(Outcome::Keep);
         };
-        let Some(envelope) = data.value.as_object().filter(|m| m.contains_key("after")) else {
+        if !data
+            .value
+            .as_object()
+            .is_some_and(|m| m.contains_key("after"))
+        {
             return Ok(Outcome::Keep);
-        };
-        let envelope = Value::Object(envelope.clone());
-        let envelope_schema = data.schema.clone();
+        }
         let is_delete = op == "d";
         if is_delete {
             match self.mode {
@@ -289,49 +343,17 @@ impl Transform for ExtractNewRecordState {
             }
         }
         let part = if is_delete { "before" } else { "after" };
-        let mut row = match envelope.get(part) {
-            Some(Value::Object(map)) => map.clone(),
-            _ => {
-                return Err(TransformError::data(format!(
-                    "ExtractNewRecordState: a change event with op {op:?} has no {part:?} row"
-                )));
-            }
-        };
-        let mut schema = envelope_schema
-            .as_ref()
-            .and_then(|s| field_schema(s, part))
-            .cloned()
-            .map(|mut s| {
-                if let Some(m) = s.as_object_mut() {
-                    m.remove("field");
-                }
-                s
-            });
-        for name in &self.fields {
-            let value = envelope_field(&envelope, name);
-            let field = format!("{}{}", self.fields_prefix, name.replace('.', "_"));
-            add_field(&mut row, schema.as_mut(), field, value.clone());
+        if !matches!(data.value.get(part), Some(Value::Object(_))) {
+            return Err(TransformError::data(format!(
+                "ExtractNewRecordState: a change event with op {op:?} has no {part:?} row"
+            )));
         }
-        if matches!(self.mode, Mode::Rewrite | Mode::RewriteWithTombstone) {
-            let deleted = if is_delete { "true" } else { "false" };
-            add_field(
-                &mut row,
-                schema.as_mut(),
-                format!("{}deleted", self.fields_prefix),
-                json!(deleted),
-            );
-        }
-        // The topic comes from the row as it was in the event, before fields were added.
-        let topic = self
-            .route_by
-            .as_ref()
-            .and_then(|field| envelope.get(part)?.get(field)?.as_str().map(str::to_owned));
         let drop_names = self.drop.as_ref().map(|d| (d, d.names(record)));
-        if let Some((drop, names)) = &drop_names {
-            drop.apply(names, &mut row, schema.as_mut());
-        }
         let mut key = None;
-        if let Some((drop, names)) = drop_names.filter(|(d, n)| d.from_key && !n.is_empty()) {
+        if let Some((drop, names)) = drop_names
+            .as_ref()
+            .filter(|(d, n)| d.from_key && !n.is_empty())
+        {
             let mut data = record
                 .key
                 .get()
@@ -340,13 +362,33 @@ impl Transform for ExtractNewRecordState {
                 })?
                 .clone();
             if let Value::Object(map) = &mut data.value {
-                drop.apply(&names, map, data.schema.as_mut().map(Schema::to_mut));
+                drop.apply(names, map, data.schema.as_mut().map(Schema::to_mut));
                 key = Some(data);
             }
         }
+        // Nothing fails past this point: the event is taken apart rather than copied.
+        let Data {
+            schema: envelope_schema,
+            value: mut envelope,
+        } = record
+            .value
+            .take()
+            .map_err(|e| TransformError::data(e.to_string()))?;
+        // Read from the event as it was, before its row leaves it and gains fields.
+        let topic = self
+            .route_by
+            .as_ref()
+            .and_then(|field| envelope.get(part)?.get(field)?.as_str().map(str::to_owned));
+        let added: Vec<(String, Value)> = self
+            .fields
+            .iter()
+            .map(|name| {
+                let field = format!("{}{}", self.fields_prefix, name.replace('.', "_"));
+                (field, envelope_field(&envelope, name).clone())
+            })
+            .collect();
         for name in &self.headers {
-            let value = envelope_field(&envelope, name);
-            let text = match value {
+            let text = match envelope_field(&envelope, name) {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),
                 other => other.to_string(),
@@ -354,13 +396,41 @@ impl Transform for ExtractNewRecordState {
             let key = format!("{}{}", self.headers_prefix, name.replace('.', "_"));
             record.headers.push(Header::text(key, text));
         }
-        *record
-            .value
-            .get_mut()
-            .map_err(|e| TransformError::data(e.to_string()))? = Data {
-            schema: schema.map(Into::into),
-            value: Value::Object(row),
+        let mut row = match envelope.get_mut(part).map(Value::take) {
+            Some(Value::Object(row)) => row,
+            _ => Map::new(), // checked above: the row is an object
         };
+        let rewrite = matches!(self.mode, Mode::Rewrite | Mode::RewriteWithTombstone);
+        let dropping = drop_names.as_ref().filter(|(_, names)| !names.is_empty());
+        let schema = if added.is_empty() && !rewrite && dropping.is_none() {
+            self.row_schema(envelope_schema.as_ref(), part)
+        } else {
+            let mut schema = envelope_schema
+                .as_ref()
+                .and_then(|s| field_schema(s, part))
+                .cloned()
+                .map(without_field_name);
+            for (field, value) in added {
+                add_field(&mut row, schema.as_mut(), field, value);
+            }
+            if rewrite {
+                let deleted = if is_delete { "true" } else { "false" };
+                add_field(
+                    &mut row,
+                    schema.as_mut(),
+                    format!("{}deleted", self.fields_prefix),
+                    json!(deleted),
+                );
+            }
+            if let Some((drop, names)) = dropping {
+                drop.apply(names, &mut row, schema.as_mut());
+            }
+            schema.map(Schema::new)
+        };
+        record.value = crate::api::record::Payload::data(Data {
+            schema,
+            value: Value::Object(row),
+        });
         if let Some(key) = key {
             record.key = crate::api::record::Payload::data(key);
         }
@@ -368,5 +438,91 @@ impl Transform for ExtractNewRecordState {
             record.topic = topic;
         }
         Ok(Outcome::Keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::api::record::Payload;
+
+    fn unwrap(config: &[(&str, &str)]) -> Box<dyn Transform> {
+        let map: BTreeMap<String, String> = config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        build(&mut Options::new(map), Part::Value).expect("a valid config")
+    }
+
+    /// A change event as the CDC source hands it on: its bytes beside the table's schema.
+    fn event(schema: &Schema, id: i64) -> Record {
+        let value = json!({"before": null, "after": {"id": id, "name": "a"},
+            "source": {"table": "t", "ts_ms": 7}, "op": "c"});
+        let raw = Bytes::from(serde_json::to_vec(&value).unwrap());
+        Record::new("t", Payload::json_with_schema(raw, schema.clone()))
+    }
+
+    fn envelope_schema() -> Schema {
+        let row = json!({"type": "struct", "optional": true, "name": "t.Value", "fields": [
+            {"field": "id", "type": "int64", "optional": false},
+            {"field": "name", "type": "string", "optional": true}]});
+        let mut after = row.clone();
+        after["field"] = json!("after");
+        let mut before = row;
+        before["field"] = json!("before");
+        Schema::new(
+            json!({"type": "struct", "name": "t.Envelope", "fields": [before, after,
+            {"field": "op", "type": "string", "optional": false}]}),
+        )
+    }
+
+    #[test]
+    fn the_rows_of_one_tables_events_share_one_row_schema() {
+        let schema = envelope_schema();
+        let smt = unwrap(&[]);
+        let (mut a, mut b) = (event(&schema, 1), event(&schema, 2));
+        smt.apply(&mut a).unwrap();
+        smt.apply(&mut b).unwrap();
+        let (a, b) = (a.value.get().unwrap(), b.value.get().unwrap());
+        assert_eq!(a.value, json!({"id": 1, "name": "a"}));
+        let (sa, sb) = (a.schema.as_ref().unwrap(), b.schema.as_ref().unwrap());
+        assert!(sa.ptr_eq(sb), "one shared schema");
+        assert_eq!(sa.get("name"), Some(&json!("t.Value")));
+        assert!(sa.get("field").is_none());
+    }
+
+    #[test]
+    fn added_fields_get_a_schema_of_their_own() {
+        let schema = envelope_schema();
+        let smt = unwrap(&[("add.fields", "op,table")]);
+        let mut a = event(&schema, 1);
+        smt.apply(&mut a).unwrap();
+        let data = a.value.get().unwrap();
+        assert_eq!(
+            data.value,
+            json!({"id": 1, "name": "a", "__op": "c", "__table": "t"})
+        );
+        let fields = data.schema.as_ref().unwrap()["fields"].as_array().unwrap();
+        assert_eq!(fields.len(), 4);
+        // The envelope's own schema is untouched.
+        assert_eq!(schema["fields"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_failing_event_keeps_its_value() {
+        let schema = envelope_schema();
+        let value = json!({"before": null, "after": null, "op": "c"});
+        let raw = Bytes::from(serde_json::to_vec(&value).unwrap());
+        let mut r = Record::new("t", Payload::json_with_schema(raw.clone(), schema));
+        assert!(unwrap(&[]).apply(&mut r).is_err());
+        assert_eq!(
+            r.value.raw(),
+            Some(&raw),
+            "the dead letter gets the event as it was"
+        );
     }
 }
