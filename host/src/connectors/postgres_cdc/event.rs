@@ -408,7 +408,9 @@ impl Events {
         // most sinks only write it out again.
         let envelope = |before: Option<&[u8]>, after: Option<&[u8]>, op: Op, tx: Value| {
             let rows = before.map_or(0, <[u8]>::len) + after.map_or(0, <[u8]>::len);
-            let mut out = Vec::with_capacity(rows + source.len() + 160);
+            // The rest fits in 256 bytes, transaction block included: `Bytes` keeps the
+            // capacity, so a buffer that had to grow would hold twice the event.
+            let mut out = Vec::with_capacity(rows + source.len() + 256);
             let mut v = JsonObject::new(&mut out);
             v.raw("before", before.unwrap_or(b"null"));
             v.raw("after", after.unwrap_or(b"null"));
